@@ -1,0 +1,349 @@
+#include "autograd/ops.h"
+
+#include <cmath>
+
+#include "kernels/kernels.h"
+
+namespace clm::ag {
+
+namespace k = clm::kernels;
+
+namespace {
+void expect(bool ok, const char* op, const std::string& what) {
+  if (!ok) throw std::invalid_argument(std::string(op) + ": " + what);
+}
+int64_t rows(const Tensor& t, int64_t cols) { return cols ? t.numel() / cols : 0; }
+template <class T> T* mut(const Var& v) { return v->value.data<T>(); }
+template <class T> T* gradp(const Var& v) { return v->grad_ref().data<T>(); }
+bool needs(const Var& v) { return v && v->requires_grad; }
+void check_same_dtype(const char* op, const Var& a, const Var& b) {
+  expect(a->value.dtype() == b->value.dtype(), op,
+         std::string("dtype mismatch ") + dtype_name(a->value.dtype()) + " vs " + dtype_name(b->value.dtype()));
+}
+}  // namespace
+
+Var linear(const Var& x, const Var& w, const Var& b) {
+  const Tensor &X = x->value, &W = w->value;
+  expect(W.ndim() == 2, "linear", "weight must be 2-D, got " + shape_str(W.shape()));
+  const int64_t M = W.dim(0), K = W.dim(1);
+  expect(X.dim(-1) == K, "linear", "input " + shape_str(X.shape()) + " vs weight " + shape_str(W.shape()));
+  check_same_dtype("linear", x, w);
+  const int64_t N = rows(X, K);
+  Shape out_shape = X.shape();
+  out_shape.back() = M;
+  Tensor Y = Tensor::empty(out_shape, X.dtype());
+  dispatch_float(X.dtype(), [&]<class T>() {
+    T* y = Y.data<T>();
+    if (b) {
+      expect(b->value.numel() == M, "linear", "bias size mismatch");
+      const T* bb = b->value.data<T>();
+      for (int64_t i = 0; i < N; ++i) std::copy(bb, bb + M, y + i * M);
+    }
+    k::gemm<T>(false, true, (int)N, (int)M, (int)K, T(1), X.data<T>(), (int)K, W.data<T>(), (int)K, T(b ? 1 : 0), y,
+               (int)M);
+  });
+  return make_result(Y, {&x, &w, &b}, [x, w, b, N, M, K](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T* g = G.data<T>();
+      if (needs(x))  // dX += dY W
+        k::gemm<T>(false, false, (int)N, (int)K, (int)M, T(1), g, (int)M, mut<T>(w), (int)K, T(1), gradp<T>(x), (int)K);
+      if (needs(w))  // dW += dY^T X
+        k::gemm<T>(true, false, (int)M, (int)K, (int)N, T(1), g, (int)M, mut<T>(x), (int)K, T(1), gradp<T>(w), (int)K);
+      if (needs(b)) {
+        T* db = gradp<T>(b);
+        for (int64_t i = 0; i < N; ++i)
+          for (int64_t j = 0; j < M; ++j) db[j] += g[i * M + j];
+      }
+    });
+  });
+}
+
+Var add(const Var& a, const Var& b) {
+  expect(a->value.shape() == b->value.shape(), "add",
+         shape_str(a->value.shape()) + " vs " + shape_str(b->value.shape()));
+  check_same_dtype("add", a, b);
+  Tensor Y = Tensor::empty(a->value.shape(), a->value.dtype());
+  const int64_t n = Y.numel();
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    const T *pa = mut<T>(a), *pb = mut<T>(b);
+    T* y = Y.data<T>();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) y[i] = pa[i] + pb[i];
+  });
+  return make_result(Y, {&a, &b}, [a, b, n](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T* g = G.data<T>();
+      for (const Var* v : {&a, &b}) {
+        if (!needs(*v)) continue;
+        T* d = gradp<T>(*v);
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; ++i) d[i] += g[i];
+      }
+    });
+  });
+}
+
+Var mul(const Var& a, const Var& b) {
+  expect(a->value.shape() == b->value.shape(), "mul",
+         shape_str(a->value.shape()) + " vs " + shape_str(b->value.shape()));
+  check_same_dtype("mul", a, b);
+  Tensor Y = Tensor::empty(a->value.shape(), a->value.dtype());
+  const int64_t n = Y.numel();
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    const T *pa = mut<T>(a), *pb = mut<T>(b);
+    T* y = Y.data<T>();
+    for (int64_t i = 0; i < n; ++i) y[i] = pa[i] * pb[i];
+  });
+  return make_result(Y, {&a, &b}, [a, b, n](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T* g = G.data<T>();
+      if (needs(a)) {
+        T* d = gradp<T>(a);
+        const T* o = mut<T>(b);
+        for (int64_t i = 0; i < n; ++i) d[i] += g[i] * o[i];
+      }
+      if (needs(b)) {
+        T* d = gradp<T>(b);
+        const T* o = mut<T>(a);
+        for (int64_t i = 0; i < n; ++i) d[i] += g[i] * o[i];
+      }
+    });
+  });
+}
+
+Var scale(const Var& a, double s) {
+  Tensor Y = Tensor::empty(a->value.shape(), a->value.dtype());
+  const int64_t n = Y.numel();
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    const T* pa = mut<T>(a);
+    T* y = Y.data<T>();
+    for (int64_t i = 0; i < n; ++i) y[i] = T(s) * pa[i];
+  });
+  return make_result(Y, {&a}, [a, n, s](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T* g = G.data<T>();
+      T* d = gradp<T>(a);
+      for (int64_t i = 0; i < n; ++i) d[i] += T(s) * g[i];
+    });
+  });
+}
+
+Var sum(const Var& a) {
+  Tensor Y = Tensor::empty({1}, a->value.dtype());
+  const int64_t n = a->value.numel();
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    const T* pa = mut<T>(a);
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += pa[i];
+    Y.data<T>()[0] = T(s);
+  });
+  return make_result(Y, {&a}, [a, n](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      T g = G.data<T>()[0];
+      T* d = gradp<T>(a);
+      for (int64_t i = 0; i < n; ++i) d[i] += g;
+    });
+  });
+}
+
+Var add_rows(const Var& x, const Var& table, int64_t row0, int64_t T_) {
+  const int64_t D = table->value.dim(1), P = table->value.dim(0);
+  expect(x->value.dim(-1) == D, "add_rows", "feature size mismatch");
+  expect(row0 >= 0 && row0 + T_ <= P, "add_rows",
+         "positions " + std::to_string(row0) + ".." + std::to_string(row0 + T_) + " exceed table of " +
+             std::to_string(P));
+  const int64_t N = rows(x->value, D);
+  expect(T_ > 0 && N % T_ == 0, "add_rows", "rows not a multiple of T");
+  Tensor Y = Tensor::empty(x->value.shape(), x->value.dtype());
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    const T *px = mut<T>(x), *pt = mut<T>(table);
+    T* y = Y.data<T>();
+    for (int64_t r = 0; r < N; ++r)
+      for (int64_t j = 0; j < D; ++j) y[r * D + j] = px[r * D + j] + pt[(row0 + r % T_) * D + j];
+  });
+  return make_result(Y, {&x, &table}, [x, table, row0, T_, N, D](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T* g = G.data<T>();
+      if (needs(x)) {
+        T* d = gradp<T>(x);
+        for (int64_t i = 0; i < N * D; ++i) d[i] += g[i];
+      }
+      if (needs(table)) {
+        T* d = gradp<T>(table);
+        for (int64_t r = 0; r < N; ++r)
+          for (int64_t j = 0; j < D; ++j) d[(row0 + r % T_) * D + j] += g[r * D + j];
+      }
+    });
+  });
+}
+
+Var columns(const Var& x, int64_t c0, int64_t c1) {
+  const int64_t C = x->value.dim(-1);
+  expect(0 <= c0 && c0 < c1 && c1 <= C, "columns", "range out of bounds");
+  const int64_t N = rows(x->value, C), W = c1 - c0;
+  Tensor Y = Tensor::empty({N, W}, x->value.dtype());
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    const T* px = mut<T>(x);
+    T* y = Y.data<T>();
+    for (int64_t r = 0; r < N; ++r) std::copy(px + r * C + c0, px + r * C + c1, y + r * W);
+  });
+  return make_result(Y, {&x}, [x, c0, N, W, C](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T* g = G.data<T>();
+      T* d = gradp<T>(x);
+      for (int64_t r = 0; r < N; ++r)
+        for (int64_t j = 0; j < W; ++j) d[r * C + c0 + j] += g[r * W + j];
+    });
+  });
+}
+
+Var rmsnorm(const Var& x, const Var& w, double eps, double offset) {
+  const int64_t D = w->value.numel();
+  expect(x->value.dim(-1) == D, "rmsnorm", "input " + shape_str(x->value.shape()) + " vs weight " +
+                                                 shape_str(w->value.shape()));
+  check_same_dtype("rmsnorm", x, w);
+  const int64_t N = rows(x->value, D);
+  Tensor Y = Tensor::empty(x->value.shape(), x->value.dtype());
+  Tensor R = Tensor::empty({N}, x->value.dtype());
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    k::rmsnorm_forward<T>(Y.data<T>(), R.data<T>(), mut<T>(x), mut<T>(w), N, D, T(eps), T(offset));
+  });
+  return make_result(Y, {&x, &w}, [x, w, R, N, D, offset](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      Tensor dw_scratch;
+      T* dw = needs(w) ? gradp<T>(w) : (dw_scratch = Tensor::zeros({D}, G.dtype())).template data<T>();
+      Tensor dx_scratch;
+      T* dx = needs(x) ? gradp<T>(x) : (dx_scratch = Tensor::zeros(G.shape(), G.dtype())).template data<T>();
+      k::rmsnorm_backward<T>(dx, dw, G.data<T>(), mut<T>(x), mut<T>(w), R.data<T>(), N, D, T(offset));
+    });
+  });
+}
+
+Var layernorm(const Var& x, const Var& w, const Var& b, double eps) {
+  const int64_t D = w->value.numel();
+  expect(x->value.dim(-1) == D, "layernorm", "input " + shape_str(x->value.shape()) + " vs weight " +
+                                                   shape_str(w->value.shape()));
+  const int64_t N = rows(x->value, D);
+  Tensor Y = Tensor::empty(x->value.shape(), x->value.dtype());
+  Tensor Mu = Tensor::empty({N}, x->value.dtype()), R = Tensor::empty({N}, x->value.dtype());
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    k::layernorm_forward<T>(Y.data<T>(), Mu.data<T>(), R.data<T>(), mut<T>(x), mut<T>(w), b ? mut<T>(b) : nullptr, N,
+                            D, T(eps));
+  });
+  return make_result(Y, {&x, &w, &b}, [x, w, b, Mu, R, N, D](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      Tensor sx, sw;
+      T* dx = needs(x) ? gradp<T>(x) : (sx = Tensor::zeros(G.shape(), G.dtype())).template data<T>();
+      T* dw = needs(w) ? gradp<T>(w) : (sw = Tensor::zeros({D}, G.dtype())).template data<T>();
+      T* db = needs(b) ? gradp<T>(b) : nullptr;
+      k::layernorm_backward<T>(dx, dw, db, G.data<T>(), mut<T>(x), mut<T>(w), Mu.data<T>(), R.data<T>(), N, D);
+    });
+  });
+}
+
+Var swiglu(const Var& gate, const Var& up) {
+  expect(gate->value.shape() == up->value.shape(), "swiglu", "gate and up shapes differ");
+  Tensor Y = Tensor::empty(gate->value.shape(), gate->value.dtype());
+  const int64_t n = Y.numel();
+  dispatch_float(Y.dtype(), [&]<class T>() { k::swiglu_forward<T>(Y.data<T>(), mut<T>(gate), mut<T>(up), n); });
+  return make_result(Y, {&gate, &up}, [gate, up, n](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      k::swiglu_backward<T>(gradp<T>(gate), gradp<T>(up), G.data<T>(), mut<T>(gate), mut<T>(up), n);
+    });
+  });
+}
+
+Var gelu(const Var& x, bool tanh_approx) {
+  Tensor Y = Tensor::empty(x->value.shape(), x->value.dtype());
+  const int64_t n = Y.numel();
+  dispatch_float(Y.dtype(), [&]<class T>() { k::gelu_forward<T>(Y.data<T>(), mut<T>(x), n, tanh_approx); });
+  return make_result(Y, {&x}, [x, n, tanh_approx](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      k::gelu_backward<T>(gradp<T>(x), G.data<T>(), mut<T>(x), n, tanh_approx);
+    });
+  });
+}
+
+Var softmax(const Var& x) {
+  const int64_t D = x->value.dim(-1), N = rows(x->value, D);
+  Tensor Y = Tensor::empty(x->value.shape(), x->value.dtype());
+  dispatch_float(Y.dtype(), [&]<class T>() { k::softmax_forward<T>(Y.data<T>(), mut<T>(x), N, D); });
+  return make_result(Y, {&x}, [x, Y, N, D](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      k::softmax_backward<T>(gradp<T>(x), G.data<T>(), Y.data<T>(), N, D);
+    });
+  });
+}
+
+Var rotary(const Var& x, const Tensor& cos, const Tensor& sin, int64_t B, int64_t T_, int64_t H, int64_t hd,
+           bool interleaved) {
+  expect(x->value.numel() == B * T_ * H * hd, "rotary", "input size does not match B*T*H*hd");
+  expect(hd % 2 == 0, "rotary", "head dim must be even");
+  expect(cos.numel() == T_ * hd / 2 && sin.numel() == T_ * hd / 2, "rotary", "cos/sin table must be [T, hd/2]");
+  Tensor Y = Tensor::empty(x->value.shape(), x->value.dtype());
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    k::rotary_forward<T>(Y.data<T>(), mut<T>(x), cos.data<T>(), sin.data<T>(), B, T_, H, hd, interleaved);
+  });
+  return make_result(Y, {&x}, [x, cos, sin, B, T_, H, hd, interleaved](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      k::rotary_backward<T>(gradp<T>(x), G.data<T>(), cos.data<T>(), sin.data<T>(), B, T_, H, hd, interleaved);
+    });
+  });
+}
+
+Var attention(const Var& q, const Var& k_, const Var& v, int64_t B, int64_t T_, int64_t H, int64_t Hkv, int64_t hd,
+              double scale) {
+  expect(H % Hkv == 0, "attention", "query heads must be a multiple of KV heads");
+  expect(q->value.numel() == B * T_ * H * hd, "attention", "q size does not match B*T*H*hd");
+  expect(k_->value.numel() == B * T_ * Hkv * hd && v->value.numel() == B * T_ * Hkv * hd, "attention",
+         "k/v size does not match B*T*Hkv*hd");
+  k::AttnShape s{B, T_, T_, H, Hkv, hd, H * hd, T_ * H * hd, Hkv * hd, T_ * Hkv * hd};
+  Tensor Y = Tensor::empty({B * T_, H * hd}, q->value.dtype());
+  const bool keep = grad_enabled() && (needs(q) || needs(k_) || needs(v));
+  Tensor P = keep ? Tensor::empty({B, H, T_, T_}, q->value.dtype()) : Tensor();
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    k::attention_forward<T>(Y.data<T>(), keep ? P.data<T>() : nullptr, mut<T>(q), mut<T>(k_), mut<T>(v), s, T(scale));
+  });
+  return make_result(Y, {&q, &k_, &v}, [q, k_, v, P, s, scale](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      k::attention_backward<T>(gradp<T>(q), gradp<T>(k_), gradp<T>(v), G.data<T>(), P.data<T>(), mut<T>(q),
+                               mut<T>(k_), mut<T>(v), s, T(scale));
+    });
+  });
+}
+
+Var embedding(const Var& table, const Tensor& ids) {
+  expect(ids.dtype() == DType::i32, "embedding", "ids must be i32");
+  const int64_t V = table->value.dim(0), D = table->value.dim(1), N = ids.numel();
+  Tensor Y = Tensor::empty({N, D}, table->value.dtype());
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    k::embedding_forward<T>(Y.data<T>(), mut<T>(table), ids.data<int32_t>(), N, V, D);
+  });
+  return make_result(Y, {&table}, [table, ids, N, D](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      k::embedding_backward<T>(gradp<T>(table), G.data<T>(), ids.data<int32_t>(), N, D);
+    });
+  });
+}
+
+Var cross_entropy(const Var& logits, const Tensor& targets) {
+  expect(targets.dtype() == DType::i32, "cross_entropy", "targets must be i32");
+  const int64_t V = logits->value.dim(-1), N = rows(logits->value, V);
+  expect(targets.numel() == N, "cross_entropy", "targets count does not match logits rows");
+  Tensor Y = Tensor::empty({1}, logits->value.dtype());
+  Tensor L = Tensor::empty({N}, logits->value.dtype());
+  int64_t count = 0;
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    double total = k::cross_entropy_forward<T>(L.data<T>(), mut<T>(logits), targets.data<int32_t>(), N, V, &count);
+    Y.data<T>()[0] = T(count ? total / double(count) : 0.0);
+  });
+  return make_result(Y, {&logits}, [logits, targets, L, N, V, count](const Tensor& G) {
+    if (count == 0) return;
+    dispatch_float(G.dtype(), [&]<class T>() {
+      k::cross_entropy_backward<T>(gradp<T>(logits), mut<T>(logits), L.data<T>(), targets.data<int32_t>(), N, V,
+                                   G.data<T>()[0] / T(count));
+    });
+  });
+}
+
+}  // namespace clm::ag

@@ -1,0 +1,39 @@
+// Differentiable ops. Each is a forward and a backward over the kernels in kernels/kernels.h.
+// Tensors are 2-D [rows, features] unless stated; f32 and f64 are supported throughout.
+#pragma once
+#include "autograd/autograd.h"
+
+namespace clm::ag {
+
+// y = x W^T (+ b). x [N,K], w [M,K], b [M] or null -> [N,M].
+Var linear(const Var& x, const Var& w, const Var& b = nullptr);
+Var add(const Var& a, const Var& b);               // same shape
+Var mul(const Var& a, const Var& b);               // elementwise, same shape
+Var scale(const Var& a, double s);
+Var sum(const Var& a);                             // -> scalar [1]
+// y[r] = x[r] + table[row0 + r % T]; x [B*T, D], table [P, D]. (Learned positions.)
+Var add_rows(const Var& x, const Var& table, int64_t row0, int64_t T);
+// Columns [c0, c1) of x [N, C] -> [N, c1-c0] (splits fused projections).
+Var columns(const Var& x, int64_t c0, int64_t c1);
+
+Var rmsnorm(const Var& x, const Var& w, double eps, double offset = 0.0);
+Var layernorm(const Var& x, const Var& w, const Var& b, double eps);
+Var swiglu(const Var& gate, const Var& up);
+Var gelu(const Var& x, bool tanh_approx = false);
+Var softmax(const Var& x);
+
+// x [B*T, H*hd] rotated per position with cos/sin tables [T, hd/2] (constants, same dtype as x).
+Var rotary(const Var& x, const Tensor& cos, const Tensor& sin, int64_t B, int64_t T, int64_t H, int64_t hd,
+           bool interleaved);
+
+// Causal attention, q [B*T, H*hd], k/v [B*T, Hkv*hd] -> [B*T, H*hd].
+Var attention(const Var& q, const Var& k, const Var& v, int64_t B, int64_t T, int64_t H, int64_t Hkv,
+              int64_t hd, double scale);
+
+// Embedding rows: table [V, D], ids (i32, N) -> [N, D].
+Var embedding(const Var& table, const Tensor& ids);
+
+// Mean cross-entropy over rows whose target is >= 0. logits [N, V], targets (i32, N) -> scalar.
+Var cross_entropy(const Var& logits, const Tensor& targets);
+
+}  // namespace clm::ag

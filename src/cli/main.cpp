@@ -1,0 +1,339 @@
+// clm: the CompactLM command. Thin wiring of the library; every subcommand has --help.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "autograd/ops.h"
+#include "data/dataset.h"
+#include "eval/perplexity.h"
+#include "eval/plot.h"
+#include "infer/generate.h"
+#include "kernels/cpu/vec.h"
+#include "kernels/kernels.h"
+#include "train/trainer.h"
+#include "util/fs.h"
+
+using namespace clm;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct DataArgs {
+  std::string dir, train, valid, test;
+  TextSplits load() const {
+    if (!train.empty() || !valid.empty() || !test.empty()) {
+      if (train.empty() || valid.empty() || test.empty())
+        throw std::invalid_argument("--train, --valid and --test must be given together");
+      return load_text_files(train, valid, test);
+    }
+    if (!dir.empty()) return load_text_dir(dir);
+    return fortunes_corpus();
+  }
+  void add(CLI::App* c) {
+    c->add_option("--data", dir, "Corpus folder with train/valid/test files (PTB, WikiText-2 layout); default: Debian fortunes");
+    c->add_option("--train", train, "Train split file (with --valid and --test)");
+    c->add_option("--valid", valid, "Valid split file");
+    c->add_option("--test", test, "Test split file");
+  }
+};
+
+// Model flags: one per ModelConfig key (dashes for underscores).
+void add_model_flags(CLI::App* c, ModelConfig& m) {
+  c->add_option("--d-model", m.d_model, "Model width")->capture_default_str();
+  c->add_option("--n-layers", m.n_layers, "Transformer blocks")->capture_default_str();
+  c->add_option("--n-heads", m.n_heads, "Query heads")->capture_default_str();
+  c->add_option("--n-kv-heads", m.n_kv_heads, "Key/value heads (GQA when fewer than heads)")->capture_default_str();
+  c->add_option("--d-ff", m.d_ff, "MLP hidden width")->capture_default_str();
+  c->add_option("--max-seq-len", m.max_seq_len, "Positions of the learned position table / default context")->capture_default_str();
+  c->add_option("--attention", m.attention, "Attention variant")->capture_default_str();
+  c->add_option("--position", m.position, "Position encoding: rope | learned | none")->capture_default_str();
+  c->add_option("--mlp", m.mlp, "MLP: swiglu | gelu | gelu_tanh")->capture_default_str();
+  c->add_option("--norm", m.norm, "Norm: rmsnorm | layernorm")->capture_default_str();
+  c->add_option("--embedding", m.embedding, "Token embedding variant")->capture_default_str();
+  c->add_option("--norm-eps", m.norm_eps, "Norm epsilon")->capture_default_str();
+  c->add_option("--rope-theta", m.rope_theta, "RoPE base")->capture_default_str();
+  c->add_flag("--tie-embeddings", m.tie_embeddings, "Share the input embedding with the output projection");
+  c->add_flag("--attn-bias", m.attn_bias, "Biases on q/k/v projections");
+  c->add_option("--init-std", m.init_std, "Weight init standard deviation")->capture_default_str();
+}
+
+// On --resume, flags given explicitly must agree with the checkpoint's config.
+void check_resume_flags(CLI::App* c, const ModelConfig& requested, const ModelConfig& ckpt, const std::string& where) {
+  nlohmann::json a = requested, b = ckpt;
+  for (auto it = a.begin(); it != a.end(); ++it) {
+    std::string flag = "--" + it.key();
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    if (c->get_option_no_throw(flag) && c->count(flag) && it.value() != b[it.key()])
+      throw std::invalid_argument("config mismatch on resume: " + flag + " " + it.value().dump() + " but checkpoint " +
+                                  where + " has " + b[it.key()].dump());
+  }
+}
+
+std::string human_bytes(double b) {
+  const char* u[] = {"B", "KiB", "MiB", "GiB"};
+  int i = 0;
+  while (b >= 1024 && i < 3) b /= 1024, ++i;
+  char s[32];
+  std::snprintf(s, sizeof s, "%.2f %s", b, u[i]);
+  return s;
+}
+
+void print_sample(TransformerLM& model, const Tokenizer& tok, const std::string& prompt, int64_t n, double temp,
+                  uint64_t seed) {
+  std::vector<int32_t> ids = tok.encode(prompt.empty() ? "\n" : prompt);  // empty prompt: start of a line
+  if (tok.type() == "word" && !ids.empty() && ids.back() == tok.eos_id() && !prompt.empty() && prompt.back() != '\n')
+    ids.pop_back();  // the word tokenizer ends a line with <eos>; a prompt continues its line
+  Sampler s({temp, 0, 0.95, seed});
+  GenerateStats st;
+  std::cout << prompt << std::flush;
+  bool first = true;
+  generate(model, ids, {n, -1}, s, [&](int32_t t) {
+    std::string piece = tok.decode({t});
+    if (tok.type() == "word" && t != tok.eos_id() && !(first && prompt.empty())) piece = " " + piece;
+    first = false;
+    std::cout << piece << std::flush;
+  }, &st);
+  std::cout << "\n";
+  std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s | decode %lld tokens: %.1f tok/s]\n",
+               (long long)st.prompt_tokens, st.prompt_tokens / std::max(st.prefill_s, 1e-9),
+               (long long)st.new_tokens, st.new_tokens / std::max(st.decode_s, 1e-9));
+}
+
+int cmd_train(CLI::App* c, ModelConfig mcfg, TrainConfig tcfg, const DataArgs& data, const std::string& tok_kind,
+              int64_t max_vocab, const std::string& out, const std::string& resume, int64_t sample_tokens,
+              int64_t eval_tokens) {
+  kernels::set_num_threads(tcfg.threads);
+  std::shared_ptr<Tokenizer> tok;
+  std::string resume_dir;
+  if (!resume.empty()) {
+    resume_dir = resolve_checkpoint(resume);
+    LoadedModel lm = load_model(resume_dir);
+    check_resume_flags(c, mcfg, lm.model->config(), resume_dir);
+    mcfg = lm.model->config();
+    nlohmann::json st = load_trainer_state(resume_dir);
+    int threads = tcfg.threads;
+    tcfg = st.at("train_config").get<TrainConfig>();
+    tcfg.threads = threads;
+    if (!lm.tokenizer) throw std::runtime_error("'" + resume_dir + "': checkpoint has no tokenizer.json");
+    tok = std::move(lm.tokenizer);
+  }
+  tcfg.validate();
+  Dataset ds = make_dataset(data.load(), tok_kind, max_vocab, tok);
+  mcfg.vocab_size = ds.tok->vocab_size();
+  if (mcfg.max_seq_len < tcfg.seq_len) mcfg.max_seq_len = tcfg.seq_len;
+  mcfg.validate();
+  TransformerLM model(mcfg, tcfg.seed);
+  if (!resume_dir.empty()) {
+    LoadedModel lm = load_model(resume_dir);
+    std::vector<nn::Var> src;
+    lm.model->visit([&](const std::string&, nn::Var& v, nn::ParamKind) { src.push_back(v); });
+    size_t i = 0;
+    model.visit([&](const std::string&, nn::Var& v, nn::ParamKind) { v->value.copy_(src[i++]->value); });
+  }
+  std::fprintf(stderr, "data: %s | tokenizer %s (vocab %lld) | train %lld / valid %lld / test %lld tokens\n",
+               ds.name.c_str(), ds.tok->type().c_str(), (long long)ds.tok->vocab_size(), (long long)ds.train.size(),
+               (long long)ds.valid.size(), (long long)ds.test.size());
+  std::fprintf(stderr, "model: %lld parameters | d_model %lld, %lld layers, %lld heads (%lld kv), d_ff %lld, %s/%s/%s | threads %d, isa %s\n",
+               (long long)model.num_params(), (long long)mcfg.d_model, (long long)mcfg.n_layers,
+               (long long)mcfg.n_heads, (long long)mcfg.n_kv_heads, (long long)mcfg.d_ff, mcfg.position.c_str(),
+               mcfg.mlp.c_str(), mcfg.norm.c_str(), kernels::num_threads(), kernels::vec().isa);
+  std::fprintf(stderr, "train: %lld steps x %lld tokens (batch %lld x seq %lld x accum %lld), lr %.2e, out %s%s\n",
+               (long long)tcfg.steps, (long long)(tcfg.batch_size * tcfg.seq_len * tcfg.grad_accum),
+               (long long)tcfg.batch_size, (long long)tcfg.seq_len, (long long)tcfg.grad_accum, tcfg.lr, out.c_str(),
+               resume_dir.empty() ? "" : (" | resuming " + resume_dir).c_str());
+  TrainHooks hooks;
+  hooks.progress = isatty(2);
+  hooks.eval = [&](TransformerLM& m) {
+    return perplexity(m, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size, eval_tokens).mean_nll();
+  };
+  TrainResult r = train(model, *ds.tok, ds.train, tcfg, out, resume_dir, hooks);
+  PerplexityResult pv = perplexity(model, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size);
+  std::printf("valid perplexity (per %s): %.3f | %s\n", ds.tok->unit().c_str(), pv.ppl(), pv.protocol.c_str());
+  if (ds.tok->unit() == "byte") std::printf("valid bits per byte: %.4f\n", pv.mean_nll() / std::log(2.0));
+  std::printf("checkpoint: %s | metrics: %s/metrics.jsonl (plot: clm plot %s/metrics.jsonl)\n",
+              resolve_checkpoint(out).c_str(), out.c_str(), out.c_str());
+  (void)r;
+  if (sample_tokens > 0) {
+    std::printf("--- sample (temperature 0.8, top-p 0.95) ---\n");
+    print_sample(model, *ds.tok, "", sample_tokens, 0.8, tcfg.seed);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"CompactLM: train, compress and run efficient transformer language models", "clm"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Help for every subcommand");
+
+  // ---- train ----
+  ModelConfig mcfg;
+  TrainConfig tcfg;
+  DataArgs data;
+  std::string tok_kind, out = "runs/demo", resume;
+  int64_t max_vocab = 0, sample_tokens = 300, eval_tokens = 0;
+  auto* tr = app.add_subcommand("train", "Train a language model on a text corpus (default: Debian fortunes, byte-level)");
+  data.add(tr);
+  tr->add_option("--tokenizer", tok_kind, "word | byte (default: word with --data, byte for the fortunes default)");
+  tr->add_option("--max-vocab", max_vocab, "Cap the word vocabulary (0 = every train word)");
+  tr->add_option("--out", out, "Run folder: checkpoints and metrics.jsonl")->capture_default_str();
+  tr->add_option("--resume", resume, "Continue the run in this folder (or step folder) exactly where it stopped");
+  add_model_flags(tr, mcfg);
+  tr->add_option("--batch-size", tcfg.batch_size, "Sequences per micro-batch")->capture_default_str();
+  tr->add_option("--seq-len", tcfg.seq_len, "Tokens per sequence")->capture_default_str();
+  tr->add_option("--grad-accum", tcfg.grad_accum, "Micro-batches per optimizer step")->capture_default_str();
+  tr->add_option("--steps", tcfg.steps, "Optimizer steps")->capture_default_str();
+  tr->add_option("--time-budget", tcfg.time_budget_s, "Stop after this many seconds (0 = no limit)")->capture_default_str();
+  tr->add_option("--lr", tcfg.lr, "Peak learning rate")->capture_default_str();
+  tr->add_option("--min-lr-ratio", tcfg.min_lr_ratio, "Final lr as a fraction of the peak")->capture_default_str();
+  tr->add_option("--warmup", tcfg.warmup, "Linear warmup steps")->capture_default_str();
+  tr->add_option("--weight-decay", tcfg.adam.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
+  tr->add_option("--beta2", tcfg.adam.beta2, "AdamW beta2")->capture_default_str();
+  tr->add_option("--clip", tcfg.clip, "Clip gradients to this global norm (0 = off)")->capture_default_str();
+  tr->add_option("--eval-every", tcfg.eval_every, "Validate every N steps (0 = at the end)")->capture_default_str();
+  tr->add_option("--eval-tokens", eval_tokens, "Tokens scored per periodic validation (0 = whole split)")->capture_default_str();
+  tr->add_option("--ckpt-every", tcfg.ckpt_every, "Checkpoint every N steps (0 = at each validation)")->capture_default_str();
+  tr->add_option("--log-every", tcfg.log_every, "Metrics row every N steps")->capture_default_str();
+  tr->add_option("--seed", tcfg.seed, "Seed for initialisation and sampling")->capture_default_str();
+  tr->add_option("--threads", tcfg.threads, "Threads (0 = all cores)")->capture_default_str();
+  tr->add_option("--sample-tokens", sample_tokens, "Tokens to sample after training (0 = none)")->capture_default_str();
+
+  // ---- eval ----
+  std::string model_path, split = "test";
+  int64_t window = 0, stride = 0, ebatch = 8;
+  int threads = 0;
+  DataArgs edata;
+  auto* ev = app.add_subcommand("eval", "Perplexity of a trained model on a corpus split");
+  ev->add_option("--model", model_path, "Checkpoint (run folder or step folder)")->required();
+  edata.add(ev);
+  ev->add_option("--split", split, "train | valid | test")->capture_default_str();
+  ev->add_option("--window", window, "Tokens per window (0 = the model's max_seq_len)");
+  ev->add_option("--stride", stride, "Window stride (0 = window: non-overlapping)");
+  ev->add_option("--batch-size", ebatch, "Windows per forward")->capture_default_str();
+  ev->add_option("--threads", threads, "Threads (0 = all cores)");
+
+  // ---- generate ----
+  std::string prompt;
+  SamplerConfig scfg;
+  int64_t max_new = 200;
+  bool stop_eos = true;
+  auto* ge = app.add_subcommand("generate", "Sample text from a trained model (KV-cached decoding, streamed)");
+  ge->add_option("--model", model_path, "Checkpoint (run folder or step folder)")->required();
+  ge->add_option("--prompt", prompt, "Prompt text");
+  ge->add_option("--max-new-tokens", max_new, "Tokens to generate")->capture_default_str();
+  ge->add_option("--temperature", scfg.temperature, "0 = greedy")->capture_default_str();
+  ge->add_option("--top-k", scfg.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
+  ge->add_option("--top-p", scfg.top_p, "Nucleus: smallest set with this mass (1 = off)")->capture_default_str();
+  ge->add_option("--seed", scfg.seed, "Sampling seed")->capture_default_str();
+  ge->add_option("--stop-at-eos", stop_eos, "Stop when the end-of-sequence token is sampled")->capture_default_str();
+  ge->add_option("--threads", threads, "Threads (0 = all cores)");
+
+  // ---- info ----
+  ModelConfig icfg;
+  int64_t ivocab = 10000, ibatch = 8, iseq = 256;
+  auto* in = app.add_subcommand("info", "Config, parameter count and memory of a checkpoint or of a config given by flags");
+  in->add_option("--model", model_path, "Checkpoint (run folder or step folder)");
+  add_model_flags(in, icfg);
+  in->add_option("--vocab-size", ivocab, "Vocabulary (without --model)")->capture_default_str();
+  in->add_option("--batch-size", ibatch, "Batch for the activation estimate")->capture_default_str();
+  in->add_option("--seq-len", iseq, "Sequence for the activation / KV estimate")->capture_default_str();
+
+  // ---- plot ----
+  std::string metrics_path, svg_out;
+  auto* pl = app.add_subcommand("plot", "Loss curve (SVG) from a run's metrics.jsonl");
+  pl->add_option("metrics", metrics_path, "metrics.jsonl (or its run folder)")->required();
+  pl->add_option("-o,--out", svg_out, "Output SVG (default: next to the metrics, loss.svg)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "clm: error: %s\n", e.what());
+    return 2;
+  }
+
+  try {
+    if (tr->parsed()) {
+      if (tok_kind.empty()) tok_kind = (data.dir.empty() && data.train.empty()) ? "byte" : "word";
+      return cmd_train(tr, mcfg, tcfg, data, tok_kind, max_vocab, out, resume, sample_tokens, eval_tokens);
+    }
+    if (ev->parsed()) {
+      kernels::set_num_threads(threads);
+      LoadedModel lm = load_model(model_path);
+      if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json");
+      std::shared_ptr<Tokenizer> tok(std::move(lm.tokenizer));
+      Dataset ds = make_dataset(edata.load(), tok->type(), 0, tok);
+      const int64_t T = window > 0 ? window : lm.model->config().max_seq_len;
+      PerplexityResult r = perplexity(*lm.model, ds.split(split), T, stride > 0 ? stride : T, ebatch);
+      std::printf("%s %s: perplexity (per %s) %.3f | mean nll %.4f | %s\n", ds.name.c_str(), split.c_str(),
+                  tok->unit().c_str(), r.ppl(), r.mean_nll(), r.protocol.c_str());
+      return 0;
+    }
+    if (ge->parsed()) {
+      kernels::set_num_threads(threads);
+      LoadedModel lm = load_model(model_path);
+      if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json");
+      if (max_new <= 0) throw std::invalid_argument("--max-new-tokens must be > 0");
+      if (scfg.temperature < 0 || scfg.top_p <= 0 || scfg.top_p > 1 || scfg.top_k < 0)
+        throw std::invalid_argument("--temperature must be >= 0, --top-p in (0, 1], --top-k >= 0");
+      const Tokenizer& tok = *lm.tokenizer;
+      std::vector<int32_t> ids = tok.encode(prompt.empty() ? "\n" : prompt);  // empty prompt: start of a line
+      if (tok.type() == "word" && ids.size() > 1 && ids.back() == tok.eos_id()) ids.pop_back();
+      Sampler s(scfg);
+      GenerateStats st;
+      std::cout << prompt << std::flush;
+      generate(*lm.model, ids, {max_new, stop_eos ? tok.eos_id() : -1}, s, [&](int32_t t) {
+        std::cout << (tok.type() == "word" && t != tok.eos_id() ? " " : "") << tok.decode({t}) << std::flush;
+      }, &st);
+      std::cout << "\n";
+      std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s | decode %lld tokens: %.1f tok/s]\n",
+                   (long long)st.prompt_tokens, st.prompt_tokens / std::max(st.prefill_s, 1e-9),
+                   (long long)st.new_tokens, st.new_tokens / std::max(st.decode_s, 1e-9));
+      return 0;
+    }
+    if (in->parsed()) {
+      std::unique_ptr<TransformerLM> m;
+      std::string src = "flags";
+      if (!model_path.empty()) {
+        LoadedModel lm = load_model(model_path);
+        m = std::move(lm.model);
+        src = lm.dir;
+      } else {
+        icfg.vocab_size = ivocab;
+        m = std::make_unique<TransformerLM>(icfg, 0);
+      }
+      const ModelConfig& c = m->config();
+      const double P = double(m->num_params());
+      std::printf("source: %s\nconfig: %s\n", src.c_str(), nlohmann::json(c).dump().c_str());
+      std::printf("parameters: %.0f (%.2fM)\n", P, P / 1e6);
+      m->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
+        std::printf("  %-48s %-16s %s\n", n.c_str(), shape_str(v->value.shape()).c_str(), dtype_name(v->value.dtype()));
+      });
+      const double kv_per_tok = 2.0 * double(c.n_layers * c.n_kv_heads * c.head_dim()) * 4;
+      std::printf("memory: weights %s (f32) | + AdamW moments %s | KV cache %s per token, %s at %lld tokens\n",
+                  human_bytes(P * 4).c_str(), human_bytes(P * 8).c_str(), human_bytes(kv_per_tok).c_str(),
+                  human_bytes(kv_per_tok * double(iseq)).c_str(), (long long)iseq);
+      return 0;
+    }
+    if (pl->parsed()) {
+      std::string p = fs::is_directory(metrics_path) ? metrics_path + "/metrics.jsonl" : metrics_path;
+      std::string o = svg_out.empty() ? (fs::path(p).parent_path() / "loss.svg").string() : svg_out;
+      write_file_atomic(o, loss_curve_svg(read_file(p), "CompactLM loss: " + p));
+      std::printf("wrote %s\n", o.c_str());
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%sclm: error: %s\n", isatty(2) ? "\r\033[K" : "", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,69 @@
+#include "eval/perplexity.h"
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+#include "autograd/ops.h"
+
+namespace clm {
+
+double PerplexityResult::ppl() const { return std::exp(mean_nll()); }
+
+PerplexityResult perplexity(TransformerLM& model, const std::vector<int32_t>& stream, int64_t T, int64_t stride,
+                            int64_t batch, int64_t max_tokens) {
+  if (T <= 0 || stride <= 0 || stride > T || batch <= 0)
+    throw std::invalid_argument("perplexity: need 0 < stride <= window and batch > 0");
+  const int64_t n = (int64_t)stream.size();
+  if (n < 2) throw std::invalid_argument("perplexity: stream has fewer than 2 tokens");
+  ag::NoGrad ng;
+  // Window w covers inputs [s, s+len) with s = w*stride (the last one is clipped to the stream end),
+  // and scores targets at positions > scored_end.
+  struct Win {
+    int64_t start, len, first_scored;  // first_scored: index inside the window
+  };
+  std::vector<Win> wins;
+  int64_t scored_end = 0;  // targets with stream index <= scored_end are done (index 0 is never a target)
+  for (int64_t s = 0; scored_end < n - 1; s += stride) {
+    int64_t len = std::min(T, n - 1 - s);
+    if (len <= 0) break;
+    int64_t last_target = s + len;  // stream index of the last target
+    wins.push_back({s, len, scored_end - s});
+    scored_end = last_target;
+    if (max_tokens > 0 && scored_end >= max_tokens) break;
+  }
+  PerplexityResult r;
+  for (size_t w0 = 0; w0 < wins.size(); w0 += batch) {
+    const size_t w1 = std::min(wins.size(), w0 + size_t(batch));
+    // Group windows of equal length (all but possibly the last have length T).
+    for (size_t a = w0; a < w1;) {
+      size_t b = a;
+      while (b < w1 && wins[b].len == wins[a].len) ++b;
+      const int64_t B = int64_t(b - a), L = wins[a].len;
+      Tensor x = Tensor::empty({B * L}, DType::i32), y = Tensor::empty({B * L}, DType::i32);
+      for (int64_t i = 0; i < B; ++i) {
+        const Win& w = wins[a + i];
+        for (int64_t t = 0; t < L; ++t) {
+          x.data<int32_t>()[i * L + t] = stream[w.start + t];
+          y.data<int32_t>()[i * L + t] = t >= w.first_scored ? stream[w.start + t + 1] : -1;
+        }
+      }
+      nn::Var logits = model.forward(x, B, L);
+      nn::Var loss = ag::cross_entropy(logits, y);
+      int64_t cnt = 0;
+      for (int64_t i = 0; i < B * L; ++i) cnt += y.data<int32_t>()[i] >= 0;
+      r.nll_sum += loss->value.item() * double(cnt);
+      r.tokens += cnt;
+      r.windows += B;
+      a = b;
+    }
+  }
+  std::ostringstream p;
+  p << (stride == T ? "non-overlapping windows of " : "sliding windows of ") << T << " tokens";
+  if (stride != T) p << ", stride " << stride;
+  p << "; " << r.tokens << " tokens scored in " << r.windows << " windows";
+  r.protocol = p.str();
+  return r;
+}
+
+}  // namespace clm

@@ -1,0 +1,28 @@
+// Perplexity of a token stream under a model, with an explicit protocol:
+//   windows of T tokens starting every `stride` tokens; each window predicts its next T tokens, and
+//   only targets not scored by an earlier window count. stride == T: non-overlapping windows (each
+//   window starts without context); stride < T: sliding windows (every scored token sees at least
+//   T - stride tokens of context, except in the first window). Every token after the first is scored
+//   exactly once.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "models/transformer.h"
+
+namespace clm {
+
+struct PerplexityResult {
+  double nll_sum = 0;
+  int64_t tokens = 0;   // scored targets
+  int64_t windows = 0;
+  double mean_nll() const { return tokens ? nll_sum / double(tokens) : 0; }
+  double ppl() const;
+  std::string protocol;  // human-readable description
+};
+
+// max_tokens > 0 stops after about that many scored tokens (quick validation during training).
+PerplexityResult perplexity(TransformerLM& model, const std::vector<int32_t>& stream, int64_t T, int64_t stride,
+                            int64_t batch, int64_t max_tokens = 0);
+
+}  // namespace clm

@@ -1,0 +1,74 @@
+#include "eval/plot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+namespace clm {
+
+std::string loss_curve_svg(const std::string& jsonl, const std::string& title) {
+  std::map<int64_t, double> train, val;
+  std::istringstream in(jsonl);
+  std::string line;
+  int64_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const std::exception&) {
+      throw std::runtime_error("metrics line " + std::to_string(lineno) + " is not JSON");
+    }
+    if (!j.contains("step")) continue;
+    int64_t s = j["step"].get<int64_t>();
+    if (j.contains("loss") && j["loss"].is_number()) train[s] = j["loss"].get<double>();
+    if (j.contains("val_loss") && j["val_loss"].is_number()) val[s] = j["val_loss"].get<double>();
+  }
+  if (train.empty() && val.empty()) throw std::runtime_error("no loss values in metrics");
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  for (auto* m : {&train, &val})
+    for (auto& [s, v] : *m) {
+      if (!std::isfinite(v)) continue;
+      x0 = std::min(x0, double(s)), x1 = std::max(x1, double(s));
+      y0 = std::min(y0, v), y1 = std::max(y1, v);
+    }
+  if (x1 <= x0) x1 = x0 + 1;
+  if (y1 <= y0) y1 = y0 + 1;
+  const double W = 800, H = 480, L = 70, R = 20, T = 40, B = 50;
+  auto px = [&](double s) { return L + (s - x0) / (x1 - x0) * (W - L - R); };
+  auto py = [&](double v) { return T + (y1 - v) / (y1 - y0) * (H - T - B); };
+  std::ostringstream o;
+  o.precision(4);
+  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='12'>\n"
+    << "<rect width='100%' height='100%' fill='white'/>\n"
+    << "<text x='" << W / 2 << "' y='22' text-anchor='middle' font-size='15'>" << title << "</text>\n";
+  for (int i = 0; i <= 5; ++i) {  // grid and tick labels
+    double v = y0 + (y1 - y0) * i / 5, s = x0 + (x1 - x0) * i / 5;
+    o << "<line x1='" << L << "' x2='" << W - R << "' y1='" << py(v) << "' y2='" << py(v) << "' stroke='#ddd'/>"
+      << "<text x='" << L - 6 << "' y='" << py(v) + 4 << "' text-anchor='end'>" << v << "</text>\n"
+      << "<text x='" << px(s) << "' y='" << H - B + 18 << "' text-anchor='middle'>" << int64_t(s) << "</text>\n";
+  }
+  o << "<text x='" << W / 2 << "' y='" << H - 10 << "' text-anchor='middle'>step</text>\n"
+    << "<text x='16' y='" << H / 2 << "' transform='rotate(-90 16 " << H / 2 << ")' text-anchor='middle'>loss (nats/token)</text>\n";
+  auto poly = [&](const std::map<int64_t, double>& m, const char* color, bool dots) {
+    if (m.empty()) return;
+    o << "<polyline fill='none' stroke='" << color << "' stroke-width='1.5' points='";
+    for (auto& [s, v] : m)
+      if (std::isfinite(v)) o << px(double(s)) << ',' << py(v) << ' ';
+    o << "'/>\n";
+    if (dots)
+      for (auto& [s, v] : m)
+        if (std::isfinite(v)) o << "<circle cx='" << px(double(s)) << "' cy='" << py(v) << "' r='3' fill='" << color << "'/>\n";
+  };
+  poly(train, "#1f77b4", false);
+  poly(val, "#d62728", true);
+  o << "<text x='" << W - R - 150 << "' y='" << T + 15 << "' fill='#1f77b4'>train loss</text>\n"
+    << "<text x='" << W - R - 150 << "' y='" << T + 32 << "' fill='#d62728'>valid loss</text>\n</svg>\n";
+  return o.str();
+}
+
+}  // namespace clm

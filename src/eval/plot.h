@@ -1,0 +1,11 @@
+// Loss curves from metrics.jsonl as a self-contained SVG (no plotting dependency).
+#pragma once
+#include <string>
+
+namespace clm {
+
+// Reads JSONL rows with "step" and "loss" (train) and/or "val_loss" (validation); later rows for the
+// same step win (resumed runs). Throws if there is nothing to plot.
+std::string loss_curve_svg(const std::string& jsonl, const std::string& title);
+
+}  // namespace clm

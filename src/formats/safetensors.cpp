@@ -1,0 +1,133 @@
+#include "formats/safetensors.h"
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "util/fs.h"
+
+namespace clm {
+
+namespace {
+const char* st_dtype(DType d) {
+  switch (d) {
+    case DType::f32: return "F32";
+    case DType::f64: return "F64";
+    case DType::bf16: return "BF16";
+    case DType::f16: return "F16";
+    case DType::i32: return "I32";
+  }
+  return "?";
+}
+}  // namespace
+
+const Tensor* SafeTensors::find(const std::string& name) const {
+  for (auto& [n, t] : tensors)
+    if (n == name) return &t;
+  return nullptr;
+}
+
+const Tensor& SafeTensors::get(const std::string& name, const std::string& file) const {
+  if (const Tensor* t = find(name)) return *t;
+  throw std::runtime_error((file.empty() ? "" : "'" + file + "': ") + "missing tensor '" + name + "'");
+}
+
+SafeTensors parse_safetensors(const std::string& bytes, const std::string& path) {
+  auto fail = [&](const std::string& m) -> void { throw std::runtime_error("'" + path + "': " + m); };
+  if (bytes.size() < 8) fail("truncated safetensors file (" + std::to_string(bytes.size()) + " bytes)");
+  uint64_t hlen = 0;
+  for (int i = 0; i < 8; ++i) hlen |= uint64_t(uint8_t(bytes[i])) << (8 * i);
+  if (hlen > bytes.size() - 8) fail("header length " + std::to_string(hlen) + " exceeds file size");
+  const size_t data_begin = 8 + hlen, data_size = bytes.size() - data_begin;
+  nlohmann::json h;
+  try {
+    h = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + data_begin);
+  } catch (const std::exception& e) {
+    fail(std::string("bad JSON header: ") + e.what());
+  }
+  if (!h.is_object()) fail("header is not a JSON object");
+  SafeTensors st;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (auto it = h.begin(); it != h.end(); ++it) {
+    const std::string& name = it.key();
+    const auto& e = it.value();
+    if (name == "__metadata__") {
+      if (!e.is_object()) fail("__metadata__ is not an object");
+      for (auto m = e.begin(); m != e.end(); ++m) {
+        if (!m.value().is_string()) fail("metadata value '" + m.key() + "' is not a string");
+        st.metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
+      fail("tensor '" + name + "': entry needs dtype, shape and data_offsets");
+    if (!e["dtype"].is_string()) fail("tensor '" + name + "': dtype is not a string");
+    DType dt;
+    try {
+      dt = dtype_from_name(e["dtype"].get<std::string>());
+    } catch (const std::exception&) {
+      fail("tensor '" + name + "': unsupported dtype '" + e["dtype"].get<std::string>() + "'");
+    }
+    const auto& js = e["shape"];
+    const auto& jo = e["data_offsets"];
+    if (!js.is_array() || js.size() > 8) fail("tensor '" + name + "': bad shape");
+    if (!jo.is_array() || jo.size() != 2 || !jo[0].is_number_unsigned() || !jo[1].is_number_unsigned())
+      fail("tensor '" + name + "': bad data_offsets");
+    Shape shape;
+    uint64_t n = 1;
+    for (const auto& d : js) {
+      if (!d.is_number_unsigned()) fail("tensor '" + name + "': bad shape");
+      uint64_t v = d.get<uint64_t>();
+      if (v > (uint64_t(1) << 40) || (v && n > (uint64_t(1) << 40) / v)) fail("tensor '" + name + "': shape too large");
+      n *= v;
+      shape.push_back(int64_t(v));
+    }
+    uint64_t b = jo[0].get<uint64_t>(), en = jo[1].get<uint64_t>();
+    if (b > en || en > data_size)
+      fail("tensor '" + name + "': data_offsets [" + std::to_string(b) + ", " + std::to_string(en) +
+           "] outside the " + std::to_string(data_size) + "-byte data section");
+    if (en - b != n * dtype_size(dt))
+      fail("tensor '" + name + "': " + std::to_string(en - b) + " bytes for shape " + shape_str(shape) + " of " +
+           dtype_name(dt));
+    ranges.push_back({b, en});
+    Tensor t = Tensor::empty(shape, dt);
+    if (n) std::memcpy(t.raw(), bytes.data() + data_begin + b, en - b);
+    st.tensors.push_back({name, std::move(t)});
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].first < ranges[i - 1].second) fail("tensor data ranges overlap");
+  return st;
+}
+
+SafeTensors load_safetensors(const std::string& path) { return parse_safetensors(read_file(path), path); }
+
+std::string serialize_safetensors(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                                  const std::map<std::string, std::string>& metadata) {
+  nlohmann::json h = nlohmann::json::object();
+  if (!metadata.empty()) h["__metadata__"] = metadata;
+  uint64_t off = 0;
+  for (auto& [name, t] : tensors) {
+    h[name] = {{"dtype", st_dtype(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {off, off + t.nbytes()}}};
+    off += t.nbytes();
+  }
+  std::string hs = h.dump();
+  while ((8 + hs.size()) % 8) hs.push_back(' ');  // align the data section
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = char((uint64_t(hs.size()) >> (8 * i)) & 0xff);
+  out += hs;
+  out.reserve(out.size() + off);
+  for (auto& [name, t] : tensors) {
+    Tensor c = t.contiguous();
+    out.append(static_cast<const char*>(c.raw()), c.nbytes());
+  }
+  return out;
+}
+
+void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  write_file_atomic(path, serialize_safetensors(tensors, metadata));
+}
+
+}  // namespace clm

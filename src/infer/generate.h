@@ -1,0 +1,45 @@
+// Sampling and incremental generation with a KV cache.
+#pragma once
+#include <functional>
+#include <vector>
+
+#include "models/transformer.h"
+#include "util/rng.h"
+
+namespace clm {
+
+struct SamplerConfig {
+  double temperature = 0.8;  // 0 = greedy
+  int64_t top_k = 0;         // 0 = off
+  double top_p = 1.0;        // 1 = off
+  uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(SamplerConfig c) : cfg_(c), rng_(c.seed) {}
+  int32_t sample(const float* logits, int64_t V);
+
+ private:
+  SamplerConfig cfg_;
+  Rng rng_;
+  std::vector<std::pair<float, int32_t>> cand_;
+};
+
+struct GenerateConfig {
+  int64_t max_new_tokens = 128;
+  int32_t eos_id = -1;  // stop when sampled (not emitted); -1 = never
+};
+
+struct GenerateStats {
+  int64_t prompt_tokens = 0, new_tokens = 0;
+  double prefill_s = 0, decode_s = 0;
+};
+
+// Prefills the prompt through the cache, then decodes one token at a time. on_token is called for
+// each new token as soon as it is sampled (streaming). Returns the new tokens.
+std::vector<int32_t> generate(TransformerLM& model, const std::vector<int32_t>& prompt, const GenerateConfig& g,
+                              Sampler& sampler, const std::function<void(int32_t)>& on_token = nullptr,
+                              GenerateStats* stats = nullptr);
+
+}  // namespace clm

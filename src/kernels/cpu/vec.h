@@ -1,0 +1,24 @@
+// Runtime-dispatched f32 vector primitives: the inner loops of norms, softmax, cross-entropy and
+// decoding. One table per ISA; the best one the CPU supports is chosen once (first call), and the
+// scalar table stays beside it as the reference every variant is tested against.
+#pragma once
+#include <cstdint>
+
+namespace clm::kernels {
+
+struct VecKernels {
+  const char* isa;
+  float (*dot)(const float* x, const float* y, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);      // y += a*x
+  void (*scale)(float a, float* x, int64_t n);                     // x *= a
+  float (*max)(const float* x, int64_t n);                         // n >= 1
+  float (*exp_sum)(const float* x, float shift, float* y, int64_t n);  // y = exp(x-shift); returns sum
+  float (*sumsq)(const float* x, int64_t n);
+};
+
+const VecKernels& vec();           // best for this CPU (CLM_ISA=scalar|avx2|avx512 overrides)
+const VecKernels& vec_scalar();
+const VecKernels* vec_avx2();      // nullptr if the CPU lacks AVX2+FMA
+const VecKernels* vec_avx512();    // nullptr if the CPU lacks AVX-512F/BW/VL
+
+}  // namespace clm::kernels

@@ -1,0 +1,55 @@
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cpu/vec.h"
+
+namespace clm::kernels {
+
+namespace {
+float dot(const float* x, const float* y, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
+  return s;
+}
+void axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+void scale(float a, float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= a;
+}
+float vmax(const float* x, int64_t n) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+float exp_sum(const float* x, float shift, float* y, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += (y[i] = std::exp(x[i] - shift));
+  return s;
+}
+float sumsq(const float* x, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += x[i] * x[i];
+  return s;
+}
+}  // namespace
+
+const VecKernels& vec_scalar() {
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq};
+  return k;
+}
+
+const VecKernels& vec() {
+  static const VecKernels* best = [] {
+    const char* want = std::getenv("CLM_ISA");
+    if (want && std::strcmp(want, "scalar") == 0) return &vec_scalar();
+    if (want && std::strcmp(want, "avx2") == 0 && vec_avx2()) return vec_avx2();
+    if (const VecKernels* k = vec_avx512()) return k;
+    if (const VecKernels* k = vec_avx2()) return k;
+    return &vec_scalar();
+  }();
+  return *best;
+}
+
+}  // namespace clm::kernels

@@ -1,0 +1,41 @@
+// ModelConfig: everything that defines a model's shape and which variant fills each slot.
+// One name per concept: these keys are the config.json keys, the CLI flags and the docs' names.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+
+namespace clm {
+
+struct ModelConfig {
+  std::string arch = "transformer";
+  int64_t vocab_size = 0;
+  int64_t d_model = 128;
+  int64_t n_layers = 4;
+  int64_t n_heads = 4;
+  int64_t n_kv_heads = 4;  // GQA when < n_heads
+  int64_t d_ff = 344;
+  int64_t max_seq_len = 256;  // table size for learned positions; default context for tools
+  // Slots, each filled by a variant registered by name.
+  std::string attention = "causal";
+  std::string position = "rope";     // rope | learned | none
+  std::string mlp = "swiglu";        // swiglu | gelu | gelu_tanh
+  std::string norm = "rmsnorm";      // rmsnorm | layernorm
+  std::string embedding = "standard";
+  double norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  bool rope_interleaved = false;  // false: Hugging Face rotate-half pairs; true: llama2.c/GGUF pairs
+  bool tie_embeddings = false;
+  bool attn_bias = false;
+  bool mlp_bias = false;
+  double init_std = 0.02;
+
+  int64_t head_dim() const { return n_heads ? d_model / n_heads : 0; }
+  // Throws std::invalid_argument naming the first inconsistent field.
+  void validate() const;
+};
+
+void to_json(nlohmann::json& j, const ModelConfig& c);
+void from_json(const nlohmann::json& j, ModelConfig& c);  // unknown keys are an error
+
+}  // namespace clm

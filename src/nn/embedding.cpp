@@ -1,0 +1,20 @@
+// Token-embedding variants: standard (one row per token).
+#include "autograd/ops.h"
+#include "nn/module.h"
+
+namespace clm::nn {
+namespace {
+
+struct StandardEmbedding : TokenEmbedding {
+  Var table;
+  StandardEmbedding(const ModelConfig& c, Init& init) : table(init.normal({c.vocab_size, c.d_model}, c.init_std)) {}
+  Var forward(const Tensor& ids) override { return ag::embedding(table, ids); }
+  Var output_weight() override { return table; }
+  void visit(const std::string& p, const ParamVisitor& f) override { f(p + ".weight", table, ParamKind::embedding); }
+};
+
+const bool reg_standard = EmbeddingRegistry::get().add(
+    "standard", [](const ModelConfig& c, Init& i) { return std::make_unique<StandardEmbedding>(c, i); });
+
+}  // namespace
+}  // namespace clm::nn

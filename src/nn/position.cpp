@@ -1,0 +1,62 @@
+// Position-encoding variants: rope, learned, none.
+#include <cmath>
+
+#include "autograd/ops.h"
+#include "nn/module.h"
+
+namespace clm::nn {
+namespace {
+
+struct NoPosition : PositionEncoding {};
+
+// Rotary: angle(p, i) = p * theta^(-2i/hd). The cos/sin table for the current positions is built
+// once per forward and reused by every layer.
+struct Rope : PositionEncoding {
+  double theta;
+  bool interleaved;
+  int64_t hd;
+  mutable Tensor cos_, sin_;
+  mutable int64_t t_pos0 = -1, t_T = -1;
+  mutable DType t_dtype = DType::f32;
+
+  Rope(const ModelConfig& c) : theta(c.rope_theta), interleaved(c.rope_interleaved), hd(c.head_dim()) {}
+
+  void table(const Ctx& ctx, DType dt) const {
+    if (t_pos0 == ctx.pos0 && t_T == ctx.T && t_dtype == dt) return;
+    const int64_t half = hd / 2;
+    Tensor c = Tensor::empty({ctx.T, half}, DType::f64), s = Tensor::empty({ctx.T, half}, DType::f64);
+    for (int64_t t = 0; t < ctx.T; ++t)
+      for (int64_t i = 0; i < half; ++i) {
+        double a = double(ctx.pos0 + t) * std::pow(theta, -2.0 * double(i) / double(hd));
+        c.data<double>()[t * half + i] = std::cos(a);
+        s.data<double>()[t * half + i] = std::sin(a);
+      }
+    cos_ = c.to(dt);
+    sin_ = s.to(dt);
+    t_pos0 = ctx.pos0, t_T = ctx.T, t_dtype = dt;
+  }
+
+  Var rotate(const Var& x, int64_t n_heads, const Ctx& ctx) override {
+    table(ctx, x->value.dtype());
+    return ag::rotary(x, cos_, sin_, ctx.B, ctx.T, n_heads, hd, interleaved);
+  }
+};
+
+struct LearnedPosition : PositionEncoding {
+  Var table;
+  LearnedPosition(const ModelConfig& c, Init& init) : table(init.normal({c.max_seq_len, c.d_model}, c.init_std)) {}
+  Var embed(const Var& x, const Ctx& ctx) override { return ag::add_rows(x, table, ctx.pos0, ctx.T); }
+  void visit(const std::string& p, const ParamVisitor& f) override {
+    f(p + ".weight", table, ParamKind::embedding);
+  }
+};
+
+const bool reg_none = PositionRegistry::get().add(
+    "none", [](const ModelConfig&, Init&) { return std::make_unique<NoPosition>(); });
+const bool reg_rope = PositionRegistry::get().add(
+    "rope", [](const ModelConfig& c, Init&) { return std::make_unique<Rope>(c); });
+const bool reg_learned = PositionRegistry::get().add(
+    "learned", [](const ModelConfig& c, Init& i) { return std::make_unique<LearnedPosition>(c, i); });
+
+}  // namespace
+}  // namespace clm::nn

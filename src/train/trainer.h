@@ -1,0 +1,48 @@
+// The training loop: micro-batches with gradient accumulation, AdamW with warmup + cosine, global-norm
+// clipping, periodic evaluation, checkpoints, JSONL metrics and a live progress line.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/corpus.h"
+#include "train/checkpoint.h"
+
+namespace clm {
+
+struct TrainConfig {
+  int64_t batch_size = 16, seq_len = 128, grad_accum = 1, steps = 1000, warmup = 100;
+  double lr = 1e-3, min_lr_ratio = 0.1, clip = 1.0;
+  AdamWConfig adam;
+  int64_t eval_every = 200;  // 0 = only at the end
+  int64_t ckpt_every = 0;    // 0 = at each evaluation and at the end
+  int64_t log_every = 10;
+  double time_budget_s = 0;  // > 0: stop (and checkpoint) once this much wall time has passed
+  uint64_t seed = 1337;
+  int threads = 0;
+  void validate() const;  // throws std::invalid_argument naming the flag
+};
+void to_json(nlohmann::json& j, const TrainConfig& c);
+void from_json(const nlohmann::json& j, TrainConfig& c);
+
+struct TrainResult {
+  int64_t steps = 0;
+  double last_loss = 0, val_loss = 0;
+  double tokens_per_s = 0;
+  std::vector<double> losses;  // per optimizer step, for tests
+};
+
+struct TrainHooks {
+  std::function<double(TransformerLM&)> eval;  // mean validation loss per token
+  bool progress = false;                       // live progress line on stderr
+  bool quiet = false;
+};
+
+// Trains `model` from step 0, or from `resume_step_dir` (a checkpoint written by this function).
+// Writes checkpoints and metrics.jsonl under `run_dir` (empty: no files). Throws on a non-finite loss
+// without touching the last good checkpoint.
+TrainResult train(TransformerLM& model, const Tokenizer& tok, const std::vector<int32_t>& train_stream,
+                  const TrainConfig& cfg, const std::string& run_dir, const std::string& resume_step_dir,
+                  const TrainHooks& hooks);
+
+}  // namespace clm

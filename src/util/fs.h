@@ -1,0 +1,13 @@
+// File helpers: whole-file reads with errors that name the file, and atomic writes
+// (temp file in the same folder, fsync, rename, fsync of the folder).
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace clm {
+
+std::string read_file(const std::string& path);  // throws "cannot read 'path': reason"
+void write_file_atomic(const std::string& path, std::string_view bytes);
+void fsync_dir(const std::string& dir);
+
+}  // namespace clm
