@@ -1,0 +1,144 @@
+// Kernels against scalar / naive references: every SIMD table against the scalar one, attention
+// (GQA, KV-cache offsets and strides) against a direct float64 implementation.
+#include <vector>
+
+#include "common.h"
+#include "kernels/cpu/vec.h"
+#include "kernels/kernels.h"
+#include "util/rng.h"
+
+using namespace clm;
+using namespace clm::kernels;
+
+static std::vector<float> randv(Rng& r, int64_t n, double scale = 1.0) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = float(r.normal() * scale);
+  return v;
+}
+
+TEST(Vec, EveryIsaMatchesScalar) {
+  std::vector<const VecKernels*> tables{vec_avx2(), vec_avx512()};
+  const VecKernels& ref = vec_scalar();
+  int tested = 0;
+  Rng r(1);
+  for (const VecKernels* k : tables) {
+    if (!k) continue;  // CPU lacks it
+    ++tested;
+    for (int64_t n : {1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 1000}) {
+      auto x = randv(r, n, 3.0), y = randv(r, n, 3.0);
+      EXPECT_NEAR(k->dot(x.data(), y.data(), n), ref.dot(x.data(), y.data(), n), 1e-4 * n) << k->isa << " n=" << n;
+      EXPECT_NEAR(k->sumsq(x.data(), n), ref.sumsq(x.data(), n), 1e-4 * n) << k->isa;
+      EXPECT_EQ(k->max(x.data(), n), ref.max(x.data(), n)) << k->isa;
+      auto y1 = y, y2 = y;
+      k->axpy(0.5f, x.data(), y1.data(), n);
+      ref.axpy(0.5f, x.data(), y2.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(y1[i], y2[i], 1e-6);
+      k->scale(-1.5f, y1.data(), n);
+      ref.scale(-1.5f, y2.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(y1[i], y2[i], 1e-5);
+      std::vector<float> e1(n), e2(n);
+      float m = ref.max(x.data(), n);
+      float s1 = k->exp_sum(x.data(), m, e1.data(), n), s2 = ref.exp_sum(x.data(), m, e2.data(), n);
+      EXPECT_NEAR(s1, s2, 1e-6 * s2) << k->isa;
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(e1[i], e2[i], 2e-7 * std::max(1.0f, e2[i])) << k->isa;
+    }
+    // exp over its whole useful range, including underflow to 0.
+    std::vector<float> x, e1, e2;
+    for (float v = -120.f; v <= 0.f; v += 0.37f) x.push_back(v);
+    e1.resize(x.size()), e2.resize(x.size());
+    k->exp_sum(x.data(), 0.f, e1.data(), int64_t(x.size()));
+    ref.exp_sum(x.data(), 0.f, e2.data(), int64_t(x.size()));
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(e1[i], e2[i], 3e-7 * e2[i] + 1e-37) << "x=" << x[i];
+  }
+  std::printf("tested %d SIMD tables; active: %s\n", tested, vec().isa);
+}
+
+TEST(Gemm, MatchesNaiveAllTransposes) {
+  Rng r(2);
+  const int M = 5, N = 7, K = 9;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      auto A = randv(r, M * K), B = randv(r, K * N), C = randv(r, M * N);
+      auto C0 = C;
+      gemm<float>(ta, tb, M, N, K, 0.5f, A.data(), ta ? M : K, B.data(), tb ? K : N, 2.0f, C.data(), N);
+      for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) {
+          double s = 0;
+          for (int k = 0; k < K; ++k) s += double(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+          ASSERT_NEAR(C[i * N + j], 0.5 * s + 2.0 * C0[i * N + j], 1e-4);
+        }
+    }
+}
+
+// Direct float64 attention: q [B,Tq,H,hd], k/v read through strides.
+static std::vector<double> naive_attention(const std::vector<float>& q, const std::vector<float>& k,
+                                           const std::vector<float>& v, const AttnShape& s, double scale) {
+  std::vector<double> out(s.B * s.Tq * s.H * s.hd, 0.0);
+  const int64_t off = s.Tk - s.Tq, g = s.H / s.Hkv;
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t h = 0; h < s.H; ++h)
+      for (int64_t i = 0; i < s.Tq; ++i) {
+        std::vector<double> sc(s.Tk, -1e300);
+        double mx = -1e300;
+        for (int64_t j = 0; j <= i + off; ++j) {
+          double d = 0;
+          for (int64_t e = 0; e < s.hd; ++e)
+            d += double(q[b * s.q_batch + i * s.q_row + h * s.hd + e]) * k[b * s.kv_batch + j * s.kv_row + (h / g) * s.hd + e];
+          sc[j] = d * scale;
+          mx = std::max(mx, sc[j]);
+        }
+        double z = 0;
+        for (int64_t j = 0; j <= i + off; ++j) z += (sc[j] = std::exp(sc[j] - mx));
+        for (int64_t j = 0; j <= i + off; ++j)
+          for (int64_t e = 0; e < s.hd; ++e)
+            out[((b * s.Tq + i) * s.H + h) * s.hd + e] += sc[j] / z * v[b * s.kv_batch + j * s.kv_row + (h / g) * s.hd + e];
+      }
+  return out;
+}
+
+TEST(Attention, CausalGqaAndCacheStridesMatchNaive) {
+  Rng r(3);
+  struct Case { int64_t B, Tq, Tk, H, Hkv, hd, cap; };
+  for (Case c : {Case{2, 6, 6, 4, 2, 8, 6}, Case{1, 1, 9, 4, 1, 16, 12}, Case{2, 3, 7, 2, 2, 4, 10}}) {
+    AttnShape s{c.B, c.Tq, c.Tk, c.H, c.Hkv, c.hd, c.H * c.hd, c.Tq * c.H * c.hd, c.Hkv * c.hd, c.cap * c.Hkv * c.hd};
+    auto q = randv(r, c.B * c.Tq * c.H * c.hd), k = randv(r, c.B * c.cap * c.Hkv * c.hd),
+         v = randv(r, c.B * c.cap * c.Hkv * c.hd);
+    std::vector<float> out(c.B * c.Tq * c.H * c.hd);
+    std::vector<float> probs(c.B * c.H * c.Tq * c.Tk);
+    attention_forward<float>(out.data(), probs.data(), q.data(), k.data(), v.data(), s, 0.3f);
+    auto ref = naive_attention(q, k, v, s, 0.3);
+    for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-5) << i;
+    // probabilities of each row sum to one and vanish beyond the causal limit
+    for (int64_t row = 0; row < c.B * c.H * c.Tq; ++row) {
+      int64_t i = row % c.Tq;
+      double sum = 0;
+      for (int64_t j = 0; j < c.Tk; ++j) {
+        sum += probs[row * c.Tk + j];
+        if (j > i + c.Tk - c.Tq) ASSERT_EQ(probs[row * c.Tk + j], 0.0f);
+      }
+      ASSERT_NEAR(sum, 1.0, 1e-5);
+    }
+  }
+}
+
+TEST(CrossEntropy, MatchesLogSoftmaxAndIgnoresNegativeTargets) {
+  Rng r(4);
+  const int64_t N = 5, V = 1000;
+  auto logits = randv(r, N * V, 4.0);
+  std::vector<int32_t> t{3, -1, 999, 0, 512};
+  std::vector<float> lse(N);
+  int64_t cnt = 0;
+  double total = cross_entropy_forward<float>(lse.data(), logits.data(), t.data(), N, V, &cnt);
+  EXPECT_EQ(cnt, 4);
+  double ref = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    if (t[i] < 0) continue;
+    double mx = -1e300, z = 0;
+    for (int64_t j = 0; j < V; ++j) mx = std::max(mx, double(logits[i * V + j]));
+    for (int64_t j = 0; j < V; ++j) z += std::exp(logits[i * V + j] - mx);
+    ref += mx + std::log(z) - logits[i * V + t[i]];
+  }
+  EXPECT_NEAR(total, ref, 1e-4);
+  std::vector<int32_t> bad{3, 1000, 0, 0, 0};
+  EXPECT_THROW(cross_entropy_forward<float>(lse.data(), logits.data(), bad.data(), N, V, &cnt), std::out_of_range);
+}

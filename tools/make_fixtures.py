@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Reference fixtures for CompactLM's PyTorch parity tests.
+
+Builds tiny decoder-only transformers in plain PyTorch (the same math CompactLM implements), then
+writes, per model, one safetensors file with: the weights (Hugging Face Llama names), a batch of
+token ids and targets, logits, loss and every parameter's gradient (in float32 and, from the same
+weights cast to float64, in float64), and the losses of the first 10 AdamW steps with warmup +
+cosine and global-norm clipping.
+
+Run with Debian's python3-torch:  /usr/bin/python3 tools/make_fixtures.py tests/fixtures
+"""
+import json
+import math
+import struct
+import sys
+
+import torch
+import torch.nn.functional as F
+
+CONFIGS = {
+    "llama_tiny": dict(vocab_size=37, d_model=16, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=24, max_seq_len=8,
+                       attention="causal", position="rope", mlp="swiglu", norm="rmsnorm", embedding="standard",
+                       norm_eps=1e-5, rope_theta=10000.0, rope_interleaved=False, tie_embeddings=False,
+                       attn_bias=False, mlp_bias=False, init_std=0.02, arch="transformer"),
+    "gpt_tiny": dict(vocab_size=29, d_model=16, n_layers=2, n_heads=2, n_kv_heads=2, d_ff=32, max_seq_len=8,
+                     attention="causal", position="learned", mlp="gelu", norm="layernorm", embedding="standard",
+                     norm_eps=1e-5, rope_theta=10000.0, rope_interleaved=False, tie_embeddings=True,
+                     attn_bias=True, mlp_bias=True, init_std=0.02, arch="transformer"),
+}
+B, T = 2, 8
+OPT = dict(lr=1e-2, warmup=3, steps=10, min_lr_ratio=0.1, clip=1.0, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
+
+
+def make_params(c, g):
+    D, H, K, hd, Fd, V = c["d_model"], c["n_heads"], c["n_kv_heads"], c["d_model"] // c["n_heads"], c["d_ff"], c["vocab_size"]
+    p = {}
+    def w(*shape, std=0.1): return torch.randn(*shape, generator=g) * std
+    def norm(name):
+        p[name + ".weight"] = 1.0 + w(D)
+        if c["norm"] == "layernorm": p[name + ".bias"] = w(D)
+    p["model.embed_tokens.weight"] = w(V, D, std=0.5)
+    if c["position"] == "learned": p["model.embed_positions.weight"] = w(c["max_seq_len"], D, std=0.5)
+    for l in range(c["n_layers"]):
+        pre = f"model.layers.{l}"
+        norm(pre + ".input_layernorm")
+        for n, out in (("q", H * hd), ("k", K * hd), ("v", K * hd)):
+            p[f"{pre}.self_attn.{n}_proj.weight"] = w(out, D, std=0.3)
+            if c["attn_bias"]: p[f"{pre}.self_attn.{n}_proj.bias"] = w(out)
+        p[f"{pre}.self_attn.o_proj.weight"] = w(D, H * hd, std=0.3)
+        norm(pre + ".post_attention_layernorm")
+        names = ("gate", "up", "down") if c["mlp"] == "swiglu" else ("up", "down")
+        for n in names:
+            shape = (D, Fd) if n == "down" else (Fd, D)
+            p[f"{pre}.mlp.{n}_proj.weight"] = w(*shape, std=0.3)
+            if c["mlp_bias"]: p[f"{pre}.mlp.{n}_proj.bias"] = w(shape[0])
+    norm("model.norm")
+    if not c["tie_embeddings"]: p["lm_head.weight"] = w(V, D, std=0.3)
+    return p
+
+
+def forward(c, p, ids):
+    D, H, K = c["d_model"], c["n_heads"], c["n_kv_heads"]
+    hd, Bn, Tn = D // H, ids.shape[0], ids.shape[1]
+    def lin(x, name):
+        y = x @ p[name + ".weight"].t()
+        b = p.get(name + ".bias")
+        return y + b if b is not None else y
+    def norm(x, name):
+        if c["norm"] == "rmsnorm":
+            return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + c["norm_eps"]) * p[name + ".weight"]
+        return F.layer_norm(x, (D,), p[name + ".weight"], p[name + ".bias"], c["norm_eps"])
+    def rope(x):  # x [B, T, h, hd], rotate-half pairs (i, i + hd/2)
+        half = hd // 2
+        inv = c["rope_theta"] ** (-2.0 * torch.arange(half, dtype=torch.float64) / hd)
+        ang = torch.arange(Tn, dtype=torch.float64)[:, None] * inv[None, :]
+        cos, sin = ang.cos().to(x.dtype)[None, :, None, :], ang.sin().to(x.dtype)[None, :, None, :]
+        a, b = x[..., :half], x[..., half:]
+        return torch.cat([a * cos - b * sin, a * sin + b * cos], -1)
+    x = p["model.embed_tokens.weight"][ids]
+    if c["position"] == "learned": x = x + p["model.embed_positions.weight"][:Tn][None]
+    mask = torch.ones(Tn, Tn, dtype=torch.bool).tril()
+    for l in range(c["n_layers"]):
+        pre = f"model.layers.{l}"
+        h = norm(x, pre + ".input_layernorm")
+        q = lin(h, pre + ".self_attn.q_proj").view(Bn, Tn, H, hd)
+        k = lin(h, pre + ".self_attn.k_proj").view(Bn, Tn, K, hd)
+        v = lin(h, pre + ".self_attn.v_proj").view(Bn, Tn, K, hd)
+        if c["position"] == "rope": q, k = rope(q), rope(k)
+        k = k.repeat_interleave(H // K, dim=2)
+        v = v.repeat_interleave(H // K, dim=2)
+        s = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(hd)
+        s = s.masked_fill(~mask, float("-inf")).softmax(-1)
+        o = torch.einsum("bhts,bshd->bthd", s, v).reshape(Bn, Tn, H * hd)
+        x = x + lin(o, pre + ".self_attn.o_proj")
+        h = norm(x, pre + ".post_attention_layernorm")
+        if c["mlp"] == "swiglu":
+            m = F.silu(lin(h, pre + ".mlp.gate_proj")) * lin(h, pre + ".mlp.up_proj")
+        else:
+            m = F.gelu(lin(h, pre + ".mlp.up_proj"), approximate="tanh" if c["mlp"] == "gelu_tanh" else "none")
+        x = x + lin(m, pre + ".mlp.down_proj")
+    x = norm(x, "model.norm")
+    head = p["model.embed_tokens.weight"] if c["tie_embeddings"] else p["lm_head.weight"]
+    return (x @ head.t()).reshape(Bn * Tn, -1)
+
+
+def lr_at(step):
+    o = OPT
+    if step < o["warmup"]: return o["lr"] * (step + 1) / o["warmup"]
+    prog = min(1.0, (step - o["warmup"]) / (o["steps"] - o["warmup"]))
+    return o["lr"] * (o["min_lr_ratio"] + (1 - o["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * prog)))
+
+
+def write_safetensors(path, tensors, metadata):
+    header, blobs, off = {"__metadata__": metadata}, [], 0
+    dt = {torch.float32: "F32", torch.float64: "F64", torch.int32: "I32"}
+    for name, t in tensors.items():
+        t = t.detach().contiguous()
+        data = t.numpy().tobytes()
+        header[name] = {"dtype": dt[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def main(outdir):
+    torch.manual_seed(0)
+    for name, c in CONFIGS.items():
+        g = torch.Generator().manual_seed(1234)
+        params = make_params(c, g)
+        ids = torch.randint(0, c["vocab_size"], (B, T), generator=g)
+        targets = torch.randint(0, c["vocab_size"], (B * T,), generator=g)
+        out = {k: v.clone() for k, v in params.items()}
+        out["ids"], out["targets"] = ids.reshape(-1).int(), targets.int()
+        for dtype, tag in ((torch.float32, "f32"), (torch.float64, "f64")):
+            p = {k: v.detach().clone().to(dtype).requires_grad_(True) for k, v in params.items()}
+            logits = forward(c, p, ids)
+            loss = F.cross_entropy(logits, targets)
+            loss.backward()
+            out[f"{tag}.logits"] = logits.detach()
+            out[f"{tag}.loss"] = loss.detach().reshape(1)
+            for k, v in p.items(): out[f"{tag}.grad.{k}"] = v.grad
+        # 10 AdamW steps in float32 on the same batch.
+        p = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+        decay = [v for k, v in p.items() if not (k.endswith("layernorm.weight") or k.endswith("norm.weight") or k.endswith(".bias"))]
+        no_decay = [v for k, v in p.items() if k.endswith("layernorm.weight") or k.endswith("norm.weight") or k.endswith(".bias")]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": OPT["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+                                lr=OPT["lr"], betas=(OPT["beta1"], OPT["beta2"]), eps=OPT["eps"])
+        losses = []
+        for step in range(OPT["steps"]):
+            for gr in opt.param_groups: gr["lr"] = lr_at(step)
+            opt.zero_grad()
+            loss = F.cross_entropy(forward(c, p, ids), targets)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(p.values()), OPT["clip"])
+            opt.step()
+            losses.append(loss.item())
+        out["adamw.losses"] = torch.tensor(losses, dtype=torch.float64)
+        for k, v in p.items(): out[f"adamw.final.{k}"] = v.detach()
+        meta = {"config": json.dumps(c), "opt": json.dumps(OPT), "B": str(B), "T": str(T), "torch": torch.__version__}
+        path = f"{outdir}/{name}.safetensors"
+        write_safetensors(path, out, meta)
+        print(f"wrote {path}: loss f32 {out['f32.loss'].item():.6f}, adamw losses {losses[0]:.4f} -> {losses[-1]:.4f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures")
