@@ -1,0 +1,116 @@
+// Tokenizers, corpora, batching and the perplexity protocol; known answers on the real PTB files
+// when ../shared is present.
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "data/dataset.h"
+#include "eval/perplexity.h"
+#include "util/fs.h"
+
+using namespace clm;
+
+TEST(WordTokenizer, ConventionEosPerLineUnkAndOrder) {
+  WordTokenizer t = WordTokenizer::fit("the cat sat\n\nthe dog <unk>\n");
+  // <eos>, <unk>, then by count desc, ties by byte order
+  EXPECT_EQ(t.vocab_size(), 2 + 4);
+  auto ids = t.encode("the cat\n\nzebra\n");
+  // "the"(2) "cat" <eos> <eos>(empty line) <unk> <eos>
+  ASSERT_EQ(ids.size(), 6u);
+  EXPECT_EQ(ids[0], 2);
+  EXPECT_EQ(ids[2], 0);
+  EXPECT_EQ(ids[3], 0);
+  EXPECT_EQ(ids[4], 1);
+  EXPECT_EQ(t.decode(t.encode("the cat sat\n")), "the cat sat\n");
+  auto j = t.to_json();
+  auto t2 = tokenizer_from_json(j, "mem");
+  EXPECT_EQ(t2->encode("dog sat"), t.encode("dog sat"));
+}
+
+TEST(ByteTokenizer, RoundTripsAnyBytes) {
+  ByteTokenizer t;
+  std::string s = "h\xc3\xa9llo \x00\xff\n";
+  s.push_back('\0');
+  EXPECT_EQ(t.decode(t.encode(s)), s);
+  EXPECT_EQ(t.encode("A")[0], 65);
+  EXPECT_THROW(t.decode({300}), std::out_of_range);
+}
+
+TEST(Tokenizer, UnknownTypeIsAnError) {
+  EXPECT_THROW(tokenizer_from_json(nlohmann::json{{"type", "wordpiece"}}, "x.json"), std::runtime_error);
+}
+
+TEST(StreamLoader, LanesAreContiguousAndWrap) {
+  std::vector<int32_t> s(41);
+  for (int i = 0; i < 41; ++i) s[i] = i;
+  StreamLoader L(s, 2, 4);  // lanes of 20 tokens: [0,20), [20,40)
+  Tensor x, y;
+  L.next(x, y);
+  EXPECT_EQ(x.data<int32_t>()[0], 0);
+  EXPECT_EQ(x.data<int32_t>()[4], 20);
+  EXPECT_EQ(y.data<int32_t>()[3], 4);
+  L.next(x, y);
+  EXPECT_EQ(x.data<int32_t>()[0], 4);  // continues the lane
+  for (int i = 0; i < 2; ++i) L.next(x, y);  // positions 8, 12
+  EXPECT_EQ(L.state().epoch, 0);
+  L.next(x, y);  // position 16: 16 + 4 + 1 > 20, wraps to the lane start
+  EXPECT_EQ(L.state().epoch, 1);
+  EXPECT_EQ(x.data<int32_t>()[0], 0);
+  EXPECT_THROW(StreamLoader(s, 8, 8), std::invalid_argument);
+  EXPECT_THROW(StreamLoader(s, 0, 8), std::invalid_argument);
+}
+
+TEST(Corpus, FolderLayoutAndErrors) {
+  test::TempDir d;
+  EXPECT_THROW(load_text_dir(d.path), std::runtime_error);  // no files
+  write_file_atomic(d.path + "/x.train.txt", "a b\n");
+  write_file_atomic(d.path + "/x.valid.txt", "a\n");
+  write_file_atomic(d.path + "/x.test.txt", "  \n");
+  try {
+    load_text_dir(d.path);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("empty corpus"), std::string::npos);
+  }
+  write_file_atomic(d.path + "/x.test.txt", "b\n");
+  TextSplits t = load_text_dir(d.path);
+  EXPECT_EQ(t.train, "a b\n");
+  EXPECT_THROW(load_text_files(d.path + "/nope", d.path + "/x.valid.txt", d.path + "/x.test.txt"), std::runtime_error);
+}
+
+TEST(Perplexity, EveryTokenScoredOnceUnderBothProtocols) {
+  ModelConfig c;
+  c.vocab_size = 11, c.d_model = 16, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 2, c.d_ff = 16;
+  TransformerLM m(c, 1);
+  std::vector<int32_t> s;
+  for (int i = 0; i < 103; ++i) s.push_back((i * 7) % 11);
+  auto a = perplexity(m, s, 16, 16, 4);
+  EXPECT_EQ(a.tokens, 102);
+  auto b = perplexity(m, s, 16, 4, 3);
+  EXPECT_EQ(b.tokens, 102);
+  EXPECT_NE(b.protocol.find("stride 4"), std::string::npos);
+  // with full context the model is the same function, so one window == sliding with stride 1
+  auto w = perplexity(m, std::vector<int32_t>(s.begin(), s.begin() + 17), 16, 16, 1);
+  auto sl = perplexity(m, std::vector<int32_t>(s.begin(), s.begin() + 17), 16, 1, 2);
+  EXPECT_EQ(w.tokens, 16);
+  EXPECT_EQ(sl.tokens, 16);
+  EXPECT_NEAR(w.mean_nll(), sl.mean_nll(), 1e-5);
+  EXPECT_GT(a.ppl(), 1.0);
+}
+
+TEST(RealData, PtbWordCountsMatchTheLiterature) {
+  std::string sh = test::shared_dir();
+  if (sh.empty() || !std::filesystem::exists(sh + "/data/ptb")) GTEST_SKIP() << "../shared/data/ptb not present";
+  Dataset d = make_dataset(load_text_dir(sh + "/data/ptb"), "word");
+  EXPECT_EQ(d.tok->vocab_size(), 10000);  // 9,999 words + <eos> (<unk> is already a PTB word)
+  EXPECT_EQ(d.train.size(), 929589u);     // 887,521 words + 42,068 <eos>
+  EXPECT_EQ(d.valid.size(), 73760u);
+  EXPECT_EQ(d.test.size(), 82430u);
+}
+
+TEST(RealData, FortunesDefaultCorpusSplits) {
+  if (!std::filesystem::exists("/usr/share/games/fortunes/fortunes")) GTEST_SKIP() << "Debian fortunes not installed";
+  TextSplits t = fortunes_corpus();
+  EXPECT_GT(t.train.size(), 10 * t.valid.size());
+  EXPECT_GT(t.valid.size(), 50000u);
+  EXPECT_EQ(t.valid.back(), '\n');
+}

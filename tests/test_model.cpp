@@ -1,0 +1,139 @@
+// TransformerLM: config round trip and validation, slot registry, KV-cached decoding against full
+// recomputation, sampler behaviour.
+#include <nlohmann/json.hpp>
+
+#include "autograd/ops.h"
+#include "common.h"
+#include "infer/generate.h"
+#include "models/transformer.h"
+
+using namespace clm;
+
+static ModelConfig small(const std::string& pos = "rope") {
+  ModelConfig c;
+  c.vocab_size = 50, c.d_model = 32, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 48;
+  c.max_seq_len = 32, c.position = pos, c.init_std = 0.2;
+  return c;
+}
+
+TEST(Config, JsonRoundTripAndValidation) {
+  ModelConfig c = small();
+  c.tie_embeddings = true, c.mlp = "gelu";
+  nlohmann::json j = c;
+  ModelConfig d = j.get<ModelConfig>();
+  EXPECT_EQ(nlohmann::json(d), j);
+  j["d_modle"] = 3;
+  EXPECT_THROW(j.get<ModelConfig>(), std::invalid_argument);
+  ModelConfig bad = small();
+  bad.n_heads = 5;
+  try {
+    bad.validate();
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("n_heads (5) must divide d_model (32)"), std::string::npos);
+  }
+  bad = small(), bad.n_kv_heads = 3;
+  EXPECT_THROW(bad.validate(), std::invalid_argument);
+}
+
+TEST(Registry, UnknownVariantListsKnownOnes) {
+  ModelConfig c = small();
+  c.attention = "flash9000";
+  try {
+    TransformerLM m(c);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    std::string s = e.what();
+    EXPECT_NE(s.find("unknown attention 'flash9000'"), std::string::npos);
+    EXPECT_NE(s.find("causal"), std::string::npos);
+  }
+}
+
+TEST(Model, ParameterCountMatchesFormula) {
+  ModelConfig c = small();
+  TransformerLM m(c);
+  const int64_t D = 32, hd = 8, layer = D * 4 * hd + 2 * D * 2 * hd + 4 * hd * D + 3 * D * 48 + 2 * D;
+  EXPECT_EQ(m.num_params(), 50 * D + 2 * layer + D + 50 * D);
+  c.tie_embeddings = true;
+  EXPECT_EQ(TransformerLM(c).num_params(), 50 * D + 2 * layer + D);
+}
+
+TEST(Model, SameSeedSameWeightsDifferentSeedDifferent) {
+  TransformerLM a(small(), 1), b(small(), 1), c(small(), 2);
+  std::vector<Tensor> wa, wb, wc;
+  a.visit([&](auto&, nn::Var& v, auto) { wa.push_back(v->value); });
+  b.visit([&](auto&, nn::Var& v, auto) { wb.push_back(v->value); });
+  c.visit([&](auto&, nn::Var& v, auto) { wc.push_back(v->value); });
+  EXPECT_EQ(test::rel_err(wa[0], wb[0]), 0.0);
+  EXPECT_GT(test::rel_err(wa[0], wc[0]), 0.1);
+}
+
+class CacheParity : public ::testing::TestWithParam<std::string> {};
+
+// Decoding token by token through the KV cache gives the logits of recomputing the whole prefix.
+TEST_P(CacheParity, CachedDecodingEqualsRecompute) {
+  TransformerLM m(small(GetParam()), 3);
+  std::vector<int32_t> seq{1, 7, 3, 9, 22, 41, 5, 5, 0, 13, 2, 8};
+  const int64_t V = 50, P = 5;
+  ag::NoGrad ng;
+  KVCache cache = m.make_cache(1, 16);
+  // prefill the first P tokens, then one at a time
+  Tensor pre = Tensor::from(std::vector<int32_t>(seq.begin(), seq.begin() + P), {P});
+  nn::Var lp = m.forward(pre, 1, P, &cache);
+  std::vector<Tensor> cached_rows;
+  for (int64_t t = 0; t < P; ++t) cached_rows.push_back(lp->value.reshape({P, V}).slice(0, t, t + 1).contiguous());
+  for (size_t t = P; t < seq.size(); ++t)
+    cached_rows.push_back(m.forward(Tensor::from(std::vector<int32_t>{seq[t]}, {1}), 1, 1, &cache)->value);
+  EXPECT_EQ(cache.len(), (int64_t)seq.size());
+  Tensor all = Tensor::from(seq, {(int64_t)seq.size()});
+  Tensor full = m.forward(all, 1, (int64_t)seq.size())->value.reshape({(int64_t)seq.size(), V});
+  for (size_t t = 0; t < seq.size(); ++t)
+    EXPECT_LT(test::rel_err(cached_rows[t], full.slice(0, t, t + 1).contiguous()), 1e-5) << "position " << t;
+}
+INSTANTIATE_TEST_SUITE_P(Positions, CacheParity, ::testing::Values("rope", "learned", "none"));
+
+TEST(Model, CacheOverflowAndGradModeAreErrors) {
+  TransformerLM m(small(), 3);
+  Tensor ids = Tensor::from(std::vector<int32_t>{1, 2, 3}, {3});
+  KVCache cache = m.make_cache(1, 2);
+  EXPECT_THROW(m.forward(ids, 1, 3, &cache), std::logic_error);  // grad mode on
+  ag::NoGrad ng;
+  EXPECT_THROW(m.forward(ids, 1, 3, &cache), std::length_error);
+  EXPECT_THROW(m.forward(Tensor::from(std::vector<int32_t>{1, 99}, {2}), 1, 2), std::out_of_range);  // id >= vocab
+}
+
+TEST(Sampler, GreedyTopKTopPAndSeed) {
+  std::vector<float> logits{0.1f, 3.0f, 2.9f, -1.0f, 2.0f};
+  Sampler greedy({0.0, 0, 1.0, 0});
+  EXPECT_EQ(greedy.sample(logits.data(), 5), 1);
+  Sampler k1({1.0, 1, 1.0, 5});
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(k1.sample(logits.data(), 5), 1);
+  Sampler k2({1.0, 2, 1.0, 5});
+  std::set<int32_t> seen;
+  for (int i = 0; i < 200; ++i) seen.insert(k2.sample(logits.data(), 5));
+  EXPECT_EQ(seen, (std::set<int32_t>{1, 2}));
+  Sampler p({1.0, 0, 0.3, 5});  // the top token alone holds > 30%
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(p.sample(logits.data(), 5), 1);
+  Sampler a({1.0, 0, 1.0, 9}), b({1.0, 0, 1.0, 9});
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(a.sample(logits.data(), 5), b.sample(logits.data(), 5));
+}
+
+TEST(Generate, GreedyMatchesArgmaxOfRecomputeAndStopsAtEos) {
+  TransformerLM m(small(), 4);
+  std::vector<int32_t> prompt{3, 1, 4};
+  Sampler s({0.0, 0, 1.0, 0});
+  auto out = generate(m, prompt, {6, -1}, s);
+  ASSERT_EQ(out.size(), 6u);
+  std::vector<int32_t> seq = prompt;
+  ag::NoGrad ng;
+  for (int32_t tok : out) {
+    Tensor ids = Tensor::from(seq, {(int64_t)seq.size()});
+    Tensor l = m.forward(ids, 1, (int64_t)seq.size())->value;
+    const float* last = l.data<float>() + (seq.size() - 1) * 50;
+    EXPECT_EQ(tok, int32_t(std::max_element(last, last + 50) - last));
+    seq.push_back(tok);
+  }
+  Sampler s2({0.0, 0, 1.0, 0});
+  auto stopped = generate(m, prompt, {6, out[2]}, s2);
+  EXPECT_EQ(stopped.size(), size_t(std::find(out.begin(), out.end(), out[2]) - out.begin()));
+}
