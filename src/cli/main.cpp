@@ -171,6 +171,7 @@ int main(int argc, char** argv) {
   CLI::App app{"CompactLM: train, compress and run efficient transformer language models", "clm"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every subcommand");
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: last wins
 
   // ---- train ----
   ModelConfig mcfg;

@@ -1,0 +1,133 @@
+// The clm command on bad input: each case exits non-zero with one line that names the problem.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <regex>
+
+#include "common.h"
+#include "util/fs.h"
+
+using namespace clm;  // NOLINT
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CliRun {
+  int rc;
+  std::string out, err;
+};
+
+CliRun run_clm(const std::string& args) {
+  test::TempDir t;
+  std::string cmd = std::string(CLM_BIN) + " " + args + " >" + t.path + "/out 2>" + t.path + "/err";
+  int st = std::system(cmd.c_str());
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, read_file(t.path + "/out"), read_file(t.path + "/err")};
+}
+
+int count_lines(const std::string& s) { return (int)std::count(s.begin(), s.end(), '\n'); }
+
+struct Corpus {
+  test::TempDir dir;
+  Corpus() {
+    std::string text;
+    for (int i = 0; i < 60; ++i) text += "the cat sat on the mat and the dog sat on the log\n";
+    write_file_atomic(dir.path + "/c.train.txt", text);
+    write_file_atomic(dir.path + "/c.valid.txt", text.substr(0, 600));
+    write_file_atomic(dir.path + "/c.test.txt", text.substr(0, 600));
+  }
+};
+
+const std::string kTiny =
+    " --d-model 16 --n-layers 1 --n-heads 2 --n-kv-heads 2 --d-ff 32 --seq-len 8 --batch-size 2 --threads 1"
+    " --sample-tokens 0 --eval-every 0";
+
+// The last line of stderr is the error; it must name `what`.
+void expect_error(const CliRun& r, const std::string& what) {
+  EXPECT_NE(r.rc, 0) << r.err;
+  std::string last = r.err;
+  while (!last.empty() && last.back() == '\n') last.pop_back();
+  last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
+  EXPECT_NE(last.find("error"), std::string::npos) << r.err;
+  EXPECT_NE(last.find(what), std::string::npos) << "wanted '" << what << "' in: " << r.err;
+}
+
+}  // namespace
+
+TEST(Cli, HelpForEverySubcommand) {
+  for (std::string sub : {"train", "eval", "generate", "info", "plot"}) {
+    CliRun r = run_clm(sub + " --help");
+    EXPECT_EQ(r.rc, 0) << sub;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub;
+  }
+}
+
+TEST(Cli, BadFlagsAndMissingData) {
+  expect_error(run_clm("train --no-such-flag"), "no-such-flag");
+  expect_error(run_clm("train --data /nonexistent/corpus" + kTiny), "/nonexistent/corpus");
+  expect_error(run_clm("train --train /nonexistent/t.txt --valid /x --test /y" + kTiny), "/nonexistent/t.txt");
+  Corpus c;
+  expect_error(run_clm("train --data " + c.dir.path + kTiny + " --lr 0"), "--lr must be > 0");
+  expect_error(run_clm("train --data " + c.dir.path + kTiny + " --batch-size 0"), "--batch-size must be > 0");
+  expect_error(run_clm("train --data " + c.dir.path + kTiny + " --n-heads 3"), "n_heads (3) must divide d_model (16)");
+  expect_error(run_clm("train --data " + c.dir.path + kTiny + " --position spiral"), "unknown position 'spiral'");
+  write_file_atomic(c.dir.path + "/c.valid.txt", "\n\n");
+  expect_error(run_clm("train --data " + c.dir.path + kTiny), "empty corpus");
+}
+
+TEST(Cli, TrainEvalGenerateInfoPlotAndCorruptCheckpoints) {
+  Corpus c;
+  test::TempDir run;
+  CliRun r = run_clm("train --data " + c.dir.path + kTiny + " --steps 6 --out " + run.path + "/r");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("valid perplexity (per word)"), std::string::npos) << r.out;
+  const std::string ck = run.path + "/r/step-00000006";
+  ASSERT_TRUE(fs::exists(ck + "/model.safetensors"));
+
+  CliRun e = run_clm("eval --model " + run.path + "/r --data " + c.dir.path + " --split test --threads 1");
+  EXPECT_EQ(e.rc, 0) << e.err;
+  EXPECT_NE(e.out.find("tokens scored"), std::string::npos) << e.out;
+  CliRun g = run_clm("generate --model " + run.path + "/r --prompt 'the cat' --max-new-tokens 5 --temperature 0 --threads 1");
+  EXPECT_EQ(g.rc, 0) << g.err;
+  EXPECT_EQ(g.out.rfind("the cat", 0), 0u) << g.out;
+  CliRun i = run_clm("info --model " + run.path + "/r");
+  EXPECT_EQ(i.rc, 0) << i.err;
+  EXPECT_NE(i.out.find("parameters:"), std::string::npos);
+  CliRun p = run_clm("plot " + run.path + "/r/metrics.jsonl -o " + run.path + "/loss.svg");
+  EXPECT_EQ(p.rc, 0) << p.err;
+  EXPECT_NE(read_file(run.path + "/loss.svg").find("<polyline"), std::string::npos);
+
+  // config mismatch on resume
+  expect_error(run_clm("train --data " + c.dir.path + kTiny + " --steps 8 --resume " + run.path + "/r --d-model 32"),
+               "config mismatch on resume: --d-model");
+  // truncated weights
+  std::string w = read_file(ck + "/model.safetensors");
+  const std::string good = w;
+  write_file_atomic(ck + "/model.safetensors", w.substr(0, w.size() / 2));
+  expect_error(run_clm("eval --model " + ck + " --data " + c.dir.path), ck + "/model.safetensors");
+  // a flipped header byte: JSON no longer parses
+  w[12] = '\x01';
+  write_file_atomic(ck + "/model.safetensors", w);
+  expect_error(run_clm("eval --model " + ck + " --data " + c.dir.path), "model.safetensors");
+  write_file_atomic(ck + "/model.safetensors", good);
+  // config.json that does not match the weights
+  std::string cfg = read_file(ck + "/config.json");
+  write_file_atomic(ck + "/config.json", std::regex_replace(cfg, std::regex("\"d_ff\": 32"), "\"d_ff\": 48"));
+  expect_error(run_clm("eval --model " + ck + " --data " + c.dir.path), "config.json implies");
+  write_file_atomic(ck + "/config.json", "{\"d_model\": ");
+  expect_error(run_clm("eval --model " + ck + " --data " + c.dir.path), "config.json");
+  expect_error(run_clm("eval --model " + run.path + "/nothing-here --data " + c.dir.path), "nothing-here");
+}
+
+TEST(Cli, NanStopsWithOneLineAndKeepsCheckpoint) {
+  Corpus c;
+  test::TempDir run;
+  ASSERT_EQ(run_clm("train --data " + c.dir.path + kTiny + " --steps 3 --out " + run.path).rc, 0);
+  const std::string good = read_file(run.path + "/step-00000003/model.safetensors");
+  CliRun r = run_clm("train --data " + c.dir.path + kTiny + " --steps 40 --lr 1e9 --clip 0 --warmup 0 --ckpt-every 1 --out " +
+              run.path + "/nan");
+  expect_error(r, "at step");
+  EXPECT_TRUE(r.err.find("NaN") != std::string::npos || r.err.find("non-finite") != std::string::npos) << r.err;
+  EXPECT_EQ(read_file(run.path + "/step-00000003/model.safetensors"), good);
+  (void)count_lines;
+}
