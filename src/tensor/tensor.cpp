@@ -1,5 +1,7 @@
 #include "tensor/tensor.h"
 
+#include <malloc.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -109,7 +111,17 @@ uint16_t f32_to_f16(float f) {
   return uint16_t(sign | r);
 }
 
+// Training allocates and frees the same large activation buffers every step. glibc would serve
+// each from a fresh mmap (page faults + zeroing every step); keeping them on the heap lets freed
+// blocks be reused. Set once, before the first tensor.
+static const bool g_malloc_tuned = [] {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  return true;
+}();
+
 Storage::Storage(size_t n) : nbytes(n) {
+  (void)g_malloc_tuned;
   size_t rounded = (n + 63) / 64 * 64;
   data = std::aligned_alloc(64, rounded ? rounded : 64);
   if (!data) throw std::bad_alloc();
