@@ -83,20 +83,27 @@ std::string human_bytes(double b) {
   return s;
 }
 
-void print_sample(TransformerLM& model, const Tokenizer& tok, const std::string& prompt, int64_t n, double temp,
-                  uint64_t seed) {
-  std::vector<int32_t> ids = tok.encode(prompt.empty() ? "\n" : prompt);  // empty prompt: start of a line
-  if (tok.type() == "word" && !ids.empty() && ids.back() == tok.eos_id() && !prompt.empty() && prompt.back() != '\n')
-    ids.pop_back();  // the word tokenizer ends a line with <eos>; a prompt continues its line
-  Sampler s({temp, 0, 0.95, seed});
+// Encodes the prompt (an empty one starts a line, or a sequence for tokenizers with BOS), streams the
+// continuation to stdout and the speed to stderr.
+void stream_generate(TransformerLM& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
+                     bool stop_at_eos, const SamplerConfig& scfg) {
+  std::vector<int32_t> ids;
+  if (tok.bos_id() >= 0) {
+    ids.push_back(tok.bos_id());
+    for (int32_t t : tok.encode(prompt)) ids.push_back(t);
+  } else {
+    ids = tok.encode(prompt.empty() ? "\n" : prompt);
+    // the word tokenizer ends a line with <eos>; a prompt continues its line
+    if (tok.type() == "word" && !prompt.empty() && prompt.back() != '\n' && ids.size() > 1 && ids.back() == tok.eos_id())
+      ids.pop_back();
+  }
+  Sampler s(scfg);
   GenerateStats st;
   std::cout << prompt << std::flush;
-  bool first = true;
-  generate(model, ids, {n, -1}, s, [&](int32_t t) {
-    std::string piece = tok.decode({t});
-    if (tok.type() == "word" && t != tok.eos_id() && !(first && prompt.empty())) piece = " " + piece;
-    first = false;
-    std::cout << piece << std::flush;
+  int32_t prev = ids.back();
+  generate(model, ids, {max_new, stop_at_eos ? tok.eos_id() : -1}, s, [&](int32_t t) {
+    std::cout << tok.decode_next(prev, t) << std::flush;
+    prev = t;
   }, &st);
   std::cout << "\n";
   std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s | decode %lld tokens: %.1f tok/s]\n",
@@ -160,7 +167,7 @@ int cmd_train(CLI::App* c, ModelConfig mcfg, TrainConfig tcfg, const DataArgs& d
   (void)r;
   if (sample_tokens > 0) {
     std::printf("--- sample (temperature 0.8, top-p 0.95) ---\n");
-    print_sample(model, *ds.tok, "", sample_tokens, 0.8, tcfg.seed);
+    stream_generate(model, *ds.tok, "", sample_tokens, false, {0.8, 0, 0.95, tcfg.seed});
   }
   return 0;
 }
@@ -206,12 +213,13 @@ int main(int argc, char** argv) {
   tr->add_option("--sample-tokens", sample_tokens, "Tokens to sample after training (0 = none)")->capture_default_str();
 
   // ---- eval ----
-  std::string model_path, split = "test";
+  std::string model_path, tok_path, split = "test";
   int64_t window = 0, stride = 0, ebatch = 8;
   int threads = 0;
   DataArgs edata;
   auto* ev = app.add_subcommand("eval", "Perplexity of a trained model on a corpus split");
-  ev->add_option("--model", model_path, "Checkpoint (run folder or step folder)")->required();
+  ev->add_option("--model", model_path, "Checkpoint: run or step folder, or a llama2.c .bin")->required();
+  ev->add_option("--tokenizer", tok_path, "Tokenizer file; default: the checkpoint's");
   edata.add(ev);
   ev->add_option("--split", split, "train | valid | test")->capture_default_str();
   ev->add_option("--window", window, "Tokens per window (0 = the model's max_seq_len)");
@@ -225,7 +233,8 @@ int main(int argc, char** argv) {
   int64_t max_new = 200;
   bool stop_eos = true;
   auto* ge = app.add_subcommand("generate", "Sample text from a trained model (KV-cached decoding, streamed)");
-  ge->add_option("--model", model_path, "Checkpoint (run folder or step folder)")->required();
+  ge->add_option("--model", model_path, "Checkpoint: run or step folder, or a llama2.c .bin")->required();
+  ge->add_option("--tokenizer", tok_path, "Tokenizer file (tokenizer.json, llama2.c tokenizer .bin); default: the checkpoint's");
   ge->add_option("--prompt", prompt, "Prompt text");
   ge->add_option("--max-new-tokens", max_new, "Tokens to generate")->capture_default_str();
   ge->add_option("--temperature", scfg.temperature, "0 = greedy")->capture_default_str();
@@ -239,7 +248,7 @@ int main(int argc, char** argv) {
   ModelConfig icfg;
   int64_t ivocab = 10000, ibatch = 8, iseq = 256;
   auto* in = app.add_subcommand("info", "Config, parameter count and memory of a checkpoint or of a config given by flags");
-  in->add_option("--model", model_path, "Checkpoint (run folder or step folder)");
+  in->add_option("--model", model_path, "Checkpoint: run or step folder, or a llama2.c .bin");
   add_model_flags(in, icfg);
   in->add_option("--vocab-size", ivocab, "Vocabulary (without --model)")->capture_default_str();
   in->add_option("--batch-size", ibatch, "Batch for the activation estimate")->capture_default_str();
@@ -269,8 +278,8 @@ int main(int argc, char** argv) {
     }
     if (ev->parsed()) {
       kernels::set_num_threads(threads);
-      LoadedModel lm = load_model(model_path);
-      if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json");
+      LoadedModel lm = load_model(model_path, DType::f32, tok_path);
+      if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json (give --tokenizer)");
       std::shared_ptr<Tokenizer> tok(std::move(lm.tokenizer));
       Dataset ds = make_dataset(edata.load(), tok->type(), 0, tok);
       const int64_t T = window > 0 ? window : lm.model->config().max_seq_len;
@@ -281,24 +290,12 @@ int main(int argc, char** argv) {
     }
     if (ge->parsed()) {
       kernels::set_num_threads(threads);
-      LoadedModel lm = load_model(model_path);
-      if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json");
+      LoadedModel lm = load_model(model_path, DType::f32, tok_path);
+      if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json (give --tokenizer)");
       if (max_new <= 0) throw std::invalid_argument("--max-new-tokens must be > 0");
       if (scfg.temperature < 0 || scfg.top_p <= 0 || scfg.top_p > 1 || scfg.top_k < 0)
         throw std::invalid_argument("--temperature must be >= 0, --top-p in (0, 1], --top-k >= 0");
-      const Tokenizer& tok = *lm.tokenizer;
-      std::vector<int32_t> ids = tok.encode(prompt.empty() ? "\n" : prompt);  // empty prompt: start of a line
-      if (tok.type() == "word" && ids.size() > 1 && ids.back() == tok.eos_id()) ids.pop_back();
-      Sampler s(scfg);
-      GenerateStats st;
-      std::cout << prompt << std::flush;
-      generate(*lm.model, ids, {max_new, stop_eos ? tok.eos_id() : -1}, s, [&](int32_t t) {
-        std::cout << (tok.type() == "word" && t != tok.eos_id() ? " " : "") << tok.decode({t}) << std::flush;
-      }, &st);
-      std::cout << "\n";
-      std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s | decode %lld tokens: %.1f tok/s]\n",
-                   (long long)st.prompt_tokens, st.prompt_tokens / std::max(st.prefill_s, 1e-9),
-                   (long long)st.new_tokens, st.new_tokens / std::max(st.decode_s, 1e-9));
+      stream_generate(*lm.model, *lm.tokenizer, prompt, max_new, stop_eos, scfg);
       return 0;
     }
     if (in->parsed()) {
@@ -307,7 +304,7 @@ int main(int argc, char** argv) {
       if (!model_path.empty()) {
         LoadedModel lm = load_model(model_path);
         m = std::move(lm.model);
-        src = lm.dir;
+        src = lm.dir + " (" + lm.format + ")";
       } else {
         icfg.vocab_size = ivocab;
         m = std::make_unique<TransformerLM>(icfg, 0);

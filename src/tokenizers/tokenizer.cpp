@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "tokenizers/llama2c.h"
 #include "util/fs.h"
 
 namespace clm {
@@ -87,6 +88,11 @@ std::string WordTokenizer::decode(const std::vector<int32_t>& ids) const {
   return s;
 }
 
+std::string WordTokenizer::decode_next(int32_t prev, int32_t id) const {
+  std::string w = decode({id});
+  return (prev >= 0 && prev != eos_id() && id != eos_id()) ? " " + w : w;
+}
+
 nlohmann::json WordTokenizer::to_json() const { return {{"type", "word"}, {"vocab", words_}}; }
 
 std::vector<int32_t> ByteTokenizer::encode(const std::string& text) const {
@@ -117,6 +123,20 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const nlohmann::json& j, const st
       return std::make_unique<WordTokenizer>(j["vocab"].get<std::vector<std::string>>());
     } catch (const std::exception& e) {
       throw std::runtime_error("'" + path + "': " + e.what());
+    }
+  }
+  if (t == "llama2c") {
+    try {
+      std::vector<std::string> pieces;
+      for (const std::string& h : j.at("pieces_hex").get<std::vector<std::string>>()) {
+        std::string p;
+        for (size_t i = 0; i + 1 < h.size(); i += 2) p += char(std::stoi(h.substr(i, 2), nullptr, 16));
+        pieces.push_back(p);
+      }
+      return std::make_unique<Llama2cTokenizer>(pieces, j.at("scores").get<std::vector<float>>(),
+                                                j.at("max_token_length").get<int32_t>());
+    } catch (const std::exception& e) {
+      throw std::runtime_error("'" + path + "': bad llama2c tokenizer: " + e.what());
     }
   }
   throw std::runtime_error("'" + path + "': unknown tokenizer type '" + t + "'");

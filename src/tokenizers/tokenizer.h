@@ -16,9 +16,14 @@ class Tokenizer {
   virtual std::string type() const = 0;
   virtual std::vector<int32_t> encode(const std::string& text) const = 0;
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
-  virtual std::string decode_one(int32_t id) const { return decode({id}); }
+  // The text of `id` when it follows `prev` (-1 at the start): for streaming output.
+  virtual std::string decode_next(int32_t prev, int32_t id) const {
+    (void)prev;
+    return decode({id});
+  }
   virtual int64_t vocab_size() const = 0;
   virtual int32_t eos_id() const = 0;
+  virtual int32_t bos_id() const { return -1; }  // -1: the tokenizer has none
   virtual nlohmann::json to_json() const = 0;
   // What one "token" of perplexity means for this tokenizer ("word", "byte").
   virtual std::string unit() const = 0;
@@ -34,6 +39,7 @@ class WordTokenizer : public Tokenizer {
   std::string type() const override { return "word"; }
   std::vector<int32_t> encode(const std::string& text) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
+  std::string decode_next(int32_t prev, int32_t id) const override;  // a space between words
   int64_t vocab_size() const override { return (int64_t)words_.size(); }
   int32_t eos_id() const override { return 0; }
   int32_t unk_id() const { return 1; }

@@ -11,62 +11,6 @@ namespace clm {
 
 namespace fs = std::filesystem;
 
-static std::vector<std::pair<std::string, Tensor>> named_weights(TransformerLM& m) {
-  std::vector<std::pair<std::string, Tensor>> w;
-  m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
-  return w;
-}
-
-void save_model_files(const std::string& dir, TransformerLM& model, const Tokenizer* tok) {
-  fs::create_directories(dir);
-  save_safetensors(dir + "/model.safetensors", named_weights(model), {{"format", "compactlm"}});
-  nlohmann::json cfg = model.config();
-  write_file_atomic(dir + "/config.json", cfg.dump(2) + "\n");
-  if (tok) save_tokenizer(*tok, dir + "/tokenizer.json");
-}
-
-std::string resolve_checkpoint(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) throw std::runtime_error("'" + path + "': no such checkpoint");
-  if (fs::exists(path + "/latest")) {
-    std::string name = read_file(path + "/latest");
-    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-    if (name.empty() || name.find('/') != std::string::npos) throw std::runtime_error("'" + path + "/latest': corrupt");
-    return path + "/" + name;
-  }
-  return path;
-}
-
-LoadedModel load_model(const std::string& path, DType dtype) {
-  LoadedModel lm;
-  lm.dir = resolve_checkpoint(path);
-  const std::string cfg_path = lm.dir + "/config.json", w_path = lm.dir + "/model.safetensors";
-  ModelConfig cfg;
-  try {
-    cfg = nlohmann::json::parse(read_file(cfg_path)).get<ModelConfig>();
-    cfg.validate();
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("'" + cfg_path + "': bad JSON: " + e.what());
-  } catch (const std::invalid_argument& e) {
-    throw std::runtime_error("'" + cfg_path + "': " + e.what());
-  }
-  SafeTensors st = load_safetensors(w_path);
-  lm.model = std::make_unique<TransformerLM>(cfg, 0, dtype);
-  std::set<std::string> used;
-  lm.model->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
-    const Tensor& t = st.get(n, w_path);
-    if (t.shape() != v->value.shape())
-      throw std::runtime_error("'" + w_path + "': tensor '" + n + "' has shape " + shape_str(t.shape()) +
-                               ", config.json implies " + shape_str(v->value.shape()));
-    v->value.copy_(t);
-    used.insert(n);
-  });
-  for (auto& [n, t] : st.tensors)
-    if (!used.count(n)) throw std::runtime_error("'" + w_path + "': unexpected tensor '" + n + "'");
-  if (fs::exists(lm.dir + "/tokenizer.json")) lm.tokenizer = load_tokenizer(lm.dir + "/tokenizer.json");
-  return lm;
-}
-
 void save_checkpoint(const std::string& run_dir, int64_t step, TransformerLM& model, const Tokenizer& tok,
                      const AdamW& opt, const nlohmann::json& trainer_state, int keep_last) {
   char name[32];

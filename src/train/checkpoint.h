@@ -9,23 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "models/transformer.h"
+#include "models/io.h"
 #include "tokenizers/tokenizer.h"
 #include "train/optim.h"
 
 namespace clm {
-
-// Model weights + config + tokenizer (what eval / generate need). Atomic per file.
-void save_model_files(const std::string& dir, TransformerLM& model, const Tokenizer* tok);
-
-struct LoadedModel {
-  std::unique_ptr<TransformerLM> model;
-  std::unique_ptr<Tokenizer> tokenizer;  // null if the folder has none
-  std::string dir;
-};
-// `path` is a step folder or a run folder (then its `latest` is used). Validates every tensor.
-LoadedModel load_model(const std::string& path, DType dtype = DType::f32);
-std::string resolve_checkpoint(const std::string& path);  // run folder -> step folder
 
 // Full training checkpoint.
 void save_checkpoint(const std::string& run_dir, int64_t step, TransformerLM& model, const Tokenizer& tok,

@@ -1,0 +1,67 @@
+#include "formats/llama2c.h"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "util/fs.h"
+
+namespace clm {
+
+Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
+  const std::string bytes = read_file(path);
+  auto fail = [&](const std::string& m) -> void { throw std::runtime_error("'" + path + "': " + m); };
+  if (bytes.size() < 28) fail("too short for a llama2.c header (" + std::to_string(bytes.size()) + " bytes)");
+  int32_t h[7];
+  std::memcpy(h, bytes.data(), 28);
+  const int64_t D = h[0], Fd = h[1], L = h[2], H = h[3], K = h[4], S = h[6];
+  const bool shared = h[5] > 0;
+  const int64_t V = h[5] < 0 ? -int64_t(h[5]) : h[5];
+  for (int64_t v : {D, Fd, L, H, K, V, S})
+    if (v <= 0 || v > (1 << 24)) fail("implausible header (dim, hidden, layers, heads, kv heads, vocab, seq_len) = (" +
+                                      std::to_string(D) + ", " + std::to_string(Fd) + ", " + std::to_string(L) + ", " +
+                                      std::to_string(H) + ", " + std::to_string(K) + ", " + std::to_string(V) + ", " +
+                                      std::to_string(S) + ")");
+  if (D % H || H % K) fail("heads do not divide dim / kv heads do not divide heads");
+  const int64_t hd = D / H;
+  const int64_t per_layer = D + D * D + 2 * D * K * hd + D * D + D + 3 * D * Fd;
+  const int64_t floats = V * D + L * per_layer + D + S * hd + (shared ? 0 : V * D);
+  if (int64_t(bytes.size()) != 28 + 4 * floats)
+    fail("file has " + std::to_string(bytes.size()) + " bytes, the header implies " + std::to_string(28 + 4 * floats));
+
+  Llama2cCheckpoint ck;
+  ModelConfig& c = ck.config;
+  c.vocab_size = V, c.d_model = D, c.n_layers = L, c.n_heads = H, c.n_kv_heads = K, c.d_ff = Fd, c.max_seq_len = S;
+  c.rope_interleaved = true, c.tie_embeddings = shared, c.norm_eps = 1e-5;
+  c.validate();
+  const float* p = reinterpret_cast<const float*>(bytes.data() + 28);
+  auto take = [&](const Shape& s) {
+    Tensor t = Tensor::empty(s, DType::f32);
+    std::memcpy(t.raw(), p, t.nbytes());
+    p += t.numel();
+    return t;
+  };
+  // Layer-stacked blocks: read each whole block, then cut it per layer.
+  auto stacked = [&](const std::string& suffix, const Shape& per) {
+    Shape s{L};
+    s.insert(s.end(), per.begin(), per.end());
+    Tensor all = take(s);
+    for (int64_t l = 0; l < L; ++l)
+      ck.tensors.push_back({"model.layers." + std::to_string(l) + "." + suffix, all.slice(0, l, l + 1).reshape(per).clone()});
+  };
+  ck.tensors.push_back({"model.embed_tokens.weight", take({V, D})});
+  stacked("input_layernorm.weight", {D});
+  stacked("self_attn.q_proj.weight", {H * hd, D});
+  stacked("self_attn.k_proj.weight", {K * hd, D});
+  stacked("self_attn.v_proj.weight", {K * hd, D});
+  stacked("self_attn.o_proj.weight", {D, H * hd});
+  stacked("post_attention_layernorm.weight", {D});
+  stacked("mlp.gate_proj.weight", {Fd, D});
+  stacked("mlp.down_proj.weight", {D, Fd});
+  stacked("mlp.up_proj.weight", {Fd, D});
+  ck.tensors.push_back({"model.norm.weight", take({D})});
+  p += S * hd;  // legacy RoPE tables (freq_cis real and imaginary halves): recomputed instead
+  if (!shared) ck.tensors.push_back({"lm_head.weight", take({V, D})});
+  return ck;
+}
+
+}  // namespace clm

@@ -1,0 +1,22 @@
+// llama2.c checkpoints (.bin): a header of 7 int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads,
+// vocab_size -- negative for an untied classifier --, seq_len), then float32 weights in llama2.c's
+// order, layer-stacked. The importer checks the file size against the header before reading, and
+// names the tensors as TransformerLM does (Hugging Face layout). llama2.c rotates interleaved pairs.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nn/config.h"
+#include "tensor/tensor.h"
+
+namespace clm {
+
+struct Llama2cCheckpoint {
+  ModelConfig config;
+  std::vector<std::pair<std::string, Tensor>> tensors;
+};
+
+Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path);
+
+}  // namespace clm

@@ -1,0 +1,98 @@
+#include "models/io.h"
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "formats/llama2c.h"
+#include "formats/safetensors.h"
+#include "tokenizers/llama2c.h"
+#include "util/fs.h"
+
+namespace clm {
+
+namespace fs = std::filesystem;
+
+void save_model_files(const std::string& dir, TransformerLM& model, const Tokenizer* tok) {
+  fs::create_directories(dir);
+  std::vector<std::pair<std::string, Tensor>> w;
+  model.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
+  save_safetensors(dir + "/model.safetensors", w, {{"format", "compactlm"}});
+  nlohmann::json cfg = model.config();
+  write_file_atomic(dir + "/config.json", cfg.dump(2) + "\n");
+  if (tok) save_tokenizer(*tok, dir + "/tokenizer.json");
+}
+
+std::string resolve_checkpoint(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw std::runtime_error("'" + path + "': no such checkpoint");
+  if (fs::exists(path + "/latest")) {
+    std::string name = read_file(path + "/latest");
+    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+    if (name.empty() || name.find('/') != std::string::npos) throw std::runtime_error("'" + path + "/latest': corrupt");
+    return path + "/" + name;
+  }
+  return path;
+}
+
+void assign_weights(TransformerLM& m, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file) {
+  std::map<std::string, const Tensor*> by_name;
+  for (auto& [n, t] : tensors) by_name[n] = &t;
+  size_t used = 0;
+  m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
+    auto it = by_name.find(n);
+    if (it == by_name.end()) throw std::runtime_error("'" + file + "': missing tensor '" + n + "'");
+    if (it->second->shape() != v->value.shape())
+      throw std::runtime_error("'" + file + "': tensor '" + n + "' has shape " + shape_str(it->second->shape()) +
+                               ", config.json implies " + shape_str(v->value.shape()));
+    v->value.copy_(*it->second);
+    ++used;
+  });
+  if (used != by_name.size())
+    for (auto& [n, t] : by_name) {
+      bool known = false;
+      m.visit([&](const std::string& pn, nn::Var&, nn::ParamKind) { known |= pn == n; });
+      if (!known) throw std::runtime_error("'" + file + "': unexpected tensor '" + n + "'");
+    }
+}
+
+static std::unique_ptr<Tokenizer> load_any_tokenizer(const std::string& path) {
+  if (path.size() >= 4 && path.substr(path.size() - 4) == ".bin") return std::make_unique<Llama2cTokenizer>(Llama2cTokenizer::load(path));
+  return load_tokenizer(path);
+}
+
+LoadedModel load_model(const std::string& path, DType dtype, const std::string& tokenizer_path) {
+  LoadedModel lm;
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) {  // a single-file checkpoint: llama2.c
+    Llama2cCheckpoint ck = read_llama2c_checkpoint(path);
+    lm.model = std::make_unique<TransformerLM>(ck.config, 0, dtype);
+    assign_weights(*lm.model, ck.tensors, path);
+    lm.dir = path;
+    lm.format = "llama2c";
+  } else {
+    lm.dir = resolve_checkpoint(path);
+    lm.format = "compactlm";
+    const std::string cfg_path = lm.dir + "/config.json", w_path = lm.dir + "/model.safetensors";
+    ModelConfig cfg;
+    try {
+      cfg = nlohmann::json::parse(read_file(cfg_path)).get<ModelConfig>();
+      cfg.validate();
+    } catch (const nlohmann::json::exception& e) {
+      throw std::runtime_error("'" + cfg_path + "': bad JSON: " + e.what());
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error("'" + cfg_path + "': " + e.what());
+    }
+    SafeTensors st = load_safetensors(w_path);
+    lm.model = std::make_unique<TransformerLM>(cfg, 0, dtype);
+    assign_weights(*lm.model, st.tensors, w_path);
+    if (fs::exists(lm.dir + "/tokenizer.json")) lm.tokenizer = load_tokenizer(lm.dir + "/tokenizer.json");
+  }
+  if (!tokenizer_path.empty()) lm.tokenizer = load_any_tokenizer(tokenizer_path);
+  if (lm.tokenizer && lm.tokenizer->vocab_size() != lm.model->config().vocab_size)
+    throw std::runtime_error("tokenizer has " + std::to_string(lm.tokenizer->vocab_size()) + " tokens but the model's vocab is " +
+                             std::to_string(lm.model->config().vocab_size));
+  return lm;
+}
+
+}  // namespace clm

@@ -1,0 +1,32 @@
+// Reading and writing models: CompactLM folders (model.safetensors + config.json [+ tokenizer.json])
+// and, through the importers in formats/, checkpoints trained elsewhere.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "models/transformer.h"
+#include "tokenizers/tokenizer.h"
+
+namespace clm {
+
+// Model weights + config + tokenizer. Atomic per file.
+void save_model_files(const std::string& dir, TransformerLM& model, const Tokenizer* tok);
+
+struct LoadedModel {
+  std::unique_ptr<TransformerLM> model;
+  std::unique_ptr<Tokenizer> tokenizer;  // null if none was found
+  std::string dir;                       // what was loaded (folder or file)
+  std::string format;                    // "compactlm" | "llama2c"
+};
+
+// `path` is a CompactLM step folder, a run folder (its `latest` is used) or a llama2.c .bin
+// checkpoint. `tokenizer_path` (optional) overrides the tokenizer: tokenizer.json or a llama2.c
+// tokenizer .bin. Every tensor is validated against the config.
+LoadedModel load_model(const std::string& path, DType dtype = DType::f32, const std::string& tokenizer_path = "");
+std::string resolve_checkpoint(const std::string& path);  // run folder -> step folder
+
+// Copies named tensors into the model's parameters; every parameter must be present with its
+// shape, and no tensor may be left over. `file` names the source in errors.
+void assign_weights(TransformerLM& m, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file);
+
+}  // namespace clm

@@ -1,0 +1,124 @@
+#include "tokenizers/llama2c.h"
+
+#include <cctype>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "util/fs.h"
+
+namespace clm {
+
+Llama2cTokenizer Llama2cTokenizer::load(const std::string& path) {
+  const std::string b = read_file(path);
+  auto fail = [&](const std::string& m) -> void { throw std::runtime_error("'" + path + "': " + m); };
+  size_t off = 0;
+  auto rd = [&](void* dst, size_t n) {
+    if (n > b.size() - off) fail("truncated at byte " + std::to_string(off));
+    std::memcpy(dst, b.data() + off, n);
+    off += n;
+  };
+  int32_t max_len = 0;
+  rd(&max_len, 4);
+  if (max_len <= 0 || max_len > 1 << 16) fail("implausible max_token_length " + std::to_string(max_len));
+  std::vector<std::string> pieces;
+  std::vector<float> scores;
+  while (off < b.size()) {
+    float s;
+    int32_t len;
+    rd(&s, 4);
+    rd(&len, 4);
+    if (len < 0 || len > max_len) fail("token " + std::to_string(pieces.size()) + " has length " + std::to_string(len));
+    std::string p(size_t(len), '\0');
+    rd(p.data(), size_t(len));
+    pieces.push_back(std::move(p));
+    scores.push_back(s);
+  }
+  if (pieces.size() < 259) fail("only " + std::to_string(pieces.size()) + " tokens (need <unk>, <s>, </s> and 256 bytes)");
+  return Llama2cTokenizer(std::move(pieces), std::move(scores), max_len);
+}
+
+Llama2cTokenizer::Llama2cTokenizer(std::vector<std::string> pieces, std::vector<float> scores, int32_t max_len)
+    : pieces_(std::move(pieces)), scores_(std::move(scores)), max_len_(max_len) {
+  for (size_t i = 0; i < pieces_.size(); ++i) index_.emplace(pieces_[i], int32_t(i));  // first wins
+}
+
+std::vector<int32_t> Llama2cTokenizer::encode_with(const std::string& text, bool bos, bool eos) const {
+  std::vector<int32_t> ids;
+  if (bos) ids.push_back(bos_id());
+  if (!text.empty()) {
+    auto sp = index_.find(" ");
+    if (sp != index_.end()) ids.push_back(sp->second);
+  }
+  // code points -> pieces, with byte fallback
+  for (size_t i = 0; i < text.size();) {
+    size_t n = 1;
+    unsigned char c = (unsigned char)text[i];
+    if (c >= 0xC0) {
+      while (n < 4 && i + n < text.size() && ((unsigned char)text[i + n] & 0xC0) == 0x80) ++n;
+    }
+    auto it = index_.find(text.substr(i, n));
+    if (it != index_.end()) {
+      ids.push_back(it->second);
+    } else {
+      for (size_t k = 0; k < n; ++k) ids.push_back(int32_t((unsigned char)text[i + k]) + 3);
+    }
+    i += n;
+  }
+  // greedy merges by score
+  const size_t first = bos ? 1 : 0;
+  std::string buf;
+  while (true) {
+    float best = -1e10f;
+    int32_t best_id = -1;
+    size_t best_i = 0;
+    for (size_t i = first; i + 1 < ids.size(); ++i) {
+      buf = pieces_[ids[i]] + pieces_[ids[i + 1]];
+      auto it = index_.find(buf);
+      if (it != index_.end() && scores_[it->second] > best) {
+        best = scores_[it->second];
+        best_id = it->second;
+        best_i = i;
+      }
+    }
+    if (best_id < 0) break;
+    ids[best_i] = best_id;
+    ids.erase(ids.begin() + long(best_i) + 1);
+  }
+  if (eos) ids.push_back(eos_id());
+  return ids;
+}
+
+std::string Llama2cTokenizer::decode_next(int32_t prev, int32_t id) const {
+  if (id < 0 || id >= (int32_t)pieces_.size()) throw std::out_of_range("token id " + std::to_string(id) + " outside vocab");
+  std::string p = pieces_[id];
+  if (prev == bos_id() && !p.empty() && p[0] == ' ') p.erase(0, 1);
+  if (p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>' && std::isxdigit((unsigned char)p[3]) &&
+      std::isxdigit((unsigned char)p[4]))
+    p = std::string(1, char(std::stoi(p.substr(3, 2), nullptr, 16)));
+  if (p.size() == 1 && !std::isprint((unsigned char)p[0]) && !std::isspace((unsigned char)p[0])) return "";
+  return p;
+}
+
+std::string Llama2cTokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::string s;
+  int32_t prev = -1;
+  for (int32_t id : ids) {
+    if (id != bos_id()) s += decode_next(prev, id);
+    prev = id;
+  }
+  return s;
+}
+
+nlohmann::json Llama2cTokenizer::to_json() const {
+  static const char* hex = "0123456789abcdef";
+  std::vector<std::string> h;
+  for (auto& p : pieces_) {
+    std::string x;
+    for (unsigned char c : p) x += hex[c >> 4], x += hex[c & 15];
+    h.push_back(x);
+  }
+  return {{"type", "llama2c"}, {"max_token_length", max_len_}, {"scores", scores_}, {"pieces_hex", h}};
+}
+
+}  // namespace clm

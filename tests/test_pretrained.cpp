@@ -1,0 +1,89 @@
+// Checkpoints trained elsewhere: llama2.c's stories260K must greedy-decode exactly what llama2.c's
+// run.c prints (tests/fixtures/stories260K_greedy200.txt, made with `run stories260K.bin -z
+// tok512.bin -t 0 -n 200`), and the llama2.c tokenizer must encode like Meta's Llama-2 tokenizer.
+#include <cstring>
+
+#include "common.h"
+#include "formats/llama2c.h"
+#include "infer/generate.h"
+#include "models/io.h"
+#include "tokenizers/llama2c.h"
+#include "util/fs.h"
+
+using namespace clm;
+
+static std::string asset(const std::string& rel) {
+  std::string sh = test::shared_dir();
+  return sh.empty() || !std::filesystem::exists(sh + "/" + rel) ? "" : sh + "/" + rel;
+}
+
+TEST(Llama2c, Stories260KGreedyMatchesRunC) {
+  std::string m = asset("models/stories260K/stories260K.bin"), t = asset("models/stories260K/tok512.bin");
+  if (m.empty() || t.empty()) GTEST_SKIP() << "../shared/models/stories260K not present";
+  LoadedModel lm = load_model(m, DType::f32, t);
+  EXPECT_EQ(lm.format, "llama2c");
+  const ModelConfig& c = lm.model->config();
+  EXPECT_EQ(c.d_model, 64);
+  EXPECT_EQ(c.n_layers, 5);
+  EXPECT_EQ(c.n_kv_heads, 4);
+  EXPECT_EQ(c.vocab_size, 512);
+  EXPECT_TRUE(c.rope_interleaved);
+  Sampler greedy({0.0, 0, 1.0, 0});
+  const Tokenizer& tok = *lm.tokenizer;
+  std::vector<int32_t> out = generate(*lm.model, {tok.bos_id()}, {200, -1}, greedy);
+  std::string text;
+  int32_t prev = tok.bos_id();
+  for (int32_t id : out) {
+    text += tok.decode_next(prev, id);
+    prev = id;
+  }
+  const std::string want = read_file(std::string(CLM_SOURCE_DIR) + "/tests/fixtures/stories260K_greedy200.txt");
+  EXPECT_EQ(text + "\n", want);
+  EXPECT_EQ(text.rfind("Once upon a time, there was a little girl named Lily. She loved to play outside in the park.", 0), 0u);
+}
+
+TEST(Llama2c, Llama2TokenizerMatchesReferenceIds) {
+  std::string t = asset("tokenizers/llama2/tokenizer.bin");
+  if (t.empty()) GTEST_SKIP() << "../shared/tokenizers/llama2 not present";
+  Llama2cTokenizer tok = Llama2cTokenizer::load(t);
+  EXPECT_EQ(tok.vocab_size(), 32000);
+  // Expected ids: Meta's Llama-2 tokenizer on the prompts of its example_text_completion.py.
+  EXPECT_EQ(tok.encode_with("", true, false), (std::vector<int32_t>{1}));
+  EXPECT_EQ(tok.encode_with("I believe the meaning of life is", true, false),
+            (std::vector<int32_t>{1, 306, 4658, 278, 6593, 310, 2834, 338}));
+  EXPECT_EQ(tok.encode_with("Simply put, the theory of relativity states that ", true, false),
+            (std::vector<int32_t>{1, 3439, 17632, 1925, 29892, 278, 6368, 310, 14215, 537, 5922, 393, 29871}));
+  EXPECT_EQ(tok.encode_with("A brief message congratulating the team on the launch:\n\n        Hi everyone,\n\n        I just ", true, false),
+            (std::vector<int32_t>{1, 319, 11473, 2643, 378, 629, 271, 18099, 278, 3815, 373, 278, 6826, 29901, 13, 13,
+                                  4706, 6324, 14332, 29892, 13, 13, 4706, 306, 925, 29871}));
+  EXPECT_EQ(tok.encode_with("Translate English to French:\n\n        sea otter => loutre de mer\n        peppermint => menthe poivrée\n        plush girafe => girafe peluche\n        cheese =>", true, false),
+            (std::vector<int32_t>{1, 4103, 9632, 4223, 304, 5176, 29901, 13, 13, 4706, 7205, 4932, 357, 1149, 301, 449, 276,
+                                  316, 2778, 13, 4706, 1236, 407, 837, 524, 1149, 6042, 354, 772, 440, 29878, 1318, 13,
+                                  4706, 715, 1878, 330, 3055, 1725, 1149, 330, 3055, 1725, 4639, 28754, 13, 4706, 923,
+                                  968, 1149}));
+  // decoding round-trips (the dummy-prefix space is dropped after BOS)
+  std::string s = "Hello, world! 3.14 — naïve café\n";
+  EXPECT_EQ(tok.decode(tok.encode_with(s, true, false)), s);
+}
+
+TEST(Llama2c, TruncatedOrLyingFilesAreRejected) {
+  test::TempDir d;
+  write_file_atomic(d.path + "/short.bin", std::string(10, '\0'));
+  EXPECT_THROW(read_llama2c_checkpoint(d.path + "/short.bin"), std::runtime_error);
+  int32_t h[7] = {64, 172, 5, 8, 4, -512, 512};
+  std::string bytes(reinterpret_cast<const char*>(h), 28);
+  bytes += std::string(1000, '\0');
+  write_file_atomic(d.path + "/lying.bin", bytes);
+  try {
+    read_llama2c_checkpoint(d.path + "/lying.bin");
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("the header implies"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("lying.bin"), std::string::npos);
+  }
+  int32_t bad[7] = {64, 172, 5, 7, 4, 512, 512};  // 7 heads do not divide 64
+  write_file_atomic(d.path + "/bad.bin", std::string(reinterpret_cast<const char*>(bad), 28));
+  EXPECT_THROW(read_llama2c_checkpoint(d.path + "/bad.bin"), std::runtime_error);
+  write_file_atomic(d.path + "/tok.bin", std::string("\x10\x00\x00\x00\x00\x00\x80\x3f\xff\x00\x00\x00", 12));
+  EXPECT_THROW(Llama2cTokenizer::load(d.path + "/tok.bin"), std::runtime_error);
+}
