@@ -316,7 +316,7 @@ int main(int argc, char** argv) {
       m->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
         std::printf("  %-48s %-16s %s\n", n.c_str(), shape_str(v->value.shape()).c_str(), dtype_name(v->value.dtype()));
       });
-      const double kv_per_tok = 2.0 * double(c.n_layers * c.n_kv_heads * c.head_dim()) * 4;
+      const double kv_per_tok = 2.0 * double(c.n_layers * c.n_kv_heads * c.hd()) * 4;
       std::printf("memory: weights %s (f32) | + AdamW moments %s | KV cache %s per token, %s at %lld tokens\n",
                   human_bytes(P * 4).c_str(), human_bytes(P * 8).c_str(), human_bytes(kv_per_tok).c_str(),
                   human_bytes(kv_per_tok * double(iseq)).c_str(), (long long)iseq);

@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "formats/hf.h"
 #include "formats/llama2c.h"
 #include "formats/safetensors.h"
 #include "tokenizers/llama2c.h"
@@ -70,6 +71,12 @@ LoadedModel load_model(const std::string& path, DType dtype, const std::string& 
     assign_weights(*lm.model, ck.tensors, path);
     lm.dir = path;
     lm.format = "llama2c";
+  } else if (is_hf_folder(path)) {
+    HfCheckpoint ck = read_hf_checkpoint(path);
+    lm.model = std::make_unique<TransformerLM>(ck.config, 0, dtype);
+    assign_weights(*lm.model, ck.tensors, path + "/model.safetensors");
+    lm.dir = path;
+    lm.format = "hf-" + ck.model_type;
   } else {
     lm.dir = resolve_checkpoint(path);
     lm.format = "compactlm";

@@ -16,11 +16,11 @@ struct LoadedModel {
   std::unique_ptr<TransformerLM> model;
   std::unique_ptr<Tokenizer> tokenizer;  // null if none was found
   std::string dir;                       // what was loaded (folder or file)
-  std::string format;                    // "compactlm" | "llama2c"
+  std::string format;                    // "compactlm" | "llama2c" | "hf-<model_type>"
 };
 
-// `path` is a CompactLM step folder, a run folder (its `latest` is used) or a llama2.c .bin
-// checkpoint. `tokenizer_path` (optional) overrides the tokenizer: tokenizer.json or a llama2.c
+// `path` is a CompactLM step folder, a run folder (its `latest` is used), a Hugging Face model
+// folder (formats/hf.h) or a llama2.c .bin checkpoint. `tokenizer_path` (optional) overrides the tokenizer: tokenizer.json or a llama2.c
 // tokenizer .bin. Every tensor is validated against the config.
 LoadedModel load_model(const std::string& path, DType dtype = DType::f32, const std::string& tokenizer_path = "");
 std::string resolve_checkpoint(const std::string& path);  // run folder -> step folder

@@ -13,13 +13,13 @@ struct CausalAttention : Attention {
   Linear q, k, v, o;
   int64_t H, Hkv, hd;
   CausalAttention(const ModelConfig& c, Init& init)
-      : q(c.d_model, c.n_heads * c.head_dim(), c.attn_bias, init, c.init_std),
-        k(c.d_model, c.n_kv_heads * c.head_dim(), c.attn_bias, init, c.init_std),
-        v(c.d_model, c.n_kv_heads * c.head_dim(), c.attn_bias, init, c.init_std),
-        o(c.n_heads * c.head_dim(), c.d_model, false, init, c.init_std),
+      : q(c.d_model, c.n_heads * c.hd(), c.attn_bias, init, c.init_std),
+        k(c.d_model, c.n_kv_heads * c.hd(), c.attn_bias, init, c.init_std),
+        v(c.d_model, c.n_kv_heads * c.hd(), c.attn_bias, init, c.init_std),
+        o(c.n_heads * c.hd(), c.d_model, false, init, c.init_std),
         H(c.n_heads),
         Hkv(c.n_kv_heads),
-        hd(c.head_dim()) {}
+        hd(c.hd()) {}
 
   int64_t kv_width() const override { return Hkv * hd; }
 

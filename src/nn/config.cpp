@@ -11,21 +11,23 @@ void ModelConfig::validate() const {
   if (d_model <= 0) fail("d_model must be > 0");
   if (n_layers <= 0) fail("n_layers must be > 0");
   if (n_heads <= 0) fail("n_heads must be > 0");
-  if (d_model % n_heads) fail("n_heads (" + std::to_string(n_heads) + ") must divide d_model (" + std::to_string(d_model) + ")");
+  if (head_dim < 0) fail("head_dim must be >= 0");
+  if (head_dim == 0 && d_model % n_heads) fail("n_heads (" + std::to_string(n_heads) + ") must divide d_model (" + std::to_string(d_model) + ")");
   if (n_kv_heads <= 0 || n_heads % n_kv_heads)
     fail("n_kv_heads (" + std::to_string(n_kv_heads) + ") must divide n_heads (" + std::to_string(n_heads) + ")");
   if (d_ff <= 0) fail("d_ff must be > 0");
   if (max_seq_len <= 0) fail("max_seq_len must be > 0");
-  if (position == "rope" && head_dim() % 2) fail("rope needs an even head dim");
+  if (position == "rope" && hd() % 2) fail("rope needs an even head dim");
+  if (!(embed_scale > 0)) fail("embed_scale must be > 0");
   if (!(norm_eps > 0)) fail("norm_eps must be > 0");
   if (!(rope_theta > 0)) fail("rope_theta must be > 0");
   if (!(init_std > 0)) fail("init_std must be > 0");
 }
 
 #define CLM_CONFIG_FIELDS(X)                                                                              \
-  X(arch) X(vocab_size) X(d_model) X(n_layers) X(n_heads) X(n_kv_heads) X(d_ff) X(max_seq_len) X(attention) \
+  X(arch) X(vocab_size) X(d_model) X(n_layers) X(n_heads) X(n_kv_heads) X(d_ff) X(head_dim) X(max_seq_len) X(attention) \
   X(position) X(mlp) X(norm) X(embedding) X(norm_eps) X(rope_theta) X(rope_interleaved) X(tie_embeddings)   \
-  X(attn_bias) X(mlp_bias) X(init_std)
+  X(attn_bias) X(mlp_bias) X(init_std) X(embed_scale)
 
 void to_json(nlohmann::json& j, const ModelConfig& c) {
   j = nlohmann::json::object();

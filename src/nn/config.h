@@ -15,12 +15,13 @@ struct ModelConfig {
   int64_t n_heads = 4;
   int64_t n_kv_heads = 4;  // GQA when < n_heads
   int64_t d_ff = 344;
+  int64_t head_dim = 0;       // 0: d_model / n_heads (Gemma-7B sets it explicitly)
   int64_t max_seq_len = 256;  // table size for learned positions; default context for tools
   // Slots, each filled by a variant registered by name.
   std::string attention = "causal";
   std::string position = "rope";     // rope | learned | none
-  std::string mlp = "swiglu";        // swiglu | gelu | gelu_tanh
-  std::string norm = "rmsnorm";      // rmsnorm | layernorm
+  std::string mlp = "swiglu";        // swiglu | geglu_tanh | gelu | gelu_tanh
+  std::string norm = "rmsnorm";      // rmsnorm | rmsnorm_1p (weights stored as w-1, Gemma) | layernorm
   std::string embedding = "standard";
   double norm_eps = 1e-5;
   double rope_theta = 10000.0;
@@ -29,8 +30,9 @@ struct ModelConfig {
   bool attn_bias = false;
   bool mlp_bias = false;
   double init_std = 0.02;
+  double embed_scale = 1.0;  // token embeddings are multiplied by this (Gemma: sqrt(d_model))
 
-  int64_t head_dim() const { return n_heads ? d_model / n_heads : 0; }
+  int64_t hd() const { return head_dim > 0 ? head_dim : (n_heads ? d_model / n_heads : 0); }
   // Throws std::invalid_argument naming the first inconsistent field.
   void validate() const;
 };

@@ -7,8 +7,13 @@ namespace {
 
 struct StandardEmbedding : TokenEmbedding {
   Var table;
-  StandardEmbedding(const ModelConfig& c, Init& init) : table(init.normal({c.vocab_size, c.d_model}, c.init_std)) {}
-  Var forward(const Tensor& ids) override { return ag::embedding(table, ids); }
+  double scale;
+  StandardEmbedding(const ModelConfig& c, Init& init)
+      : table(init.normal({c.vocab_size, c.d_model}, c.init_std)), scale(c.embed_scale) {}
+  Var forward(const Tensor& ids) override {
+    Var e = ag::embedding(table, ids);
+    return scale == 1.0 ? e : ag::scale(e, scale);
+  }
   Var output_weight() override { return table; }
   void visit(const std::string& p, const ParamVisitor& f) override { f(p + ".weight", table, ParamKind::embedding); }
 };

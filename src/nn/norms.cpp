@@ -5,11 +5,13 @@
 namespace clm::nn {
 namespace {
 
+// offset 0: y = x/rms(x) * w (Llama); offset 1: y = x/rms(x) * (1 + w) (Gemma, w initialised to 0).
 struct RmsNorm : Norm {
   Var w;
-  double eps;
-  RmsNorm(int64_t d, const ModelConfig& c, Init& init) : w(init.constant({d}, 1.0)), eps(c.norm_eps) {}
-  Var forward(const Var& x) override { return ag::rmsnorm(x, w, eps); }
+  double eps, offset;
+  RmsNorm(int64_t d, const ModelConfig& c, Init& init, double off)
+      : w(init.constant({d}, 1.0 - off)), eps(c.norm_eps), offset(off) {}
+  Var forward(const Var& x) override { return ag::rmsnorm(x, w, eps, offset); }
   void visit(const std::string& p, const ParamVisitor& f) override { f(p + ".weight", w, ParamKind::norm); }
 };
 
@@ -26,7 +28,10 @@ struct LayerNorm : Norm {
 };
 
 const bool reg_rms = NormRegistry::get().add("rmsnorm", [](int64_t d, const ModelConfig& c, Init& i) {
-  return std::make_unique<RmsNorm>(d, c, i);
+  return std::make_unique<RmsNorm>(d, c, i, 0.0);
+});
+const bool reg_rms_1p = NormRegistry::get().add("rmsnorm_1p", [](int64_t d, const ModelConfig& c, Init& i) {
+  return std::make_unique<RmsNorm>(d, c, i, 1.0);
 });
 const bool reg_ln = NormRegistry::get().add("layernorm", [](int64_t d, const ModelConfig& c, Init& i) {
   return std::make_unique<LayerNorm>(d, c, i);

@@ -19,7 +19,7 @@ struct Rope : PositionEncoding {
   mutable int64_t t_pos0 = -1, t_T = -1;
   mutable DType t_dtype = DType::f32;
 
-  Rope(const ModelConfig& c) : theta(c.rope_theta), interleaved(c.rope_interleaved), hd(c.head_dim()) {}
+  Rope(const ModelConfig& c) : theta(c.rope_theta), interleaved(c.rope_interleaved), hd(c.hd()) {}
 
   void table(const Ctx& ctx, DType dt) const {
     if (t_pos0 == ctx.pos0 && t_T == ctx.T && t_dtype == dt) return;

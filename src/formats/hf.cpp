@@ -1,0 +1,162 @@
+#include "formats/hf.h"
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <stdexcept>
+
+#include "formats/safetensors.h"
+#include "util/fs.h"
+
+namespace clm {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+static std::string str_or(const json& j, const char* key, const std::string& def) {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : def;
+}
+
+bool is_hf_folder(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_regular_file(dir + "/config.json", ec)) return false;
+  try {
+    return json::parse(read_file(dir + "/config.json")).contains("model_type");
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+ModelConfig hf_config_to_model_config(const std::string& text, const std::string& path, std::string* model_type) {
+  auto fail = [&](const std::string& m) -> void { throw std::runtime_error("'" + path + "': " + m); };
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const std::exception& e) {
+    fail(std::string("bad JSON: ") + e.what());
+  }
+  const std::string type = str_or(j, "model_type", "");
+  static const std::set<std::string> known{"llama", "mistral", "qwen2", "phi3", "gemma"};
+  if (!known.count(type)) fail("unsupported architecture '" + type + "' (supported: llama, mistral, qwen2, phi3, gemma)");
+  if (model_type) *model_type = type;
+  ModelConfig c;
+  try {
+    c.vocab_size = j.at("vocab_size");
+    c.d_model = j.at("hidden_size");
+    c.n_layers = j.at("num_hidden_layers");
+    c.n_heads = j.at("num_attention_heads");
+    c.n_kv_heads = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null() ? j["num_key_value_heads"].get<int64_t>() : c.n_heads;
+    c.d_ff = j.at("intermediate_size");
+    c.max_seq_len = j.value("max_position_embeddings", int64_t(2048));
+    if (j.contains("head_dim") && !j["head_dim"].is_null()) c.head_dim = j["head_dim"];
+    c.norm_eps = j.value("rms_norm_eps", 1e-6);
+    // transformers 4.x: rope_theta at top level; 5.x: inside rope_parameters
+    c.rope_theta = j.value("rope_theta", 10000.0);
+    if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
+      const auto& rp = j["rope_parameters"];
+      c.rope_theta = rp.value("rope_theta", c.rope_theta);
+      std::string rt = str_or(rp, "rope_type", "default");
+      if (rt != "default") fail("unsupported rope_parameters.rope_type '" + rt + "'");
+    }
+    if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+      std::string rt = str_or(j["rope_scaling"], "rope_type", str_or(j["rope_scaling"], "type", "?"));
+      if (rt != "default") fail("unsupported rope_scaling '" + rt + "'");
+    }
+    c.tie_embeddings = j.value("tie_word_embeddings", type == "gemma");
+    c.attn_bias = type == "qwen2" || j.value("attention_bias", false);
+    c.mlp_bias = j.value("mlp_bias", false);
+    std::string act = str_or(j, "hidden_act", "silu");
+    if (type == "gemma") {  // Gemma's MLP is the tanh GELU whatever hidden_act says (a known quirk)
+      act = str_or(j, "hidden_activation", "gelu_pytorch_tanh");
+      if (act == "gelu") act = "gelu_pytorch_tanh";
+      c.norm = "rmsnorm_1p";
+      c.embed_scale = std::sqrt(double(c.d_model));
+    }
+    if (act == "silu")
+      c.mlp = "swiglu";
+    else if (act == "gelu_pytorch_tanh")
+      c.mlp = "geglu_tanh";
+    else
+      fail("unsupported activation '" + act + "'");
+    if (type == "phi3" && j.value("partial_rotary_factor", 1.0) != 1.0) fail("partial rotary is not supported");
+  } catch (const json::exception& e) {
+    fail(std::string("missing or bad field: ") + e.what());
+  }
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    fail(e.what());
+  }
+  return c;
+}
+
+HfCheckpoint read_hf_checkpoint(const std::string& dir) {
+  HfCheckpoint ck;
+  const std::string cfg_path = dir + "/config.json";
+  ck.config = hf_config_to_model_config(read_file(cfg_path), cfg_path, &ck.model_type);
+  const ModelConfig& c = ck.config;
+  // Gather tensors from one file or the shards named by the index.
+  std::vector<std::pair<std::string, Tensor>> raw;
+  std::map<std::string, std::string> from;  // tensor -> file, for errors
+  const std::string single = dir + "/model.safetensors", index = dir + "/model.safetensors.index.json";
+  std::vector<std::string> files;
+  if (fs::exists(single)) {
+    files.push_back(single);
+  } else if (fs::exists(index)) {
+    json ij;
+    try {
+      ij = json::parse(read_file(index));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("'" + index + "': bad JSON: " + e.what());
+    }
+    if (!ij.contains("weight_map") || !ij["weight_map"].is_object()) throw std::runtime_error("'" + index + "': no weight_map");
+    std::set<std::string> shard_names;
+    for (auto& [name, f] : ij["weight_map"].items()) {
+      if (!f.is_string()) throw std::runtime_error("'" + index + "': bad weight_map entry '" + name + "'");
+      std::string fn = f.get<std::string>();
+      if (fn.find('/') != std::string::npos || fn.find("..") != std::string::npos)
+        throw std::runtime_error("'" + index + "': shard name '" + fn + "' leaves the folder");
+      shard_names.insert(fn);
+    }
+    for (auto& fn : shard_names) files.push_back(dir + "/" + fn);
+  } else {
+    throw std::runtime_error("'" + dir + "': neither model.safetensors nor model.safetensors.index.json");
+  }
+  for (auto& f : files) {
+    SafeTensors st = load_safetensors(f);
+    for (auto& [n, t] : st.tensors) {
+      from[n] = f;
+      raw.push_back({n, t});
+    }
+  }
+  const int64_t hd = c.hd(), qn = c.n_heads * hd, kn = c.n_kv_heads * hd;
+  for (auto& [name, t] : raw) {
+    if (c.tie_embeddings && name == "lm_head.weight") continue;  // some exports keep the tied copy
+    auto ends = [&](const std::string& suf) { return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0; };
+    if (ends("self_attn.qkv_proj.weight")) {  // phi3: rows [q | k | v]
+      if (t.ndim() != 2 || t.dim(0) != qn + 2 * kn)
+        throw std::runtime_error("'" + from[name] + "': tensor '" + name + "' has shape " + shape_str(t.shape()) +
+                                 ", config.json implies " + shape_str({qn + 2 * kn, c.d_model}));
+      std::string p = name.substr(0, name.size() - std::string("qkv_proj.weight").size());
+      ck.tensors.push_back({p + "q_proj.weight", t.slice(0, 0, qn).contiguous()});
+      ck.tensors.push_back({p + "k_proj.weight", t.slice(0, qn, qn + kn).contiguous()});
+      ck.tensors.push_back({p + "v_proj.weight", t.slice(0, qn + kn, qn + 2 * kn).contiguous()});
+    } else if (ends("mlp.gate_up_proj.weight")) {  // phi3: rows [gate | up]
+      if (t.ndim() != 2 || t.dim(0) != 2 * c.d_ff)
+        throw std::runtime_error("'" + from[name] + "': tensor '" + name + "' has shape " + shape_str(t.shape()) +
+                                 ", config.json implies " + shape_str({2 * c.d_ff, c.d_model}));
+      std::string p = name.substr(0, name.size() - std::string("gate_up_proj.weight").size());
+      ck.tensors.push_back({p + "gate_proj.weight", t.slice(0, 0, c.d_ff).contiguous()});
+      ck.tensors.push_back({p + "up_proj.weight", t.slice(0, c.d_ff, 2 * c.d_ff).contiguous()});
+    } else if (ends("rotary_emb.inv_freq")) {
+      continue;  // recomputed
+    } else {
+      ck.tensors.push_back({name, t});
+    }
+  }
+  return ck;
+}
+
+}  // namespace clm
