@@ -5,6 +5,7 @@
 #include "autograd/ops.h"
 #include "common.h"
 #include "infer/generate.h"
+#include "infer/session.h"
 #include "models/transformer.h"
 
 using namespace clm;
@@ -136,4 +137,31 @@ TEST(Generate, GreedyMatchesArgmaxOfRecomputeAndStopsAtEos) {
   Sampler s2({0.0, 0, 1.0, 0});
   auto stopped = generate(m, prompt, {6, out[2]}, s2);
   EXPECT_EQ(stopped.size(), size_t(std::find(out.begin(), out.end(), out[2]) - out.begin()));
+}
+
+// The fast decode path (matrix-vector kernels) against full recomputation, f32 and bf16 weights,
+// for rotate-half and interleaved rotary layouts, GQA, biases and the Gemma-style variants.
+TEST(DecodeSession, StepLogitsMatchFullRecompute) {
+  for (int variant = 0; variant < 3; ++variant) {
+    ModelConfig c = small();
+    if (variant == 1) c.rope_interleaved = true, c.attn_bias = true, c.tie_embeddings = true;
+    if (variant == 2) c.norm = "rmsnorm_1p", c.mlp = "geglu_tanh", c.embed_scale = 2.0, c.head_dim = 12;
+    TransformerLM m(c, 11);
+    std::vector<int32_t> seq{4, 8, 15, 16, 23, 42, 7, 1, 30};
+    ag::NoGrad ng;
+    Tensor full = m.forward(Tensor::from(seq, {(int64_t)seq.size()}), 1, (int64_t)seq.size())->value;
+    for (DType wd : {DType::f32, DType::bf16}) {
+      DecodeSession s(m, wd, 16);
+      s.prefill({seq[0], seq[1], seq[2]});
+      for (size_t t = 3; t < seq.size(); ++t) {
+        const float* l = s.step(seq[t]);
+        Tensor got = Tensor::from(std::vector<float>(l, l + 50), {50});
+        Tensor want = full.slice(0, int64_t(t) * 50, int64_t(t + 1) * 50).contiguous();
+        EXPECT_LT(test::rel_err(got, want), wd == DType::f32 ? 1e-5 : 2e-2) << "variant " << variant << " pos " << t;
+      }
+      EXPECT_EQ(s.len(), (int64_t)seq.size());
+    }
+  }
+  ModelConfig learned = small("learned");
+  EXPECT_FALSE(DecodeSession::supported(learned));
 }

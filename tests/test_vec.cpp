@@ -38,6 +38,9 @@ TEST(Vec, EveryIsaMatchesScalar) {
       k->scale(-1.5f, y1.data(), n);
       ref.scale(-1.5f, y2.data(), n);
       for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(y1[i], y2[i], 1e-5);
+      std::vector<uint16_t> wb(n);
+      for (int64_t i = 0; i < n; ++i) wb[i] = uint16_t(r.next() & 0x3fff) | uint16_t((r.next() & 1) << 15);  // |w| < 2
+      EXPECT_NEAR(k->dot_bf16(wb.data(), x.data(), n), ref.dot_bf16(wb.data(), x.data(), n), 1e-4 * n) << k->isa;
       std::vector<float> e1(n), e2(n);
       float m = ref.max(x.data(), n);
       float s1 = k->exp_sum(x.data(), m, e1.data(), n), s2 = ref.exp_sum(x.data(), m, e2.data(), n);

@@ -86,7 +86,7 @@ std::string human_bytes(double b) {
 // Encodes the prompt (an empty one starts a line, or a sequence for tokenizers with BOS), streams the
 // continuation to stdout and the speed to stderr.
 void stream_generate(TransformerLM& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
-                     bool stop_at_eos, const SamplerConfig& scfg) {
+                     bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32") {
   std::vector<int32_t> ids;
   if (tok.bos_id() >= 0) {
     ids.push_back(tok.bos_id());
@@ -101,14 +101,16 @@ void stream_generate(TransformerLM& model, const Tokenizer& tok, const std::stri
   GenerateStats st;
   std::cout << prompt << std::flush;
   int32_t prev = ids.back();
-  generate(model, ids, {max_new, stop_at_eos ? tok.eos_id() : -1}, s, [&](int32_t t) {
+  GenerateConfig gc{max_new, stop_at_eos ? tok.eos_id() : -1, weights != "generic",
+                    weights == "bf16" ? DType::bf16 : DType::f32};
+  generate(model, ids, gc, s, [&](int32_t t) {
     std::cout << tok.decode_next(prev, t) << std::flush;
     prev = t;
   }, &st);
   std::cout << "\n";
-  std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s | decode %lld tokens: %.1f tok/s]\n",
-               (long long)st.prompt_tokens, st.prompt_tokens / std::max(st.prefill_s, 1e-9),
-               (long long)st.new_tokens, st.new_tokens / std::max(st.decode_s, 1e-9));
+  std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s | decode %lld tokens: %.1f tok/s | %s path, %d threads]\n",
+               (long long)st.prompt_tokens, st.prompt_tokens / std::max(st.prefill_s, 1e-9), (long long)st.new_tokens,
+               st.new_tokens / std::max(st.decode_s, 1e-9), st.path.c_str(), kernels::num_threads());
 }
 
 int cmd_train(CLI::App* c, ModelConfig mcfg, TrainConfig tcfg, const DataArgs& data, const std::string& tok_kind,
@@ -228,7 +230,7 @@ int main(int argc, char** argv) {
   ev->add_option("--threads", threads, "Threads (0 = all cores)");
 
   // ---- generate ----
-  std::string prompt;
+  std::string prompt, weights = "f32";
   SamplerConfig scfg;
   int64_t max_new = 200;
   bool stop_eos = true;
@@ -243,6 +245,7 @@ int main(int argc, char** argv) {
   ge->add_option("--seed", scfg.seed, "Sampling seed")->capture_default_str();
   ge->add_option("--stop-at-eos", stop_eos, "Stop when the end-of-sequence token is sampled")->capture_default_str();
   ge->add_option("--threads", threads, "Threads (0 = all cores)");
+  ge->add_option("--weights", weights, "Decode weights: f32 | bf16 (converted once) | generic (batched path)")->capture_default_str();
 
   // ---- info ----
   ModelConfig icfg;
@@ -295,7 +298,9 @@ int main(int argc, char** argv) {
       if (max_new <= 0) throw std::invalid_argument("--max-new-tokens must be > 0");
       if (scfg.temperature < 0 || scfg.top_p <= 0 || scfg.top_p > 1 || scfg.top_k < 0)
         throw std::invalid_argument("--temperature must be >= 0, --top-p in (0, 1], --top-k >= 0");
-      stream_generate(*lm.model, *lm.tokenizer, prompt, max_new, stop_eos, scfg);
+      if (weights != "f32" && weights != "bf16" && weights != "generic")
+        throw std::invalid_argument("--weights must be f32, bf16 or generic");
+      stream_generate(*lm.model, *lm.tokenizer, prompt, max_new, stop_eos, scfg, weights);
       return 0;
     }
     if (in->parsed()) {

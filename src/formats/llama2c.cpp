@@ -64,4 +64,30 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
   return ck;
 }
 
+void write_llama2c_checkpoint(const std::string& path, const ModelConfig& c,
+                              const std::vector<std::pair<std::string, Tensor>>& tensors) {
+  if (c.norm != "rmsnorm" || c.mlp != "swiglu" || c.position != "rope" || c.attn_bias || c.mlp_bias || c.head_dim ||
+      c.embed_scale != 1.0)
+    throw std::invalid_argument("'" + path + "': this model cannot be expressed as a llama2.c checkpoint");
+  auto get = [&](const std::string& n) -> Tensor {
+    for (auto& [k, t] : tensors)
+      if (k == n) return t.to(DType::f32).contiguous();
+    throw std::invalid_argument("write_llama2c: missing tensor '" + n + "'");
+  };
+  std::string out;
+  int32_t h[7] = {int32_t(c.d_model), int32_t(c.d_ff), int32_t(c.n_layers), int32_t(c.n_heads), int32_t(c.n_kv_heads),
+                  int32_t(c.tie_embeddings ? c.vocab_size : -c.vocab_size), int32_t(c.max_seq_len)};
+  out.append(reinterpret_cast<const char*>(h), 28);
+  auto put = [&](const Tensor& t) { out.append(static_cast<const char*>(t.raw()), t.nbytes()); };
+  put(get("model.embed_tokens.weight"));
+  for (const char* suffix : {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                             "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+                             "mlp.gate_proj.weight", "mlp.down_proj.weight", "mlp.up_proj.weight"})
+    for (int64_t l = 0; l < c.n_layers; ++l) put(get("model.layers." + std::to_string(l) + "." + suffix));
+  put(get("model.norm.weight"));
+  out.append(size_t(c.max_seq_len * c.hd() / 2 * 2 * 4), '\0');  // unused legacy RoPE tables
+  if (!c.tie_embeddings) put(get("lm_head.weight"));
+  write_file_atomic(path, out);
+}
+
 }  // namespace clm

@@ -18,5 +18,9 @@ struct Llama2cCheckpoint {
 };
 
 Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path);
+// Writes tensors named as above (f32) in llama2.c's layout; the config must be llama2.c-expressible
+// (rmsnorm, swiglu, rope interleaved, no biases). Atomic.
+void write_llama2c_checkpoint(const std::string& path, const ModelConfig& c,
+                              const std::vector<std::pair<std::string, Tensor>>& tensors);
 
 }  // namespace clm

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "autograd/autograd.h"
+#include "infer/session.h"
 
 namespace clm {
 
@@ -54,23 +55,38 @@ std::vector<int32_t> generate(TransformerLM& model, const std::vector<int32_t>& 
   if (prompt.empty()) throw std::invalid_argument("generate: empty prompt");
   if (model.dtype() != DType::f32) throw std::invalid_argument("generate: model must be f32");
   ag::NoGrad ng;
-  const int64_t V = model.config().vocab_size;
-  KVCache cache = model.make_cache(1, int64_t(prompt.size()) + g.max_new_tokens);
-  auto t0 = clock::now();
-  Tensor ids = Tensor::from(prompt, {int64_t(prompt.size())});
-  nn::Var logits = model.forward(ids, 1, int64_t(prompt.size()), &cache);
-  auto t1 = clock::now();
+  const int64_t V = model.config().vocab_size, P = int64_t(prompt.size()), cap = P + g.max_new_tokens;
   std::vector<int32_t> out;
-  const float* last = logits->value.data<float>() + (int64_t(prompt.size()) - 1) * V;
-  for (int64_t i = 0; i < g.max_new_tokens; ++i) {
-    int32_t tok = sampler.sample(last, V);
-    if (tok == g.eos_id) break;
-    out.push_back(tok);
-    if (on_token) on_token(tok);
-    if (i + 1 == g.max_new_tokens) break;
-    Tensor one = Tensor::from(std::vector<int32_t>{tok}, {1});
-    logits = model.forward(one, 1, 1, &cache);
-    last = logits->value.data<float>();
+  auto t0 = clock::now(), t1 = t0;
+  auto run = [&](auto&& prefill, auto&& step) {
+    const float* last = prefill();
+    t1 = clock::now();
+    for (int64_t i = 0; i < g.max_new_tokens; ++i) {
+      int32_t tok = sampler.sample(last, V);
+      if (tok == g.eos_id) break;
+      out.push_back(tok);
+      if (on_token) on_token(tok);
+      if (i + 1 == g.max_new_tokens) break;
+      last = step(tok);
+    }
+  };
+  std::string path = "generic";
+  if (g.fast && DecodeSession::supported(model.config())) {
+    DecodeSession s(model, g.weights, cap);
+    path = g.weights == DType::bf16 ? "fast-bf16" : "fast-f32";
+    run([&] { return s.prefill(prompt); }, [&](int32_t t) { return s.step(t); });
+  } else {
+    KVCache cache = model.make_cache(1, cap);
+    nn::Var logits;
+    run(
+        [&] {
+          logits = model.forward(Tensor::from(prompt, {P}), 1, P, &cache);
+          return logits->value.data<float>() + (P - 1) * V;
+        },
+        [&](int32_t t) {
+          logits = model.forward(Tensor::from(std::vector<int32_t>{t}, {1}), 1, 1, &cache);
+          return static_cast<const float*>(logits->value.data<float>());
+        });
   }
   auto t2 = clock::now();
   if (stats) {
@@ -78,6 +94,7 @@ std::vector<int32_t> generate(TransformerLM& model, const std::vector<int32_t>& 
     stats->new_tokens = int64_t(out.size());
     stats->prefill_s = std::chrono::duration<double>(t1 - t0).count();
     stats->decode_s = std::chrono::duration<double>(t2 - t1).count();
+    stats->path = path;
   }
   return out;
 }

@@ -29,11 +29,16 @@ class Sampler {
 struct GenerateConfig {
   int64_t max_new_tokens = 128;
   int32_t eos_id = -1;  // stop when sampled (not emitted); -1 = never
+  // Decode through DecodeSession (matrix-vector kernels) when the model is supported, with weights
+  // in this dtype (f32 or bf16); fast = false always uses the generic batched path.
+  bool fast = true;
+  DType weights = DType::f32;
 };
 
 struct GenerateStats {
   int64_t prompt_tokens = 0, new_tokens = 0;
   double prefill_s = 0, decode_s = 0;
+  std::string path;  // "fast-f32", "fast-bf16" or "generic"
 };
 
 // Prefills the prompt through the cache, then decodes one token at a time. on_token is called for

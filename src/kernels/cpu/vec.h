@@ -14,6 +14,7 @@ struct VecKernels {
   float (*max)(const float* x, int64_t n);                         // n >= 1
   float (*exp_sum)(const float* x, float shift, float* y, int64_t n);  // y = exp(x-shift); returns sum
   float (*sumsq)(const float* x, int64_t n);
+  float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n);  // w in bf16, x in f32
 };
 
 const VecKernels& vec();           // best for this CPU (CLM_ISA=scalar|avx2|avx512 overrides)

@@ -88,11 +88,32 @@ float exp_sum(const float* x, float shift, float* y, int64_t n) {
   return s;
 }
 float sumsq(const float* x, int64_t n) { return dot(x, x, n); }
+// bf16 -> f32 is a 16-bit left shift of the pattern.
+inline __m256 load_bf16(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
+}
+float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0 = _mm256_fmadd_ps(load_bf16(w + i), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(load_bf16(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+  }
+  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_bf16(w + i), _mm256_loadu_ps(x + i), a0);
+  float s = hsum(_mm256_add_ps(a0, a1));
+  for (; i < n; ++i) {
+    uint32_t u = uint32_t(w[i]) << 16;
+    float f;
+    __builtin_memcpy(&f, &u, 4);
+    s += f * x[i];
+  }
+  return s;
+}
 }  // namespace
 
 const VecKernels* vec_avx2() {
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  static const VecKernels k{"avx2", dot, axpy, scale, vmax, exp_sum, sumsq};
+  static const VecKernels k{"avx2", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16};
   return ok ? &k : nullptr;
 }
 

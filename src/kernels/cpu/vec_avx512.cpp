@@ -72,12 +72,32 @@ float exp_sum(const float* x, float shift, float* y, int64_t n) {
   return s;
 }
 float sumsq(const float* x, int64_t n) { return dot(x, x, n); }
+inline __m512 load_bf16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+}
+float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm512_fmadd_ps(load_bf16(w + i), _mm512_loadu_ps(x + i), a0);
+    a1 = _mm512_fmadd_ps(load_bf16(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
+  }
+  for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load_bf16(w + i), _mm512_loadu_ps(x + i), a0);
+  float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+  for (; i < n; ++i) {
+    uint32_t u = uint32_t(w[i]) << 16;
+    float f;
+    __builtin_memcpy(&f, &u, 4);
+    s += f * x[i];
+  }
+  return s;
+}
 }  // namespace
 
 const VecKernels* vec_avx512() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl");
-  static const VecKernels k{"avx512", dot, axpy, scale, vmax, exp_sum, sumsq};
+  static const VecKernels k{"avx512", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16};
   return ok ? &k : nullptr;
 }
 

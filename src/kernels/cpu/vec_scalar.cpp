@@ -33,10 +33,20 @@ float sumsq(const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) s += x[i] * x[i];
   return s;
 }
+float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u = uint32_t(w[i]) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    s += f * x[i];
+  }
+  return s;
+}
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16};
   return k;
 }
 

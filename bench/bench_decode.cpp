@@ -1,0 +1,88 @@
+// Batch-1 decode and prefill speed of a random-initialised Llama (default: the ~110M shape of
+// issue #3: dim 768, 12 layers, 12 heads, hidden 2048, vocab 32000), f32 and bf16 weights, plus a
+// STREAM-like triad measuring the memory bandwidth in the same process. Prints one JSON line.
+// --export-llama2c PATH writes the same model for llama2.c's run.c (bench/decode_vs_llama2c.py).
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "autograd/autograd.h"
+#include "formats/llama2c.h"
+#include "infer/session.h"
+#include "kernels/cpu/vec.h"
+#include "kernels/kernels.h"
+
+using namespace clm;
+using clk = std::chrono::steady_clock;
+
+// Best-of-5 triad a = b + s*c over 3 x 128 MiB, in GB/s (bytes moved: 3 arrays per pass).
+static double triad_gbs() {
+  const int64_t n = 32 << 20;
+  std::vector<float> a(n), b(n, 1.0f), c(n, 2.0f);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    auto t0 = clk::now();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) a[i] = b[i] + 3.0f * c[i];
+    double dt = std::chrono::duration<double>(clk::now() - t0).count();
+    best = std::max(best, 3.0 * 4.0 * double(n) / dt / 1e9);
+  }
+  return best + a[n / 2] * 0;  // keep the stores
+}
+
+int main(int argc, char** argv) {
+  ModelConfig c;
+  c.vocab_size = 32000, c.d_model = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.d_ff = 2048;
+  c.max_seq_len = 256, c.rope_interleaved = true, c.init_std = 0.02;
+  int64_t prompt = 32, tokens = 64;
+  int threads = 2;
+  std::string export_path, only;
+  CLI::App app{"CompactLM decode benchmark"};
+  app.add_option("--dim", c.d_model);
+  app.add_option("--layers", c.n_layers);
+  app.add_option("--heads", c.n_heads);
+  app.add_option("--kv-heads", c.n_kv_heads);
+  app.add_option("--hidden", c.d_ff);
+  app.add_option("--vocab", c.vocab_size);
+  app.add_option("--prompt", prompt, "Prefill length");
+  app.add_option("--tokens", tokens, "Decoded tokens per measurement");
+  app.add_option("--threads", threads);
+  app.add_option("--only", only, "f32 | bf16 (default: both)");
+  app.add_option("--export-llama2c", export_path, "Also write the model as a llama2.c checkpoint");
+  CLI11_PARSE(app, argc, argv);
+  if (c.n_kv_heads > c.n_heads) c.n_kv_heads = c.n_heads;
+  kernels::set_num_threads(threads);
+  TransformerLM model(c, 1234);
+  if (!export_path.empty()) {
+    std::vector<std::pair<std::string, Tensor>> w;
+    model.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
+    write_llama2c_checkpoint(export_path, c, w);
+  }
+  nlohmann::json out = {{"impl", "compactlm"}, {"params", model.num_params()}, {"threads", threads},
+                        {"isa", kernels::vec().isa}, {"triad_gbs", triad_gbs()}};
+  for (DType wd : {DType::f32, DType::bf16}) {
+    const std::string tag = wd == DType::f32 ? "f32" : "bf16";
+    if (!only.empty() && only != tag) continue;
+    DecodeSession s(model, wd, prompt + tokens + 8);
+    std::vector<int32_t> ids(prompt);
+    for (int64_t i = 0; i < prompt; ++i) ids[i] = int32_t((i * 7919) % c.vocab_size);
+    auto t0 = clk::now();
+    const float* l = s.prefill(ids);
+    double prefill_s = std::chrono::duration<double>(clk::now() - t0).count();
+    int32_t tok = int32_t(std::max_element(l, l + c.vocab_size) - l);
+    s.step(tok);  // warm
+    auto t1 = clk::now();
+    for (int64_t i = 0; i < tokens; ++i) {
+      l = s.step(tok);
+      tok = int32_t(std::max_element(l, l + c.vocab_size) - l);
+    }
+    double dt = std::chrono::duration<double>(clk::now() - t1).count();
+    const double tps = double(tokens) / dt, bytes = double(s.weight_bytes());
+    out[tag] = {{"decode_tok_s", tps}, {"prefill_tok_s", double(prompt) / prefill_s}, {"weight_bytes", bytes},
+                {"bound_tok_s", out["triad_gbs"].get<double>() * 1e9 / bytes},
+                {"fraction_of_bound", tps * bytes / (out["triad_gbs"].get<double>() * 1e9)}};
+  }
+  std::printf("%s\n", out.dump().c_str());
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Batch-1 decode speed, CompactLM vs llama2.c's run.c, same machine, same run, alternating.
+
+  # build the peer OUTSIDE the project from llama2.c's public source, e.g.
+  #   gcc -Ofast -fopenmp -march=native run.c -lm -o /tmp/llama2c/run
+  python3 bench/decode_vs_llama2c.py --run /tmp/llama2c/run --tokenizer ../shared/tokenizers/llama2/tokenizer.bin
+
+Both decode the same random-initialised ~110M Llama (dim 768, 12 layers, 12 heads, hidden 2048,
+vocab 32000; exported by clm_bench_decode --export-llama2c) with 2 OpenMP threads. CompactLM is
+measured with f32 and bf16 weights; the STREAM-like triad in the same process gives the bound
+(bandwidth / bytes of weights per token)."""
+import argparse, json, os, re, statistics, subprocess
+
+here = os.path.dirname(os.path.abspath(__file__))
+p = argparse.ArgumentParser()
+p.add_argument("--run", required=True, help="llama2.c run binary (built outside the project)")
+p.add_argument("--tokenizer", required=True, help="llama2.c tokenizer.bin with 32000 tokens")
+p.add_argument("--bench", default=os.path.join(here, "..", "build", "bench", "clm_bench_decode"))
+p.add_argument("--model", default="/tmp/clm_bench_110m.bin")
+p.add_argument("--rounds", type=int, default=3)
+a = p.parse_args()
+
+env = dict(os.environ, OMP_NUM_THREADS="2")
+if not os.path.exists(a.model):
+    subprocess.run([a.bench, "--tokens", "4", "--only", "f32", "--export-llama2c", a.model], env=env, check=True,
+                   capture_output=True)
+ours, peer = [], []
+for r in range(a.rounds):
+    o = json.loads(subprocess.run([a.bench, "--tokens", "64", "--threads", "2"], env=env, check=True,
+                                  capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    ours.append(o)
+    err = subprocess.run([a.run, a.model, "-z", a.tokenizer, "-t", "0", "-n", "128", "-i", "Once upon a time"],
+                         env=env, capture_output=True, text=True).stderr
+    tps = float(re.search(r"achieved tok/s: ([0-9.]+)", err).group(1))
+    peer.append(tps)
+    print(f"round {r}: compactlm f32 {o['f32']['decode_tok_s']:.1f} tok/s, bf16 {o['bf16']['decode_tok_s']:.1f} tok/s "
+          f"(triad {o['triad_gbs']:.1f} GB/s) | llama2.c f32 {tps:.1f} tok/s", flush=True)
+med = statistics.median
+f32 = [o["f32"]["decode_tok_s"] for o in ours]
+bf16 = [o["bf16"]["decode_tok_s"] for o in ours]
+bound = med([o["f32"]["bound_tok_s"] for o in ours])
+bound16 = med([o["bf16"]["bound_tok_s"] for o in ours])
+print(f"\ntriad bandwidth (median): {med([o['triad_gbs'] for o in ours]):.1f} GB/s -> f32 bound {bound:.1f} tok/s, bf16 bound {bound16:.1f} tok/s")
+print(f"CompactLM f32:  median {med(f32):.1f} tok/s ({med(f32) / bound:.0%} of bound), prefill {med([o['f32']['prefill_tok_s'] for o in ours]):.0f} tok/s")
+print(f"CompactLM bf16: median {med(bf16):.1f} tok/s ({med(bf16) / bound16:.0%} of bound)")
+print(f"llama2.c f32:   median {med(peer):.1f} tok/s ({med(peer) / bound:.0%} of bound)")
+print(f"ratios per round, f32 / llama2.c: {', '.join(f'{x / y:.2f}' for x, y in zip(f32, peer))}; "
+      f"bf16 / llama2.c f32: {', '.join(f'{x / y:.2f}' for x, y in zip(bf16, peer))}")

@@ -1,0 +1,184 @@
+#include "infer/session.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <stdexcept>
+
+#include "autograd/autograd.h"
+#include "kernels/cpu/vec.h"
+
+namespace clm {
+
+bool DecodeSession::supported(const ModelConfig& c, std::string* why) {
+  auto no = [&](const std::string& m) {
+    if (why) *why = m;
+    return false;
+  };
+  if (c.attention != "causal") return no("attention '" + c.attention + "'");
+  if (c.position != "rope") return no("position '" + c.position + "'");
+  if (c.mlp != "swiglu" && c.mlp != "geglu_tanh") return no("mlp '" + c.mlp + "'");
+  if (c.norm != "rmsnorm" && c.norm != "rmsnorm_1p") return no("norm '" + c.norm + "'");
+  if (c.embedding != "standard") return no("embedding '" + c.embedding + "'");
+  if (c.mlp_bias) return no("mlp biases");
+  return true;
+}
+
+DecodeSession::Mat DecodeSession::pack(const Tensor& w) {
+  Mat m;
+  m.rows = w.dim(0), m.cols = w.dim(1);
+  if (wdt_ == DType::bf16) {
+    owned_.push_back(w.to(DType::bf16));
+    m.bf16 = owned_.back().data<uint16_t>();
+    weight_bytes_ += size_t(m.rows * m.cols) * 2;
+  } else {
+    m.f32 = w.data<float>();
+    weight_bytes_ += size_t(m.rows * m.cols) * 4;
+  }
+  return m;
+}
+
+DecodeSession::DecodeSession(TransformerLM& model, DType wdt, int64_t capacity)
+    : model_(model), c_(model.config()), wdt_(wdt) {
+  std::string why;
+  if (!supported(c_, &why)) throw std::invalid_argument("fast decoding does not support " + why);
+  if (model.dtype() != DType::f32) throw std::invalid_argument("fast decoding needs an f32 model");
+  if (wdt != DType::f32 && wdt != DType::bf16) throw std::invalid_argument("fast decoding weights must be f32 or bf16");
+  cache_ = model.make_cache(1, capacity);
+  norm_offset_ = c_.norm == "rmsnorm_1p" ? 1.0 : 0.0;
+  std::map<std::string, Tensor> p;
+  model.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { p[n] = v->value; });
+  embed_ = p.at("model.embed_tokens.weight").data<float>();
+  final_norm_ = p.at("model.norm.weight").data<float>();
+  for (int64_t l = 0; l < c_.n_layers; ++l) {
+    const std::string pre = "model.layers." + std::to_string(l) + ".";
+    Layer L;
+    L.attn_norm = p.at(pre + "input_layernorm.weight").data<float>();
+    L.mlp_norm = p.at(pre + "post_attention_layernorm.weight").data<float>();
+    L.q = pack(p.at(pre + "self_attn.q_proj.weight"));
+    L.k = pack(p.at(pre + "self_attn.k_proj.weight"));
+    L.v = pack(p.at(pre + "self_attn.v_proj.weight"));
+    L.o = pack(p.at(pre + "self_attn.o_proj.weight"));
+    if (c_.attn_bias) {
+      L.bq = p.at(pre + "self_attn.q_proj.bias").data<float>();
+      L.bk = p.at(pre + "self_attn.k_proj.bias").data<float>();
+      L.bv = p.at(pre + "self_attn.v_proj.bias").data<float>();
+    }
+    L.gate = pack(p.at(pre + "mlp.gate_proj.weight"));
+    L.up = pack(p.at(pre + "mlp.up_proj.weight"));
+    L.down = pack(p.at(pre + "mlp.down_proj.weight"));
+    layers_.push_back(L);
+  }
+  head_ = pack(c_.tie_embeddings ? p.at("model.embed_tokens.weight") : p.at("lm_head.weight"));
+  const int64_t hd = c_.hd(), half = hd / 2;
+  rope_cos_ = Tensor::empty({capacity, half}), rope_sin_ = Tensor::empty({capacity, half});
+  for (int64_t t = 0; t < capacity; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      double a = double(t) * std::pow(c_.rope_theta, -2.0 * double(i) / double(hd));
+      rope_cos_.data<float>()[t * half + i] = float(std::cos(a));
+      rope_sin_.data<float>()[t * half + i] = float(std::sin(a));
+    }
+  const int64_t D = c_.d_model;
+  x_.resize(D), o_.resize(D), xb_.resize(std::max(D, c_.n_heads * hd)), q_.resize(c_.n_heads * hd);
+  k_.resize(c_.n_kv_heads * hd), v_.resize(c_.n_kv_heads * hd);
+  att_.resize(size_t(c_.n_heads * capacity)), g_.resize(c_.d_ff), u_.resize(c_.d_ff), logits_.resize(c_.vocab_size);
+}
+
+void DecodeSession::matvec(float* out, const Mat& m, const float* x) const {
+  const auto& v = kernels::vec();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < m.rows; ++r)
+    out[r] = m.bf16 ? v.dot_bf16(m.bf16 + r * m.cols, x, m.cols) : v.dot(m.f32 + r * m.cols, x, m.cols);
+}
+
+void DecodeSession::rmsnorm(float* out, const float* x, const float* w) const {
+  const int64_t D = c_.d_model;
+  float r = 1.0f / std::sqrt(kernels::vec().sumsq(x, D) / float(D) + float(c_.norm_eps));
+  for (int64_t j = 0; j < D; ++j) out[j] = x[j] * r * (w[j] + float(norm_offset_));
+}
+
+const float* DecodeSession::prefill(const std::vector<int32_t>& ids) {
+  if (ids.empty()) throw std::invalid_argument("prefill: no tokens");
+  if (len() + int64_t(ids.size()) > capacity()) throw std::length_error("prefill: KV cache full");
+  ag::NoGrad ng;
+  Tensor t = Tensor::from(ids, {int64_t(ids.size())});
+  nn::Var logits = model_.forward(t, 1, int64_t(ids.size()), &cache_);
+  const float* last = logits->value.data<float>() + (int64_t(ids.size()) - 1) * c_.vocab_size;
+  std::memcpy(logits_.data(), last, sizeof(float) * c_.vocab_size);
+  return logits_.data();
+}
+
+const float* DecodeSession::step(int32_t token) {
+  const int64_t pos = len(), D = c_.d_model, hd = c_.hd(), half = hd / 2, H = c_.n_heads, K = c_.n_kv_heads;
+  if (pos >= capacity()) throw std::length_error("decode: KV cache full (" + std::to_string(capacity()) + ")");
+  if (token < 0 || token >= c_.vocab_size) throw std::out_of_range("decode: token id outside vocab");
+  const auto& vk = kernels::vec();
+  std::memcpy(x_.data(), embed_ + int64_t(token) * D, sizeof(float) * D);
+  if (c_.embed_scale != 1.0) vk.scale(float(c_.embed_scale), x_.data(), D);
+  const float *cs = rope_cos_.data<float>() + pos * half, *sn = rope_sin_.data<float>() + pos * half;
+  auto rotate = [&](float* v, int64_t heads) {
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < half; ++i) {
+        int64_t a = h * hd + (c_.rope_interleaved ? 2 * i : i), b = c_.rope_interleaved ? a + 1 : a + half;
+        float xa = v[a], xb = v[b];
+        v[a] = xa * cs[i] - xb * sn[i];
+        v[b] = xa * sn[i] + xb * cs[i];
+      }
+  };
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const int64_t cap = capacity(), W = K * hd, group = H / K;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& L = layers_[l];
+    nn::LayerKV& kv = cache_.layers[l];
+    rmsnorm(xb_.data(), x_.data(), L.attn_norm);
+    matvec(q_.data(), L.q, xb_.data());
+    matvec(k_.data(), L.k, xb_.data());
+    matvec(v_.data(), L.v, xb_.data());
+    if (L.bq) {
+      vk.axpy(1.0f, L.bq, q_.data(), H * hd);
+      vk.axpy(1.0f, L.bk, k_.data(), W);
+      vk.axpy(1.0f, L.bv, v_.data(), W);
+    }
+    rotate(q_.data(), H);
+    rotate(k_.data(), K);
+    float* kc = kv.k.data<float>();
+    float* vc = kv.v.data<float>();
+    std::memcpy(kc + pos * W, k_.data(), sizeof(float) * W);
+    std::memcpy(vc + pos * W, v_.data(), sizeof(float) * W);
+    // one query per head over positions 0..pos
+#pragma omp parallel for schedule(static)
+    for (int64_t h = 0; h < H; ++h) {
+      const float* qh = q_.data() + h * hd;
+      const int64_t kh = h / group;
+      float* s = att_.data() + h * cap;
+      for (int64_t t = 0; t <= pos; ++t) s[t] = vk.dot(qh, kc + t * W + kh * hd, hd) * scale;
+      float m = vk.max(s, pos + 1);
+      float z = vk.exp_sum(s, m, s, pos + 1);
+      float* out = xb_.data() + h * hd;
+      std::fill(out, out + hd, 0.0f);
+      for (int64_t t = 0; t <= pos; ++t) vk.axpy(s[t] / z, vc + t * W + kh * hd, out, hd);
+    }
+    matvec(o_.data(), L.o, xb_.data());
+    vk.axpy(1.0f, o_.data(), x_.data(), D);
+    rmsnorm(xb_.data(), x_.data(), L.mlp_norm);
+    matvec(g_.data(), L.gate, xb_.data());
+    matvec(u_.data(), L.up, xb_.data());
+    const int64_t F = c_.d_ff;
+    if (c_.mlp == "swiglu") {
+      for (int64_t i = 0; i < F; ++i) g_[i] = g_[i] / (1.0f + std::exp(-g_[i])) * u_[i];
+    } else {  // tanh GELU gate
+      for (int64_t i = 0; i < F; ++i) {
+        float v = g_[i];
+        g_[i] = 0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v))) * u_[i];
+      }
+    }
+    matvec(o_.data(), L.down, g_.data());
+    vk.axpy(1.0f, o_.data(), x_.data(), D);
+    kv.len = pos + 1;
+  }
+  rmsnorm(xb_.data(), x_.data(), final_norm_);
+  matvec(logits_.data(), head_, xb_.data());
+  return logits_.data();
+}
+
+}  // namespace clm
