@@ -29,7 +29,7 @@ DecodeSession::Mat DecodeSession::pack(const Tensor& w) {
   m.rows = w.dim(0), m.cols = w.dim(1);
   if (wdt_ == DType::bf16) {
     owned_.push_back(w.to(DType::bf16));
-    m.bf16 = owned_.back().data<uint16_t>();
+    m.bf16 = static_cast<const uint16_t*>(owned_.back().raw());
     weight_bytes_ += size_t(m.rows * m.cols) * 2;
   } else {
     m.f32 = w.data<float>();
