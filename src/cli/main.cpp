@@ -187,7 +187,7 @@ int main(int argc, char** argv) {
   TrainConfig tcfg;
   DataArgs data;
   std::string tok_kind, out = "runs/demo", resume;
-  int64_t max_vocab = 0, sample_tokens = 300, eval_tokens = 0;
+  int64_t max_vocab = 0, sample_tokens = 120, eval_tokens = 0;
   auto* tr = app.add_subcommand("train", "Train a language model on a text corpus (default: Debian fortunes, byte-level)");
   data.add(tr);
   tr->add_option("--tokenizer", tok_kind, "word | byte (default: word with --data, byte for the fortunes default)");
