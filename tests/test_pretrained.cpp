@@ -9,6 +9,7 @@
 #include "models/io.h"
 #include "tokenizers/llama2c.h"
 #include "util/fs.h"
+#include "formats/gguf.h"
 
 using namespace clm;
 
@@ -86,4 +87,67 @@ TEST(Llama2c, TruncatedOrLyingFilesAreRejected) {
   EXPECT_THROW(read_llama2c_checkpoint(d.path + "/bad.bin"), std::runtime_error);
   write_file_atomic(d.path + "/tok.bin", std::string("\x10\x00\x00\x00\x00\x00\x80\x3f\xff\x00\x00\x00", 12));
   EXPECT_THROW(Llama2cTokenizer::load(d.path + "/tok.bin"), std::runtime_error);
+}
+
+// ---- conversion round trips ----
+
+static std::vector<int32_t> greedy_of(TransformerLM& m, const std::vector<int32_t>& prompt, int64_t n) {
+  Sampler s({0.0, 0, 1.0, 0});
+  return generate(m, prompt, {n, -1}, s);
+}
+
+static std::vector<std::pair<std::string, Tensor>> weights_of(TransformerLM& m) {
+  std::vector<std::pair<std::string, Tensor>> w;
+  m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
+  return w;
+}
+
+TEST(Convert, HfLlamaToLlama2cKeepsGreedyTokens) {
+  // rotate-half -> interleaved: q/k rows are permuted, and the reloaded model must decode the same
+  LoadedModel hf = load_model(std::string(CLM_SOURCE_DIR) + "/tests/fixtures/hf/llama");
+  test::TempDir d;
+  write_llama2c_checkpoint(d.path + "/m.bin", hf.model->config(), weights_of(*hf.model));
+  LoadedModel back = load_model(d.path + "/m.bin");
+  EXPECT_TRUE(back.model->config().rope_interleaved);
+  std::vector<int32_t> prompt{5, 77, 140, 9};
+  EXPECT_EQ(greedy_of(*back.model, prompt, 10), greedy_of(*hf.model, prompt, 10));
+}
+
+TEST(Convert, Stories260KToGgufAndCompactlm) {
+  std::string m = asset("models/stories260K/stories260K.bin"), t = asset("models/stories260K/tok512.bin");
+  if (m.empty() || t.empty()) GTEST_SKIP() << "../shared/models/stories260K not present";
+  LoadedModel lm = load_model(m, DType::f32, t);
+  test::TempDir d;
+  // CompactLM folder round trip keeps the greedy story and the tokenizer
+  save_model_files(d.path + "/clm", *lm.model, lm.tokenizer.get());
+  LoadedModel back = load_model(d.path + "/clm");
+  ASSERT_TRUE(back.tokenizer);
+  EXPECT_EQ(back.tokenizer->encode("Once upon a time"), lm.tokenizer->encode("Once upon a time"));
+  EXPECT_EQ(greedy_of(*back.model, {1}, 30), greedy_of(*lm.model, {1}, 30));
+  // GGUF: metadata and tensors as llama.cpp expects them
+  for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
+    write_gguf(d.path + "/m.gguf", lm.model->config(), weights_of(*lm.model), *lm.tokenizer, dt, "stories260K");
+    GgufFile g = read_gguf(d.path + "/m.gguf");
+    auto text = [&](const char* k) { auto b = g.kv.at(k).get_binary(); return std::string(b.begin(), b.end()); };
+    EXPECT_EQ(text("general.architecture"), "llama");
+    EXPECT_EQ(g.kv.at("llama.block_count"), 5);
+    EXPECT_EQ(g.kv.at("llama.attention.head_count_kv"), 4);
+    EXPECT_EQ(g.kv.at("tokenizer.ggml.tokens").size(), 512u);
+    EXPECT_EQ(g.tensors.size(), 2u + 9u * 5u + (lm.model->config().tie_embeddings ? 0u : 1u));  // output.weight if untied
+    const auto& q = g.tensors.at("blk.0.attn_q.weight");
+    EXPECT_EQ(q.ne, (std::vector<uint64_t>{64, 64}));  // ggml order: columns first
+    Tensor qf = q.data.to(DType::f32);
+    double err = 0;
+    lm.model->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
+      if (n == "model.layers.0.self_attn.q_proj.weight") err = test::rel_err(qf, v->value);
+    });
+    // stories260K is interleaved already: no permutation, and f32 is bit-exact
+    if (dt == DType::f32)
+      EXPECT_EQ(err, 0.0);
+    else
+      EXPECT_LT(err, 1e-2) << dtype_name(dt);
+  }
+  // a tokenizer llama.cpp cannot express is refused with a reason
+  ByteTokenizer bt;
+  EXPECT_THROW(write_gguf(d.path + "/x.gguf", lm.model->config(), weights_of(*lm.model), bt, DType::f32), std::invalid_argument);
 }

@@ -11,6 +11,8 @@
 #include "autograd/ops.h"
 #include "data/dataset.h"
 #include "eval/perplexity.h"
+#include "formats/gguf.h"
+#include "formats/llama2c.h"
 #include "eval/plot.h"
 #include "infer/generate.h"
 #include "kernels/cpu/vec.h"
@@ -257,6 +259,15 @@ int main(int argc, char** argv) {
   in->add_option("--batch-size", ibatch, "Batch for the activation estimate")->capture_default_str();
   in->add_option("--seq-len", iseq, "Sequence for the activation / KV estimate")->capture_default_str();
 
+  // ---- convert ----
+  std::string conv_to, conv_out, conv_dtype = "f32";
+  auto* cv = app.add_subcommand("convert", "Write a loaded model as a CompactLM folder, a llama2.c .bin or a GGUF file");
+  cv->add_option("--model", model_path, "Checkpoint: CompactLM folder, Hugging Face folder or llama2.c .bin")->required();
+  cv->add_option("--tokenizer", tok_path, "Tokenizer file; default: the checkpoint's");
+  cv->add_option("--to", conv_to, "compactlm | llama2c | gguf")->required();
+  cv->add_option("--out", conv_out, "Output folder (compactlm) or file")->required();
+  cv->add_option("--dtype", conv_dtype, "GGUF weight type: f32 | f16 | bf16")->capture_default_str();
+
   // ---- plot ----
   std::string metrics_path, svg_out;
   auto* pl = app.add_subcommand("plot", "Loss curve (SVG) from a run's metrics.jsonl");
@@ -325,6 +336,23 @@ int main(int argc, char** argv) {
       std::printf("memory: weights %s (f32) | + AdamW moments %s | KV cache %s per token, %s at %lld tokens\n",
                   human_bytes(P * 4).c_str(), human_bytes(P * 8).c_str(), human_bytes(kv_per_tok).c_str(),
                   human_bytes(kv_per_tok * double(iseq)).c_str(), (long long)iseq);
+      return 0;
+    }
+    if (cv->parsed()) {
+      LoadedModel lm = load_model(model_path, DType::f32, tok_path);
+      std::vector<std::pair<std::string, Tensor>> w;
+      lm.model->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
+      if (conv_to == "compactlm") {
+        save_model_files(conv_out, *lm.model, lm.tokenizer.get());
+      } else if (conv_to == "llama2c") {
+        write_llama2c_checkpoint(conv_out, lm.model->config(), w);
+      } else if (conv_to == "gguf") {
+        if (!lm.tokenizer) throw std::runtime_error("GGUF needs a tokenizer: give --tokenizer");
+        write_gguf(conv_out, lm.model->config(), w, *lm.tokenizer, dtype_from_name(conv_dtype));
+      } else {
+        throw std::invalid_argument("--to must be compactlm, llama2c or gguf");
+      }
+      std::printf("wrote %s (%s, from %s %s)\n", conv_out.c_str(), conv_to.c_str(), lm.format.c_str(), lm.dir.c_str());
       return 0;
     }
     if (pl->parsed()) {

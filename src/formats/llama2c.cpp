@@ -64,14 +64,32 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
   return ck;
 }
 
+Tensor rotate_half_rows_to_interleaved(const Tensor& w, int64_t heads, int64_t hd) {
+  Tensor src = w.contiguous(), out = Tensor::empty(w.shape(), w.dtype());
+  const int64_t cols = w.dim(1), es = int64_t(dtype_size(w.dtype()));
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < hd / 2; ++i)
+      for (int64_t j : {0, 1}) {
+        const int64_t from = h * hd + i + j * hd / 2, to = h * hd + 2 * i + j;
+        std::memcpy(static_cast<char*>(out.raw()) + to * cols * es,
+                    static_cast<const char*>(src.raw()) + from * cols * es, size_t(cols * es));
+      }
+  return out;
+}
+
 void write_llama2c_checkpoint(const std::string& path, const ModelConfig& c,
                               const std::vector<std::pair<std::string, Tensor>>& tensors) {
-  if (c.norm != "rmsnorm" || c.mlp != "swiglu" || c.position != "rope" || c.attn_bias || c.mlp_bias || c.head_dim ||
+  if (c.norm != "rmsnorm" || c.mlp != "swiglu" || c.position != "rope" || c.attn_bias || c.mlp_bias || c.hd() * c.n_heads != c.d_model ||
       c.embed_scale != 1.0)
     throw std::invalid_argument("'" + path + "': this model cannot be expressed as a llama2.c checkpoint");
   auto get = [&](const std::string& n) -> Tensor {
     for (auto& [k, t] : tensors)
-      if (k == n) return t.to(DType::f32).contiguous();
+      if (k == n) {
+        Tensor f = t.to(DType::f32).contiguous();
+        const bool q = n.find("q_proj") != std::string::npos, kk = n.find("k_proj") != std::string::npos;
+        if (!c.rope_interleaved && (q || kk)) f = rotate_half_rows_to_interleaved(f, q ? c.n_heads : c.n_kv_heads, c.hd());
+        return f;
+      }
     throw std::invalid_argument("write_llama2c: missing tensor '" + n + "'");
   };
   std::string out;

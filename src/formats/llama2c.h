@@ -18,8 +18,12 @@ struct Llama2cCheckpoint {
 };
 
 Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path);
+// Permutes the rows of a q/k projection [heads*hd, cols] from Hugging Face's rotate-half layout
+// (pairs i, i+hd/2) to interleaved pairs (2i, 2i+1): the layout llama2.c and GGUF expect.
+Tensor rotate_half_rows_to_interleaved(const Tensor& w, int64_t heads, int64_t hd);
+
 // Writes tensors named as above (f32) in llama2.c's layout; the config must be llama2.c-expressible
-// (rmsnorm, swiglu, rope interleaved, no biases). Atomic.
+// (rmsnorm, swiglu, rope, no biases); rotate-half q/k rows are permuted. Atomic.
 void write_llama2c_checkpoint(const std::string& path, const ModelConfig& c,
                               const std::vector<std::pair<std::string, Tensor>>& tensors);
 

@@ -51,7 +51,7 @@ class PositionEncoding : public Module {
   // Applied to the token embeddings (learned absolute positions add here).
   virtual Var embed(const Var& x, const Ctx&) { return x; }
   // Applied to queries and keys [B*T, H*hd] (rotary variants act here).
-  virtual Var rotate(const Var& x, int64_t n_heads, const Ctx&) { return x; }
+  virtual Var rotate(const Var& x, int64_t /*n_heads*/, const Ctx&) { return x; }
   void visit(const std::string&, const ParamVisitor&) override {}
 };
 

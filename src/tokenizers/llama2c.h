@@ -29,6 +29,7 @@ class Llama2cTokenizer : public Tokenizer {
   nlohmann::json to_json() const override;
   std::string unit() const override { return "token"; }
   const std::string& piece(int32_t id) const { return pieces_.at(id); }
+  float score(int32_t id) const { return scores_.at(id); }
 
  private:
   std::vector<std::string> pieces_;

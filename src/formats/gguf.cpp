@@ -1,0 +1,223 @@
+#include "formats/gguf.h"
+
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+
+#include "formats/llama2c.h"
+#include "tokenizers/llama2c.h"
+#include "util/fs.h"
+
+namespace clm {
+
+namespace {
+enum : uint32_t { U8 = 0, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 };
+enum : uint32_t { GGML_F32 = 0, GGML_F16 = 1, GGML_BF16 = 30 };
+constexpr uint64_t kAlign = 32;
+
+struct Writer {
+  std::string b;
+  template <class T> void put(T v) { b.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void str(const std::string& s) {
+    put<uint64_t>(s.size());
+    b += s;
+  }
+  void key(const std::string& k, uint32_t type) {
+    str(k);
+    put<uint32_t>(type);
+  }
+};
+
+}  // namespace
+
+void write_gguf(const std::string& path, const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                const Tokenizer& tok, DType dtype, const std::string& name) {
+  auto fail = [&](const std::string& m) -> void { throw std::invalid_argument("'" + path + "': " + m); };
+  if (c.norm != "rmsnorm" || c.mlp != "swiglu" || c.position != "rope" || c.attn_bias || c.mlp_bias || c.hd() * c.n_heads != c.d_model ||
+      c.embed_scale != 1.0)
+    fail("only plain Llama-architecture models (rmsnorm, swiglu, rope, no biases) can be written as GGUF 'llama'");
+  const auto* spm = dynamic_cast<const Llama2cTokenizer*>(&tok);
+  if (!spm) fail("GGUF export needs a SentencePiece-style tokenizer (llama2.c .bin); '" + tok.type() + "' has no llama.cpp equivalent");
+  if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16) fail("dtype must be f32, f16 or bf16");
+  auto get = [&](const std::string& n) -> Tensor {
+    for (auto& [k, t] : tensors)
+      if (k == n) return t.to(DType::f32).contiguous();
+    fail("missing tensor '" + n + "'");
+    return {};
+  };
+  // llama.cpp names
+  std::vector<std::pair<std::string, Tensor>> out;
+  out.push_back({"token_embd.weight", get("model.embed_tokens.weight")});
+  const int64_t hd = c.hd();
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".", q = "blk." + std::to_string(l) + ".";
+    Tensor wq = get(p + "self_attn.q_proj.weight"), wk = get(p + "self_attn.k_proj.weight");
+    if (!c.rope_interleaved) wq = rotate_half_rows_to_interleaved(wq, c.n_heads, hd), wk = rotate_half_rows_to_interleaved(wk, c.n_kv_heads, hd);
+    out.push_back({q + "attn_norm.weight", get(p + "input_layernorm.weight")});
+    out.push_back({q + "attn_q.weight", wq});
+    out.push_back({q + "attn_k.weight", wk});
+    out.push_back({q + "attn_v.weight", get(p + "self_attn.v_proj.weight")});
+    out.push_back({q + "attn_output.weight", get(p + "self_attn.o_proj.weight")});
+    out.push_back({q + "ffn_norm.weight", get(p + "post_attention_layernorm.weight")});
+    out.push_back({q + "ffn_gate.weight", get(p + "mlp.gate_proj.weight")});
+    out.push_back({q + "ffn_up.weight", get(p + "mlp.up_proj.weight")});
+    out.push_back({q + "ffn_down.weight", get(p + "mlp.down_proj.weight")});
+  }
+  out.push_back({"output_norm.weight", get("model.norm.weight")});
+  if (!c.tie_embeddings) out.push_back({"output.weight", get("lm_head.weight")});
+  for (auto& [n, t] : out)
+    if (t.ndim() == 2 && dtype != DType::f32) t = t.to(dtype);
+
+  Writer w;
+  w.b += "GGUF";
+  w.put<uint32_t>(3);
+  w.put<uint64_t>(out.size());
+  const int64_t V = tok.vocab_size();
+  const int n_kv = 20;
+  w.put<uint64_t>(n_kv);
+  auto kv_u32 = [&](const std::string& k, uint32_t v) { w.key(k, U32), w.put<uint32_t>(v); };
+  auto kv_f32 = [&](const std::string& k, float v) { w.key(k, F32), w.put<float>(v); };
+  auto kv_str = [&](const std::string& k, const std::string& v) { w.key(k, STR), w.str(v); };
+  kv_str("general.architecture", "llama");                                          // 1
+  kv_str("general.name", name);                                                     // 2
+  kv_u32("general.alignment", uint32_t(kAlign));                                    // 3
+  kv_u32("general.file_type", dtype == DType::f32 ? 0 : dtype == DType::f16 ? 1 : 32);  // 4
+  kv_u32("llama.context_length", uint32_t(c.max_seq_len));                           // 5
+  kv_u32("llama.embedding_length", uint32_t(c.d_model));                             // 6
+  kv_u32("llama.block_count", uint32_t(c.n_layers));                                 // 7
+  kv_u32("llama.feed_forward_length", uint32_t(c.d_ff));                             // 8
+  kv_u32("llama.attention.head_count", uint32_t(c.n_heads));                         // 9
+  kv_u32("llama.attention.head_count_kv", uint32_t(c.n_kv_heads));                   // 10
+  kv_u32("llama.rope.dimension_count", uint32_t(hd));                                // 11
+  kv_f32("llama.rope.freq_base", float(c.rope_theta));                               // 12
+  kv_f32("llama.attention.layer_norm_rms_epsilon", float(c.norm_eps));               // 13
+  kv_u32("llama.vocab_size", uint32_t(V));                                           // 14
+  kv_str("tokenizer.ggml.model", "llama");                                           // 15
+  w.key("tokenizer.ggml.tokens", ARR);                                               // 16
+  w.put<uint32_t>(STR), w.put<uint64_t>(V);
+  for (int64_t i = 0; i < V; ++i) {
+    std::string p = spm->piece(int32_t(i)), s;
+    for (char ch : p) s += ch == ' ' ? std::string("\xe2\x96\x81") : std::string(1, ch);  // ' ' -> U+2581
+    w.str(s);
+  }
+  w.key("tokenizer.ggml.scores", ARR);  // 17
+  w.put<uint32_t>(F32), w.put<uint64_t>(V);
+  for (int64_t i = 0; i < V; ++i) w.put<float>(spm->score(int32_t(i)));
+  w.key("tokenizer.ggml.token_type", ARR);  // 18: 1 normal, 2 unknown, 3 control, 6 byte
+  w.put<uint32_t>(I32), w.put<uint64_t>(V);
+  for (int64_t i = 0; i < V; ++i) w.put<int32_t>(i == 0 ? 2 : i <= 2 ? 3 : i < 259 ? 6 : 1);
+  kv_u32("tokenizer.ggml.bos_token_id", uint32_t(tok.bos_id()));  // 19
+  kv_u32("tokenizer.ggml.eos_token_id", uint32_t(tok.eos_id()));  // 20
+  // tensor infos
+  uint64_t off = 0;
+  for (auto& [n, t] : out) {
+    w.str(n);
+    w.put<uint32_t>(uint32_t(t.ndim()));
+    for (int d = t.ndim() - 1; d >= 0; --d) w.put<uint64_t>(uint64_t(t.dim(d)));
+    w.put<uint32_t>(t.dtype() == DType::f32 ? GGML_F32 : t.dtype() == DType::f16 ? GGML_F16 : GGML_BF16);
+    w.put<uint64_t>(off);
+    off += (t.nbytes() + kAlign - 1) / kAlign * kAlign;
+  }
+  while (w.b.size() % kAlign) w.b.push_back('\0');
+  for (auto& [n, t] : out) {
+    w.b.append(static_cast<const char*>(t.raw()), t.nbytes());
+    while (w.b.size() % kAlign) w.b.push_back('\0');
+  }
+  write_file_atomic(path, w.b);
+}
+
+GgufFile read_gguf(const std::string& path) {
+  const std::string b = read_file(path);
+  auto fail = [&](const std::string& m) -> void { throw std::runtime_error("'" + path + "': " + m); };
+  size_t off = 0;
+  auto need = [&](size_t n) {
+    if (n > b.size() - off) fail("truncated at byte " + std::to_string(off));
+  };
+  auto get = [&]<class T>() {
+    need(sizeof(T));
+    T v;
+    std::memcpy(&v, b.data() + off, sizeof v);
+    off += sizeof v;
+    return v;
+  };
+  auto str = [&]() {
+    uint64_t n = get.operator()<uint64_t>();
+    need(n);
+    std::string s = b.substr(off, n);
+    off += n;
+    return s;
+  };
+  need(4);
+  if (b.compare(0, 4, "GGUF") != 0) fail("not a GGUF file");
+  off = 4;
+  if (get.operator()<uint32_t>() != 3) fail("unsupported GGUF version");
+  const uint64_t n_t = get.operator()<uint64_t>(), n_kv = get.operator()<uint64_t>();
+  if (n_t > (1u << 20) || n_kv > (1u << 20)) fail("implausible counts");
+  GgufFile g;
+  std::function<nlohmann::json(uint32_t)> value = [&](uint32_t t) -> nlohmann::json {
+    switch (t) {
+      case U8: return get.operator()<uint8_t>();
+      case I8: return get.operator()<int8_t>();
+      case U16: return get.operator()<uint16_t>();
+      case I16: return get.operator()<int16_t>();
+      case U32: return get.operator()<uint32_t>();
+      case I32: return get.operator()<int32_t>();
+      case F32: return get.operator()<float>();
+      case BOOL: return get.operator()<uint8_t>() != 0;
+      case STR: {
+        std::string s = str();
+        return nlohmann::json::binary(std::vector<uint8_t>(s.begin(), s.end()));
+      }
+      case U64: return get.operator()<uint64_t>();
+      case I64: return get.operator()<int64_t>();
+      case F64: return get.operator()<double>();
+      case ARR: {
+        uint32_t et = get.operator()<uint32_t>();
+        uint64_t n = get.operator()<uint64_t>();
+        if (n > b.size()) fail("implausible array length");
+        nlohmann::json a = nlohmann::json::array();
+        for (uint64_t i = 0; i < n; ++i) a.push_back(value(et));
+        return a;
+      }
+    }
+    fail("unknown value type " + std::to_string(t));
+    return {};
+  };
+  for (uint64_t i = 0; i < n_kv; ++i) {
+    std::string k = str();
+    g.kv[k] = value(get.operator()<uint32_t>());
+  }
+  struct Info {
+    std::string name;
+    std::vector<uint64_t> ne;
+    uint32_t type;
+    uint64_t off;
+  };
+  std::vector<Info> infos;
+  for (uint64_t i = 0; i < n_t; ++i) {
+    Info in;
+    in.name = str();
+    uint32_t nd = get.operator()<uint32_t>();
+    if (nd > 4) fail("tensor '" + in.name + "' has " + std::to_string(nd) + " dims");
+    for (uint32_t d = 0; d < nd; ++d) in.ne.push_back(get.operator()<uint64_t>());
+    in.type = get.operator()<uint32_t>();
+    in.off = get.operator()<uint64_t>();
+    infos.push_back(in);
+  }
+  const size_t data0 = (off + kAlign - 1) / kAlign * kAlign;
+  for (auto& in : infos) {
+    DType dt = in.type == GGML_F32 ? DType::f32 : in.type == GGML_F16 ? DType::f16 : in.type == GGML_BF16 ? DType::bf16 : DType::i32;
+    if (dt == DType::i32) fail("tensor '" + in.name + "': unsupported ggml type " + std::to_string(in.type));
+    Shape s(in.ne.rbegin(), in.ne.rend());
+    for (auto d : s)
+      if (d <= 0 || d > (int64_t(1) << 32)) fail("tensor '" + in.name + "': bad dims");
+    Tensor t = Tensor::empty(s, dt);
+    if (in.off > b.size() || data0 + in.off > b.size() || t.nbytes() > b.size() - data0 - in.off)
+      fail("tensor '" + in.name + "' lies outside the file");
+    std::memcpy(t.raw(), b.data() + data0 + in.off, t.nbytes());
+    g.tensors[in.name] = {in.ne, in.type, t};
+  }
+  return g;
+}
+
+}  // namespace clm
