@@ -1,0 +1,51 @@
+// Byte-level BPE (GPT-2, Llama-3, Qwen): text is split by the pre-tokenizer regex (PCRE2, Unicode
+// properties), each piece's UTF-8 bytes are mapped to printable code points (GPT-2's byte map),
+// then adjacent symbols are merged by rank until no ranked pair remains. Added / special tokens
+// are matched literally before pre-tokenization. Loaded from a Hugging Face tokenizer.json (model
+// type BPE with a ByteLevel pre-tokenizer) or from GPT-2's encoder.json + vocab.bpe.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tokenizers/tokenizer.h"
+
+namespace clm {
+
+class BpeTokenizer : public Tokenizer {
+ public:
+  static std::unique_ptr<BpeTokenizer> from_tokenizer_json(const std::string& path);
+  static std::unique_ptr<BpeTokenizer> from_gpt2_files(const std::string& encoder_json, const std::string& vocab_bpe);
+  ~BpeTokenizer() override;
+
+  std::string type() const override { return "bpe"; }
+  std::vector<int32_t> encode(const std::string& text) const override;  // special tokens in text are matched
+  std::string decode(const std::vector<int32_t>& ids) const override;
+  int64_t vocab_size() const override { return (int64_t)id_to_token_.size(); }
+  int32_t eos_id() const override { return eos_; }
+  int32_t bos_id() const override { return bos_; }
+  nlohmann::json to_json() const override;
+  std::string unit() const override { return "token"; }
+  int32_t token_id(const std::string& token) const;  // -1 if absent
+
+ private:
+  BpeTokenizer() = default;
+  void init(const std::string& pattern, const std::string& where);
+  void bpe(const std::string& mapped, std::vector<int32_t>& out) const;
+  std::unordered_map<std::string, int32_t> vocab_;
+  std::vector<std::string> id_to_token_;
+  std::unordered_map<std::string, int32_t> ranks_;  // "left right" -> rank
+  std::vector<std::pair<std::string, int32_t>> added_;  // literal specials, longest first
+  std::vector<bool> is_added_;
+  bool ignore_merges_ = false;
+  int32_t bos_ = -1, eos_ = -1;
+  std::string pattern_;
+  std::vector<std::string> merges_;  // in rank order
+  struct Regex;
+  std::unique_ptr<Regex> re_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+};
+
+}  // namespace clm
