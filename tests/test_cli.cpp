@@ -90,6 +90,13 @@ TEST(Cli, TrainEvalGenerateInfoPlotAndCorruptCheckpoints) {
   CliRun g = run_clm("generate --model " + run.path + "/r --prompt 'the cat' --max-new-tokens 5 --temperature 0 --threads 1");
   EXPECT_EQ(g.rc, 0) << g.err;
   EXPECT_EQ(g.out.rfind("the cat", 0), 0u) << g.out;
+  CliRun ef = run_clm("eval --model " + run.path + "/r --file " + c.dir.path + "/c.test.txt --window 8 --stride 4 --threads 1");
+  EXPECT_EQ(ef.rc, 0) << ef.err;
+  EXPECT_NE(ef.out.find("sliding windows of 8 tokens, stride 4"), std::string::npos) << ef.out;
+  CliRun tz = run_clm("tokenize --tokenizer " + run.path + "/r/step-00000006/tokenizer.json 'the cat sat'");
+  EXPECT_EQ(tz.rc, 0) << tz.err;
+  EXPECT_EQ(tz.out.rfind("[", 0), 0u) << tz.out;
+  expect_error(run_clm("tokenize --tokenizer /nonexistent/tok.json hi"), "/nonexistent/tok.json");
   CliRun i = run_clm("info --model " + run.path + "/r");
   EXPECT_EQ(i.rc, 0) << i.err;
   EXPECT_NE(i.out.find("parameters:"), std::string::npos);

@@ -226,6 +226,8 @@ int main(int argc, char** argv) {
   ev->add_option("--tokenizer", tok_path, "Tokenizer file; default: the checkpoint's");
   edata.add(ev);
   ev->add_option("--split", split, "train | valid | test")->capture_default_str();
+  std::string eval_file;
+  ev->add_option("--file", eval_file, "Score one text file (instead of a corpus split)");
   ev->add_option("--window", window, "Tokens per window (0 = the model's max_seq_len)");
   ev->add_option("--stride", stride, "Window stride (0 = window: non-overlapping)");
   ev->add_option("--batch-size", ebatch, "Windows per forward")->capture_default_str();
@@ -258,6 +260,12 @@ int main(int argc, char** argv) {
   in->add_option("--vocab-size", ivocab, "Vocabulary (without --model)")->capture_default_str();
   in->add_option("--batch-size", ibatch, "Batch for the activation estimate")->capture_default_str();
   in->add_option("--seq-len", iseq, "Sequence for the activation / KV estimate")->capture_default_str();
+
+  // ---- tokenize ----
+  std::string tk_text;
+  auto* tz = app.add_subcommand("tokenize", "Token ids of a text (and the round trip) with any supported tokenizer");
+  tz->add_option("--tokenizer", tok_path, "llama2.c .bin, tokenizer.json, or a folder (tokenizer.json / GPT-2 files)")->required();
+  tz->add_option("text", tk_text, "Text to encode")->required();
 
   // ---- convert ----
   std::string conv_to, conv_out, conv_dtype = "f32";
@@ -295,11 +303,23 @@ int main(int argc, char** argv) {
       LoadedModel lm = load_model(model_path, DType::f32, tok_path);
       if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json (give --tokenizer)");
       std::shared_ptr<Tokenizer> tok(std::move(lm.tokenizer));
-      Dataset ds = make_dataset(edata.load(), tok->type(), 0, tok);
+      std::vector<int32_t> stream;
+      std::string what;
+      if (!eval_file.empty()) {
+        const std::string text = read_file(eval_file);
+        if (text.empty()) throw std::runtime_error("'" + eval_file + "': empty file");
+        if (tok->bos_id() >= 0) stream.push_back(tok->bos_id());
+        for (int32_t t : tok->encode(text)) stream.push_back(t);
+        what = eval_file;
+      } else {
+        Dataset ds = make_dataset(edata.load(), tok->type(), 0, tok);
+        stream = ds.split(split);
+        what = ds.name + " " + split;
+      }
       const int64_t T = window > 0 ? window : lm.model->config().max_seq_len;
-      PerplexityResult r = perplexity(*lm.model, ds.split(split), T, stride > 0 ? stride : T, ebatch);
-      std::printf("%s %s: perplexity (per %s) %.3f | mean nll %.4f | %s\n", ds.name.c_str(), split.c_str(),
-                  tok->unit().c_str(), r.ppl(), r.mean_nll(), r.protocol.c_str());
+      PerplexityResult r = perplexity(*lm.model, stream, T, stride > 0 ? stride : T, ebatch);
+      std::printf("%s: perplexity (per %s) %.3f | mean nll %.4f | %s\n", what.c_str(), tok->unit().c_str(), r.ppl(),
+                  r.mean_nll(), r.protocol.c_str());
       return 0;
     }
     if (ge->parsed()) {
@@ -336,6 +356,14 @@ int main(int argc, char** argv) {
       std::printf("memory: weights %s (f32) | + AdamW moments %s | KV cache %s per token, %s at %lld tokens\n",
                   human_bytes(P * 4).c_str(), human_bytes(P * 8).c_str(), human_bytes(kv_per_tok).c_str(),
                   human_bytes(kv_per_tok * double(iseq)).c_str(), (long long)iseq);
+      return 0;
+    }
+    if (tz->parsed()) {
+      auto tok = load_any_tokenizer(tok_path);
+      std::vector<int32_t> ids = tok->encode(tk_text);
+      std::printf("%s\n", nlohmann::json(ids).dump().c_str());
+      std::fprintf(stderr, "%zu tokens | %s tokenizer, vocab %lld | round trip %s\n", ids.size(), tok->type().c_str(),
+                   (long long)tok->vocab_size(), tok->decode(ids) == tk_text ? "exact" : "differs");
       return 0;
     }
     if (cv->parsed()) {
