@@ -151,3 +151,21 @@ TEST(Convert, Stories260KToGgufAndCompactlm) {
   ByteTokenizer bt;
   EXPECT_THROW(write_gguf(d.path + "/x.gguf", lm.model->config(), weights_of(*lm.model), bt, DType::f32), std::invalid_argument);
 }
+
+TEST(SentencePiece, Llama2ModelMatchesReferenceIdsAndLlama2cTokenizer) {
+  std::string m = asset("tokenizers/llama2/tokenizer.model"), b = asset("tokenizers/llama2/tokenizer.bin");
+  if (m.empty() || b.empty()) GTEST_SKIP() << "../shared/tokenizers/llama2 not present";
+  auto sp = load_any_tokenizer(m);
+  EXPECT_EQ(sp->vocab_size(), 32000);
+  EXPECT_EQ(sp->bos_id(), 1);
+  EXPECT_EQ(sp->eos_id(), 2);
+  EXPECT_EQ(sp->encode("I believe the meaning of life is"), (std::vector<int32_t>{306, 4658, 278, 6593, 310, 2834, 338}));
+  // the llama2.c tokenizer (same vocabulary, run.c's algorithm) agrees with the library
+  Llama2cTokenizer l2 = Llama2cTokenizer::load(b);
+  for (std::string s : {"Hello, world!", "Simply put, the theory of relativity states that ", "naïve café 123\n\n  x",
+                        "日本語 and emoji 🙂"}) {
+    EXPECT_EQ(sp->encode(s), l2.encode(s)) << s;
+    EXPECT_EQ(sp->decode(sp->encode(s)), s);
+  }
+  EXPECT_THROW(load_any_tokenizer(asset("tokenizers/llama2/tokenizer.bin") + ".model"), std::runtime_error);
+}

@@ -9,6 +9,7 @@
 #include "formats/safetensors.h"
 #include "tokenizers/bpe.h"
 #include "tokenizers/llama2c.h"
+#include "tokenizers/spm.h"
 #include "util/fs.h"
 
 namespace clm {
@@ -69,6 +70,7 @@ std::unique_ptr<Tokenizer> load_any_tokenizer(const std::string& path) {
     throw std::runtime_error("'" + path + "': no tokenizer.json or encoder.json + vocab.bpe");
   }
   if (path.size() >= 4 && path.substr(path.size() - 4) == ".bin") return std::make_unique<Llama2cTokenizer>(Llama2cTokenizer::load(path));
+  if (path.size() >= 6 && path.substr(path.size() - 6) == ".model") return SpmTokenizer::load(path);
   return load_tokenizer(path);
 }
 

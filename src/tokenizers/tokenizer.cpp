@@ -7,6 +7,7 @@
 
 #include "tokenizers/bpe.h"
 #include "tokenizers/llama2c.h"
+#include "tokenizers/spm.h"
 #include "util/fs.h"
 
 namespace clm {
@@ -126,6 +127,10 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const nlohmann::json& j, const st
     } catch (const std::exception& e) {
       throw std::runtime_error("'" + path + "': " + e.what());
     }
+  }
+  if (t == "sentencepiece") {
+    if (!j.contains("model_path") || !j["model_path"].is_string()) throw std::runtime_error("'" + path + "': no model_path");
+    return SpmTokenizer::load(j["model_path"].get<std::string>());
   }
   if (t == "llama2c") {
     try {
