@@ -126,6 +126,19 @@ TEST(Cli, TrainEvalGenerateInfoPlotAndCorruptCheckpoints) {
   expect_error(run_clm("eval --model " + run.path + "/nothing-here --data " + c.dir.path), "nothing-here");
 }
 
+TEST(Cli, ChatOnStdinWithLlama2Template) {
+  std::string sh = test::shared_dir();
+  if (sh.empty() || !std::filesystem::exists(sh + "/models/stories260K/stories260K.bin")) GTEST_SKIP() << "no stories260K";
+  test::TempDir t;
+  write_file_atomic(t.path + "/in.txt", "Tell me a story.\nAnother one.\n");
+  CliRun r = run_clm("chat --model " + sh + "/models/stories260K/stories260K.bin --tokenizer " + sh +
+                     "/models/stories260K/tok512.bin --template llama2 --temperature 0 --max-new-tokens 12 --threads 1 < " +
+                     t.path + "/in.txt");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '['), 2) << r.err;  // one stats line per turn
+  EXPECT_FALSE(r.out.empty());
+}
+
 TEST(Cli, NanStopsWithOneLineAndKeepsCheckpoint) {
   Corpus c;
   test::TempDir run;

@@ -4,6 +4,7 @@
 
 #include "autograd/ops.h"
 #include "common.h"
+#include "infer/chat.h"
 #include "infer/generate.h"
 #include "infer/session.h"
 #include "models/transformer.h"
@@ -164,4 +165,29 @@ TEST(DecodeSession, StepLogitsMatchFullRecompute) {
   }
   ModelConfig learned = small("learned");
   EXPECT_FALSE(DecodeSession::supported(learned));
+}
+
+TEST(Chat, TemplatesRenderTheFamiliesFormats) {
+  std::vector<ChatMessage> m{{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello."}, {"user", "Bye"}};
+  EXPECT_EQ(chat_pieces_to_string(render_chat("llama2", m)),
+            "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] Bye [/INST]");
+  EXPECT_EQ(chat_pieces_to_string(render_chat("llama3", m)),
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>"
+            "\n\nHello.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nBye<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  EXPECT_EQ(chat_pieces_to_string(render_chat("chatml", m)),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+            "Hello.<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(chat_pieces_to_string(render_chat("phi3", m)),
+            "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello.<|end|>\n<|user|>\nBye<|end|>\n"
+            "<|assistant|>\n");
+  EXPECT_THROW(render_chat("alpaca", m), std::invalid_argument);
+  ByteTokenizer bt;  // no special tokens: a template that needs them is refused by name
+  try {
+    encode_chat(bt, render_chat("chatml", m));
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("<|im_start|>"), std::string::npos);
+  }
 }

