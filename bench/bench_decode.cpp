@@ -2,7 +2,7 @@
 // issue #3: dim 768, 12 layers, 12 heads, hidden 2048, vocab 32000), f32 and bf16 weights, plus a
 // STREAM-like triad and a read-only sum measuring the memory bandwidth in the same process (the
 // bound uses the read bandwidth: decoding streams weights and writes almost nothing). Prints one JSON line.
-// --export-llama2c PATH writes the same model for llama2.c's run.c (bench/decode_vs_llama2c.py).
+// --export-llama2c PATH writes the same model for llama2.c's run.c (bench/decode_vs_peers.py).
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>

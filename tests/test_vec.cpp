@@ -41,6 +41,18 @@ TEST(Vec, EveryIsaMatchesScalar) {
       std::vector<uint16_t> wb(n);
       for (int64_t i = 0; i < n; ++i) wb[i] = uint16_t(r.next() & 0x3fff) | uint16_t((r.next() & 1) << 15);  // |w| < 2
       EXPECT_NEAR(k->dot_bf16(wb.data(), x.data(), n), ref.dot_bf16(wb.data(), x.data(), n), 1e-4 * n) << k->isa;
+      {  // four rows at once, against the scalar single-row dots
+        std::vector<float> w4 = randv(r, 4 * n);
+        std::vector<uint16_t> b4(4 * n);
+        for (auto& h : b4) h = uint16_t(r.next() & 0x3fff) | uint16_t((r.next() & 1) << 15);
+        float o1[4], o2[4];
+        k->dot4_f32(w4.data(), n, x.data(), n, o1);
+        k->dot4_bf16(b4.data(), n, x.data(), n, o2);
+        for (int q = 0; q < 4; ++q) {
+          EXPECT_NEAR(o1[q], ref.dot(w4.data() + q * n, x.data(), n), 1e-4 * n) << k->isa;
+          EXPECT_NEAR(o2[q], ref.dot_bf16(b4.data() + q * n, x.data(), n), 1e-4 * n) << k->isa;
+        }
+      }
       std::vector<float> e1(n), e2(n);
       float m = ref.max(x.data(), n);
       float s1 = k->exp_sum(x.data(), m, e1.data(), n), s2 = ref.exp_sum(x.data(), m, e2.data(), n);

@@ -86,8 +86,15 @@ DecodeSession::DecodeSession(TransformerLM& model, DType wdt, int64_t capacity)
 
 void DecodeSession::matvec(float* out, const Mat& m, const float* x) const {
   const auto& v = kernels::vec();
+  const int64_t blocks = m.rows / 4;
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < m.rows; ++r)
+  for (int64_t b = 0; b < blocks; ++b) {  // four rows at a time share the loads of x
+    if (m.bf16)
+      v.dot4_bf16(m.bf16 + 4 * b * m.cols, m.cols, x, m.cols, out + 4 * b);
+    else
+      v.dot4_f32(m.f32 + 4 * b * m.cols, m.cols, x, m.cols, out + 4 * b);
+  }
+  for (int64_t r = 4 * blocks; r < m.rows; ++r)
     out[r] = m.bf16 ? v.dot_bf16(m.bf16 + r * m.cols, x, m.cols) : v.dot(m.f32 + r * m.cols, x, m.cols);
 }
 

@@ -15,6 +15,9 @@ struct VecKernels {
   float (*exp_sum)(const float* x, float shift, float* y, int64_t n);  // y = exp(x-shift); returns sum
   float (*sumsq)(const float* x, int64_t n);
   float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n);  // w in bf16, x in f32
+  // out[r] = dot(w + r*ld, x) for r = 0..3: four rows share the loads of x (matrix-vector kernels)
+  void (*dot4_f32)(const float* w, int64_t ld, const float* x, int64_t n, float* out);
+  void (*dot4_bf16)(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out);
 };
 
 const VecKernels& vec();           // best for this CPU (CLM_ISA=scalar|avx2|avx512 overrides)

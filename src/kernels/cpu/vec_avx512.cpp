@@ -92,12 +92,40 @@ float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
   }
   return s;
 }
+inline float to_f32(float v) { return v; }
+inline float to_f32(uint16_t h) {
+  uint32_t u = uint32_t(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+template <class LoadW, class W>
+inline void dot4(const W* w, int64_t ld, const float* x, int64_t n, float* out, LoadW loadw) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 xv = _mm512_loadu_ps(x + i);
+    a0 = _mm512_fmadd_ps(loadw(w + i), xv, a0);
+    a1 = _mm512_fmadd_ps(loadw(w + ld + i), xv, a1);
+    a2 = _mm512_fmadd_ps(loadw(w + 2 * ld + i), xv, a2);
+    a3 = _mm512_fmadd_ps(loadw(w + 3 * ld + i), xv, a3);
+  }
+  out[0] = _mm512_reduce_add_ps(a0), out[1] = _mm512_reduce_add_ps(a1), out[2] = _mm512_reduce_add_ps(a2), out[3] = _mm512_reduce_add_ps(a3);
+  for (; i < n; ++i)
+    for (int r = 0; r < 4; ++r) out[r] += to_f32(w[r * ld + i]) * x[i];
+}
+void dot4_f32(const float* w, int64_t ld, const float* x, int64_t n, float* out) {
+  dot4(w, ld, x, n, out, [](const float* p) { return _mm512_loadu_ps(p); });
+}
+void dot4_bf16(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out) {
+  dot4(w, ld, x, n, out, [](const uint16_t* p) { return load_bf16(p); });
+}
 }  // namespace
 
 const VecKernels* vec_avx512() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl");
-  static const VecKernels k{"avx512", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16};
+  static const VecKernels k{"avx512", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, dot4_f32, dot4_bf16};
   return ok ? &k : nullptr;
 }
 

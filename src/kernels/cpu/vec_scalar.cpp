@@ -43,10 +43,16 @@ float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
   }
   return s;
 }
+void dot4_f32(const float* w, int64_t ld, const float* x, int64_t n, float* out) {
+  for (int r = 0; r < 4; ++r) out[r] = dot(w + r * ld, x, n);
+}
+void dot4_bf16(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out) {
+  for (int r = 0; r < 4; ++r) out[r] = dot_bf16(w + r * ld, x, n);
+}
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, dot4_f32, dot4_bf16};
   return k;
 }
 

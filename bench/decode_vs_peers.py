@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Batch-1 decode speed, CompactLM vs llama2.c's run.c, same machine, same run, alternating.
+"""Batch-1 decode speed, CompactLM vs llama2.c's run.c, llama.cpp and PyTorch: same machine, same
+run, alternating.
 
-  # build the peer OUTSIDE the project from llama2.c's public source, e.g.
-  #   gcc -Ofast -fopenmp -march=native run.c -lm -o /tmp/llama2c/run
-  python3 bench/decode_vs_llama2c.py --run /tmp/llama2c/run --tokenizer ../shared/tokenizers/llama2/tokenizer.bin
+  # peers are built / installed OUTSIDE the project:
+  #   llama2.c:  gcc -Ofast -fopenmp -march=native run.c -lm -o /tmp/llama2c/run
+  #   llama.cpp: mkdir /tmp/nlc && cd /tmp/nlc && npm install node-llama-cpp@3.21.1
+  python3 bench/decode_vs_peers.py --run /tmp/llama2c/run --nlc /tmp/nlc --torch \
+      --tokenizer ../shared/tokenizers/llama2/tokenizer.bin
 
 Both decode the same random-initialised ~110M Llama (dim 768, 12 layers, 12 heads, hidden 2048,
 vocab 32000; exported by clm_bench_decode --export-llama2c) with 2 OpenMP threads. CompactLM is
@@ -18,13 +21,23 @@ p.add_argument("--tokenizer", required=True, help="llama2.c tokenizer.bin with 3
 p.add_argument("--bench", default=os.path.join(here, "..", "build", "bench", "clm_bench_decode"))
 p.add_argument("--model", default="/tmp/clm_bench_110m.bin")
 p.add_argument("--rounds", type=int, default=3)
+p.add_argument("--nlc", default="", help="folder where node-llama-cpp is installed (llama.cpp peer, GGUF f32 and bf16)")
+p.add_argument("--nlc-threads", default="1", help="llama.cpp threads (1 is faster than 2 under Node here)")
+p.add_argument("--torch", action="store_true", help="also run the PyTorch peer (Debian python3-torch)")
+p.add_argument("--clm", default=os.path.join(here, "..", "build", "clm"))
 a = p.parse_args()
 
 env = dict(os.environ, OMP_NUM_THREADS="2")
 if not os.path.exists(a.model):
     subprocess.run([a.bench, "--tokens", "4", "--only", "f32", "--export-llama2c", a.model], env=env, check=True,
                    capture_output=True)
-ours, peer = [], []
+if a.nlc:
+    for dt in ("f32", "bf16"):
+        g = f"{a.model}.{dt}.gguf"
+        if not os.path.exists(g):
+            subprocess.run([a.clm, "convert", "--model", a.model, "--tokenizer", a.tokenizer, "--to", "gguf", "--dtype", dt,
+                            "--out", g], check=True, capture_output=True)
+ours, peer, lcpp, lcpp16, pt = [], [], [], [], []
 for r in range(a.rounds):
     o = json.loads(subprocess.run([a.bench, "--tokens", "64", "--threads", "2"], env=env, check=True,
                                   capture_output=True, text=True).stdout.strip().splitlines()[-1])
@@ -33,8 +46,20 @@ for r in range(a.rounds):
                          env=env, capture_output=True, text=True).stderr
     tps = float(re.search(r"achieved tok/s: ([0-9.]+)", err).group(1))
     peer.append(tps)
+    extra = ""
+    if a.nlc:
+        for dt, acc in (("f32", lcpp), ("bf16", lcpp16)):
+            out = subprocess.run(["node", os.path.join(here, "nlc_decode.mjs"), a.nlc, f"{a.model}.{dt}.gguf", a.nlc_threads, "64"],
+                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            acc.append(json.loads(out)["decode_tok_s"])
+        extra += f" | llama.cpp f32 {lcpp[-1]:.1f}, bf16 {lcpp16[-1]:.1f}"
+    if a.torch:
+        out = subprocess.run(["/usr/bin/python3", os.path.join(here, "torch_decode.py"), a.model, "32"],
+                             env=dict(env, OMP_WAIT_POLICY="PASSIVE"), capture_output=True, text=True, check=True).stdout
+        pt.append(json.loads(out.strip().splitlines()[-1])["decode_tok_s"])
+        extra += f" | PyTorch f32 {pt[-1]:.1f}"
     print(f"round {r}: compactlm f32 {o['f32']['decode_tok_s']:.1f} tok/s, bf16 {o['bf16']['decode_tok_s']:.1f} tok/s "
-          f"(read {o['read_gbs']:.1f} GB/s, triad {o['triad_gbs']:.1f} GB/s) | llama2.c f32 {tps:.1f} tok/s", flush=True)
+          f"(read {o['read_gbs']:.1f} GB/s, triad {o['triad_gbs']:.1f} GB/s) | llama2.c f32 {tps:.1f} tok/s{extra}", flush=True)
 med = statistics.median
 f32 = [o["f32"]["decode_tok_s"] for o in ours]
 bf16 = [o["bf16"]["decode_tok_s"] for o in ours]
@@ -46,3 +71,8 @@ print(f"CompactLM bf16: median {med(bf16):.1f} tok/s ({med(bf16) / bound16:.0%} 
 print(f"llama2.c f32:   median {med(peer):.1f} tok/s ({med(peer) / bound:.0%} of bound)")
 print(f"ratios per round, f32 / llama2.c: {', '.join(f'{x / y:.2f}' for x, y in zip(f32, peer))}; "
       f"bf16 / llama2.c f32: {', '.join(f'{x / y:.2f}' for x, y in zip(bf16, peer))}")
+if lcpp:
+    print(f"llama.cpp ({a.nlc_threads} thread) f32: median {med(lcpp):.1f}, bf16: median {med(lcpp16):.1f} tok/s; "
+          f"CompactLM/llama.cpp f32 {med(f32) / med(lcpp):.2f}, bf16 {med(bf16) / med(lcpp16):.2f}")
+if pt:
+    print(f"PyTorch f32: median {med(pt):.1f} tok/s; CompactLM f32 / PyTorch {med(f32) / med(pt):.2f}")
