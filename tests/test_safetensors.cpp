@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "formats/safetensors.h"
+#include "util/fs.h"
 
 using namespace clm;
 
@@ -73,4 +74,21 @@ TEST(SafeTensors, MissingFileNamesThePath) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/x.safetensors"), std::string::npos);
   }
+}
+
+TEST(SafeTensors, LoadIsMemoryMappedAndCopyOnWrite) {
+  test::TempDir d;
+  Tensor a = Tensor::from<float>({1, 2, 3, 4}, {2, 2});
+  save_safetensors(d.path + "/w.safetensors", {{"a", a}});
+  const std::string before = read_file(d.path + "/w.safetensors");
+  {
+    SafeTensors st = load_safetensors(d.path + "/w.safetensors");
+    Tensor t = st.get("a");
+    EXPECT_EQ(t.at(3), 4.0);
+    t.data<float>()[0] = 42.0f;  // a private mapping: the file never changes
+    EXPECT_EQ(st.get("a").at(0), 42.0);
+  }
+  EXPECT_EQ(read_file(d.path + "/w.safetensors"), before);
+  write_file_atomic(d.path + "/empty.safetensors", "");
+  EXPECT_THROW(load_safetensors(d.path + "/empty.safetensors"), std::runtime_error);
 }

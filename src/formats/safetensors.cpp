@@ -33,7 +33,10 @@ const Tensor& SafeTensors::get(const std::string& name, const std::string& file)
   throw std::runtime_error((file.empty() ? "" : "'" + file + "': ") + "missing tensor '" + name + "'");
 }
 
-SafeTensors parse_safetensors(const std::string& bytes, const std::string& path) {
+// Parses a safetensors image at [base, base + size). Tensors are views into it (no copy) kept
+// alive by `owner`.
+static SafeTensors parse_view(char* base, size_t size, const std::string& path, std::shared_ptr<const void> owner) {
+  const std::string_view bytes(base, size);
   auto fail = [&](const std::string& m) -> void { throw std::runtime_error("'" + path + "': " + m); };
   if (bytes.size() < 8) fail("truncated safetensors file (" + std::to_string(bytes.size()) + " bytes)");
   uint64_t hlen = 0;
@@ -42,7 +45,7 @@ SafeTensors parse_safetensors(const std::string& bytes, const std::string& path)
   const size_t data_begin = 8 + hlen, data_size = bytes.size() - data_begin;
   nlohmann::json h;
   try {
-    h = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + data_begin);
+    h = nlohmann::json::parse(base + 8, base + data_begin);
   } catch (const std::exception& e) {
     fail(std::string("bad JSON header: ") + e.what());
   }
@@ -91,9 +94,7 @@ SafeTensors parse_safetensors(const std::string& bytes, const std::string& path)
       fail("tensor '" + name + "': " + std::to_string(en - b) + " bytes for shape " + shape_str(shape) + " of " +
            dtype_name(dt));
     ranges.push_back({b, en});
-    Tensor t = Tensor::empty(shape, dt);
-    if (n) std::memcpy(t.raw(), bytes.data() + data_begin + b, en - b);
-    st.tensors.push_back({name, std::move(t)});
+    st.tensors.push_back({name, Tensor::external(base + data_begin + b, shape, dt, owner)});
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
@@ -101,7 +102,15 @@ SafeTensors parse_safetensors(const std::string& bytes, const std::string& path)
   return st;
 }
 
-SafeTensors load_safetensors(const std::string& path) { return parse_safetensors(read_file(path), path); }
+SafeTensors parse_safetensors(const std::string& bytes, const std::string& path) {
+  auto copy = std::make_shared<std::string>(bytes);
+  return parse_view(copy->data(), copy->size(), path, copy);
+}
+
+SafeTensors load_safetensors(const std::string& path) {
+  std::shared_ptr<MappedFile> m = map_file(path);  // memory-mapped: weights are converted once, on assignment
+  return parse_view(m->data, m->size, path, m);
+}
 
 std::string serialize_safetensors(const std::vector<std::pair<std::string, Tensor>>& tensors,
                                   const std::map<std::string, std::string>& metadata) {

@@ -126,7 +126,11 @@ Storage::Storage(size_t n) : nbytes(n) {
   data = std::aligned_alloc(64, rounded ? rounded : 64);
   if (!data) throw std::bad_alloc();
 }
-Storage::~Storage() { std::free(data); }
+Storage::Storage(void* external, size_t n, std::shared_ptr<const void> own)
+    : data(external), nbytes(n), owner(std::move(own)) {}
+Storage::~Storage() {
+  if (!owner) std::free(data);
+}
 
 static std::vector<int64_t> contiguous_strides(const Shape& s) {
   std::vector<int64_t> st(s.size());
@@ -143,6 +147,15 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
     if (d < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(shape));
   Tensor t;
   t.storage_ = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype));
+  t.shape_ = shape;
+  t.strides_ = contiguous_strides(shape);
+  t.dtype_ = dtype;
+  return t;
+}
+
+Tensor Tensor::external(void* data, const Shape& shape, DType dtype, std::shared_ptr<const void> owner) {
+  Tensor t;
+  t.storage_ = std::make_shared<Storage>(data, size_t(shape_numel(shape)) * dtype_size(dtype), std::move(owner));
   t.shape_ = shape;
   t.strides_ = contiguous_strides(shape);
   t.dtype_ = dtype;

@@ -32,14 +32,17 @@ uint16_t f32_to_bf16(float f);
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
-// 64-byte aligned, uninitialised bytes.
+// 64-byte aligned, uninitialised bytes -- or a window onto memory owned elsewhere (a memory-mapped
+// file), kept alive by `owner`.
 struct Storage {
   explicit Storage(size_t nbytes);
+  Storage(void* external, size_t nbytes, std::shared_ptr<const void> owner);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   void* data = nullptr;
   size_t nbytes = 0;
+  std::shared_ptr<const void> owner;  // set for external memory
 };
 
 class Tensor {
@@ -47,6 +50,8 @@ class Tensor {
   Tensor() = default;
   static Tensor empty(const Shape& shape, DType dtype = DType::f32);
   static Tensor zeros(const Shape& shape, DType dtype = DType::f32);
+  // A contiguous tensor over external memory (no copy); `owner` keeps that memory alive.
+  static Tensor external(void* data, const Shape& shape, DType dtype, std::shared_ptr<const void> owner);
   template <class T>
   static Tensor from(const std::vector<T>& values, const Shape& shape) {
     Tensor t = empty(shape, dtype_of<T>());

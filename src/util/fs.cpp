@@ -1,6 +1,8 @@
 #include "util/fs.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,6 +23,36 @@ std::string read_file(const std::string& path) {
   ss << f.rdbuf();
   if (f.bad()) throw std::runtime_error("error reading '" + path + "'");
   return ss.str();
+}
+
+MappedFile::~MappedFile() {
+  if (data && size) ::munmap(data, size);
+}
+
+std::shared_ptr<MappedFile> map_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw std::runtime_error("cannot read '" + path + "': is a directory");
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw std::runtime_error("cannot read '" + path + "': " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot stat '" + path + "'");
+  }
+  auto m = std::make_shared<MappedFile>();
+  m->size = size_t(st.st_size);
+  if (m->size) {
+    void* p = ::mmap(nullptr, m->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      int e = errno;
+      ::close(fd);
+      m->size = 0;
+      throw std::runtime_error("cannot map '" + path + "': " + std::strerror(e));
+    }
+    m->data = static_cast<char*>(p);
+  }
+  ::close(fd);
+  return m;
 }
 
 void fsync_dir(const std::string& dir) {

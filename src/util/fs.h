@@ -1,6 +1,7 @@
 // File helpers: whole-file reads with errors that name the file, and atomic writes
 // (temp file in the same folder, fsync, rename, fsync of the folder).
 #pragma once
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -9,5 +10,13 @@ namespace clm {
 std::string read_file(const std::string& path);  // throws "cannot read 'path': reason"
 void write_file_atomic(const std::string& path, std::string_view bytes);
 void fsync_dir(const std::string& dir);
+
+// A read-mostly private memory map of a whole file (copy-on-write: writes never reach the file).
+struct MappedFile {
+  char* data = nullptr;
+  size_t size = 0;
+  ~MappedFile();
+};
+std::shared_ptr<MappedFile> map_file(const std::string& path);  // throws "cannot read 'path': reason"
 
 }  // namespace clm
