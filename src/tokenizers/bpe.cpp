@@ -109,17 +109,21 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const std::strin
   if (mtype != "BPE") fail("unsupported tokenizer model type '" + mtype + "' (supported: byte-level BPE)");
   // The pre-tokenizer must be byte-level; its split regex (if any) is ours.
   std::string pattern = kGpt2Pattern;
-  bool byte_level = false;
+  bool byte_level = false, metaspace = false;
   std::function<void(const json&)> scan = [&](const json& p) {
     if (!p.is_object()) return;
     std::string t = p.value("type", "");
     if (t == "Sequence")
       for (auto& q : p["pretokenizers"]) scan(q);
     if (t == "ByteLevel") byte_level = true;
+    if (t == "Metaspace") metaspace = true;
     if (t == "Split" && p.contains("pattern") && p["pattern"].contains("Regex")) pattern = p["pattern"]["Regex"];
   };
   if (j.contains("pre_tokenizer")) scan(j["pre_tokenizer"]);
-  if (!byte_level) fail("only byte-level BPE is supported (SentencePiece-style tokenizer.json: not yet)");
+  // Older SentencePiece-style files: normalizer Sequence[Prepend("\u2581"), Replace(" ", "\u2581")]
+  if (j.contains("normalizer") && j["normalizer"].is_object() && j["normalizer"].dump().find("Prepend") != std::string::npos)
+    metaspace = true;
+  if (!byte_level && !metaspace) fail("unsupported pre-tokenizer (supported: ByteLevel, Metaspace)");
   auto t = std::unique_ptr<BpeTokenizer>(new BpeTokenizer());
   try {
     for (auto& [k, v] : m.at("vocab").items()) t->vocab_[k] = v.get<int32_t>();
@@ -134,7 +138,12 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const std::strin
   } catch (const json::exception& e) {
     fail(std::string("bad vocab / merges: ") + e.what());
   }
+  t->metaspace_ = metaspace && !byte_level;
   t->init(pattern, path);
+  if (t->metaspace_) {
+    t->bos_ = t->token_id("<s>");
+    t->eos_ = t->token_id("</s>");
+  }
   // BOS: the first special token of a TemplateProcessing post-processor, if any (Llama-3)
   if (j.contains("post_processor") && j["post_processor"].is_object()) {
     std::function<void(const json&)> post = [&](const json& p) {
@@ -205,11 +214,21 @@ void BpeTokenizer::bpe(const std::string& mapped, std::vector<int32_t>& out) con
     }
     for (auto& s : sym) {
       auto it = vocab_.find(s);
-      if (it == vocab_.end()) throw std::runtime_error("bpe: symbol '" + s + "' not in vocabulary");
-      ids.push_back(it->second);
+      if (it != vocab_.end()) {
+        ids.push_back(it->second);
+      } else if (metaspace_) {  // byte fallback
+        static const char* hex = "0123456789ABCDEF";
+        for (unsigned char c : s) {
+          auto b = vocab_.find(std::string("<0x") + hex[c >> 4] + hex[c & 15] + ">");
+          if (b == vocab_.end()) throw std::runtime_error("bpe: no byte-fallback token for a byte of '" + s + "'");
+          ids.push_back(b->second);
+        }
+      } else {
+        throw std::runtime_error("bpe: symbol '" + s + "' not in vocabulary");
+      }
     }
   }
-  if (cache_.size() < 100000) cache_[mapped] = ids;
+  if (cache_.size() < 100000 && mapped.size() < 256) cache_[mapped] = ids;
   out.insert(out.end(), ids.begin(), ids.end());
 }
 
@@ -217,7 +236,13 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string& text) const {
   std::vector<int32_t> out;
   const ByteMap& bm = byte_map();
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(re_->code, nullptr);
+  bool first_segment = true;
   auto encode_plain = [&](size_t b, size_t e) {
+    if (metaspace_) {
+      if (e > b) bpe(bpe_text(text.substr(b, e - b), first_segment), out);
+      first_segment = false;
+      return;
+    }
     size_t pos = b;
     while (pos < e) {
       int rc = pcre2_match(re_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), e, pos, 0, md, nullptr);
@@ -258,9 +283,32 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string& text) const {
   return out;
 }
 
+std::string BpeTokenizer::bpe_text(const std::string& seg, bool) const {
+  std::string s = "\xe2\x96\x81";  // prepend_scheme "always": every segment
+  for (char c : seg) s += c == ' ' ? std::string("\xe2\x96\x81") : std::string(1, c);
+  return s;
+}
+
 std::string BpeTokenizer::decode(const std::vector<int32_t>& ids) const {
   const ByteMap& bm = byte_map();
   std::string s;
+  if (metaspace_) {
+    for (int32_t id : ids) {
+      if (id < 0 || size_t(id) >= id_to_token_.size()) throw std::out_of_range("token id " + std::to_string(id) + " outside vocab");
+      const std::string& t = id_to_token_[size_t(id)];
+      if (is_added_[size_t(id)]) {
+        s += t;
+      } else if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>') {
+        s += char(std::stoi(t.substr(3, 2), nullptr, 16));
+      } else {
+        for (size_t i = 0; i < t.size();)
+          if (t.compare(i, 3, "\xe2\x96\x81") == 0) s += ' ', i += 3;
+          else s += t[i++];
+      }
+    }
+    if (!s.empty() && s[0] == ' ') s.erase(0, 1);  // Strip(1 left)
+    return s;
+  }
   for (int32_t id : ids) {
     if (id < 0 || size_t(id) >= id_to_token_.size()) throw std::out_of_range("token id " + std::to_string(id) + " outside vocab");
     const std::string& t = id_to_token_[size_t(id)];

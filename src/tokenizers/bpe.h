@@ -1,8 +1,12 @@
-// Byte-level BPE (GPT-2, Llama-3, Qwen): text is split by the pre-tokenizer regex (PCRE2, Unicode
+// Two flavours share this class. Byte-level BPE (GPT-2, Llama-3, Qwen): text is split by the pre-tokenizer regex (PCRE2, Unicode
 // properties), each piece's UTF-8 bytes are mapped to printable code points (GPT-2's byte map),
 // then adjacent symbols are merged by rank until no ranked pair remains. Added / special tokens
 // are matched literally before pre-tokenization. Loaded from a Hugging Face tokenizer.json (model
 // type BPE with a ByteLevel pre-tokenizer) or from GPT-2's encoder.json + vocab.bpe.
+// SentencePiece-style BPE (Llama-2, Mistral, Phi-3 tokenizer.json: Metaspace pre-tokenizer, or the
+// older Prepend/Replace normalizer): spaces become U+2581, one is prepended, the whole segment is
+// merged over Unicode characters, and characters outside the vocabulary fall back to <0xNN> byte
+// tokens; decoding maps U+2581 back to spaces, fuses byte tokens and strips the first space.
 #pragma once
 #include <map>
 #include <memory>
@@ -40,6 +44,8 @@ class BpeTokenizer : public Tokenizer {
   std::vector<std::pair<std::string, int32_t>> added_;  // literal specials, longest first
   std::vector<bool> is_added_;
   bool ignore_merges_ = false;
+  bool metaspace_ = false;  // SentencePiece-style
+  std::string bpe_text(const std::string& segment, bool first) const;  // metaspace normalisation
   int32_t bos_ = -1, eos_ = -1;
   std::string pattern_;
   std::vector<std::string> merges_;  // in rank order
