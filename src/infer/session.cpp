@@ -81,58 +81,21 @@ DecodeSession::DecodeSession(TransformerLM& model, DType wdt, int64_t capacity)
   const int64_t D = c_.d_model;
   x_.resize(D), o_.resize(D), xb_.resize(std::max(D, c_.n_heads * hd)), q_.resize(c_.n_heads * hd);
   k_.resize(c_.n_kv_heads * hd), v_.resize(c_.n_kv_heads * hd);
-  att_.resize(size_t(c_.n_heads * capacity));
-  xe_.resize(size_t(std::max({D, c_.d_ff, c_.n_heads * hd}) / 2 + 1)), xo_.resize(xe_.size()), g_.resize(c_.d_ff), u_.resize(c_.d_ff), logits_.resize(c_.vocab_size);
-}
-
-// bf16 rows use the pair kernel on a de-interleaved copy of x (made once per x, in xe_/xo_).
-void DecodeSession::deinterleave(const float* x, int64_t n) const {
-  for (int64_t i = 0; i < n / 2; ++i) xe_[i] = x[2 * i], xo_[i] = x[2 * i + 1];
+  att_.resize(size_t(c_.n_heads * capacity)), g_.resize(c_.d_ff), u_.resize(c_.d_ff), logits_.resize(c_.vocab_size);
 }
 
 void DecodeSession::matvec(float* out, const Mat& m, const float* x) const {
   const auto& v = kernels::vec();
-  const bool pairs = m.bf16 && m.cols % 2 == 0;
-  if (pairs) deinterleave(x, m.cols);
   const int64_t blocks = m.rows / 4;
 #pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {  // four rows at a time share the loads of x
-    if (pairs)
-      v.dot4_bf16_pairs(m.bf16 + 4 * b * m.cols, m.cols, xe_.data(), xo_.data(), m.cols, out + 4 * b);
-    else if (m.bf16)
+    if (m.bf16)
       v.dot4_bf16(m.bf16 + 4 * b * m.cols, m.cols, x, m.cols, out + 4 * b);
     else
       v.dot4_f32(m.f32 + 4 * b * m.cols, m.cols, x, m.cols, out + 4 * b);
   }
   for (int64_t r = 4 * blocks; r < m.rows; ++r)
     out[r] = m.bf16 ? v.dot_bf16(m.bf16 + r * m.cols, x, m.cols) : v.dot(m.f32 + r * m.cols, x, m.cols);
-}
-
-void DecodeSession::matvec_n(std::initializer_list<std::pair<float*, const Mat*>> jobs, const float* x) const {
-  const auto& v = kernels::vec();
-  std::pair<float*, const Mat*> j[4];
-  int64_t blocks[5] = {0, 0, 0, 0, 0}, n = 0;
-  for (auto& p : jobs) j[n] = p, blocks[n + 1] = blocks[n] + p.second->rows / 4, ++n;
-  const bool pairs = j[0].second->bf16 && j[0].second->cols % 2 == 0;  // all jobs share x and dtype
-  if (pairs) deinterleave(x, j[0].second->cols);
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks[n]; ++b) {
-    int64_t k = 0;
-    while (b >= blocks[k + 1]) ++k;
-    const Mat& m = *j[k].second;
-    const int64_t r = 4 * (b - blocks[k]);
-    if (pairs)
-      v.dot4_bf16_pairs(m.bf16 + r * m.cols, m.cols, xe_.data(), xo_.data(), m.cols, j[k].first + r);
-    else if (m.bf16)
-      v.dot4_bf16(m.bf16 + r * m.cols, m.cols, x, m.cols, j[k].first + r);
-    else
-      v.dot4_f32(m.f32 + r * m.cols, m.cols, x, m.cols, j[k].first + r);
-  }
-  for (int64_t k = 0; k < n; ++k) {  // leftover rows
-    const Mat& m = *j[k].second;
-    for (int64_t r = m.rows / 4 * 4; r < m.rows; ++r)
-      j[k].first[r] = m.bf16 ? v.dot_bf16(m.bf16 + r * m.cols, x, m.cols) : v.dot(m.f32 + r * m.cols, x, m.cols);
-  }
 }
 
 void DecodeSession::rmsnorm(float* out, const float* x, const float* w) const {
@@ -175,7 +138,9 @@ const float* DecodeSession::step(int32_t token) {
     const Layer& L = layers_[l];
     nn::LayerKV& kv = cache_.layers[l];
     rmsnorm(xb_.data(), x_.data(), L.attn_norm);
-    matvec_n({{q_.data(), &L.q}, {k_.data(), &L.k}, {v_.data(), &L.v}}, xb_.data());
+    matvec(q_.data(), L.q, xb_.data());
+    matvec(k_.data(), L.k, xb_.data());
+    matvec(v_.data(), L.v, xb_.data());
     if (L.bq) {
       vk.axpy(1.0f, L.bq, q_.data(), H * hd);
       vk.axpy(1.0f, L.bk, k_.data(), W);
@@ -203,7 +168,8 @@ const float* DecodeSession::step(int32_t token) {
     matvec(o_.data(), L.o, xb_.data());
     vk.axpy(1.0f, o_.data(), x_.data(), D);
     rmsnorm(xb_.data(), x_.data(), L.mlp_norm);
-    matvec_n({{g_.data(), &L.gate}, {u_.data(), &L.up}}, xb_.data());
+    matvec(g_.data(), L.gate, xb_.data());
+    matvec(u_.data(), L.up, xb_.data());
     const int64_t F = c_.d_ff;
     if (c_.mlp == "swiglu") {
       for (int64_t i = 0; i < F; ++i) g_[i] = g_[i] / (1.0f + std::exp(-g_[i])) * u_[i];

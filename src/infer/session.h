@@ -39,10 +39,7 @@ class DecodeSession {
   };
   Mat pack(const Tensor& w);
   void matvec(float* out, const Mat& m, const float* x) const;
-  // Several matrices applied to the same x in one parallel region (q/k/v, gate/up).
-  void matvec_n(std::initializer_list<std::pair<float*, const Mat*>> jobs, const float* x) const;
   void rmsnorm(float* out, const float* x, const float* w) const;
-  void deinterleave(const float* x, int64_t n) const;
 
   TransformerLM& model_;
   ModelConfig c_;
@@ -54,7 +51,6 @@ class DecodeSession {
   Mat head_;
   Tensor rope_cos_, rope_sin_;  // [capacity, hd/2]
   std::vector<float> x_, xb_, q_, k_, v_, o_, att_, g_, u_, logits_;  // preallocated activations
-  mutable std::vector<float> xe_, xo_;  // de-interleaved x for the bf16 pair kernel
   size_t weight_bytes_ = 0;
   double norm_offset_ = 0;
 };

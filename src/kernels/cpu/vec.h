@@ -18,9 +18,6 @@ struct VecKernels {
   // out[r] = dot(w + r*ld, x) for r = 0..3: four rows share the loads of x (matrix-vector kernels)
   void (*dot4_f32)(const float* w, int64_t ld, const float* x, int64_t n, float* out);
   void (*dot4_bf16)(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out);
-  // Same, with x given de-interleaved (xe[i] = x[2i], xo[i] = x[2i+1]): a 32-bit lane of bf16 pairs
-  // then becomes two f32 vectors with a shift and a mask, no shuffles. n even.
-  void (*dot4_bf16_pairs)(const uint16_t* w, int64_t ld, const float* xe, const float* xo, int64_t n, float* out);
 };
 
 const VecKernels& vec();           // best for this CPU (CLM_ISA=scalar|avx2|avx512 overrides)

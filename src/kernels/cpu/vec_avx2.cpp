@@ -137,28 +137,11 @@ void dot4_f32(const float* w, int64_t ld, const float* x, int64_t n, float* out)
 void dot4_bf16(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out) {
   dot4(w, ld, x, n, out, [](const uint16_t* p) { return load_bf16(p); });
 }
-void dot4_bf16_pairs(const uint16_t* w, int64_t ld, const float* xe, const float* xo, int64_t n, float* out) {
-  const __m256i hi = _mm256_set1_epi32(int32_t(0xFFFF0000u));
-  __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  int64_t i = 0;
-  for (; i + 2 * 8 <= n; i += 2 * 8) {  // 16 bf16 = 8 pairs per row
-    const __m256 e = _mm256_loadu_ps(xe + i / 2), o = _mm256_loadu_ps(xo + i / 2);
-    for (int r = 0; r < 4; ++r) {
-      const __m256i u = _mm256_loadu_si256((const __m256i*)(w + r * ld + i));
-      a[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), e, a[r]);
-      a[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(u, hi)), o, a[r]);
-    }
-  }
-  for (int r = 0; r < 4; ++r) {
-    out[r] = hsum(a[r]);
-    for (int64_t j = i; j < n; ++j) out[r] += to_f32(w[r * ld + j]) * (j % 2 ? xo[j / 2] : xe[j / 2]);
-  }
-}
 }  // namespace
 
 const VecKernels* vec_avx2() {
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  static const VecKernels k{"avx2", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, dot4_f32, dot4_bf16, dot4_bf16_pairs};
+  static const VecKernels k{"avx2", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, dot4_f32, dot4_bf16};
   return ok ? &k : nullptr;
 }
 

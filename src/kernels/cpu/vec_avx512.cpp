@@ -120,29 +120,12 @@ void dot4_f32(const float* w, int64_t ld, const float* x, int64_t n, float* out)
 void dot4_bf16(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out) {
   dot4(w, ld, x, n, out, [](const uint16_t* p) { return load_bf16(p); });
 }
-void dot4_bf16_pairs(const uint16_t* w, int64_t ld, const float* xe, const float* xo, int64_t n, float* out) {
-  const __m512i hi = _mm512_set1_epi32(int32_t(0xFFFF0000u));
-  __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  int64_t i = 0;
-  for (; i + 2 * 16 <= n; i += 2 * 16) {  // 32 bf16 = 16 pairs per row
-    const __m512 e = _mm512_loadu_ps(xe + i / 2), o = _mm512_loadu_ps(xo + i / 2);
-    for (int r = 0; r < 4; ++r) {
-      const __m512i u = _mm512_loadu_si512((const __m512i*)(w + r * ld + i));
-      a[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(u, 16)), e, a[r]);
-      a[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(u, hi)), o, a[r]);
-    }
-  }
-  for (int r = 0; r < 4; ++r) {
-    out[r] = _mm512_reduce_add_ps(a[r]);
-    for (int64_t j = i; j < n; ++j) out[r] += to_f32(w[r * ld + j]) * (j % 2 ? xo[j / 2] : xe[j / 2]);
-  }
-}
 }  // namespace
 
 const VecKernels* vec_avx512() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl");
-  static const VecKernels k{"avx512", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, dot4_f32, dot4_bf16, dot4_bf16_pairs};
+  static const VecKernels k{"avx512", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, dot4_f32, dot4_bf16};
   return ok ? &k : nullptr;
 }
 

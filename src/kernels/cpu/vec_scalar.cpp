@@ -49,22 +49,10 @@ void dot4_f32(const float* w, int64_t ld, const float* x, int64_t n, float* out)
 void dot4_bf16(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out) {
   for (int r = 0; r < 4; ++r) out[r] = dot_bf16(w + r * ld, x, n);
 }
-void dot4_bf16_pairs(const uint16_t* w, int64_t ld, const float* xe, const float* xo, int64_t n, float* out) {
-  for (int r = 0; r < 4; ++r) {
-    float s = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      uint32_t u = uint32_t(w[r * ld + i]) << 16;
-      float f;
-      std::memcpy(&f, &u, 4);
-      s += f * (i % 2 ? xo[i / 2] : xe[i / 2]);
-    }
-    out[r] = s;
-  }
-}
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, dot4_f32, dot4_bf16, dot4_bf16_pairs};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, dot4_f32, dot4_bf16};
   return k;
 }
 
