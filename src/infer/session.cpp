@@ -7,6 +7,7 @@
 
 #include "autograd/autograd.h"
 #include "kernels/cpu/vec.h"
+#include "kernels/kernels.h"
 
 namespace clm {
 
@@ -70,14 +71,8 @@ DecodeSession::DecodeSession(TransformerLM& model, DType wdt, int64_t capacity)
     layers_.push_back(L);
   }
   head_ = pack(c_.tie_embeddings ? p.at("model.embed_tokens.weight") : p.at("lm_head.weight"));
-  const int64_t hd = c_.hd(), half = hd / 2;
-  rope_cos_ = Tensor::empty({capacity, half}), rope_sin_ = Tensor::empty({capacity, half});
-  for (int64_t t = 0; t < capacity; ++t)
-    for (int64_t i = 0; i < half; ++i) {
-      double a = double(t) * std::pow(c_.rope_theta, -2.0 * double(i) / double(hd));
-      rope_cos_.data<float>()[t * half + i] = float(std::cos(a));
-      rope_sin_.data<float>()[t * half + i] = float(std::sin(a));
-    }
+  const int64_t hd = c_.hd();
+  nn::rope_table(0, capacity, hd, c_.rope_theta, DType::f32, rope_cos_, rope_sin_);
   const int64_t D = c_.d_model;
   x_.resize(D), o_.resize(D), xb_.resize(std::max(D, c_.n_heads * hd)), q_.resize(c_.n_heads * hd);
   k_.resize(c_.n_kv_heads * hd), v_.resize(c_.n_kv_heads * hd);
@@ -99,9 +94,8 @@ void DecodeSession::matvec(float* out, const Mat& m, const float* x) const {
 }
 
 void DecodeSession::rmsnorm(float* out, const float* x, const float* w) const {
-  const int64_t D = c_.d_model;
-  float r = 1.0f / std::sqrt(kernels::vec().sumsq(x, D) / float(D) + float(c_.norm_eps));
-  for (int64_t j = 0; j < D; ++j) out[j] = x[j] * r * (w[j] + float(norm_offset_));
+  float rstd;
+  kernels::rmsnorm_forward<float>(out, &rstd, x, w, 1, c_.d_model, float(c_.norm_eps), float(norm_offset_));
 }
 
 const float* DecodeSession::prefill(const std::vector<int32_t>& ids) {
@@ -123,14 +117,8 @@ const float* DecodeSession::step(int32_t token) {
   std::memcpy(x_.data(), embed_ + int64_t(token) * D, sizeof(float) * D);
   if (c_.embed_scale != 1.0) vk.scale(float(c_.embed_scale), x_.data(), D);
   const float *cs = rope_cos_.data<float>() + pos * half, *sn = rope_sin_.data<float>() + pos * half;
-  auto rotate = [&](float* v, int64_t heads) {
-    for (int64_t h = 0; h < heads; ++h)
-      for (int64_t i = 0; i < half; ++i) {
-        int64_t a = h * hd + (c_.rope_interleaved ? 2 * i : i), b = c_.rope_interleaved ? a + 1 : a + half;
-        float xa = v[a], xb = v[b];
-        v[a] = xa * cs[i] - xb * sn[i];
-        v[b] = xa * sn[i] + xb * cs[i];
-      }
+  auto rotate = [&](float* v, int64_t heads) {  // in place: the kernel reads each pair before writing it
+    kernels::rotary_forward<float>(v, v, cs, sn, 1, 1, heads, hd, c_.rope_interleaved);
   };
   const float scale = 1.0f / std::sqrt(float(hd));
   const int64_t cap = capacity(), W = K * hd, group = H / K;
@@ -172,12 +160,10 @@ const float* DecodeSession::step(int32_t token) {
     matvec(u_.data(), L.up, xb_.data());
     const int64_t F = c_.d_ff;
     if (c_.mlp == "swiglu") {
-      for (int64_t i = 0; i < F; ++i) g_[i] = g_[i] / (1.0f + std::exp(-g_[i])) * u_[i];
+      kernels::swiglu_forward<float>(g_.data(), g_.data(), u_.data(), F);
     } else {  // tanh GELU gate
-      for (int64_t i = 0; i < F; ++i) {
-        float v = g_[i];
-        g_[i] = 0.5f * v * (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v))) * u_[i];
-      }
+      kernels::gelu_forward<float>(g_.data(), g_.data(), F, true);
+      for (int64_t i = 0; i < F; ++i) g_[i] *= u_[i];
     }
     matvec(o_.data(), L.down, g_.data());
     vk.axpy(1.0f, o_.data(), x_.data(), D);

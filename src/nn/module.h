@@ -55,6 +55,10 @@ class PositionEncoding : public Module {
   void visit(const std::string&, const ParamVisitor&) override {}
 };
 
+// RoPE's cos/sin tables [T, hd/2] for positions pos0..pos0+T-1, angle p * theta^(-2i/hd), computed
+// in f64 and stored in `dt`. Shared by the rope variant and the decode session.
+void rope_table(int64_t pos0, int64_t T, int64_t hd, double theta, DType dt, Tensor& cos, Tensor& sin);
+
 class Attention : public Module {
  public:
   // x [B*T, d_model] -> [B*T, d_model]. With kv != null, appends this call's keys/values to the cache

@@ -5,6 +5,20 @@
 #include "nn/module.h"
 
 namespace clm::nn {
+
+void rope_table(int64_t pos0, int64_t T, int64_t hd, double theta, DType dt, Tensor& cos, Tensor& sin) {
+  const int64_t half = hd / 2;
+  Tensor c = Tensor::empty({T, half}, DType::f64), s = Tensor::empty({T, half}, DType::f64);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      double a = double(pos0 + t) * std::pow(theta, -2.0 * double(i) / double(hd));
+      c.data<double>()[t * half + i] = std::cos(a);
+      s.data<double>()[t * half + i] = std::sin(a);
+    }
+  cos = c.to(dt);
+  sin = s.to(dt);
+}
+
 namespace {
 
 struct NoPosition : PositionEncoding {};
@@ -23,16 +37,7 @@ struct Rope : PositionEncoding {
 
   void table(const Ctx& ctx, DType dt) const {
     if (t_pos0 == ctx.pos0 && t_T == ctx.T && t_dtype == dt) return;
-    const int64_t half = hd / 2;
-    Tensor c = Tensor::empty({ctx.T, half}, DType::f64), s = Tensor::empty({ctx.T, half}, DType::f64);
-    for (int64_t t = 0; t < ctx.T; ++t)
-      for (int64_t i = 0; i < half; ++i) {
-        double a = double(ctx.pos0 + t) * std::pow(theta, -2.0 * double(i) / double(hd));
-        c.data<double>()[t * half + i] = std::cos(a);
-        s.data<double>()[t * half + i] = std::sin(a);
-      }
-    cos_ = c.to(dt);
-    sin_ = s.to(dt);
+    rope_table(ctx.pos0, ctx.T, hd, theta, dt, cos_, sin_);
     t_pos0 = ctx.pos0, t_T = ctx.T, t_dtype = dt;
   }
 
