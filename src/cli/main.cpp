@@ -86,10 +86,18 @@ std::string human_bytes(double b) {
   return s;
 }
 
+// --weights: f32 | bf16 (fast decode path with those weights) | generic (batched path).
+GenerateConfig decode_config(int64_t max_new, int32_t eos, const std::string& weights) {
+  if (weights != "f32" && weights != "bf16" && weights != "generic")
+    throw std::invalid_argument("--weights must be f32, bf16 or generic");
+  return {max_new, eos, {}, weights != "generic", weights == "bf16" ? DType::bf16 : DType::f32};
+}
+
 // Encodes the prompt (an empty one starts a line, or a sequence for tokenizers with BOS), streams the
 // continuation to stdout and the speed to stderr.
 void stream_generate(TransformerLM& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
                      bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32") {
+  const GenerateConfig gc = decode_config(max_new, stop_at_eos ? tok.eos_id() : -1, weights);
   std::vector<int32_t> ids;
   if (tok.bos_id() >= 0) {
     ids.push_back(tok.bos_id());
@@ -104,8 +112,6 @@ void stream_generate(TransformerLM& model, const Tokenizer& tok, const std::stri
   GenerateStats st;
   std::cout << prompt << std::flush;
   int32_t prev = ids.back();
-  GenerateConfig gc{max_new, stop_at_eos ? tok.eos_id() : -1, {}, weights != "generic",
-                    weights == "bf16" ? DType::bf16 : DType::f32};
   generate(model, ids, gc, s, [&](int32_t t) {
     std::cout << tok.decode_next(prev, t) << std::flush;
     prev = t;
@@ -344,8 +350,6 @@ int main(int argc, char** argv) {
       if (max_new <= 0) throw std::invalid_argument("--max-new-tokens must be > 0");
       if (scfg.temperature < 0 || scfg.top_p <= 0 || scfg.top_p > 1 || scfg.top_k < 0)
         throw std::invalid_argument("--temperature must be >= 0, --top-p in (0, 1], --top-k >= 0");
-      if (weights != "f32" && weights != "bf16" && weights != "generic")
-        throw std::invalid_argument("--weights must be f32, bf16 or generic");
       stream_generate(*lm.model, *lm.tokenizer, prompt, max_new, stop_eos, scfg, weights);
       return 0;
     }
@@ -380,7 +384,8 @@ int main(int argc, char** argv) {
       const Tokenizer& tok = *lm.tokenizer;
       std::vector<ChatMessage> msgs;
       if (!system_prompt.empty()) msgs.push_back({"system", system_prompt});
-      const std::vector<int32_t> stop = chat_stop_ids(tok, chat_tmpl);
+      GenerateConfig gc = decode_config(max_new, -1, weights);
+      gc.stop_ids = chat_stop_ids(tok, chat_tmpl);
       Sampler s(scfg);
       std::string line;
       const bool tty = isatty(0);
@@ -393,7 +398,6 @@ int main(int argc, char** argv) {
         GenerateStats st;
         std::string reply;
         int32_t prev = ids.back();
-        GenerateConfig gc{max_new, -1, stop, weights != "generic", weights == "bf16" ? DType::bf16 : DType::f32};
         generate(*lm.model, ids, gc, s, [&](int32_t t) {
           std::string piece = tok.decode_next(prev, t);
           reply += piece;
