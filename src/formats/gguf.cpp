@@ -33,29 +33,21 @@ struct Writer {
 void write_gguf(const std::string& path, const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors,
                 const Tokenizer& tok, DType dtype, const std::string& name) {
   auto fail = [&](const std::string& m) -> void { throw std::invalid_argument("'" + path + "': " + m); };
-  if (c.norm != "rmsnorm" || c.mlp != "swiglu" || c.position != "rope" || c.attn_bias || c.mlp_bias || c.hd() * c.n_heads != c.d_model ||
-      c.embed_scale != 1.0)
+  if (!is_plain_llama(c))
     fail("only plain Llama-architecture models (rmsnorm, swiglu, rope, no biases) can be written as GGUF 'llama'");
   const auto* spm = dynamic_cast<const Llama2cTokenizer*>(&tok);
   if (!spm) fail("GGUF export needs a SentencePiece-style tokenizer (llama2.c .bin); '" + tok.type() + "' has no llama.cpp equivalent");
   if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16) fail("dtype must be f32, f16 or bf16");
-  auto get = [&](const std::string& n) -> Tensor {
-    for (auto& [k, t] : tensors)
-      if (k == n) return t.to(DType::f32).contiguous();
-    fail("missing tensor '" + n + "'");
-    return {};
-  };
+  auto get = [&](const std::string& n) { return interleaved_llama_tensor(c, tensors, n, path); };  // q/k interleaved
   // llama.cpp names
   std::vector<std::pair<std::string, Tensor>> out;
   out.push_back({"token_embd.weight", get("model.embed_tokens.weight")});
   const int64_t hd = c.hd();
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".", q = "blk." + std::to_string(l) + ".";
-    Tensor wq = get(p + "self_attn.q_proj.weight"), wk = get(p + "self_attn.k_proj.weight");
-    if (!c.rope_interleaved) wq = rotate_half_rows_to_interleaved(wq, c.n_heads, hd), wk = rotate_half_rows_to_interleaved(wk, c.n_kv_heads, hd);
     out.push_back({q + "attn_norm.weight", get(p + "input_layernorm.weight")});
-    out.push_back({q + "attn_q.weight", wq});
-    out.push_back({q + "attn_k.weight", wk});
+    out.push_back({q + "attn_q.weight", get(p + "self_attn.q_proj.weight")});
+    out.push_back({q + "attn_k.weight", get(p + "self_attn.k_proj.weight")});
     out.push_back({q + "attn_v.weight", get(p + "self_attn.v_proj.weight")});
     out.push_back({q + "attn_output.weight", get(p + "self_attn.o_proj.weight")});
     out.push_back({q + "ffn_norm.weight", get(p + "post_attention_layernorm.weight")});

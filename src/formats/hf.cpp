@@ -134,8 +134,7 @@ HfCheckpoint read_hf_checkpoint(const std::string& dir) {
   const int64_t hd = c.hd(), qn = c.n_heads * hd, kn = c.n_kv_heads * hd;
   for (auto& [name, t] : raw) {
     if (c.tie_embeddings && name == "lm_head.weight") continue;  // some exports keep the tied copy
-    auto ends = [&](const std::string& suf) { return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0; };
-    if (ends("self_attn.qkv_proj.weight")) {  // phi3: rows [q | k | v]
+    if (name.ends_with("self_attn.qkv_proj.weight")) {  // phi3: rows [q | k | v]
       if (t.ndim() != 2 || t.dim(0) != qn + 2 * kn)
         throw std::runtime_error("'" + from[name] + "': tensor '" + name + "' has shape " + shape_str(t.shape()) +
                                  ", config.json implies " + shape_str({qn + 2 * kn, c.d_model}));
@@ -143,14 +142,14 @@ HfCheckpoint read_hf_checkpoint(const std::string& dir) {
       ck.tensors.push_back({p + "q_proj.weight", t.slice(0, 0, qn).contiguous()});
       ck.tensors.push_back({p + "k_proj.weight", t.slice(0, qn, qn + kn).contiguous()});
       ck.tensors.push_back({p + "v_proj.weight", t.slice(0, qn + kn, qn + 2 * kn).contiguous()});
-    } else if (ends("mlp.gate_up_proj.weight")) {  // phi3: rows [gate | up]
+    } else if (name.ends_with("mlp.gate_up_proj.weight")) {  // phi3: rows [gate | up]
       if (t.ndim() != 2 || t.dim(0) != 2 * c.d_ff)
         throw std::runtime_error("'" + from[name] + "': tensor '" + name + "' has shape " + shape_str(t.shape()) +
                                  ", config.json implies " + shape_str({2 * c.d_ff, c.d_model}));
       std::string p = name.substr(0, name.size() - std::string("gate_up_proj.weight").size());
       ck.tensors.push_back({p + "gate_proj.weight", t.slice(0, 0, c.d_ff).contiguous()});
       ck.tensors.push_back({p + "up_proj.weight", t.slice(0, c.d_ff, 2 * c.d_ff).contiguous()});
-    } else if (ends("rotary_emb.inv_freq")) {
+    } else if (name.ends_with("rotary_emb.inv_freq")) {
       continue;  // recomputed
     } else {
       ck.tensors.push_back({name, t});

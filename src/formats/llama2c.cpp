@@ -77,21 +77,27 @@ Tensor rotate_half_rows_to_interleaved(const Tensor& w, int64_t heads, int64_t h
   return out;
 }
 
+bool is_plain_llama(const ModelConfig& c) {
+  return c.norm == "rmsnorm" && c.mlp == "swiglu" && c.position == "rope" && !c.attn_bias && !c.mlp_bias &&
+         c.hd() * c.n_heads == c.d_model && c.embed_scale == 1.0;
+}
+
+Tensor interleaved_llama_tensor(const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                                const std::string& name, const std::string& path) {
+  for (auto& [k, t] : tensors) {
+    if (k != name) continue;
+    Tensor f = t.to(DType::f32).contiguous();
+    const bool q = name.ends_with("self_attn.q_proj.weight"), kk = name.ends_with("self_attn.k_proj.weight");
+    if (!c.rope_interleaved && (q || kk)) f = rotate_half_rows_to_interleaved(f, q ? c.n_heads : c.n_kv_heads, c.hd());
+    return f;
+  }
+  throw std::invalid_argument("'" + path + "': missing tensor '" + name + "'");
+}
+
 void write_llama2c_checkpoint(const std::string& path, const ModelConfig& c,
                               const std::vector<std::pair<std::string, Tensor>>& tensors) {
-  if (c.norm != "rmsnorm" || c.mlp != "swiglu" || c.position != "rope" || c.attn_bias || c.mlp_bias || c.hd() * c.n_heads != c.d_model ||
-      c.embed_scale != 1.0)
-    throw std::invalid_argument("'" + path + "': this model cannot be expressed as a llama2.c checkpoint");
-  auto get = [&](const std::string& n) -> Tensor {
-    for (auto& [k, t] : tensors)
-      if (k == n) {
-        Tensor f = t.to(DType::f32).contiguous();
-        const bool q = n.find("q_proj") != std::string::npos, kk = n.find("k_proj") != std::string::npos;
-        if (!c.rope_interleaved && (q || kk)) f = rotate_half_rows_to_interleaved(f, q ? c.n_heads : c.n_kv_heads, c.hd());
-        return f;
-      }
-    throw std::invalid_argument("write_llama2c: missing tensor '" + n + "'");
-  };
+  if (!is_plain_llama(c)) throw std::invalid_argument("'" + path + "': this model cannot be expressed as a llama2.c checkpoint");
+  auto get = [&](const std::string& n) { return interleaved_llama_tensor(c, tensors, n, path); };
   std::string out;
   int32_t h[7] = {int32_t(c.d_model), int32_t(c.d_ff), int32_t(c.n_layers), int32_t(c.n_heads), int32_t(c.n_kv_heads),
                   int32_t(c.tie_embeddings ? c.vocab_size : -c.vocab_size), int32_t(c.max_seq_len)};

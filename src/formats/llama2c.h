@@ -22,6 +22,14 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path);
 // (pairs i, i+hd/2) to interleaved pairs (2i, 2i+1): the layout llama2.c and GGUF expect.
 Tensor rotate_half_rows_to_interleaved(const Tensor& w, int64_t heads, int64_t hd);
 
+// True for the models both llama2.c and GGUF's "llama" architecture express: rmsnorm, swiglu, rope,
+// no biases, head_dim = d_model / n_heads, no embedding scale.
+bool is_plain_llama(const ModelConfig& c);
+// The named tensor as contiguous f32, with q/k rows in interleaved-pair order (the layout llama2.c
+// and GGUF use); throws "'path': missing tensor" if absent.
+Tensor interleaved_llama_tensor(const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                                const std::string& name, const std::string& path);
+
 // Writes tensors named as above (f32) in llama2.c's layout; the config must be llama2.c-expressible
 // (rmsnorm, swiglu, rope, no biases); rotate-half q/k rows are permuted. Atomic.
 void write_llama2c_checkpoint(const std::string& path, const ModelConfig& c,

@@ -41,7 +41,6 @@ std::string resolve_checkpoint(const std::string& path) {
 void assign_weights(TransformerLM& m, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file) {
   std::map<std::string, const Tensor*> by_name;
   for (auto& [n, t] : tensors) by_name[n] = &t;
-  size_t used = 0;
   m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
     auto it = by_name.find(n);
     if (it == by_name.end()) throw std::runtime_error("'" + file + "': missing tensor '" + n + "'");
@@ -49,14 +48,9 @@ void assign_weights(TransformerLM& m, const std::vector<std::pair<std::string, T
       throw std::runtime_error("'" + file + "': tensor '" + n + "' has shape " + shape_str(it->second->shape()) +
                                ", config.json implies " + shape_str(v->value.shape()));
     v->value.copy_(*it->second);
-    ++used;
+    by_name.erase(it);  // what is left over was not asked for
   });
-  if (used != by_name.size())
-    for (auto& [n, t] : by_name) {
-      bool known = false;
-      m.visit([&](const std::string& pn, nn::Var&, nn::ParamKind) { known |= pn == n; });
-      if (!known) throw std::runtime_error("'" + file + "': unexpected tensor '" + n + "'");
-    }
+  if (!by_name.empty()) throw std::runtime_error("'" + file + "': unexpected tensor '" + by_name.begin()->first + "'");
 }
 
 // A tokenizer file or folder: llama2.c .bin, tokenizer.json (CompactLM's or Hugging Face's), or a
