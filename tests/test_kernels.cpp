@@ -5,16 +5,12 @@
 #include "common.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
-#include "util/rng.h"
+#include "randv.h"
 
 using namespace clm;
 using namespace clm::kernels;
 
-static std::vector<float> randv(Rng& r, int64_t n, double scale = 1.0) {
-  std::vector<float> v(n);
-  for (auto& x : v) x = float(r.normal() * scale);
-  return v;
-}
+using test::randv;
 
 TEST(Gemm, MatchesNaiveAllTransposes) {
   Rng r(2);

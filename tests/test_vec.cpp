@@ -7,16 +7,12 @@
 #include <vector>
 
 #include "kernels/cpu/vec.h"
-#include "util/rng.h"
+#include "randv.h"
 
 using namespace clm;
 using namespace clm::kernels;
 
-static std::vector<float> randv(Rng& r, int64_t n, double scale = 1.0) {
-  std::vector<float> v(n);
-  for (auto& x : v) x = float(r.normal() * scale);
-  return v;
-}
+using test::randv;
 
 TEST(Vec, EveryIsaMatchesScalar) {
   std::vector<const VecKernels*> tables{vec_avx2(), vec_avx512()};
