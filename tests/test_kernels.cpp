@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "common.h"
+#include "kernels/cpu/panel.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
 #include "randv.h"
@@ -55,6 +56,30 @@ static std::vector<double> naive_attention(const std::vector<float>& q, const st
   return out;
 }
 
+// Packing and padding (rows not a multiple of 4, columns not a multiple of 8) against a float64
+// product with the same (bf16-rounded) weights.
+TEST(PanelMatrix, MatvecMatchesNaiveForOddShapes) {
+  Rng r(5);
+  for (auto type : {PanelMatrix::Type::f32, PanelMatrix::Type::bf16})
+    for (int64_t rows : {1, 3, 4, 5, 13, 64})
+      for (int64_t cols : {1, 7, 8, 9, 33, 96}) {
+        auto W = randv(r, rows * cols), x = randv(r, cols);
+        PanelMatrix P(W.data(), rows, cols, type);
+        std::vector<float> y(rows + 1, 123.0f);  // the guard element must stay untouched
+        P.matvec(x.data(), y.data());
+        EXPECT_EQ(y[rows], 123.0f);
+        for (int64_t i = 0; i < rows; ++i) {
+          double s = 0, a = 0;
+          for (int64_t j = 0; j < cols; ++j) {
+            const double w = P.at(i, j);
+            ASSERT_NEAR(w, W[i * cols + j], type == PanelMatrix::Type::f32 ? 0.0 : 8e-3 * std::abs(W[i * cols + j]));
+            s += w * x[j], a += std::abs(w * x[j]);
+          }
+          ASSERT_NEAR(y[i], s, 1e-5 * (a + 1)) << rows << "x" << cols;
+        }
+      }
+}
+
 TEST(Attention, CausalGqaAndCacheStridesMatchNaive) {
   Rng r(3);
   struct Case { int64_t B, Tq, Tk, H, Hkv, hd, cap; };
@@ -73,7 +98,9 @@ TEST(Attention, CausalGqaAndCacheStridesMatchNaive) {
       double sum = 0;
       for (int64_t j = 0; j < c.Tk; ++j) {
         sum += probs[row * c.Tk + j];
-        if (j > i + c.Tk - c.Tq) ASSERT_EQ(probs[row * c.Tk + j], 0.0f);
+        if (j > i + c.Tk - c.Tq) {
+          ASSERT_EQ(probs[row * c.Tk + j], 0.0f);
+        }
       }
       ASSERT_NEAR(sum, 1.0, 1e-5);
     }

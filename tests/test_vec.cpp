@@ -22,7 +22,7 @@ TEST(Vec, EveryIsaMatchesScalar) {
   for (const VecKernels* k : tables) {
     if (!k) continue;  // CPU lacks it
     ++tested;
-    for (int64_t n : {1, 3, 7, 8, 15, 16, 17, 31, 33, 64, 100, 1000}) {
+    for (int64_t n : {1, 3, 7, 8, 15, 16, 17, 24, 31, 33, 64, 100, 1000, 1024}) {
       auto x = randv(r, n, 3.0), y = randv(r, n, 3.0);
       EXPECT_NEAR(k->dot(x.data(), y.data(), n), ref.dot(x.data(), y.data(), n), 1e-4 * n) << k->isa << " n=" << n;
       EXPECT_NEAR(k->sumsq(x.data(), n), ref.sumsq(x.data(), n), 1e-4 * n) << k->isa;
@@ -37,16 +37,18 @@ TEST(Vec, EveryIsaMatchesScalar) {
       std::vector<uint16_t> wb(n);
       for (int64_t i = 0; i < n; ++i) wb[i] = uint16_t(r.next() & 0x3fff) | uint16_t((r.next() & 1) << 15);  // |w| < 2
       EXPECT_NEAR(k->dot_bf16(wb.data(), x.data(), n), ref.dot_bf16(wb.data(), x.data(), n), 1e-4 * n) << k->isa;
-      {  // four rows at once, against the scalar single-row dots
-        std::vector<float> w4 = randv(r, 4 * n);
+      if (n % 8 == 0) {  // one panel (four rows, 8-column chunks) against the scalar table
+        std::vector<float> p4 = randv(r, 4 * n);
         std::vector<uint16_t> b4(4 * n);
         for (auto& h : b4) h = uint16_t(r.next() & 0x3fff) | uint16_t((r.next() & 1) << 15);
-        float o1[4], o2[4];
-        k->dot4_f32(w4.data(), n, x.data(), n, o1);
-        k->dot4_bf16(b4.data(), n, x.data(), n, o2);
+        float o1[4], o2[4], e1[4], e2[4];
+        k->panel4_f32(p4.data(), x.data(), n, o1);
+        k->panel4_bf16(b4.data(), x.data(), n, o2);
+        ref.panel4_f32(p4.data(), x.data(), n, e1);
+        ref.panel4_bf16(b4.data(), x.data(), n, e2);
         for (int q = 0; q < 4; ++q) {
-          EXPECT_NEAR(o1[q], ref.dot(w4.data() + q * n, x.data(), n), 1e-4 * n) << k->isa;
-          EXPECT_NEAR(o2[q], ref.dot_bf16(b4.data() + q * n, x.data(), n), 1e-4 * n) << k->isa;
+          EXPECT_NEAR(o1[q], e1[q], 1e-4 * n) << k->isa;
+          EXPECT_NEAR(o2[q], e2[q], 1e-4 * n) << k->isa;
         }
       }
       std::vector<float> e1(n), e2(n);

@@ -26,16 +26,8 @@ bool DecodeSession::supported(const ModelConfig& c, std::string* why) {
 }
 
 DecodeSession::Mat DecodeSession::pack(const Tensor& w) {
-  Mat m;
-  m.rows = w.dim(0), m.cols = w.dim(1);
-  if (wdt_ == DType::bf16) {
-    owned_.push_back(w.to(DType::bf16));
-    m.bf16 = static_cast<const uint16_t*>(owned_.back().raw());
-    weight_bytes_ += size_t(m.rows * m.cols) * 2;
-  } else {
-    m.f32 = w.data<float>();
-    weight_bytes_ += size_t(m.rows * m.cols) * 4;
-  }
+  Mat m(w.data<float>(), w.dim(0), w.dim(1), wdt_ == DType::bf16 ? Mat::Type::bf16 : Mat::Type::f32);
+  weight_bytes_ += m.bytes();
   return m;
 }
 
@@ -79,20 +71,6 @@ DecodeSession::DecodeSession(TransformerLM& model, DType wdt, int64_t capacity)
   att_.resize(size_t(c_.n_heads * capacity)), g_.resize(c_.d_ff), u_.resize(c_.d_ff), logits_.resize(c_.vocab_size);
 }
 
-void DecodeSession::matvec(float* out, const Mat& m, const float* x) const {
-  const auto& v = kernels::vec();
-  const int64_t blocks = m.rows / 4;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < blocks; ++b) {  // four rows at a time share the loads of x
-    if (m.bf16)
-      v.dot4_bf16(m.bf16 + 4 * b * m.cols, m.cols, x, m.cols, out + 4 * b);
-    else
-      v.dot4_f32(m.f32 + 4 * b * m.cols, m.cols, x, m.cols, out + 4 * b);
-  }
-  for (int64_t r = 4 * blocks; r < m.rows; ++r)
-    out[r] = m.bf16 ? v.dot_bf16(m.bf16 + r * m.cols, x, m.cols) : v.dot(m.f32 + r * m.cols, x, m.cols);
-}
-
 void DecodeSession::rmsnorm(float* out, const float* x, const float* w) const {
   float rstd;
   kernels::rmsnorm_forward<float>(out, &rstd, x, w, 1, c_.d_model, float(c_.norm_eps), float(norm_offset_));
@@ -126,9 +104,9 @@ const float* DecodeSession::step(int32_t token) {
     const Layer& L = layers_[l];
     nn::LayerKV& kv = cache_.layers[l];
     rmsnorm(xb_.data(), x_.data(), L.attn_norm);
-    matvec(q_.data(), L.q, xb_.data());
-    matvec(k_.data(), L.k, xb_.data());
-    matvec(v_.data(), L.v, xb_.data());
+    L.q.matvec(xb_.data(), q_.data());
+    L.k.matvec(xb_.data(), k_.data());
+    L.v.matvec(xb_.data(), v_.data());
     if (L.bq) {
       vk.axpy(1.0f, L.bq, q_.data(), H * hd);
       vk.axpy(1.0f, L.bk, k_.data(), W);
@@ -153,11 +131,11 @@ const float* DecodeSession::step(int32_t token) {
       std::fill(out, out + hd, 0.0f);
       for (int64_t t = 0; t <= pos; ++t) vk.axpy(s[t] / z, vc + t * W + kh * hd, out, hd);
     }
-    matvec(o_.data(), L.o, xb_.data());
+    L.o.matvec(xb_.data(), o_.data());
     vk.axpy(1.0f, o_.data(), x_.data(), D);
     rmsnorm(xb_.data(), x_.data(), L.mlp_norm);
-    matvec(g_.data(), L.gate, xb_.data());
-    matvec(u_.data(), L.up, xb_.data());
+    L.gate.matvec(xb_.data(), g_.data());
+    L.up.matvec(xb_.data(), u_.data());
     const int64_t F = c_.d_ff;
     if (c_.mlp == "swiglu") {
       kernels::swiglu_forward<float>(g_.data(), g_.data(), u_.data(), F);
@@ -165,12 +143,12 @@ const float* DecodeSession::step(int32_t token) {
       kernels::gelu_forward<float>(g_.data(), g_.data(), F, true);
       for (int64_t i = 0; i < F; ++i) g_[i] *= u_[i];
     }
-    matvec(o_.data(), L.down, g_.data());
+    L.down.matvec(g_.data(), o_.data());
     vk.axpy(1.0f, o_.data(), x_.data(), D);
     kv.len = pos + 1;
   }
   rmsnorm(xb_.data(), x_.data(), final_norm_);
-  matvec(logits_.data(), head_, xb_.data());
+  head_.matvec(xb_.data(), logits_.data());
   return logits_.data();
 }
 

@@ -1,13 +1,15 @@
 // DecodeSession: the fast path for batch-1 decoding of Llama-family models.
 // Prefill runs the model's batched forward (GEMMs) into a preallocated KV cache; each decode step
-// then reads every weight once through multithreaded matrix-vector kernels (f32, or bf16 converted
-// once at session start, halving the bytes per token) with no allocation per token. Models whose
+// then reads every weight once through multithreaded matrix-vector kernels with no allocation per
+// token. The session packs its own copy of the weights into panels (kernels/cpu/panel.h) in f32,
+// or in bf16 (halving the bytes per token); the model's weights stay for prefill. Models whose
 // slots are outside the fast path (non-rotary positions, other attention / MLP variants) are
 // reported by supported() and served by the generic path in generate.h.
 #pragma once
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/panel.h"
 #include "models/transformer.h"
 
 namespace clm {
@@ -27,25 +29,19 @@ class DecodeSession {
   void reset() { cache_.reset(); }
 
  private:
-  struct Mat {  // row-major [rows, cols], f32 or bf16
-    const float* f32 = nullptr;
-    const uint16_t* bf16 = nullptr;
-    int64_t rows = 0, cols = 0;
-  };
+  using Mat = kernels::PanelMatrix;
   struct Layer {
     const float *attn_norm, *mlp_norm;
     const float *bq = nullptr, *bk = nullptr, *bv = nullptr;
     Mat q, k, v, o, gate, up, down;
   };
   Mat pack(const Tensor& w);
-  void matvec(float* out, const Mat& m, const float* x) const;
   void rmsnorm(float* out, const float* x, const float* w) const;
 
   TransformerLM& model_;
   ModelConfig c_;
   DType wdt_;
   KVCache cache_;
-  std::vector<Tensor> owned_;  // bf16 copies
   std::vector<Layer> layers_;
   const float *embed_, *final_norm_;
   Mat head_;

@@ -15,9 +15,10 @@ struct VecKernels {
   float (*exp_sum)(const float* x, float shift, float* y, int64_t n);  // y = exp(x-shift); returns sum
   float (*sumsq)(const float* x, int64_t n);
   float (*dot_bf16)(const uint16_t* w, const float* x, int64_t n);  // w in bf16, x in f32
-  // out[r] = dot(w + r*ld, x) for r = 0..3: four rows share the loads of x (matrix-vector kernels)
-  void (*dot4_f32)(const float* w, int64_t ld, const float* x, int64_t n, float* out);
-  void (*dot4_bf16)(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out);
+  // One panel of a PanelMatrix (panel.h) times x: out[r] = sum_i row_r[i] * x[i], r = 0..3, over
+  // n columns (a multiple of 8). The panel holds 8-column chunks of 4x8 values, row after row.
+  void (*panel4_f32)(const float* p, const float* x, int64_t n, float* out);
+  void (*panel4_bf16)(const uint16_t* p, const float* x, int64_t n, float* out);
 };
 
 const VecKernels& vec();           // best for this CPU (CLM_ISA=scalar|avx2|avx512 overrides)

@@ -92,40 +92,40 @@ float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
   }
   return s;
 }
-inline float to_f32(float v) { return v; }
-inline float to_f32(uint16_t h) {
-  uint32_t u = uint32_t(h) << 16;
-  float f;
-  __builtin_memcpy(&f, &u, 4);
-  return f;
+// A 512-bit register holds two rows of one 8-column chunk; x's 8 values are broadcast to both
+// halves. The halves are separated at the end.
+inline __m512 load2_f32(const float* q) { return _mm512_loadu_ps(q); }
+inline __m512 load2_bf16(const uint16_t* q) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)q)), 16));
 }
-template <class LoadW, class W>
-inline void dot4(const W* w, int64_t ld, const float* x, int64_t n, float* out, LoadW loadw) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m512 xv = _mm512_loadu_ps(x + i);
-    a0 = _mm512_fmadd_ps(loadw(w + i), xv, a0);
-    a1 = _mm512_fmadd_ps(loadw(w + ld + i), xv, a1);
-    a2 = _mm512_fmadd_ps(loadw(w + 2 * ld + i), xv, a2);
-    a3 = _mm512_fmadd_ps(loadw(w + 3 * ld + i), xv, a3);
+inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+inline void halves(__m512 a, float* out) {
+  out[0] = hsum8(_mm512_castps512_ps256(a));
+  out[1] = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+}
+template <class W, class Load2>
+inline void panel4(const W* p, const float* x, int64_t n, float* out, Load2 load2) {
+  __m512 a01 = _mm512_setzero_ps(), a23 = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 8, p += 32) {
+    __m512 xv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(x + i))));
+    a01 = _mm512_fmadd_ps(load2(p), xv, a01);
+    a23 = _mm512_fmadd_ps(load2(p + 16), xv, a23);
   }
-  out[0] = _mm512_reduce_add_ps(a0), out[1] = _mm512_reduce_add_ps(a1), out[2] = _mm512_reduce_add_ps(a2), out[3] = _mm512_reduce_add_ps(a3);
-  for (; i < n; ++i)
-    for (int r = 0; r < 4; ++r) out[r] += to_f32(w[r * ld + i]) * x[i];
+  halves(a01, out);
+  halves(a23, out + 2);
 }
-void dot4_f32(const float* w, int64_t ld, const float* x, int64_t n, float* out) {
-  dot4(w, ld, x, n, out, [](const float* p) { return _mm512_loadu_ps(p); });
-}
-void dot4_bf16(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out) {
-  dot4(w, ld, x, n, out, [](const uint16_t* p) { return load_bf16(p); });
-}
+void panel4_f32(const float* p, const float* x, int64_t n, float* out) { panel4(p, x, n, out, load2_f32); }
+void panel4_bf16(const uint16_t* p, const float* x, int64_t n, float* out) { panel4(p, x, n, out, load2_bf16); }
 }  // namespace
 
 const VecKernels* vec_avx512() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl");
-  static const VecKernels k{"avx512", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, dot4_f32, dot4_bf16};
+  static const VecKernels k{"avx512", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16};
   return ok ? &k : nullptr;
 }
 

@@ -43,16 +43,20 @@ float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
   }
   return s;
 }
-void dot4_f32(const float* w, int64_t ld, const float* x, int64_t n, float* out) {
-  for (int r = 0; r < 4; ++r) out[r] = dot(w + r * ld, x, n);
+void panel4_f32(const float* p, const float* x, int64_t n, float* out) {
+  for (int r = 0; r < 4; ++r) out[r] = 0;
+  for (int64_t i = 0; i < n; i += 8, p += 32)
+    for (int r = 0; r < 4; ++r) out[r] += dot(p + 8 * r, x + i, 8);
 }
-void dot4_bf16(const uint16_t* w, int64_t ld, const float* x, int64_t n, float* out) {
-  for (int r = 0; r < 4; ++r) out[r] = dot_bf16(w + r * ld, x, n);
+void panel4_bf16(const uint16_t* p, const float* x, int64_t n, float* out) {
+  for (int r = 0; r < 4; ++r) out[r] = 0;
+  for (int64_t i = 0; i < n; i += 8, p += 32)
+    for (int r = 0; r < 4; ++r) out[r] += dot_bf16(p + 8 * r, x + i, 8);
 }
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, dot4_f32, dot4_bf16};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16};
   return k;
 }
 

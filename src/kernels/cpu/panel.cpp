@@ -1,0 +1,56 @@
+#include "kernels/cpu/panel.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "kernels/cpu/vec.h"
+#include "tensor/tensor.h"
+
+namespace clm::kernels {
+
+PanelMatrix::PanelMatrix(const float* w, int64_t rows, int64_t cols, Type type)
+    : type_(type), rows_(rows), cols_(cols), prows_((rows + 3) / 4 * 4), pcols_((cols + 7) / 8 * 8) {
+  if (rows <= 0 || cols <= 0) throw std::invalid_argument("PanelMatrix: empty matrix");
+  const size_t n = size_t(prows_ * pcols_);
+  if (type == Type::f32)
+    f32_.assign(n, 0.0f);
+  else
+    bf16_.assign(n, 0);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = w[r * cols + c];
+      if (type == Type::f32)
+        f32_[offset(r, c)] = v;
+      else
+        bf16_[offset(r, c)] = f32_to_bf16(v);
+    }
+}
+
+float PanelMatrix::at(int64_t r, int64_t c) const {
+  return type_ == Type::f32 ? f32_[offset(r, c)] : bf16_to_f32(bf16_[offset(r, c)]);
+}
+
+void PanelMatrix::matvec(const float* x, float* out) const {
+  const auto& v = vec();
+  if (pcols_ != cols_) {  // the kernels read whole 8-column chunks: give them a zero-padded x
+    thread_local std::vector<float> xp;
+    xp.assign(size_t(pcols_), 0.0f);
+    std::memcpy(xp.data(), x, sizeof(float) * size_t(cols_));
+    x = xp.data();
+  }
+  const int64_t panels = prows_ / 4, full = rows_ / 4, step = 4 * pcols_;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < panels; ++b) {
+    float tmp[4];
+    float* o = b < full ? out + 4 * b : tmp;
+    if (type_ == Type::f32)
+      v.panel4_f32(f32_.data() + b * step, x, pcols_, o);
+    else
+      v.panel4_bf16(bf16_.data() + b * step, x, pcols_, o);
+    if (o == tmp) std::copy(tmp, tmp + (rows_ - 4 * b), out + 4 * b);
+  }
+}
+
+}  // namespace clm::kernels
