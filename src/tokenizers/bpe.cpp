@@ -2,10 +2,13 @@
 #include "tokenizers/bpe.h"
 
 #include <pcre2.h>
+#include <utf8proc.h>
 
 #include <algorithm>
 #include <climits>
 #include <functional>
+#include <mutex>
+#include <queue>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -54,7 +57,17 @@ struct BpeTokenizer::Regex {
   }
 };
 
+struct BpeTokenizer::Cache {
+  std::mutex mu;
+  std::unordered_map<std::string, std::vector<int32_t>> map;
+};
+
+BpeTokenizer::BpeTokenizer() : cache_(std::make_unique<Cache>()) {}
 BpeTokenizer::~BpeTokenizer() = default;
+
+namespace {
+uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+}  // namespace
 
 void BpeTokenizer::init(const std::string& pattern, const std::string& where) {
   pattern_ = pattern;
@@ -78,6 +91,7 @@ void BpeTokenizer::init(const std::string& pattern, const std::string& where) {
   }
   is_added_.assign(id_to_token_.size(), false);
   for (auto& [t, id] : added_) {
+    if (id < 0) throw std::runtime_error("'" + where + "': negative id for added token '" + t + "'");
     if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1), is_added_.resize(size_t(id) + 1);
     id_to_token_[size_t(id)] = t;
     is_added_[size_t(id)] = true;
@@ -85,6 +99,16 @@ void BpeTokenizer::init(const std::string& pattern, const std::string& where) {
   std::sort(added_.begin(), added_.end(), [](auto& a, auto& b) { return a.first.size() > b.first.size(); });
   for (const char* e : {"<|end_of_text|>", "<|endoftext|>", "</s>"})
     if (eos_ < 0) eos_ = token_id(e);
+  // merges -> (left id, right id) -> (rank, merged id); like Hugging Face, every part must be a token
+  std::vector<std::pair<std::string, std::string>> kept;
+  for (auto& [a, b] : merges_) {
+    auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(a + b);
+    if (ia == vocab_.end() || ib == vocab_.end() || im == vocab_.end())
+      throw std::runtime_error("'" + where + "': merge '" + a + " " + b + "' uses or makes a token outside the vocabulary");
+    if (merge_of_pair_.emplace(pair_key(ia->second, ib->second), std::pair{int32_t(kept.size()), im->second}).second)
+      kept.push_back({a, b});  // a repeated merge keeps its first rank
+  }
+  merges_ = std::move(kept);
 }
 
 int32_t BpeTokenizer::token_id(const std::string& t) const {
@@ -96,41 +120,71 @@ int32_t BpeTokenizer::token_id(const std::string& t) const {
 }
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const std::string& path) {
-  auto fail = [&](const std::string& m) -> void { throw std::runtime_error("'" + path + "': " + m); };
   json j;
   try {
     j = json::parse(read_file(path));
   } catch (const json::exception& e) {
-    fail(std::string("bad JSON: ") + e.what());
+    throw std::runtime_error("'" + path + "': bad JSON: " + e.what());
   }
-  if (!j.contains("model") || !j["model"].is_object()) fail("no \"model\"");
+  return from_json(j, path);
+}
+
+std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const json& j, const std::string& path) {
+  auto fail = [&](const std::string& m) -> void { throw std::runtime_error("'" + path + "': " + m); };
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) fail("no \"model\"");
   const json& m = j["model"];
   std::string mtype = m.value("type", "");
-  if (mtype != "BPE") fail("unsupported tokenizer model type '" + mtype + "' (supported: byte-level BPE)");
-  // The pre-tokenizer must be byte-level; its split regex (if any) is ours.
+  if (mtype != "BPE") fail("unsupported tokenizer model type '" + mtype + "' (supported: BPE)");
+  auto t = std::unique_ptr<BpeTokenizer>(new BpeTokenizer());
+  // The normalizer: Unicode forms, and SentencePiece's Prepend("\u2581") + Replace(" ", "\u2581").
+  bool replace_spaces = false;
+  std::function<void(const json&)> norm = [&](const json& n) {
+    if (n.is_null()) return;
+    const std::string type = n.is_object() ? n.value("type", "") : "";
+    if (type == "Sequence") {
+      for (auto& q : n.value("normalizers", json::array())) norm(q);
+    } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+      t->unicode_form_ = type;
+    } else if (type == "Prepend" && n.value("prepend", "") == "\xe2\x96\x81") {
+      t->prepend_ = Prepend::normalizer;
+    } else if (type == "Replace" && n.contains("pattern") && n["pattern"].value("String", "") == " " &&
+               n.value("content", "") == "\xe2\x96\x81") {
+      replace_spaces = true;
+    } else {
+      fail("unsupported normalizer '" + (type.empty() ? n.dump() : type) + "'");
+    }
+  };
+  if (j.contains("normalizer")) norm(j["normalizer"]);
+  // The pre-tokenizer: byte-level (its split regex, if any, is ours) or Metaspace.
   std::string pattern = kGpt2Pattern;
-  bool byte_level = false, metaspace = false;
+  bool byte_level = false, metaspace = replace_spaces;
   std::function<void(const json&)> scan = [&](const json& p) {
     if (!p.is_object()) return;
-    std::string t = p.value("type", "");
-    if (t == "Sequence")
-      for (auto& q : p["pretokenizers"]) scan(q);
-    if (t == "ByteLevel") byte_level = true;
-    if (t == "Metaspace") metaspace = true;
-    if (t == "Split" && p.contains("pattern") && p["pattern"].contains("Regex")) pattern = p["pattern"]["Regex"];
+    std::string type = p.value("type", "");
+    if (type == "Sequence")
+      for (auto& q : p.value("pretokenizers", json::array())) scan(q);
+    if (type == "ByteLevel") byte_level = true;
+    if (type == "Metaspace") {
+      metaspace = true;
+      const std::string scheme = p.value("prepend_scheme", p.value("add_prefix_space", true) ? "always" : "never");
+      t->prepend_ = scheme == "first" ? Prepend::first : scheme == "never" ? Prepend::never : Prepend::always;
+      t->metaspace_split_ = p.value("split", true);
+    }
+    if (type == "Split" && p.contains("pattern") && p["pattern"].contains("Regex")) pattern = p["pattern"]["Regex"];
   };
   if (j.contains("pre_tokenizer")) scan(j["pre_tokenizer"]);
-  // Older SentencePiece-style files: normalizer Sequence[Prepend("\u2581"), Replace(" ", "\u2581")]
-  if (j.contains("normalizer") && j["normalizer"].is_object() && j["normalizer"].dump().find("Prepend") != std::string::npos)
-    metaspace = true;
   if (!byte_level && !metaspace) fail("unsupported pre-tokenizer (supported: ByteLevel, Metaspace)");
-  auto t = std::unique_ptr<BpeTokenizer>(new BpeTokenizer());
   try {
     for (auto& [k, v] : m.at("vocab").items()) t->vocab_[k] = v.get<int32_t>();
-    int32_t rank = 0;
     for (auto& mg : m.at("merges")) {
-      std::string key = mg.is_array() ? mg[0].get<std::string>() + " " + mg[1].get<std::string>() : mg.get<std::string>();
-      if (t->ranks_.emplace(key, rank).second) t->merges_.push_back(key), ++rank;
+      if (mg.is_array()) {
+        t->merges_.push_back({mg.at(0).get<std::string>(), mg.at(1).get<std::string>()});
+      } else {
+        const std::string s = mg.get<std::string>();
+        const size_t sp = s.find(' ');
+        if (sp == std::string::npos) fail("bad merge '" + s + "'");
+        t->merges_.push_back({s.substr(0, sp), s.substr(sp + 1)});
+      }
     }
     t->ignore_merges_ = m.value("ignore_merges", false);
     if (j.contains("added_tokens"))
@@ -169,15 +223,15 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gpt2_files(const std::string& e
   }
   std::string text = read_file(merges);
   size_t i = 0;
-  int32_t rank = 0;
   while (i < text.size()) {
     size_t j = text.find('\n', i);
     if (j == std::string::npos) j = text.size();
     std::string line = text.substr(i, j - i);
     i = j + 1;
     if (line.empty() || line.rfind("#version", 0) == 0) continue;
-    if (line.find(' ') == std::string::npos) throw std::runtime_error("'" + merges + "': bad merge line '" + line + "'");
-    if (t->ranks_.emplace(line, rank).second) t->merges_.push_back(line), ++rank;
+    const size_t sp = line.find(' ');
+    if (sp == std::string::npos) throw std::runtime_error("'" + merges + "': bad merge line '" + line + "'");
+    t->merges_.push_back({line.substr(0, sp), line.substr(sp + 1)});
   }
   if (t->vocab_.count("<|endoftext|>")) t->added_.push_back({"<|endoftext|>", t->vocab_["<|endoftext|>"]});
   t->init(kGpt2Pattern, enc);
@@ -185,77 +239,128 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gpt2_files(const std::string& e
 }
 
 void BpeTokenizer::bpe(const std::string& mapped, std::vector<int32_t>& out) const {
-  auto c = cache_.find(mapped);
-  if (c != cache_.end()) {
-    out.insert(out.end(), c->second.begin(), c->second.end());
-    return;
+  const bool cacheable = mapped.size() < 256;
+  if (cacheable) {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    auto c = cache_->map.find(mapped);
+    if (c != cache_->map.end()) {
+      out.insert(out.end(), c->second.begin(), c->second.end());
+      return;
+    }
   }
   std::vector<int32_t> ids;
   auto whole = vocab_.find(mapped);
   if (ignore_merges_ && whole != vocab_.end()) {
     ids.push_back(whole->second);
   } else {
-    std::vector<std::string> sym;
+    // symbols: one per character; -1 for characters outside the vocabulary (they never merge)
+    std::vector<int32_t> id;
+    std::vector<size_t> start;
     for (size_t i = 0; i < mapped.size();) {
-      size_t n = utf8_len((unsigned char)mapped[i]);
-      sym.push_back(mapped.substr(i, n));
+      const size_t n = std::min(utf8_len((unsigned char)mapped[i]), mapped.size() - i);
+      auto it = vocab_.find(mapped.substr(i, n));
+      id.push_back(it == vocab_.end() ? -1 : it->second);
+      start.push_back(i);
       i += n;
     }
-    while (sym.size() > 1) {
-      int32_t best = INT32_MAX;
-      size_t at = 0;
-      for (size_t i = 0; i + 1 < sym.size(); ++i) {
-        auto it = ranks_.find(sym[i] + " " + sym[i + 1]);
-        if (it != ranks_.end() && it->second < best) best = it->second, at = i;
-      }
-      if (best == INT32_MAX) break;
-      sym[at] += sym[at + 1];
-      sym.erase(sym.begin() + long(at) + 1);
+    start.push_back(mapped.size());
+    const int n = int(id.size());
+    std::vector<int> next(static_cast<size_t>(n)), prev(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) next[size_t(i)] = i + 1 < n ? i + 1 : -1, prev[size_t(i)] = i - 1;
+    struct Cand {
+      int32_t rank;
+      int pos;  // left symbol; stable, so (rank, pos) orders ties leftmost-first
+      int32_t left, right;
+      bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+    };
+    std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+    auto consider = [&](int a) {
+      if (a < 0 || next[size_t(a)] < 0) return;
+      const int32_t l = id[size_t(a)], r = id[size_t(next[size_t(a)])];
+      if (l < 0 || r < 0) return;
+      auto it = merge_of_pair_.find(pair_key(l, r));
+      if (it != merge_of_pair_.end()) heap.push({it->second.first, a, l, r});
+    };
+    for (int i = 0; i + 1 < n; ++i) consider(i);
+    while (!heap.empty()) {
+      const Cand c = heap.top();
+      heap.pop();
+      const int b = next[size_t(c.pos)];
+      if (id[size_t(c.pos)] != c.left || b < 0 || id[size_t(b)] != c.right) continue;  // stale
+      id[size_t(c.pos)] = merge_of_pair_.at(pair_key(c.left, c.right)).second;
+      id[size_t(b)] = -2;  // dead
+      next[size_t(c.pos)] = next[size_t(b)];
+      if (next[size_t(b)] >= 0) prev[size_t(next[size_t(b)])] = c.pos;
+      consider(prev[size_t(c.pos)]);
+      consider(c.pos);
     }
-    for (auto& s : sym) {
-      auto it = vocab_.find(s);
-      if (it != vocab_.end()) {
-        ids.push_back(it->second);
-      } else if (metaspace_) {  // byte fallback
-        static const char* hex = "0123456789ABCDEF";
-        for (unsigned char c : s) {
-          auto b = vocab_.find(std::string("<0x") + hex[c >> 4] + hex[c & 15] + ">");
-          if (b == vocab_.end()) throw std::runtime_error("bpe: no byte-fallback token for a byte of '" + s + "'");
-          ids.push_back(b->second);
-        }
-      } else {
-        throw std::runtime_error("bpe: symbol '" + s + "' not in vocabulary");
+    for (int i = 0; i >= 0 && i < n; i = next[size_t(i)]) {
+      if (id[size_t(i)] >= 0) {
+        ids.push_back(id[size_t(i)]);
+        continue;
+      }
+      const std::string s = mapped.substr(start[size_t(i)], start[size_t(i) + 1] - start[size_t(i)]);
+      if (!metaspace_) throw std::runtime_error("bpe: symbol '" + s + "' not in vocabulary");
+      static const char* hex = "0123456789ABCDEF";
+      for (unsigned char ch : s) {  // byte fallback
+        auto b = vocab_.find(std::string("<0x") + hex[ch >> 4] + hex[ch & 15] + ">");
+        if (b == vocab_.end()) throw std::runtime_error("bpe: no byte-fallback token for a byte of '" + s + "'");
+        ids.push_back(b->second);
       }
     }
   }
-  if (cache_.size() < 100000 && mapped.size() < 256) cache_[mapped] = ids;
+  if (cacheable) {
+    std::lock_guard<std::mutex> lock(cache_->mu);
+    if (cache_->map.size() < 100000) cache_->map[mapped] = ids;
+  }
   out.insert(out.end(), ids.begin(), ids.end());
+}
+
+std::string BpeTokenizer::normalize(const std::string& text) const {
+  if (unicode_form_.empty() || text.empty()) return text;
+  int opts = UTF8PROC_STABLE | (unicode_form_[2] == 'K' || unicode_form_.size() == 4 ? UTF8PROC_COMPAT : 0);
+  opts |= unicode_form_.back() == 'C' ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE;
+  utf8proc_uint8_t* out = nullptr;
+  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), utf8proc_ssize_t(text.size()),
+                                          &out, utf8proc_option_t(opts));
+  if (n < 0) return text;  // invalid UTF-8: Hugging Face's library would have refused it; keep the bytes
+  std::string r(reinterpret_cast<char*>(out), size_t(n));
+  std::free(out);
+  return r;
 }
 
 std::vector<int32_t> BpeTokenizer::encode(const std::string& text) const {
   std::vector<int32_t> out;
   const ByteMap& bm = byte_map();
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(re_->code, nullptr);
-  bool first_segment = true;
-  auto encode_plain = [&](size_t b, size_t e) {
+  auto encode_plain = [&](size_t b0, size_t e0) {
+    if (e0 <= b0) return;
+    const std::string src = normalize(text.substr(b0, e0 - b0));
     if (metaspace_) {
-      if (e > b) bpe(bpe_text(text.substr(b, e - b), first_segment), out);
-      first_segment = false;
+      const std::string m = metaspace_text(src, b0 == 0);
+      if (!metaspace_split_) return bpe(m, out);
+      for (size_t i = 0; i < m.size();) {  // pieces begin at each U+2581
+        size_t j = m.find("\xe2\x96\x81", i + 1);
+        if (j == std::string::npos) j = m.size();
+        bpe(m.substr(i, j - i), out);
+        i = j;
+      }
       return;
     }
-    size_t pos = b;
+    const size_t e = src.size();
+    size_t pos = 0;
     while (pos < e) {
-      int rc = pcre2_match(re_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), e, pos, 0, md, nullptr);
+      int rc = pcre2_match(re_->code, reinterpret_cast<PCRE2_SPTR>(src.data()), e, pos, 0, md, nullptr);
       size_t ms = e, me = e;
       if (rc >= 0) {
         PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
         ms = ov[0], me = ov[1];
-        if (me == ms) me = ms + utf8_len((unsigned char)text[ms]);  // never loop on an empty match
+        if (me == ms) me = std::min(e, ms + utf8_len((unsigned char)src[ms]));  // never loop on an empty match
       }
       for (auto [s0, s1] : {std::pair{pos, ms}, std::pair{ms, me}}) {  // gap (isolated), then match
         if (s1 <= s0) continue;
         std::string mapped;
-        for (size_t k = s0; k < s1; ++k) mapped += bm.to_utf8[(unsigned char)text[k]];
+        for (size_t k = s0; k < s1; ++k) mapped += bm.to_utf8[(unsigned char)src[k]];
         bpe(mapped, out);
       }
       pos = me;
@@ -283,9 +388,13 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string& text) const {
   return out;
 }
 
-std::string BpeTokenizer::bpe_text(const std::string& seg, bool) const {
-  std::string s = "\xe2\x96\x81";  // prepend_scheme "always": every segment
-  for (char c : seg) s += c == ' ' ? std::string("\xe2\x96\x81") : std::string(1, c);
+std::string BpeTokenizer::metaspace_text(const std::string& seg, bool at_start) const {
+  static const std::string kSpace = "\xe2\x96\x81";
+  std::string s;
+  for (char c : seg) s += c == ' ' ? kSpace : std::string(1, c);
+  const bool has = s.compare(0, kSpace.size(), kSpace) == 0;
+  if (prepend_ == Prepend::normalizer || (prepend_ == Prepend::always && !has) || (prepend_ == Prepend::first && at_start && !has))
+    s = kSpace + s;
   return s;
 }
 
@@ -327,25 +436,61 @@ std::string BpeTokenizer::decode(const std::vector<int32_t>& ids) const {
   return s;
 }
 
-// A Hugging Face tokenizer.json that this class (and the tokenizers library) reads back.
+// A Hugging Face tokenizer.json that this class, and Hugging Face's library, read back to the same
+// ids (tests/test_bpe.cpp; the library's reading is checked by tools/make_tokenizer_fixtures.py).
 json BpeTokenizer::to_json() const {
   json vocab = json::object();
   for (auto& [t, id] : vocab_) vocab[t] = id;
-  json added = json::array();
-  for (auto& [t, id] : added_) added.push_back({{"id", id}, {"content", t}, {"special", true}, {"single_word", false},
+  json added = json::array();  // in id order: Hugging Face's library gives ids to tokens outside the vocab in list order
+  auto by_id = added_;
+  std::sort(by_id.begin(), by_id.end(), [](auto& a, auto& b) { return a.second < b.second; });
+  for (auto& [t, id] : by_id) added.push_back({{"id", id}, {"content", t}, {"special", true}, {"single_word", false},
                                                 {"lstrip", false}, {"rstrip", false}, {"normalized", false}});
-  json j = {{"version", "1.0"},
-            {"added_tokens", added},
-            {"pre_tokenizer",
-             {{"type", "Sequence"},
-              {"pretokenizers",
-               {{{"type", "Split"}, {"pattern", {{"Regex", pattern_}}}, {"behavior", "Isolated"}, {"invert", false}},
-                {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}}},
-            {"decoder", {{"type", "ByteLevel"}}},
-            {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges_}, {"ignore_merges", ignore_merges_}}}};
-  if (bos_ >= 0)
+  json merges = json::array();
+  for (auto& [a, b] : merges_) merges.push_back({a, b});
+  json normalizers = json::array();
+  if (!unicode_form_.empty()) normalizers.push_back({{"type", unicode_form_}});
+  json j = {{"version", "1.0"}, {"added_tokens", added}, {"normalizer", nullptr}, {"pre_tokenizer", nullptr}};
+  json model = {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}, {"ignore_merges", ignore_merges_}};
+  const json space_to_meta = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xe2\x96\x81"}};
+  if (metaspace_) {
+    if (prepend_ == Prepend::always || prepend_ == Prepend::first || metaspace_split_) {
+      j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xe2\x96\x81"},
+                            {"prepend_scheme", prepend_ == Prepend::first ? "first" : prepend_ == Prepend::always ? "always" : "never"},
+                            {"split", metaspace_split_}};
+    } else {
+      if (prepend_ == Prepend::normalizer) normalizers.push_back({{"type", "Prepend"}, {"prepend", "\xe2\x96\x81"}});
+      normalizers.push_back(space_to_meta);
+    }
+    j["decoder"] = {{"type", "Sequence"},
+                    {"decoders",
+                     {{{"type", "Replace"}, {"pattern", {{"String", "\xe2\x96\x81"}}}, {"content", " "}},
+                      {{"type", "ByteFallback"}},
+                      {{"type", "Fuse"}},
+                      {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
+    model["byte_fallback"] = true;
+    model["fuse_unk"] = true;
+    if (vocab_.count("<unk>")) model["unk_token"] = "<unk>";
+  } else {
+    j["pre_tokenizer"] = {
+        {"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"}, {"pattern", {{"Regex", pattern_}}}, {"behavior", "Isolated"}, {"invert", false}},
+          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
+    j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}};
+  }
+  if (normalizers.size() == 1) j["normalizer"] = normalizers[0];
+  if (normalizers.size() > 1) j["normalizer"] = {{"type", "Sequence"}, {"normalizers", normalizers}};
+  j["model"] = model;
+  if (bos_ >= 0) {  // BOS, then the text
+    const std::string b = id_to_token_[size_t(bos_)];
+    const json bos = {{"SpecialToken", {{"id", b}, {"type_id", 0}}}};
+    auto seq = [](const char* id, int type) { return json{{"Sequence", {{"id", id}, {"type_id", type}}}}; };
     j["post_processor"] = {{"type", "TemplateProcessing"},
-                           {"single", {{{"SpecialToken", {{"id", id_to_token_[size_t(bos_)]}, {"type_id", 0}}}}}}};
+                           {"single", {bos, seq("A", 0)}},
+                           {"pair", {bos, seq("A", 0), bos, seq("B", 1)}},
+                           {"special_tokens", {{b, {{"id", b}, {"ids", {bos_}}, {"tokens", {b}}}}}}};
+  }
   return j;
 }
 

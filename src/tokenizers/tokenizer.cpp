@@ -115,7 +115,7 @@ std::string ByteTokenizer::decode(const std::vector<int32_t>& ids) const {
 nlohmann::json ByteTokenizer::to_json() const { return {{"type", "byte"}}; }
 
 std::unique_ptr<Tokenizer> tokenizer_from_json(const nlohmann::json& j, const std::string& path) {
-  if (j.is_object() && j.contains("model") && !j.contains("type")) return BpeTokenizer::from_tokenizer_json(path);
+  if (j.is_object() && j.contains("model") && !j.contains("type")) return BpeTokenizer::from_json(j, path);
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
     throw std::runtime_error("'" + path + "': tokenizer JSON has no \"type\"");
   std::string t = j["type"];
