@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   app.add_option("--prompt", prompt, "Prefill length");
   app.add_option("--tokens", tokens, "Decoded tokens per measurement");
   app.add_option("--threads", threads);
+  app.add_option("--init-std", c.init_std, "Weight init std (larger: peaked logits, for greedy comparisons)");
   app.add_option("--only", only, "f32 | bf16 (default: both)");
   app.add_option("--export-llama2c", export_path, "Also write the model as a llama2.c checkpoint");
   CLI11_PARSE(app, argc, argv);

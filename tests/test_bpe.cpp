@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common.h"
+#include "formats/gguf.h"
 #include "models/io.h"
+#include "models/transformer.h"
 #include "tokenizers/bpe.h"
 #include "util/fs.h"
 
@@ -31,6 +33,9 @@ static void check(const Tokenizer& tok, const nlohmann::json& ref, const std::st
     EXPECT_EQ(tok.encode(texts[i]), ids[i]) << key << " text " << i << ": " << texts[i];
     auto* bpe = dynamic_cast<const BpeTokenizer*>(&tok);  // decoding gives the normalized text (NFC for Qwen)
     EXPECT_EQ(tok.decode(ids[i]), bpe ? bpe->normalize(texts[i]) : texts[i]) << key << " decode " << i;
+    std::string streamed;  // token by token, as generate/chat print them
+    for (size_t k = 0; k < ids[i].size(); ++k) streamed += tok.decode_next(k ? ids[i][k - 1] : -1, ids[i][k]);
+    EXPECT_EQ(streamed, tok.decode(ids[i])) << key << " streamed " << i;
   }
 }
 
@@ -87,6 +92,69 @@ TEST(Bpe, MetaspacePreTokenizerMatchesReference) {
   auto texts = ref["texts"].get<std::vector<std::string>>();
   auto ids = ref["llama2_metaspace"].get<std::vector<std::vector<int32_t>>>();
   for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(tok->encode(texts[i]), ids[i]) << "text " << i << ": " << texts[i];
+}
+
+// The tokenizer as a GGUF file carries it for llama.cpp: byte-level BPE as "gpt2" with merges and
+// a named pre-tokenizer, SentencePiece-style as "llama" with scores ranking the merges. (That
+// llama.cpp then tokenizes like Hugging Face was checked with tools/gguf_tokenize.mjs:
+// docs/RESULTS.md.)
+TEST(Bpe, GgufCarriesTheTokenizer) {
+  int tested = 0;
+  for (auto [pkg, pre] : {std::pair{"tokenizer-llama3", "llama-bpe"}, std::pair{"tokenizer-qwen3", "qwen2"},
+                          std::pair{"tokenizer-llama2", ""}}) {
+    std::string p = npm_tokenizer(pkg);
+    if (p.empty()) continue;
+    ++tested;
+    auto tok = BpeTokenizer::from_tokenizer_json(p);
+    ModelConfig c;
+    c.vocab_size = tok->vocab_size(), c.d_model = 8, c.n_layers = 1, c.n_heads = 1, c.n_kv_heads = 1, c.d_ff = 16;
+    c.max_seq_len = 32;
+    TransformerLM m(c, 1);
+    std::vector<std::pair<std::string, Tensor>> w;
+    m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
+    test::TempDir d;
+    write_gguf(d.path + "/m.gguf", c, w, *tok, DType::f16);
+    GgufFile g = read_gguf(d.path + "/m.gguf");
+    auto text = [](const nlohmann::json& v) { auto b = v.get_binary(); return std::string(b.begin(), b.end()); };
+    const auto& tokens = g.kv.at("tokenizer.ggml.tokens");
+    ASSERT_EQ(int64_t(tokens.size()), tok->vocab_size());
+    for (int32_t id : {0, 1000, int32_t(tok->vocab_size() - 1)}) EXPECT_EQ(text(tokens[size_t(id)]), tok->tokens()[size_t(id)]);
+    const auto& types = g.kv.at("tokenizer.ggml.token_type");
+    if (std::string(pre).empty()) {  // SentencePiece-style
+      EXPECT_EQ(text(g.kv.at("tokenizer.ggml.model")), "llama");
+      const auto& scores = g.kv.at("tokenizer.ggml.scores");
+      const auto& mg = tok->merges();
+      const int32_t first = tok->token_id(mg[0].first + mg[0].second), later = tok->token_id(mg[500].first + mg[500].second);
+      EXPECT_GT(scores[size_t(first)].get<float>(), scores[size_t(later)].get<float>());
+      EXPECT_EQ(types[size_t(tok->token_id("<0x41>"))], 6);
+      EXPECT_EQ(types[size_t(tok->token_id("<unk>"))], 2);
+      EXPECT_EQ(g.kv.at("tokenizer.ggml.bos_token_id"), 1);
+    } else {
+      EXPECT_EQ(text(g.kv.at("tokenizer.ggml.model")), "gpt2");
+      EXPECT_EQ(text(g.kv.at("tokenizer.ggml.pre")), pre);
+      ASSERT_EQ(g.kv.at("tokenizer.ggml.merges").size(), tok->merges().size());
+      EXPECT_EQ(text(g.kv.at("tokenizer.ggml.merges")[7]), tok->merges()[7].first + " " + tok->merges()[7].second);
+      EXPECT_EQ(types[size_t(tok->eos_id())], 3);  // control
+      EXPECT_EQ(g.kv.contains("tokenizer.ggml.bos_token_id"), tok->bos_id() >= 0);
+    }
+  }
+  if (!tested) GTEST_SKIP() << "npm tokenizer packages not installed (scripts/test.sh installs them under build/npm)";
+  // a split regex llama.cpp has no name for is refused
+  auto odd = BpeTokenizer::from_json(nlohmann::json::parse(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []},
+      "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\w+"}}, {"type": "ByteLevel"}]}})"),
+                                     "odd.json");
+  ModelConfig c;
+  c.vocab_size = 2, c.d_model = 8, c.n_layers = 1, c.n_heads = 1, c.n_kv_heads = 1, c.d_ff = 16;
+  TransformerLM m(c, 1);
+  std::vector<std::pair<std::string, Tensor>> w;
+  m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
+  test::TempDir d;
+  try {
+    write_gguf(d.path + "/m.gguf", c, w, *odd, DType::f32);
+    ADD_FAILURE() << "accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("no pre-tokenizer"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Bpe, UnsupportedTokenizerJsonIsRejected) {

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "formats/llama2c.h"
+#include "tokenizers/bpe.h"
 #include "tokenizers/llama2c.h"
 #include "util/fs.h"
 
@@ -17,6 +18,7 @@ constexpr uint64_t kAlign = 32;
 
 struct Writer {
   std::string b;
+  uint64_t n_kv = 0;
   template <class T> void put(T v) { b.append(reinterpret_cast<const char*>(&v), sizeof v); }
   void str(const std::string& s) {
     put<uint64_t>(s.size());
@@ -25,8 +27,91 @@ struct Writer {
   void key(const std::string& k, uint32_t type) {
     str(k);
     put<uint32_t>(type);
+    ++n_kv;
+  }
+  void kv_u32(const std::string& k, uint32_t v) { key(k, U32), put<uint32_t>(v); }
+  void kv_f32(const std::string& k, float v) { key(k, F32), put<float>(v); }
+  void kv_bool(const std::string& k, bool v) { key(k, BOOL), put<uint8_t>(v); }
+  void kv_str(const std::string& k, const std::string& v) { key(k, STR), str(v); }
+  void kv_strs(const std::string& k, const std::vector<std::string>& v) {
+    key(k, ARR), put<uint32_t>(STR), put<uint64_t>(v.size());
+    for (auto& x : v) str(x);
+  }
+  template <class T> void kv_arr(const std::string& k, uint32_t type, const std::vector<T>& v) {
+    key(k, ARR), put<uint32_t>(type), put<uint64_t>(v.size());
+    for (T x : v) put<T>(x);
   }
 };
+
+// llama.cpp's name for a byte-level BPE pre-tokenizer, found by its split regex.
+std::string gguf_pre_tokenizer(const std::string& pattern) {
+  static const std::pair<const char*, const char*> known[] = {
+      {"llama-bpe", R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+      {"qwen2", R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+      {"gpt-2", R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)"}};
+  for (auto [name, re] : known)
+    if (pattern == re) return name;
+  return "";
+}
+
+// The tokenizer as llama.cpp reads it: SentencePiece-style ("llama": pieces with U+2581, scores)
+// or byte-level BPE ("gpt2": GPT-2 byte-mapped tokens, merges, a named pre-tokenizer).
+void write_gguf_tokenizer(Writer& w, const Tokenizer& tok, const std::string& path) {
+  auto fail = [&](const std::string& m) -> void { throw std::invalid_argument("'" + path + "': " + m); };
+  const int64_t V = tok.vocab_size();
+  const size_t n = static_cast<size_t>(V);
+  std::vector<std::string> tokens(n);
+  std::vector<float> scores(n, 0.0f);
+  std::vector<int32_t> types(n, 1);  // 1 normal, 2 unknown, 3 control, 6 byte
+  const auto* l2c = dynamic_cast<const Llama2cTokenizer*>(&tok);
+  const auto* bpe = dynamic_cast<const BpeTokenizer*>(&tok);
+  if (l2c) {
+    for (int64_t i = 0; i < V; ++i) {
+      for (char ch : l2c->piece(int32_t(i))) tokens[size_t(i)] += ch == ' ' ? std::string("\xe2\x96\x81") : std::string(1, ch);
+      scores[size_t(i)] = l2c->score(int32_t(i));
+      types[size_t(i)] = i == 0 ? 2 : i <= 2 ? 3 : i < 259 ? 6 : 1;
+    }
+  } else if (bpe) {
+    tokens = bpe->tokens();
+    for (int64_t i = 0; i < V; ++i) {
+      const std::string& t = tokens[size_t(i)];
+      if (bpe->is_special(int32_t(i))) types[size_t(i)] = 3;
+      if (bpe->sentencepiece_style() && t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>') types[size_t(i)] = 6;
+      if (t == "<unk>") types[size_t(i)] = 2;
+    }
+  } else {
+    fail("GGUF export needs a SentencePiece-style or BPE tokenizer; '" + tok.type() + "' has no llama.cpp equivalent");
+  }
+  if (!bpe || bpe->sentencepiece_style()) {
+    if (bpe) {  // llama.cpp merges the adjacent pair whose result scores highest: score = -(rank of the merge making it)
+      std::vector<bool> made(n, false);
+      const auto& merges = bpe->merges();
+      for (size_t r = 0; r < merges.size(); ++r) {
+        const int32_t id = bpe->token_id(merges[r].first + merges[r].second);
+        if (id >= 0 && !made[size_t(id)]) made[size_t(id)] = true, scores[size_t(id)] = -float(r);
+      }
+    }
+    w.kv_str("tokenizer.ggml.model", "llama");
+    w.kv_strs("tokenizer.ggml.tokens", tokens);
+    w.kv_arr("tokenizer.ggml.scores", F32, scores);
+    w.kv_arr("tokenizer.ggml.token_type", I32, types);
+  } else {
+    if (!bpe->normalization().empty() && bpe->normalization() != "NFC")
+      fail("llama.cpp has no " + bpe->normalization() + " normalizer for byte-level BPE");
+    const std::string pre = gguf_pre_tokenizer(bpe->split_pattern());
+    if (pre.empty()) fail("llama.cpp has no pre-tokenizer with this tokenizer's split regex: " + bpe->split_pattern());
+    std::vector<std::string> merges;
+    for (auto& [a, b] : bpe->merges()) merges.push_back(a + " " + b);
+    w.kv_str("tokenizer.ggml.model", "gpt2");
+    w.kv_str("tokenizer.ggml.pre", pre);
+    w.kv_strs("tokenizer.ggml.tokens", tokens);
+    w.kv_arr("tokenizer.ggml.token_type", I32, types);
+    w.kv_strs("tokenizer.ggml.merges", merges);
+  }
+  if (tok.bos_id() >= 0) w.kv_u32("tokenizer.ggml.bos_token_id", uint32_t(tok.bos_id()));
+  if (tok.eos_id() >= 0) w.kv_u32("tokenizer.ggml.eos_token_id", uint32_t(tok.eos_id()));
+  w.kv_bool("tokenizer.ggml.add_bos_token", tok.bos_id() >= 0);
+}
 
 }  // namespace
 
@@ -35,8 +120,6 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   auto fail = [&](const std::string& m) -> void { throw std::invalid_argument("'" + path + "': " + m); };
   if (!is_plain_llama(c))
     fail("only plain Llama-architecture models (rmsnorm, swiglu, rope, no biases) can be written as GGUF 'llama'");
-  const auto* spm = dynamic_cast<const Llama2cTokenizer*>(&tok);
-  if (!spm) fail("GGUF export needs a SentencePiece-style tokenizer (llama2.c .bin); '" + tok.type() + "' has no llama.cpp equivalent");
   if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16) fail("dtype must be f32, f16 or bf16");
   auto get = [&](const std::string& n) { return interleaved_llama_tensor(c, tensors, n, path); };  // q/k interleaved
   // llama.cpp names
@@ -60,46 +143,30 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   for (auto& [n, t] : out)
     if (t.ndim() == 2 && dtype != DType::f32) t = t.to(dtype);
 
+  if (tok.vocab_size() != c.vocab_size)
+    fail("the tokenizer has " + std::to_string(tok.vocab_size()) + " tokens, the model " + std::to_string(c.vocab_size));
+  Writer m;  // metadata (counted as it is written)
+  m.kv_str("general.architecture", "llama");
+  m.kv_str("general.name", name);
+  m.kv_u32("general.alignment", uint32_t(kAlign));
+  m.kv_u32("general.file_type", dtype == DType::f32 ? 0 : dtype == DType::f16 ? 1 : 32);
+  m.kv_u32("llama.context_length", uint32_t(c.max_seq_len));
+  m.kv_u32("llama.embedding_length", uint32_t(c.d_model));
+  m.kv_u32("llama.block_count", uint32_t(c.n_layers));
+  m.kv_u32("llama.feed_forward_length", uint32_t(c.d_ff));
+  m.kv_u32("llama.attention.head_count", uint32_t(c.n_heads));
+  m.kv_u32("llama.attention.head_count_kv", uint32_t(c.n_kv_heads));
+  m.kv_u32("llama.rope.dimension_count", uint32_t(hd));
+  m.kv_f32("llama.rope.freq_base", float(c.rope_theta));
+  m.kv_f32("llama.attention.layer_norm_rms_epsilon", float(c.norm_eps));
+  m.kv_u32("llama.vocab_size", uint32_t(c.vocab_size));
+  write_gguf_tokenizer(m, tok, path);
   Writer w;
   w.b += "GGUF";
   w.put<uint32_t>(3);
   w.put<uint64_t>(out.size());
-  const int64_t V = tok.vocab_size();
-  const int n_kv = 20;
-  w.put<uint64_t>(n_kv);
-  auto kv_u32 = [&](const std::string& k, uint32_t v) { w.key(k, U32), w.put<uint32_t>(v); };
-  auto kv_f32 = [&](const std::string& k, float v) { w.key(k, F32), w.put<float>(v); };
-  auto kv_str = [&](const std::string& k, const std::string& v) { w.key(k, STR), w.str(v); };
-  kv_str("general.architecture", "llama");                                          // 1
-  kv_str("general.name", name);                                                     // 2
-  kv_u32("general.alignment", uint32_t(kAlign));                                    // 3
-  kv_u32("general.file_type", dtype == DType::f32 ? 0 : dtype == DType::f16 ? 1 : 32);  // 4
-  kv_u32("llama.context_length", uint32_t(c.max_seq_len));                           // 5
-  kv_u32("llama.embedding_length", uint32_t(c.d_model));                             // 6
-  kv_u32("llama.block_count", uint32_t(c.n_layers));                                 // 7
-  kv_u32("llama.feed_forward_length", uint32_t(c.d_ff));                             // 8
-  kv_u32("llama.attention.head_count", uint32_t(c.n_heads));                         // 9
-  kv_u32("llama.attention.head_count_kv", uint32_t(c.n_kv_heads));                   // 10
-  kv_u32("llama.rope.dimension_count", uint32_t(hd));                                // 11
-  kv_f32("llama.rope.freq_base", float(c.rope_theta));                               // 12
-  kv_f32("llama.attention.layer_norm_rms_epsilon", float(c.norm_eps));               // 13
-  kv_u32("llama.vocab_size", uint32_t(V));                                           // 14
-  kv_str("tokenizer.ggml.model", "llama");                                           // 15
-  w.key("tokenizer.ggml.tokens", ARR);                                               // 16
-  w.put<uint32_t>(STR), w.put<uint64_t>(V);
-  for (int64_t i = 0; i < V; ++i) {
-    std::string p = spm->piece(int32_t(i)), s;
-    for (char ch : p) s += ch == ' ' ? std::string("\xe2\x96\x81") : std::string(1, ch);  // ' ' -> U+2581
-    w.str(s);
-  }
-  w.key("tokenizer.ggml.scores", ARR);  // 17
-  w.put<uint32_t>(F32), w.put<uint64_t>(V);
-  for (int64_t i = 0; i < V; ++i) w.put<float>(spm->score(int32_t(i)));
-  w.key("tokenizer.ggml.token_type", ARR);  // 18: 1 normal, 2 unknown, 3 control, 6 byte
-  w.put<uint32_t>(I32), w.put<uint64_t>(V);
-  for (int64_t i = 0; i < V; ++i) w.put<int32_t>(i == 0 ? 2 : i <= 2 ? 3 : i < 259 ? 6 : 1);
-  kv_u32("tokenizer.ggml.bos_token_id", uint32_t(tok.bos_id()));  // 19
-  kv_u32("tokenizer.ggml.eos_token_id", uint32_t(tok.eos_id()));  // 20
+  w.put<uint64_t>(m.n_kv);
+  w.b += m.b;
   // tensor infos
   uint64_t off = 0;
   for (auto& [n, t] : out) {

@@ -398,7 +398,13 @@ std::string BpeTokenizer::metaspace_text(const std::string& seg, bool at_start) 
   return s;
 }
 
-std::string BpeTokenizer::decode(const std::vector<int32_t>& ids) const {
+std::string BpeTokenizer::decode(const std::vector<int32_t>& ids) const { return decode_pieces(ids, true); }
+
+std::string BpeTokenizer::decode_next(int32_t prev, int32_t id) const {
+  return decode_pieces({id}, prev < 0 || (prev == bos_ && bos_ >= 0));
+}
+
+std::string BpeTokenizer::decode_pieces(const std::vector<int32_t>& ids, bool strip_first_space) const {
   const ByteMap& bm = byte_map();
   std::string s;
   if (metaspace_) {
@@ -415,7 +421,7 @@ std::string BpeTokenizer::decode(const std::vector<int32_t>& ids) const {
           else s += t[i++];
       }
     }
-    if (!s.empty() && s[0] == ' ') s.erase(0, 1);  // Strip(1 left)
+    if (strip_first_space && !s.empty() && s[0] == ' ') s.erase(0, 1);  // Strip(1 left)
     return s;
   }
   for (int32_t id : ids) {

@@ -31,6 +31,8 @@ class BpeTokenizer : public Tokenizer {
   std::string type() const override { return "bpe"; }
   std::vector<int32_t> encode(const std::string& text) const override;  // special tokens in text are matched
   std::string decode(const std::vector<int32_t>& ids) const override;
+  // SentencePiece-style: only the text's first space is stripped (at the start or right after BOS)
+  std::string decode_next(int32_t prev, int32_t id) const override;
   int64_t vocab_size() const override { return (int64_t)id_to_token_.size(); }
   int32_t eos_id() const override { return eos_; }
   int32_t bos_id() const override { return bos_; }
@@ -54,6 +56,7 @@ class BpeTokenizer : public Tokenizer {
   BpeTokenizer();
   void init(const std::string& pattern, const std::string& where);
   void bpe(const std::string& mapped, std::vector<int32_t>& out) const;
+  std::string decode_pieces(const std::vector<int32_t>& ids, bool strip_first_space) const;
   std::string metaspace_text(const std::string& segment, bool first) const;
   std::unordered_map<std::string, int32_t> vocab_;
   std::vector<std::string> id_to_token_;
