@@ -140,6 +140,38 @@ TEST(Generate, GreedyMatchesArgmaxOfRecomputeAndStopsAtEos) {
   EXPECT_EQ(stopped.size(), size_t(std::find(out.begin(), out.end(), out[2]) - out.begin()));
 }
 
+// A Generator keeps its cache between calls (chat turns): the second call prefills only what
+// follows the shared prefix and must produce what a fresh generation from the whole prompt does.
+TEST(Generate, GeneratorReusesTheCachedPrefix) {
+  TransformerLM m(small(), 4);
+  for (bool fast : {true, false}) {
+    GenerateConfig g{5, -1};
+    g.fast = fast;
+    Generator gen(m, g, 40);
+    Sampler s({0.0, 0, 1.0, 0});
+    std::vector<int32_t> turn1{3, 1, 4, 1, 5};
+    auto r1 = gen.generate(turn1, s);
+    ASSERT_EQ(r1.size(), 5u);
+    std::vector<int32_t> turn2 = turn1;  // the conversation so far, the reply, then a new message
+    turn2.insert(turn2.end(), r1.begin(), r1.end());
+    for (int32_t t : {9, 2, 6}) turn2.push_back(t);
+    GenerateStats st;
+    auto r2 = gen.generate(turn2, s, nullptr, &st);
+    EXPECT_EQ(st.reused_tokens, 9) << "prompt and the first four replies were cached (the fifth was never fed)";
+    Sampler fresh_s({0.0, 0, 1.0, 0});
+    EXPECT_EQ(r2, generate(m, turn2, g, fresh_s)) << (fast ? "fast" : "generic");
+    // an edited history (a different earlier token) re-prefills from the first difference
+    std::vector<int32_t> turn3 = turn2;
+    turn3[2] = 7;
+    auto r3 = gen.generate(turn3, s, nullptr, &st);
+    EXPECT_EQ(st.reused_tokens, 2);
+    Sampler fresh3({0.0, 0, 1.0, 0});
+    EXPECT_EQ(r3, generate(m, turn3, g, fresh3));
+    // too long for the context: an error, not an overflow
+    EXPECT_THROW(gen.generate(std::vector<int32_t>(41, 1), s), std::length_error);
+  }
+}
+
 // The fast decode path (matrix-vector kernels) against full recomputation, f32 and bf16 weights,
 // for rotate-half and interleaved rotary layouts, GQA, biases and the Gemma-style variants.
 TEST(DecodeSession, StepLogitsMatchFullRecompute) {

@@ -281,6 +281,8 @@ int main(int argc, char** argv) {
   ch->add_option("--seed", scfg.seed, "Sampling seed")->capture_default_str();
   ch->add_option("--weights", weights, "Decode weights: f32 | bf16 | generic")->capture_default_str();
   ch->add_option("--threads", threads, "Threads (0 = all cores)");
+  int64_t chat_ctx = 0;
+  ch->add_option("--ctx", chat_ctx, "Context positions kept for the whole conversation (default: the model's, at most 4096)");
 
   // ---- tokenize ----
   std::string tk_text;
@@ -386,6 +388,9 @@ int main(int argc, char** argv) {
       if (!system_prompt.empty()) msgs.push_back({"system", system_prompt});
       GenerateConfig gc = decode_config(max_new, -1, weights);
       gc.stop_ids = chat_stop_ids(tok, chat_tmpl);
+      if (chat_ctx < 0) throw std::invalid_argument("--ctx must be positive");
+      const int64_t ctx = chat_ctx > 0 ? chat_ctx : std::min<int64_t>(lm.model->config().max_seq_len, 4096);
+      Generator gen(*lm.model, gc, ctx);  // one KV cache for the conversation: each turn prefills only what is new
       Sampler s(scfg);
       std::string line;
       const bool tty = isatty(0);
@@ -395,18 +400,23 @@ int main(int argc, char** argv) {
         if (line.empty()) continue;
         msgs.push_back({"user", line});
         std::vector<int32_t> ids = encode_chat(tok, render_chat(chat_tmpl, msgs));
+        if (int64_t(ids.size()) >= ctx)
+          throw std::length_error("the conversation (" + std::to_string(ids.size()) + " tokens) fills the context of " +
+                                  std::to_string(ctx) + " (--ctx)");
         GenerateStats st;
         std::string reply;
         int32_t prev = ids.back();
-        generate(*lm.model, ids, gc, s, [&](int32_t t) {
+        gen.generate(ids, s, [&](int32_t t) {
           std::string piece = tok.decode_next(prev, t);
           reply += piece;
           std::cout << piece << std::flush;
           prev = t;
         }, &st);
         std::cout << "\n" << std::flush;
-        std::fprintf(stderr, "[%lld prompt tokens | %lld tokens at %.1f tok/s]\n", (long long)st.prompt_tokens,
-                     (long long)st.new_tokens, st.new_tokens / std::max(st.decode_s, 1e-9));
+        std::fprintf(stderr, "[%lld prompt tokens, %lld new: %.1f tok/s | %lld tokens at %.1f tok/s | %s]\n",
+                     (long long)st.prompt_tokens, (long long)(st.prompt_tokens - st.reused_tokens),
+                     (st.prompt_tokens - st.reused_tokens) / std::max(st.prefill_s, 1e-9), (long long)st.new_tokens,
+                     st.new_tokens / std::max(st.decode_s, 1e-9), st.path.c_str());
         msgs.push_back({"assistant", reply});
       }
       return 0;

@@ -49,54 +49,74 @@ int32_t Sampler::sample(const float* logits, int64_t V) {
   return cand_[n - 1].second;
 }
 
-std::vector<int32_t> generate(TransformerLM& model, const std::vector<int32_t>& prompt, const GenerateConfig& g,
-                              Sampler& sampler, const std::function<void(int32_t)>& on_token, GenerateStats* stats) {
+Generator::Generator(TransformerLM& model, const GenerateConfig& g, int64_t capacity)
+    : model_(model), g_(g), capacity_(capacity) {
+  if (model.dtype() != DType::f32) throw std::invalid_argument("generate: model must be f32");
+  if (capacity <= 0) throw std::invalid_argument("generate: capacity must be positive");
+  if (g.fast && DecodeSession::supported(model.config())) {
+    fast_ = std::make_unique<DecodeSession>(model, g.weights, capacity);
+    path_ = g.weights == DType::bf16 ? "fast-bf16" : "fast-f32";
+  } else {
+    cache_ = model.make_cache(1, capacity);
+    path_ = "generic";
+  }
+}
+
+Generator::~Generator() = default;
+
+const float* Generator::feed(const std::vector<int32_t>& ids) {
+  cached_.insert(cached_.end(), ids.begin(), ids.end());
+  if (fast_) return ids.size() == 1 ? fast_->step(ids[0]) : fast_->prefill(ids);
+  const int64_t n = int64_t(ids.size());
+  logits_ = model_.forward(Tensor::from(ids, {n}), 1, n, &cache_);
+  return logits_->value.data<float>() + (n - 1) * model_.config().vocab_size;
+}
+
+std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, Sampler& sampler,
+                                         const std::function<void(int32_t)>& on_token, GenerateStats* stats) {
   using clock = std::chrono::steady_clock;
   if (prompt.empty()) throw std::invalid_argument("generate: empty prompt");
-  if (model.dtype() != DType::f32) throw std::invalid_argument("generate: model must be f32");
+  if (int64_t(prompt.size()) > capacity_)
+    throw std::length_error("generate: prompt of " + std::to_string(prompt.size()) + " tokens does not fit the context of " +
+                            std::to_string(capacity_));
   ag::NoGrad ng;
-  const int64_t V = model.config().vocab_size, P = int64_t(prompt.size()), cap = P + g.max_new_tokens;
+  // reuse the cached prefix; at least the last prompt token is fed again to get its logits
+  size_t keep = 0;
+  while (keep < cached_.size() && keep + 1 < prompt.size() && cached_[keep] == prompt[keep]) ++keep;
+  cached_.resize(keep);
+  if (fast_) fast_->truncate(int64_t(keep));
+  else cache_.truncate(int64_t(keep));
+  const int64_t V = model_.config().vocab_size;
+  const int64_t room = capacity_ - int64_t(prompt.size());  // new tokens that fit
   std::vector<int32_t> out;
-  auto t0 = clock::now(), t1 = t0;
-  auto run = [&](auto&& prefill, auto&& step) {
-    const float* last = prefill();
-    t1 = clock::now();
-    for (int64_t i = 0; i < g.max_new_tokens; ++i) {
-      int32_t tok = sampler.sample(last, V);
-      if (tok == g.eos_id || std::find(g.stop_ids.begin(), g.stop_ids.end(), tok) != g.stop_ids.end()) break;
-      out.push_back(tok);
-      if (on_token) on_token(tok);
-      if (i + 1 == g.max_new_tokens) break;
-      last = step(tok);
-    }
-  };
-  std::string path = "generic";
-  if (g.fast && DecodeSession::supported(model.config())) {
-    DecodeSession s(model, g.weights, cap);
-    path = g.weights == DType::bf16 ? "fast-bf16" : "fast-f32";
-    run([&] { return s.prefill(prompt); }, [&](int32_t t) { return s.step(t); });
-  } else {
-    KVCache cache = model.make_cache(1, cap);
-    nn::Var logits;
-    run(
-        [&] {
-          logits = model.forward(Tensor::from(prompt, {P}), 1, P, &cache);
-          return logits->value.data<float>() + (P - 1) * V;
-        },
-        [&](int32_t t) {
-          logits = model.forward(Tensor::from(std::vector<int32_t>{t}, {1}), 1, 1, &cache);
-          return static_cast<const float*>(logits->value.data<float>());
-        });
+  auto t0 = clock::now();
+  const float* last = feed(std::vector<int32_t>(prompt.begin() + long(keep), prompt.end()));
+  auto t1 = clock::now();
+  for (int64_t i = 0; i < g_.max_new_tokens && i <= room; ++i) {
+    int32_t tok = sampler.sample(last, V);
+    if (tok == g_.eos_id || std::find(g_.stop_ids.begin(), g_.stop_ids.end(), tok) != g_.stop_ids.end()) break;
+    out.push_back(tok);
+    if (on_token) on_token(tok);
+    if (i + 1 == g_.max_new_tokens || i == room) break;
+    last = feed({tok});
   }
   auto t2 = clock::now();
   if (stats) {
     stats->prompt_tokens = int64_t(prompt.size());
+    stats->reused_tokens = int64_t(keep);
     stats->new_tokens = int64_t(out.size());
     stats->prefill_s = std::chrono::duration<double>(t1 - t0).count();
     stats->decode_s = std::chrono::duration<double>(t2 - t1).count();
-    stats->path = path;
+    stats->path = path_;
   }
   return out;
+}
+
+std::vector<int32_t> generate(TransformerLM& model, const std::vector<int32_t>& prompt, const GenerateConfig& g,
+                              Sampler& sampler, const std::function<void(int32_t)>& on_token, GenerateStats* stats) {
+  if (prompt.empty()) throw std::invalid_argument("generate: empty prompt");
+  Generator gen(model, g, int64_t(prompt.size()) + g.max_new_tokens);
+  return gen.generate(prompt, sampler, on_token, stats);
 }
 
 }  // namespace clm

@@ -1,6 +1,8 @@
 // Sampling and incremental generation with a KV cache.
 #pragma once
 #include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "models/transformer.h"
@@ -38,11 +40,39 @@ struct GenerateConfig {
 
 struct GenerateStats {
   int64_t prompt_tokens = 0, new_tokens = 0;
+  int64_t reused_tokens = 0;  // prompt tokens whose keys/values were already cached (Generator)
   double prefill_s = 0, decode_s = 0;
   std::string path;  // "fast-f32", "fast-bf16" or "generic"
 };
 
-// Prefills the prompt through the cache, then decodes one token at a time. on_token is called for
+class DecodeSession;
+
+// A model with a KV cache that outlives one generation: each call prefills only the part of the
+// prompt after the longest prefix already cached (a chat's earlier turns), then decodes. The fast
+// path's packed weights are made once, at construction.
+class Generator {
+ public:
+  Generator(TransformerLM& model, const GenerateConfig& g, int64_t capacity);
+  ~Generator();
+  std::vector<int32_t> generate(const std::vector<int32_t>& prompt, Sampler& sampler,
+                                const std::function<void(int32_t)>& on_token = nullptr, GenerateStats* stats = nullptr);
+  int64_t capacity() const { return capacity_; }
+  const std::vector<int32_t>& cached() const { return cached_; }  // the tokens whose keys/values are cached
+  const std::string& path() const { return path_; }
+
+ private:
+  const float* feed(const std::vector<int32_t>& ids);  // appends ids to the cache; logits after the last
+  TransformerLM& model_;
+  GenerateConfig g_;
+  int64_t capacity_;
+  std::unique_ptr<DecodeSession> fast_;
+  KVCache cache_;  // generic path
+  nn::Var logits_;
+  std::vector<int32_t> cached_;
+  std::string path_;
+};
+
+// One-shot: prefills the prompt through a fresh cache, then decodes one token at a time. on_token is called for
 // each new token as soon as it is sampled (streaming). Returns the new tokens.
 std::vector<int32_t> generate(TransformerLM& model, const std::vector<int32_t>& prompt, const GenerateConfig& g,
                               Sampler& sampler, const std::function<void(int32_t)>& on_token = nullptr,

@@ -27,6 +27,7 @@ class DecodeSession {
   int64_t capacity() const { return cache_.capacity(); }
   size_t weight_bytes() const { return weight_bytes_; }  // bytes read per decoded token (weights)
   void reset() { cache_.reset(); }
+  void truncate(int64_t n) { cache_.truncate(n); }  // forget positions n.. (reuse a shared prefix)
 
  private:
   using Mat = kernels::PanelMatrix;

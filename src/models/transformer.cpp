@@ -13,6 +13,11 @@ void KVCache::reset() {
   for (auto& l : layers) l.len = 0;
 }
 
+void KVCache::truncate(int64_t n) {
+  if (n < 0 || n > len()) throw std::out_of_range("KVCache::truncate: " + std::to_string(n) + " outside 0.." + std::to_string(len()));
+  for (auto& l : layers) l.len = n;
+}
+
 TransformerLM::TransformerLM(const ModelConfig& cfg, uint64_t seed, DType dtype) : cfg_(cfg), dtype_(dtype) {
   cfg_.validate();
   nn::Init init{Rng(seed), dtype};

@@ -15,6 +15,7 @@ struct KVCache {
   int64_t capacity() const { return layers.empty() ? 0 : layers[0].k.dim(1); }
   size_t bytes() const;
   void reset();
+  void truncate(int64_t n);  // keep the first n positions (n <= len)
 };
 
 class TransformerLM {
