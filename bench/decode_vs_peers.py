@@ -25,6 +25,7 @@ p.add_argument("--nlc", default="", help="folder where node-llama-cpp is install
 p.add_argument("--nlc-threads", default="1", help="llama.cpp threads (1 is faster than 2 under Node here)")
 p.add_argument("--torch", action="store_true", help="also run the PyTorch peer (Debian python3-torch)")
 p.add_argument("--clm", default=os.path.join(here, "..", "build", "clm"))
+p.add_argument("--prompt", type=int, default=64, help="prompt length for the prefill measurement (one batch)")
 a = p.parse_args()
 
 env = dict(os.environ, OMP_NUM_THREADS="2")
@@ -38,8 +39,9 @@ if a.nlc:
             subprocess.run([a.clm, "convert", "--model", a.model, "--tokenizer", a.tokenizer, "--to", "gguf", "--dtype", dt,
                             "--out", g], check=True, capture_output=True)
 ours, peer, lcpp, lcpp16, pt = [], [], [], [], []
+pre_lcpp, pre_pt = [], []
 for r in range(a.rounds):
-    o = json.loads(subprocess.run([a.bench, "--tokens", "64", "--threads", "2"], env=env, check=True,
+    o = json.loads(subprocess.run([a.bench, "--tokens", "64", "--prompt", str(a.prompt), "--threads", "2"], env=env, check=True,
                                   capture_output=True, text=True).stdout.strip().splitlines()[-1])
     ours.append(o)
     err = subprocess.run([a.run, a.model, "-z", a.tokenizer, "-t", "0", "-n", "128", "-i", "Once upon a time"],
@@ -49,14 +51,17 @@ for r in range(a.rounds):
     extra = ""
     if a.nlc:
         for dt, acc in (("f32", lcpp), ("bf16", lcpp16)):
-            out = subprocess.run(["node", os.path.join(here, "nlc_decode.mjs"), a.nlc, f"{a.model}.{dt}.gguf", a.nlc_threads, "64"],
-                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            out = subprocess.run(["node", os.path.join(here, "nlc_decode.mjs"), a.nlc, f"{a.model}.{dt}.gguf", a.nlc_threads, "64",
+                                  str(a.prompt), "2"], capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
             acc.append(json.loads(out)["decode_tok_s"])
+            if dt == "f32":
+                pre_lcpp.append(json.loads(out)["prefill_tok_s"])
         extra += f" | llama.cpp f32 {lcpp[-1]:.1f}, bf16 {lcpp16[-1]:.1f}"
     if a.torch:
-        out = subprocess.run(["/usr/bin/python3", os.path.join(here, "torch_decode.py"), a.model, "32"],
+        out = subprocess.run(["/usr/bin/python3", os.path.join(here, "torch_decode.py"), a.model, "32", str(a.prompt)],
                              env=dict(env, OMP_WAIT_POLICY="PASSIVE"), capture_output=True, text=True, check=True).stdout
         pt.append(json.loads(out.strip().splitlines()[-1])["decode_tok_s"])
+        pre_pt.append(json.loads(out.strip().splitlines()[-1])["prefill_tok_s"])
         extra += f" | PyTorch f32 {pt[-1]:.1f}"
     print(f"round {r}: compactlm f32 {o['f32']['decode_tok_s']:.1f} tok/s, bf16 {o['bf16']['decode_tok_s']:.1f} tok/s "
           f"(read {o['read_gbs']:.1f} GB/s, triad {o['triad_gbs']:.1f} GB/s) | llama2.c f32 {tps:.1f} tok/s{extra}", flush=True)
@@ -76,3 +81,10 @@ if lcpp:
           f"CompactLM/llama.cpp f32 {med(f32) / med(lcpp):.2f}, bf16 {med(bf16) / med(lcpp16):.2f}")
 if pt:
     print(f"PyTorch f32: median {med(pt):.1f} tok/s; CompactLM f32 / PyTorch {med(f32) / med(pt):.2f}")
+pre = med([o["f32"]["prefill_tok_s"] for o in ours])
+line = f"prefill of {a.prompt} tokens (one batch, 2 threads), f32: CompactLM median {pre:.0f} tok/s"
+if pre_lcpp:
+    line += f" | llama.cpp {med(pre_lcpp):.0f} (ratio {pre / med(pre_lcpp):.2f})"
+if pre_pt:
+    line += f" | PyTorch {med(pre_pt):.0f} (ratio {pre / med(pre_pt):.2f})"
+print(line + f" | llama2.c has no batched prefill (prompt tokens go through its per-token forward: {med(peer):.1f} tok/s, ratio {pre / med(peer):.1f})")

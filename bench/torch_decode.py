@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """PyTorch peer for batch-1 decoding: reads a llama2.c checkpoint (the model clm_bench_decode
-exports), decodes greedily with a KV cache, prints one JSON line with tokens/s.
-Run with Debian's python3-torch: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_decode.py MODEL.bin"""
+exports), decodes greedily with a KV cache and prefills a prompt in one batch (causal attention),
+prints one JSON line with decode and prefill tokens/s.
+Run with Debian's python3-torch: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_decode.py MODEL.bin [N] [PROMPT]"""
 import json, math, struct, sys, time
 import numpy as np
 import torch
 
 path, n_tokens = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 64
+n_prompt = int(sys.argv[3]) if len(sys.argv) > 3 else 64
 torch.set_num_threads(2)
 with open(path, "rb") as f:
     D, Fd, L, H, K, V, S = struct.unpack("7i", f.read(28))
@@ -48,10 +50,33 @@ def step(tok, pos):
         x = x + w2[l] @ (torch.nn.functional.silu(w1[l] @ h) * (w3[l] @ h))
     return head @ rms(x, nf)
 
+@torch.no_grad()
+def prefill(toks):  # all prompt positions at once, causal; fills the cache
+    T = len(toks)
+    pos = torch.arange(T, dtype=torch.float32)[:, None]
+    x = emb[torch.tensor(toks)]
+    mask = torch.full((T, T), float("-inf")).triu(1)
+    for l in range(L):
+        h = rms(x, an[l])
+        q = rope((h @ wq[l].T).view(T, H, hd), pos[:, None]); k = rope((h @ wk[l].T).view(T, K, hd), pos[:, None])
+        v = (h @ wv[l].T).view(T, K, hd)
+        kc[l, :T], vc[l, :T] = k, v
+        kk = k.repeat_interleave(H // K, 1); vv = v.repeat_interleave(H // K, 1)
+        att = torch.einsum("qhd,khd->hqk", q, kk) / math.sqrt(hd) + mask
+        x = x + torch.einsum("hqk,khd->qhd", att.softmax(-1), vv).reshape(T, -1) @ wo[l].T
+        h = rms(x, fn[l])
+        x = x + (torch.nn.functional.silu(h @ w1[l].T) * (h @ w3[l].T)) @ w2[l].T
+    return rms(x[-1], nf) @ head.T
+
+prompt = [1] + [(i * 7919) % V for i in range(1, n_prompt)]
+prefill(prompt)  # warm
+t0 = time.perf_counter()
+prefill(prompt)
+prefill_s = time.perf_counter() - t0
 tok, pos = 1, 0
 step(tok, 0); pos = 1  # warm
 t0 = time.perf_counter()
 for i in range(n_tokens):
     tok = int(step(tok, pos).argmax()); pos += 1
 dt = time.perf_counter() - t0
-print(json.dumps({"impl": "pytorch-" + torch.__version__, "decode_tok_s": n_tokens / dt}))
+print(json.dumps({"impl": "pytorch-" + torch.__version__, "decode_tok_s": n_tokens / dt, "prefill_tok_s": n_prompt / prefill_s}))
