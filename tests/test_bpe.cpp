@@ -109,6 +109,8 @@ TEST(Bpe, GgufCarriesTheTokenizer) {
     ModelConfig c;
     c.vocab_size = tok->vocab_size(), c.d_model = 8, c.n_layers = 1, c.n_heads = 1, c.n_kv_heads = 1, c.d_ff = 16;
     c.max_seq_len = 32;
+    const bool qwen = std::string(pre) == "qwen2";
+    if (qwen) c.attn_bias = true, c.tie_embeddings = true, c.n_heads = 2;  // GGUF "qwen2": q/k/v biases, rotate-half
     TransformerLM m(c, 1);
     std::vector<std::pair<std::string, Tensor>> w;
     m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
@@ -120,6 +122,19 @@ TEST(Bpe, GgufCarriesTheTokenizer) {
     ASSERT_EQ(int64_t(tokens.size()), tok->vocab_size());
     for (int32_t id : {0, 1000, int32_t(tok->vocab_size() - 1)}) EXPECT_EQ(text(tokens[size_t(id)]), tok->tokens()[size_t(id)]);
     const auto& types = g.kv.at("tokenizer.ggml.token_type");
+    EXPECT_EQ(text(g.kv.at("general.architecture")), qwen ? "qwen2" : "llama");
+    EXPECT_EQ(g.tensors.count("blk.0.attn_k.bias"), qwen ? 1u : 0u);
+    EXPECT_EQ(g.tensors.count("output.weight"), qwen ? 0u : 1u);  // tied: llama.cpp reuses token_embd
+    if (qwen) {  // no q/k permutation for qwen2 (llama.cpp rotates halves there)
+      EXPECT_EQ(g.kv.at("qwen2.attention.head_count"), 2);
+      for (auto& [n, t] : w) {
+        if (n == "model.layers.0.self_attn.q_proj.weight")
+          EXPECT_LT(test::rel_err(g.tensors.at("blk.0.attn_q.weight").data.to(DType::f32), t), 1e-3);
+      }
+      ModelConfig inter = c;
+      inter.rope_interleaved = true;
+      EXPECT_THROW(write_gguf(d.path + "/i.gguf", inter, w, *tok, DType::f16), std::invalid_argument);
+    }
     if (std::string(pre).empty()) {  // SentencePiece-style
       EXPECT_EQ(text(g.kv.at("tokenizer.ggml.model")), "llama");
       const auto& scores = g.kv.at("tokenizer.ggml.scores");

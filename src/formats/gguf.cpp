@@ -118,10 +118,22 @@ void write_gguf_tokenizer(Writer& w, const Tokenizer& tok, const std::string& pa
 void write_gguf(const std::string& path, const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors,
                 const Tokenizer& tok, DType dtype, const std::string& name) {
   auto fail = [&](const std::string& m) -> void { throw std::invalid_argument("'" + path + "': " + m); };
-  if (!is_plain_llama(c))
-    fail("only plain Llama-architecture models (rmsnorm, swiglu, rope, no biases) can be written as GGUF 'llama'");
+  // "llama": no biases, and llama.cpp rotates interleaved pairs (q/k rows are permuted from
+  // rotate-half). "qwen2": Llama plus q/k/v biases, rotate-half rotary as in Hugging Face.
+  ModelConfig plain = c;
+  plain.attn_bias = false;
+  const bool qwen2 = c.attn_bias && is_plain_llama(plain);
+  if (!is_plain_llama(c) && !qwen2)
+    fail("only Llama-architecture models (rmsnorm, swiglu, rope; q/k/v biases as Qwen2) can be written as GGUF");
+  if (qwen2 && c.rope_interleaved) fail("llama.cpp's qwen2 rotates halves; this model rotates interleaved pairs");
   if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16) fail("dtype must be f32, f16 or bf16");
-  auto get = [&](const std::string& n) { return interleaved_llama_tensor(c, tensors, n, path); };  // q/k interleaved
+  const std::string arch = qwen2 ? "qwen2" : "llama";
+  auto get = [&](const std::string& n) {
+    if (!qwen2) return interleaved_llama_tensor(c, tensors, n, path);  // q/k interleaved
+    for (auto& [k, t] : tensors)
+      if (k == n) return t.to(DType::f32).contiguous();
+    throw std::invalid_argument("'" + path + "': missing tensor '" + n + "'");
+  };
   // llama.cpp names
   std::vector<std::pair<std::string, Tensor>> out;
   out.push_back({"token_embd.weight", get("model.embed_tokens.weight")});
@@ -132,6 +144,8 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
     out.push_back({q + "attn_q.weight", get(p + "self_attn.q_proj.weight")});
     out.push_back({q + "attn_k.weight", get(p + "self_attn.k_proj.weight")});
     out.push_back({q + "attn_v.weight", get(p + "self_attn.v_proj.weight")});
+    if (qwen2)
+      for (const char* x : {"q", "k", "v"}) out.push_back({q + "attn_" + x + ".bias", get(p + "self_attn." + x + "_proj.bias")});
     out.push_back({q + "attn_output.weight", get(p + "self_attn.o_proj.weight")});
     out.push_back({q + "ffn_norm.weight", get(p + "post_attention_layernorm.weight")});
     out.push_back({q + "ffn_gate.weight", get(p + "mlp.gate_proj.weight")});
@@ -146,20 +160,20 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   if (tok.vocab_size() != c.vocab_size)
     fail("the tokenizer has " + std::to_string(tok.vocab_size()) + " tokens, the model " + std::to_string(c.vocab_size));
   Writer m;  // metadata (counted as it is written)
-  m.kv_str("general.architecture", "llama");
+  m.kv_str("general.architecture", arch);
   m.kv_str("general.name", name);
   m.kv_u32("general.alignment", uint32_t(kAlign));
   m.kv_u32("general.file_type", dtype == DType::f32 ? 0 : dtype == DType::f16 ? 1 : 32);
-  m.kv_u32("llama.context_length", uint32_t(c.max_seq_len));
-  m.kv_u32("llama.embedding_length", uint32_t(c.d_model));
-  m.kv_u32("llama.block_count", uint32_t(c.n_layers));
-  m.kv_u32("llama.feed_forward_length", uint32_t(c.d_ff));
-  m.kv_u32("llama.attention.head_count", uint32_t(c.n_heads));
-  m.kv_u32("llama.attention.head_count_kv", uint32_t(c.n_kv_heads));
-  m.kv_u32("llama.rope.dimension_count", uint32_t(hd));
-  m.kv_f32("llama.rope.freq_base", float(c.rope_theta));
-  m.kv_f32("llama.attention.layer_norm_rms_epsilon", float(c.norm_eps));
-  m.kv_u32("llama.vocab_size", uint32_t(c.vocab_size));
+  m.kv_u32(arch + ".context_length", uint32_t(c.max_seq_len));
+  m.kv_u32(arch + ".embedding_length", uint32_t(c.d_model));
+  m.kv_u32(arch + ".block_count", uint32_t(c.n_layers));
+  m.kv_u32(arch + ".feed_forward_length", uint32_t(c.d_ff));
+  m.kv_u32(arch + ".attention.head_count", uint32_t(c.n_heads));
+  m.kv_u32(arch + ".attention.head_count_kv", uint32_t(c.n_kv_heads));
+  m.kv_u32(arch + ".rope.dimension_count", uint32_t(hd));
+  m.kv_f32(arch + ".rope.freq_base", float(c.rope_theta));
+  m.kv_f32(arch + ".attention.layer_norm_rms_epsilon", float(c.norm_eps));
+  m.kv_u32(arch + ".vocab_size", uint32_t(c.vocab_size));
   write_gguf_tokenizer(m, tok, path);
   Writer w;
   w.b += "GGUF";
