@@ -128,8 +128,9 @@ TEST(Bpe, GgufCarriesTheTokenizer) {
     if (qwen) {  // no q/k permutation for qwen2 (llama.cpp rotates halves there)
       EXPECT_EQ(g.kv.at("qwen2.attention.head_count"), 2);
       for (auto& [n, t] : w) {
-        if (n == "model.layers.0.self_attn.q_proj.weight")
+        if (n == "model.layers.0.self_attn.q_proj.weight") {
           EXPECT_LT(test::rel_err(g.tensors.at("blk.0.attn_q.weight").data.to(DType::f32), t), 1e-3);
+        }
       }
       ModelConfig inter = c;
       inter.rope_interleaved = true;
