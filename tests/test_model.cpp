@@ -1,5 +1,8 @@
 // TransformerLM: config round trip and validation, slot registry, KV-cached decoding against full
 // recomputation, sampler behaviour.
+#include <atomic>
+#include <cstdlib>
+#include <new>
 #include <nlohmann/json.hpp>
 
 #include "autograd/ops.h"
@@ -10,6 +13,17 @@
 #include "models/transformer.h"
 
 using namespace clm;
+
+// Every operator new in this test binary is counted (for the no-allocation-per-token test).
+static std::atomic<int64_t> g_news{0};
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(size_t n) {
+  ++g_news;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 static ModelConfig small(const std::string& pos = "rope") {
   ModelConfig c;
@@ -138,6 +152,24 @@ TEST(Generate, GreedyMatchesArgmaxOfRecomputeAndStopsAtEos) {
   Sampler s2({0.0, 0, 1.0, 0});
   auto stopped = generate(m, prompt, {6, out[2]}, s2);
   EXPECT_EQ(stopped.size(), size_t(std::find(out.begin(), out.end(), out[2]) - out.begin()));
+}
+
+// Decoding allocates nothing per token: the step (f32 and bf16 panels, odd shapes that need padded
+// x) and sampling with temperature, top-k and top-p.
+TEST(DecodeSession, NoAllocationPerToken) {
+  ModelConfig c = small();
+  c.d_model = 36, c.head_dim = 8, c.d_ff = 52;  // columns not a multiple of 8
+  TransformerLM m(c, 3);
+  for (DType wd : {DType::f32, DType::bf16}) {
+    DecodeSession s(m, wd, 40);
+    Sampler sampler({0.9, 20, 0.9, 1});
+    const float* l = s.prefill({1, 2, 3});
+    int32_t tok = sampler.sample(l, c.vocab_size);
+    for (int i = 0; i < 3; ++i) tok = sampler.sample(s.step(tok), c.vocab_size);  // warm: thread-local buffers
+    const int64_t before = g_news.load();
+    for (int i = 0; i < 20; ++i) tok = sampler.sample(s.step(tok), c.vocab_size);
+    EXPECT_EQ(g_news.load() - before, 0) << dtype_name(wd);
+  }
 }
 
 // A Generator keeps its cache between calls (chat turns): the second call prefills only what

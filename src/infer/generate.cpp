@@ -24,7 +24,8 @@ int32_t Sampler::sample(const float* logits, int64_t V) {
   }
   // softmax over the candidates at the temperature
   const double mx = cand_[0].first;
-  std::vector<double> p(n);
+  p_.resize(size_t(n));
+  double* p = p_.data();
   double z = 0;
   for (int64_t i = 0; i < n; ++i) z += (p[i] = std::exp((cand_[i].first - mx) / cfg_.temperature));
   if (cfg_.top_p < 1.0) {  // smallest prefix with mass >= top_p
@@ -64,11 +65,11 @@ Generator::Generator(TransformerLM& model, const GenerateConfig& g, int64_t capa
 
 Generator::~Generator() = default;
 
-const float* Generator::feed(const std::vector<int32_t>& ids) {
+const float* Generator::feed(std::span<const int32_t> ids) {
   cached_.insert(cached_.end(), ids.begin(), ids.end());
-  if (fast_) return ids.size() == 1 ? fast_->step(ids[0]) : fast_->prefill(ids);
+  if (fast_) return ids.size() == 1 ? fast_->step(ids[0]) : fast_->prefill(std::vector<int32_t>(ids.begin(), ids.end()));
   const int64_t n = int64_t(ids.size());
-  logits_ = model_.forward(Tensor::from(ids, {n}), 1, n, &cache_);
+  logits_ = model_.forward(Tensor::from(std::vector<int32_t>(ids.begin(), ids.end()), {n}), 1, n, &cache_);
   return logits_->value.data<float>() + (n - 1) * model_.config().vocab_size;
 }
 
@@ -90,7 +91,9 @@ std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, Sam
   const int64_t room = capacity_ - int64_t(prompt.size());  // new tokens that fit
   std::vector<int32_t> out;
   auto t0 = clock::now();
-  const float* last = feed(std::vector<int32_t>(prompt.begin() + long(keep), prompt.end()));
+  cached_.reserve(size_t(capacity_));
+  out.reserve(size_t(std::max<int64_t>(0, std::min(g_.max_new_tokens, room + 1))));
+  const float* last = feed(std::span<const int32_t>(prompt).subspan(keep));
   auto t1 = clock::now();
   for (int64_t i = 0; i < g_.max_new_tokens && i <= room; ++i) {
     int32_t tok = sampler.sample(last, V);
@@ -98,7 +101,7 @@ std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, Sam
     out.push_back(tok);
     if (on_token) on_token(tok);
     if (i + 1 == g_.max_new_tokens || i == room) break;
-    last = feed({tok});
+    last = feed(std::span<const int32_t>(&tok, 1));
   }
   auto t2 = clock::now();
   if (stats) {

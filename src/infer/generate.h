@@ -2,6 +2,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ class Sampler {
   SamplerConfig cfg_;
   Rng rng_;
   std::vector<std::pair<float, int32_t>> cand_;
+  std::vector<double> p_;  // reused: no allocation per sampled token
 };
 
 struct GenerateConfig {
@@ -61,7 +63,7 @@ class Generator {
   const std::string& path() const { return path_; }
 
  private:
-  const float* feed(const std::vector<int32_t>& ids);  // appends ids to the cache; logits after the last
+  const float* feed(std::span<const int32_t> ids);  // appends ids to the cache; logits after the last
   TransformerLM& model_;
   GenerateConfig g_;
   int64_t capacity_;
