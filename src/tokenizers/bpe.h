@@ -11,6 +11,7 @@
 // pops the lowest-ranked adjacent pair from a heap (leftmost first on ties, as Hugging Face
 // does), O(n log n) in the symbols of a piece, so long SentencePiece-style segments stay fast.
 #pragma once
+#include <array>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,6 +65,7 @@ class BpeTokenizer : public Tokenizer {
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_of_pair_;  // (left id, right id) -> (rank, merged id)
   std::vector<std::pair<std::string, int32_t>> added_;                        // literal specials, longest first
   std::vector<bool> is_added_;
+  std::array<bool, 256> added_first_{};  // bytes that start some added token
   bool ignore_merges_ = false;
   bool metaspace_ = false;  // SentencePiece-style
   Prepend prepend_ = Prepend::never;
