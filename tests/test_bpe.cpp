@@ -152,6 +152,7 @@ TEST(Bpe, GgufCarriesTheTokenizer) {
     c.max_seq_len = 32;
     const bool qwen = std::string(pre) == "qwen2";
     if (qwen) c.attn_bias = true, c.tie_embeddings = true, c.n_heads = 2;  // GGUF "qwen2": q/k/v biases, rotate-half
+    if (qwen) c.vocab_size = 151936;  // as Qwen's config.json: more embedding rows than tokens
     TransformerLM m(c, 1);
     std::vector<std::pair<std::string, Tensor>> w;
     m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
@@ -160,7 +161,11 @@ TEST(Bpe, GgufCarriesTheTokenizer) {
     GgufFile g = read_gguf(d.path + "/m.gguf");
     auto text = [](const nlohmann::json& v) { auto b = v.get_binary(); return std::string(b.begin(), b.end()); };
     const auto& tokens = g.kv.at("tokenizer.ggml.tokens");
-    ASSERT_EQ(int64_t(tokens.size()), tok->vocab_size());
+    ASSERT_EQ(int64_t(tokens.size()), c.vocab_size);
+    if (qwen) {  // the rows past the tokenizer are unused padding tokens
+      EXPECT_EQ(text(tokens[size_t(tok->vocab_size())]), "[PAD" + std::to_string(tok->vocab_size()) + "]");
+      EXPECT_EQ(g.kv.at("tokenizer.ggml.token_type")[size_t(c.vocab_size - 1)], 5);
+    }
     for (int32_t id : {0, 1000, int32_t(tok->vocab_size() - 1)}) EXPECT_EQ(text(tokens[size_t(id)]), tok->tokens()[size_t(id)]);
     const auto& types = g.kv.at("tokenizer.ggml.token_type");
     EXPECT_EQ(text(g.kv.at("general.architecture")), qwen ? "qwen2" : "llama");
@@ -186,6 +191,10 @@ TEST(Bpe, GgufCarriesTheTokenizer) {
       EXPECT_EQ(types[size_t(tok->token_id("<0x41>"))], 6);
       EXPECT_EQ(types[size_t(tok->token_id("<unk>"))], 2);
       EXPECT_EQ(g.kv.at("tokenizer.ggml.bos_token_id"), 1);
+      EXPECT_EQ(g.kv.at("tokenizer.ggml.add_space_prefix"), true);
+      ModelConfig fewer = c;  // a tokenizer larger than the model is refused
+      fewer.vocab_size = c.vocab_size - 1;
+      EXPECT_THROW(write_gguf(d.path + "/f.gguf", fewer, w, *tok, DType::f16), std::invalid_argument);
     } else {
       EXPECT_EQ(text(g.kv.at("tokenizer.ggml.model")), "gpt2");
       EXPECT_EQ(text(g.kv.at("tokenizer.ggml.pre")), pre);

@@ -201,6 +201,15 @@ TEST(Generate, GeneratorReusesTheCachedPrefix) {
     EXPECT_EQ(r3, generate(m, turn3, g, fresh3));
     // too long for the context: an error, not an overflow
     EXPECT_THROW(gen.generate(std::vector<int32_t>(41, 1), s), std::length_error);
+    // a bad id fails the call and leaves a usable generator (its cache restarts)
+    std::vector<int32_t> bad = turn3;
+    bad.push_back(999);
+    bad.push_back(3);
+    EXPECT_ANY_THROW(gen.generate(bad, s));
+    EXPECT_TRUE(gen.cached().empty());
+    auto r4 = gen.generate(turn3, s, nullptr, &st);
+    EXPECT_EQ(st.reused_tokens, 0);
+    EXPECT_EQ(r4, r3);
   }
 }
 

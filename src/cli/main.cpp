@@ -97,7 +97,8 @@ GenerateConfig decode_config(int64_t max_new, int32_t eos, const std::string& we
 // continuation to stdout and the speed to stderr.
 void stream_generate(TransformerLM& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
                      bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32") {
-  const GenerateConfig gc = decode_config(max_new, stop_at_eos ? tok.eos_id() : -1, weights);
+  GenerateConfig gc = decode_config(max_new, stop_at_eos ? tok.eos_id() : -1, weights);
+  gc.vocab_limit = tok.vocab_size();
   std::vector<int32_t> ids;
   if (tok.bos_id() >= 0) {
     ids.push_back(tok.bos_id());
@@ -387,9 +388,14 @@ int main(int argc, char** argv) {
       std::vector<ChatMessage> msgs;
       if (!system_prompt.empty()) msgs.push_back({"system", system_prompt});
       GenerateConfig gc = decode_config(max_new, -1, weights);
+      gc.vocab_limit = tok.vocab_size();
       gc.stop_ids = chat_stop_ids(tok, chat_tmpl);
+      const ModelConfig& mc = lm.model->config();
       if (chat_ctx < 0) throw std::invalid_argument("--ctx must be positive");
-      const int64_t ctx = chat_ctx > 0 ? chat_ctx : std::min<int64_t>(lm.model->config().max_seq_len, 4096);
+      if (mc.position == "learned" && chat_ctx > mc.max_seq_len)
+        throw std::invalid_argument("--ctx " + std::to_string(chat_ctx) + " exceeds the model's " +
+                                    std::to_string(mc.max_seq_len) + " learned positions");
+      const int64_t ctx = chat_ctx > 0 ? chat_ctx : std::min<int64_t>(mc.max_seq_len, 4096);
       Generator gen(*lm.model, gc, ctx);  // one KV cache for the conversation: each turn prefills only what is new
       Sampler s(scfg);
       std::string line;
@@ -400,9 +406,16 @@ int main(int argc, char** argv) {
         if (line.empty()) continue;
         msgs.push_back({"user", line});
         std::vector<int32_t> ids = encode_chat(tok, render_chat(chat_tmpl, msgs));
+        // a full context forgets the oldest exchanges (the system message stays)
+        const size_t first = msgs[0].role == "system" ? 1 : 0;
+        while (int64_t(ids.size()) >= ctx && msgs.size() > first + 2) {
+          msgs.erase(msgs.begin() + long(first), msgs.begin() + long(first) + 2);
+          ids = encode_chat(tok, render_chat(chat_tmpl, msgs));
+          std::fprintf(stderr, "[context of %lld full: forgot the oldest exchange]\n", (long long)ctx);
+        }
         if (int64_t(ids.size()) >= ctx)
-          throw std::length_error("the conversation (" + std::to_string(ids.size()) + " tokens) fills the context of " +
-                                  std::to_string(ctx) + " (--ctx)");
+          throw std::length_error("this message (" + std::to_string(ids.size()) + " tokens with the template) does not fit "
+                                  "the context of " + std::to_string(ctx) + " (--ctx)");
         GenerateStats st;
         std::string reply;
         int32_t prev = ids.back();

@@ -56,10 +56,14 @@ std::string gguf_pre_tokenizer(const std::string& pattern) {
 
 // The tokenizer as llama.cpp reads it: SentencePiece-style ("llama": pieces with U+2581, scores)
 // or byte-level BPE ("gpt2": GPT-2 byte-mapped tokens, merges, a named pre-tokenizer).
-void write_gguf_tokenizer(Writer& w, const Tokenizer& tok, const std::string& path) {
+// The model may have more embedding rows than the tokenizer has tokens (Qwen: 151,936 rows for
+// ~151,700 tokens); the rest are written as unused "[PADn]" tokens, as llama.cpp's converter does.
+void write_gguf_tokenizer(Writer& w, const Tokenizer& tok, int64_t model_vocab, const std::string& path) {
   auto fail = [&](const std::string& m) -> void { throw std::invalid_argument("'" + path + "': " + m); };
   const int64_t V = tok.vocab_size();
-  const size_t n = static_cast<size_t>(V);
+  if (V > model_vocab)
+    fail("the tokenizer has " + std::to_string(V) + " tokens, more than the model's " + std::to_string(model_vocab));
+  const size_t n = static_cast<size_t>(model_vocab);
   std::vector<std::string> tokens(n);
   std::vector<float> scores(n, 0.0f);
   std::vector<int32_t> types(n, 1);  // 1 normal, 2 unknown, 3 control, 6 byte
@@ -72,7 +76,7 @@ void write_gguf_tokenizer(Writer& w, const Tokenizer& tok, const std::string& pa
       types[size_t(i)] = i == 0 ? 2 : i <= 2 ? 3 : i < 259 ? 6 : 1;
     }
   } else if (bpe) {
-    tokens = bpe->tokens();
+    std::copy(bpe->tokens().begin(), bpe->tokens().end(), tokens.begin());
     for (int64_t i = 0; i < V; ++i) {
       const std::string& t = tokens[size_t(i)];
       if (bpe->is_special(int32_t(i))) types[size_t(i)] = 3;
@@ -82,6 +86,7 @@ void write_gguf_tokenizer(Writer& w, const Tokenizer& tok, const std::string& pa
   } else {
     fail("GGUF export needs a SentencePiece-style or BPE tokenizer; '" + tok.type() + "' has no llama.cpp equivalent");
   }
+  for (int64_t i = V; i < model_vocab; ++i) tokens[size_t(i)] = "[PAD" + std::to_string(i) + "]", types[size_t(i)] = 5;
   if (!bpe || bpe->sentencepiece_style()) {
     if (bpe) {  // llama.cpp merges the adjacent pair whose result scores highest: score = -(rank of the merge making it)
       std::vector<bool> made(n, false);
@@ -91,7 +96,11 @@ void write_gguf_tokenizer(Writer& w, const Tokenizer& tok, const std::string& pa
         if (id >= 0 && !made[size_t(id)]) made[size_t(id)] = true, scores[size_t(id)] = -float(r);
       }
     }
+    // llama.cpp prefixes a space at the start and after each special token, or nowhere: Metaspace
+    // "first" (only at the start) has no exact equivalent and is written as the former
+    // (docs/METHODS.md), as llama.cpp's own converter does.
     w.kv_str("tokenizer.ggml.model", "llama");
+    w.kv_bool("tokenizer.ggml.add_space_prefix", !bpe || bpe->prepend_scheme() != "never");
     w.kv_strs("tokenizer.ggml.tokens", tokens);
     w.kv_arr("tokenizer.ggml.scores", F32, scores);
     w.kv_arr("tokenizer.ggml.token_type", I32, types);
@@ -157,8 +166,6 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   for (auto& [n, t] : out)
     if (t.ndim() == 2 && dtype != DType::f32) t = t.to(dtype);
 
-  if (tok.vocab_size() != c.vocab_size)
-    fail("the tokenizer has " + std::to_string(tok.vocab_size()) + " tokens, the model " + std::to_string(c.vocab_size));
   Writer m;  // metadata (counted as it is written)
   m.kv_str("general.architecture", arch);
   m.kv_str("general.name", name);
@@ -174,7 +181,7 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   m.kv_f32(arch + ".rope.freq_base", float(c.rope_theta));
   m.kv_f32(arch + ".attention.layer_norm_rms_epsilon", float(c.norm_eps));
   m.kv_u32(arch + ".vocab_size", uint32_t(c.vocab_size));
-  write_gguf_tokenizer(m, tok, path);
+  write_gguf_tokenizer(m, tok, c.vocab_size, path);
   Writer w;
   w.b += "GGUF";
   w.put<uint32_t>(3);

@@ -66,11 +66,23 @@ Generator::Generator(TransformerLM& model, const GenerateConfig& g, int64_t capa
 Generator::~Generator() = default;
 
 const float* Generator::feed(std::span<const int32_t> ids) {
-  cached_.insert(cached_.end(), ids.begin(), ids.end());
-  if (fast_) return ids.size() == 1 ? fast_->step(ids[0]) : fast_->prefill(std::vector<int32_t>(ids.begin(), ids.end()));
-  const int64_t n = int64_t(ids.size());
-  logits_ = model_.forward(Tensor::from(std::vector<int32_t>(ids.begin(), ids.end()), {n}), 1, n, &cache_);
-  return logits_->value.data<float>() + (n - 1) * model_.config().vocab_size;
+  const float* logits = nullptr;
+  try {
+    if (fast_) {
+      logits = ids.size() == 1 ? fast_->step(ids[0]) : fast_->prefill(std::vector<int32_t>(ids.begin(), ids.end()));
+    } else {
+      const int64_t n = int64_t(ids.size());
+      logits_ = model_.forward(Tensor::from(std::vector<int32_t>(ids.begin(), ids.end()), {n}), 1, n, &cache_);
+      logits = logits_->value.data<float>() + (n - 1) * model_.config().vocab_size;
+    }
+  } catch (...) {  // a half-fed cache is not worth keeping: start over, and say so
+    cached_.clear();
+    if (fast_) fast_->reset();
+    else cache_.reset();
+    throw;
+  }
+  cached_.insert(cached_.end(), ids.begin(), ids.end());  // only what the cache really holds
+  return logits;
 }
 
 std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, Sampler& sampler,
@@ -87,7 +99,7 @@ std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, Sam
   cached_.resize(keep);
   if (fast_) fast_->truncate(int64_t(keep));
   else cache_.truncate(int64_t(keep));
-  const int64_t V = model_.config().vocab_size;
+  const int64_t V = g_.vocab_limit > 0 ? std::min(g_.vocab_limit, model_.config().vocab_size) : model_.config().vocab_size;
   const int64_t room = capacity_ - int64_t(prompt.size());  // new tokens that fit
   std::vector<int32_t> out;
   auto t0 = clock::now();

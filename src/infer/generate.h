@@ -38,6 +38,7 @@ struct GenerateConfig {
   // in this dtype (f32 or bf16); fast = false always uses the generic batched path.
   bool fast = true;
   DType weights = DType::f32;
+  int64_t vocab_limit = 0;  // sample only ids below this (the tokenizer's size, when the model has padding rows); 0 = all
 };
 
 struct GenerateStats {

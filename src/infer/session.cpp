@@ -60,7 +60,7 @@ DecodeSession::DecodeSession(TransformerLM& model, DType wdt, int64_t capacity)
     L.gate = pack(p.at(pre + "mlp.gate_proj.weight"));
     L.up = pack(p.at(pre + "mlp.up_proj.weight"));
     L.down = pack(p.at(pre + "mlp.down_proj.weight"));
-    layers_.push_back(L);
+    layers_.push_back(std::move(L));
   }
   head_ = pack(c_.tie_embeddings ? p.at("model.embed_tokens.weight") : p.at("lm_head.weight"));
   const int64_t hd = c_.hd();

@@ -103,9 +103,11 @@ LoadedModel load_model(const std::string& path, DType dtype, const std::string& 
     if (fs::exists(lm.dir + "/tokenizer.json")) lm.tokenizer = load_tokenizer(lm.dir + "/tokenizer.json");
   }
   if (!tokenizer_path.empty()) lm.tokenizer = load_any_tokenizer(tokenizer_path);
-  if (lm.tokenizer && lm.tokenizer->vocab_size() != lm.model->config().vocab_size)
-    throw std::runtime_error("tokenizer has " + std::to_string(lm.tokenizer->vocab_size()) + " tokens but the model's vocab is " +
-                             std::to_string(lm.model->config().vocab_size));
+  // fewer tokens than embedding rows is normal (Qwen pads its 151,6xx tokens to 151,936 rows);
+  // generation then samples only real tokens (GenerateConfig::vocab_limit)
+  if (lm.tokenizer && lm.tokenizer->vocab_size() > lm.model->config().vocab_size)
+    throw std::runtime_error("tokenizer has " + std::to_string(lm.tokenizer->vocab_size()) + " tokens, more than the model's " +
+                             std::to_string(lm.model->config().vocab_size) + " embedding rows");
   return lm;
 }
 

@@ -103,16 +103,15 @@ void BpeTokenizer::init(const std::string& pattern, const std::string& where) {
     if (!t.empty()) added_first_[(unsigned char)t[0]] = true;
   for (const char* e : {"<|end_of_text|>", "<|endoftext|>", "</s>"})
     if (eos_ < 0) eos_ = token_id(e);
-  // merges -> (left id, right id) -> (rank, merged id); like Hugging Face, every part must be a token
-  std::vector<std::pair<std::string, std::string>> kept;
-  for (auto& [a, b] : merges_) {
+  // merges -> (left id, right id) -> (rank = list index, merged id). As in Hugging Face's library,
+  // every part must be a token and a repeated merge takes its last index.
+  for (size_t r = 0; r < merges_.size(); ++r) {
+    const auto& [a, b] = merges_[r];
     auto ia = vocab_.find(a), ib = vocab_.find(b), im = vocab_.find(a + b);
     if (ia == vocab_.end() || ib == vocab_.end() || im == vocab_.end())
       throw std::runtime_error("'" + where + "': merge '" + a + " " + b + "' uses or makes a token outside the vocabulary");
-    if (merge_of_pair_.emplace(pair_key(ia->second, ib->second), std::pair{int32_t(kept.size()), im->second}).second)
-      kept.push_back({a, b});  // a repeated merge keeps its first rank
+    merge_of_pair_[pair_key(ia->second, ib->second)] = {int32_t(r), im->second};
   }
-  merges_ = std::move(kept);
 }
 
 int32_t BpeTokenizer::token_id(const std::string& t) const {
@@ -336,7 +335,9 @@ std::string BpeTokenizer::normalize(const std::string& text) const {
 std::vector<int32_t> BpeTokenizer::encode(const std::string& text) const {
   std::vector<int32_t> out;
   const ByteMap& bm = byte_map();
-  pcre2_match_data* md = pcre2_match_data_create_from_pattern(re_->code, nullptr);
+  std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md_owner(
+      pcre2_match_data_create_from_pattern(re_->code, nullptr), &pcre2_match_data_free);
+  pcre2_match_data* md = md_owner.get();
   auto encode_plain = [&](size_t b0, size_t e0) {
     if (e0 <= b0) return;
     const std::string src = normalize(text.substr(b0, e0 - b0));
@@ -393,8 +394,11 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string& text) const {
     start = i;
   }
   encode_plain(start, text.size());
-  pcre2_match_data_free(md);
   return out;
+}
+
+std::string BpeTokenizer::prepend_scheme() const {
+  return prepend_ == Prepend::first ? "first" : prepend_ == Prepend::never ? "never" : "always";
 }
 
 std::string BpeTokenizer::metaspace_text(const std::string& seg, bool at_start) const {

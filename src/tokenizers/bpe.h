@@ -47,6 +47,7 @@ class BpeTokenizer : public Tokenizer {
   bool is_special(int32_t id) const { return is_added_[size_t(id)]; }
   const std::vector<std::pair<std::string, std::string>>& merges() const { return merges_; }  // rank order
   const std::string& split_pattern() const { return pattern_; }
+  std::string prepend_scheme() const;  // where U+2581 is prepended: "always" (also: a Prepend normalizer), "first", "never"
   const std::string& normalization() const { return unicode_form_; }  // "", "NFC", "NFD", "NFKC" or "NFKD"
   std::string normalize(const std::string& text) const;                 // applies it (decode returns such text)
 

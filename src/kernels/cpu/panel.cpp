@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <stdexcept>
+#include <vector>
 
 #include "kernels/cpu/vec.h"
 #include "tensor/tensor.h"
@@ -12,24 +14,25 @@ namespace clm::kernels {
 PanelMatrix::PanelMatrix(const float* w, int64_t rows, int64_t cols, Type type)
     : type_(type), rows_(rows), cols_(cols), prows_((rows + 3) / 4 * 4), pcols_((cols + 7) / 8 * 8) {
   if (rows <= 0 || cols <= 0) throw std::invalid_argument("PanelMatrix: empty matrix");
-  const size_t n = size_t(prows_ * pcols_);
-  if (type == Type::f32)
-    f32_.assign(n, 0.0f);
-  else
-    bf16_.assign(n, 0);
+  bytes_ = size_t(prows_ * pcols_) * (type == Type::f32 ? 4 : 2);  // a multiple of 64
+  data_.reset(std::aligned_alloc(64, bytes_));
+  if (!data_) throw std::bad_alloc();
+  std::memset(data_.get(), 0, bytes_);  // the padding
+  float* f = static_cast<float*>(data_.get());
+  uint16_t* h = static_cast<uint16_t*>(data_.get());
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
       const float v = w[r * cols + c];
       if (type == Type::f32)
-        f32_[offset(r, c)] = v;
+        f[offset(r, c)] = v;
       else
-        bf16_[offset(r, c)] = f32_to_bf16(v);
+        h[offset(r, c)] = f32_to_bf16(v);
     }
 }
 
 float PanelMatrix::at(int64_t r, int64_t c) const {
-  return type_ == Type::f32 ? f32_[offset(r, c)] : bf16_to_f32(bf16_[offset(r, c)]);
+  return type_ == Type::f32 ? f32()[offset(r, c)] : bf16_to_f32(bf16()[offset(r, c)]);
 }
 
 void PanelMatrix::matvec(const float* x, float* out) const {
@@ -46,9 +49,9 @@ void PanelMatrix::matvec(const float* x, float* out) const {
     float tmp[4];
     float* o = b < full ? out + 4 * b : tmp;
     if (type_ == Type::f32)
-      v.panel4_f32(f32_.data() + b * step, x, pcols_, o);
+      v.panel4_f32(f32() + b * step, x, pcols_, o);
     else
-      v.panel4_bf16(bf16_.data() + b * step, x, pcols_, o);
+      v.panel4_bf16(bf16() + b * step, x, pcols_, o);
     if (o == tmp) std::copy(tmp, tmp + (rows_ - 4 * b), out + 4 * b);
   }
 }

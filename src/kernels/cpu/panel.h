@@ -7,7 +7,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <cstdlib>
+#include <memory>
 
 namespace clm::kernels {
 
@@ -24,15 +25,18 @@ class PanelMatrix {
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
   Type type() const { return type_; }
-  size_t bytes() const { return f32_.size() * 4 + bf16_.size() * 2; }  // read per product
+  size_t bytes() const { return bytes_; }  // read per product
   float at(int64_t r, int64_t c) const;  // unpacked element (tests)
 
  private:
   size_t offset(int64_t r, int64_t c) const { return size_t(((r / 4) * (pcols_ / 8) + c / 8) * 32 + (r % 4) * 8 + c % 8); }
   Type type_ = Type::f32;
   int64_t rows_ = 0, cols_ = 0, prows_ = 0, pcols_ = 0;
-  std::vector<float> f32_;
-  std::vector<uint16_t> bf16_;
+  // 64-byte aligned, so that each bf16 chunk is exactly one cache line
+  std::unique_ptr<void, decltype(&std::free)> data_{nullptr, &std::free};
+  size_t bytes_ = 0;
+  const float* f32() const { return static_cast<const float*>(data_.get()); }
+  const uint16_t* bf16() const { return static_cast<const uint16_t*>(data_.get()); }
 };
 
 }  // namespace clm::kernels
