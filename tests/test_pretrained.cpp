@@ -2,6 +2,7 @@
 // run.c prints (tests/fixtures/stories260K_greedy200.txt, made with `run stories260K.bin -z
 // tok512.bin -t 0 -n 200`), and the llama2.c tokenizer must encode like Meta's Llama-2 tokenizer.
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "common.h"
 #include "formats/llama2c.h"
@@ -169,6 +170,13 @@ TEST(SentencePiece, Llama2ModelMatchesReferenceIdsAndLlama2cTokenizer) {
     EXPECT_EQ(sp->decode(sp->encode(s)), s);
   }
   EXPECT_THROW(load_any_tokenizer(asset("tokenizers/llama2/tokenizer.bin") + ".model"), std::runtime_error);
+  // saved (CompactLM folders): the model travels with the JSON, which points at it by a relative path
+  test::TempDir d;
+  save_tokenizer(*sp, d.path + "/tokenizer.json");
+  EXPECT_TRUE(std::filesystem::exists(d.path + "/tokenizer.model"));
+  EXPECT_EQ(nlohmann::json::parse(read_file(d.path + "/tokenizer.json"))["model_path"], "tokenizer.model");
+  auto back = load_tokenizer(d.path + "/tokenizer.json");
+  EXPECT_EQ(back->encode("naïve café 123\n\n  x"), sp->encode("naïve café 123\n\n  x"));
 }
 
 TEST(Chat, Llama3TemplateEncodesSpecialsAsSingleIds) {

@@ -45,6 +45,7 @@ std::string SpmTokenizer::decode_next(int32_t prev, int32_t id) const {
 int64_t SpmTokenizer::vocab_size() const { return sp_->GetPieceSize(); }
 int32_t SpmTokenizer::eos_id() const { return sp_->eos_id(); }
 int32_t SpmTokenizer::bos_id() const { return sp_->bos_id(); }
-nlohmann::json SpmTokenizer::to_json() const { return {{"type", "sentencepiece"}, {"model_path", path_}}; }
+nlohmann::json SpmTokenizer::to_json() const { return {{"type", "sentencepiece"}, {"model_path", "tokenizer.model"}}; }
+std::string SpmTokenizer::serialized_model() const { return std::string(sp_->serialized_model_proto()); }
 
 }  // namespace clm

@@ -24,7 +24,10 @@ class SpmTokenizer : public Tokenizer {
   int64_t vocab_size() const override;
   int32_t eos_id() const override;
   int32_t bos_id() const override;
-  nlohmann::json to_json() const override;  // {"type": "sentencepiece", "model_path": ...}
+  // {"type": "sentencepiece", "model_path": "tokenizer.model"}: save_tokenizer writes the model
+  // itself beside the JSON, so a saved folder does not depend on the file it was loaded from
+  nlohmann::json to_json() const override;
+  std::string serialized_model() const;  // the .model file's bytes
   std::string unit() const override { return "token"; }
 
  private:

@@ -1,6 +1,7 @@
 #include "tokenizers/tokenizer.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -130,7 +131,9 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const nlohmann::json& j, const st
   }
   if (t == "sentencepiece") {
     if (!j.contains("model_path") || !j["model_path"].is_string()) throw std::runtime_error("'" + path + "': no model_path");
-    return SpmTokenizer::load(j["model_path"].get<std::string>());
+    std::filesystem::path mp = j["model_path"].get<std::string>();
+    if (mp.is_relative()) mp = std::filesystem::path(path).parent_path() / mp;  // beside the JSON
+    return SpmTokenizer::load(mp.string());
   }
   if (t == "llama2c") {
     try {
@@ -159,6 +162,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   return tokenizer_from_json(j, path);
 }
 
-void save_tokenizer(const Tokenizer& t, const std::string& path) { write_file_atomic(path, t.to_json().dump()); }
+void save_tokenizer(const Tokenizer& t, const std::string& path) {
+  if (auto* sp = dynamic_cast<const SpmTokenizer*>(&t))  // the model first: the JSON points at it
+    write_file_atomic((std::filesystem::path(path).parent_path() / "tokenizer.model").string(), sp->serialized_model());
+  write_file_atomic(path, t.to_json().dump());
+}
 
 }  // namespace clm
