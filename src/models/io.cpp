@@ -53,15 +53,16 @@ void assign_weights(TransformerLM& m, const std::vector<std::pair<std::string, T
   if (!by_name.empty()) throw std::runtime_error("'" + file + "': unexpected tensor '" + by_name.begin()->first + "'");
 }
 
-// A tokenizer file or folder: llama2.c .bin, tokenizer.json (CompactLM's or Hugging Face's), or a
-// folder holding tokenizer.json or GPT-2's encoder.json + vocab.bpe.
+// A tokenizer file or folder: llama2.c .bin, SentencePiece .model, tokenizer.json (CompactLM's or
+// Hugging Face's), or a folder holding tokenizer.json, tokenizer.model or GPT-2's encoder.json + vocab.bpe.
 std::unique_ptr<Tokenizer> load_any_tokenizer(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     if (fs::exists(path + "/tokenizer.json")) return load_tokenizer(path + "/tokenizer.json");
+    if (fs::exists(path + "/tokenizer.model")) return SpmTokenizer::load(path + "/tokenizer.model");
     if (fs::exists(path + "/encoder.json") && fs::exists(path + "/vocab.bpe"))
       return BpeTokenizer::from_gpt2_files(path + "/encoder.json", path + "/vocab.bpe");
-    throw std::runtime_error("'" + path + "': no tokenizer.json or encoder.json + vocab.bpe");
+    throw std::runtime_error("'" + path + "': no tokenizer.json, tokenizer.model or encoder.json + vocab.bpe");
   }
   if (path.size() >= 4 && path.substr(path.size() - 4) == ".bin") return std::make_unique<Llama2cTokenizer>(Llama2cTokenizer::load(path));
   if (path.size() >= 6 && path.substr(path.size() - 6) == ".model") return SpmTokenizer::load(path);
@@ -83,7 +84,7 @@ LoadedModel load_model(const std::string& path, DType dtype, const std::string& 
     assign_weights(*lm.model, ck.tensors, path + "/model.safetensors");
     lm.dir = path;
     lm.format = "hf-" + ck.model_type;
-    if (fs::exists(path + "/tokenizer.json")) lm.tokenizer = load_tokenizer(path + "/tokenizer.json");
+    if (fs::exists(path + "/tokenizer.json") || fs::exists(path + "/tokenizer.model")) lm.tokenizer = load_any_tokenizer(path);
   } else {
     lm.dir = resolve_checkpoint(path);
     lm.format = "compactlm";
