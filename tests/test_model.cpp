@@ -256,6 +256,10 @@ TEST(Chat, TemplatesRenderTheFamiliesFormats) {
             "<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\nHello.<|end|>\n<|user|>\nBye<|end|>\n"
             "<|assistant|>\n");
   EXPECT_THROW(render_chat("alpaca", m), std::invalid_argument);
+  // Llama-2 strips and Llama-3 trims contents (a streamed reply starting with a space, say)
+  std::vector<ChatMessage> padded = m;
+  padded[2].content = " Hello.\n";
+  for (const char* t : {"llama2", "llama3"}) EXPECT_EQ(chat_pieces_to_string(render_chat(t, padded)), chat_pieces_to_string(render_chat(t, m)));
   ByteTokenizer bt;  // no special tokens: a template that needs them is refused by name
   try {
     encode_chat(bt, render_chat("chatml", m));

@@ -9,6 +9,12 @@ namespace clm {
 namespace {
 ChatPiece T(std::string s) { return {false, std::move(s)}; }
 ChatPiece S(std::string s) { return {true, std::move(s)}; }
+// Llama-2's template strips each message, Llama-3's trims it: a streamed reply's leading space
+// must not end up doubled in the next turn's history.
+std::string trim(const std::string& s) {
+  const size_t a = s.find_first_not_of(" \t\n\r"), b = s.find_last_not_of(" \t\n\r");
+  return a == std::string::npos ? "" : s.substr(a, b - a + 1);
+}
 }  // namespace
 
 std::vector<ChatPiece> render_chat(const std::string& tmpl, const std::vector<ChatMessage>& msgs) {
@@ -20,14 +26,14 @@ std::vector<ChatPiece> render_chat(const std::string& tmpl, const std::vector<Ch
     // <s>[INST] <<SYS>>\n{sys}\n<</SYS>>\n\n{user} [/INST] {assistant} </s><s>[INST] {user} [/INST]
     std::string sys;
     size_t i = 0;
-    if (!msgs.empty() && msgs[0].role == "system") sys = "<<SYS>>\n" + msgs[0].content + "\n<</SYS>>\n\n", i = 1;
+    if (!msgs.empty() && msgs[0].role == "system") sys = "<<SYS>>\n" + trim(msgs[0].content) + "\n<</SYS>>\n\n", i = 1;
     for (; i < msgs.size(); ++i) {
       if (msgs[i].role == "user") {
         p.push_back(S("<s>"));
-        p.push_back(T("[INST] " + sys + msgs[i].content + " [/INST]"));
+        p.push_back(T("[INST] " + sys + trim(msgs[i].content) + " [/INST]"));
         sys.clear();
       } else if (msgs[i].role == "assistant") {
-        p.push_back(T(" " + msgs[i].content + " "));
+        p.push_back(T(" " + trim(msgs[i].content) + " "));
         p.push_back(S("</s>"));
       } else {
         throw std::invalid_argument("chat: llama2 takes a system message only first");
@@ -39,7 +45,7 @@ std::vector<ChatPiece> render_chat(const std::string& tmpl, const std::vector<Ch
       p.push_back(S("<|start_header_id|>"));
       p.push_back(T(m.role));
       p.push_back(S("<|end_header_id|>"));
-      p.push_back(T("\n\n" + m.content));
+      p.push_back(T("\n\n" + trim(m.content)));
       p.push_back(S("<|eot_id|>"));
     }
     p.push_back(S("<|start_header_id|>"));
