@@ -102,6 +102,7 @@ TEST(Cli, TrainEvalGenerateInfoPlotAndCorruptCheckpoints) {
   CliRun i = run_clm("info --model " + run.path + "/r");
   EXPECT_EQ(i.rc, 0) << i.err;
   EXPECT_NE(i.out.find("parameters:"), std::string::npos);
+  EXPECT_NE(i.out.find("tokenizer: "), std::string::npos) << i.out;  // the run folder's tokenizer
   CliRun p = run_clm("plot " + run.path + "/r/metrics.jsonl -o " + run.path + "/loss.svg");
   EXPECT_EQ(p.rc, 0) << p.err;
   EXPECT_NE(read_file(run.path + "/loss.svg").find("<polyline"), std::string::npos);

@@ -15,6 +15,7 @@
 #include "formats/llama2c.h"
 #include "eval/plot.h"
 #include "infer/chat.h"
+#include "tokenizers/bpe.h"
 #include "infer/generate.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
@@ -358,11 +359,20 @@ int main(int argc, char** argv) {
     }
     if (in->parsed()) {
       std::unique_ptr<TransformerLM> m;
-      std::string src = "flags";
+      std::string src = "flags", tok_line;
       if (!model_path.empty()) {
         LoadedModel lm = load_model(model_path);
         m = std::move(lm.model);
         src = lm.dir + " (" + lm.format + ")";
+        if (const Tokenizer* t = lm.tokenizer.get()) {  // what generate / eval would tokenize with
+          tok_line = t->type() + ", " + std::to_string(t->vocab_size()) + " tokens";
+          if (auto* b = dynamic_cast<const BpeTokenizer*>(t))
+            tok_line += std::string(b->sentencepiece_style() ? " (SentencePiece-style, prepend " + b->prepend_scheme() + ")"
+                                                             : " (byte-level)") +
+                        (b->normalization().empty() ? "" : ", " + b->normalization());
+          auto name = [&](int32_t id) { return id < 0 ? std::string("none") : std::to_string(id) + " " + nlohmann::json(t->decode({id})).dump(); };
+          tok_line += " | bos " + name(t->bos_id()) + " | eos " + name(t->eos_id());
+        }
       } else {
         icfg.vocab_size = ivocab;
         m = std::make_unique<TransformerLM>(icfg, 0);
@@ -370,6 +380,7 @@ int main(int argc, char** argv) {
       const ModelConfig& c = m->config();
       const double P = double(m->num_params());
       std::printf("source: %s\nconfig: %s\n", src.c_str(), nlohmann::json(c).dump().c_str());
+      if (!tok_line.empty()) std::printf("tokenizer: %s\n", tok_line.c_str());
       std::printf("parameters: %.0f (%.2fM)\n", P, P / 1e6);
       m->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
         std::printf("  %-48s %-16s %s\n", n.c_str(), shape_str(v->value.shape()).c_str(), dtype_name(v->value.dtype()));
