@@ -154,6 +154,24 @@ TEST(Generate, GreedyMatchesArgmaxOfRecomputeAndStopsAtEos) {
   EXPECT_EQ(stopped.size(), size_t(std::find(out.begin(), out.end(), out[2]) - out.begin()));
 }
 
+// forward_last (prefill): each sequence's last-position logits, equal to forward's rows.
+TEST(Model, ForwardLastEqualsLastRowsOfForward) {
+  TransformerLM m(small(), 6);
+  ag::NoGrad ng;
+  Tensor ids = Tensor::from(std::vector<int32_t>{3, 1, 4, 1, 5, 9, 2, 6}, {8});
+  Tensor full = m.forward(ids, 2, 4)->value, last = m.forward_last(ids, 2, 4, nullptr)->value;
+  ASSERT_EQ(last.shape(), (Shape{2, 50}));
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t v = 0; v < 50; ++v)  // (BLAS may sum in another order for fewer rows)
+      ASSERT_NEAR(last.data<float>()[b * 50 + v], full.data<float>()[(b * 4 + 3) * 50 + v], 1e-5);
+  KVCache c1 = m.make_cache(1, 8), c2 = m.make_cache(1, 8);  // through a cache, continuing a prefix
+  Tensor a = Tensor::from(std::vector<int32_t>{3, 1}, {2}), b = Tensor::from(std::vector<int32_t>{4, 1, 5}, {3});
+  m.forward(a, 1, 2, &c1), m.forward(a, 1, 2, &c2);
+  Tensor f = m.forward(b, 1, 3, &c1)->value, l = m.forward_last(b, 1, 3, &c2)->value;
+  for (int64_t v = 0; v < 50; ++v) ASSERT_NEAR(l.data<float>()[v], f.data<float>()[2 * 50 + v], 1e-5);
+  EXPECT_EQ(c2.len(), 5);
+}
+
 // Decoding allocates nothing per token: the step (f32 and bf16 panels, odd shapes that need padded
 // x) and sampling with temperature, top-k and top-p.
 TEST(DecodeSession, NoAllocationPerToken) {

@@ -72,8 +72,8 @@ const float* Generator::feed(std::span<const int32_t> ids) {
       logits = ids.size() == 1 ? fast_->step(ids[0]) : fast_->prefill(std::vector<int32_t>(ids.begin(), ids.end()));
     } else {
       const int64_t n = int64_t(ids.size());
-      logits_ = model_.forward(Tensor::from(std::vector<int32_t>(ids.begin(), ids.end()), {n}), 1, n, &cache_);
-      logits = logits_->value.data<float>() + (n - 1) * model_.config().vocab_size;
+      logits_ = model_.forward_last(Tensor::from(std::vector<int32_t>(ids.begin(), ids.end()), {n}), 1, n, &cache_);
+      logits = logits_->value.data<float>();
     }
   } catch (...) {  // a half-fed cache is not worth keeping: start over, and say so
     cached_.clear();

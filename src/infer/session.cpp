@@ -81,8 +81,8 @@ const float* DecodeSession::prefill(const std::vector<int32_t>& ids) {
   if (len() + int64_t(ids.size()) > capacity()) throw std::length_error("prefill: KV cache full");
   ag::NoGrad ng;
   Tensor t = Tensor::from(ids, {int64_t(ids.size())});
-  nn::Var logits = model_.forward(t, 1, int64_t(ids.size()), &cache_);
-  const float* last = logits->value.data<float>() + (int64_t(ids.size()) - 1) * c_.vocab_size;
+  nn::Var logits = model_.forward_last(t, 1, int64_t(ids.size()), &cache_);  // [1, vocab]
+  const float* last = logits->value.data<float>();
   std::memcpy(logits_.data(), last, sizeof(float) * c_.vocab_size);
   return logits_.data();
 }

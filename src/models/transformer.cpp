@@ -1,5 +1,7 @@
 #include "models/transformer.h"
 
+#include <cstring>
+
 #include "autograd/ops.h"
 
 namespace clm {
@@ -36,6 +38,15 @@ TransformerLM::TransformerLM(const ModelConfig& cfg, uint64_t seed, DType dtype)
 }
 
 nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T, KVCache* cache) {
+  return run(ids, B, T, cache, false);
+}
+
+nn::Var TransformerLM::forward_last(const Tensor& ids, int64_t B, int64_t T, KVCache* cache) {
+  if (ag::grad_enabled()) throw std::logic_error("forward_last needs NoGrad");
+  return run(ids, B, T, cache, true);
+}
+
+nn::Var TransformerLM::run(const Tensor& ids, int64_t B, int64_t T, KVCache* cache, bool last_only) {
   if (ids.numel() != B * T) throw std::invalid_argument("forward: ids size != B*T");
   if (cache && ag::grad_enabled()) throw std::logic_error("forward with a KV cache needs NoGrad");
   nn::Ctx ctx{B, T, cache ? cache->len() : 0};
@@ -47,6 +58,16 @@ nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T, KVCache*
     Block& b = blocks_[l];
     x = ag::add(x, b.attn->forward(b.attn_norm->forward(x), *pos_, ctx, cache ? &cache->layers[l] : nullptr));
     x = ag::add(x, b.mlp->forward(b.mlp_norm->forward(x)));
+  }
+  if (last_only && T > 1) {  // keep rows b*T + T-1
+    const int64_t D = cfg_.d_model;
+    const size_t es = x->value.dtype() == DType::f64 ? 8 : 4;
+    Tensor last = Tensor::empty({B, D}, x->value.dtype());
+    const Tensor xv = x->value.contiguous();
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(static_cast<char*>(last.raw()) + size_t(b * D) * es,
+                  static_cast<const char*>(xv.raw()) + size_t((b * T + T - 1) * D) * es, size_t(D) * es);
+    x = ag::leaf(last);
   }
   x = final_norm_->forward(x);
   return ag::linear(x, lm_head_ ? lm_head_ : embed_->output_weight());

@@ -26,6 +26,9 @@ class TransformerLM {
   // ids i32 [B*T] (row-major [B, T]) -> logits [B*T, vocab].
   // With a cache: appends to it (positions continue from cache->len()); grad must be off.
   nn::Var forward(const Tensor& ids, int64_t B, int64_t T, KVCache* cache = nullptr);
+  // Generation's prefill: logits [B, vocab] of each sequence's last position only (the head's
+  // GEMM over the other positions is skipped). Grad must be off.
+  nn::Var forward_last(const Tensor& ids, int64_t B, int64_t T, KVCache* cache);
 
   KVCache make_cache(int64_t B, int64_t capacity) const;
 
@@ -35,6 +38,7 @@ class TransformerLM {
   DType dtype() const { return dtype_; }
 
  private:
+  nn::Var run(const Tensor& ids, int64_t B, int64_t T, KVCache* cache, bool last_only);
   struct Block {
     std::unique_ptr<nn::Norm> attn_norm, mlp_norm;
     std::unique_ptr<nn::Attention> attn;
