@@ -75,11 +75,7 @@ int main(int argc, char** argv) {
   if (c.n_kv_heads > c.n_heads) c.n_kv_heads = c.n_heads;
   kernels::set_num_threads(threads);
   TransformerLM model(c, 1234);
-  if (!export_path.empty()) {
-    std::vector<std::pair<std::string, Tensor>> w;
-    model.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
-    write_llama2c_checkpoint(export_path, c, w);
-  }
+  if (!export_path.empty()) write_llama2c_checkpoint(export_path, c, model.named_weights());
   nlohmann::json out = {{"impl", "compactlm"}, {"params", model.num_params()}, {"threads", threads},
                         {"isa", kernels::vec().isa}, {"triad_gbs", triad_gbs()}, {"read_gbs", read_gbs()}};
   for (DType wd : {DType::f32, DType::bf16}) {

@@ -154,8 +154,7 @@ TEST(Bpe, GgufCarriesTheTokenizer) {
     if (qwen) c.attn_bias = true, c.tie_embeddings = true, c.n_heads = 2;  // GGUF "qwen2": q/k/v biases, rotate-half
     if (qwen) c.vocab_size = 151936;  // as Qwen's config.json: more embedding rows than tokens
     TransformerLM m(c, 1);
-    std::vector<std::pair<std::string, Tensor>> w;
-    m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
+    const auto w = m.named_weights();
     test::TempDir d;
     write_gguf(d.path + "/m.gguf", c, w, *tok, DType::f16);
     GgufFile g = read_gguf(d.path + "/m.gguf");
@@ -212,8 +211,7 @@ TEST(Bpe, GgufCarriesTheTokenizer) {
   ModelConfig c;
   c.vocab_size = 2, c.d_model = 8, c.n_layers = 1, c.n_heads = 1, c.n_kv_heads = 1, c.d_ff = 16;
   TransformerLM m(c, 1);
-  std::vector<std::pair<std::string, Tensor>> w;
-  m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
+  const auto w = m.named_weights();
   test::TempDir d;
   try {
     write_gguf(d.path + "/m.gguf", c, w, *odd, DType::f32);

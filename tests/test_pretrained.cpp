@@ -98,17 +98,11 @@ static std::vector<int32_t> greedy_of(TransformerLM& m, const std::vector<int32_
   return generate(m, prompt, {n, -1}, s);
 }
 
-static std::vector<std::pair<std::string, Tensor>> weights_of(TransformerLM& m) {
-  std::vector<std::pair<std::string, Tensor>> w;
-  m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
-  return w;
-}
-
 TEST(Convert, HfLlamaToLlama2cKeepsGreedyTokens) {
   // rotate-half -> interleaved: q/k rows are permuted, and the reloaded model must decode the same
   LoadedModel hf = load_model(std::string(CLM_SOURCE_DIR) + "/tests/fixtures/hf/llama");
   test::TempDir d;
-  write_llama2c_checkpoint(d.path + "/m.bin", hf.model->config(), weights_of(*hf.model));
+  write_llama2c_checkpoint(d.path + "/m.bin", hf.model->config(), hf.model->named_weights());
   LoadedModel back = load_model(d.path + "/m.bin");
   EXPECT_TRUE(back.model->config().rope_interleaved);
   std::vector<int32_t> prompt{5, 77, 140, 9};
@@ -128,7 +122,7 @@ TEST(Convert, Stories260KToGgufAndCompactlm) {
   EXPECT_EQ(greedy_of(*back.model, {1}, 30), greedy_of(*lm.model, {1}, 30));
   // GGUF: metadata and tensors as llama.cpp expects them
   for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
-    write_gguf(d.path + "/m.gguf", lm.model->config(), weights_of(*lm.model), *lm.tokenizer, dt, "stories260K");
+    write_gguf(d.path + "/m.gguf", lm.model->config(), lm.model->named_weights(), *lm.tokenizer, dt, "stories260K");
     GgufFile g = read_gguf(d.path + "/m.gguf");
     auto text = [&](const char* k) { auto b = g.kv.at(k).get_binary(); return std::string(b.begin(), b.end()); };
     EXPECT_EQ(text("general.architecture"), "llama");
@@ -151,7 +145,7 @@ TEST(Convert, Stories260KToGgufAndCompactlm) {
   }
   // a tokenizer llama.cpp cannot express is refused with a reason
   ByteTokenizer bt;
-  EXPECT_THROW(write_gguf(d.path + "/x.gguf", lm.model->config(), weights_of(*lm.model), bt, DType::f32), std::invalid_argument);
+  EXPECT_THROW(write_gguf(d.path + "/x.gguf", lm.model->config(), lm.model->named_weights(), bt, DType::f32), std::invalid_argument);
 }
 
 TEST(SentencePiece, Llama2ModelMatchesReferenceIdsAndLlama2cTokenizer) {

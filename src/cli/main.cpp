@@ -455,8 +455,7 @@ int main(int argc, char** argv) {
     }
     if (cv->parsed()) {
       LoadedModel lm = load_model(model_path, DType::f32, tok_path);
-      std::vector<std::pair<std::string, Tensor>> w;
-      lm.model->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
+      const auto w = lm.model->named_weights();
       if (conv_to == "compactlm") {
         save_model_files(conv_out, *lm.model, lm.tokenizer.get());
       } else if (conv_to == "llama2c") {

@@ -39,8 +39,8 @@ DecodeSession::DecodeSession(TransformerLM& model, DType wdt, int64_t capacity)
   if (wdt != DType::f32 && wdt != DType::bf16) throw std::invalid_argument("fast decoding weights must be f32 or bf16");
   cache_ = model.make_cache(1, capacity);
   norm_offset_ = c_.norm == "rmsnorm_1p" ? 1.0 : 0.0;
-  std::map<std::string, Tensor> p;
-  model.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { p[n] = v->value; });
+  const auto named = model.named_weights();
+  const std::map<std::string, Tensor> p(named.begin(), named.end());
   embed_ = p.at("model.embed_tokens.weight").data<float>();
   final_norm_ = p.at("model.norm.weight").data<float>();
   for (int64_t l = 0; l < c_.n_layers; ++l) {

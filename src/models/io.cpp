@@ -18,9 +18,7 @@ namespace fs = std::filesystem;
 
 void save_model_files(const std::string& dir, TransformerLM& model, const Tokenizer* tok) {
   fs::create_directories(dir);
-  std::vector<std::pair<std::string, Tensor>> w;
-  model.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
-  save_safetensors(dir + "/model.safetensors", w, {{"format", "compactlm"}});
+  save_safetensors(dir + "/model.safetensors", model.named_weights(), {{"format", "compactlm"}});
   nlohmann::json cfg = model.config();
   write_file_atomic(dir + "/config.json", cfg.dump(2) + "\n");
   if (tok) save_tokenizer(*tok, dir + "/tokenizer.json");

@@ -96,6 +96,12 @@ void TransformerLM::visit(const nn::ParamVisitor& f) {
   if (lm_head_) f("lm_head.weight", lm_head_, nn::ParamKind::weight);
 }
 
+std::vector<std::pair<std::string, Tensor>> TransformerLM::named_weights() {
+  std::vector<std::pair<std::string, Tensor>> w;
+  visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
+  return w;
+}
+
 int64_t TransformerLM::num_params() {
   int64_t n = 0;
   visit([&](const std::string&, nn::Var& p, nn::ParamKind) { n += p->value.numel(); });

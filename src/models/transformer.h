@@ -33,6 +33,9 @@ class TransformerLM {
   KVCache make_cache(int64_t B, int64_t capacity) const;
 
   void visit(const nn::ParamVisitor& f);
+  // Every parameter's value by its Hugging Face name, in visit order (shares storage): what the
+  // exporters (safetensors, llama2.c, GGUF) take.
+  std::vector<std::pair<std::string, Tensor>> named_weights();
   int64_t num_params();
   const ModelConfig& config() const { return cfg_; }
   DType dtype() const { return dtype_; }
