@@ -137,11 +137,8 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   if (qwen2 && c.rope_interleaved) fail("llama.cpp's qwen2 rotates halves; this model rotates interleaved pairs");
   if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16) fail("dtype must be f32, f16 or bf16");
   const std::string arch = qwen2 ? "qwen2" : "llama";
-  auto get = [&](const std::string& n) {
-    if (!qwen2) return interleaved_llama_tensor(c, tensors, n, path);  // q/k interleaved
-    for (auto& [k, t] : tensors)
-      if (k == n) return t.to(DType::f32).contiguous();
-    throw std::invalid_argument("'" + path + "': missing tensor '" + n + "'");
+  auto get = [&](const std::string& n) {  // llama: q/k rows interleaved; qwen2: as they are
+    return qwen2 ? named_f32_tensor(tensors, n, path) : interleaved_llama_tensor(c, tensors, n, path);
   };
   // llama.cpp names
   std::vector<std::pair<std::string, Tensor>> out;

@@ -1,7 +1,9 @@
-// GGUF (v3) export of Llama-family models for llama.cpp / ollama, and a strict reader used to
-// check what was written. Tensors are written in llama.cpp's names and layout: ggml's dims are
-// innermost first, Q/K rows are permuted from rotate-half to interleaved pairs when the model uses
-// Hugging Face's rotary layout, and the tokenizer is written as SentencePiece-style ("llama") vocab.
+// GGUF (v3) export of Llama-family models for llama.cpp / ollama ("llama" architecture, or "qwen2"
+// for models with q/k/v biases), and a strict reader used to check what was written. Tensors are
+// written in llama.cpp's names and layout: ggml's dims are innermost first; for "llama", Q/K rows
+// are permuted from rotate-half to interleaved pairs when the model uses Hugging Face's rotary
+// layout. The tokenizer is written as llama.cpp's "llama" (SentencePiece-style) or "gpt2"
+// (byte-level BPE) vocabulary.
 #pragma once
 #include <map>
 #include <nlohmann/json.hpp>

@@ -82,16 +82,19 @@ bool is_plain_llama(const ModelConfig& c) {
          c.hd() * c.n_heads == c.d_model && c.embed_scale == 1.0;
 }
 
+Tensor named_f32_tensor(const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& name,
+                        const std::string& path) {
+  for (auto& [k, t] : tensors)
+    if (k == name) return t.to(DType::f32).contiguous();
+  throw std::invalid_argument("'" + path + "': missing tensor '" + name + "'");
+}
+
 Tensor interleaved_llama_tensor(const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors,
                                 const std::string& name, const std::string& path) {
-  for (auto& [k, t] : tensors) {
-    if (k != name) continue;
-    Tensor f = t.to(DType::f32).contiguous();
-    const bool q = name.ends_with("self_attn.q_proj.weight"), kk = name.ends_with("self_attn.k_proj.weight");
-    if (!c.rope_interleaved && (q || kk)) f = rotate_half_rows_to_interleaved(f, q ? c.n_heads : c.n_kv_heads, c.hd());
-    return f;
-  }
-  throw std::invalid_argument("'" + path + "': missing tensor '" + name + "'");
+  Tensor f = named_f32_tensor(tensors, name, path);
+  const bool q = name.ends_with("self_attn.q_proj.weight"), kk = name.ends_with("self_attn.k_proj.weight");
+  if (!c.rope_interleaved && (q || kk)) f = rotate_half_rows_to_interleaved(f, q ? c.n_heads : c.n_kv_heads, c.hd());
+  return f;
 }
 
 void write_llama2c_checkpoint(const std::string& path, const ModelConfig& c,

@@ -25,7 +25,10 @@ Tensor rotate_half_rows_to_interleaved(const Tensor& w, int64_t heads, int64_t h
 // True for the models both llama2.c and GGUF's "llama" architecture express: rmsnorm, swiglu, rope,
 // no biases, head_dim = d_model / n_heads, no embedding scale.
 bool is_plain_llama(const ModelConfig& c);
-// The named tensor as contiguous f32, with q/k rows in interleaved-pair order (the layout llama2.c
+// The named tensor as contiguous f32; throws "'path': missing tensor 'name'" if absent.
+Tensor named_f32_tensor(const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& name,
+                        const std::string& path);
+// The same, with q/k rows in interleaved-pair order (the layout llama2.c
 // and GGUF use); throws "'path': missing tensor" if absent.
 Tensor interleaved_llama_tensor(const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors,
                                 const std::string& name, const std::string& path);

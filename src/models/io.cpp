@@ -51,8 +51,6 @@ void assign_weights(TransformerLM& m, const std::vector<std::pair<std::string, T
   if (!by_name.empty()) throw std::runtime_error("'" + file + "': unexpected tensor '" + by_name.begin()->first + "'");
 }
 
-// A tokenizer file or folder: llama2.c .bin, SentencePiece .model, tokenizer.json (CompactLM's or
-// Hugging Face's), or a folder holding tokenizer.json, tokenizer.model or GPT-2's encoder.json + vocab.bpe.
 std::unique_ptr<Tokenizer> load_any_tokenizer(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {

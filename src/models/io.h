@@ -24,8 +24,8 @@ struct LoadedModel {
 // tokenizer .bin. Every tensor is validated against the config.
 LoadedModel load_model(const std::string& path, DType dtype = DType::f32, const std::string& tokenizer_path = "");
 std::string resolve_checkpoint(const std::string& path);  // run folder -> step folder
-// A tokenizer file or folder: llama2.c .bin, tokenizer.json (CompactLM's or Hugging Face's byte-level
-// BPE), or a folder with tokenizer.json or GPT-2's encoder.json + vocab.bpe.
+// A tokenizer file or folder: llama2.c .bin, SentencePiece .model, tokenizer.json (CompactLM's or
+// Hugging Face's), or a folder holding tokenizer.json, tokenizer.model or GPT-2's encoder.json + vocab.bpe.
 std::unique_ptr<Tokenizer> load_any_tokenizer(const std::string& path);
 
 // Copies named tensors into the model's parameters; every parameter must be present with its

@@ -1,7 +1,5 @@
 #include "models/transformer.h"
 
-#include <cstring>
-
 #include "autograd/ops.h"
 
 namespace clm {
@@ -59,16 +57,8 @@ nn::Var TransformerLM::run(const Tensor& ids, int64_t B, int64_t T, KVCache* cac
     x = ag::add(x, b.attn->forward(b.attn_norm->forward(x), *pos_, ctx, cache ? &cache->layers[l] : nullptr));
     x = ag::add(x, b.mlp->forward(b.mlp_norm->forward(x)));
   }
-  if (last_only && T > 1) {  // keep rows b*T + T-1
-    const int64_t D = cfg_.d_model;
-    const size_t es = x->value.dtype() == DType::f64 ? 8 : 4;
-    Tensor last = Tensor::empty({B, D}, x->value.dtype());
-    const Tensor xv = x->value.contiguous();
-    for (int64_t b = 0; b < B; ++b)
-      std::memcpy(static_cast<char*>(last.raw()) + size_t(b * D) * es,
-                  static_cast<const char*>(xv.raw()) + size_t((b * T + T - 1) * D) * es, size_t(D) * es);
-    x = ag::leaf(last);
-  }
+  if (last_only && T > 1)  // keep each sequence's last row: [B*T, D] -> [B, D]
+    x = ag::leaf(x->value.contiguous().reshape({B, T, -1}).slice(1, T - 1, T).contiguous().reshape({B, -1}));
   x = final_norm_->forward(x);
   return ag::linear(x, lm_head_ ? lm_head_ : embed_->output_weight());
 }
