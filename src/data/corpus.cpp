@@ -57,14 +57,11 @@ TextSplits fortunes_corpus(const std::string& dir) {
   t.name = "fortunes (" + dir + ")";
   int64_t record = 0;
   for (auto& p : files) {
-    std::string text = read_file(p.string()), cur;
-    size_t i = 0;
-    while (i < text.size()) {
-      size_t j = text.find('\n', i);
-      if (j == std::string::npos) j = text.size();
-      std::string line = text.substr(i, j - i);
-      i = j + 1;
-      cur += line + "\n";
+    const std::string text = read_file(p.string());
+    std::string cur;
+    for (std::string_view line : split_lines(text)) {
+      cur += line;
+      cur += '\n';
       if (line == "%") {
         if (cur.size() > 2) {
           std::string& dst = record % 20 == 0 ? t.valid : record % 20 == 1 ? t.test : t.train;

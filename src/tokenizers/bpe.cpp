@@ -224,17 +224,12 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gpt2_files(const std::string& e
   } catch (const json::exception& e) {
     throw std::runtime_error("'" + enc + "': bad JSON: " + e.what());
   }
-  std::string text = read_file(merges);
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t j = text.find('\n', i);
-    if (j == std::string::npos) j = text.size();
-    std::string line = text.substr(i, j - i);
-    i = j + 1;
-    if (line.empty() || line.rfind("#version", 0) == 0) continue;
+  const std::string text = read_file(merges);
+  for (std::string_view line : split_lines(text)) {
+    if (line.empty() || line.starts_with("#version")) continue;
     const size_t sp = line.find(' ');
-    if (sp == std::string::npos) throw std::runtime_error("'" + merges + "': bad merge line '" + line + "'");
-    t->merges_.push_back({line.substr(0, sp), line.substr(sp + 1)});
+    if (sp == std::string_view::npos) throw std::runtime_error("'" + merges + "': bad merge line '" + std::string(line) + "'");
+    t->merges_.push_back({std::string(line.substr(0, sp)), std::string(line.substr(sp + 1))});
   }
   if (t->vocab_.count("<|endoftext|>")) t->added_.push_back({"<|endoftext|>", t->vocab_["<|endoftext|>"]});
   t->init(kGpt2Pattern, enc);

@@ -4,12 +4,16 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace clm {
 
 std::string read_file(const std::string& path);  // throws "cannot read 'path': reason"
 void write_file_atomic(const std::string& path, std::string_view bytes);
 void fsync_dir(const std::string& dir);
+
+// The lines of a text without their '\n' (views into `text`; a final line without one counts).
+std::vector<std::string_view> split_lines(std::string_view text);
 
 // A read-mostly private memory map of a whole file (copy-on-write: writes never reach the file).
 struct MappedFile {
