@@ -223,14 +223,6 @@ TEST(Bpe, GgufCarriesTheTokenizer) {
 
 TEST(Bpe, UnsupportedTokenizerJsonIsRejected) {
   test::TempDir d;
-  write_file_atomic(d.path + "/t.json", R"({"model": {"type": "Unigram", "vocab": []}})");
-  try {
-    load_any_tokenizer(d.path + "/t.json");
-    FAIL();
-  } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("unsupported tokenizer model type 'Unigram'"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("t.json"), std::string::npos);
-  }
   auto expect_error = [&](const std::string& body, const std::string& what) {
     write_file_atomic(d.path + "/t.json", body);
     try {
@@ -241,6 +233,7 @@ TEST(Bpe, UnsupportedTokenizerJsonIsRejected) {
       EXPECT_NE(std::string(e.what()).find("t.json"), std::string::npos) << e.what();
     }
   };
+  expect_error(R"({"model": {"type": "Unigram", "vocab": []}})", "unsupported tokenizer model type 'Unigram'");
   const std::string model = R"("model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": [["a", "b"]]})";
   expect_error(R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": {"type": "Whitespace"}})",
                "unsupported pre-tokenizer");
