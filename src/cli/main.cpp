@@ -88,18 +88,18 @@ std::string human_bytes(double b) {
 }
 
 // --weights: f32 | bf16 (fast decode path with those weights) | generic (batched path).
-GenerateConfig decode_config(int64_t max_new, int32_t eos, const std::string& weights) {
+// Samples only the tokenizer's ids (a model may have padding rows beyond them).
+GenerateConfig decode_config(const Tokenizer& tok, int64_t max_new, int32_t eos, const std::string& weights) {
   if (weights != "f32" && weights != "bf16" && weights != "generic")
     throw std::invalid_argument("--weights must be f32, bf16 or generic");
-  return {max_new, eos, {}, weights != "generic", weights == "bf16" ? DType::bf16 : DType::f32};
+  return {max_new, eos, {}, weights != "generic", weights == "bf16" ? DType::bf16 : DType::f32, tok.vocab_size()};
 }
 
 // Encodes the prompt (an empty one starts a line, or a sequence for tokenizers with BOS), streams the
 // continuation to stdout and the speed to stderr.
 void stream_generate(TransformerLM& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
                      bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32") {
-  GenerateConfig gc = decode_config(max_new, stop_at_eos ? tok.eos_id() : -1, weights);
-  gc.vocab_limit = tok.vocab_size();
+  const GenerateConfig gc = decode_config(tok, max_new, stop_at_eos ? tok.eos_id() : -1, weights);
   std::vector<int32_t> ids;
   if (tok.bos_id() >= 0) {
     ids.push_back(tok.bos_id());
@@ -398,8 +398,7 @@ int main(int argc, char** argv) {
       const Tokenizer& tok = *lm.tokenizer;
       std::vector<ChatMessage> msgs;
       if (!system_prompt.empty()) msgs.push_back({"system", system_prompt});
-      GenerateConfig gc = decode_config(max_new, -1, weights);
-      gc.vocab_limit = tok.vocab_size();
+      GenerateConfig gc = decode_config(tok, max_new, -1, weights);
       gc.stop_ids = chat_stop_ids(tok, chat_tmpl);
       const ModelConfig& mc = lm.model->config();
       if (chat_ctx < 0) throw std::invalid_argument("--ctx must be positive");
