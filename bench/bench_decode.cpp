@@ -11,7 +11,7 @@
 
 #include "autograd/autograd.h"
 #include "formats/llama2c.h"
-#include "infer/session.h"
+#include "models/lm.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
 
@@ -74,28 +74,30 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (c.n_kv_heads > c.n_heads) c.n_kv_heads = c.n_heads;
   kernels::set_num_threads(threads);
-  TransformerLM model(c, 1234);
+  auto mp = make_model(c, 1234);
+  LanguageModel& model = *mp;
   if (!export_path.empty()) write_llama2c_checkpoint(export_path, c, model.named_weights());
   nlohmann::json out = {{"impl", "compactlm"}, {"params", model.num_params()}, {"threads", threads},
                         {"isa", kernels::vec().isa}, {"triad_gbs", triad_gbs()}, {"read_gbs", read_gbs()}};
   for (DType wd : {DType::f32, DType::bf16}) {
     const std::string tag = wd == DType::f32 ? "f32" : "bf16";
     if (!only.empty() && only != tag) continue;
-    DecodeSession s(model, wd, prompt + tokens + 8);
+    model.pack(tag);
+    InferState s = model.make_state(prompt + tokens + 8);
     std::vector<int32_t> ids(prompt);
     for (int64_t i = 0; i < prompt; ++i) ids[i] = int32_t((i * 7919) % c.vocab_size);
     auto t0 = clk::now();
-    const float* l = s.prefill(ids);
+    const float* l = model.infer(s, ids);
     double prefill_s = std::chrono::duration<double>(clk::now() - t0).count();
     int32_t tok = int32_t(std::max_element(l, l + c.vocab_size) - l);
-    s.step(tok);  // warm
+    model.infer(s, {&tok, 1});  // warm
     auto t1 = clk::now();
     for (int64_t i = 0; i < tokens; ++i) {
-      l = s.step(tok);
+      l = model.infer(s, {&tok, 1});
       tok = int32_t(std::max_element(l, l + c.vocab_size) - l);
     }
     double dt = std::chrono::duration<double>(clk::now() - t1).count();
-    const double tps = double(tokens) / dt, bytes = double(s.weight_bytes());
+    const double tps = double(tokens) / dt, bytes = double(model.packed_bytes());
     out[tag] = {{"decode_tok_s", tps}, {"prefill_tok_s", double(prompt) / prefill_s}, {"weight_bytes", bytes},
                 {"bound_tok_s", out["read_gbs"].get<double>() * 1e9 / bytes},
                 {"fraction_of_bound", tps * bytes / (out["read_gbs"].get<double>() * 1e9)}};

@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   c.max_seq_len = T;
   kernels::set_num_threads(threads);
-  TransformerLM model(c, 1);
+  auto mp = make_model(c, 1);
+  LanguageModel& model = *mp;
   auto params = collect_params(model);
   AdamW opt(params, {});
   Rng rng(7);

@@ -97,8 +97,8 @@ TEST(Cli, TrainEvalGenerateInfoPlotAndCorruptCheckpoints) {
   EXPECT_EQ(tz.rc, 0) << tz.err;
   EXPECT_EQ(tz.out.rfind("[", 0), 0u) << tz.out;
   expect_error(run_clm("tokenize --tokenizer /nonexistent/tok.json hi"), "/nonexistent/tok.json");
-  expect_error(run_clm("generate --model " + run.path + "/r --weights fp8"), "--weights must be f32, bf16 or generic");
-  expect_error(run_clm("chat --model " + run.path + "/r --weights fp8 < /dev/null"), "--weights must be f32, bf16 or generic");
+  expect_error(run_clm("generate --model " + run.path + "/r --weights fp8"), "--weights: unknown weight format 'fp8'");
+  expect_error(run_clm("chat --model " + run.path + "/r --weights fp8 < /dev/null"), "--weights: unknown weight format 'fp8'");
   CliRun i = run_clm("info --model " + run.path + "/r");
   EXPECT_EQ(i.rc, 0) << i.err;
   EXPECT_NE(i.out.find("parameters:"), std::string::npos);

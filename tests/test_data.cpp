@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common.h"
+#include "models/transformer.h"
 #include "data/dataset.h"
 #include "eval/perplexity.h"
 #include "util/fs.h"

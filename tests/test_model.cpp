@@ -9,7 +9,7 @@
 #include "common.h"
 #include "infer/chat.h"
 #include "infer/generate.h"
-#include "infer/session.h"
+#include "nn/kv_cache.h"
 #include "models/transformer.h"
 
 using namespace clm;
@@ -84,38 +84,114 @@ TEST(Model, SameSeedSameWeightsDifferentSeedDifferent) {
   EXPECT_GT(test::rel_err(wa[0], wc[0]), 0.1);
 }
 
+// Logits of `seq` at every position by recomputing the whole sequence (the training forward).
+static Tensor full_logits(LanguageModel& m, const std::vector<int32_t>& seq) {
+  ag::NoGrad ng;
+  const int64_t n = (int64_t)seq.size();
+  return m.forward(Tensor::from(seq, {n}), 1, n)->value.reshape({n, m.config().vocab_size});
+}
+static Tensor row(const Tensor& t, int64_t r) { return t.slice(0, r, r + 1).contiguous().reshape({t.dim(1)}); }
+static Tensor vec_of(const float* p, int64_t n) { return Tensor::from(std::vector<float>(p, p + n), {n}); }
+
 class CacheParity : public ::testing::TestWithParam<std::string> {};
 
-// Decoding token by token through the KV cache gives the logits of recomputing the whole prefix.
+// Inference token by token through the KV cells gives the logits of recomputing the whole prefix.
 TEST_P(CacheParity, CachedDecodingEqualsRecompute) {
   TransformerLM m(small(GetParam()), 3);
   std::vector<int32_t> seq{1, 7, 3, 9, 22, 41, 5, 5, 0, 13, 2, 8};
   const int64_t V = 50, P = 5;
-  ag::NoGrad ng;
-  KVCache cache = m.make_cache(1, 16);
+  Tensor full = full_logits(m, seq);
+  InferState st = m.make_state(16);
   // prefill the first P tokens, then one at a time
-  Tensor pre = Tensor::from(std::vector<int32_t>(seq.begin(), seq.begin() + P), {P});
-  nn::Var lp = m.forward(pre, 1, P, &cache);
-  std::vector<Tensor> cached_rows;
-  for (int64_t t = 0; t < P; ++t) cached_rows.push_back(lp->value.reshape({P, V}).slice(0, t, t + 1).contiguous());
-  for (size_t t = P; t < seq.size(); ++t)
-    cached_rows.push_back(m.forward(Tensor::from(std::vector<int32_t>{seq[t]}, {1}), 1, 1, &cache)->value);
-  EXPECT_EQ(cache.len(), (int64_t)seq.size());
-  Tensor all = Tensor::from(seq, {(int64_t)seq.size()});
-  Tensor full = m.forward(all, 1, (int64_t)seq.size())->value.reshape({(int64_t)seq.size(), V});
-  for (size_t t = 0; t < seq.size(); ++t)
-    EXPECT_LT(test::rel_err(cached_rows[t], full.slice(0, t, t + 1).contiguous()), 1e-5) << "position " << t;
+  const float* l = m.infer(st, std::span<const int32_t>(seq).first(P));
+  EXPECT_LT(test::rel_err(vec_of(l, V), row(full, P - 1)), 1e-5);
+  for (size_t t = P; t < seq.size(); ++t) {
+    l = m.infer(st, std::span<const int32_t>(&seq[t], 1));
+    EXPECT_LT(test::rel_err(vec_of(l, V), row(full, int64_t(t))), 1e-5) << "position " << t;
+  }
+  EXPECT_EQ(st.next_pos, (int64_t)seq.size());
+  auto& kv = static_cast<nn::KVCells&>(*st.layers[0]);
+  for (int64_t h = 0; h < kv.heads(); ++h) {
+    ASSERT_EQ(kv.len(h), (int64_t)seq.size());
+    for (int64_t i = 0; i < kv.len(h); ++i) EXPECT_EQ(kv.pos(h)[i], i);
+  }
 }
 INSTANTIATE_TEST_SUITE_P(Positions, CacheParity, ::testing::Values("rope", "learned", "none"));
 
-TEST(Model, CacheOverflowAndGradModeAreErrors) {
+TEST(Model, StateOverflowAndBadIdsAreErrors) {
   TransformerLM m(small(), 3);
-  Tensor ids = Tensor::from(std::vector<int32_t>{1, 2, 3}, {3});
-  KVCache cache = m.make_cache(1, 2);
-  EXPECT_THROW(m.forward(ids, 1, 3, &cache), std::logic_error);  // grad mode on
-  ag::NoGrad ng;
-  EXPECT_THROW(m.forward(ids, 1, 3, &cache), std::length_error);
-  EXPECT_THROW(m.forward(Tensor::from(std::vector<int32_t>{1, 99}, {2}), 1, 2), std::out_of_range);  // id >= vocab
+  InferState st = m.make_state(2);
+  std::vector<int32_t> three{1, 2, 3};
+  EXPECT_THROW(m.infer(st, three), std::length_error);
+  std::vector<int32_t> bad{1, 99};
+  EXPECT_THROW(m.infer(st, bad), std::out_of_range);  // id >= vocab
+  EXPECT_THROW(m.forward(Tensor::from(std::vector<int32_t>{1, 99}, {2}), 1, 2), std::out_of_range);
+  EXPECT_THROW(m.pack("fp3"), std::invalid_argument);
+}
+
+// Cells carry their positions: after removing cells (eviction), attention masks by position and
+// new tokens continue at the true length. Removing nothing, or truncating to a prefix, equals a
+// fresh computation.
+TEST(KVCells, RemovalKeepsPositionsAndTruncateEqualsFreshPrefix) {
+  TransformerLM m(small(), 5);
+  std::vector<int32_t> seq{4, 8, 15, 16, 23, 42, 7, 1};
+  InferState st = m.make_state(16);
+  m.infer(st, std::span<const int32_t>(seq).first(6));
+  auto& kv = static_cast<nn::KVCells&>(*st.layers[1]);
+  std::vector<uint8_t> keep{1, 0, 1, 1, 0, 1};  // drop positions 1 and 4 of head 0 only
+  EXPECT_EQ(kv.compact(0, keep.data()), 4);
+  EXPECT_EQ(kv.len(1), 6);
+  EXPECT_EQ(std::vector<int32_t>(kv.pos(0), kv.pos(0) + 4), (std::vector<int32_t>{0, 2, 3, 5}));
+  m.infer(st, std::span<const int32_t>(&seq[6], 1));
+  EXPECT_EQ(st.next_pos, 7);
+  EXPECT_EQ(kv.pos(0)[4], 6) << "a new token takes the true next position, not the cell index";
+  EXPECT_EQ(kv.len(0), 5);
+  // truncate to 3 positions, continue: equals recomputing seq[0..4)
+  ASSERT_TRUE(st.truncate(3));
+  EXPECT_EQ(kv.len(0), 2);  // positions 0 and 2 remain in head 0
+  EXPECT_EQ(kv.len(1), 3);
+  InferState fresh = m.make_state(16);
+  for (auto& l : st.layers) l->reset();  // undo the eviction so the comparison is exact
+  st.next_pos = 0;
+  const float* a = m.infer(st, std::span<const int32_t>(seq).first(4));
+  std::vector<float> got(a, a + 50);
+  const float* b = m.infer(fresh, std::span<const int32_t>(seq).first(4));
+  EXPECT_EQ(test::rel_err(vec_of(got.data(), 50), vec_of(b, 50)), 0.0);
+  // with a cell removed, the result differs from the full cache (the cell mattered) but stays finite
+  InferState ev = m.make_state(16);
+  m.infer(ev, std::span<const int32_t>(seq).first(6));
+  for (auto& l : ev.layers) {
+    auto& c = static_cast<nn::KVCells&>(*l);
+    std::vector<uint8_t> k2{1, 1, 0, 1, 1, 1};
+    for (int64_t h = 0; h < c.heads(); ++h) c.compact(h, k2.data());
+  }
+  const float* e = m.infer(ev, std::span<const int32_t>(&seq[6], 1));
+  Tensor full = full_logits(m, seq);
+  const double err = test::rel_err(vec_of(e, 50), row(full, 6));
+  EXPECT_GT(err, 1e-4);
+  EXPECT_TRUE(std::isfinite(err));
+}
+
+// An attention observer sees one probability row per (layer, head, query): each sums to 1 over
+// the cells the query may see, and is zero beyond its position (prefill masks by position).
+TEST(KVCells, ObserverSeesNormalisedMaskedRows) {
+  ModelConfig c = small();
+  TransformerLM m(c, 2);
+  InferState st = m.make_state(8);
+  int64_t rows = 0;
+  st.on_attention = [&](const nn::AttnEvent& e) {
+    ++rows;
+    double sum = 0;
+    for (int64_t i = 0; i < e.n; ++i) {
+      if (e.cell_pos[i] > e.query_pos) EXPECT_EQ(e.probs[i], 0.0f);
+      sum += e.probs[i];
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+    EXPECT_EQ(e.kv_head, e.head / (c.n_heads / c.n_kv_heads));
+  };
+  std::vector<int32_t> p{3, 1, 4};
+  m.infer(st, p);
+  EXPECT_EQ(rows, c.n_layers * c.n_heads * 3);
 }
 
 TEST(Sampler, GreedyTopKTopPAndSeed) {
@@ -154,39 +230,39 @@ TEST(Generate, GreedyMatchesArgmaxOfRecomputeAndStopsAtEos) {
   EXPECT_EQ(stopped.size(), size_t(std::find(out.begin(), out.end(), out[2]) - out.begin()));
 }
 
-// forward_last (prefill): each sequence's last-position logits, equal to forward's rows.
-TEST(Model, ForwardLastEqualsLastRowsOfForward) {
+// A prompt fed in chunks (prefill of several tokens, then more) gives the logits of the last row of
+// the full forward, with packed and dense weights.
+TEST(Model, ChunkedPrefillEqualsLastRowOfForward) {
   TransformerLM m(small(), 6);
-  ag::NoGrad ng;
-  Tensor ids = Tensor::from(std::vector<int32_t>{3, 1, 4, 1, 5, 9, 2, 6}, {8});
-  Tensor full = m.forward(ids, 2, 4)->value, last = m.forward_last(ids, 2, 4, nullptr)->value;
-  ASSERT_EQ(last.shape(), (Shape{2, 50}));
-  for (int64_t b = 0; b < 2; ++b)
-    for (int64_t v = 0; v < 50; ++v)  // (BLAS may sum in another order for fewer rows)
-      ASSERT_NEAR(last.data<float>()[b * 50 + v], full.data<float>()[(b * 4 + 3) * 50 + v], 1e-5);
-  KVCache c1 = m.make_cache(1, 8), c2 = m.make_cache(1, 8);  // through a cache, continuing a prefix
-  Tensor a = Tensor::from(std::vector<int32_t>{3, 1}, {2}), b = Tensor::from(std::vector<int32_t>{4, 1, 5}, {3});
-  m.forward(a, 1, 2, &c1), m.forward(a, 1, 2, &c2);
-  Tensor f = m.forward(b, 1, 3, &c1)->value, l = m.forward_last(b, 1, 3, &c2)->value;
-  for (int64_t v = 0; v < 50; ++v) ASSERT_NEAR(l.data<float>()[v], f.data<float>()[2 * 50 + v], 1e-5);
-  EXPECT_EQ(c2.len(), 5);
+  std::vector<int32_t> seq{3, 1, 4, 1, 5, 9, 2, 6};
+  Tensor full = full_logits(m, seq);
+  for (std::string fmt : {"", "f32"}) {
+    m.pack(fmt);
+    InferState st = m.make_state(8);
+    const float* a = m.infer(st, std::span<const int32_t>(seq).first(2));
+    EXPECT_LT(test::rel_err(vec_of(a, 50), row(full, 1)), 1e-5) << fmt;
+    const float* b = m.infer(st, std::span<const int32_t>(seq).subspan(2, 5));
+    EXPECT_LT(test::rel_err(vec_of(b, 50), row(full, 6)), 1e-5) << fmt;
+    EXPECT_EQ(st.next_pos, 7);
+  }
 }
 
 // Decoding allocates nothing per token: the step (f32 and bf16 panels, odd shapes that need padded
 // x) and sampling with temperature, top-k and top-p.
-TEST(DecodeSession, NoAllocationPerToken) {
+TEST(Infer, NoAllocationPerToken) {
   ModelConfig c = small();
   c.d_model = 36, c.head_dim = 8, c.d_ff = 52;  // columns not a multiple of 8
   TransformerLM m(c, 3);
-  for (DType wd : {DType::f32, DType::bf16}) {
-    DecodeSession s(m, wd, 40);
+  for (std::string wd : {"f32", "bf16"}) {
+    m.pack(wd);
+    InferState s = m.make_state(40);
     Sampler sampler({0.9, 20, 0.9, 1});
-    const float* l = s.prefill({1, 2, 3});
-    int32_t tok = sampler.sample(l, c.vocab_size);
-    for (int i = 0; i < 3; ++i) tok = sampler.sample(s.step(tok), c.vocab_size);  // warm: thread-local buffers
+    std::vector<int32_t> prompt{1, 2, 3};
+    int32_t tok = sampler.sample(m.infer(s, prompt), c.vocab_size);
+    for (int i = 0; i < 3; ++i) tok = sampler.sample(m.infer(s, {&tok, 1}), c.vocab_size);  // warm: thread-local buffers
     const int64_t before = g_news.load();
-    for (int i = 0; i < 20; ++i) tok = sampler.sample(s.step(tok), c.vocab_size);
-    EXPECT_EQ(g_news.load() - before, 0) << dtype_name(wd);
+    for (int i = 0; i < 20; ++i) tok = sampler.sample(m.infer(s, {&tok, 1}), c.vocab_size);
+    EXPECT_EQ(g_news.load() - before, 0) << wd;
   }
 }
 
@@ -196,7 +272,7 @@ TEST(Generate, GeneratorReusesTheCachedPrefix) {
   TransformerLM m(small(), 4);
   for (bool fast : {true, false}) {
     GenerateConfig g{5, -1};
-    g.fast = fast;
+    g.weights = fast ? "f32" : "";
     Generator gen(m, g, 40);
     Sampler s({0.0, 0, 1.0, 0});
     std::vector<int32_t> turn1{3, 1, 4, 1, 5};
@@ -231,31 +307,37 @@ TEST(Generate, GeneratorReusesTheCachedPrefix) {
   }
 }
 
-// The fast decode path (matrix-vector kernels) against full recomputation, f32 and bf16 weights,
-// for rotate-half and interleaved rotary layouts, GQA, biases and the Gemma-style variants.
-TEST(DecodeSession, StepLogitsMatchFullRecompute) {
-  for (int variant = 0; variant < 3; ++variant) {
+// Decoding through packed weights (matrix-vector kernels) against full recomputation, f32 and bf16,
+// for rotate-half and interleaved rotary layouts, GQA, biases, Gemma-style variants and GPT-style
+// models (learned positions, LayerNorm, GELU MLP with biases). Biases and norm weights are
+// randomised: zeros and ones would hide a missing bias add or a wrong norm weight.
+TEST(Infer, PackedDecodeMatchesFullRecompute) {
+  for (int variant = 0; variant < 4; ++variant) {
     ModelConfig c = small();
     if (variant == 1) c.rope_interleaved = true, c.attn_bias = true, c.tie_embeddings = true;
     if (variant == 2) c.norm = "rmsnorm_1p", c.mlp = "geglu_tanh", c.embed_scale = 2.0, c.head_dim = 12;
+    if (variant == 3) c.position = "learned", c.norm = "layernorm", c.mlp = "gelu", c.mlp_bias = c.attn_bias = true;
     TransformerLM m(c, 11);
+    Rng r(variant + 1);
+    m.visit([&](const std::string&, nn::Var& v, nn::ParamKind k) {
+      if (k != nn::ParamKind::norm && k != nn::ParamKind::bias) return;
+      float* p = v->value.data<float>();
+      for (int64_t i = 0; i < v->value.numel(); ++i) p[i] += float(0.3 * r.normal());
+    });
     std::vector<int32_t> seq{4, 8, 15, 16, 23, 42, 7, 1, 30};
-    ag::NoGrad ng;
-    Tensor full = m.forward(Tensor::from(seq, {(int64_t)seq.size()}), 1, (int64_t)seq.size())->value;
-    for (DType wd : {DType::f32, DType::bf16}) {
-      DecodeSession s(m, wd, 16);
-      s.prefill({seq[0], seq[1], seq[2]});
+    Tensor full = full_logits(m, seq);
+    for (std::string wd : {"f32", "bf16"}) {
+      m.pack(wd);
+      InferState s = m.make_state(16);
+      m.infer(s, std::span<const int32_t>(seq).first(3));
       for (size_t t = 3; t < seq.size(); ++t) {
-        const float* l = s.step(seq[t]);
-        Tensor got = Tensor::from(std::vector<float>(l, l + 50), {50});
-        Tensor want = full.slice(0, int64_t(t), int64_t(t + 1)).contiguous().reshape({50});
-        EXPECT_LT(test::rel_err(got, want), wd == DType::f32 ? 1e-5 : 2e-2) << "variant " << variant << " pos " << t;
+        const float* l = m.infer(s, std::span<const int32_t>(&seq[t], 1));
+        EXPECT_LT(test::rel_err(vec_of(l, 50), row(full, int64_t(t))), wd == "f32" ? 1e-5 : 2e-2)
+            << "variant " << variant << " pos " << t << " " << wd;
       }
-      EXPECT_EQ(s.len(), (int64_t)seq.size());
+      EXPECT_EQ(s.next_pos, (int64_t)seq.size());
     }
   }
-  ModelConfig learned = small("learned");
-  EXPECT_FALSE(DecodeSession::supported(learned));
 }
 
 TEST(Chat, TemplatesRenderTheFamiliesFormats) {

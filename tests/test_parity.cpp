@@ -5,7 +5,7 @@
 #include "autograd/ops.h"
 #include "common.h"
 #include "formats/safetensors.h"
-#include "models/transformer.h"
+#include "models/lm.h"
 #include "train/optim.h"
 
 using namespace clm;
@@ -29,8 +29,8 @@ Fixture load(const std::string& name) {
   return f;
 }
 
-std::unique_ptr<TransformerLM> build(const Fixture& f, DType dt) {
-  auto m = std::make_unique<TransformerLM>(f.cfg, 0, dt);
+std::unique_ptr<LanguageModel> build(const Fixture& f, DType dt) {
+  auto m = make_model(f.cfg, 0, dt);
   int n = 0;
   m->visit([&](const std::string& name, nn::Var& v, nn::ParamKind) {
     const Tensor& t = f.st.get(name);

@@ -93,7 +93,7 @@ TEST(Llama2c, TruncatedOrLyingFilesAreRejected) {
 
 // ---- conversion round trips ----
 
-static std::vector<int32_t> greedy_of(TransformerLM& m, const std::vector<int32_t>& prompt, int64_t n) {
+static std::vector<int32_t> greedy_of(LanguageModel& m, const std::vector<int32_t>& prompt, int64_t n) {
   Sampler s({0.0, 0, 1.0, 0});
   return generate(m, prompt, {n, -1}, s);
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common.h"
+#include "models/transformer.h"
 #include "data/dataset.h"
 #include "train/trainer.h"
 #include "util/fs.h"

@@ -17,6 +17,7 @@
 #include "infer/chat.h"
 #include "infer/generate.h"
 #include "kernels/cpu/vec.h"
+#include "kernels/format.h"
 #include "kernels/kernels.h"
 #include "tokenizers/bpe.h"
 #include "train/trainer.h"
@@ -87,17 +88,21 @@ std::string human_bytes(double b) {
   return s;
 }
 
-// --weights: f32 | bf16 (fast decode path with those weights) | generic (batched path).
-// Samples only the tokenizer's ids (a model may have padding rows beyond them).
+// --weights: a registered weight format (f32, bf16, ...) the Linears are packed into, or generic
+// (the dense master weights through BLAS). Samples only the tokenizer's ids (a model may have
+// padding rows beyond them).
 GenerateConfig decode_config(const Tokenizer& tok, int64_t max_new, int32_t eos, const std::string& weights) {
-  if (weights != "f32" && weights != "bf16" && weights != "generic")
-    throw std::invalid_argument("--weights must be f32, bf16 or generic");
-  return {max_new, eos, {}, weights != "generic", weights == "bf16" ? DType::bf16 : DType::f32, tok.vocab_size()};
+  if (weights != "generic") try {
+      kernels::FormatRegistry::get().at(weights);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--weights: ") + e.what() + ", or generic");
+    }
+  return {max_new, eos, {}, weights == "generic" ? "" : weights, tok.vocab_size()};
 }
 
 // Encodes the prompt (an empty one starts a line, or a sequence for tokenizers with BOS), streams the
 // continuation to stdout and the speed to stderr.
-void stream_generate(TransformerLM& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
+void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
                      bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32") {
   const GenerateConfig gc = decode_config(tok, max_new, stop_at_eos ? tok.eos_id() : -1, weights);
   std::vector<int32_t> ids;
@@ -147,7 +152,8 @@ int cmd_train(CLI::App* c, ModelConfig mcfg, TrainConfig tcfg, const DataArgs& d
   mcfg.vocab_size = ds.tok->vocab_size();
   if (mcfg.max_seq_len < tcfg.seq_len) mcfg.max_seq_len = tcfg.seq_len;
   mcfg.validate();
-  TransformerLM model(mcfg, tcfg.seed);
+  std::unique_ptr<LanguageModel> mp = make_model(mcfg, tcfg.seed);
+  LanguageModel& model = *mp;
   if (!resume_dir.empty()) {
     LoadedModel lm = load_model(resume_dir);
     std::vector<nn::Var> src;
@@ -168,7 +174,7 @@ int cmd_train(CLI::App* c, ModelConfig mcfg, TrainConfig tcfg, const DataArgs& d
                resume_dir.empty() ? "" : (" | resuming " + resume_dir).c_str());
   TrainHooks hooks;
   hooks.progress = isatty(2);
-  hooks.eval = [&](TransformerLM& m) {
+  hooks.eval = [&](LanguageModel& m) {
     return perplexity(m, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size, eval_tokens).mean_nll();
   };
   TrainResult r = train(model, *ds.tok, ds.train, tcfg, out, resume_dir, hooks);
@@ -258,7 +264,7 @@ int main(int argc, char** argv) {
   ge->add_option("--seed", scfg.seed, "Sampling seed")->capture_default_str();
   ge->add_option("--stop-at-eos", stop_eos, "Stop when the end-of-sequence token is sampled")->capture_default_str();
   ge->add_option("--threads", threads, "Threads (0 = all cores)");
-  ge->add_option("--weights", weights, "Decode weights: f32 | bf16 (converted once) | generic (batched path)")->capture_default_str();
+  ge->add_option("--weights", weights, "Weight format for inference: f32 | bf16 (packed once) | generic (dense weights through BLAS)")->capture_default_str();
 
   // ---- info ----
   ModelConfig icfg;
@@ -281,7 +287,7 @@ int main(int argc, char** argv) {
   ch->add_option("--temperature", scfg.temperature, "0 = greedy")->capture_default_str();
   ch->add_option("--top-p", scfg.top_p, "Nucleus mass")->capture_default_str();
   ch->add_option("--seed", scfg.seed, "Sampling seed")->capture_default_str();
-  ch->add_option("--weights", weights, "Decode weights: f32 | bf16 | generic")->capture_default_str();
+  ch->add_option("--weights", weights, "Weight format for inference: f32 | bf16 | generic")->capture_default_str();
   ch->add_option("--threads", threads, "Threads (0 = all cores)");
   int64_t chat_ctx = 0;
   ch->add_option("--ctx", chat_ctx, "Context positions kept for the whole conversation (default: the model's, at most 4096)");
@@ -358,7 +364,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (in->parsed()) {
-      std::unique_ptr<TransformerLM> m;
+      std::unique_ptr<LanguageModel> m;
       std::string src = "flags", tok_line;
       if (!model_path.empty()) {
         LoadedModel lm = load_model(model_path);
@@ -375,7 +381,7 @@ int main(int argc, char** argv) {
         }
       } else {
         icfg.vocab_size = ivocab;
-        m = std::make_unique<TransformerLM>(icfg, 0);
+        m = make_model(icfg, 0);
       }
       const ModelConfig& c = m->config();
       const double P = double(m->num_params());
@@ -385,7 +391,7 @@ int main(int argc, char** argv) {
       m->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
         std::printf("  %-48s %-16s %s\n", n.c_str(), shape_str(v->value.shape()).c_str(), dtype_name(v->value.dtype()));
       });
-      const double kv_per_tok = 2.0 * double(c.n_layers * c.n_kv_heads * c.hd()) * 4;
+      const double kv_per_tok = double(m->state_bytes_per_token());
       std::printf("memory: weights %s (f32) | + AdamW moments %s | KV cache %s per token, %s at %lld tokens\n",
                   human_bytes(P * 4).c_str(), human_bytes(P * 8).c_str(), human_bytes(kv_per_tok).c_str(),
                   human_bytes(kv_per_tok * double(iseq)).c_str(), (long long)iseq);

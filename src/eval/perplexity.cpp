@@ -11,7 +11,7 @@ namespace clm {
 
 double PerplexityResult::ppl() const { return std::exp(mean_nll()); }
 
-PerplexityResult perplexity(TransformerLM& model, const std::vector<int32_t>& stream, int64_t T, int64_t stride,
+PerplexityResult perplexity(LanguageModel& model, const std::vector<int32_t>& stream, int64_t T, int64_t stride,
                             int64_t batch, int64_t max_tokens) {
   if (T <= 0 || stride <= 0 || stride > T || batch <= 0)
     throw std::invalid_argument("perplexity: need 0 < stride <= window and batch > 0");

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "models/transformer.h"
+#include "models/lm.h"
 
 namespace clm {
 
@@ -22,7 +22,7 @@ struct PerplexityResult {
 };
 
 // max_tokens > 0 stops after about that many scored tokens (quick validation during training).
-PerplexityResult perplexity(TransformerLM& model, const std::vector<int32_t>& stream, int64_t T, int64_t stride,
+PerplexityResult perplexity(LanguageModel& model, const std::vector<int32_t>& stream, int64_t T, int64_t stride,
                             int64_t batch, int64_t max_tokens = 0);
 
 }  // namespace clm

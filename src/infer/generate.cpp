@@ -6,7 +6,6 @@
 #include <stdexcept>
 
 #include "autograd/autograd.h"
-#include "infer/session.h"
 
 namespace clm {
 
@@ -50,35 +49,22 @@ int32_t Sampler::sample(const float* logits, int64_t V) {
   return cand_[n - 1].second;
 }
 
-Generator::Generator(TransformerLM& model, const GenerateConfig& g, int64_t capacity)
+Generator::Generator(LanguageModel& model, const GenerateConfig& g, int64_t capacity)
     : model_(model), g_(g), capacity_(capacity) {
   if (model.dtype() != DType::f32) throw std::invalid_argument("generate: model must be f32");
   if (capacity <= 0) throw std::invalid_argument("generate: capacity must be positive");
-  if (g.fast && DecodeSession::supported(model.config())) {
-    fast_ = std::make_unique<DecodeSession>(model, g.weights, capacity);
-    path_ = g.weights == DType::bf16 ? "fast-bf16" : "fast-f32";
-  } else {
-    cache_ = model.make_cache(1, capacity);
-    path_ = "generic";
-  }
+  if (model.packed_format() != g.weights) model.pack(g.weights);
+  state_ = model.make_state(capacity);
+  path_ = g.weights.empty() ? "dense" : g.weights;
 }
-
-Generator::~Generator() = default;
 
 const float* Generator::feed(std::span<const int32_t> ids) {
   const float* logits = nullptr;
   try {
-    if (fast_) {
-      logits = ids.size() == 1 ? fast_->step(ids[0]) : fast_->prefill(std::vector<int32_t>(ids.begin(), ids.end()));
-    } else {
-      const int64_t n = int64_t(ids.size());
-      logits_ = model_.forward_last(Tensor::from(std::vector<int32_t>(ids.begin(), ids.end()), {n}), 1, n, &cache_);
-      logits = logits_->value.data<float>();
-    }
-  } catch (...) {  // a half-fed cache is not worth keeping: start over, and say so
+    logits = model_.infer(state_, ids);
+  } catch (...) {  // a half-fed state is not worth keeping: start over, and say so
     cached_.clear();
-    if (fast_) fast_->reset();
-    else cache_.reset();
+    state_.reset();
     throw;
   }
   cached_.insert(cached_.end(), ids.begin(), ids.end());  // only what the cache really holds
@@ -96,9 +82,8 @@ std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, Sam
   // reuse the cached prefix; at least the last prompt token is fed again to get its logits
   size_t keep = 0;
   while (keep < cached_.size() && keep + 1 < prompt.size() && cached_[keep] == prompt[keep]) ++keep;
+  if (!state_.truncate(int64_t(keep))) keep = 0;  // a state that cannot forget starts over
   cached_.resize(keep);
-  if (fast_) fast_->truncate(int64_t(keep));
-  else cache_.truncate(int64_t(keep));
   const int64_t V = g_.vocab_limit > 0 ? std::min(g_.vocab_limit, model_.config().vocab_size) : model_.config().vocab_size;
   const int64_t room = capacity_ - int64_t(prompt.size());  // new tokens that fit
   std::vector<int32_t> out;
@@ -127,7 +112,7 @@ std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, Sam
   return out;
 }
 
-std::vector<int32_t> generate(TransformerLM& model, const std::vector<int32_t>& prompt, const GenerateConfig& g,
+std::vector<int32_t> generate(LanguageModel& model, const std::vector<int32_t>& prompt, const GenerateConfig& g,
                               Sampler& sampler, const std::function<void(int32_t)>& on_token, GenerateStats* stats) {
   if (prompt.empty()) throw std::invalid_argument("generate: empty prompt");
   Generator gen(model, g, int64_t(prompt.size()) + g.max_new_tokens);

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "models/transformer.h"
+#include "models/lm.h"
 #include "util/rng.h"
 
 namespace clm {
@@ -34,10 +34,10 @@ struct GenerateConfig {
   int64_t max_new_tokens = 128;
   int32_t eos_id = -1;  // stop when sampled (not emitted); -1 = never
   std::vector<int32_t> stop_ids = {};  // more ids that stop generation (chat turn ends)
-  // Decode through DecodeSession (matrix-vector kernels) when the model is supported, with weights
-  // in this dtype (f32 or bf16); fast = false always uses the generic batched path.
-  bool fast = true;
-  DType weights = DType::f32;
+  // Weight format the Linears are packed into for inference (kernels/format.h: f32, bf16, ...);
+  // "" keeps the dense master weights (BLAS for every product). The model is packed once, by the
+  // Generator, unless it already is in this format.
+  std::string weights = "f32";
   int64_t vocab_limit = 0;  // sample only ids below this (the tokenizer's size, when the model has padding rows); 0 = all
 };
 
@@ -45,39 +45,35 @@ struct GenerateStats {
   int64_t prompt_tokens = 0, new_tokens = 0;
   int64_t reused_tokens = 0;  // prompt tokens whose keys/values were already cached (Generator)
   double prefill_s = 0, decode_s = 0;
-  std::string path;  // "fast-f32", "fast-bf16" or "generic"
+  std::string path;  // the weight format used ("f32", "bf16", ...; "dense" for unpacked weights)
 };
 
-class DecodeSession;
-
-// A model with a KV cache that outlives one generation: each call prefills only the part of the
-// prompt after the longest prefix already cached (a chat's earlier turns), then decodes. The fast
-// path's packed weights are made once, at construction.
+// A model with an inference state that outlives one generation: each call prefills only the part
+// of the prompt after the longest prefix already cached (a chat's earlier turns), then decodes.
+// Prefill and decoding both run LanguageModel::infer (one code path, batched or one token).
 class Generator {
  public:
-  Generator(TransformerLM& model, const GenerateConfig& g, int64_t capacity);
-  ~Generator();
+  Generator(LanguageModel& model, const GenerateConfig& g, int64_t capacity);
   std::vector<int32_t> generate(const std::vector<int32_t>& prompt, Sampler& sampler,
                                 const std::function<void(int32_t)>& on_token = nullptr, GenerateStats* stats = nullptr);
   int64_t capacity() const { return capacity_; }
   const std::vector<int32_t>& cached() const { return cached_; }  // the tokens whose keys/values are cached
   const std::string& path() const { return path_; }
+  InferState& state() { return state_; }  // e.g. to set an attention observer
 
  private:
   const float* feed(std::span<const int32_t> ids);  // appends ids to the cache; logits after the last
-  TransformerLM& model_;
+  LanguageModel& model_;
   GenerateConfig g_;
   int64_t capacity_;
-  std::unique_ptr<DecodeSession> fast_;
-  KVCache cache_;  // generic path
-  nn::Var logits_;
+  InferState state_;
   std::vector<int32_t> cached_;
   std::string path_;
 };
 
 // One-shot: prefills the prompt through a fresh cache, then decodes one token at a time. on_token is called for
 // each new token as soon as it is sampled (streaming). Returns the new tokens.
-std::vector<int32_t> generate(TransformerLM& model, const std::vector<int32_t>& prompt, const GenerateConfig& g,
+std::vector<int32_t> generate(LanguageModel& model, const std::vector<int32_t>& prompt, const GenerateConfig& g,
                               Sampler& sampler, const std::function<void(int32_t)>& on_token = nullptr,
                               GenerateStats* stats = nullptr);
 

@@ -83,4 +83,11 @@ template <class T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k,
                         const T* v, const AttnShape& s, T scale);
 
+// Inference attention, the one routine every decode and prefill path uses: one query q [hd] against
+// n cached cells of one head (K, V [n, hd], contiguous), masked by position: cell i takes part
+// when pos[i] <= qpos. out [hd] = softmax(scale * q·K)·V. scores [n] is scratch and is left holding
+// the probabilities (0 for masked cells), for observers.
+void attend_cells(float* out, float* scores, const float* q, const float* K, const float* V, const int32_t* pos,
+                  int64_t n, int32_t qpos, int64_t hd, float scale);
+
 }  // namespace clm::kernels

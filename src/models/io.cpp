@@ -16,7 +16,7 @@ namespace clm {
 
 namespace fs = std::filesystem;
 
-void save_model_files(const std::string& dir, TransformerLM& model, const Tokenizer* tok) {
+void save_model_files(const std::string& dir, LanguageModel& model, const Tokenizer* tok) {
   fs::create_directories(dir);
   save_safetensors(dir + "/model.safetensors", model.named_weights(), {{"format", "compactlm"}});
   nlohmann::json cfg = model.config();
@@ -36,7 +36,7 @@ std::string resolve_checkpoint(const std::string& path) {
   return path;
 }
 
-void assign_weights(TransformerLM& m, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file) {
+void assign_weights(LanguageModel& m, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file) {
   std::map<std::string, const Tensor*> by_name;
   for (auto& [n, t] : tensors) by_name[n] = &t;
   m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
@@ -70,13 +70,13 @@ LoadedModel load_model(const std::string& path, DType dtype, const std::string& 
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {  // a single-file checkpoint: llama2.c
     Llama2cCheckpoint ck = read_llama2c_checkpoint(path);
-    lm.model = std::make_unique<TransformerLM>(ck.config, 0, dtype);
+    lm.model = make_model(ck.config, 0, dtype);
     assign_weights(*lm.model, ck.tensors, path);
     lm.dir = path;
     lm.format = "llama2c";
   } else if (is_hf_folder(path)) {
     HfCheckpoint ck = read_hf_checkpoint(path);
-    lm.model = std::make_unique<TransformerLM>(ck.config, 0, dtype);
+    lm.model = make_model(ck.config, 0, dtype);
     assign_weights(*lm.model, ck.tensors, path + "/model.safetensors");
     lm.dir = path;
     lm.format = "hf-" + ck.model_type;
@@ -95,7 +95,7 @@ LoadedModel load_model(const std::string& path, DType dtype, const std::string& 
       throw std::runtime_error("'" + cfg_path + "': " + e.what());
     }
     SafeTensors st = load_safetensors(w_path);
-    lm.model = std::make_unique<TransformerLM>(cfg, 0, dtype);
+    lm.model = make_model(cfg, 0, dtype);
     assign_weights(*lm.model, st.tensors, w_path);
     if (fs::exists(lm.dir + "/tokenizer.json")) lm.tokenizer = load_tokenizer(lm.dir + "/tokenizer.json");
   }

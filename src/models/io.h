@@ -4,16 +4,16 @@
 #include <memory>
 #include <string>
 
-#include "models/transformer.h"
+#include "models/lm.h"
 #include "tokenizers/tokenizer.h"
 
 namespace clm {
 
 // Model weights + config + tokenizer. Atomic per file.
-void save_model_files(const std::string& dir, TransformerLM& model, const Tokenizer* tok);
+void save_model_files(const std::string& dir, LanguageModel& model, const Tokenizer* tok);
 
 struct LoadedModel {
-  std::unique_ptr<TransformerLM> model;
+  std::unique_ptr<LanguageModel> model;
   std::unique_ptr<Tokenizer> tokenizer;  // null if none was found
   std::string dir;                       // what was loaded (folder or file)
   std::string format;                    // "compactlm" | "llama2c" | "hf-<model_type>"
@@ -30,6 +30,6 @@ std::unique_ptr<Tokenizer> load_any_tokenizer(const std::string& path);
 
 // Copies named tensors into the model's parameters; every parameter must be present with its
 // shape, and no tensor may be left over. `file` names the source in errors.
-void assign_weights(TransformerLM& m, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file);
+void assign_weights(LanguageModel& m, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file);
 
 }  // namespace clm

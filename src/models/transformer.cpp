@@ -1,22 +1,9 @@
 #include "models/transformer.h"
 
 #include "autograd/ops.h"
+#include "kernels/cpu/vec.h"
 
 namespace clm {
-
-size_t KVCache::bytes() const {
-  size_t n = 0;
-  for (auto& l : layers) n += l.k.nbytes() + l.v.nbytes();
-  return n;
-}
-void KVCache::reset() {
-  for (auto& l : layers) l.len = 0;
-}
-
-void KVCache::truncate(int64_t n) {
-  if (n < 0 || n > len()) throw std::out_of_range("KVCache::truncate: " + std::to_string(n) + " outside 0.." + std::to_string(len()));
-  for (auto& l : layers) l.len = n;
-}
 
 TransformerLM::TransformerLM(const ModelConfig& cfg, uint64_t seed, DType dtype) : cfg_(cfg), dtype_(dtype) {
   cfg_.validate();
@@ -33,43 +20,72 @@ TransformerLM::TransformerLM(const ModelConfig& cfg, uint64_t seed, DType dtype)
   }
   final_norm_ = nn::NormRegistry::get().create("norm", cfg_.norm, cfg_.d_model, cfg_, init);
   if (!cfg_.tie_embeddings) lm_head_ = init.normal({cfg_.vocab_size, cfg_.d_model}, cfg_.init_std);
+  head_ = nn::Linear::wrap(lm_head_ ? lm_head_ : embed_->output_weight());
 }
 
-nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T, KVCache* cache) {
-  return run(ids, B, T, cache, false);
-}
-
-nn::Var TransformerLM::forward_last(const Tensor& ids, int64_t B, int64_t T, KVCache* cache) {
-  if (ag::grad_enabled()) throw std::logic_error("forward_last needs NoGrad");
-  return run(ids, B, T, cache, true);
-}
-
-nn::Var TransformerLM::run(const Tensor& ids, int64_t B, int64_t T, KVCache* cache, bool last_only) {
+nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T) {
   if (ids.numel() != B * T) throw std::invalid_argument("forward: ids size != B*T");
-  if (cache && ag::grad_enabled()) throw std::logic_error("forward with a KV cache needs NoGrad");
-  nn::Ctx ctx{B, T, cache ? cache->len() : 0};
-  if (!cache && cfg_.position == "learned" && T > cfg_.max_seq_len)
+  nn::Ctx ctx{B, T, 0};
+  if (cfg_.position == "learned" && T > cfg_.max_seq_len)
     throw std::invalid_argument("sequence of " + std::to_string(T) + " exceeds max_seq_len " +
                                 std::to_string(cfg_.max_seq_len));
   nn::Var x = pos_->embed(embed_->forward(ids), ctx);
-  for (size_t l = 0; l < blocks_.size(); ++l) {
-    Block& b = blocks_[l];
-    x = ag::add(x, b.attn->forward(b.attn_norm->forward(x), *pos_, ctx, cache ? &cache->layers[l] : nullptr));
+  for (Block& b : blocks_) {
+    x = ag::add(x, b.attn->forward(b.attn_norm->forward(x), *pos_, ctx));
     x = ag::add(x, b.mlp->forward(b.mlp_norm->forward(x)));
   }
-  if (last_only && T > 1)  // keep each sequence's last row: [B*T, D] -> [B, D]
-    x = ag::leaf(x->value.contiguous().reshape({B, T, -1}).slice(1, T - 1, T).contiguous().reshape({B, -1}));
-  x = final_norm_->forward(x);
-  return ag::linear(x, lm_head_ ? lm_head_ : embed_->output_weight());
+  return ag::linear(final_norm_->forward(x), head_.w);
 }
 
-KVCache TransformerLM::make_cache(int64_t B, int64_t capacity) const {
-  KVCache c;
-  for (auto& b : blocks_) {
-    int64_t W = b.attn->kv_width();
-    c.layers.push_back({Tensor::empty({B, capacity, W}, dtype_), Tensor::empty({B, capacity, W}, dtype_), 0});
+InferState TransformerLM::make_state(int64_t capacity) {
+  if (capacity <= 0) throw std::invalid_argument("inference state: capacity must be > 0");
+  InferState s;
+  s.capacity = capacity;
+  for (auto& b : blocks_) s.layers.push_back(b.attn->make_state(capacity));
+  s.logits.resize(size_t(cfg_.vocab_size));
+  s.pos.reserve(size_t(capacity));
+  pos_->reserve(capacity);
+  return s;
+}
+
+size_t TransformerLM::state_bytes_per_token() const {
+  size_t n = 0;
+  for (auto& b : blocks_) n += b.attn->state_bytes_per_token();
+  return n;
+}
+
+const float* TransformerLM::infer(InferState& s, std::span<const int32_t> ids) {
+  const int64_t T = int64_t(ids.size()), D = cfg_.d_model, V = cfg_.vocab_size;
+  if (T == 0) throw std::invalid_argument("infer: no tokens");
+  if (dtype_ != DType::f32) throw std::invalid_argument("inference needs an f32 model");
+  if (s.layers.size() != blocks_.size()) throw std::invalid_argument("infer: state made for another model");
+  for (int32_t id : ids)
+    if (id < 0 || id >= V) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(V));
+  s.ws.reset();
+  s.pos.resize(size_t(T));
+  for (int64_t t = 0; t < T; ++t) s.pos[size_t(t)] = int32_t(s.next_pos + t);
+  nn::InferCtx ctx{T, s.pos.data(), s.tag, 0, &s.ws, s.on_attention ? &s.on_attention : nullptr};
+  const auto& vk = kernels::vec();
+  float *x = s.ws.take(size_t(T * D)), *h = s.ws.take(size_t(T * D)), *y = s.ws.take(size_t(T * D));
+  embed_->infer(ids.data(), T, x);
+  pos_->infer_embed(x, ctx);
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    Block& b = blocks_[l];
+    ctx.layer = int64_t(l);
+    const auto mark = s.ws.mark();  // each sublayer's scratch is released after it
+    b.attn_norm->infer(x, h, T);
+    b.attn->infer(h, y, *pos_, *s.layers[l], ctx);
+    vk.axpy(1.0f, y, x, T * D);
+    s.ws.release(mark);
+    b.mlp_norm->infer(x, h, T);
+    b.mlp->infer(h, y, ctx);
+    vk.axpy(1.0f, y, x, T * D);
+    s.ws.release(mark);
   }
-  return c;
+  final_norm_->infer(x + (T - 1) * D, h, 1);  // the head only for the last position
+  head_.infer(h, 1, s.logits.data());
+  s.next_pos += T;
+  return s.logits.data();
 }
 
 void TransformerLM::visit(const nn::ParamVisitor& f) {
@@ -86,16 +102,19 @@ void TransformerLM::visit(const nn::ParamVisitor& f) {
   if (lm_head_) f("lm_head.weight", lm_head_, nn::ParamKind::weight);
 }
 
-std::vector<std::pair<std::string, Tensor>> TransformerLM::named_weights() {
-  std::vector<std::pair<std::string, Tensor>> w;
-  visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { w.push_back({n, v->value}); });
-  return w;
+void TransformerLM::linears(const nn::LinearVisitor& f) {
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    std::string p = "model.layers." + std::to_string(l);
+    blocks_[l].attn->linears(p + ".self_attn", f);
+    blocks_[l].mlp->linears(p + ".mlp", f);
+  }
+  f("lm_head", head_);
 }
 
-int64_t TransformerLM::num_params() {
-  int64_t n = 0;
-  visit([&](const std::string&, nn::Var& p, nn::ParamKind) { n += p->value.numel(); });
-  return n;
-}
+namespace {
+const bool reg_transformer = ModelRegistry::get().add("transformer", [](const ModelConfig& c, uint64_t seed, DType dt) {
+  return std::make_unique<TransformerLM>(c, seed, dt);
+});
+}  // namespace
 
 }  // namespace clm

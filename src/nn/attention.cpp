@@ -1,9 +1,12 @@
 // Attention variants: causal (multi-head / grouped-query softmax attention, Llama style).
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 
 #include "autograd/ops.h"
 #include "kernels/kernels.h"
+#include "nn/kv_cache.h"
 #include "nn/module.h"
 
 namespace clm::nn {
@@ -21,39 +24,49 @@ struct CausalAttention : Attention {
         Hkv(c.n_kv_heads),
         hd(c.hd()) {}
 
-  int64_t kv_width() const override { return Hkv * hd; }
-
-  Var forward(const Var& x, PositionEncoding& pe, const Ctx& ctx, LayerKV* kv) override {
+  Var forward(const Var& x, PositionEncoding& pe, const Ctx& ctx) override {
     Var qs = pe.rotate(q(x), H, ctx);
     Var ks = pe.rotate(k(x), Hkv, ctx);
-    Var vs = v(x);
-    const double scale = 1.0 / std::sqrt(double(hd));
-    if (!kv) return o(ag::attention(qs, ks, vs, ctx.B, ctx.T, H, Hkv, hd, scale));
-    return o(cached(qs, ks, vs, ctx, *kv, scale));
+    return o(ag::attention(qs, ks, v(x), ctx.B, ctx.T, H, Hkv, hd, 1.0 / std::sqrt(double(hd))));
   }
 
-  // Append this call's keys/values to the cache, then attend over all cached positions.
-  Var cached(const Var& qs, const Var& ks, const Var& vs, const Ctx& ctx, LayerKV& kv, double scale) {
-    const int64_t W = Hkv * hd, cap = kv.k.dim(1);
-    if (kv.len != ctx.pos0) throw std::logic_error("kv cache: position mismatch");
-    if (kv.len + ctx.T > cap) throw std::length_error("kv cache full (" + std::to_string(cap) + " positions)");
-    const size_t es = dtype_size(kv.k.dtype());
-    for (int64_t b = 0; b < ctx.B; ++b) {
-      char* kd = static_cast<char*>(kv.k.raw()) + ((b * cap + kv.len) * W) * es;
-      char* vd = static_cast<char*>(kv.v.raw()) + ((b * cap + kv.len) * W) * es;
-      std::memcpy(kd, static_cast<const char*>(ks->value.raw()) + b * ctx.T * W * es, ctx.T * W * es);
-      std::memcpy(vd, static_cast<const char*>(vs->value.raw()) + b * ctx.T * W * es, ctx.T * W * es);
+  std::unique_ptr<LayerState> make_state(int64_t capacity) const override {
+    return std::make_unique<KVCells>(Hkv, hd, capacity);
+  }
+  size_t state_bytes_per_token() const override { return size_t(2 * Hkv * hd) * sizeof(float); }
+
+  // Project, rotate at the tokens' positions, append to the cells, then each (token, head) attends
+  // over its KV head's cells with positions up to its own.
+  void infer(const float* x, float* y, PositionEncoding& pe, LayerState& state, const InferCtx& ctx) override {
+    auto& kv = static_cast<KVCells&>(state);
+    const int64_t T = ctx.T, group = H / Hkv, cap = kv.capacity();
+    if (kv.max_len() + T > cap)
+      throw std::length_error("KV cache full (" + std::to_string(cap) + " positions)");
+    float *qs = ctx.ws->take(size_t(T * H * hd)), *ks = ctx.ws->take(size_t(T * Hkv * hd)),
+          *vs = ctx.ws->take(size_t(T * Hkv * hd)), *att = ctx.ws->take(size_t(T * H * hd));
+    q.infer(x, T, qs);
+    k.infer(x, T, ks);
+    v.infer(x, T, vs);
+    pe.infer_rotate(qs, H, ctx);
+    pe.infer_rotate(ks, Hkv, ctx);
+    kv.append(ks, vs, T, ctx.pos, ctx.tag);
+    const float scale = float(1.0 / std::sqrt(double(hd)));
+    const int threads = ctx.on_attention ? 1 : omp_get_max_threads();  // observers run serially
+    float* scores = ctx.ws->take(size_t(threads * cap));
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t i = 0; i < T * H; ++i) {
+      const int64_t t = i / H, h = i % H, kh = h / group;
+      float* s = scores + int64_t(omp_get_thread_num()) * cap;
+      kernels::attend_cells(att + t * H * hd + h * hd, s, qs + t * H * hd + h * hd, kv.k(kh), kv.v(kh), kv.pos(kh),
+                            kv.len(kh), ctx.pos[t], hd, scale);
+      if (ctx.on_attention) (*ctx.on_attention)({ctx.layer, h, kh, ctx.pos[t], s, kv.pos(kh), kv.len(kh)});
     }
-    kv.len += ctx.T;
-    kernels::AttnShape s{ctx.B, ctx.T, kv.len, H, Hkv, hd, H * hd, ctx.T * H * hd, W, cap * W};
-    Tensor out = Tensor::empty({ctx.B * ctx.T, H * hd}, qs->value.dtype());
-    ag::dispatch_float(out.dtype(), [&]<class T>() {
-      kernels::attention_forward<T>(out.data<T>(), nullptr, qs->value.data<T>(), kv.k.data<T>(), kv.v.data<T>(), s,
-                                    T(scale));
-    });
-    return ag::leaf(out);
+    o.infer(att, T, y);
   }
 
+  void linears(const std::string& p, const LinearVisitor& f) override {
+    f(p + ".q_proj", q), f(p + ".k_proj", k), f(p + ".v_proj", v), f(p + ".o_proj", o);
+  }
   void visit(const std::string& p, const ParamVisitor& f) override {
     q.visit(p + ".q_proj", f);
     k.visit(p + ".k_proj", f);

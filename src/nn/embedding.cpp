@@ -1,5 +1,7 @@
 // Token-embedding variants: standard (one row per token).
 #include "autograd/ops.h"
+#include "kernels/cpu/vec.h"
+#include "kernels/kernels.h"
 #include "nn/module.h"
 
 namespace clm::nn {
@@ -13,6 +15,11 @@ struct StandardEmbedding : TokenEmbedding {
   Var forward(const Tensor& ids) override {
     Var e = ag::embedding(table, ids);
     return scale == 1.0 ? e : ag::scale(e, scale);
+  }
+  void infer(const int32_t* ids, int64_t T, float* out) const override {
+    const int64_t V = table->value.dim(0), D = table->value.dim(1);
+    kernels::embedding_forward<float>(out, table->value.data<float>(), ids, T, V, D);
+    if (scale != 1.0) kernels::vec().scale(float(scale), out, T * D);
   }
   Var output_weight() override { return table; }
   void visit(const std::string& p, const ParamVisitor& f) override { f(p + ".weight", table, ParamKind::embedding); }

@@ -1,5 +1,6 @@
 // MLP variants: swiglu (gate/up/down, Llama), gelu and gelu_tanh (up/down, GPT).
 #include "autograd/ops.h"
+#include "kernels/kernels.h"
 #include "nn/module.h"
 
 namespace clm::nn {
@@ -17,6 +18,22 @@ struct GatedMlp : Mlp {
   Var forward(const Var& x) override {
     return down(gelu ? ag::mul(ag::gelu(gate(x), true), up(x)) : ag::swiglu(gate(x), up(x)));
   }
+  void infer(const float* x, float* y, const InferCtx& ctx) override {
+    const int64_t F = gate.out(), n = ctx.T * F;
+    float *g = ctx.ws->take(size_t(n)), *u = ctx.ws->take(size_t(n));
+    gate.infer(x, ctx.T, g);
+    up.infer(x, ctx.T, u);
+    if (gelu) {
+      kernels::gelu_forward<float>(g, g, n, true);
+      for (int64_t i = 0; i < n; ++i) g[i] *= u[i];
+    } else {
+      kernels::swiglu_forward<float>(g, g, u, n);
+    }
+    down.infer(g, ctx.T, y);
+  }
+  void linears(const std::string& p, const LinearVisitor& f) override {
+    f(p + ".gate_proj", gate), f(p + ".up_proj", up), f(p + ".down_proj", down);
+  }
   void visit(const std::string& p, const ParamVisitor& f) override {
     gate.visit(p + ".gate_proj", f);
     up.visit(p + ".up_proj", f);
@@ -32,6 +49,14 @@ struct GeluMlp : Mlp {
         down(c.d_ff, c.d_model, c.mlp_bias, init, c.init_std),
         tanh_approx(tanh) {}
   Var forward(const Var& x) override { return down(ag::gelu(up(x), tanh_approx)); }
+  void infer(const float* x, float* y, const InferCtx& ctx) override {
+    const int64_t n = ctx.T * up.out();
+    float* h = ctx.ws->take(size_t(n));
+    up.infer(x, ctx.T, h);
+    kernels::gelu_forward<float>(h, h, n, tanh_approx);
+    down.infer(h, ctx.T, y);
+  }
+  void linears(const std::string& p, const LinearVisitor& f) override { f(p + ".up_proj", up), f(p + ".down_proj", down); }
   void visit(const std::string& p, const ParamVisitor& f) override {
     up.visit(p + ".up_proj", f);
     down.visit(p + ".down_proj", f);

@@ -1,6 +1,8 @@
 #include "nn/module.h"
 
 #include "autograd/ops.h"
+#include "kernels/cpu/vec.h"
+#include "kernels/kernels.h"
 
 namespace clm::nn {
 
@@ -27,6 +29,66 @@ Var Linear::operator()(const Var& x) const { return ag::linear(x, w, b); }
 void Linear::visit(const std::string& prefix, const ParamVisitor& f) {
   f(prefix + ".weight", w, ParamKind::weight);
   if (b) f(prefix + ".bias", b, ParamKind::bias);
+}
+
+}  // namespace clm::nn
+
+namespace clm::nn {
+
+float* Workspace::take(size_t n) {
+  n = (n + 15) / 16 * 16;  // every buffer starts 64 bytes after the previous one's start
+  for (; cur_ < chunks_.size(); ++cur_) {
+    Chunk& c = chunks_[cur_];
+    if (c.size - c.used >= n) {
+      float* p = c.p.get() + c.used;
+      c.used += n;
+      return p;
+    }
+    if (cur_ + 1 < chunks_.size()) chunks_[cur_ + 1].used = 0;
+  }
+  const size_t size = std::max<size_t>(n, size_t(1) << 18);  // 1 MiB or the request
+  chunks_.push_back({std::unique_ptr<float[]>(new float[size]), size, n});
+  cur_ = chunks_.size() - 1;
+  return chunks_.back().p.get();
+}
+
+void Workspace::release(Mark m) {
+  if (chunks_.empty()) return;
+  for (size_t i = m.chunk + 1; i < chunks_.size(); ++i) chunks_[i].used = 0;
+  cur_ = m.chunk;
+  chunks_[cur_].used = m.used;
+}
+
+Linear Linear::wrap(const Var& w) {
+  Linear l;
+  l.w = w;
+  return l;
+}
+
+void Linear::infer(const float* x, int64_t n, float* y) const {
+  if (observer) observer(x, n, in());
+  if (packed) {
+    packed->matmul(x, n, y);
+  } else {
+    if (w->value.dtype() != DType::f32) throw std::invalid_argument("inference needs f32 weights");
+    kernels::gemm<float>(false, true, int(n), int(out()), int(in()), 1.0f, x, int(in()), w->value.data<float>(),
+                         int(in()), 0.0f, y, int(out()));
+  }
+  if (b) {
+    const float* bb = b->value.data<float>();
+    const int64_t M = out();
+    for (int64_t r = 0; r < n; ++r) kernels::vec().axpy(1.0f, bb, y + r * M, M);
+  }
+}
+
+void Linear::pack(const std::string& format) {
+  if (format.empty()) {
+    packed.reset();
+    return;
+  }
+  if (w->value.dtype() != DType::f32) throw std::invalid_argument("packing needs f32 master weights");
+  Tensor c = w->value.contiguous();
+  packed = kernels::pack_weight(format, c.data<float>(), out(), in());
 }
 
 }  // namespace clm::nn

@@ -7,8 +7,10 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "autograd/autograd.h"
+#include "kernels/format.h"
 #include "nn/config.h"
 #include "util/rng.h"
 
@@ -33,16 +35,66 @@ struct Init {
   Var constant(const Shape& s, double v);
 };
 
-// Per-call context of a forward pass.
+// Per-call context of a training / evaluation forward pass (whole sequences, positions 0..T-1).
 struct Ctx {
   int64_t B = 1, T = 1;
-  int64_t pos0 = 0;  // absolute position of the first token (> 0 when decoding with a KV cache)
+  int64_t pos0 = 0;
 };
 
-// Keys and values of one layer for incremental decoding: [B, capacity, Hkv*hd], `len` filled.
-struct LayerKV {
-  Tensor k, v;
-  int64_t len = 0;
+// ---- inference (no tape): one code path for batched prefill (T > 1) and decoding (T = 1) ----
+
+// Scratch memory reused across inference calls, handed out as a stack: take() returns a buffer
+// that stays valid until the stack is released below it (release(mark) or reset()). Chunks are
+// kept between calls, so steady decoding allocates nothing.
+class Workspace {
+ public:
+  struct Mark {
+    size_t chunk = 0, used = 0;
+  };
+  float* take(size_t n);
+  Mark mark() const { return {cur_, chunks_.empty() ? 0 : chunks_[cur_].used}; }
+  void release(Mark m);
+  void reset() { release({}); }
+
+ private:
+  struct Chunk {
+    std::unique_ptr<float[]> p;
+    size_t size = 0, used = 0;
+  };
+  std::vector<Chunk> chunks_;
+  size_t cur_ = 0;
+};
+
+// What an attention layer hands to an observer for each query (KV policies, analysis): the
+// probabilities over the cells of one KV head's cache, in cell order.
+struct AttnEvent {
+  int64_t layer, head, kv_head;
+  int32_t query_pos;
+  const float* probs;     // [n]
+  const int32_t* cell_pos;  // [n] the cells' absolute positions
+  int64_t n;
+};
+using AttnObserver = std::function<void(const AttnEvent&)>;
+
+struct InferCtx {
+  int64_t T = 1;               // tokens in this call (one sequence)
+  const int32_t* pos = nullptr;  // [T] absolute position of each token
+  uint8_t tag = 0;             // tag stored with this call's cache cells (0 text; e.g. 1 image)
+  int64_t layer = 0;
+  Workspace* ws = nullptr;
+  const AttnObserver* on_attention = nullptr;
+};
+
+// A layer's inference state for one sequence: a KV cache, a d x d running state, a recurrent
+// hidden vector. The model keeps one per layer (models/lm.h InferState).
+class LayerState {
+ public:
+  virtual ~LayerState() = default;
+  virtual size_t bytes() const = 0;  // memory held
+  virtual void reset() = 0;
+  // Forget every position >= pos (reusing a shared prompt prefix). False when the state cannot
+  // (a recurrent state): the caller then resets and feeds the prefix again.
+  virtual bool truncate(int64_t pos) = 0;
 };
 
 // ---- slots ----
@@ -52,6 +104,10 @@ class PositionEncoding : public Module {
   virtual Var embed(const Var& x, const Ctx&) { return x; }
   // Applied to queries and keys [B*T, H*hd] (rotary variants act here).
   virtual Var rotate(const Var& x, int64_t /*n_heads*/, const Ctx&) { return x; }
+  // Inference: x [T, D] in place; q/k [T, heads*hd] in place, at positions ctx.pos.
+  virtual void infer_embed(float* /*x*/, const InferCtx&) {}
+  virtual void infer_rotate(float* /*x*/, int64_t /*n_heads*/, const InferCtx&) {}
+  virtual void reserve(int64_t /*positions*/) {}  // prepare tables for positions 0..n-1 (no allocation later)
   void visit(const std::string&, const ParamVisitor&) override {}
 };
 
@@ -59,28 +115,37 @@ class PositionEncoding : public Module {
 // in f64 and stored in `dt`. Shared by the rope variant and the decode session.
 void rope_table(int64_t pos0, int64_t T, int64_t hd, double theta, DType dt, Tensor& cos, Tensor& sin);
 
+struct Linear;
+using LinearVisitor = std::function<void(const std::string& name, Linear& l)>;
+
 class Attention : public Module {
  public:
-  // x [B*T, d_model] -> [B*T, d_model]. With kv != null, appends this call's keys/values to the cache
-  // and attends over everything cached (inference only).
-  virtual Var forward(const Var& x, PositionEncoding& pe, const Ctx& ctx, LayerKV* kv) = 0;
-  // Bytes of KV state per token (for memory reports and cache allocation).
-  virtual int64_t kv_width() const = 0;  // elements per token in each of k and v
+  // x [B*T, d_model] -> [B*T, d_model], causal over each sequence (training, evaluation).
+  virtual Var forward(const Var& x, PositionEncoding& pe, const Ctx& ctx) = 0;
+  // Inference: appends this call's T tokens to `state` and writes y [T, d_model].
+  virtual void infer(const float* x, float* y, PositionEncoding& pe, LayerState& state, const InferCtx& ctx) = 0;
+  virtual std::unique_ptr<LayerState> make_state(int64_t capacity) const = 0;
+  virtual size_t state_bytes_per_token() const = 0;  // 0 for constant-size states
+  virtual void linears(const std::string& prefix, const LinearVisitor& f) = 0;
 };
 
 class Mlp : public Module {
  public:
   virtual Var forward(const Var& x) = 0;
+  virtual void infer(const float* x, float* y, const InferCtx& ctx) = 0;  // [T, D] -> [T, D]
+  virtual void linears(const std::string& prefix, const LinearVisitor& f) = 0;
 };
 
 class Norm : public Module {
  public:
   virtual Var forward(const Var& x) = 0;
+  virtual void infer(const float* x, float* y, int64_t T) const = 0;  // [T, dim]
 };
 
 class TokenEmbedding : public Module {
  public:
   virtual Var forward(const Tensor& ids) = 0;  // ids i32 [N] -> [N, d_model]
+  virtual void infer(const int32_t* ids, int64_t T, float* out) const = 0;
   virtual Var output_weight() = 0;             // [vocab, d_model], for tied output projections
 };
 
@@ -122,11 +187,22 @@ using NormRegistry = Registry<Norm, int64_t /*dim*/, const ModelConfig&, Init&>;
 using EmbeddingRegistry = Registry<TokenEmbedding, const ModelConfig&, Init&>;
 
 // ---- basic layers shared by variants ----
+// y = x Wᵀ + b. Training uses the dense master weight w; inference uses the packed copy when one
+// was made (pack), in any registered weight format, else w itself.
 struct Linear : Module {
   Var w, b;  // w [out, in], b [out] or null
+  std::shared_ptr<const kernels::WeightFormat> packed;
+  // Called with every inference input x [n, in] before the product (calibration statistics).
+  std::function<void(const float* x, int64_t n, int64_t in)> observer;
+
   Linear() = default;
   Linear(int64_t in, int64_t out, bool bias, Init& init, double stddev);
+  static Linear wrap(const Var& w);  // around an existing weight (a tied output projection)
   Var operator()(const Var& x) const;
+  void infer(const float* x, int64_t n, float* y) const;  // y [n, out]
+  void pack(const std::string& format);                   // "" drops the packed copy
+  int64_t in() const { return w->value.dim(1); }
+  int64_t out() const { return w->value.dim(0); }
   void visit(const std::string& prefix, const ParamVisitor& f) override;
 };
 

@@ -1,5 +1,6 @@
 // Norm variants: rmsnorm, layernorm.
 #include "autograd/ops.h"
+#include "kernels/kernels.h"
 #include "nn/module.h"
 
 namespace clm::nn {
@@ -12,6 +13,13 @@ struct RmsNorm : Norm {
   RmsNorm(int64_t d, const ModelConfig& c, Init& init, double off)
       : w(init.constant({d}, 1.0 - off)), eps(c.norm_eps), offset(off) {}
   Var forward(const Var& x) override { return ag::rmsnorm(x, w, eps, offset); }
+  void infer(const float* x, float* y, int64_t T) const override {
+    const int64_t D = w->value.numel();
+    for (int64_t t = 0; t < T; ++t) {  // one row at a time: rstd needs no buffer
+      float rstd;
+      kernels::rmsnorm_forward<float>(y + t * D, &rstd, x + t * D, w->value.data<float>(), 1, D, float(eps), float(offset));
+    }
+  }
   void visit(const std::string& p, const ParamVisitor& f) override { f(p + ".weight", w, ParamKind::norm); }
 };
 
@@ -21,6 +29,14 @@ struct LayerNorm : Norm {
   LayerNorm(int64_t d, const ModelConfig& c, Init& init)
       : w(init.constant({d}, 1.0)), b(init.constant({d}, 0.0)), eps(c.norm_eps) {}
   Var forward(const Var& x) override { return ag::layernorm(x, w, b, eps); }
+  void infer(const float* x, float* y, int64_t T) const override {
+    const int64_t D = w->value.numel();
+    for (int64_t t = 0; t < T; ++t) {
+      float mean, rstd;
+      kernels::layernorm_forward<float>(y + t * D, &mean, &rstd, x + t * D, w->value.data<float>(), b->value.data<float>(),
+                                        1, D, float(eps));
+    }
+  }
   void visit(const std::string& p, const ParamVisitor& f) override {
     f(p + ".weight", w, ParamKind::norm);
     f(p + ".bias", b, ParamKind::bias);

@@ -2,6 +2,8 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "kernels/cpu/vec.h"
+#include "kernels/kernels.h"
 #include "nn/module.h"
 
 namespace clm::nn {
@@ -45,12 +47,38 @@ struct Rope : PositionEncoding {
     table(ctx, x->value.dtype());
     return ag::rotary(x, cos_, sin_, ctx.B, ctx.T, n_heads, hd, interleaved);
   }
+
+  // Inference: rows of one f32 table indexed by absolute position, grown by reserve().
+  std::vector<float> icos_, isin_;
+  void reserve(int64_t positions) override {
+    const int64_t have = int64_t(icos_.size()) / (hd / 2);
+    if (positions <= have) return;
+    Tensor c, s;
+    rope_table(have, positions - have, hd, theta, DType::f32, c, s);
+    icos_.insert(icos_.end(), c.data<float>(), c.data<float>() + c.numel());
+    isin_.insert(isin_.end(), s.data<float>(), s.data<float>() + s.numel());
+  }
+  void infer_rotate(float* x, int64_t n_heads, const InferCtx& ctx) override {
+    const int64_t half = hd / 2, W = n_heads * hd;
+    for (int64_t t = 0; t < ctx.T; ++t) {
+      if (int64_t(ctx.pos[t]) * half >= int64_t(icos_.size())) reserve(ctx.pos[t] + 1);
+      const float *c = icos_.data() + ctx.pos[t] * half, *s = isin_.data() + ctx.pos[t] * half;
+      kernels::rotary_forward<float>(x + t * W, x + t * W, c, s, 1, 1, n_heads, hd, interleaved);  // in place: pairs read before written
+    }
+  }
 };
 
 struct LearnedPosition : PositionEncoding {
   Var table;
   LearnedPosition(const ModelConfig& c, Init& init) : table(init.normal({c.max_seq_len, c.d_model}, c.init_std)) {}
   Var embed(const Var& x, const Ctx& ctx) override { return ag::add_rows(x, table, ctx.pos0, ctx.T); }
+  void infer_embed(float* x, const InferCtx& ctx) override {
+    const int64_t P = table->value.dim(0), D = table->value.dim(1);
+    for (int64_t t = 0; t < ctx.T; ++t) {
+      if (ctx.pos[t] >= P) throw std::length_error("position " + std::to_string(ctx.pos[t]) + " beyond the learned table of " + std::to_string(P));
+      kernels::vec().axpy(1.0f, table->value.data<float>() + ctx.pos[t] * D, x + t * D, D);
+    }
+  }
   void visit(const std::string& p, const ParamVisitor& f) override {
     f(p + ".weight", table, ParamKind::embedding);
   }

@@ -11,7 +11,7 @@ namespace clm {
 
 namespace fs = std::filesystem;
 
-void save_checkpoint(const std::string& run_dir, int64_t step, TransformerLM& model, const Tokenizer& tok,
+void save_checkpoint(const std::string& run_dir, int64_t step, LanguageModel& model, const Tokenizer& tok,
                      const AdamW& opt, const nlohmann::json& trainer_state, int keep_last) {
   char name[32];
   std::snprintf(name, sizeof name, "step-%08lld", (long long)step);

@@ -5,7 +5,7 @@
 
 namespace clm {
 
-std::vector<ParamRef> collect_params(TransformerLM& m) {
+std::vector<ParamRef> collect_params(LanguageModel& m) {
   std::vector<ParamRef> ps;
   m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind k) { ps.push_back({n, v, k}); });
   return ps;

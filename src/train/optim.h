@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "models/transformer.h"
+#include "models/lm.h"
 
 namespace clm {
 
@@ -13,7 +13,7 @@ struct ParamRef {
   nn::Var var;
   nn::ParamKind kind;
 };
-std::vector<ParamRef> collect_params(TransformerLM& m);
+std::vector<ParamRef> collect_params(LanguageModel& m);
 
 struct AdamWConfig {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;

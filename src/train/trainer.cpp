@@ -54,7 +54,7 @@ static std::string hms(double s) {
   return b;
 }
 
-TrainResult train(TransformerLM& model, const Tokenizer& tok, const std::vector<int32_t>& train_stream,
+TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<int32_t>& train_stream,
                   const TrainConfig& cfg, const std::string& run_dir, const std::string& resume_dir,
                   const TrainHooks& hooks) {
   using clock = std::chrono::steady_clock;

@@ -33,7 +33,7 @@ struct TrainResult {
 };
 
 struct TrainHooks {
-  std::function<double(TransformerLM&)> eval;  // mean validation loss per token
+  std::function<double(LanguageModel&)> eval;  // mean validation loss per token
   bool progress = false;                       // live progress line on stderr
   bool quiet = false;
 };
@@ -41,7 +41,7 @@ struct TrainHooks {
 // Trains `model` from step 0, or from `resume_step_dir` (a checkpoint written by this function).
 // Writes checkpoints and metrics.jsonl under `run_dir` (empty: no files). Throws on a non-finite loss
 // without touching the last good checkpoint.
-TrainResult train(TransformerLM& model, const Tokenizer& tok, const std::vector<int32_t>& train_stream,
+TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<int32_t>& train_stream,
                   const TrainConfig& cfg, const std::string& run_dir, const std::string& resume_step_dir,
                   const TrainHooks& hooks);
 

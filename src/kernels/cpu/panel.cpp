@@ -7,12 +7,14 @@
 #include <vector>
 
 #include "kernels/cpu/vec.h"
+#include "kernels/kernels.h"
 #include "tensor/tensor.h"
 
 namespace clm::kernels {
 
 PanelMatrix::PanelMatrix(const float* w, int64_t rows, int64_t cols, Type type)
-    : type_(type), rows_(rows), cols_(cols), prows_((rows + 3) / 4 * 4), pcols_((cols + 7) / 8 * 8) {
+    : type_(type), prows_((rows + 3) / 4 * 4), pcols_((cols + 7) / 8 * 8) {
+  rows_ = rows, cols_ = cols;
   if (rows <= 0 || cols <= 0) throw std::invalid_argument("PanelMatrix: empty matrix");
   bytes_ = size_t(prows_ * pcols_) * (type == Type::f32 ? 4 : 2);  // a multiple of 64
   data_.reset(std::aligned_alloc(64, bytes_));
@@ -55,5 +57,54 @@ void PanelMatrix::matvec(const float* x, float* out) const {
     if (o == tmp) std::copy(tmp, tmp + (rows_ - 4 * b), out + 4 * b);
   }
 }
+
+
+void PanelMatrix::unpack_rows(int64_t r0, int64_t n, float* out) const {
+  for (int64_t r = r0; r < r0 + n; ++r) {
+    float* o = out + (r - r0) * cols_;
+    for (int64_t c0 = 0; c0 < cols_; c0 += 8) {
+      const size_t off = offset(r, c0);
+      const int64_t m = std::min<int64_t>(8, cols_ - c0);
+      if (type_ == Type::f32)
+        std::memcpy(o + c0, f32() + off, sizeof(float) * size_t(m));
+      else
+        for (int64_t i = 0; i < m; ++i) o[c0 + i] = bf16_to_f32(bf16()[off + i]);
+    }
+  }
+}
+
+void PanelMatrix::dequantize(float* out) const { unpack_rows(0, rows_, out); }
+
+void PanelMatrix::matmul(const float* x, int64_t n, float* y) const {
+  if (n == 1) return matvec(x, y);
+  constexpr int64_t kBlock = 64;  // rows per unpacked block: 64 x cols f32 stays in L2
+  const int64_t blocks = (rows_ + kBlock - 1) / kBlock;
+#pragma omp parallel
+  {
+    thread_local std::vector<float> buf;
+    buf.resize(size_t(kBlock * cols_));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * kBlock, m = std::min(kBlock, rows_ - r0);
+      unpack_rows(r0, m, buf.data());
+      gemm<float>(false, true, int(n), int(m), int(cols_), 1.0f, x, int(cols_), buf.data(), int(cols_), 0.0f, y + r0,
+                  int(rows_));
+    }
+  }
+}
+
+const std::string& PanelMatrix::name() const {
+  static const std::string f32 = "f32", bf16 = "bf16";
+  return type_ == Type::f32 ? f32 : bf16;
+}
+
+namespace {
+const bool reg_f32 = FormatRegistry::get().add(
+    {"f32", "f32", "f32 weights in four-row panels",
+     [](const float* w, int64_t r, int64_t c) { return std::make_unique<PanelMatrix>(w, r, c, PanelMatrix::Type::f32); }});
+const bool reg_bf16 = FormatRegistry::get().add(
+    {"bf16", "f32", "bf16 weights (round to nearest even) in four-row panels",
+     [](const float* w, int64_t r, int64_t c) { return std::make_unique<PanelMatrix>(w, r, c, PanelMatrix::Type::bf16); }});
+}  // namespace
 
 }  // namespace clm::kernels

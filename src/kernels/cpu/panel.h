@@ -4,15 +4,19 @@
 // f32). A thread then streams one contiguous range instead of four interleaved row streams,
 // which the hardware prefetcher follows much better (docs/RESULTS.md: +30-40% read bandwidth for
 // bf16 on 2 cores). Rows and columns are padded with zeros to multiples of 4 and 8.
+// Registered as the weight formats "f32" and "bf16" (kernels/format.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <string>
+
+#include "kernels/format.h"
 
 namespace clm::kernels {
 
-class PanelMatrix {
+class PanelMatrix final : public WeightFormat {
  public:
   enum class Type : uint8_t { f32, bf16 };
   PanelMatrix() = default;
@@ -21,17 +25,21 @@ class PanelMatrix {
 
   // out[rows] = W x, x[cols]; multithreaded over panels (OpenMP). No allocation when cols % 8 == 0.
   void matvec(const float* x, float* out) const;
+  // n == 1: matvec. n > 1: blocks of rows unpacked to f32 and multiplied by BLAS, one block per
+  // thread at a time (the unpacking is O(rows*cols), small beside the product's n*rows*cols).
+  void matmul(const float* x, int64_t n, float* y) const override;
+  void dequantize(float* out) const override;
+  const std::string& name() const override;
 
-  int64_t rows() const { return rows_; }
-  int64_t cols() const { return cols_; }
   Type type() const { return type_; }
-  size_t bytes() const { return bytes_; }  // read per product
+  size_t bytes() const override { return bytes_; }  // read per product
   float at(int64_t r, int64_t c) const;  // unpacked element (tests)
 
  private:
+  void unpack_rows(int64_t r0, int64_t n, float* out) const;  // rows r0..r0+n-1, row-major
   size_t offset(int64_t r, int64_t c) const { return size_t(((r / 4) * (pcols_ / 8) + c / 8) * 32 + (r % 4) * 8 + c % 8); }
   Type type_ = Type::f32;
-  int64_t rows_ = 0, cols_ = 0, prows_ = 0, pcols_ = 0;
+  int64_t prows_ = 0, pcols_ = 0;
   // 64-byte aligned, so that each bf16 chunk is exactly one cache line
   std::unique_ptr<void, decltype(&std::free)> data_{nullptr, &std::free};
   size_t bytes_ = 0;

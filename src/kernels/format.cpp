@@ -1,0 +1,37 @@
+#include "kernels/format.h"
+
+#include <stdexcept>
+
+namespace clm::kernels {
+
+FormatRegistry& FormatRegistry::get() {
+  static FormatRegistry r;
+  return r;
+}
+
+bool FormatRegistry::add(FormatInfo f) {
+  for (auto& e : formats_)
+    if (e.name == f.name) throw std::logic_error("weight format '" + f.name + "' registered twice");
+  formats_.push_back(std::move(f));
+  return true;
+}
+
+const FormatInfo& FormatRegistry::at(const std::string& name) const {
+  for (auto& e : formats_)
+    if (e.name == name) return e;
+  std::string known;
+  for (auto& e : formats_) known += (known.empty() ? "" : ", ") + e.name;
+  throw std::invalid_argument("unknown weight format '" + name + "' (known: " + known + ")");
+}
+
+std::vector<std::string> FormatRegistry::names() const {
+  std::vector<std::string> v;
+  for (auto& e : formats_) v.push_back(e.name);
+  return v;
+}
+
+std::unique_ptr<WeightFormat> pack_weight(const std::string& format, const float* w, int64_t rows, int64_t cols) {
+  return FormatRegistry::get().at(format).pack(w, rows, cols);
+}
+
+}  // namespace clm::kernels

@@ -1,0 +1,56 @@
+// Weight formats: how a Linear's weight matrix [rows, cols] is stored for inference, and the
+// kernels that multiply by it. A format is chosen by name from a registry; each entry says which
+// activation format its kernels pair with (as ggml pairs Q4_0 with Q8_0). Training keeps dense f32
+// master weights in the module; a packed copy is made for inference (Linear::pack).
+//
+// To add a format (e.g. a quantized one): one file with a WeightFormat subclass (matmul for any
+// number of rows, dequantize, bytes), one FormatRegistry::add line, one row in the kernel
+// cross-check table (tests/test_formats.cpp).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace clm::kernels {
+
+class WeightFormat {
+ public:
+  virtual ~WeightFormat() = default;
+  // y[n, rows] = x[n, cols] · Wᵀ. n == 1 is the matrix-vector (decode) path, n > 1 batched (prefill).
+  virtual void matmul(const float* x, int64_t n, float* y) const = 0;
+  virtual void dequantize(float* out) const = 0;  // row-major [rows, cols]
+  virtual size_t bytes() const = 0;               // storage read per product
+  virtual const std::string& name() const = 0;
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  double bits_per_weight() const { return 8.0 * double(bytes()) / double(rows_ * cols_); }
+
+ protected:
+  int64_t rows_ = 0, cols_ = 0;
+};
+
+struct FormatInfo {
+  std::string name;
+  std::string activation;  // the activation format its kernels consume ("f32")
+  std::string about;
+  std::function<std::unique_ptr<WeightFormat>(const float* w, int64_t rows, int64_t cols)> pack;
+};
+
+class FormatRegistry {
+ public:
+  static FormatRegistry& get();
+  bool add(FormatInfo f);
+  const FormatInfo& at(const std::string& name) const;  // throws naming the known formats
+  std::vector<std::string> names() const;
+
+ private:
+  std::vector<FormatInfo> formats_;
+};
+
+// Packs a row-major f32 matrix into the named format.
+std::unique_ptr<WeightFormat> pack_weight(const std::string& format, const float* w, int64_t rows, int64_t cols);
+
+}  // namespace clm::kernels

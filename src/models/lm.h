@@ -1,0 +1,75 @@
+// LanguageModel: what every consumer (trainer, optimizer, checkpoints, perplexity, generation,
+// importers and exporters) sees of a model. Implementations are registered by `arch`
+// (config.json): TransformerLM is "transformer"; a recurrent model is another entry.
+//
+// Two entry points, one per regime:
+//   forward  whole sequences on the tape (training) or not (evaluation), batched;
+//   infer    one sequence's tokens appended to an InferState, no tape, f32: batched prefill
+//            (many tokens) and decoding (one token) run the same code, each Linear through its
+//            packed weight format when one was made (pack).
+#pragma once
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nn/module.h"
+
+namespace clm {
+
+// One sequence's inference state: a LayerState per layer (KV cells, running state, ...), the
+// position of the next token (the true length of the sequence, whatever a cache has evicted),
+// and reusable scratch memory.
+struct InferState {
+  std::vector<std::unique_ptr<nn::LayerState>> layers;
+  int64_t capacity = 0;  // positions the states were sized for
+  int64_t next_pos = 0;
+  uint8_t tag = 0;                 // tag given to the cells the next call appends (0 text, 1 image)
+  nn::AttnObserver on_attention;   // optional: every attention row computed during infer
+  nn::Workspace ws;
+  std::vector<float> logits;
+  std::vector<int32_t> pos;  // positions of the current call
+
+  size_t bytes() const;  // memory held by the layer states
+  void reset();
+  // Forget positions >= n. False (and the state reset) when a layer cannot: feed the prefix again.
+  bool truncate(int64_t n);
+};
+
+class LanguageModel {
+ public:
+  virtual ~LanguageModel() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual DType dtype() const = 0;  // of the parameters: f32 (training, inference) or f64 (checks)
+  virtual void visit(const nn::ParamVisitor& f) = 0;      // every parameter, by Hugging Face name
+  virtual void linears(const nn::LinearVisitor& f) = 0;   // every Linear (packing, observers)
+
+  // ids i32 [B*T] (row-major [B, T]) -> logits [B*T, vocab], positions 0..T-1 in each row.
+  virtual nn::Var forward(const Tensor& ids, int64_t B, int64_t T) = 0;
+
+  // A fresh state for up to `capacity` positions.
+  virtual InferState make_state(int64_t capacity) = 0;
+  // Appends ids at positions next_pos.. and returns the logits [vocab] after the last one (valid
+  // until the next call). Throws std::length_error when the state is full, std::out_of_range for
+  // an id outside the vocabulary (the state is then unusable: reset it).
+  virtual const float* infer(InferState& state, std::span<const int32_t> ids) = 0;
+  virtual size_t state_bytes_per_token() const = 0;  // 0 for a constant-size state
+
+  // Through visit / linears:
+  std::vector<std::pair<std::string, Tensor>> named_weights();  // values share storage
+  int64_t num_params();
+  // Packs every Linear's weight into a registered format for inference ("" drops the copies).
+  void pack(const std::string& format);
+  const std::string& packed_format() const { return packed_; }
+  size_t packed_bytes();  // weight bytes one decoded token reads through the Linears
+
+ private:
+  std::string packed_;
+};
+
+using ModelRegistry = nn::Registry<LanguageModel, const ModelConfig&, uint64_t /*seed*/, DType>;
+// Builds the model registered under cfg.arch, initialised from `seed`.
+std::unique_ptr<LanguageModel> make_model(const ModelConfig& cfg, uint64_t seed = 0, DType dtype = DType::f32);
+
+}  // namespace clm
