@@ -2,10 +2,14 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <regex>
 
 #include "common.h"
+#include "infer/chat.h"
+#include "infer/generate.h"
+#include "models/io.h"
 #include "util/fs.h"
 
 using namespace clm;  // NOLINT
@@ -139,7 +143,24 @@ TEST(Cli, ChatOnStdinWithLlama2Template) {
                      t.path + "/in.txt");
   EXPECT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '['), 2) << r.err;  // one stats line per turn
-  EXPECT_FALSE(r.out.empty());
+  // each reply is what greedy generation gives for the conversation so far, rendered by the template
+  LoadedModel lm = load_model(sh + "/models/stories260K/stories260K.bin", DType::f32, sh + "/models/stories260K/tok512.bin");
+  const Tokenizer& tok = *lm.tokenizer;
+  std::vector<ChatMessage> msgs;
+  std::string want;
+  for (std::string line : {"Tell me a story.", "Another one."}) {
+    msgs.push_back({"user", line});
+    std::vector<int32_t> ids = encode_chat(tok, render_chat("llama2", msgs));
+    GenerateConfig g{12, -1, chat_stop_ids(tok, "llama2")};
+    Sampler s({0.0, 0, 1.0, 0});
+    std::string reply;
+    int32_t prev = ids.back();
+    for (int32_t t : generate(*lm.model, ids, g, s)) reply += tok.decode_next(prev, t), prev = t;
+    want += reply + "\n";
+    msgs.push_back({"assistant", reply});
+  }
+  EXPECT_EQ(r.out, want);
+  EXPECT_NE(r.err.find("new: "), std::string::npos);
 }
 
 TEST(Cli, NanStopsWithOneLineAndKeepsCheckpoint) {
@@ -152,5 +173,10 @@ TEST(Cli, NanStopsWithOneLineAndKeepsCheckpoint) {
   expect_error(r, "at step");
   EXPECT_TRUE(r.err.find("NaN") != std::string::npos || r.err.find("non-finite") != std::string::npos) << r.err;
   EXPECT_EQ(read_file(run.path + "/step-00000003/model.safetensors"), good);
+  // the folder the diverging run wrote to holds only finite checkpoints, and `latest` loads
+  LoadedModel lm = load_model(run.path + "/nan");
+  lm.model->visit([&](const std::string& name, nn::Var& v, nn::ParamKind) {
+    for (int64_t i = 0; i < v->value.numel(); ++i) ASSERT_TRUE(std::isfinite(v->value.at(i))) << name;
+  });
   (void)count_lines;
 }

@@ -98,6 +98,38 @@ TEST(Perplexity, EveryTokenScoredOnceUnderBothProtocols) {
   EXPECT_GT(a.ppl(), 1.0);
 }
 
+// nll_sum against a direct sum of -log softmax(target): each window run alone, each target scored by
+// the first window whose span reaches it. Catches targets shifted by one, double counting, wrong context.
+TEST(Perplexity, NllSumEqualsDirectSumOverWindows) {
+  ModelConfig c;
+  c.vocab_size = 11, c.d_model = 16, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 2, c.d_ff = 16, c.init_std = 0.3;
+  TransformerLM m(c, 4);
+  std::vector<int32_t> s;
+  for (int i = 0; i < 41; ++i) s.push_back((i * i + 3 * i) % 11);
+  for (auto [T, stride] : std::vector<std::pair<int64_t, int64_t>>{{8, 8}, {8, 3}, {8, 1}}) {
+    ag::NoGrad ng;
+    double want = 0;
+    int64_t n = 0, done = 0;  // targets up to stream index `done` are scored
+    for (int64_t st = 0; done < int64_t(s.size()) - 1; st += stride) {
+      const int64_t len = std::min<int64_t>(T, int64_t(s.size()) - 1 - st);
+      Tensor x = Tensor::from(std::vector<int32_t>(s.begin() + st, s.begin() + st + len), {len});
+      Tensor l = m.forward(x, 1, len)->value;
+      for (int64_t t = 0; t < len; ++t) {
+        if (st + t + 1 <= done) continue;
+        const float* row = l.data<float>() + t * 11;
+        double mx = *std::max_element(row, row + 11), z = 0;
+        for (int v = 0; v < 11; ++v) z += std::exp(double(row[v]) - mx);
+        want += -(double(row[s[st + t + 1]]) - mx - std::log(z));
+        ++n;
+      }
+      done = st + len;
+    }
+    auto got = perplexity(m, s, T, stride, 3);
+    EXPECT_EQ(got.tokens, n);
+    EXPECT_NEAR(got.nll_sum, want, 1e-4 * want) << "T " << T << " stride " << stride;
+  }
+}
+
 TEST(RealData, PtbWordCountsMatchTheLiterature) {
   std::string sh = test::shared_dir();
   if (sh.empty() || !std::filesystem::exists(sh + "/data/ptb")) GTEST_SKIP() << "../shared/data/ptb not present";

@@ -66,5 +66,8 @@ TEST(Vec, EveryIsaMatchesScalar) {
     for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(e1[i], e2[i], 3e-7 * e2[i] + 1e-37) << "x=" << x[i];
   }
   std::printf("tested %d SIMD tables; active: %s\n", tested, vec().isa);
+  EXPECT_EQ(tested, int(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) +
+                        int(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")))
+      << "a table the CPU supports was not tested";
 }
 
