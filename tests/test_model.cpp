@@ -32,6 +32,15 @@ static ModelConfig small(const std::string& pos = "rope") {
   return c;
 }
 
+// Logits of `seq` at every position by recomputing the whole sequence (the training forward).
+static Tensor full_logits(LanguageModel& m, const std::vector<int32_t>& seq) {
+  ag::NoGrad ng;
+  const int64_t n = (int64_t)seq.size();
+  return m.forward(Tensor::from(seq, {n}), 1, n)->value.reshape({n, m.config().vocab_size});
+}
+static Tensor row(const Tensor& t, int64_t r) { return t.slice(0, r, r + 1).contiguous().reshape({t.dim(1)}); }
+static Tensor vec_of(const float* p, int64_t n) { return Tensor::from(std::vector<float>(p, p + n), {n}); }
+
 TEST(Config, JsonRoundTripAndValidation) {
   ModelConfig c = small();
   c.tie_embeddings = true, c.mlp = "gelu";
@@ -65,6 +74,69 @@ TEST(Registry, UnknownVariantListsKnownOnes) {
   }
 }
 
+// A variant with options, registered by the test: RMSNorm whose output is multiplied by `gain`.
+namespace {
+struct GainNorm : nn::Norm {
+  nn::Var w;
+  double gain;
+  GainNorm(int64_t d, const nn::Options& o, nn::Init& init) : w(init.constant({d}, 1.0)), gain(o.num("gain")) {}
+  nn::Var forward(const nn::Var& x) override { return ag::scale(ag::rmsnorm(x, w, 1e-5), gain); }
+  void infer(const float* x, float* y, int64_t T) const override {
+    const int64_t D = w->value.numel();
+    for (int64_t i = 0; i < T * D; ++i) y[i] = x[i];
+    for (int64_t t = 0; t < T; ++t) {
+      double ss = 0;
+      for (int64_t i = 0; i < D; ++i) ss += double(x[t * D + i]) * x[t * D + i];
+      const double r = 1.0 / std::sqrt(ss / double(D) + 1e-5);
+      for (int64_t i = 0; i < D; ++i) y[t * D + i] = float(x[t * D + i] * r * gain);
+    }
+  }
+  void visit(const std::string& p, const nn::ParamVisitor& f) override { f(p + ".weight", w, nn::ParamKind::norm); }
+};
+const bool reg_gain = nn::NormRegistry::get().add(
+    "test_gain", {{"gain", 1.0, "output scale", [](const nlohmann::json& v) { return v.get<double>() > 0 ? "" : "must be > 0"; }}},
+    [](const nn::Options& o, int64_t d, const ModelConfig&, nn::Init& i) { return std::make_unique<GainNorm>(d, o, i); });
+}  // namespace
+
+TEST(Options, VariantsDeclareCheckAndReceiveTheirOptions) {
+  ModelConfig c = small();
+  c.norm = "test_gain";
+  auto err = [&](const ModelConfig& cfg) -> std::string {
+    try {
+      TransformerLM m(cfg, 1);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  c.norm_opt = {{"gian", 2.0}};
+  EXPECT_NE(err(c).find("norm 'test_gain' has no option 'gian' (options: gain=1.0)"), std::string::npos) << err(c);
+  c.norm_opt = {{"gain", "big"}};
+  EXPECT_NE(err(c).find("option 'gain' must be a number"), std::string::npos) << err(c);
+  c.norm_opt = {{"gain", -1}};
+  EXPECT_NE(err(c).find("must be > 0"), std::string::npos) << err(c);
+  ModelConfig plain = small();
+  plain.attention_opt = {{"x", 1}};
+  EXPECT_NE(err(plain).find("attention 'causal' has no option 'x' (it takes none)"), std::string::npos) << err(plain);
+  // the option reaches the variant: gain 2 vs the default 1 changes the logits; JSON round trip keeps it
+  c.norm_opt = nlohmann::json::object();
+  nn::set_option(c.norm_opt, "gain=2", "--norm-opt");
+  EXPECT_EQ(c.norm_opt, (nlohmann::json{{"gain", 2}}));
+  ModelConfig back = nlohmann::json(c).get<ModelConfig>();
+  EXPECT_EQ(back.norm_opt, c.norm_opt);
+  EXPECT_FALSE(nlohmann::json(small()).contains("norm_opt")) << "unset options are not written";
+  ModelConfig one = c;
+  one.norm_opt = nlohmann::json::object();
+  TransformerLM m2(c, 1), m1(one, 1);
+  std::vector<int32_t> seq{1, 2, 3};
+  InferState s2 = m2.make_state(4), s1 = m1.make_state(4);
+  Tensor a = vec_of(m2.infer(s2, seq), 50), b = vec_of(m1.infer(s1, seq), 50);
+  EXPECT_GT(test::rel_err(a, b), 1e-3);
+  EXPECT_LT(test::rel_err(a, row(full_logits(m2, seq), 2)), 1e-5) << "infer and forward agree on the option";
+  EXPECT_THROW(nn::set_option(c.norm_opt, "gain", "--norm-opt"), std::invalid_argument);
+  EXPECT_NE(nn::NormRegistry::get().describe().find("test_gain (gain=1.0)"), std::string::npos);
+}
+
 TEST(Model, ParameterCountMatchesFormula) {
   ModelConfig c = small();
   TransformerLM m(c);
@@ -83,15 +155,6 @@ TEST(Model, SameSeedSameWeightsDifferentSeedDifferent) {
   EXPECT_EQ(test::rel_err(wa[0], wb[0]), 0.0);
   EXPECT_GT(test::rel_err(wa[0], wc[0]), 0.1);
 }
-
-// Logits of `seq` at every position by recomputing the whole sequence (the training forward).
-static Tensor full_logits(LanguageModel& m, const std::vector<int32_t>& seq) {
-  ag::NoGrad ng;
-  const int64_t n = (int64_t)seq.size();
-  return m.forward(Tensor::from(seq, {n}), 1, n)->value.reshape({n, m.config().vocab_size});
-}
-static Tensor row(const Tensor& t, int64_t r) { return t.slice(0, r, r + 1).contiguous().reshape({t.dim(1)}); }
-static Tensor vec_of(const float* p, int64_t n) { return Tensor::from(std::vector<float>(p, p + n), {n}); }
 
 class CacheParity : public ::testing::TestWithParam<std::string> {};
 

@@ -55,11 +55,20 @@ void add_model_flags(CLI::App* c, ModelConfig& m) {
   c->add_option("--n-kv-heads", m.n_kv_heads, "Key/value heads (GQA when fewer than heads)")->capture_default_str();
   c->add_option("--d-ff", m.d_ff, "MLP hidden width")->capture_default_str();
   c->add_option("--max-seq-len", m.max_seq_len, "Positions of the learned position table / default context")->capture_default_str();
-  c->add_option("--attention", m.attention, "Attention variant")->capture_default_str();
-  c->add_option("--position", m.position, "Position encoding: rope | learned | none")->capture_default_str();
-  c->add_option("--mlp", m.mlp, "MLP: swiglu | gelu | gelu_tanh")->capture_default_str();
-  c->add_option("--norm", m.norm, "Norm: rmsnorm | layernorm")->capture_default_str();
-  c->add_option("--embedding", m.embedding, "Token embedding variant")->capture_default_str();
+  // the slots: variants (and their options) come from the registries
+  auto slot = [&](const std::string& name, std::string& v, nlohmann::json& opts, const std::string& known) {
+    c->add_option("--" + name, v, name + ": " + known)->capture_default_str();
+    c->add_option_function<std::vector<std::string>>(
+         "--" + name + "-opt", [&opts, name](const std::vector<std::string>& kvs) {
+           for (auto& kv : kvs) nn::set_option(opts, kv, "--" + name + "-opt");
+         }, "An option of the " + name + " variant, key=value (repeatable)")
+        ->take_all();
+  };
+  slot("attention", m.attention, m.attention_opt, nn::AttentionRegistry::get().describe());
+  slot("position", m.position, m.position_opt, nn::PositionRegistry::get().describe());
+  slot("mlp", m.mlp, m.mlp_opt, nn::MlpRegistry::get().describe());
+  slot("norm", m.norm, m.norm_opt, nn::NormRegistry::get().describe());
+  slot("embedding", m.embedding, m.embedding_opt, nn::EmbeddingRegistry::get().describe());
   c->add_option("--norm-eps", m.norm_eps, "Norm epsilon")->capture_default_str();
   c->add_option("--rope-theta", m.rope_theta, "RoPE base")->capture_default_str();
   c->add_flag("--tie-embeddings", m.tie_embeddings, "Share the input embedding with the output projection");

@@ -8,17 +8,17 @@ namespace clm {
 TransformerLM::TransformerLM(const ModelConfig& cfg, uint64_t seed, DType dtype) : cfg_(cfg), dtype_(dtype) {
   cfg_.validate();
   nn::Init init{Rng(seed), dtype};
-  embed_ = nn::EmbeddingRegistry::get().create("embedding", cfg_.embedding, cfg_, init);
-  pos_ = nn::PositionRegistry::get().create("position", cfg_.position, cfg_, init);
+  embed_ = nn::EmbeddingRegistry::get().create("embedding", cfg_.embedding, cfg_.embedding_opt, cfg_, init);
+  pos_ = nn::PositionRegistry::get().create("position", cfg_.position, cfg_.position_opt, cfg_, init);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     Block b;
-    b.attn_norm = nn::NormRegistry::get().create("norm", cfg_.norm, cfg_.d_model, cfg_, init);
-    b.attn = nn::AttentionRegistry::get().create("attention", cfg_.attention, cfg_, init);
-    b.mlp_norm = nn::NormRegistry::get().create("norm", cfg_.norm, cfg_.d_model, cfg_, init);
-    b.mlp = nn::MlpRegistry::get().create("mlp", cfg_.mlp, cfg_, init);
+    b.attn_norm = nn::NormRegistry::get().create("norm", cfg_.norm, cfg_.norm_opt, cfg_.d_model, cfg_, init);
+    b.attn = nn::AttentionRegistry::get().create("attention", cfg_.attention, cfg_.attention_opt, cfg_, init);
+    b.mlp_norm = nn::NormRegistry::get().create("norm", cfg_.norm, cfg_.norm_opt, cfg_.d_model, cfg_, init);
+    b.mlp = nn::MlpRegistry::get().create("mlp", cfg_.mlp, cfg_.mlp_opt, cfg_, init);
     blocks_.push_back(std::move(b));
   }
-  final_norm_ = nn::NormRegistry::get().create("norm", cfg_.norm, cfg_.d_model, cfg_, init);
+  final_norm_ = nn::NormRegistry::get().create("norm", cfg_.norm, cfg_.norm_opt, cfg_.d_model, cfg_, init);
   if (!cfg_.tie_embeddings) lm_head_ = init.normal({cfg_.vocab_size, cfg_.d_model}, cfg_.init_std);
   head_ = nn::Linear::wrap(lm_head_ ? lm_head_ : embed_->output_weight());
 }

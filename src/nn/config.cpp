@@ -28,11 +28,16 @@ void ModelConfig::validate() const {
   X(arch) X(vocab_size) X(d_model) X(n_layers) X(n_heads) X(n_kv_heads) X(d_ff) X(head_dim) X(max_seq_len) X(attention) \
   X(position) X(mlp) X(norm) X(embedding) X(norm_eps) X(rope_theta) X(rope_interleaved) X(tie_embeddings)   \
   X(attn_bias) X(mlp_bias) X(init_std) X(embed_scale)
+#define CLM_CONFIG_OPTS(X) X(attention_opt) X(position_opt) X(mlp_opt) X(norm_opt) X(embedding_opt)
 
 void to_json(nlohmann::json& j, const ModelConfig& c) {
   j = nlohmann::json::object();
 #define X(f) j[#f] = c.f;
   CLM_CONFIG_FIELDS(X)
+#undef X
+#define X(f) \
+  if (!c.f.empty()) j[#f] = c.f;  // written only when set: configs without options stay as they were
+  CLM_CONFIG_OPTS(X)
 #undef X
 }
 
@@ -42,6 +47,7 @@ void from_json(const nlohmann::json& j, ModelConfig& c) {
     bool known = false;
 #define X(f) known |= it.key() == #f;
     CLM_CONFIG_FIELDS(X)
+    CLM_CONFIG_OPTS(X)
 #undef X
     if (!known) throw std::invalid_argument("model config: unknown key '" + it.key() + "'");
   }
@@ -49,6 +55,13 @@ void from_json(const nlohmann::json& j, ModelConfig& c) {
 #define X(f) \
   if (j.contains(#f)) j.at(#f).get_to(c.f);
     CLM_CONFIG_FIELDS(X)
+#undef X
+#define X(f)                                                                                        \
+  if (j.contains(#f)) {                                                                             \
+    if (!j.at(#f).is_object()) throw std::invalid_argument("model config: " #f " must be a JSON object"); \
+    c.f = j.at(#f);                                                                                 \
+  }
+    CLM_CONFIG_OPTS(X)
 #undef X
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("model config: ") + e.what());

@@ -2,7 +2,7 @@
 // One name per concept: these keys are the config.json keys, the CLI flags and the docs' names.
 #pragma once
 #include <cstdint>
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace clm {
@@ -31,6 +31,8 @@ struct ModelConfig {
   bool mlp_bias = false;
   double init_std = 0.02;
   double embed_scale = 1.0;  // token embeddings are multiplied by this (Gemma: sqrt(d_model))
+  // Each slot variant's own options (nn/options.h), a JSON object; empty: the variant's defaults.
+  nlohmann::json attention_opt, position_opt, mlp_opt, norm_opt, embedding_opt;
 
   int64_t hd() const { return head_dim > 0 ? head_dim : (n_heads ? d_model / n_heads : 0); }
   // Throws std::invalid_argument naming the first inconsistent field.

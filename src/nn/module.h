@@ -12,6 +12,7 @@
 #include "autograd/autograd.h"
 #include "kernels/format.h"
 #include "nn/config.h"
+#include "nn/options.h"
 #include "util/rng.h"
 
 namespace clm::nn {
@@ -149,35 +150,60 @@ class TokenEmbedding : public Module {
   virtual Var output_weight() = 0;             // [vocab, d_model], for tied output projections
 };
 
-// Name -> factory for one slot. Registration is one line in the variant's own file.
+// Name -> factory for one slot. Registration is one line in the variant's own file; a variant with
+// options declares them there and receives them resolved (nn/options.h).
 template <class Base, class... Args> class Registry {
  public:
   using Factory = std::function<std::unique_ptr<Base>(Args...)>;
+  using OptFactory = std::function<std::unique_ptr<Base>(const Options&, Args...)>;
+  struct Entry {
+    std::vector<OptionSpec> specs;
+    OptFactory make;
+  };
   static Registry& get() {
     static Registry r;
     return r;
   }
   bool add(const std::string& name, Factory f) {
-    factories_[name] = std::move(f);
+    return add(name, {}, [f](const Options&, Args... a) { return f(a...); });
+  }
+  bool add(const std::string& name, std::vector<OptionSpec> specs, OptFactory f) {
+    entries_[name] = {std::move(specs), std::move(f)};
     return true;
   }
-  std::unique_ptr<Base> create(const std::string& slot, const std::string& name, Args... args) const {
-    auto it = factories_.find(name);
-    if (it == factories_.end()) {
+  const Entry& entry(const std::string& slot, const std::string& name) const {
+    auto it = entries_.find(name);
+    if (it == entries_.end()) {
       std::string known;
-      for (auto& [k, _] : factories_) known += (known.empty() ? "" : ", ") + k;
+      for (auto& [k, _] : entries_) known += (known.empty() ? "" : ", ") + k;
       throw std::invalid_argument("unknown " + slot + " '" + name + "' (known: " + known + ")");
     }
-    return it->second(args...);
+    return it->second;
+  }
+  // opts: the variant's options as given (a JSON object or null), checked against its specs.
+  std::unique_ptr<Base> create(const std::string& slot, const std::string& name, const nlohmann::json& opts,
+                               Args... args) const {
+    const Entry& e = entry(slot, name);
+    return e.make(Options(opts, e.specs, slot + " '" + name + "'"), args...);
+  }
+  std::unique_ptr<Base> create(const std::string& slot, const std::string& name, Args... args) const {
+    return create(slot, name, nlohmann::json(), args...);
   }
   std::vector<std::string> names() const {
     std::vector<std::string> v;
-    for (auto& [k, _] : factories_) v.push_back(k);
+    for (auto& [k, _] : entries_) v.push_back(k);
     return v;
+  }
+  // "name (opt=default, ...) | name | ..." for --help
+  std::string describe() const {
+    std::string s;
+    for (auto& [k, e] : entries_)
+      s += (s.empty() ? "" : " | ") + k + (e.specs.empty() ? "" : " (" + describe_options(e.specs) + ")");
+    return s;
   }
 
  private:
-  std::map<std::string, Factory> factories_;
+  std::map<std::string, Entry> entries_;
 };
 
 using PositionRegistry = Registry<PositionEncoding, const ModelConfig&, Init&>;
