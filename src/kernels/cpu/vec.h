@@ -23,6 +23,9 @@ struct VecKernels {
 
 const VecKernels& vec();           // best for this CPU (CLM_ISA=scalar|avx2|avx512 overrides)
 const VecKernels& vec_scalar();
+// Makes `k` the table vec() returns (nullptr: back to the CPU's best). For the kernel cross-check
+// harness and benchmarks; not thread-safe, call it outside parallel work.
+void set_vec(const VecKernels* k);
 const VecKernels* vec_avx2();      // nullptr if the CPU lacks AVX2+FMA
 const VecKernels* vec_avx512();    // nullptr if the CPU lacks AVX-512F/BW/VL
 

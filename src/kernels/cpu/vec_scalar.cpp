@@ -60,8 +60,9 @@ const VecKernels& vec_scalar() {
   return k;
 }
 
-const VecKernels& vec() {
-  static const VecKernels* best = [] {
+namespace {
+const VecKernels* choose() {
+  return [] {
     const char* want = std::getenv("CLM_ISA");
     if (want && std::strcmp(want, "scalar") == 0) return &vec_scalar();
     if (want && std::strcmp(want, "avx2") == 0 && vec_avx2()) return vec_avx2();
@@ -69,7 +70,15 @@ const VecKernels& vec() {
     if (const VecKernels* k = vec_avx2()) return k;
     return &vec_scalar();
   }();
-  return *best;
 }
+const VecKernels* active = nullptr;
+}  // namespace
+
+const VecKernels& vec() {
+  static const VecKernels* best = choose();
+  return active ? *active : *best;
+}
+
+void set_vec(const VecKernels* k) { active = k; }
 
 }  // namespace clm::kernels

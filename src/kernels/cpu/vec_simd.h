@@ -1,0 +1,102 @@
+// The SIMD kernels of vec.h written once, over an ISA's register type S (included by vec_avx2.cpp
+// and vec_avx512.cpp, each compiled with its own flags and each defining its S). S provides:
+//   V, N (lanes); zero, set1, load, store, load_bf16 (N bf16 -> f32), add, sub, mul, fmadd(a,b,c)=a*b+c,
+//   fnmadd(a,b,c)=c-a*b, min, max, round (to nearest), scale2(p, n) = p * 2^n, hsum, hmax;
+//   panel4_f32 / panel4_bf16 (the panel layout maps onto registers differently per width).
+// A new ISA tier (e.g. NEON) is one such S; a new kernel is one function here plus the scalar
+// reference in vec_scalar.cpp.
+#pragma once
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/vec.h"
+
+namespace clm::kernels {
+
+template <class S> struct SimdVec {
+  using V = typename S::V;
+  static constexpr int64_t N = S::N;
+
+  // exp(x) for x <= 0 range-reduced as 2^n * p(r), |r| <= ln2/2; relative error ~2e-7.
+  static V exp(V x) {
+    x = S::min(S::max(x, S::set1(-87.3f)), S::set1(88.3f));
+    V n = S::round(S::mul(x, S::set1(1.44269504088896341f)));
+    V r = S::fnmadd(n, S::set1(0.693359375f), x);
+    r = S::fnmadd(n, S::set1(-2.12194440e-4f), r);
+    V p = S::set1(1.9875691500e-4f);
+    p = S::fmadd(p, r, S::set1(1.3981999507e-3f));
+    p = S::fmadd(p, r, S::set1(8.3334519073e-3f));
+    p = S::fmadd(p, r, S::set1(4.1665795894e-2f));
+    p = S::fmadd(p, r, S::set1(1.6666665459e-1f));
+    p = S::fmadd(p, r, S::set1(5.0000001201e-1f));
+    p = S::fmadd(p, S::mul(r, r), S::add(r, S::set1(1.0f)));
+    return S::scale2(p, n);
+  }
+  static float bf16(uint16_t h) {
+    uint32_t u = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  template <class W, class Load, class Scalar>
+  static float dot_any(const W* x, const float* y, int64_t n, Load load, Scalar scalar) {
+    V a0 = S::zero(), a1 = S::zero();
+    int64_t i = 0;
+    for (; i + 2 * N <= n; i += 2 * N) {
+      a0 = S::fmadd(load(x + i), S::load(y + i), a0);
+      a1 = S::fmadd(load(x + i + N), S::load(y + i + N), a1);
+    }
+    for (; i + N <= n; i += N) a0 = S::fmadd(load(x + i), S::load(y + i), a0);
+    float s = S::hsum(S::add(a0, a1));
+    for (; i < n; ++i) s += scalar(x[i]) * y[i];
+    return s;
+  }
+  static float dot(const float* x, const float* y, int64_t n) {
+    return dot_any(x, y, n, [](const float* p) { return S::load(p); }, [](float v) { return v; });
+  }
+  static float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
+    return dot_any(w, x, n, [](const uint16_t* p) { return S::load_bf16(p); }, bf16);
+  }
+  static float sumsq(const float* x, int64_t n) { return dot(x, x, n); }
+  static void axpy(float a, const float* x, float* y, int64_t n) {
+    const V va = S::set1(a);
+    int64_t i = 0;
+    for (; i + N <= n; i += N) S::store(y + i, S::fmadd(va, S::load(x + i), S::load(y + i)));
+    for (; i < n; ++i) y[i] += a * x[i];
+  }
+  static void scale(float a, float* x, int64_t n) {
+    const V va = S::set1(a);
+    int64_t i = 0;
+    for (; i + N <= n; i += N) S::store(x + i, S::mul(va, S::load(x + i)));
+    for (; i < n; ++i) x[i] *= a;
+  }
+  static float max(const float* x, int64_t n) {
+    int64_t i = 0;
+    float m = x[0];
+    if (n >= N) {
+      V v = S::load(x);
+      for (i = N; i + N <= n; i += N) v = S::max(v, S::load(x + i));
+      m = S::hmax(v);
+    }
+    for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+    return m;
+  }
+  static float exp_sum(const float* x, float shift, float* y, int64_t n) {
+    const V vs = S::set1(shift);
+    V acc = S::zero();
+    int64_t i = 0;
+    for (; i + N <= n; i += N) {
+      V e = exp(S::sub(S::load(x + i), vs));
+      S::store(y + i, e);
+      acc = S::add(acc, e);
+    }
+    float s = S::hsum(acc);
+    for (; i < n; ++i) s += (y[i] = std::exp(x[i] - shift));
+    return s;
+  }
+  static constexpr VecKernels table(const char* isa) {
+    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16};
+  }
+};
+
+}  // namespace clm::kernels

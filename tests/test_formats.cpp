@@ -1,0 +1,113 @@
+// The kernel cross-check harness: every weight format x every SIMD tier the CPU has x a set of
+// shapes, against a float64 reference over the format's own dequantized weights, by normalised
+// error (in the spirit of llama.cpp's test-backend-ops). A new format gets its coverage from one
+// row in kFormats; a registered format without a row fails the test.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "kernels/cpu/vec.h"
+#include "kernels/format.h"
+#include "kernels/kernels.h"
+#include "randv.h"
+
+using namespace clm;
+using namespace clm::kernels;
+
+namespace {
+struct FormatRow {
+  double dequant_tol;  // max |dequantize(pack(W)) - W| / max|W|: the format's own rounding
+  double matmul_tol;   // max |matmul - reference over dequantized W| / max|reference|: accumulation only
+};
+const std::map<std::string, FormatRow> kFormats = {
+    {"f32", {0.0, 1e-5}},
+    {"bf16", {1.0 / 256, 1e-5}},
+};
+
+std::vector<const VecKernels*> tiers() {
+  std::vector<const VecKernels*> t{&vec_scalar()};
+  if (vec_avx2()) t.push_back(vec_avx2());
+  if (vec_avx512()) t.push_back(vec_avx512());
+  return t;
+}
+
+double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+}  // namespace
+
+TEST(Formats, EveryFormatTierAndShapeMatchesTheReference) {
+  for (const std::string& name : FormatRegistry::get().names())
+    ASSERT_TRUE(kFormats.count(name)) << "format '" << name << "' has no row in kFormats";
+  Rng r(7);
+  int cases = 0;
+  for (const VecKernels* tier : tiers()) {
+    set_vec(tier);
+    for (auto& [name, row] : kFormats) {
+      for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{1, 8}, {4, 16}, {7, 13}, {33, 72}, {130, 64}, {64, 260}}) {
+        std::vector<float> w = test::randv(r, rows * cols, 1.0);
+        auto f = pack_weight(name, w.data(), rows, cols);
+        ASSERT_EQ(f->rows(), rows);
+        ASSERT_EQ(f->name(), name);
+        std::vector<float> dq(size_t(rows * cols));
+        f->dequantize(dq.data());
+        double wmax = 0, derr = 0;
+        for (int64_t i = 0; i < rows * cols; ++i) wmax = std::max(wmax, std::abs(double(w[i]))), derr = std::max(derr, std::abs(double(dq[i]) - w[i]));
+        EXPECT_LE(derr / wmax, row.dequant_tol) << name << " " << rows << "x" << cols;
+        for (int64_t n : {1, 3, 17}) {
+          std::vector<float> x = test::randv(r, n * cols, 2.0), y(size_t(n * rows), NAN);
+          f->matmul(x.data(), n, y.data());
+          std::vector<double> ref(size_t(n * rows)), diff(size_t(n * rows));
+          for (int64_t i = 0; i < n; ++i)
+            for (int64_t o = 0; o < rows; ++o) {
+              double s = 0;
+              for (int64_t k = 0; k < cols; ++k) s += double(x[i * cols + k]) * dq[o * cols + k];
+              ref[i * rows + o] = s;
+              diff[i * rows + o] = s - y[i * rows + o];
+            }
+          EXPECT_LE(max_abs(diff) / max_abs(ref), row.matmul_tol)
+              << name << " tier " << tier->isa << " " << rows << "x" << cols << " n=" << n;
+          ++cases;
+        }
+      }
+    }
+  }
+  set_vec(nullptr);
+  EXPECT_EQ(cases, int(tiers().size() * kFormats.size() * 6 * 3));
+}
+
+// attend_cells, the inference attention routine, against a float64 softmax with the position mask,
+// on every tier; cells out of position order (as after eviction and re-insertion) included.
+TEST(Formats, AttendCellsMatchesMaskedSoftmaxOnEveryTier) {
+  Rng r(3);
+  for (const VecKernels* tier : tiers()) {
+    set_vec(tier);
+    for (int64_t hd : {8, 12, 64}) {
+      const int64_t n = 37;
+      std::vector<float> q = test::randv(r, hd, 1.0), K = test::randv(r, n * hd, 1.0), V = test::randv(r, n * hd, 1.0);
+      std::vector<int32_t> pos(n);
+      for (int64_t i = 0; i < n; ++i) pos[i] = int32_t((i * 17) % n);
+      for (int32_t qpos : {0, 10, 36}) {
+        std::vector<float> out(hd), s(n);
+        attend_cells(out.data(), s.data(), q.data(), K.data(), V.data(), pos.data(), n, qpos, hd, 0.3f);
+        std::vector<double> p(n, 0.0), ref(hd, 0.0);
+        double m = -1e300, z = 0;
+        for (int64_t i = 0; i < n; ++i)
+          if (pos[i] <= qpos) {
+            double d = 0;
+            for (int64_t j = 0; j < hd; ++j) d += double(q[j]) * K[i * hd + j];
+            p[i] = 0.3 * d, m = std::max(m, p[i]);
+          }
+        for (int64_t i = 0; i < n; ++i) z += pos[i] <= qpos ? (p[i] = std::exp(p[i] - m)) : (p[i] = 0);
+        for (int64_t i = 0; i < n; ++i)
+          for (int64_t j = 0; j < hd; ++j) ref[j] += p[i] / z * V[i * hd + j];
+        for (int64_t j = 0; j < hd; ++j) EXPECT_NEAR(out[j], ref[j], 1e-5) << tier->isa << " hd " << hd << " qpos " << qpos;
+        for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(s[i], p[i] / z, 1e-6) << tier->isa;
+      }
+    }
+  }
+  set_vec(nullptr);
+}
