@@ -55,6 +55,10 @@ std::shared_ptr<MappedFile> map_file(const std::string& path) {
   return m;
 }
 
+std::string shorten(std::string_view s, size_t max) {
+  return s.size() <= max ? std::string(s) : std::string(s.substr(0, max)) + "...";
+}
+
 std::vector<std::string_view> split_lines(std::string_view text) {
   std::vector<std::string_view> lines;
   for (size_t i = 0; i < text.size();) {

@@ -12,6 +12,10 @@ std::string read_file(const std::string& path);  // throws "cannot read 'path': 
 void write_file_atomic(const std::string& path, std::string_view bytes);
 void fsync_dir(const std::string& dir);
 
+// `s` cut to `max` bytes (with "...") for an error message: a hostile file can put megabytes in a
+// name, and a message should stay one readable line.
+std::string shorten(std::string_view s, size_t max = 80);
+
 // The lines of a text without their '\n' (views into `text`; a final line without one counts).
 std::vector<std::string_view> split_lines(std::string_view text);
 
