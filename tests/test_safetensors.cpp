@@ -153,6 +153,20 @@ TEST(SafeTensors, OffsetsAtTheEndOfTheDataSection) {
   EXPECT_EQ(error_of(file_with_header(R"({"h":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]}})", 8)), "");
 }
 
+// JSON parsers keep one of two equal keys silently; which tensor would be used is then anyone's guess.
+TEST(SafeTensors, TensorsListedTwiceAreRejected) {
+  std::string e = error_of(file_with_header(
+      R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8));
+  EXPECT_NE(e.find("bad.safetensors"), std::string::npos) << e;
+  EXPECT_NE(e.find("tensor 'w' listed twice"), std::string::npos) << e;
+  e = error_of(file_with_header(R"({"w":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}})", 4));
+  EXPECT_NE(e.find("key 'dtype' repeated"), std::string::npos) << e;
+  // equal keys in different objects are fine
+  EXPECT_EQ(error_of(file_with_header(
+                R"({"__metadata__":{"w":"x"},"v":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8)),
+            "");
+}
+
 // A hostile name must not turn the one-line message into megabytes.
 TEST(SafeTensors, LongNamesAreCutInMessages) {
   const std::string name(100000, 'n');

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 #include <tuple>
 
@@ -50,9 +51,21 @@ static SafeTensors parse_view(char* base, size_t size, const std::string& path, 
   // or by the data-section checks below).
   size_t json_end = data_begin;
   while (json_end > 8 && base[json_end - 1] == ' ') --json_end;
+  // nlohmann keeps the last of repeated keys silently; a tensor listed twice must be refused.
+  std::vector<std::set<std::string>> keys;  // keys seen so far in the open object at each depth
+  auto no_repeats = [&](int depth, nlohmann::json::parse_event_t ev, nlohmann::json& j) {
+    if (ev == nlohmann::json::parse_event_t::object_start) {
+      keys.resize(size_t(depth) + 2);
+      keys[size_t(depth) + 1].clear();
+    } else if (ev == nlohmann::json::parse_event_t::key && !keys[size_t(depth)].insert(j.get<std::string>()).second) {
+      const std::string k = shorten(j.get<std::string>());
+      fail(depth == 1 ? "tensor '" + k + "' listed twice" : "key '" + k + "' repeated in the header");
+    }
+    return true;
+  };
   nlohmann::json h;
   try {
-    h = nlohmann::json::parse(base + 8, base + json_end);
+    h = nlohmann::json::parse(base + 8, base + json_end, no_repeats);
   } catch (const nlohmann::json::exception& e) {
     fail(std::string("bad JSON header: ") + e.what());
   }
