@@ -45,6 +45,9 @@ void assign_weights(TransformerLM& m, const std::vector<std::pair<std::string, T
     if (it->second->shape() != v->value.shape())
       throw std::runtime_error("'" + file + "': tensor '" + n + "' has shape " + shape_str(it->second->shape()) +
                                ", config.json implies " + shape_str(v->value.shape()));
+    // copy_ would convert integers to floats without a word: weights stored as integers are corrupt
+    if (it->second->dtype() == DType::i32)
+      throw std::runtime_error("'" + file + "': tensor '" + n + "' has dtype i32, expected floating point weights");
     v->value.copy_(*it->second);
     by_name.erase(it);  // what is left over was not asked for
   });
