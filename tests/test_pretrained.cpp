@@ -1,6 +1,7 @@
 // Checkpoints trained elsewhere: llama2.c's stories260K must greedy-decode exactly what llama2.c's
 // run.c prints (tests/fixtures/stories260K_greedy200.txt, made with `run stories260K.bin -z
 // tok512.bin -t 0 -n 200`), and the llama2.c tokenizer must encode like Meta's Llama-2 tokenizer.
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -89,6 +90,63 @@ TEST(Llama2c, TruncatedOrLyingFilesAreRejected) {
   EXPECT_THROW(read_llama2c_checkpoint(d.path + "/bad.bin"), std::runtime_error);
   write_file_atomic(d.path + "/tok.bin", std::string("\x10\x00\x00\x00\x00\x00\x80\x3f\xff\x00\x00\x00", 12));
   EXPECT_THROW(Llama2cTokenizer::load(d.path + "/tok.bin"), std::runtime_error);
+}
+
+// CompactLM's JSON form of a llama2.c tokenizer: the lists must agree with each other, since
+// encoding indexes scores by piece id and emits byte + 3 for unknown bytes (a short list would be
+// read past its end; CI runs this under AddressSanitizer too).
+TEST(Llama2c, LyingTokenizerJsonIsRejected) {
+  auto hex = [](const std::string& p) {
+    static const char* digits = "0123456789abcdef";
+    std::string h;
+    for (unsigned char c : p) h += digits[c >> 4], h += digits[c & 15];
+    return h;
+  };
+  nlohmann::json good{{"type", "llama2c"}, {"max_token_length", 6}};
+  std::vector<std::string> pieces{"<unk>", "<s>", "</s>"};
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    pieces.push_back(name);
+  }
+  for (const char* p : {" ", "a", "b", " a", "ab"}) pieces.push_back(p);
+  for (auto& p : pieces) good["pieces_hex"].push_back(hex(p));
+  for (size_t i = 0; i < pieces.size(); ++i) good["scores"].push_back(-float(i));
+  ASSERT_EQ(tokenizer_from_json(good, "tok.json")->vocab_size(), 264);
+  auto expect_error = [](const nlohmann::json& j, const std::string& what) {
+    try {
+      auto t = tokenizer_from_json(j, "tok.json");
+      t->encode("ab\xff");  // would read out of bounds if accepted
+      ADD_FAILURE() << "accepted: " << what;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("'tok.json': bad llama2c tokenizer: "), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  nlohmann::json j = good;
+  j["scores"].erase(j["scores"].size() - 1);
+  expect_error(j, "pieces_hex has 264 entries but scores has 263");
+  j = good;
+  j["pieces_hex"] = nlohmann::json::array({hex("<unk>"), hex("<s>"), hex("</s>")});
+  j["scores"] = {0.0, 0.0, 0.0};
+  expect_error(j, "only 3 tokens");
+  j["pieces_hex"] = nlohmann::json::array();
+  j["scores"] = nlohmann::json::array();
+  expect_error(j, "only 0 tokens");
+  j = good;
+  j["pieces_hex"][260] = "616";  // odd length: the last digit used to be dropped
+  expect_error(j, "pieces_hex[260] '616' is not pairs of hex digits");
+  j["pieces_hex"][260] = "-1";  // std::stoi took a sign
+  expect_error(j, "pieces_hex[260] '-1' is not pairs of hex digits");
+  j["pieces_hex"][260] = std::string(1000, 'g');
+  expect_error(j, "pieces_hex[260] '" + std::string(80, 'g') + "...' is not");
+  j = good;
+  j["max_token_length"] = 1;  // the pieces are longer
+  expect_error(j, "token 0 has 5 bytes, more than max_token_length 1");
+  j["max_token_length"] = 4294967302LL;  // 2^32 + 6: would narrow to 6
+  expect_error(j, "implausible max_token_length 4294967302");
+  j["max_token_length"] = 0;
+  expect_error(j, "implausible max_token_length 0");
 }
 
 // ---- conversion round trips ----
