@@ -149,6 +149,59 @@ TEST(Llama2c, LyingTokenizerJsonIsRejected) {
   expect_error(j, "implausible max_token_length 0");
 }
 
+// A llama2.c tokenizer.bin with fewer (or more) tokens than the model's vocab_size is a truncated
+// or wrong file: llama2.c pads nothing. (Padding rows are legitimate only for HF tokenizers, as
+// Qwen's: Bpe.GgufCarriesTheTokenizer keeps that case.)
+TEST(Llama2c, TokenizerCountMustMatchTheModel) {
+  test::TempDir d;
+  auto write_tokenizer = [&](const std::string& path, int n_tokens) {
+    std::string b;
+    auto put = [&](const void* p, size_t n) { b.append(static_cast<const char*>(p), n); };
+    const int32_t max_len = 6;
+    put(&max_len, 4);
+    for (int i = 0; i < n_tokens; ++i) {
+      char piece[8];
+      const int len = i < 3 ? std::snprintf(piece, sizeof piece, "<%d>", i)
+                            : i < 259 ? std::snprintf(piece, sizeof piece, "<0x%02X>", i - 3)
+                                      : std::snprintf(piece, sizeof piece, "t%d", i);
+      const float score = -float(i);
+      put(&score, 4);
+      put(&len, 4);
+      put(piece, size_t(len));
+    }
+    write_file_atomic(path, b);
+  };
+  ModelConfig c;
+  c.vocab_size = 300, c.d_model = 8, c.n_layers = 1, c.n_heads = 1, c.n_kv_heads = 1, c.d_ff = 16, c.max_seq_len = 16;
+  c.rope_interleaved = true;
+  TransformerLM m(c, 1);
+  write_llama2c_checkpoint(d.path + "/m.bin", c, m.named_weights());
+  write_tokenizer(d.path + "/tok300.bin", 300);
+  write_tokenizer(d.path + "/tok280.bin", 280);  // truncated
+  write_tokenizer(d.path + "/tok301.bin", 301);
+  LoadedModel ok = load_model(d.path + "/m.bin", DType::f32, d.path + "/tok300.bin");
+  EXPECT_EQ(ok.tokenizer->vocab_size(), 300);
+  for (const char* name : {"tok280.bin", "tok301.bin"}) {
+    try {
+      load_model(d.path + "/m.bin", DType::f32, d.path + "/" + name);
+      ADD_FAILURE() << name << " accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("'" + d.path + "/" + name + "': llama2.c tokenizer has"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("tokens, the model's vocab_size is 300"), std::string::npos) << e.what();
+    }
+  }
+  // the GGUF exporter refuses too, instead of padding the missing rows with [PADn] tokens
+  Llama2cTokenizer short_tok = Llama2cTokenizer::load(d.path + "/tok280.bin");
+  try {
+    write_gguf(d.path + "/m.gguf", c, m.named_weights(), short_tok, DType::f32);
+    ADD_FAILURE() << "a 280-token llama2.c tokenizer was padded to 300 rows";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("the llama2.c tokenizer has 280 tokens, the model's vocab_size is 300"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(write_gguf(d.path + "/m.gguf", c, m.named_weights(), *ok.tokenizer, DType::f32));
+}
+
 // ---- conversion round trips ----
 
 static std::vector<int32_t> greedy_of(TransformerLM& m, const std::vector<int32_t>& prompt, int64_t n) {
