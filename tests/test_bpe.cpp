@@ -243,3 +243,42 @@ TEST(Bpe, UnsupportedTokenizerJsonIsRejected) {
   expect_error(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["ab"]}, "pre_tokenizer": {"type": "ByteLevel"}})",
                "bad merge 'ab'");
 }
+
+// Sequences of normalizers / pre-tokenizers / post-processors nest; a hostile tokenizer.json can
+// nest them 100,000 deep, which the JSON parser accepts. Loading must refuse with one line, not
+// overflow the stack.
+TEST(Bpe, DeeplyNestedSequencesAreRejected) {
+  auto nested = [](const char* key, const char* list, const std::string& leaf, int depth) {
+    std::string s;
+    for (int i = 0; i < depth; ++i) s += std::string(R"({"type": "Sequence", ")") + list + R"(": [)";
+    s += leaf;
+    for (int i = 0; i < depth; ++i) s += "]}";
+    return std::string(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, ")") + key + "\": " + s +
+           (std::string(key) == "pre_tokenizer" ? "}" : R"(, "pre_tokenizer": {"type": "ByteLevel"}})");
+  };
+  struct Kind {
+    const char *key, *list, *leaf;
+  };
+  for (Kind k : {Kind{"normalizer", "normalizers", R"({"type": "NFC"})"},
+                 Kind{"pre_tokenizer", "pretokenizers", R"({"type": "ByteLevel"})"},
+                 Kind{"post_processor", "processors", R"({"type": "TemplateProcessing", "single": []})"}}) {
+    EXPECT_NO_THROW(BpeTokenizer::from_json(nlohmann::json::parse(nested(k.key, k.list, k.leaf, 64)), "deep.json")) << k.key;
+    for (int depth : {65, 100, 100000}) {
+      try {
+        BpeTokenizer::from_json(nlohmann::json::parse(nested(k.key, k.list, k.leaf, depth)), "deep.json");
+        ADD_FAILURE() << k.key << " nested " << depth << " deep was accepted";
+      } catch (const std::runtime_error& e) {
+        EXPECT_EQ(std::string(e.what()), std::string("'deep.json': ") + k.key + " Sequences nested deeper than 64");
+      }
+    }
+  }
+  // and through a file, as `clm` loads it
+  test::TempDir d;
+  write_file_atomic(d.path + "/tokenizer.json", nested("normalizer", "normalizers", R"({"type": "NFC"})", 100000));
+  try {
+    load_any_tokenizer(d.path + "/tokenizer.json");
+    ADD_FAILURE() << "accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "'" + d.path + "/tokenizer.json': normalizer Sequences nested deeper than 64");
+  }
+}

@@ -1,11 +1,19 @@
 // Tokenizers, corpora, batching and the perplexity protocol; known answers on the real PTB files
 // when ../shared is present.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <functional>
+#include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common.h"
 #include "models/transformer.h"
 #include "data/dataset.h"
 #include "eval/perplexity.h"
+#include "models/io.h"
+#include "tokenizers/llama2c.h"
 #include "util/fs.h"
 
 using namespace clm;
@@ -146,4 +154,54 @@ TEST(RealData, FortunesDefaultCorpusSplits) {
   EXPECT_GT(t.train.size(), 10 * t.valid.size());
   EXPECT_GT(t.valid.size(), 50000u);
   EXPECT_EQ(t.valid.back(), '\n');
+}
+
+// A FIFO or a device where a file is expected (config.json, tokenizer.json, tokenizer.bin): a
+// stream read would wait for a writer forever, or fill memory from /dev/zero. The reads must
+// refuse at once, naming the path. (Each read runs on its own thread so that a blocked one fails
+// the test after 10 s instead of hanging it; the FIFO is then opened for writing to release it.)
+TEST(Tokenizer, FifosAndDevicesAreRefusedPromptly) {
+  test::TempDir d;
+  const std::string fifo = d.path + "/tokenizer.json";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto error_of = [&](std::function<void()> f) -> std::string {
+    auto result = std::make_shared<std::promise<std::string>>();
+    std::future<std::string> done = result->get_future();
+    std::thread([f, result] {
+      try {
+        f();
+        result->set_value("");
+      } catch (const std::exception& e) {
+        result->set_value(e.what());
+      }
+    }).detach();
+    if (done.wait_for(std::chrono::seconds(10)) == std::future_status::ready) return done.get();
+    int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);  // let the blocked reader see end of file
+    if (w >= 0) ::close(w);
+    done.wait_for(std::chrono::seconds(10));
+    return "still reading after 10 s";
+  };
+  auto expect_refused = [&](std::function<void()> f, const std::string& path) {
+    const std::string e = error_of(f);
+    EXPECT_NE(e.find("cannot read '" + path + "': not a regular file"), std::string::npos) << e;
+  };
+  expect_refused([&] { read_file(fifo); }, fifo);
+  expect_refused([&] { map_file(fifo); }, fifo);
+  expect_refused([&] { load_tokenizer(fifo); }, fifo);
+  expect_refused([&] { Llama2cTokenizer::load(fifo); }, fifo);
+  expect_refused([&] { read_file("/dev/zero"); }, "/dev/zero");
+  expect_refused([&] { Llama2cTokenizer::load("/dev/zero"); }, "/dev/zero");
+  // a CompactLM folder whose config.json is a FIFO
+  ASSERT_EQ(::mkfifo((d.path + "/config.json").c_str(), 0600), 0);
+  expect_refused([&] { load_model(d.path); }, d.path + "/config.json");
+  // the size limit: refused from the file's size, before reading it
+  write_file_atomic(d.path + "/big.json", std::string(100, ' '));
+  EXPECT_EQ(read_file(d.path + "/big.json", 100).size(), 100u);
+  try {
+    read_file(d.path + "/big.json", 99);
+    ADD_FAILURE() << "read past the limit";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "cannot read '" + d.path + "/big.json': 100 bytes, more than the 99-byte limit");
+  }
+  EXPECT_EQ(error_of([&] { read_file(d.path); }), "cannot read '" + d.path + "': is a directory");
 }

@@ -94,3 +94,24 @@ TEST(HfErrors, BadFoldersNameFileAndProblem) {
   write_file_atomic(l + "/config.json", "{\"model_type\": \"llama\",");
   EXPECT_NE(error_of(l).find("config.json"), std::string::npos) << error_of(l);
 }
+
+// An integer tensor where a weight is expected: converting int32 values to floats would load
+// nonsense weights without a word, so the loader names the file, the tensor and its dtype.
+TEST(HfErrors, IntegerTensorWhereAWeightIsExpected) {
+  test::TempDir d;
+  const std::string m = d.path + "/mistral";
+  fs::copy(fixture("mistral"), m, fs::copy_options::recursive);
+  SafeTensors st = load_safetensors(m + "/model.safetensors");
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (auto& [n, t] : st.tensors) out.push_back({n, n == "model.norm.weight" ? t.to(DType::i32) : t});
+  save_safetensors(m + "/model.safetensors", out);
+  ASSERT_EQ(load_safetensors(m + "/model.safetensors").get("model.norm.weight").dtype(), DType::i32);
+  std::string e;
+  try {
+    load_model(m);
+  } catch (const std::exception& ex) {
+    e = ex.what();
+  }
+  EXPECT_NE(e.find(m + "/model.safetensors"), std::string::npos) << "accepted: " << e;
+  EXPECT_NE(e.find("tensor 'model.norm.weight' has dtype i32"), std::string::npos) << e;
+}

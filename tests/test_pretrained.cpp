@@ -1,6 +1,7 @@
 // Checkpoints trained elsewhere: llama2.c's stories260K must greedy-decode exactly what llama2.c's
 // run.c prints (tests/fixtures/stories260K_greedy200.txt, made with `run stories260K.bin -z
 // tok512.bin -t 0 -n 200`), and the llama2.c tokenizer must encode like Meta's Llama-2 tokenizer.
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -89,6 +90,116 @@ TEST(Llama2c, TruncatedOrLyingFilesAreRejected) {
   EXPECT_THROW(read_llama2c_checkpoint(d.path + "/bad.bin"), std::runtime_error);
   write_file_atomic(d.path + "/tok.bin", std::string("\x10\x00\x00\x00\x00\x00\x80\x3f\xff\x00\x00\x00", 12));
   EXPECT_THROW(Llama2cTokenizer::load(d.path + "/tok.bin"), std::runtime_error);
+}
+
+// CompactLM's JSON form of a llama2.c tokenizer: the lists must agree with each other, since
+// encoding indexes scores by piece id and emits byte + 3 for unknown bytes (a short list would be
+// read past its end; CI runs this under AddressSanitizer too).
+TEST(Llama2c, LyingTokenizerJsonIsRejected) {
+  auto hex = [](const std::string& p) {
+    static const char* digits = "0123456789abcdef";
+    std::string h;
+    for (unsigned char c : p) h += digits[c >> 4], h += digits[c & 15];
+    return h;
+  };
+  nlohmann::json good{{"type", "llama2c"}, {"max_token_length", 6}};
+  std::vector<std::string> pieces{"<unk>", "<s>", "</s>"};
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    pieces.push_back(name);
+  }
+  for (const char* p : {" ", "a", "b", " a", "ab"}) pieces.push_back(p);
+  for (auto& p : pieces) good["pieces_hex"].push_back(hex(p));
+  for (size_t i = 0; i < pieces.size(); ++i) good["scores"].push_back(-float(i));
+  ASSERT_EQ(tokenizer_from_json(good, "tok.json")->vocab_size(), 264);
+  auto expect_error = [](const nlohmann::json& j, const std::string& what) {
+    try {
+      auto t = tokenizer_from_json(j, "tok.json");
+      t->encode("ab\xff");  // would read out of bounds if accepted
+      ADD_FAILURE() << "accepted: " << what;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("'tok.json': bad llama2c tokenizer: "), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  nlohmann::json j = good;
+  j["scores"].erase(j["scores"].size() - 1);
+  expect_error(j, "pieces_hex has 264 entries but scores has 263");
+  j = good;
+  j["pieces_hex"] = nlohmann::json::array({hex("<unk>"), hex("<s>"), hex("</s>")});
+  j["scores"] = {0.0, 0.0, 0.0};
+  expect_error(j, "only 3 tokens");
+  j["pieces_hex"] = nlohmann::json::array();
+  j["scores"] = nlohmann::json::array();
+  expect_error(j, "only 0 tokens");
+  j = good;
+  j["pieces_hex"][260] = "616";  // odd length: the last digit used to be dropped
+  expect_error(j, "pieces_hex[260] '616' is not pairs of hex digits");
+  j["pieces_hex"][260] = "-1";  // std::stoi took a sign
+  expect_error(j, "pieces_hex[260] '-1' is not pairs of hex digits");
+  j["pieces_hex"][260] = std::string(1000, 'g');
+  expect_error(j, "pieces_hex[260] '" + std::string(80, 'g') + "...' is not");
+  j = good;
+  j["max_token_length"] = 1;  // the pieces are longer
+  expect_error(j, "token 0 has 5 bytes, more than max_token_length 1");
+  j["max_token_length"] = 4294967302LL;  // 2^32 + 6: would narrow to 6
+  expect_error(j, "implausible max_token_length 4294967302");
+  j["max_token_length"] = 0;
+  expect_error(j, "implausible max_token_length 0");
+}
+
+// A llama2.c tokenizer.bin with fewer (or more) tokens than the model's vocab_size is a truncated
+// or wrong file: llama2.c pads nothing. (Padding rows are legitimate only for HF tokenizers, as
+// Qwen's: Bpe.GgufCarriesTheTokenizer keeps that case.)
+TEST(Llama2c, TokenizerCountMustMatchTheModel) {
+  test::TempDir d;
+  auto write_tokenizer = [&](const std::string& path, int n_tokens) {
+    std::string b;
+    auto put = [&](const void* p, size_t n) { b.append(static_cast<const char*>(p), n); };
+    const int32_t max_len = 6;
+    put(&max_len, 4);
+    for (int i = 0; i < n_tokens; ++i) {
+      char piece[8];
+      const int len = i < 3 ? std::snprintf(piece, sizeof piece, "<%d>", i)
+                            : i < 259 ? std::snprintf(piece, sizeof piece, "<0x%02X>", i - 3)
+                                      : std::snprintf(piece, sizeof piece, "t%d", i);
+      const float score = -float(i);
+      put(&score, 4);
+      put(&len, 4);
+      put(piece, size_t(len));
+    }
+    write_file_atomic(path, b);
+  };
+  ModelConfig c;
+  c.vocab_size = 300, c.d_model = 8, c.n_layers = 1, c.n_heads = 1, c.n_kv_heads = 1, c.d_ff = 16, c.max_seq_len = 16;
+  c.rope_interleaved = true;
+  TransformerLM m(c, 1);
+  write_llama2c_checkpoint(d.path + "/m.bin", c, m.named_weights());
+  write_tokenizer(d.path + "/tok300.bin", 300);
+  write_tokenizer(d.path + "/tok280.bin", 280);  // truncated
+  write_tokenizer(d.path + "/tok301.bin", 301);
+  LoadedModel ok = load_model(d.path + "/m.bin", DType::f32, d.path + "/tok300.bin");
+  EXPECT_EQ(ok.tokenizer->vocab_size(), 300);
+  for (const char* name : {"tok280.bin", "tok301.bin"}) {
+    try {
+      load_model(d.path + "/m.bin", DType::f32, d.path + "/" + name);
+      ADD_FAILURE() << name << " accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("'" + d.path + "/" + name + "': llama2.c tokenizer has"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("tokens, the model's vocab_size is 300"), std::string::npos) << e.what();
+    }
+  }
+  // the GGUF exporter refuses too, instead of padding the missing rows with [PADn] tokens
+  Llama2cTokenizer short_tok = Llama2cTokenizer::load(d.path + "/tok280.bin");
+  try {
+    write_gguf(d.path + "/m.gguf", c, m.named_weights(), short_tok, DType::f32);
+    ADD_FAILURE() << "a 280-token llama2.c tokenizer was padded to 300 rows";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("the llama2.c tokenizer has 280 tokens, the model's vocab_size is 300"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(write_gguf(d.path + "/m.gguf", c, m.named_weights(), *ok.tokenizer, DType::f32));
 }
 
 // ---- conversion round trips ----

@@ -92,3 +92,86 @@ TEST(SafeTensors, LoadIsMemoryMappedAndCopyOnWrite) {
   write_file_atomic(d.path + "/empty.safetensors", "");
   EXPECT_THROW(load_safetensors(d.path + "/empty.safetensors"), std::runtime_error);
 }
+
+// The header length must end exactly where the JSON (plus space padding) ends, and the data
+// section must be exactly the tensors: otherwise the length and the offsets disagree about where
+// each tensor's bytes are, and one of them is lying.
+TEST(SafeTensors, HeaderLengthAndDataSectionMustBeExact) {
+  auto with_length = [](std::string bytes, uint64_t hlen) {
+    for (int i = 0; i < 8; ++i) bytes[size_t(i)] = char((hlen >> (8 * i)) & 0xff);
+    return bytes;
+  };
+  auto length_of = [](const std::string& bytes) {
+    uint64_t n = 0;
+    for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[size_t(i)])) << (8 * i);
+    return n;
+  };
+  auto expect_refused = [](const std::string& bytes, const std::string& what) {
+    std::string e = error_of(bytes);
+    EXPECT_NE(e.find("bad.safetensors"), std::string::npos) << what << ": accepted";
+    EXPECT_NE(e.find(what), std::string::npos) << "got: " << e;
+  };
+  Tensor a = Tensor::from<float>({1, 2, 3, 4}, {4});
+  const std::string padded = serialize_safetensors({{"a", a}});  // header padded with spaces to 8 bytes
+  const uint64_t hlen = length_of(padded);
+  ASSERT_EQ(padded[8 + hlen - 1], ' ') << "the writer is expected to pad this header";
+  EXPECT_EQ(error_of(padded), "");
+  // one byte short: the JSON still parses, but the dropped space now sits in front of the data
+  expect_refused(with_length(padded, hlen - 1), "end at byte 16 of the 17-byte data section");
+  // one byte long: the header swallows the first data byte (0x00 here, which nlohmann takes for
+  // the end of the input)
+  expect_refused(with_length(padded, hlen + 1), "header of length 57 is not one JSON object padded with spaces only");
+  // an unpadded header one byte short cuts the JSON
+  std::string ok = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  std::string exact = file_with_header(ok, 8);
+  EXPECT_EQ(error_of(exact), "");
+  expect_refused(with_length(exact, ok.size() - 1), "bad JSON");
+  // padding other than spaces (the spec allows only 0x20)
+  expect_refused(file_with_header(ok + "\n", 8), "padded with spaces only");
+  expect_refused(file_with_header(ok + "\t ", 8), "padded with spaces only");
+  expect_refused(file_with_header(" " + ok, 8), "padded with spaces only");
+  expect_refused(file_with_header(ok + std::string(3, '\0'), 8), "padded with spaces only");
+  // appended garbage, and a hole between tensors
+  expect_refused(padded + "junk", "end at byte 16 of the 20-byte data section");
+  expect_refused(file_with_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 9), "end at byte 8 of the 9-byte");
+  expect_refused(file_with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", 12),
+                 "unused bytes [4, 8) before tensor 'b'");
+  // no tensors: the data section must be empty
+  EXPECT_EQ(error_of(file_with_header("{}", 0)), "");
+  expect_refused(file_with_header("{}", 1), "end at byte 0 of the 1-byte");
+}
+
+// A tensor's last byte may be the data section's last byte, and not one past it.
+TEST(SafeTensors, OffsetsAtTheEndOfTheDataSection) {
+  const std::string two = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
+  EXPECT_EQ(error_of(file_with_header(two, 8)), "");  // end == data size
+  std::string e = error_of(file_with_header(two, 7));  // end == data size + 1
+  EXPECT_NE(e.find("tensor 'b': data_offsets [4, 8] outside the 7-byte data section"), std::string::npos) << e;
+  // dtype x shape must be the byte count, for every dtype
+  e = error_of(file_with_header(R"({"h":{"dtype":"F16","shape":[2,2],"data_offsets":[0,4]}})", 4));
+  EXPECT_NE(e.find("tensor 'h': 4 bytes for shape [2, 2] of f16"), std::string::npos) << e;
+  EXPECT_EQ(error_of(file_with_header(R"({"h":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]}})", 8)), "");
+}
+
+// JSON parsers keep one of two equal keys silently; which tensor would be used is then anyone's guess.
+TEST(SafeTensors, TensorsListedTwiceAreRejected) {
+  std::string e = error_of(file_with_header(
+      R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8));
+  EXPECT_NE(e.find("bad.safetensors"), std::string::npos) << e;
+  EXPECT_NE(e.find("tensor 'w' listed twice"), std::string::npos) << e;
+  e = error_of(file_with_header(R"({"w":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}})", 4));
+  EXPECT_NE(e.find("key 'dtype' repeated"), std::string::npos) << e;
+  // equal keys in different objects are fine
+  EXPECT_EQ(error_of(file_with_header(
+                R"({"__metadata__":{"w":"x"},"v":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8)),
+            "");
+}
+
+// A hostile name must not turn the one-line message into megabytes.
+TEST(SafeTensors, LongNamesAreCutInMessages) {
+  const std::string name(100000, 'n');
+  std::string e = error_of(file_with_header(R"({")" + name + R"(":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8));
+  EXPECT_NE(e.find("bad.safetensors"), std::string::npos) << e.substr(0, 200);
+  EXPECT_NE(e.find("bytes for shape"), std::string::npos) << e.substr(0, 200);
+  EXPECT_LT(e.size(), 300u);
+}

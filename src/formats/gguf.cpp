@@ -70,6 +70,8 @@ void write_gguf_tokenizer(Writer& w, const Tokenizer& tok, int64_t model_vocab, 
   const auto* l2c = dynamic_cast<const Llama2cTokenizer*>(&tok);
   const auto* bpe = dynamic_cast<const BpeTokenizer*>(&tok);
   if (l2c) {
+    if (V != model_vocab)  // the [PADn] rows below are for HF tokenizers (Qwen); llama2.c's lists every row
+      fail("the llama2.c tokenizer has " + std::to_string(V) + " tokens, the model's vocab_size is " + std::to_string(model_vocab));
     for (int64_t i = 0; i < V; ++i) {
       for (char ch : l2c->piece(int32_t(i))) tokens[size_t(i)] += ch == ' ' ? std::string("\xe2\x96\x81") : std::string(1, ch);
       scores[size_t(i)] = l2c->score(int32_t(i));

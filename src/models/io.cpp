@@ -45,6 +45,9 @@ void assign_weights(LanguageModel& m, const std::vector<std::pair<std::string, T
     if (it->second->shape() != v->value.shape())
       throw std::runtime_error("'" + file + "': tensor '" + n + "' has shape " + shape_str(it->second->shape()) +
                                ", config.json implies " + shape_str(v->value.shape()));
+    // copy_ would convert integers to floats without a word: weights stored as integers are corrupt
+    if (it->second->dtype() == DType::i32)
+      throw std::runtime_error("'" + file + "': tensor '" + n + "' has dtype i32, expected floating point weights");
     v->value.copy_(*it->second);
     by_name.erase(it);  // what is left over was not asked for
   });
@@ -100,6 +103,12 @@ LoadedModel load_model(const std::string& path, DType dtype, const std::string& 
     if (fs::exists(lm.dir + "/tokenizer.json")) lm.tokenizer = load_tokenizer(lm.dir + "/tokenizer.json");
   }
   if (!tokenizer_path.empty()) lm.tokenizer = load_any_tokenizer(tokenizer_path);
+  // llama2.c's tokenizer lists exactly the model's tokens (nothing is padded, unlike Qwen below):
+  // another count is a truncated or wrong file, which generation would quietly limit itself to
+  if (lm.tokenizer && lm.tokenizer->type() == "llama2c" && lm.tokenizer->vocab_size() != lm.model->config().vocab_size)
+    throw std::runtime_error("'" + (tokenizer_path.empty() ? lm.dir + "/tokenizer.json" : tokenizer_path) + "': llama2.c tokenizer has " +
+                             std::to_string(lm.tokenizer->vocab_size()) + " tokens, the model's vocab_size is " +
+                             std::to_string(lm.model->config().vocab_size));
   // fewer tokens than embedding rows is normal (Qwen pads its 151,6xx tokens to 151,936 rows);
   // generation then samples only real tokens (GenerateConfig::vocab_limit)
   if (lm.tokenizer && lm.tokenizer->vocab_size() > lm.model->config().vocab_size)

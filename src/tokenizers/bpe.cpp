@@ -139,13 +139,22 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const json& j, const std::
   std::string mtype = m.value("type", "");
   if (mtype != "BPE") fail("unsupported tokenizer model type '" + mtype + "' (supported: BPE)");
   auto t = std::unique_ptr<BpeTokenizer>(new BpeTokenizer());
+  // Sequences nest, and the JSON parser takes any depth without recursing: a hostile file nesting
+  // them 100,000 deep would overflow the stack of the recursive walks below. Real files nest 1-2.
+  constexpr int kMaxNesting = 64;
+  auto too_deep = [&](int depth, const char* what) {
+    if (depth > kMaxNesting) fail(std::string(what) + " Sequences nested deeper than " + std::to_string(kMaxNesting));
+  };
+  // (The walks take lists by reference: json::value() would copy the whole nested subtree, recursively.)
   // The normalizer: Unicode forms, and SentencePiece's Prepend("\u2581") + Replace(" ", "\u2581").
   bool replace_spaces = false;
-  std::function<void(const json&)> norm = [&](const json& n) {
+  std::function<void(const json&, int)> norm = [&](const json& n, int depth) {
+    too_deep(depth, "normalizer");
     if (n.is_null()) return;
     const std::string type = n.is_object() ? n.value("type", "") : "";
     if (type == "Sequence") {
-      for (auto& q : n.value("normalizers", json::array())) norm(q);
+      if (auto q = n.find("normalizers"); q != n.end())
+        for (auto& x : *q) norm(x, depth + 1);
     } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
       t->unicode_form_ = type;
     } else if (type == "Prepend" && n.value("prepend", "") == "\xe2\x96\x81") {
@@ -154,18 +163,19 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const json& j, const std::
                n.value("content", "") == "\xe2\x96\x81") {
       replace_spaces = true;
     } else {
-      fail("unsupported normalizer '" + (type.empty() ? n.dump() : type) + "'");
+      fail("unsupported normalizer '" + (type.empty() ? std::string(n.type_name()) : shorten(type)) + "'");
     }
   };
-  if (j.contains("normalizer")) norm(j["normalizer"]);
+  if (j.contains("normalizer")) norm(j["normalizer"], 0);
   // The pre-tokenizer: byte-level (its split regex, if any, is ours) or Metaspace.
   std::string pattern = kGpt2Pattern;
   bool byte_level = false, metaspace = replace_spaces;
-  std::function<void(const json&)> scan = [&](const json& p) {
+  std::function<void(const json&, int)> scan = [&](const json& p, int depth) {
+    too_deep(depth, "pre_tokenizer");
     if (!p.is_object()) return;
     std::string type = p.value("type", "");
-    if (type == "Sequence")
-      for (auto& q : p.value("pretokenizers", json::array())) scan(q);
+    if (auto q = p.find("pretokenizers"); type == "Sequence" && q != p.end())
+      for (auto& x : *q) scan(x, depth + 1);
     if (type == "ByteLevel") byte_level = true;
     if (type == "Metaspace") {
       metaspace = true;
@@ -175,7 +185,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const json& j, const std::
     }
     if (type == "Split" && p.contains("pattern") && p["pattern"].contains("Regex")) pattern = p["pattern"]["Regex"];
   };
-  if (j.contains("pre_tokenizer")) scan(j["pre_tokenizer"]);
+  if (j.contains("pre_tokenizer")) scan(j["pre_tokenizer"], 0);
   if (!byte_level && !metaspace) fail("unsupported pre-tokenizer (supported: ByteLevel, Metaspace)");
   try {
     for (auto& [k, v] : m.at("vocab").items()) t->vocab_[k] = v.get<int32_t>();
@@ -203,14 +213,16 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const json& j, const std::
   }
   // BOS: the first special token of a TemplateProcessing post-processor, if any (Llama-3)
   if (j.contains("post_processor") && j["post_processor"].is_object()) {
-    std::function<void(const json&)> post = [&](const json& p) {
-      if (p.value("type", "") == "Sequence")
-        for (auto& q : p["processors"]) post(q);
+    std::function<void(const json&, int)> post = [&](const json& p, int depth) {
+      too_deep(depth, "post_processor");
+      if (!p.is_object()) return;
+      if (auto q = p.find("processors"); p.value("type", "") == "Sequence" && q != p.end())
+        for (auto& x : *q) post(x, depth + 1);
       if (p.value("type", "") == "TemplateProcessing" && p.contains("single") && !p["single"].empty() &&
           p["single"][0].contains("SpecialToken"))
         t->bos_ = t->token_id(p["single"][0]["SpecialToken"]["id"].get<std::string>());
     };
-    post(j["post_processor"]);
+    post(j["post_processor"], 0);
   }
   if (t->bos_ < 0) t->bos_ = t->token_id("<|begin_of_text|>");  // Llama-3 files without the template
   return t;

@@ -20,7 +20,7 @@ Llama2cTokenizer Llama2cTokenizer::load(const std::string& path) {
   };
   int32_t max_len = 0;
   rd(&max_len, 4);
-  if (max_len <= 0 || max_len > 1 << 16) fail("implausible max_token_length " + std::to_string(max_len));
+  if (max_len <= 0 || max_len > kMaxTokenLength) fail("implausible max_token_length " + std::to_string(max_len));
   std::vector<std::string> pieces;
   std::vector<float> scores;
   while (off < b.size()) {
@@ -34,12 +34,28 @@ Llama2cTokenizer Llama2cTokenizer::load(const std::string& path) {
     pieces.push_back(std::move(p));
     scores.push_back(s);
   }
-  if (pieces.size() < 259) fail("only " + std::to_string(pieces.size()) + " tokens (need <unk>, <s>, </s> and 256 bytes)");
-  return Llama2cTokenizer(std::move(pieces), std::move(scores), max_len);
+  try {
+    return Llama2cTokenizer(std::move(pieces), std::move(scores), max_len);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error("'" + path + "': " + e.what());
+  }
 }
 
 Llama2cTokenizer::Llama2cTokenizer(std::vector<std::string> pieces, std::vector<float> scores, int32_t max_len)
     : pieces_(std::move(pieces)), scores_(std::move(scores)), max_len_(max_len) {
+  // encode_with indexes scores_ by piece id and emits byte + 3 for bytes it cannot look up:
+  // fewer scores or fewer than 259 pieces would read past the end of the vectors.
+  if (scores_.size() != pieces_.size())
+    throw std::invalid_argument("pieces_hex has " + std::to_string(pieces_.size()) + " entries but scores has " +
+                                std::to_string(scores_.size()));
+  if (pieces_.size() < 259)
+    throw std::invalid_argument("only " + std::to_string(pieces_.size()) + " tokens (need <unk>, <s>, </s> and 256 bytes)");
+  if (max_len_ <= 0 || max_len_ > kMaxTokenLength)
+    throw std::invalid_argument("implausible max_token_length " + std::to_string(max_len_));
+  for (size_t i = 0; i < pieces_.size(); ++i)
+    if (pieces_[i].size() > size_t(max_len_))  // run.c sizes its merge buffer by max_token_length
+      throw std::invalid_argument("token " + std::to_string(i) + " has " + std::to_string(pieces_[i].size()) +
+                                  " bytes, more than max_token_length " + std::to_string(max_len_));
   for (size_t i = 0; i < pieces_.size(); ++i) index_.emplace(pieces_[i], int32_t(i));  // first wins
 }
 

@@ -13,7 +13,10 @@ namespace clm {
 
 class Llama2cTokenizer : public Tokenizer {
  public:
+  static constexpr int32_t kMaxTokenLength = 1 << 16;  // llama.c's are ~30 bytes; more is a corrupt file
   static Llama2cTokenizer load(const std::string& path);
+  // Throws std::invalid_argument unless there is one score per piece, at least the 259 pieces that
+  // encoding relies on (<unk>, <s>, </s>, 256 bytes), and no piece is longer than max_len.
   Llama2cTokenizer(std::vector<std::string> pieces, std::vector<float> scores, int32_t max_len);
   std::string type() const override { return "llama2c"; }
   // No BOS/EOS added; see encode_with().

@@ -35,6 +35,13 @@ template <class F> void scan_words(const std::string& text, F&& f) {
   }
   if (n && text.back() != '\n') f(std::string_view("\n"));  // last line without newline
 }
+
+int hex_digit(char c) {  // -1 if not one (std::stoi would take "+f", " f" or "-1")
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
 }  // namespace
 
 WordTokenizer WordTokenizer::fit(const std::string& train, int64_t max_vocab) {
@@ -136,17 +143,36 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const nlohmann::json& j, const st
     return SpmTokenizer::load(mp.string());
   }
   if (t == "llama2c") {
+    auto fail = [&](const std::string& m) -> void { throw std::runtime_error("'" + path + "': bad llama2c tokenizer: " + m); };
+    std::vector<std::string> pieces;
+    std::vector<float> scores;
+    int64_t max_len = 0;
     try {
-      std::vector<std::string> pieces;
-      for (const std::string& h : j.at("pieces_hex").get<std::vector<std::string>>()) {
+      const auto hex = j.at("pieces_hex").get<std::vector<std::string>>();
+      scores = j.at("scores").get<std::vector<float>>();
+      max_len = j.at("max_token_length").get<int64_t>();
+      for (size_t i = 0; i < hex.size(); ++i) {
+        const std::string& h = hex[i];
         std::string p;
-        for (size_t i = 0; i + 1 < h.size(); i += 2) p += char(std::stoi(h.substr(i, 2), nullptr, 16));
-        pieces.push_back(p);
+        bool ok = h.size() % 2 == 0;
+        for (size_t k = 0; ok && k < h.size(); k += 2) {
+          int hi = hex_digit(h[k]), lo = hex_digit(h[k + 1]);
+          ok = hi >= 0 && lo >= 0;
+          p += char(hi * 16 + lo);
+        }
+        if (!ok) fail("pieces_hex[" + std::to_string(i) + "] '" + shorten(h) + "' is not pairs of hex digits");
+        pieces.push_back(std::move(p));
       }
-      return std::make_unique<Llama2cTokenizer>(pieces, j.at("scores").get<std::vector<float>>(),
-                                                j.at("max_token_length").get<int32_t>());
-    } catch (const std::exception& e) {
-      throw std::runtime_error("'" + path + "': bad llama2c tokenizer: " + e.what());
+    } catch (const nlohmann::json::exception& e) {
+      fail(e.what());
+    }
+    // range-checked before narrowing: 2^32 + 16 must not become 16
+    if (max_len <= 0 || max_len > Llama2cTokenizer::kMaxTokenLength)
+      fail("implausible max_token_length " + std::to_string(max_len));
+    try {
+      return std::make_unique<Llama2cTokenizer>(std::move(pieces), std::move(scores), int32_t(max_len));
+    } catch (const std::invalid_argument& e) {
+      fail(e.what());
     }
   }
   throw std::runtime_error("'" + path + "': unknown tokenizer type '" + t + "'");

@@ -8,21 +8,56 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 namespace clm {
 
-std::string read_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw std::runtime_error("cannot read '" + path + "': is a directory");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot read '" + path + "': " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) throw std::runtime_error("error reading '" + path + "'");
-  return ss.str();
+namespace {
+// Opens `path` for reading if it is a regular file of at most max_bytes; sets `size`. A FIFO or
+// a device (/dev/zero given as config.json) would block forever or never end, and a size taken
+// from fstat cannot lie the way a stream can. O_NONBLOCK: opening a FIFO waits for a writer
+// otherwise (it changes nothing for regular files).
+int open_regular(const std::string& path, uint64_t max_bytes, size_t& size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("cannot read '" + path + "': " + std::strerror(errno));
+  struct stat st;
+  std::string why;
+  if (::fstat(fd, &st) != 0)
+    why = std::strerror(errno);
+  else if (S_ISDIR(st.st_mode))
+    why = "is a directory";
+  else if (!S_ISREG(st.st_mode))
+    why = "not a regular file";
+  else if (uint64_t(st.st_size) > max_bytes)
+    why = std::to_string(st.st_size) + " bytes, more than the " + std::to_string(max_bytes) + "-byte limit";
+  if (!why.empty()) {
+    ::close(fd);
+    throw std::runtime_error("cannot read '" + path + "': " + why);
+  }
+  size = size_t(st.st_size);
+  return fd;
+}
+}  // namespace
+
+std::string read_file(const std::string& path, uint64_t max_bytes) {
+  size_t size = 0;
+  int fd = open_regular(path, max_bytes, size);
+  std::string out(size, '\0');
+  size_t got = 0;
+  while (got < size) {  // a file that shrinks meanwhile ends early; one that grows is read up to its fstat size
+    ssize_t n = ::read(fd, out.data() + got, size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      throw std::runtime_error("error reading '" + path + "': " + std::strerror(e));
+    }
+    if (n == 0) break;
+    got += size_t(n);
+  }
+  ::close(fd);
+  out.resize(got);
+  return out;
 }
 
 MappedFile::~MappedFile() {
@@ -30,17 +65,8 @@ MappedFile::~MappedFile() {
 }
 
 std::shared_ptr<MappedFile> map_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw std::runtime_error("cannot read '" + path + "': is a directory");
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw std::runtime_error("cannot read '" + path + "': " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot stat '" + path + "'");
-  }
   auto m = std::make_shared<MappedFile>();
-  m->size = size_t(st.st_size);
+  int fd = open_regular(path, UINT64_MAX, m->size);  // no limit: a mapping reads only what is used
   if (m->size) {
     void* p = ::mmap(nullptr, m->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
@@ -53,6 +79,10 @@ std::shared_ptr<MappedFile> map_file(const std::string& path) {
   }
   ::close(fd);
   return m;
+}
+
+std::string shorten(std::string_view s, size_t max) {
+  return s.size() <= max ? std::string(s) : std::string(s.substr(0, max)) + "...";
 }
 
 std::vector<std::string_view> split_lines(std::string_view text) {

@@ -1,6 +1,7 @@
 // File helpers: whole-file reads with errors that name the file, and atomic writes
 // (temp file in the same folder, fsync, rename, fsync of the folder).
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -8,9 +9,18 @@
 
 namespace clm {
 
-std::string read_file(const std::string& path);  // throws "cannot read 'path': reason"
+// Whole-file reads are for configs, tokenizers, corpora and small checkpoints (weights in
+// safetensors are memory-mapped instead); 4 GiB is far above any of those.
+constexpr uint64_t kMaxReadBytes = uint64_t(4) << 30;
+// Throws "cannot read 'path': reason" unless `path` is a regular file of at most max_bytes
+// (a FIFO or /dev/zero is refused at once instead of blocking or filling memory).
+std::string read_file(const std::string& path, uint64_t max_bytes = kMaxReadBytes);
 void write_file_atomic(const std::string& path, std::string_view bytes);
 void fsync_dir(const std::string& dir);
+
+// `s` cut to `max` bytes (with "...") for an error message: a hostile file can put megabytes in a
+// name, and a message should stay one readable line.
+std::string shorten(std::string_view s, size_t max = 80);
 
 // The lines of a text without their '\n' (views into `text`; a final line without one counts).
 std::vector<std::string_view> split_lines(std::string_view text);
@@ -21,6 +31,6 @@ struct MappedFile {
   size_t size = 0;
   ~MappedFile();
 };
-std::shared_ptr<MappedFile> map_file(const std::string& path);  // throws "cannot read 'path': reason"
+std::shared_ptr<MappedFile> map_file(const std::string& path);  // throws "cannot read 'path': reason"; regular files only
 
 }  // namespace clm
