@@ -10,6 +10,7 @@
 #include "infer/chat.h"
 #include "infer/generate.h"
 #include "models/io.h"
+#include "models/transformer.h"
 #include "tokenizers/llama2c.h"
 #include "util/fs.h"
 #include "formats/gguf.h"
