@@ -49,7 +49,7 @@ TEST(Formats, EveryFormatTierAndShapeMatchesTheReference) {
     for (auto& [name, row] : kFormats) {
       for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{1, 8}, {4, 16}, {7, 13}, {33, 72}, {130, 64}, {64, 260}}) {
         std::vector<float> w = test::randv(r, rows * cols, 1.0);
-        auto f = pack_weight(name, w.data(), rows, cols);
+        auto f = pack_weight(name, Tensor::from(w, {rows, cols}));
         ASSERT_EQ(f->rows(), rows);
         ASSERT_EQ(f->name(), name);
         std::vector<float> dq(size_t(rows * cols));
@@ -90,9 +90,16 @@ TEST(Formats, AttendCellsMatchesMaskedSoftmaxOnEveryTier) {
       std::vector<float> q = test::randv(r, hd, 1.0), K = test::randv(r, n * hd, 1.0), V = test::randv(r, n * hd, 1.0);
       std::vector<int32_t> pos(n);
       for (int64_t i = 0; i < n; ++i) pos[i] = int32_t((i * 17) % n);
-      for (int32_t qpos : {0, 10, 36}) {
-        std::vector<float> out(hd), s(n);
-        attend_cells(out.data(), s.data(), q.data(), K.data(), V.data(), pos.data(), n, qpos, hd, 0.3f);
+      // one query alone (decode) and the same query as row 1 of three (prefill: the GEMM path)
+      for (int32_t qpos : {0, 10, 36}) for (int64_t T : {1, 3}) {
+        std::vector<float> qs(size_t(T * (hd + 5))), outs(size_t(T * (hd + 2))), ss(size_t(T * n));
+        std::vector<int32_t> qp(size_t(T), 36);
+        const int64_t row = T == 1 ? 0 : 1;
+        for (int64_t t = 0; t < T; ++t) std::copy(q.begin(), q.end(), qs.begin() + t * (hd + 5));
+        qp[size_t(row)] = qpos;
+        attend_cells(outs.data(), hd + 2, ss.data(), qs.data(), hd + 5, qp.data(), T, K.data(), V.data(), pos.data(), n, hd, 0.3f);
+        std::vector<float> out(outs.begin() + row * (hd + 2), outs.begin() + row * (hd + 2) + hd);
+        std::vector<float> s(ss.begin() + row * n, ss.begin() + (row + 1) * n);
         std::vector<double> p(n, 0.0), ref(hd, 0.0);
         double m = -1e300, z = 0;
         for (int64_t i = 0; i < n; ++i)

@@ -246,7 +246,9 @@ TEST(KVCells, ObserverSeesNormalisedMaskedRows) {
     ++rows;
     double sum = 0;
     for (int64_t i = 0; i < e.n; ++i) {
-      if (e.cell_pos[i] > e.query_pos) EXPECT_EQ(e.probs[i], 0.0f);
+      if (e.cell_pos[i] > e.query_pos) {
+        EXPECT_EQ(e.probs[i], 0.0f);
+      }
       sum += e.probs[i];
     }
     EXPECT_NEAR(sum, 1.0, 1e-5);

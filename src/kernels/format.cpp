@@ -30,8 +30,10 @@ std::vector<std::string> FormatRegistry::names() const {
   return v;
 }
 
-std::unique_ptr<WeightFormat> pack_weight(const std::string& format, const float* w, int64_t rows, int64_t cols) {
-  return FormatRegistry::get().at(format).pack(w, rows, cols);
+std::unique_ptr<WeightFormat> pack_weight(const std::string& format, const Tensor& w) {
+  const FormatInfo& f = FormatRegistry::get().at(format);
+  if (w.dtype() != DType::f32 || w.shape().size() != 2) throw std::invalid_argument("pack: weights must be an f32 matrix");
+  return f.pack(w.contiguous());
 }
 
 }  // namespace clm::kernels

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor/tensor.h"
+
 namespace clm::kernels {
 
 class WeightFormat {
@@ -36,7 +38,9 @@ struct FormatInfo {
   std::string name;
   std::string activation;  // the activation format its kernels consume ("f32")
   std::string about;
-  std::function<std::unique_ptr<WeightFormat>(const float* w, int64_t rows, int64_t cols)> pack;
+  // w: f32 [rows, cols], contiguous. A format may keep a reference to it (Tensors share storage):
+  // f32 does, to run batched products through BLAS on the row-major original.
+  std::function<std::unique_ptr<WeightFormat>(const Tensor& w)> pack;
 };
 
 class FormatRegistry {
@@ -50,7 +54,7 @@ class FormatRegistry {
   std::vector<FormatInfo> formats_;
 };
 
-// Packs a row-major f32 matrix into the named format.
-std::unique_ptr<WeightFormat> pack_weight(const std::string& format, const float* w, int64_t rows, int64_t cols);
+// Packs a row-major f32 matrix [rows, cols] into the named format.
+std::unique_ptr<WeightFormat> pack_weight(const std::string& format, const Tensor& w);
 
 }  // namespace clm::kernels

@@ -83,11 +83,13 @@ template <class T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k,
                         const T* v, const AttnShape& s, T scale);
 
-// Inference attention, the one routine every decode and prefill path uses: one query q [hd] against
-// n cached cells of one head (K, V [n, hd], contiguous), masked by position: cell i takes part
-// when pos[i] <= qpos. out [hd] = softmax(scale * q·K)·V. scores [n] is scratch and is left holding
-// the probabilities (0 for masked cells), for observers.
-void attend_cells(float* out, float* scores, const float* q, const float* K, const float* V, const int32_t* pos,
-                  int64_t n, int32_t qpos, int64_t hd, float scale);
+// Inference attention, the one routine every decode and prefill path uses: T queries of one head
+// (row t at q + t*q_stride, absolute position qpos[t]) against n cached cells of its KV head (K, V
+// [n, hd], contiguous), masked by position: cell i takes part in row t when pos[i] <= qpos[t].
+// out row t (at out + t*out_stride) = softmax(scale * q·K)·V. scores [T, n] is scratch and is left
+// holding the probabilities (0 for masked cells), for observers. One query: dot products; several
+// (prefill): two GEMMs.
+void attend_cells(float* out, int64_t out_stride, float* scores, const float* q, int64_t q_stride, const int32_t* qpos,
+                  int64_t T, const float* K, const float* V, const int32_t* pos, int64_t n, int64_t hd, float scale);
 
 }  // namespace clm::kernels

@@ -52,14 +52,15 @@ struct CausalAttention : Attention {
     kv.append(ks, vs, T, ctx.pos, ctx.tag);
     const float scale = float(1.0 / std::sqrt(double(hd)));
     const int threads = ctx.on_attention ? 1 : omp_get_max_threads();  // observers run serially
-    float* scores = ctx.ws->take(size_t(threads * cap));
+    float* scores = ctx.ws->take(size_t(threads * T * cap));
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t i = 0; i < T * H; ++i) {
-      const int64_t t = i / H, h = i % H, kh = h / group;
-      float* s = scores + int64_t(omp_get_thread_num()) * cap;
-      kernels::attend_cells(att + t * H * hd + h * hd, s, qs + t * H * hd + h * hd, kv.k(kh), kv.v(kh), kv.pos(kh),
-                            kv.len(kh), ctx.pos[t], hd, scale);
-      if (ctx.on_attention) (*ctx.on_attention)({ctx.layer, h, kh, ctx.pos[t], s, kv.pos(kh), kv.len(kh)});
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t kh = h / group, n = kv.len(kh);
+      float* s = scores + int64_t(omp_get_thread_num()) * T * cap;
+      kernels::attend_cells(att + h * hd, H * hd, s, qs + h * hd, H * hd, ctx.pos, T, kv.k(kh), kv.v(kh), kv.pos(kh), n, hd,
+                            scale);
+      if (ctx.on_attention)
+        for (int64_t t = 0; t < T; ++t) (*ctx.on_attention)({ctx.layer, h, kh, ctx.pos[t], s + t * n, kv.pos(kh), n});
     }
     o.infer(att, T, y);
   }

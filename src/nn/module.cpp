@@ -87,8 +87,7 @@ void Linear::pack(const std::string& format) {
     return;
   }
   if (w->value.dtype() != DType::f32) throw std::invalid_argument("packing needs f32 master weights");
-  Tensor c = w->value.contiguous();
-  packed = kernels::pack_weight(format, c.data<float>(), out(), in());
+  packed = kernels::pack_weight(format, w->value);
 }
 
 }  // namespace clm::nn

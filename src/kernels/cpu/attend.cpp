@@ -6,35 +6,46 @@
 
 namespace clm::kernels {
 
-void attend_cells(float* out, float* s, const float* q, const float* K, const float* V, const int32_t* pos, int64_t n,
-                  int32_t qpos, int64_t hd, float scale) {
+namespace {
+// s [n] holds scale * q·K for the visible cells; becomes the probabilities (masked cells 0).
+// Returns false when no cell is visible.
+bool masked_softmax(float* s, const int32_t* pos, int64_t n, int32_t qpos) {
   const auto& vk = vec();
-  std::fill(out, out + hd, 0.0f);
   float m = -std::numeric_limits<float>::infinity();
   int64_t masked = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (pos[i] > qpos) {
-      ++masked;
-      continue;
-    }
-    s[i] = vk.dot(q, K + i * hd, hd) * scale;
-    m = std::max(m, s[i]);
+  for (int64_t i = 0; i < n; ++i)
+    if (pos[i] > qpos) ++masked;
+    else m = std::max(m, s[i]);
+  if (masked == n) {
+    std::fill(s, s + n, 0.0f);
+    return false;
   }
-  if (masked == n) return;  // nothing visible: a zero output
-  if (masked) {  // masked cells get a score far below the max; exact zeros after the exponential
+  if (masked)  // a score far below the max: exact zeros after the exponential, removed from the sum
     for (int64_t i = 0; i < n; ++i)
       if (pos[i] > qpos) s[i] = m - 200.0f;
-  }
   float z = vk.exp_sum(s, m, s, n);
   if (masked)
     for (int64_t i = 0; i < n; ++i)
       if (pos[i] > qpos) z -= s[i], s[i] = 0.0f;
-  const float inv = 1.0f / z;
-  for (int64_t i = 0; i < n; ++i) {
-    if (s[i] == 0.0f) continue;
-    s[i] *= inv;
-    vk.axpy(s[i], V + i * hd, out, hd);
+  vk.scale(1.0f / z, s, n);
+  return true;
+}
+}  // namespace
+
+void attend_cells(float* out, int64_t out_stride, float* s, const float* q, int64_t q_stride, const int32_t* qpos,
+                  int64_t T, const float* K, const float* V, const int32_t* pos, int64_t n, int64_t hd, float scale) {
+  const auto& vk = vec();
+  if (T == 1) {  // decoding: dot products over the visible cells, then a weighted sum of values
+    for (int64_t i = 0; i < n; ++i) s[i] = pos[i] > qpos[0] ? 0.0f : vk.dot(q, K + i * hd, hd) * scale;
+    std::fill(out, out + hd, 0.0f);
+    if (!masked_softmax(s, pos, n, qpos[0])) return;
+    for (int64_t i = 0; i < n; ++i)
+      if (s[i] != 0.0f) vk.axpy(s[i], V + i * hd, out, hd);
+    return;
   }
+  gemm<float>(false, true, int(T), int(n), int(hd), scale, q, int(q_stride), K, int(hd), 0.0f, s, int(n));
+  for (int64_t t = 0; t < T; ++t) masked_softmax(s + t * n, pos, n, qpos[t]);
+  gemm<float>(false, false, int(T), int(hd), int(n), 1.0f, s, int(n), V, int(hd), 0.0f, out, int(out_stride));
 }
 
 }  // namespace clm::kernels

@@ -12,8 +12,8 @@
 
 namespace clm::kernels {
 
-PanelMatrix::PanelMatrix(const float* w, int64_t rows, int64_t cols, Type type)
-    : type_(type), prows_((rows + 3) / 4 * 4), pcols_((cols + 7) / 8 * 8) {
+PanelMatrix::PanelMatrix(const float* w, int64_t rows, int64_t cols, Type type, Tensor dense)
+    : type_(type), prows_((rows + 3) / 4 * 4), pcols_((cols + 7) / 8 * 8), dense_(std::move(dense)) {
   rows_ = rows, cols_ = cols;
   if (rows <= 0 || cols <= 0) throw std::invalid_argument("PanelMatrix: empty matrix");
   bytes_ = size_t(prows_ * pcols_) * (type == Type::f32 ? 4 : 2);  // a multiple of 64
@@ -68,7 +68,10 @@ void PanelMatrix::unpack_rows(int64_t r0, int64_t n, float* out) const {
       if (type_ == Type::f32)
         std::memcpy(o + c0, f32() + off, sizeof(float) * size_t(m));
       else
-        for (int64_t i = 0; i < m; ++i) o[c0 + i] = bf16_to_f32(bf16()[off + i]);
+        for (int64_t i = 0; i < m; ++i) {  // bf16 -> f32: the pattern shifted into the high half
+          const uint32_t u = uint32_t(bf16()[off + i]) << 16;
+          std::memcpy(o + c0 + i, &u, 4);
+        }
     }
   }
 }
@@ -77,19 +80,21 @@ void PanelMatrix::dequantize(float* out) const { unpack_rows(0, rows_, out); }
 
 void PanelMatrix::matmul(const float* x, int64_t n, float* y) const {
   if (n == 1) return matvec(x, y);
-  constexpr int64_t kBlock = 64;  // rows per unpacked block: 64 x cols f32 stays in L2
-  const int64_t blocks = (rows_ + kBlock - 1) / kBlock;
-#pragma omp parallel
-  {
-    thread_local std::vector<float> buf;
-    buf.resize(size_t(kBlock * cols_));
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * kBlock, m = std::min(kBlock, rows_ - r0);
-      unpack_rows(r0, m, buf.data());
-      gemm<float>(false, true, int(n), int(m), int(cols_), 1.0f, x, int(cols_), buf.data(), int(cols_), 0.0f, y + r0,
-                  int(rows_));
-    }
+  if (dense_.defined()) {
+    gemm<float>(false, true, int(n), int(rows_), int(cols_), 1.0f, x, int(cols_), dense_.data<float>(), int(cols_), 0.0f, y,
+                int(rows_));
+    return;
+  }
+  // chunks of about 4 MiB of f32, unpacked by all threads, then one multithreaded BLAS call each
+  const int64_t chunk = std::max<int64_t>(64, (int64_t(1) << 20) / cols_ / 4 * 4);
+  thread_local std::vector<float> buf;  // the calling thread's; the team writes into it through `dq`
+  buf.resize(size_t(std::min(chunk, rows_) * cols_));
+  float* dq = buf.data();
+  for (int64_t r0 = 0; r0 < rows_; r0 += chunk) {
+    const int64_t m = std::min(chunk, rows_ - r0);
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < (m + 3) / 4; ++p) unpack_rows(r0 + 4 * p, std::min<int64_t>(4, m - 4 * p), dq + 4 * p * cols_);
+    gemm<float>(false, true, int(n), int(m), int(cols_), 1.0f, x, int(cols_), dq, int(cols_), 0.0f, y + r0, int(rows_));
   }
 }
 
@@ -100,11 +105,11 @@ const std::string& PanelMatrix::name() const {
 
 namespace {
 const bool reg_f32 = FormatRegistry::get().add(
-    {"f32", "f32", "f32 weights in four-row panels",
-     [](const float* w, int64_t r, int64_t c) { return std::make_unique<PanelMatrix>(w, r, c, PanelMatrix::Type::f32); }});
+    {"f32", "f32", "f32 weights in four-row panels (the row-major original kept for batched products)",
+     [](const Tensor& w) { return std::make_unique<PanelMatrix>(w.data<float>(), w.dim(0), w.dim(1), PanelMatrix::Type::f32, w); }});
 const bool reg_bf16 = FormatRegistry::get().add(
     {"bf16", "f32", "bf16 weights (round to nearest even) in four-row panels",
-     [](const float* w, int64_t r, int64_t c) { return std::make_unique<PanelMatrix>(w, r, c, PanelMatrix::Type::bf16); }});
+     [](const Tensor& w) { return std::make_unique<PanelMatrix>(w.data<float>(), w.dim(0), w.dim(1), PanelMatrix::Type::bf16); }});
 }  // namespace
 
 }  // namespace clm::kernels

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "kernels/format.h"
+#include "tensor/tensor.h"
 
 namespace clm::kernels {
 
@@ -20,13 +21,15 @@ class PanelMatrix final : public WeightFormat {
  public:
   enum class Type : uint8_t { f32, bf16 };
   PanelMatrix() = default;
-  // Packs a row-major [rows, cols] f32 matrix; bf16 rounds to nearest even.
-  PanelMatrix(const float* w, int64_t rows, int64_t cols, Type type);
+  // Packs a row-major [rows, cols] f32 matrix; bf16 rounds to nearest even. `dense` (optional, f32
+  // only): the same matrix row-major, kept (shared, not copied) for batched products.
+  PanelMatrix(const float* w, int64_t rows, int64_t cols, Type type, Tensor dense = {});
 
   // out[rows] = W x, x[cols]; multithreaded over panels (OpenMP). No allocation when cols % 8 == 0.
   void matvec(const float* x, float* out) const;
-  // n == 1: matvec. n > 1: blocks of rows unpacked to f32 and multiplied by BLAS, one block per
-  // thread at a time (the unpacking is O(rows*cols), small beside the product's n*rows*cols).
+  // n == 1: matvec. n > 1: BLAS on the dense original when kept (f32), else chunks of rows
+  // unpacked to f32 (both threads) and multiplied by BLAS (the unpacking is O(rows*cols), beside
+  // the product's n*rows*cols).
   void matmul(const float* x, int64_t n, float* y) const override;
   void dequantize(float* out) const override;
   const std::string& name() const override;
@@ -43,6 +46,7 @@ class PanelMatrix final : public WeightFormat {
   // 64-byte aligned, so that each bf16 chunk is exactly one cache line
   std::unique_ptr<void, decltype(&std::free)> data_{nullptr, &std::free};
   size_t bytes_ = 0;
+  Tensor dense_;
   const float* f32() const { return static_cast<const float*>(data_.get()); }
   const uint16_t* bf16() const { return static_cast<const uint16_t*>(data_.get()); }
 };
