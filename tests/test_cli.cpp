@@ -79,6 +79,33 @@ TEST(Cli, BadFlagsAndMissingData) {
   expect_error(run_clm("train --data " + c.dir.path + kTiny), "empty corpus");
 }
 
+// `clm train --resume DIR`, as the README shows it, continues the same run: on the corpus recorded in
+// the checkpoint (not the default one), in DIR (not the default --out), reaching the weights of an
+// uninterrupted run; flags that would change the run are refused, --steps extends it.
+TEST(Cli, ResumeContinuesTheSameRunInItsFolder) {
+  Corpus c;
+  test::TempDir d;
+  const std::string flags = kTiny + " --ckpt-every 2";
+  ASSERT_EQ(run_clm("train --data " + c.dir.path + flags + " --steps 6 --out " + d.path + "/a").rc, 0);
+  ASSERT_EQ(run_clm("train --data " + c.dir.path + flags + " --steps 6 --out " + d.path + "/b").rc, 0);
+  // b continues from its step 4 with no other flag than --threads: same corpus, same folder
+  CliRun r = run_clm("train --resume " + d.path + "/b/step-00000004 --threads 1 --sample-tokens 0");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(d.path + "/a/step-00000006/model.safetensors"), read_file(d.path + "/b/step-00000006/model.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists("runs/demo/latest")) << "nothing written to the default --out";
+  // --steps extends the run, in its folder
+  r = run_clm("train --resume " + d.path + "/b --steps 8 --threads 1 --sample-tokens 0");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(d.path + "/b/step-00000008/model.safetensors"));
+  // what would change the run is refused, naming the flag
+  expect_error(run_clm("train --resume " + d.path + "/b --steps 10 --lr 0.5"), "--resume: --lr 0.5 but the checkpoint");
+  expect_error(run_clm("train --resume " + d.path + "/b --steps 10 --out " + d.path + "/elsewhere"), "differs from the run being resumed");
+  Corpus other;
+  expect_error(run_clm("train --resume " + d.path + "/b --steps 10 --data " + other.dir.path), "is not the run's");
+  expect_error(run_clm("train --resume " + d.path + "/b --steps 8"), "the run is already at step 8");
+}
+
 TEST(Cli, TrainEvalGenerateInfoPlotAndCorruptCheckpoints) {
   Corpus c;
   test::TempDir run;
@@ -113,7 +140,7 @@ TEST(Cli, TrainEvalGenerateInfoPlotAndCorruptCheckpoints) {
 
   // config mismatch on resume
   expect_error(run_clm("train --data " + c.dir.path + kTiny + " --steps 8 --resume " + run.path + "/r --d-model 32"),
-               "config mismatch on resume: --d-model");
+               "--resume: --d-model 32 but the checkpoint");
   // truncated weights
   std::string w = read_file(ck + "/model.safetensors");
   const std::string good = w;

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include <stdexcept>
+
 #include "tokenizers/bpe.h"
 
 namespace clm {
@@ -111,6 +113,43 @@ std::vector<int32_t> chat_stop_ids(const Tokenizer& tok, const std::string& tmpl
   const char* extra = tmpl == "llama3" ? "<|eot_id|>" : tmpl == "chatml" ? "<|im_end|>" : tmpl == "phi3" ? "<|end|>" : nullptr;
   if (extra) s.push_back(special_id(tok, extra));
   return s;
+}
+
+ChatSession::ChatSession(LanguageModel& model, const Tokenizer& tok, const std::string& tmpl, GenerateConfig g,
+                         SamplerConfig sampling, int64_t ctx, const std::string& system)
+    : tok_(tok), tmpl_(tmpl), ctx_(ctx), gen_(model, [&] {
+        g.stop_ids = chat_stop_ids(tok, tmpl);
+        return g;
+      }(), ctx), sampler_(sampling) {
+  render_chat(tmpl, {});  // an unknown template fails here, before the first turn
+  if (!system.empty()) msgs_.push_back({"system", system});
+}
+
+std::string ChatSession::reply(const std::string& user, const std::function<void(const std::string&)>& on_piece,
+                               GenerateStats* stats) {
+  msgs_.push_back({"user", user});
+  std::vector<int32_t> ids = encode_chat(tok_, render_chat(tmpl_, msgs_));
+  const size_t first = msgs_[0].role == "system" ? 1 : 0;
+  while (int64_t(ids.size()) >= ctx_ && msgs_.size() > first + 2) {  // forget the oldest exchange
+    msgs_.erase(msgs_.begin() + long(first), msgs_.begin() + long(first) + 2);
+    ids = encode_chat(tok_, render_chat(tmpl_, msgs_));
+    if (on_forget) on_forget();
+  }
+  if (int64_t(ids.size()) >= ctx_) {
+    msgs_.pop_back();
+    throw std::length_error("this message (" + std::to_string(ids.size()) + " tokens with the template) does not fit "
+                            "the context of " + std::to_string(ctx_) + " (--ctx)");
+  }
+  std::string text;
+  int32_t prev = ids.back();
+  gen_.generate(ids, sampler_, [&](int32_t t) {
+    std::string piece = tok_.decode_next(prev, t);
+    text += piece;
+    if (on_piece) on_piece(piece);
+    prev = t;
+  }, stats);
+  msgs_.push_back({"assistant", text});
+  return text;
 }
 
 }  // namespace clm

@@ -87,6 +87,7 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
                          {"loader_epoch", loader.state().epoch},
                          {"elapsed_s", elapsed},
                          {"train_config", cfg}};
+    if (!hooks.run_info.is_null()) st["run"] = hooks.run_info;
     save_checkpoint(run_dir, at_step, model, tok, opt, st);
   };
 

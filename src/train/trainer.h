@@ -7,6 +7,7 @@
 
 #include "data/corpus.h"
 #include "train/checkpoint.h"
+#include <nlohmann/json.hpp>
 
 namespace clm {
 
@@ -36,6 +37,7 @@ struct TrainHooks {
   std::function<double(LanguageModel&)> eval;  // mean validation loss per token
   bool progress = false;                       // live progress line on stderr
   bool quiet = false;
+  nlohmann::json run_info;  // stored in every checkpoint's trainer_state.json as "run" (e.g. the corpus)
 };
 
 // Trains `model` from step 0, or from `resume_step_dir` (a checkpoint written by this function).

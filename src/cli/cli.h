@@ -1,0 +1,55 @@
+// Shared wiring of the clm subcommands: one file per subcommand registers its flags and the
+// function that runs it; what is not argument wiring lives in the library.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/corpus.h"
+#include "infer/generate.h"
+#include "nn/config.h"
+#include "tokenizers/tokenizer.h"
+
+namespace clm::cli {
+
+// A subcommand: its CLI11 app and what runs when it was given (returns the exit code).
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+using Commands = std::vector<Command>;
+
+void add_train(CLI::App& app, Commands& cmds);
+void add_eval(CLI::App& app, Commands& cmds);
+void add_generate(CLI::App& app, Commands& cmds);  // generate and chat
+void add_info(CLI::App& app, Commands& cmds);
+void add_tokenize(CLI::App& app, Commands& cmds);
+void add_convert(CLI::App& app, Commands& cmds);
+void add_plot(CLI::App& app, Commands& cmds);
+
+// --data / --train/--valid/--test. Recorded in a run's checkpoints so that --resume reads the same corpus.
+struct DataArgs {
+  std::string dir, train, valid, test;
+  TextSplits load() const;
+  void add(CLI::App* c);
+  bool given() const { return !dir.empty() || !train.empty() || !valid.empty() || !test.empty(); }
+  nlohmann::json to_json() const;
+  static DataArgs from_json(const nlohmann::json& j);
+};
+
+// Model flags: one per ModelConfig key (dashes for underscores); the slots' variants and options
+// come from the registries.
+void add_model_flags(CLI::App* c, ModelConfig& m);
+
+// --weights: a registered weight format, or generic (dense). Samples only the tokenizer's ids.
+GenerateConfig decode_config(const Tokenizer& tok, int64_t max_new, int32_t eos, const std::string& weights);
+void check_sampling(const SamplerConfig& s, int64_t max_new);
+
+// Encodes the prompt, streams the continuation to stdout and the speed to stderr.
+void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
+                     bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32");
+
+std::string human_bytes(double b);
+
+}  // namespace clm::cli

@@ -1,0 +1,114 @@
+#include <cstdio>
+#include <iostream>
+
+#include "cli/cli.h"
+#include "kernels/format.h"
+#include "kernels/kernels.h"
+#include "nn/module.h"
+
+namespace clm::cli {
+
+TextSplits DataArgs::load() const {
+  if (!train.empty() || !valid.empty() || !test.empty()) {
+    if (train.empty() || valid.empty() || test.empty())
+      throw std::invalid_argument("--train, --valid and --test must be given together");
+    return load_text_files(train, valid, test);
+  }
+  if (!dir.empty()) return load_text_dir(dir);
+  return fortunes_corpus();
+}
+
+void DataArgs::add(CLI::App* c) {
+  c->add_option("--data", dir, "Corpus folder with train/valid/test files (PTB, WikiText-2 layout); default: Debian fortunes");
+  c->add_option("--train", train, "Train split file (with --valid and --test)");
+  c->add_option("--valid", valid, "Valid split file");
+  c->add_option("--test", test, "Test split file");
+}
+
+nlohmann::json DataArgs::to_json() const { return {{"dir", dir}, {"train", train}, {"valid", valid}, {"test", test}}; }
+
+DataArgs DataArgs::from_json(const nlohmann::json& j) {
+  DataArgs d;
+  d.dir = j.value("dir", ""), d.train = j.value("train", ""), d.valid = j.value("valid", ""), d.test = j.value("test", "");
+  return d;
+}
+
+void add_model_flags(CLI::App* c, ModelConfig& m) {
+  c->add_option("--d-model", m.d_model, "Model width")->capture_default_str();
+  c->add_option("--n-layers", m.n_layers, "Transformer blocks")->capture_default_str();
+  c->add_option("--n-heads", m.n_heads, "Query heads")->capture_default_str();
+  c->add_option("--n-kv-heads", m.n_kv_heads, "Key/value heads (GQA when fewer than heads)")->capture_default_str();
+  c->add_option("--d-ff", m.d_ff, "MLP hidden width")->capture_default_str();
+  c->add_option("--max-seq-len", m.max_seq_len, "Positions of the learned position table / default context")->capture_default_str();
+  auto slot = [&](const std::string& name, std::string& v, nlohmann::json& opts, const std::string& known) {
+    c->add_option("--" + name, v, name + ": " + known)->capture_default_str();
+    c->add_option_function<std::vector<std::string>>(
+         "--" + name + "-opt", [&opts, name](const std::vector<std::string>& kvs) {
+           for (auto& kv : kvs) nn::set_option(opts, kv, "--" + name + "-opt");
+         }, "An option of the " + name + " variant, key=value (repeatable)")
+        ->take_all();
+  };
+  slot("attention", m.attention, m.attention_opt, nn::AttentionRegistry::get().describe());
+  slot("position", m.position, m.position_opt, nn::PositionRegistry::get().describe());
+  slot("mlp", m.mlp, m.mlp_opt, nn::MlpRegistry::get().describe());
+  slot("norm", m.norm, m.norm_opt, nn::NormRegistry::get().describe());
+  slot("embedding", m.embedding, m.embedding_opt, nn::EmbeddingRegistry::get().describe());
+  c->add_option("--norm-eps", m.norm_eps, "Norm epsilon")->capture_default_str();
+  c->add_option("--rope-theta", m.rope_theta, "RoPE base")->capture_default_str();
+  c->add_flag("--tie-embeddings", m.tie_embeddings, "Share the input embedding with the output projection");
+  c->add_flag("--attn-bias", m.attn_bias, "Biases on q/k/v projections");
+  c->add_option("--init-std", m.init_std, "Weight init standard deviation")->capture_default_str();
+}
+
+GenerateConfig decode_config(const Tokenizer& tok, int64_t max_new, int32_t eos, const std::string& weights) {
+  if (weights != "generic") try {
+      kernels::FormatRegistry::get().at(weights);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--weights: ") + e.what() + ", or generic");
+    }
+  return {max_new, eos, {}, weights == "generic" ? "" : weights, tok.vocab_size()};
+}
+
+void check_sampling(const SamplerConfig& s, int64_t max_new) {
+  if (max_new <= 0) throw std::invalid_argument("--max-new-tokens must be > 0");
+  if (!(s.temperature >= 0) || !std::isfinite(s.temperature) || !(s.top_p > 0 && s.top_p <= 1) || s.top_k < 0)
+    throw std::invalid_argument("--temperature must be >= 0, --top-p in (0, 1], --top-k >= 0");
+}
+
+void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
+                     bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights) {
+  const GenerateConfig gc = decode_config(tok, max_new, stop_at_eos ? tok.eos_id() : -1, weights);
+  std::vector<int32_t> ids;
+  if (tok.bos_id() >= 0) {
+    ids.push_back(tok.bos_id());
+    for (int32_t t : tok.encode(prompt)) ids.push_back(t);
+  } else {
+    ids = tok.encode(prompt.empty() ? "\n" : prompt);
+    // the word tokenizer ends a line with <eos>; a prompt continues its line
+    if (tok.type() == "word" && !prompt.empty() && prompt.back() != '\n' && ids.size() > 1 && ids.back() == tok.eos_id())
+      ids.pop_back();
+  }
+  Sampler s(scfg);
+  GenerateStats st;
+  std::cout << prompt << std::flush;
+  int32_t prev = ids.back();
+  generate(model, ids, gc, s, [&](int32_t t) {
+    std::cout << tok.decode_next(prev, t) << std::flush;
+    prev = t;
+  }, &st);
+  std::cout << "\n";
+  std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s | decode %lld tokens: %.1f tok/s | %s path, %d threads]\n",
+               (long long)st.prompt_tokens, st.prompt_tokens / std::max(st.prefill_s, 1e-9), (long long)st.new_tokens,
+               st.new_tokens / std::max(st.decode_s, 1e-9), st.path.c_str(), kernels::num_threads());
+}
+
+std::string human_bytes(double b) {
+  const char* u[] = {"B", "KiB", "MiB", "GiB"};
+  int i = 0;
+  while (b >= 1024 && i < 3) b /= 1024, ++i;
+  char s[32];
+  std::snprintf(s, sizeof s, "%.2f %s", b, u[i]);
+  return s;
+}
+
+}  // namespace clm::cli

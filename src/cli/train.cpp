@@ -1,0 +1,167 @@
+// clm train: flags, resume rules, the run's report.
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "cli/cli.h"
+#include "data/dataset.h"
+#include "eval/perplexity.h"
+#include "kernels/cpu/vec.h"
+#include "kernels/kernels.h"
+#include "train/trainer.h"
+
+namespace clm::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TrainArgs {
+  ModelConfig mcfg;
+  TrainConfig tcfg;
+  DataArgs data;
+  std::string tok_kind, out = "runs/demo", resume;
+  int64_t max_vocab = 0, sample_tokens = 120, eval_tokens = 0;
+};
+
+// Training flags and their trainer_state keys: on --resume, one given explicitly must agree with the
+// checkpoint (the run continues as it was set up). --steps (extend), --time-budget and --threads are honoured.
+const std::vector<std::pair<const char*, const char*>> kFixedOnResume = {
+    {"--batch-size", "batch_size"}, {"--seq-len", "seq_len"},     {"--grad-accum", "grad_accum"},
+    {"--lr", "lr"},                 {"--min-lr-ratio", "min_lr_ratio"}, {"--warmup", "warmup"},
+    {"--weight-decay", "weight_decay"}, {"--beta2", "beta2"},     {"--clip", "clip"},
+    {"--eval-every", "eval_every"}, {"--ckpt-every", "ckpt_every"}, {"--log-every", "log_every"},
+    {"--seed", "seed"}};
+
+void refuse(const std::string& flag, const nlohmann::json& given, const nlohmann::json& ckpt, const std::string& where) {
+  throw std::invalid_argument("--resume: " + flag + " " + given.dump() + " but the checkpoint " + where + " has " + ckpt.dump() +
+                              " (a resumed run continues as it was set up)");
+}
+
+int run_train(CLI::App* c, TrainArgs a) {
+  ModelConfig& mcfg = a.mcfg;
+  TrainConfig& tcfg = a.tcfg;
+  kernels::set_num_threads(tcfg.threads);
+  std::shared_ptr<Tokenizer> tok;
+  std::string resume_dir;
+  if (!a.resume.empty()) {
+    resume_dir = resolve_checkpoint(a.resume);
+    // the run folder: where the step folders live; the resumed run writes there, nowhere else
+    const std::string run_dir = fs::path(resume_dir).parent_path().string();
+    if (c->count("--out") && fs::weakly_canonical(a.out) != fs::weakly_canonical(run_dir))
+      throw std::invalid_argument("--out " + a.out + " differs from the run being resumed (" + run_dir +
+                                  "): a resumed run continues in its own folder");
+    a.out = run_dir;
+    LoadedModel lm = load_model(resume_dir);
+    nlohmann::json want = mcfg, have = lm.model->config();
+    for (auto it = want.begin(); it != want.end(); ++it) {
+      std::string flag = "--" + it.key();
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      if (c->get_option_no_throw(flag) && c->count(flag) && it.value() != have[it.key()]) refuse(flag, it.value(), have[it.key()], resume_dir);
+    }
+    mcfg = lm.model->config();
+    nlohmann::json st = load_trainer_state(resume_dir);
+    const nlohmann::json asked = tcfg, ck = st.at("train_config");
+    for (auto [flag, key] : kFixedOnResume)
+      if (c->count(flag) && asked.at(key) != ck.value(key, nlohmann::json())) refuse(flag, asked.at(key), ck.value(key, nlohmann::json()), resume_dir);
+    TrainConfig r = ck.get<TrainConfig>();
+    r.threads = tcfg.threads;
+    if (c->count("--steps")) {
+      if (tcfg.steps <= st.at("step").get<int64_t>())
+        throw std::invalid_argument("--steps " + std::to_string(tcfg.steps) + ": the run is already at step " +
+                                    std::to_string(st.at("step").get<int64_t>()));
+      r.steps = tcfg.steps;  // extends the run (the cosine schedule stretches from here)
+    }
+    if (c->count("--time-budget")) r.time_budget_s = tcfg.time_budget_s;
+    tcfg = r;
+    // the same corpus: recorded in the checkpoint; a --data that says otherwise is refused
+    const nlohmann::json rec = st.value("run", nlohmann::json::object()).value("data", nlohmann::json());
+    if (rec.is_null() && !a.data.given())
+      throw std::invalid_argument("--resume: checkpoint " + resume_dir + " does not record its corpus (written by an older clm): give --data");
+    if (!rec.is_null() && a.data.given() && a.data.to_json() != rec)
+      throw std::invalid_argument("--resume: the corpus given (" + a.data.to_json().dump() + ") is not the run's (" + rec.dump() + ")");
+    if (!rec.is_null()) a.data = DataArgs::from_json(rec);
+    if (!lm.tokenizer) throw std::runtime_error("'" + resume_dir + "': checkpoint has no tokenizer.json");
+    tok = std::move(lm.tokenizer);
+  }
+  if (a.tok_kind.empty()) a.tok_kind = a.data.given() ? "word" : "byte";
+  tcfg.validate();
+  Dataset ds = make_dataset(a.data.load(), a.tok_kind, a.max_vocab, tok);
+  mcfg.vocab_size = ds.tok->vocab_size();
+  if (mcfg.max_seq_len < tcfg.seq_len) mcfg.max_seq_len = tcfg.seq_len;
+  mcfg.validate();
+  std::unique_ptr<LanguageModel> mp = make_model(mcfg, tcfg.seed);
+  LanguageModel& model = *mp;
+  if (!resume_dir.empty()) {
+    LoadedModel lm = load_model(resume_dir);
+    std::vector<nn::Var> src;
+    lm.model->visit([&](const std::string&, nn::Var& v, nn::ParamKind) { src.push_back(v); });
+    size_t i = 0;
+    model.visit([&](const std::string&, nn::Var& v, nn::ParamKind) { v->value.copy_(src[i++]->value); });
+  }
+  std::fprintf(stderr, "data: %s | tokenizer %s (vocab %lld) | train %lld / valid %lld / test %lld tokens\n",
+               ds.name.c_str(), ds.tok->type().c_str(), (long long)ds.tok->vocab_size(), (long long)ds.train.size(),
+               (long long)ds.valid.size(), (long long)ds.test.size());
+  std::fprintf(stderr, "model: %lld parameters | d_model %lld, %lld layers, %lld heads (%lld kv), d_ff %lld, %s/%s/%s | threads %d, isa %s\n",
+               (long long)model.num_params(), (long long)mcfg.d_model, (long long)mcfg.n_layers,
+               (long long)mcfg.n_heads, (long long)mcfg.n_kv_heads, (long long)mcfg.d_ff, mcfg.position.c_str(),
+               mcfg.mlp.c_str(), mcfg.norm.c_str(), kernels::num_threads(), kernels::vec().isa);
+  std::fprintf(stderr, "train: %lld steps x %lld tokens (batch %lld x seq %lld x accum %lld), lr %.2e, out %s%s\n",
+               (long long)tcfg.steps, (long long)(tcfg.batch_size * tcfg.seq_len * tcfg.grad_accum),
+               (long long)tcfg.batch_size, (long long)tcfg.seq_len, (long long)tcfg.grad_accum, tcfg.lr, a.out.c_str(),
+               resume_dir.empty() ? "" : (" | resuming " + resume_dir).c_str());
+  TrainHooks hooks;
+  hooks.progress = isatty(2);
+  hooks.run_info = {{"data", a.data.to_json()}};
+  hooks.eval = [&](LanguageModel& m) {
+    return perplexity(m, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size, a.eval_tokens).mean_nll();
+  };
+  train(model, *ds.tok, ds.train, tcfg, a.out, resume_dir, hooks);
+  PerplexityResult pv = perplexity(model, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size);
+  std::printf("valid perplexity (per %s): %.3f | %s\n", ds.tok->unit().c_str(), pv.ppl(), pv.protocol.c_str());
+  if (ds.tok->unit() == "byte") std::printf("valid bits per byte: %.4f\n", pv.mean_nll() / std::log(2.0));
+  std::printf("checkpoint: %s | metrics: %s/metrics.jsonl (plot: clm plot %s/metrics.jsonl)\n",
+              resolve_checkpoint(a.out).c_str(), a.out.c_str(), a.out.c_str());
+  if (a.sample_tokens > 0) {
+    std::printf("--- sample (temperature 0.8, top-p 0.95) ---\n");
+    stream_generate(model, *ds.tok, "", a.sample_tokens, false, {0.8, 0, 0.95, tcfg.seed});
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_train(CLI::App& app, Commands& cmds) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* tr = app.add_subcommand("train", "Train a language model on a text corpus (default: Debian fortunes, byte-level)");
+  a->data.add(tr);
+  tr->add_option("--tokenizer", a->tok_kind, "word | byte (default: word with --data, byte for the fortunes default)");
+  tr->add_option("--max-vocab", a->max_vocab, "Cap the word vocabulary (0 = every train word)");
+  tr->add_option("--out", a->out, "Run folder: checkpoints and metrics.jsonl (with --resume: the resumed run's)")->capture_default_str();
+  tr->add_option("--resume", a->resume,
+                 "Continue the run in this folder (or step folder) exactly where it stopped, on its recorded corpus; "
+                 "--steps extends it");
+  add_model_flags(tr, a->mcfg);
+  TrainConfig& t = a->tcfg;
+  tr->add_option("--batch-size", t.batch_size, "Sequences per micro-batch")->capture_default_str();
+  tr->add_option("--seq-len", t.seq_len, "Tokens per sequence")->capture_default_str();
+  tr->add_option("--grad-accum", t.grad_accum, "Micro-batches per optimizer step")->capture_default_str();
+  tr->add_option("--steps", t.steps, "Optimizer steps")->capture_default_str();
+  tr->add_option("--time-budget", t.time_budget_s, "Stop after this many seconds (0 = no limit)")->capture_default_str();
+  tr->add_option("--lr", t.lr, "Peak learning rate")->capture_default_str();
+  tr->add_option("--min-lr-ratio", t.min_lr_ratio, "Final lr as a fraction of the peak")->capture_default_str();
+  tr->add_option("--warmup", t.warmup, "Linear warmup steps")->capture_default_str();
+  tr->add_option("--weight-decay", t.adam.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
+  tr->add_option("--beta2", t.adam.beta2, "AdamW beta2")->capture_default_str();
+  tr->add_option("--clip", t.clip, "Clip gradients to this global norm (0 = off)")->capture_default_str();
+  tr->add_option("--eval-every", t.eval_every, "Validate every N steps (0 = at the end)")->capture_default_str();
+  tr->add_option("--eval-tokens", a->eval_tokens, "Tokens scored per periodic validation (0 = whole split)")->capture_default_str();
+  tr->add_option("--ckpt-every", t.ckpt_every, "Checkpoint every N steps (0 = at each validation)")->capture_default_str();
+  tr->add_option("--log-every", t.log_every, "Metrics row every N steps")->capture_default_str();
+  tr->add_option("--seed", t.seed, "Seed for initialisation and sampling")->capture_default_str();
+  tr->add_option("--threads", t.threads, "Threads (0 = all cores)")->capture_default_str();
+  tr->add_option("--sample-tokens", a->sample_tokens, "Tokens to sample after training (0 = none)")->capture_default_str();
+  cmds.push_back({tr, [tr, a] { return run_train(tr, *a); }});
+}
+
+}  // namespace clm::cli
