@@ -7,6 +7,8 @@
 #include "models/transformer.h"
 #include "data/dataset.h"
 #include "train/trainer.h"
+#include "formats/safetensors.h"
+#include "models/io.h"
 #include "util/fs.h"
 
 using namespace clm;
@@ -142,5 +144,45 @@ TEST(Train, ImpossibleHyperparametersAreRejected) {
     TrainConfig c;
     f(c);
     EXPECT_THROW(c.validate(), std::invalid_argument);
+  }
+}
+
+// Loading for inference keeps the checkpoint's dtype: a bf16 folder's Linear weights (and token
+// table) are views of the mapped file, norms are f32, and decoding gives exactly the logits of the
+// f32-converted model packed into the same format (bf16 -> bf16 panels is a copy).
+TEST(Load, ForInferenceKeepsTheFileDtypeAndMatchesTheConvertedModel) {
+  for (bool tied : {false, true}) {
+    ModelConfig c = tiny(40);
+    c.tie_embeddings = tied, c.attn_bias = true;
+    TransformerLM src(c, 9);
+    test::TempDir d;
+    std::vector<std::pair<std::string, Tensor>> w;
+    for (auto& [n, t] : src.named_weights()) w.push_back({n, t.dim(0) > 0 && t.shape().size() == 2 ? t.to(DType::bf16) : t});
+    save_safetensors(d.path + "/model.safetensors", w);
+    write_file_atomic(d.path + "/config.json", nlohmann::json(c).dump());
+    LoadedModel full = load_model(d.path), inf = load_model_for_inference(d.path, "bf16");
+    int views = 0;
+    inf.model->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
+      if (v->value.shape().size() == 2) {
+        EXPECT_EQ(v->value.dtype(), DType::bf16) << n;
+        EXPECT_TRUE(v->value.external()) << n << ": a view of the file, not a copy";
+        ++views;
+      } else {
+        EXPECT_EQ(v->value.dtype(), DType::f32) << n;
+      }
+    });
+    EXPECT_EQ(views, 1 + c.n_layers * 7 + (tied ? 0 : 1));
+    EXPECT_EQ(inf.model->packed_format(), "bf16");
+    full.model->pack("bf16");
+    InferState a = full.model->make_state(16), b = inf.model->make_state(16);
+    std::vector<int32_t> ids{1, 5, 9, 2, 33};
+    const float* la = full.model->infer(a, ids);
+    std::vector<float> va(la, la + 40);
+    const float* lb = inf.model->infer(b, ids);
+    for (int i = 0; i < 40; ++i) ASSERT_EQ(va[i], lb[i]) << (tied ? "tied" : "untied") << " logit " << i;
+    // info's load reads no weight: nothing is packed, Linear weights are still views
+    LoadedModel info = load_model_for_inference(d.path, "");
+    EXPECT_EQ(info.model->packed_format(), "");
+    EXPECT_THROW(load_model_for_inference(d.path, "fp3"), std::invalid_argument);
   }
 }

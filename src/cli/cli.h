@@ -43,6 +43,7 @@ struct DataArgs {
 void add_model_flags(CLI::App* c, ModelConfig& m);
 
 // --weights: a registered weight format, or generic (dense). Samples only the tokenizer's ids.
+void check_weights(const std::string& weights);
 GenerateConfig decode_config(const Tokenizer& tok, int64_t max_new, int32_t eos, const std::string& weights);
 void check_sampling(const SamplerConfig& s, int64_t max_new);
 

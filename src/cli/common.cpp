@@ -60,12 +60,16 @@ void add_model_flags(CLI::App* c, ModelConfig& m) {
   c->add_option("--init-std", m.init_std, "Weight init standard deviation")->capture_default_str();
 }
 
-GenerateConfig decode_config(const Tokenizer& tok, int64_t max_new, int32_t eos, const std::string& weights) {
+void check_weights(const std::string& weights) {
   if (weights != "generic") try {
       kernels::FormatRegistry::get().at(weights);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(std::string("--weights: ") + e.what() + ", or generic");
     }
+}
+
+GenerateConfig decode_config(const Tokenizer& tok, int64_t max_new, int32_t eos, const std::string& weights) {
+  check_weights(weights);
   return {max_new, eos, {}, weights == "generic" ? "" : weights, tok.vocab_size()};
 }
 

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "infer/chat.h"
+#include "kernels/format.h"
 #include "kernels/kernels.h"
 #include "models/io.h"
 
@@ -23,7 +24,10 @@ LoadedModel load_for_decoding(const GenArgs& a) {
   if (a.threads < 0) throw std::invalid_argument("--threads must be >= 0");
   check_sampling(a.scfg, a.max_new);
   kernels::set_num_threads(a.threads);
-  LoadedModel lm = load_model(a.model_path, DType::f32, a.tok_path);
+  check_weights(a.weights);  // before any loading
+  // packed formats: weights stay in the file's dtype until packed; generic: the dense f32 model
+  LoadedModel lm = a.weights == "generic" ? load_model(a.model_path, DType::f32, a.tok_path)
+                                          : load_model_for_inference(a.model_path, a.weights, a.tok_path);
   if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
   return lm;
 }

@@ -25,7 +25,7 @@ int run_info(InfoArgs a) {
   std::unique_ptr<LanguageModel> m;
   std::string src = "flags", tok_line;
   if (!a.model_path.empty()) {
-    LoadedModel lm = load_model(a.model_path);
+    LoadedModel lm = load_model_for_inference(a.model_path, "");  // views of the file: nothing big is read
     m = std::move(lm.model);
     src = lm.dir + " (" + lm.format + ")";
     if (lm.tokenizer) tok_line = describe_tokenizer(*lm.tokenizer);  // what generate / eval would tokenize with
@@ -35,6 +35,8 @@ int run_info(InfoArgs a) {
   }
   const ModelConfig& c = m->config();
   const double P = double(m->num_params());
+  double bytes = 0;
+  m->visit([&](const std::string&, nn::Var& v, nn::ParamKind) { bytes += double(v->value.nbytes()); });
   std::printf("source: %s\nconfig: %s\n", src.c_str(), nlohmann::json(c).dump().c_str());
   if (!tok_line.empty()) std::printf("tokenizer: %s\n", tok_line.c_str());
   std::printf("parameters: %.0f (%.2fM)\n", P, P / 1e6);
@@ -42,8 +44,8 @@ int run_info(InfoArgs a) {
     std::printf("  %-48s %-16s %s\n", n.c_str(), shape_str(v->value.shape()).c_str(), dtype_name(v->value.dtype()));
   });
   const double kv_per_tok = double(m->state_bytes_per_token());
-  std::printf("memory: weights %s (f32) | + AdamW moments %s | KV cache %s per token, %s at %lld tokens\n",
-              human_bytes(P * 4).c_str(), human_bytes(P * 8).c_str(), human_bytes(kv_per_tok).c_str(),
+  std::printf("memory: weights %s (as stored; %s in f32) | + AdamW moments %s | KV cache %s per token, %s at %lld tokens\n",
+              human_bytes(bytes).c_str(), human_bytes(P * 4).c_str(), human_bytes(P * 8).c_str(), human_bytes(kv_per_tok).c_str(),
               human_bytes(kv_per_tok * double(a.seq)).c_str(), (long long)a.seq);
   return 0;
 }

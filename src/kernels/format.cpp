@@ -32,7 +32,7 @@ std::vector<std::string> FormatRegistry::names() const {
 
 std::unique_ptr<WeightFormat> pack_weight(const std::string& format, const Tensor& w) {
   const FormatInfo& f = FormatRegistry::get().at(format);
-  if (w.dtype() != DType::f32 || w.shape().size() != 2) throw std::invalid_argument("pack: weights must be an f32 matrix");
+  if (w.shape().size() != 2) throw std::invalid_argument("pack: weights must be a matrix");
   return f.pack(w.contiguous());
 }
 

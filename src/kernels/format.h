@@ -38,8 +38,8 @@ struct FormatInfo {
   std::string name;
   std::string activation;  // the activation format its kernels consume ("f32")
   std::string about;
-  // w: f32 [rows, cols], contiguous. A format may keep a reference to it (Tensors share storage):
-  // f32 does, to run batched products through BLAS on the row-major original.
+  // w: [rows, cols], contiguous, f32 or a checkpoint's bf16 / f16. A format may keep a reference to
+  // it (Tensors share storage): f32 does, to run batched products through BLAS on an f32 original.
   std::function<std::unique_ptr<WeightFormat>(const Tensor& w)> pack;
 };
 
@@ -54,7 +54,7 @@ class FormatRegistry {
   std::vector<FormatInfo> formats_;
 };
 
-// Packs a row-major f32 matrix [rows, cols] into the named format.
+// Packs a row-major matrix [rows, cols] (f32, bf16 or f16) into the named format.
 std::unique_ptr<WeightFormat> pack_weight(const std::string& format, const Tensor& w);
 
 }  // namespace clm::kernels

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "formats/hf.h"
@@ -36,9 +37,12 @@ std::string resolve_checkpoint(const std::string& path) {
   return path;
 }
 
-void assign_weights(LanguageModel& m, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file) {
+void assign_weights(LanguageModel& m, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file,
+                    bool keep_views) {
   std::map<std::string, const Tensor*> by_name;
   for (auto& [n, t] : tensors) by_name[n] = &t;
+  std::set<const ag::Node*> linear;  // weights the packed formats read in any float dtype
+  if (keep_views) m.linears([&](const std::string&, nn::Linear& l) { linear.insert(l.w.get()); });
   m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
     auto it = by_name.find(n);
     if (it == by_name.end()) throw std::runtime_error("'" + file + "': missing tensor '" + n + "'");
@@ -48,7 +52,14 @@ void assign_weights(LanguageModel& m, const std::vector<std::pair<std::string, T
     // copy_ would convert integers to floats without a word: weights stored as integers are corrupt
     if (it->second->dtype() == DType::i32)
       throw std::runtime_error("'" + file + "': tensor '" + n + "' has dtype i32, expected floating point weights");
-    v->value.copy_(*it->second);
+    const Tensor& t = *it->second;
+    const bool floaty = t.dtype() == DType::f32 || t.dtype() == DType::bf16 || t.dtype() == DType::f16;
+    // Linear weights, and the token table (its inference lookup reads bf16 / f16 rows), stay views
+    const bool table = n.size() >= 19 && n.compare(n.size() - 19, 19, "embed_tokens.weight") == 0;
+    if ((linear.count(v.get()) || (keep_views && table)) && floaty && t.is_contiguous())
+      v->value = t;  // the file's own bytes: no copy, no conversion
+    else
+      v->value.copy_(t);
     by_name.erase(it);  // what is left over was not asked for
   });
   if (!by_name.empty()) throw std::runtime_error("'" + file + "': unexpected tensor '" + by_name.begin()->first + "'");
@@ -68,19 +79,20 @@ std::unique_ptr<Tokenizer> load_any_tokenizer(const std::string& path) {
   return load_tokenizer(path);
 }
 
-LoadedModel load_model(const std::string& path, DType dtype, const std::string& tokenizer_path) {
+namespace {
+LoadedModel load(const std::string& path, DType dtype, const std::string& tokenizer_path, bool views) {
   LoadedModel lm;
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {  // a single-file checkpoint: llama2.c
     Llama2cCheckpoint ck = read_llama2c_checkpoint(path);
-    lm.model = make_model(ck.config, 0, dtype);
-    assign_weights(*lm.model, ck.tensors, path);
+    lm.model = make_model(ck.config, 0, dtype, false);
+    assign_weights(*lm.model, ck.tensors, path, views);
     lm.dir = path;
     lm.format = "llama2c";
   } else if (is_hf_folder(path)) {
     HfCheckpoint ck = read_hf_checkpoint(path);
-    lm.model = make_model(ck.config, 0, dtype);
-    assign_weights(*lm.model, ck.tensors, path + "/model.safetensors");
+    lm.model = make_model(ck.config, 0, dtype, false);
+    assign_weights(*lm.model, ck.tensors, path + "/model.safetensors", views);
     lm.dir = path;
     lm.format = "hf-" + ck.model_type;
     if (fs::exists(path + "/tokenizer.json") || fs::exists(path + "/tokenizer.model")) lm.tokenizer = load_any_tokenizer(path);
@@ -98,8 +110,8 @@ LoadedModel load_model(const std::string& path, DType dtype, const std::string& 
       throw std::runtime_error("'" + cfg_path + "': " + e.what());
     }
     SafeTensors st = load_safetensors(w_path);
-    lm.model = make_model(cfg, 0, dtype);
-    assign_weights(*lm.model, st.tensors, w_path);
+    lm.model = make_model(cfg, 0, dtype, false);
+    assign_weights(*lm.model, st.tensors, w_path, views);
     if (fs::exists(lm.dir + "/tokenizer.json")) lm.tokenizer = load_tokenizer(lm.dir + "/tokenizer.json");
   }
   if (!tokenizer_path.empty()) lm.tokenizer = load_any_tokenizer(tokenizer_path);
@@ -114,6 +126,24 @@ LoadedModel load_model(const std::string& path, DType dtype, const std::string& 
   if (lm.tokenizer && lm.tokenizer->vocab_size() > lm.model->config().vocab_size)
     throw std::runtime_error("tokenizer has " + std::to_string(lm.tokenizer->vocab_size()) + " tokens, more than the model's " +
                              std::to_string(lm.model->config().vocab_size) + " embedding rows");
+  return lm;
+}
+}  // namespace
+
+LoadedModel load_model(const std::string& path, DType dtype, const std::string& tokenizer_path) {
+  return load(path, dtype, tokenizer_path, false);
+}
+
+LoadedModel load_model_for_inference(const std::string& path, const std::string& format, const std::string& tokenizer_path) {
+  LoadedModel lm = load(path, DType::f32, tokenizer_path, true);
+  if (format.empty()) return lm;
+  // Once a Linear is packed, the mapped pages it came from go back to the OS (read again from the
+  // file if touched: embedding rows, a later repack), so that the peak is about one copy of the
+  // weights. An f32 original may be kept by the f32 format for batched products, so it stays.
+  lm.model->pack(format, [&](nn::Linear& l) {
+    const Tensor& w = l.w->value;
+    if (w.external() && !(w.dtype() == DType::f32 && format == "f32")) release_pages(w.raw(), w.nbytes());
+  });
   return lm;
 }
 

@@ -36,9 +36,12 @@ int64_t LanguageModel::num_params() {
   return n;
 }
 
-void LanguageModel::pack(const std::string& format) {
+void LanguageModel::pack(const std::string& format, const std::function<void(nn::Linear&)>& after_each) {
   if (!format.empty()) kernels::FormatRegistry::get().at(format);  // unknown name: error before any work
-  linears([&](const std::string&, nn::Linear& l) { l.pack(format); });
+  linears([&](const std::string&, nn::Linear& l) {
+    l.pack(format);
+    if (after_each) after_each(l);
+  });
   packed_ = format;
 }
 
@@ -48,8 +51,8 @@ size_t LanguageModel::packed_bytes() {
   return n;
 }
 
-std::unique_ptr<LanguageModel> make_model(const ModelConfig& cfg, uint64_t seed, DType dtype) {
-  return ModelRegistry::get().create("arch", cfg.arch, cfg, seed, dtype);
+std::unique_ptr<LanguageModel> make_model(const ModelConfig& cfg, uint64_t seed, DType dtype, bool init) {
+  return ModelRegistry::get().create("arch", cfg.arch, cfg, nn::Init{Rng(seed), dtype, init});
 }
 
 }  // namespace clm

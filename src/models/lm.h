@@ -8,6 +8,7 @@
 //            (many tokens) and decoding (one token) run the same code, each Linear through its
 //            packed weight format when one was made (pack).
 #pragma once
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -60,7 +61,8 @@ class LanguageModel {
   std::vector<std::pair<std::string, Tensor>> named_weights();  // values share storage
   int64_t num_params();
   // Packs every Linear's weight into a registered format for inference ("" drops the copies).
-  void pack(const std::string& format);
+  // after_each (optional) runs once per Linear right after it is packed.
+  void pack(const std::string& format, const std::function<void(nn::Linear&)>& after_each = nullptr);
   const std::string& packed_format() const { return packed_; }
   size_t packed_bytes();  // weight bytes one decoded token reads through the Linears
 
@@ -68,8 +70,9 @@ class LanguageModel {
   std::string packed_;
 };
 
-using ModelRegistry = nn::Registry<LanguageModel, const ModelConfig&, uint64_t /*seed*/, DType>;
-// Builds the model registered under cfg.arch, initialised from `seed`.
-std::unique_ptr<LanguageModel> make_model(const ModelConfig& cfg, uint64_t seed = 0, DType dtype = DType::f32);
+using ModelRegistry = nn::Registry<LanguageModel, const ModelConfig&, const nn::Init&>;
+// Builds the model registered under cfg.arch, initialised from `seed` (init = false: weights
+// allocated, not initialised, for a loader that fills them).
+std::unique_ptr<LanguageModel> make_model(const ModelConfig& cfg, uint64_t seed = 0, DType dtype = DType::f32, bool init = true);
 
 }  // namespace clm

@@ -5,9 +5,11 @@
 
 namespace clm {
 
-TransformerLM::TransformerLM(const ModelConfig& cfg, uint64_t seed, DType dtype) : cfg_(cfg), dtype_(dtype) {
+TransformerLM::TransformerLM(const ModelConfig& cfg, uint64_t seed, DType dtype)
+    : TransformerLM(cfg, nn::Init{Rng(seed), dtype}) {}
+
+TransformerLM::TransformerLM(const ModelConfig& cfg, nn::Init init) : cfg_(cfg), dtype_(init.dtype) {
   cfg_.validate();
-  nn::Init init{Rng(seed), dtype};
   embed_ = nn::EmbeddingRegistry::get().create("embedding", cfg_.embedding, cfg_.embedding_opt, cfg_, init);
   pos_ = nn::PositionRegistry::get().create("position", cfg_.position, cfg_.position_opt, cfg_, init);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
@@ -112,8 +114,8 @@ void TransformerLM::linears(const nn::LinearVisitor& f) {
 }
 
 namespace {
-const bool reg_transformer = ModelRegistry::get().add("transformer", [](const ModelConfig& c, uint64_t seed, DType dt) {
-  return std::make_unique<TransformerLM>(c, seed, dt);
+const bool reg_transformer = ModelRegistry::get().add("transformer", [](const ModelConfig& c, const nn::Init& init) {
+  return std::make_unique<TransformerLM>(c, init);
 });
 }  // namespace
 

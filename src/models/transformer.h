@@ -12,6 +12,7 @@ class TransformerLM final : public LanguageModel {
  public:
   // Builds and initialises from `seed`; `dtype` f32 (training, inference) or f64 (checks).
   TransformerLM(const ModelConfig& cfg, uint64_t seed = 0, DType dtype = DType::f32);
+  TransformerLM(const ModelConfig& cfg, nn::Init init);
 
   nn::Var forward(const Tensor& ids, int64_t B, int64_t T) override;
   InferState make_state(int64_t capacity) override;

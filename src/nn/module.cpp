@@ -7,6 +7,7 @@
 namespace clm::nn {
 
 Var Init::normal(const Shape& s, double stddev) {
+  if (!random) return ag::leaf(Tensor::empty(s, dtype), true);
   Tensor t = Tensor::empty(s, DType::f64);
   double* p = t.data<double>();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = rng.normal() * stddev;
@@ -86,7 +87,6 @@ void Linear::pack(const std::string& format) {
     packed.reset();
     return;
   }
-  if (w->value.dtype() != DType::f32) throw std::invalid_argument("packing needs f32 master weights");
   packed = kernels::pack_weight(format, w->value);
 }
 

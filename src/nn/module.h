@@ -32,6 +32,7 @@ class Module {
 struct Init {
   Rng rng;
   DType dtype = DType::f32;
+  bool random = true;  // false: allocate only (the weights are about to be loaded)
   Var normal(const Shape& s, double stddev);
   Var constant(const Shape& s, double v);
 };

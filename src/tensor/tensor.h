@@ -97,6 +97,7 @@ class Tensor {
   double item() const;            // single element, any float dtype
   double at(int64_t flat_index) const;  // contiguous only; for tests and tools
   bool same_storage(const Tensor& o) const { return storage_ == o.storage_; }
+  bool external() const { return storage_ && storage_->owner; }  // a window onto memory owned elsewhere (a mapped file)
 
  private:
   void check_dtype(DType want) const;

@@ -136,4 +136,10 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   fsync_dir(dir);
 }
 
+void release_pages(const void* p, size_t n) {
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE)), a = uintptr_t(p), b = a + n;
+  const uintptr_t lo = (a + page - 1) / page * page, hi = b / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+}
+
 }  // namespace clm

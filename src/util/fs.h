@@ -31,6 +31,10 @@ struct MappedFile {
   size_t size = 0;
   ~MappedFile();
 };
-std::shared_ptr<MappedFile> map_file(const std::string& path);  // throws "cannot read 'path': reason"; regular files only
+std::shared_ptr<MappedFile> map_file(const std::string& path);
+// Tells the OS that the mapped file pages in [p, p+n) are not needed now (the whole pages inside the
+// range): they leave the resident set and are read from the file again if touched. Only for
+// memory of map_file whose bytes were not modified.
+void release_pages(const void* p, size_t n);  // throws "cannot read 'path': reason"; regular files only
 
 }  // namespace clm

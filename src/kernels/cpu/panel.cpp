@@ -12,24 +12,46 @@
 
 namespace clm::kernels {
 
-PanelMatrix::PanelMatrix(const float* w, int64_t rows, int64_t cols, Type type, Tensor dense)
-    : type_(type), prows_((rows + 3) / 4 * 4), pcols_((cols + 7) / 8 * 8), dense_(std::move(dense)) {
+PanelMatrix::PanelMatrix(const Tensor& w, Type type, bool keep_dense)
+    : type_(type), prows_((w.dim(0) + 3) / 4 * 4), pcols_((w.dim(1) + 7) / 8 * 8) {
+  const int64_t rows = w.dim(0), cols = w.dim(1);
   rows_ = rows, cols_ = cols;
   if (rows <= 0 || cols <= 0) throw std::invalid_argument("PanelMatrix: empty matrix");
+  if (!w.is_contiguous()) throw std::invalid_argument("PanelMatrix: weights must be contiguous");
+  if (keep_dense && w.dtype() == DType::f32) dense_ = w;  // shared, not copied
   bytes_ = size_t(prows_ * pcols_) * (type == Type::f32 ? 4 : 2);  // a multiple of 64
   data_.reset(std::aligned_alloc(64, bytes_));
   if (!data_) throw std::bad_alloc();
   std::memset(data_.get(), 0, bytes_);  // the padding
   float* f = static_cast<float*>(data_.get());
   uint16_t* h = static_cast<uint16_t*>(data_.get());
+  // From the checkpoint's own dtype, 8 columns (one chunk row) at a time: a bf16 file packs to bf16
+  // panels by copying, never passing through f32.
+  const DType src = w.dtype();
+  if (src != DType::f32 && src != DType::bf16 && src != DType::f16)
+    throw std::invalid_argument(std::string("PanelMatrix: cannot pack ") + dtype_name(src) + " weights");
+  const char* base = static_cast<const char*>(w.raw());
+  const size_t es = dtype_size(src);
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      const float v = w[r * cols + c];
-      if (type == Type::f32)
-        f[offset(r, c)] = v;
+    for (int64_t c0 = 0; c0 < cols; c0 += 8) {
+      const int64_t m = std::min<int64_t>(8, cols - c0);
+      const char* in = base + size_t(r * cols + c0) * es;
+      float v[8];
+      if (src == DType::bf16 && type == Type::bf16) {
+        std::memcpy(h + offset(r, c0), in, 2 * size_t(m));
+        continue;
+      }
+      if (src == DType::f32) std::memcpy(v, in, 4 * size_t(m));
       else
-        h[offset(r, c)] = f32_to_bf16(v);
+        for (int64_t i = 0; i < m; ++i) {
+          uint16_t u;
+          std::memcpy(&u, in + 2 * i, 2);
+          v[i] = src == DType::bf16 ? bf16_to_f32(u) : f16_to_f32(u);
+        }
+      if (type == Type::f32) std::memcpy(f + offset(r, c0), v, 4 * size_t(m));
+      else
+        for (int64_t i = 0; i < m; ++i) h[offset(r, c0) + i] = f32_to_bf16(v[i]);
     }
 }
 
@@ -79,6 +101,10 @@ void PanelMatrix::unpack_rows(int64_t r0, int64_t n, float* out) const {
 void PanelMatrix::dequantize(float* out) const { unpack_rows(0, rows_, out); }
 
 void PanelMatrix::matmul(const float* x, int64_t n, float* y) const {
+  if (n <= 4 && !dense_.defined()) {  // a few rows: reading the panels n times beats unpacking them once
+    for (int64_t i = 0; i < n; ++i) matvec(x + i * cols_, y + i * rows_);
+    return;
+  }
   if (n == 1) return matvec(x, y);
   if (dense_.defined()) {
     gemm<float>(false, true, int(n), int(rows_), int(cols_), 1.0f, x, int(cols_), dense_.data<float>(), int(cols_), 0.0f, y,
@@ -106,10 +132,10 @@ const std::string& PanelMatrix::name() const {
 namespace {
 const bool reg_f32 = FormatRegistry::get().add(
     {"f32", "f32", "f32 weights in four-row panels (the row-major original kept for batched products)",
-     [](const Tensor& w) { return std::make_unique<PanelMatrix>(w.data<float>(), w.dim(0), w.dim(1), PanelMatrix::Type::f32, w); }});
+     [](const Tensor& w) { return std::make_unique<PanelMatrix>(w, PanelMatrix::Type::f32, true); }});
 const bool reg_bf16 = FormatRegistry::get().add(
     {"bf16", "f32", "bf16 weights (round to nearest even) in four-row panels",
-     [](const Tensor& w) { return std::make_unique<PanelMatrix>(w.data<float>(), w.dim(0), w.dim(1), PanelMatrix::Type::bf16); }});
+     [](const Tensor& w) { return std::make_unique<PanelMatrix>(w, PanelMatrix::Type::bf16); }});
 }  // namespace
 
 }  // namespace clm::kernels

@@ -21,9 +21,14 @@ class PanelMatrix final : public WeightFormat {
  public:
   enum class Type : uint8_t { f32, bf16 };
   PanelMatrix() = default;
-  // Packs a row-major [rows, cols] f32 matrix; bf16 rounds to nearest even. `dense` (optional, f32
-  // only): the same matrix row-major, kept (shared, not copied) for batched products.
-  PanelMatrix(const float* w, int64_t rows, int64_t cols, Type type, Tensor dense = {});
+  // Packs a row-major [rows, cols] matrix of f32, bf16 or f16 (a checkpoint's own dtype); a bf16
+  // panel rounds f32 to nearest even and copies bf16 as is. keep_dense (f32 sources): keep the
+  // row-major original (shared, not copied) for batched products.
+  explicit PanelMatrix(const Tensor& w, Type type, bool keep_dense = false);
+  PanelMatrix(const float* w, int64_t rows, int64_t cols, Type type)
+      : PanelMatrix(Tensor::external(const_cast<float*>(w), {rows, cols}, DType::f32,
+                                     std::shared_ptr<const void>(w, [](const void*) {})),  // borrowed, not owned
+                    type) {}
 
   // out[rows] = W x, x[cols]; multithreaded over panels (OpenMP). No allocation when cols % 8 == 0.
   void matvec(const float* x, float* out) const;
