@@ -5,7 +5,9 @@ e.g. the GPU machine: python3 tools/make_hf_fixtures.py OUTDIR).
 For each family: a small random-initialised model from AutoModelForCausalLM.from_config (fixed
 seed), saved with save_pretrained (safetensors; llama sharded into several files, the others in
 bf16 to exercise conversion, the reference then reloaded from the saved file in float32), plus reference.safetensors with fixed token ids, the float32 logits
-of the saved weights (eager attention), and 8 greedy tokens by full recomputation."""
+of the saved weights (eager attention), and 8 greedy tokens by full recomputation.
+Norm weights and biases are randomised (from_config sets them to 1 and 0, which would hide a
+missing bias add or a wrong norm weight in the importer or the inference path)."""
 import json, os, struct, sys
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
@@ -42,6 +44,10 @@ def main(out):
         cfg = AutoConfig.for_model(fam, **COMMON, **extra)
         cfg._attn_implementation = "eager"
         model = AutoModelForCausalLM.from_config(cfg).eval()
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name.endswith("norm.weight") or name.endswith(".bias"):
+                    p.add_(0.3 * torch.randn_like(p))
         d = os.path.join(out, fam)
         if fam == "llama":
             model.save_pretrained(d, safe_serialization=True, max_shard_size="100KB")
