@@ -93,6 +93,23 @@ TEST(Llama2c, TruncatedOrLyingFilesAreRejected) {
   EXPECT_THROW(Llama2cTokenizer::load(d.path + "/tok.bin"), std::runtime_error);
 }
 
+// Found by fuzz/fuzz_llama2c_bin (UBSan: signed overflow in the size check). Every field is in
+// range, but the weights they imply, 4 * (2^62 + 2) bytes, wrapped in 64 bits to the 8 bytes this
+// file holds: the check passed and 512 GiB of embeddings were to be read from it.
+TEST(Llama2c, HeaderWhoseSizeWrapsIn64BitsIsRejected) {
+  test::TempDir d;
+  const int32_t h[7] = {1 << 24, 11184808, 4096, 1 << 23, 1, 8191, 1};  // dim, hidden, layers, heads, kv, vocab, seq
+  std::string bytes(reinterpret_cast<const char*>(h), 28);
+  bytes += std::string(8, '\0');
+  write_file_atomic(d.path + "/wrap.bin", bytes);
+  try {
+    read_llama2c_checkpoint(d.path + "/wrap.bin");
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("file has 36 bytes, the header implies more than 2^64"), std::string::npos) << e.what();
+  }
+}
+
 // CompactLM's JSON form of a llama2.c tokenizer: the lists must agree with each other, since
 // encoding indexes scores by piece id and emits byte + 3 for unknown bytes (a short list would be
 // read past its end; CI runs this under AddressSanitizer too).
