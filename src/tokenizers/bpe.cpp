@@ -84,14 +84,24 @@ void BpeTokenizer::init(const std::string& pattern, const std::string& where) {
   }
   pcre2_jit_compile(re_->code, PCRE2_JIT_COMPLETE);
   id_to_token_.assign(vocab_.size(), "");
+  // ids index a dense table: real files number their tokens 0..n-1, give or take a few unused ids;
+  // one id of 2e9 would allocate 64 GB (found by fuzz/fuzz_gpt2).
+  const size_t id_limit = vocab_.size() + added_.size() + 65536;
+  auto check_id = [&](int32_t id, const std::string& t) {
+    if (size_t(id) >= id_limit)
+      throw std::runtime_error("'" + where + "': id " + std::to_string(id) + " of '" + shorten(t) + "' is far above the " +
+                               std::to_string(vocab_.size() + added_.size()) + " tokens");
+  };
   for (auto& [t, id] : vocab_) {
     if (id < 0) throw std::runtime_error("'" + where + "': negative id for '" + t + "'");
+    check_id(id, t);
     if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1);
     id_to_token_[size_t(id)] = t;
   }
   is_added_.assign(id_to_token_.size(), false);
   for (auto& [t, id] : added_) {
     if (id < 0) throw std::runtime_error("'" + where + "': negative id for added token '" + t + "'");
+    check_id(id, t);
     if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1), is_added_.resize(size_t(id) + 1);
     id_to_token_[size_t(id)] = t;
     is_added_[size_t(id)] = true;
