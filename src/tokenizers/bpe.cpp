@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "util/fs.h"
+#include "util/json_int.h"
 
 namespace clm {
 
@@ -198,7 +199,12 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const json& j, const std::
   if (j.contains("pre_tokenizer")) scan(j["pre_tokenizer"], 0);
   if (!byte_level && !metaspace) fail("unsupported pre-tokenizer (supported: ByteLevel, Metaspace)");
   try {
-    for (auto& [k, v] : m.at("vocab").items()) t->vocab_[k] = v.get<int32_t>();
+    auto id_of = [&](const json& v, const std::string& token) {  // (get<int32_t> would convert 1e300 with undefined behaviour)
+      const auto id = json_int<int32_t>(v);
+      if (!id) fail("the id of '" + shorten(token) + "' is not a 32-bit integer");
+      return *id;
+    };
+    for (auto& [k, v] : m.at("vocab").items()) t->vocab_[k] = id_of(v, k);
     for (auto& mg : m.at("merges")) {
       if (mg.is_array()) {
         t->merges_.push_back({mg.at(0).get<std::string>(), mg.at(1).get<std::string>()});
@@ -211,7 +217,11 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const json& j, const std::
     }
     t->ignore_merges_ = m.value("ignore_merges", false);
     if (j.contains("added_tokens"))
-      for (auto& a : j["added_tokens"]) t->added_.push_back({a.at("content").get<std::string>(), a.at("id").get<int32_t>()});
+      for (auto& a : j["added_tokens"]) {
+        std::string content = a.at("content").get<std::string>();
+        const int32_t id = id_of(a.at("id"), content);
+        t->added_.push_back({std::move(content), id});
+      }
   } catch (const json::exception& e) {
     fail(std::string("bad vocab / merges: ") + e.what());
   }
@@ -242,7 +252,11 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gpt2_files(const std::string& e
   auto t = std::unique_ptr<BpeTokenizer>(new BpeTokenizer());
   try {
     const json v = json::parse(read_file(enc));
-    for (auto it = v.begin(); it != v.end(); ++it) t->vocab_[it.key()] = it.value().get<int32_t>();
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      const auto id = json_int<int32_t>(it.value());  // (get<int32_t> would convert 1e300 with undefined behaviour)
+      if (!id) throw std::runtime_error("'" + enc + "': the id of '" + shorten(it.key()) + "' is not a 32-bit integer");
+      t->vocab_[it.key()] = *id;
+    }
   } catch (const json::exception& e) {
     throw std::runtime_error("'" + enc + "': bad JSON: " + e.what());
   }
