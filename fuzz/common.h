@@ -19,8 +19,10 @@ namespace clm_fuzz {
 // A per-process temp folder (removed at exit); file(name, bytes) rewrites one file in it.
 inline const std::string& temp_dir() {
   static const std::string* dir = [] {  // never freed: the atexit handler below outlives statics
+    // tmpfs when there is one: on a busy disk, close() of /tmp files stalled for 36 s (a false hang)
     const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/clm_fuzz.XXXXXX";
+    const std::string root = base && *base ? base : ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    std::string tmpl = root + "/clm_fuzz.XXXXXX";
     if (!::mkdtemp(tmpl.data())) std::abort();
     auto* d = new std::string(tmpl);
     std::atexit([] { std::system(("rm -rf '" + temp_dir() + "'").c_str()); });

@@ -51,7 +51,7 @@ for t in "${TARGETS[@]}"; do
     failed+=("$t")
     echo "fuzz: $t FAILED (exit $rc) after ${execs:-?} executions; log $log:"
     grep -E -A25 '^==[0-9]+==|runtime error|ERROR: libFuzzer' "$log" | head -60
-    ls "$B/findings/$t"
+    echo "fuzz: the input: $B/findings/$t/$(ls -t "$B/findings/$t" | head -1)"
   else
     echo "fuzz: $t ok: ${execs:-?} executions in ${SECS} s ($cov)"
   fi
