@@ -110,7 +110,7 @@ TEST(Llama2c, HeaderWhoseSizeWrapsIn64BitsIsRejected) {
   }
 }
 
-// Found with fuzz/fuzz_gguf: a tensor's dims were multiplied out, and its memory allocated, before
+// Seen under fuzz/fuzz_gguf (out of memory; input written after reading the code): a tensor's dims were multiplied out, and its memory allocated, before
 // they were checked against the file: 2^31 x 4 floats asked for 32 GiB; 2^32 x 2^32 wrapped to
 // 0 bytes and was accepted as a tensor of 2^64 elements over no memory.
 TEST(Gguf, TensorSizeIsCheckedAgainstTheFileFirst) {

@@ -289,7 +289,7 @@ GgufFile read_gguf(const std::string& path) {
     if (dt == DType::i32) fail("tensor '" + in.name + "': unsupported ggml type " + std::to_string(in.type));
     Shape s(in.ne.rbegin(), in.ne.rend());
     // Its size is checked against the file before anything is allocated: dims of 2^31 x 4 would
-    // ask for 32 GiB, 2^32 x 2^32 overflow (found by fuzz/fuzz_gguf).
+    // ask for 32 GiB, 2^32 x 2^32 overflow (out of memory under fuzz/fuzz_gguf).
     uint64_t nbytes = dtype_size(dt);
     for (auto d : s) {
       if (d <= 0 || d > (int64_t(1) << 32)) fail("tensor '" + in.name + "': bad dims");
