@@ -244,6 +244,58 @@ TEST(Bpe, UnsupportedTokenizerJsonIsRejected) {
                "bad merge 'ab'");
 }
 
+// Found by fuzz/fuzz_gpt2: token ids index a dense table, so one huge id (here 2e9, in the vocab or
+// an added token, in both file forms) asked for 64 GB before anything else was checked.
+TEST(Bpe, HugeTokenIdsAreRejected) {
+  test::TempDir d;
+  const std::string pre = R"(, "pre_tokenizer": {"type": "ByteLevel"}})";
+  for (const std::string& body : {R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 2000000000}, "merges": []})" + pre,
+                                  R"({"added_tokens": [{"id": 2000000000, "content": "<x>"}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []})" + pre}) {
+    write_file_atomic(d.path + "/t.json", body);
+    try {
+      load_any_tokenizer(d.path + "/t.json");
+      ADD_FAILURE() << "accepted: " << body;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("id 2000000000 of '"), std::string::npos) << e.what();
+    }
+  }
+  write_file_atomic(d.path + "/encoder.json", R"({"a": 0, "b": 2000000000})");
+  write_file_atomic(d.path + "/vocab.bpe", "#version: 0.2\n");
+  EXPECT_THROW(BpeTokenizer::from_gpt2_files(d.path + "/encoder.json", d.path + "/vocab.bpe"), std::runtime_error);
+  // a few unused ids are fine
+  write_file_atomic(d.path + "/encoder.json", R"({"a": 0, "b": 9})");
+  EXPECT_EQ(BpeTokenizer::from_gpt2_files(d.path + "/encoder.json", d.path + "/vocab.bpe")->vocab_size(), 10);
+}
+
+// UBSan in fuzz/fuzz_tokenizer_json (on an input written after reading the code): ids of 1e300 were converted with undefined behaviour,
+// and 2^32 + 1 was silently narrowed to id 1; the llama2c form's max_token_length likewise.
+TEST(Bpe, TokenIdsMustBe32BitIntegers) {
+  test::TempDir d;
+  for (const char* id : {"1e300", "4294967297", "-1e300", "1.5"}) {
+    const std::string pre = R"(, "pre_tokenizer": {"type": "ByteLevel"}})";
+    for (const std::string& body : {R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": )" + std::string(id) + R"(}, "merges": []})" + pre,
+                                    R"({"added_tokens": [{"id": )" + std::string(id) + R"(, "content": "<x>"}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []})" + pre}) {
+      write_file_atomic(d.path + "/t.json", body);
+      try {
+        load_any_tokenizer(d.path + "/t.json");
+        ADD_FAILURE() << "accepted: " << body;
+      } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("is not a 32-bit integer"), std::string::npos) << e.what();
+      }
+    }
+    write_file_atomic(d.path + "/encoder.json", R"({"a": 0, "b": )" + std::string(id) + "}");
+    write_file_atomic(d.path + "/vocab.bpe", "");
+    EXPECT_THROW(BpeTokenizer::from_gpt2_files(d.path + "/encoder.json", d.path + "/vocab.bpe"), std::runtime_error) << id;
+  }
+  write_file_atomic(d.path + "/t.json", R"({"type": "llama2c", "max_token_length": 1e300, "scores": [], "pieces_hex": []})");
+  try {
+    load_tokenizer(d.path + "/t.json");
+    ADD_FAILURE();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_token_length is not an integer"), std::string::npos) << e.what();
+  }
+}
+
 // Sequences of normalizers / pre-tokenizers / post-processors nest; a hostile tokenizer.json can
 // nest them 100,000 deep, which the JSON parser accepts. Loading must refuse with one line, not
 // overflow the stack.

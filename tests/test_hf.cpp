@@ -48,6 +48,24 @@ TEST(HfConfig, FamiliesMapToSlots) {
   EXPECT_FALSE(cfg("llama").rope_interleaved);
 }
 
+// UBSan in fuzz/fuzz_config (on an input written after reading the code): sizes of 1e300 were converted to int64 with undefined behaviour.
+TEST(HfConfig, SizesMustBeIntegersInRange) {
+  auto j = nlohmann::json::parse(read_file(fixture("llama") + "/config.json"));
+  j["hidden_size"] = 64.0;  // integral floats are fine
+  EXPECT_EQ(hf_config_to_model_config(j.dump(), "c.json").d_model, 64);
+  for (const char* key : {"vocab_size", "hidden_size", "num_key_value_heads", "max_position_embeddings", "head_dim"})
+    for (double bad : {1e300, -1e300, 16.5}) {
+      auto k = j;
+      k[key] = bad;
+      try {
+        hf_config_to_model_config(k.dump(), "c.json");
+        ADD_FAILURE() << key << " = " << bad << " accepted";
+      } catch (const std::runtime_error& e) {
+        EXPECT_EQ(std::string(e.what()), std::string("'c.json': ") + key + " must be an integer");
+      }
+    }
+}
+
 TEST(HfErrors, BadFoldersNameFileAndProblem) {
   test::TempDir d;
   auto copy_family = [&](const std::string& fam) {

@@ -41,6 +41,23 @@ static Tensor full_logits(LanguageModel& m, const std::vector<int32_t>& seq) {
 static Tensor row(const Tensor& t, int64_t r) { return t.slice(0, r, r + 1).contiguous().reshape({t.dim(1)}); }
 static Tensor vec_of(const float* p, int64_t n) { return Tensor::from(std::vector<float>(p, p + n), {n}); }
 
+// UBSan in fuzz/fuzz_config (on an input written after reading the code): nlohmann's get<int64_t> converts 1e300 with undefined
+// behaviour; integer fields take integers (or integral floats such as 64.0) in range only.
+TEST(Config, IntegerFieldsRefuseFloatsOutOfRange) {
+  nlohmann::json j = small();
+  j["d_model"] = 64.0;
+  EXPECT_EQ(j.get<ModelConfig>().d_model, 64);
+  for (double bad : {1e300, -1e300, 9.3e18, 64.5}) {
+    j["d_model"] = bad;
+    try {
+      (void)j.get<ModelConfig>();
+      ADD_FAILURE() << bad << " accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_EQ(std::string(e.what()), "model config: d_model must be an integer, not a number out of range or with a fraction");
+    }
+  }
+}
+
 TEST(Config, JsonRoundTripAndValidation) {
   ModelConfig c = small();
   c.tie_embeddings = true, c.mlp = "gelu";

@@ -93,6 +93,48 @@ TEST(Llama2c, TruncatedOrLyingFilesAreRejected) {
   EXPECT_THROW(Llama2cTokenizer::load(d.path + "/tok.bin"), std::runtime_error);
 }
 
+// Found by fuzz/fuzz_llama2c_bin (UBSan: signed overflow in the size check). Every field is in
+// range, but the weights they imply, 4 * (2^62 + 2) bytes, wrapped in 64 bits to the 8 bytes this
+// file holds: the check passed and 512 GiB of embeddings were to be read from it.
+TEST(Llama2c, HeaderWhoseSizeWrapsIn64BitsIsRejected) {
+  test::TempDir d;
+  const int32_t h[7] = {1 << 24, 11184808, 4096, 1 << 23, 1, 8191, 1};  // dim, hidden, layers, heads, kv, vocab, seq
+  std::string bytes(reinterpret_cast<const char*>(h), 28);
+  bytes += std::string(8, '\0');
+  write_file_atomic(d.path + "/wrap.bin", bytes);
+  try {
+    read_llama2c_checkpoint(d.path + "/wrap.bin");
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("file has 36 bytes, the header implies more than 2^64"), std::string::npos) << e.what();
+  }
+}
+
+// Seen under fuzz/fuzz_gguf (out of memory; input written after reading the code): a tensor's dims were multiplied out, and its memory allocated, before
+// they were checked against the file: 2^31 x 4 floats asked for 32 GiB; 2^32 x 2^32 wrapped to
+// 0 bytes and was accepted as a tensor of 2^64 elements over no memory.
+TEST(Gguf, TensorSizeIsCheckedAgainstTheFileFirst) {
+  test::TempDir d;
+  const uint64_t k2_31 = uint64_t(1) << 31, k2_32 = uint64_t(1) << 32;
+  for (auto [n0, n1] : {std::pair{k2_31, uint64_t(4)}, std::pair{k2_32, k2_32}}) {
+    const uint64_t ne[2] = {n0, n1};
+    std::string b = "GGUF";
+    auto put = [&](const void* p, size_t n) { b.append(static_cast<const char*>(p), n); };
+    const uint32_t version = 3, nd = 2, type = 0;
+    const uint64_t n_t = 1, n_kv = 0, name_len = 1, off = 0;
+    put(&version, 4), put(&n_t, 8), put(&n_kv, 8), put(&name_len, 8), b += 't';
+    put(&nd, 4), put(ne, 16), put(&type, 4), put(&off, 8);
+    b += std::string(64 - b.size() % 32, '\0');
+    write_file_atomic(d.path + "/big.gguf", b);
+    try {
+      read_gguf(d.path + "/big.gguf");
+      FAIL() << ne[0] << " x " << ne[1];
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("tensor 't' lies outside the file"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // CompactLM's JSON form of a llama2.c tokenizer: the lists must agree with each other, since
 // encoding indexes scores by piece id and emits byte + 3 for unknown bytes (a short list would be
 // read past its end; CI runs this under AddressSanitizer too).

@@ -40,6 +40,26 @@ TEST(SafeTensors, RoundTripAllDtypesBitForBit) {
   EXPECT_THROW(st.get("zz", "mem"), std::runtime_error);
 }
 
+// Found by fuzz/fuzz_safetensors (UBSan: misaligned load): the spec lets an F64 follow a single
+// F32, 4 bytes into the data section; the reader must not hand out a view read with misaligned loads.
+TEST(SafeTensors, UnalignedTensorsAreCopiedToAlignedMemory) {
+  std::string h = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F64","shape":[1],"data_offsets":[4,12]}})";
+  while ((8 + h.size()) % 8) h += ' ';
+  std::string bytes = file_with_header(h, 0);
+  const float a = 1.5f;
+  const double b = -2.25;
+  bytes.append(reinterpret_cast<const char*>(&a), 4).append(reinterpret_cast<const char*>(&b), 8);
+  clm::test::TempDir dir;
+  const std::string path = dir.path + "/unaligned.safetensors";
+  write_file_atomic(path, bytes);
+  for (const SafeTensors& st : {parse_safetensors(bytes, "mem"), load_safetensors(path)}) {
+    const Tensor& t = st.get("b");
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw()) % alignof(double), 0u);
+    EXPECT_EQ(t.at(0), -2.25);
+    EXPECT_EQ(st.get("a").at(0), 1.5);
+  }
+}
+
 TEST(SafeTensors, LyingHeadersAreRejected) {
   struct Case {
     std::string bytes, expect;

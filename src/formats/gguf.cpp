@@ -288,11 +288,17 @@ GgufFile read_gguf(const std::string& path) {
     DType dt = in.type == GGML_F32 ? DType::f32 : in.type == GGML_F16 ? DType::f16 : in.type == GGML_BF16 ? DType::bf16 : DType::i32;
     if (dt == DType::i32) fail("tensor '" + in.name + "': unsupported ggml type " + std::to_string(in.type));
     Shape s(in.ne.rbegin(), in.ne.rend());
-    for (auto d : s)
+    // Its size is checked against the file before anything is allocated: dims of 2^31 x 4 would
+    // ask for 32 GiB, 2^32 x 2^32 overflow (out of memory under fuzz/fuzz_gguf).
+    uint64_t nbytes = dtype_size(dt);
+    for (auto d : s) {
       if (d <= 0 || d > (int64_t(1) << 32)) fail("tensor '" + in.name + "': bad dims");
-    Tensor t = Tensor::empty(s, dt);
-    if (in.off > b.size() || data0 + in.off > b.size() || t.nbytes() > b.size() - data0 - in.off)
+      if (nbytes > b.size() / uint64_t(d)) fail("tensor '" + in.name + "' lies outside the file");
+      nbytes *= uint64_t(d);
+    }
+    if (in.off > b.size() || data0 + in.off > b.size() || nbytes > b.size() - data0 - in.off)
       fail("tensor '" + in.name + "' lies outside the file");
+    Tensor t = Tensor::empty(s, dt);
     std::memcpy(t.raw(), b.data() + data0 + in.off, t.nbytes());
     g.tensors[in.name] = {in.ne, in.type, t};
   }

@@ -9,6 +9,7 @@
 
 #include "formats/safetensors.h"
 #include "util/fs.h"
+#include "util/json_int.h"
 
 namespace clm {
 
@@ -43,14 +44,20 @@ ModelConfig hf_config_to_model_config(const std::string& text, const std::string
   if (model_type) *model_type = type;
   ModelConfig c;
   try {
-    c.vocab_size = j.at("vocab_size");
-    c.d_model = j.at("hidden_size");
-    c.n_layers = j.at("num_hidden_layers");
-    c.n_heads = j.at("num_attention_heads");
-    c.n_kv_heads = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null() ? j["num_key_value_heads"].get<int64_t>() : c.n_heads;
-    c.d_ff = j.at("intermediate_size");
-    c.max_seq_len = j.value("max_position_embeddings", int64_t(2048));
-    if (j.contains("head_dim") && !j["head_dim"].is_null()) c.head_dim = j["head_dim"];
+    auto integer = [&](const char* key) {  // json_int: get<int64_t> converts 1e300 with undefined behaviour
+      const auto v = json_int<int64_t>(j.at(key));
+      if (!v) fail(std::string(key) + " must be an integer");
+      return *v;
+    };
+    auto given = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
+    c.vocab_size = integer("vocab_size");
+    c.d_model = integer("hidden_size");
+    c.n_layers = integer("num_hidden_layers");
+    c.n_heads = integer("num_attention_heads");
+    c.n_kv_heads = given("num_key_value_heads") ? integer("num_key_value_heads") : c.n_heads;
+    c.d_ff = integer("intermediate_size");
+    c.max_seq_len = j.contains("max_position_embeddings") ? integer("max_position_embeddings") : 2048;
+    if (given("head_dim")) c.head_dim = integer("head_dim");
     c.norm_eps = j.value("rms_norm_eps", 1e-6);
     // transformers 4.x: rope_theta at top level; 5.x: inside rope_parameters
     c.rope_theta = j.value("rope_theta", 10000.0);

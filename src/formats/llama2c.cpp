@@ -23,10 +23,15 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
                                       std::to_string(S) + ")");
   if (D % H || H % K) fail("heads do not divide dim / kv heads do not divide heads");
   const int64_t hd = D / H;
-  const int64_t per_layer = D + D * D + 2 * D * K * hd + D * D + D + 3 * D * Fd;
-  const int64_t floats = V * D + L * per_layer + D + S * hd + (shared ? 0 : V * D);
-  if (int64_t(bytes.size()) != 28 + 4 * floats)
-    fail("file has " + std::to_string(bytes.size()) + " bytes, the header implies " + std::to_string(28 + 4 * floats));
+  // In 128 bits: each field may be 2^24, and a size that wrapped in 64 bits could match a tiny file
+  // (found by fuzz/fuzz_llama2c_bin), after which the weights would be read far past its end.
+  using u128 = unsigned __int128;
+  const u128 per_layer = u128(D) + u128(D) * D + 2 * u128(D) * K * hd + u128(D) * D + D + 3 * u128(D) * Fd;
+  const u128 floats = u128(V) * D + u128(L) * per_layer + D + u128(S) * hd + (shared ? 0 : u128(V) * D);
+  const u128 implied = 28 + 4 * floats;
+  if (u128(bytes.size()) != implied)
+    fail("file has " + std::to_string(bytes.size()) + " bytes, the header implies " +
+         (implied >> 64 ? std::string("more than 2^64") : std::to_string(uint64_t(implied))));
 
   Llama2cCheckpoint ck;
   ModelConfig& c = ck.config;

@@ -1,6 +1,7 @@
 #include "formats/safetensors.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -117,7 +118,16 @@ static SafeTensors parse_view(char* base, size_t size, const std::string& path, 
       fail(tn + ": " + std::to_string(en - b) + " bytes for shape " + shape_str(shape) + " of " +
            dtype_name(dt));
     ranges.push_back({b, en, name});
-    st.tensors.push_back({name, Tensor::external(base + data_begin + b, shape, dt, owner)});
+    // The spec does not align tensors: one whose bytes are not aligned for its dtype (an F64 after
+    // one F32) is copied, as a view it would be read with misaligned loads.
+    char* const p = base + data_begin + b;
+    if (reinterpret_cast<uintptr_t>(p) % dtype_size(dt) == 0) {
+      st.tensors.push_back({name, Tensor::external(p, shape, dt, owner)});
+    } else {
+      Tensor t = Tensor::empty(shape, dt);
+      std::memcpy(t.raw(), p, size_t(en - b));
+      st.tensors.push_back({name, t});
+    }
   }
   // The spec: the data section is the tensors back to back, no holes. A gap, or bytes after the
   // last tensor, mean the offsets or the header length are wrong (a header length one byte short

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "util/json_int.h"
+
 namespace clm {
 
 void ModelConfig::validate() const {
@@ -41,6 +43,17 @@ void to_json(nlohmann::json& j, const ModelConfig& c) {
 #undef X
 }
 
+namespace {
+// Integer fields go through json_int (get_to would convert 1e300 with undefined behaviour).
+void get_field(const nlohmann::json& j, int64_t& v, const char* name) {
+  const auto i = json_int<int64_t>(j);
+  if (!i) throw std::invalid_argument(std::string("model config: ") + name + " must be an integer, not a " + j.type_name() +
+                                      (j.is_number() ? " out of range or with a fraction" : ""));
+  v = *i;
+}
+template <class T> void get_field(const nlohmann::json& j, T& v, const char*) { j.get_to(v); }
+}  // namespace
+
 void from_json(const nlohmann::json& j, ModelConfig& c) {
   if (!j.is_object()) throw std::invalid_argument("model config: not a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -53,7 +66,7 @@ void from_json(const nlohmann::json& j, ModelConfig& c) {
   }
   try {
 #define X(f) \
-  if (j.contains(#f)) j.at(#f).get_to(c.f);
+  if (j.contains(#f)) get_field(j.at(#f), c.f, #f);
     CLM_CONFIG_FIELDS(X)
 #undef X
 #define X(f)                                                                                        \

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "util/fs.h"
+#include "util/json_int.h"
 
 namespace clm {
 
@@ -84,14 +85,24 @@ void BpeTokenizer::init(const std::string& pattern, const std::string& where) {
   }
   pcre2_jit_compile(re_->code, PCRE2_JIT_COMPLETE);
   id_to_token_.assign(vocab_.size(), "");
+  // ids index a dense table: real files number their tokens 0..n-1, give or take a few unused ids;
+  // one id of 2e9 would allocate 64 GB (found by fuzz/fuzz_gpt2).
+  const size_t id_limit = vocab_.size() + added_.size() + 65536;
+  auto check_id = [&](int32_t id, const std::string& t) {
+    if (size_t(id) >= id_limit)
+      throw std::runtime_error("'" + where + "': id " + std::to_string(id) + " of '" + shorten(t) + "' is far above the " +
+                               std::to_string(vocab_.size() + added_.size()) + " tokens");
+  };
   for (auto& [t, id] : vocab_) {
     if (id < 0) throw std::runtime_error("'" + where + "': negative id for '" + t + "'");
+    check_id(id, t);
     if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1);
     id_to_token_[size_t(id)] = t;
   }
   is_added_.assign(id_to_token_.size(), false);
   for (auto& [t, id] : added_) {
     if (id < 0) throw std::runtime_error("'" + where + "': negative id for added token '" + t + "'");
+    check_id(id, t);
     if (size_t(id) >= id_to_token_.size()) id_to_token_.resize(size_t(id) + 1), is_added_.resize(size_t(id) + 1);
     id_to_token_[size_t(id)] = t;
     is_added_[size_t(id)] = true;
@@ -188,7 +199,12 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const json& j, const std::
   if (j.contains("pre_tokenizer")) scan(j["pre_tokenizer"], 0);
   if (!byte_level && !metaspace) fail("unsupported pre-tokenizer (supported: ByteLevel, Metaspace)");
   try {
-    for (auto& [k, v] : m.at("vocab").items()) t->vocab_[k] = v.get<int32_t>();
+    auto id_of = [&](const json& v, const std::string& token) {  // (get<int32_t> would convert 1e300 with undefined behaviour)
+      const auto id = json_int<int32_t>(v);
+      if (!id) fail("the id of '" + shorten(token) + "' is not a 32-bit integer");
+      return *id;
+    };
+    for (auto& [k, v] : m.at("vocab").items()) t->vocab_[k] = id_of(v, k);
     for (auto& mg : m.at("merges")) {
       if (mg.is_array()) {
         t->merges_.push_back({mg.at(0).get<std::string>(), mg.at(1).get<std::string>()});
@@ -201,7 +217,11 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const json& j, const std::
     }
     t->ignore_merges_ = m.value("ignore_merges", false);
     if (j.contains("added_tokens"))
-      for (auto& a : j["added_tokens"]) t->added_.push_back({a.at("content").get<std::string>(), a.at("id").get<int32_t>()});
+      for (auto& a : j["added_tokens"]) {
+        std::string content = a.at("content").get<std::string>();
+        const int32_t id = id_of(a.at("id"), content);
+        t->added_.push_back({std::move(content), id});
+      }
   } catch (const json::exception& e) {
     fail(std::string("bad vocab / merges: ") + e.what());
   }
@@ -232,7 +252,11 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gpt2_files(const std::string& e
   auto t = std::unique_ptr<BpeTokenizer>(new BpeTokenizer());
   try {
     const json v = json::parse(read_file(enc));
-    for (auto it = v.begin(); it != v.end(); ++it) t->vocab_[it.key()] = it.value().get<int32_t>();
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      const auto id = json_int<int32_t>(it.value());  // (get<int32_t> would convert 1e300 with undefined behaviour)
+      if (!id) throw std::runtime_error("'" + enc + "': the id of '" + shorten(it.key()) + "' is not a 32-bit integer");
+      t->vocab_[it.key()] = *id;
+    }
   } catch (const json::exception& e) {
     throw std::runtime_error("'" + enc + "': bad JSON: " + e.what());
   }

@@ -10,6 +10,7 @@
 #include "tokenizers/llama2c.h"
 #include "tokenizers/spm.h"
 #include "util/fs.h"
+#include "util/json_int.h"
 
 namespace clm {
 
@@ -150,7 +151,9 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(const nlohmann::json& j, const st
     try {
       const auto hex = j.at("pieces_hex").get<std::vector<std::string>>();
       scores = j.at("scores").get<std::vector<float>>();
-      max_len = j.at("max_token_length").get<int64_t>();
+      const auto ml = json_int<int64_t>(j.at("max_token_length"));  // (get<int64_t>: 1e300 is undefined behaviour)
+      if (!ml) fail("max_token_length is not an integer");
+      max_len = *ml;
       for (size_t i = 0; i < hex.size(); ++i) {
         const std::string& h = hex[i];
         std::string p;
