@@ -43,6 +43,7 @@ int run_train(CLI::App* c, TrainArgs a) {
   TrainConfig& tcfg = a.tcfg;
   kernels::set_num_threads(tcfg.threads);
   std::shared_ptr<Tokenizer> tok;
+  std::unique_ptr<LanguageModel> resumed;  // the checkpoint's model: training continues on it
   std::string resume_dir;
   if (!a.resume.empty()) {
     resume_dir = resolve_checkpoint(a.resume);
@@ -83,6 +84,7 @@ int run_train(CLI::App* c, TrainArgs a) {
     if (!rec.is_null()) a.data = DataArgs::from_json(rec);
     if (!lm.tokenizer) throw std::runtime_error("'" + resume_dir + "': checkpoint has no tokenizer.json");
     tok = std::move(lm.tokenizer);
+    resumed = std::move(lm.model);
   }
   if (a.tok_kind.empty()) a.tok_kind = a.data.given() ? "word" : "byte";
   tcfg.validate();
@@ -90,15 +92,8 @@ int run_train(CLI::App* c, TrainArgs a) {
   mcfg.vocab_size = ds.tok->vocab_size();
   if (mcfg.max_seq_len < tcfg.seq_len) mcfg.max_seq_len = tcfg.seq_len;
   mcfg.validate();
-  std::unique_ptr<LanguageModel> mp = make_model(mcfg, tcfg.seed);
+  std::unique_ptr<LanguageModel> mp = resumed ? std::move(resumed) : make_model(mcfg, tcfg.seed);
   LanguageModel& model = *mp;
-  if (!resume_dir.empty()) {
-    LoadedModel lm = load_model(resume_dir);
-    std::vector<nn::Var> src;
-    lm.model->visit([&](const std::string&, nn::Var& v, nn::ParamKind) { src.push_back(v); });
-    size_t i = 0;
-    model.visit([&](const std::string&, nn::Var& v, nn::ParamKind) { v->value.copy_(src[i++]->value); });
-  }
   std::fprintf(stderr, "data: %s | tokenizer %s (vocab %lld) | train %lld / valid %lld / test %lld tokens\n",
                ds.name.c_str(), ds.tok->type().c_str(), (long long)ds.tok->vocab_size(), (long long)ds.train.size(),
                (long long)ds.valid.size(), (long long)ds.test.size());
