@@ -24,7 +24,6 @@ namespace clm {
 // and reusable scratch memory.
 struct InferState {
   std::vector<std::unique_ptr<nn::LayerState>> layers;
-  int64_t capacity = 0;  // positions the states were sized for
   int64_t next_pos = 0;
   uint8_t tag = 0;                 // tag given to the cells the next call appends (0 text, 1 image)
   nn::AttnObserver on_attention;   // optional: every attention row computed during infer

@@ -42,7 +42,6 @@ nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T) {
 InferState TransformerLM::make_state(int64_t capacity) {
   if (capacity <= 0) throw std::invalid_argument("inference state: capacity must be > 0");
   InferState s;
-  s.capacity = capacity;
   for (auto& b : blocks_) s.layers.push_back(b.attn->make_state(capacity));
   s.logits.resize(size_t(cfg_.vocab_size));
   s.pos.reserve(size_t(capacity));
