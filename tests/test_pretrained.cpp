@@ -3,6 +3,9 @@
 // tok512.bin -t 0 -n 200`), and the llama2.c tokenizer must encode like Meta's Llama-2 tokenizer.
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <random>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "common.h"
@@ -341,4 +344,50 @@ TEST(Chat, Llama3TemplateEncodesSpecialsAsSingleIds) {
   EXPECT_EQ(ids[3], 128007);
   EXPECT_EQ(chat_stop_ids(*tok, "llama3").back(), 128009);
   EXPECT_EQ(tok->decode(ids), chat_pieces_to_string(render_chat("llama3", {{"user", "Hi"}})));
+}
+
+// The priority-queue merge gives exactly run.c's merges (rescan every pair, highest score, leftmost
+// on ties), checked against that O(n^2) loop on a vocabulary with many equal scores.
+TEST(Llama2c, FastMergesEqualRunCsRescanLoop) {
+  std::vector<std::string> pieces = {"<unk>", "<s>", "</s>"};
+  for (int b = 0; b < 256; ++b) pieces.push_back(std::string(1, char(b)));
+  std::vector<float> scores(pieces.size(), 0.0f);
+  std::mt19937 rng(11);
+  const std::string alpha = " abcde";
+  std::set<std::string> seen(pieces.begin(), pieces.end());
+  while (pieces.size() < 700) {  // pieces of 2..6 letters, scores from a few values (ties)
+    std::string p;
+    for (size_t k = 0, n = 2 + rng() % 5; k < n; ++k) p += alpha[rng() % alpha.size()];
+    if (!seen.insert(p).second) continue;
+    pieces.push_back(p);
+    scores.push_back(float(int(rng() % 7)) - 3.0f);
+  }
+  Llama2cTokenizer tok(pieces, scores, 16);
+  std::map<std::string, int32_t> index;
+  for (size_t i = 0; i < pieces.size(); ++i) index.emplace(pieces[i], int32_t(i));
+  for (int trial = 0; trial < 200; ++trial) {
+    std::string text;
+    for (size_t k = 0, n = rng() % 120; k < n; ++k) text += alpha[rng() % alpha.size()];
+    // run.c
+    std::vector<int32_t> ref = {index.at(" ")};
+    for (char c : text) ref.push_back(index.at(std::string(1, c)));
+    if (text.empty()) ref.clear();
+    while (true) {
+      float best = -1e10f;
+      int32_t best_id = -1;
+      size_t best_i = 0;
+      for (size_t i = 0; i + 1 < ref.size(); ++i) {
+        auto it = index.find(pieces[size_t(ref[i])] + pieces[size_t(ref[i + 1])]);
+        if (it != index.end() && scores[size_t(it->second)] > best) best = scores[size_t(it->second)], best_id = it->second, best_i = i;
+      }
+      if (best_id < 0) break;
+      ref[best_i] = best_id;
+      ref.erase(ref.begin() + long(best_i) + 1);
+    }
+    ASSERT_EQ(tok.encode(text), ref) << "'" << text << "'";
+    std::vector<int32_t> with = ref;
+    with.insert(with.begin(), 1);
+    with.push_back(2);
+    ASSERT_EQ(tok.encode_with(text, true, true), with);
+  }
 }

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <queue>
 #include <stdexcept>
 
 #include "util/fs.h"
@@ -81,26 +82,43 @@ std::vector<int32_t> Llama2cTokenizer::encode_with(const std::string& text, bool
     }
     i += n;
   }
-  // greedy merges by score
+  // Greedy merges by score, as run.c: repeatedly merge the adjacent pair whose merged piece scores
+  // highest (the leftmost on ties). A priority queue over a linked list gives the same merges in
+  // O(n log n) instead of run.c's O(n^2) rescans (a 30 KB text took 16 s).
   const size_t first = bos ? 1 : 0;
+  const size_t n = ids.size();
+  std::vector<size_t> prev(n), next(n);
+  std::vector<char> live(n, 1);
+  for (size_t i = 0; i < n; ++i) prev[i] = i - 1, next[i] = i + 1;  // prev[0] wraps: never read
+  struct Cand {
+    float score;
+    size_t left, right;
+    int32_t lid, rid, merged;
+    bool operator<(const Cand& o) const { return score < o.score || (score == o.score && left > o.left); }
+  };
+  std::priority_queue<Cand> pq;
   std::string buf;
-  while (true) {
-    float best = -1e10f;
-    int32_t best_id = -1;
-    size_t best_i = 0;
-    for (size_t i = first; i + 1 < ids.size(); ++i) {
-      buf = pieces_[ids[i]] + pieces_[ids[i + 1]];
-      auto it = index_.find(buf);
-      if (it != index_.end() && scores_[it->second] > best) {
-        best = scores_[it->second];
-        best_id = it->second;
-        best_i = i;
-      }
-    }
-    if (best_id < 0) break;
-    ids[best_i] = best_id;
-    ids.erase(ids.begin() + long(best_i) + 1);
+  auto push = [&](size_t l, size_t r) {
+    buf = pieces_[ids[l]] + pieces_[ids[r]];
+    auto it = index_.find(buf);
+    if (it != index_.end() && scores_[it->second] > -1e10f) pq.push({scores_[it->second], l, r, ids[l], ids[r], it->second});
+  };
+  for (size_t i = first; i + 1 < n; ++i) push(i, i + 1);
+  while (!pq.empty()) {
+    const Cand c = pq.top();
+    pq.pop();
+    if (!live[c.left] || !live[c.right] || next[c.left] != c.right || ids[c.left] != c.lid || ids[c.right] != c.rid) continue;
+    ids[c.left] = c.merged;
+    live[c.right] = 0;
+    next[c.left] = next[c.right];
+    if (next[c.right] < n) prev[next[c.right]] = c.left;
+    if (c.left > first) push(prev[c.left], c.left);
+    if (next[c.left] < n) push(c.left, next[c.left]);
   }
+  size_t w = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (live[i]) ids[w++] = ids[i];
+  ids.resize(w);
   if (eos) ids.push_back(eos_id());
   return ids;
 }
