@@ -9,7 +9,15 @@
 #include <random>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
+#include "common.h"
+#include "eval/perplexity.h"
+#include "models/lm.h"
+#include "quant/calibrate.h"
+#include "quant/methods.h"
 #include "quant/numfmt.h"
+#include "util/fs.h"
 
 using namespace clm;
 using namespace clm::quant;
@@ -197,8 +205,232 @@ TEST(NumFmt, FakeQuantGranularitiesAndErrors) {
   EXPECT_THROW(ElemSpec::parse("int3"), std::invalid_argument);
   EXPECT_THROW(ElemSpec::parse("int8/g0"), std::invalid_argument);
   EXPECT_THROW(ElemSpec::parse("nvfp4/g32"), std::invalid_argument);
+  // a short last block is quantized as if zero-padded
+  for (const char* f : {"nvfp4", "mxfp4", "mxfp8"}) {
+    std::vector<float> r(20), padded(32, 0.0f);
+    for (int i = 0; i < 20; ++i) r[size_t(i)] = padded[size_t(i)] = std::sin(1.7f * float(i)) * float(i + 1);
+    fake_quant(ElemSpec::parse(f), r.data(), 1, 20);
+    fake_quant(ElemSpec::parse(f), padded.data(), 1, 32);
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(r[size_t(i)], padded[size_t(i)]) << f << " " << i;
+    for (int i = 20; i < 32; ++i) EXPECT_EQ(padded[size_t(i)], 0.0f);
+  }
   std::vector<float> bad(20, 1.0f);
-  EXPECT_THROW(fake_quant(ElemSpec::parse("nvfp4"), bad.data(), 1, 20), std::invalid_argument);
   bad[0] = NAN;
   EXPECT_THROW(fake_quant(ElemSpec::parse("int8"), bad.data(), 1, 20), std::invalid_argument);
+}
+
+// ---- calibration and methods on a small random model ----
+namespace {
+
+ModelConfig tiny() {
+  ModelConfig c;
+  c.vocab_size = 64, c.d_model = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 96;
+  c.max_seq_len = 64, c.init_std = 0.3;
+  return c;
+}
+
+std::vector<int32_t> tokens(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& v : t) v = int32_t(rng() % 64);
+  return t;
+}
+
+std::vector<float> all_logits(LanguageModel& m, const std::vector<int32_t>& ids) {
+  InferState s = m.make_state(int64_t(ids.size()));
+  s.all_logits = true;
+  m.infer(s, ids);
+  return std::vector<float>(s.logits.begin(), s.logits.begin() + long(ids.size()) * m.config().vocab_size);
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
+  return d;
+}
+double rms_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d += double(a[i] - b[i]) * double(a[i] - b[i]);
+  return std::sqrt(d / double(a.size()));
+}
+
+// An input channel with a large outlier in every layer: scale some embedding columns.
+std::unique_ptr<LanguageModel> outlier_model() {
+  auto m = make_model(tiny(), 5);
+  for (auto& [name, w] : m->named_weights())
+    if (name == "model.embed_tokens.weight")
+      for (int64_t r = 0; r < w.dim(0); ++r) w.data<float>()[r * w.dim(1) + 7] *= 30.0f;
+  return m;
+}
+
+}  // namespace
+
+TEST(Calibrate, GroupsSharedInputsAndRecordsChannelMaxima) {
+  auto m = outlier_model();
+  const auto stream = tokens(4 * 32, 1);
+  quant::Calibration c = quant::calibrate(*m, stream, 4, 32, "test");
+  ASSERT_EQ(c.inputs.size(), 2u * 7 + 1);
+  const std::string l0 = "model.layers.0.";
+  auto g = [&](const std::string& n) { return c.at(n).group; };
+  EXPECT_EQ(g(l0 + "self_attn.q_proj"), g(l0 + "self_attn.k_proj"));
+  EXPECT_EQ(g(l0 + "self_attn.q_proj"), g(l0 + "self_attn.v_proj"));
+  EXPECT_EQ(g(l0 + "mlp.gate_proj"), g(l0 + "mlp.up_proj"));
+  EXPECT_NE(g(l0 + "self_attn.q_proj"), g(l0 + "self_attn.o_proj"));
+  EXPECT_NE(g(l0 + "mlp.gate_proj"), g(l0 + "mlp.down_proj"));
+  EXPECT_NE(g(l0 + "self_attn.q_proj"), g("model.layers.1.self_attn.q_proj"));
+  const quant::InputStats& q = c.at(l0 + "self_attn.q_proj");
+  EXPECT_EQ(q.tokens, 128);
+  // the observer's maxima are the maxima of what the Linear sees: check one against a direct hook
+  std::vector<float> direct(64, 0.0f);
+  m->linears([&](const std::string& n, nn::Linear& l) {
+    if (n == l0 + "self_attn.q_proj")
+      l.observer = [&](const float* x, int64_t rows, int64_t in) {
+        for (int64_t t = 0; t < rows; ++t)
+          for (int64_t j = 0; j < in; ++j) direct[size_t(j)] = std::max(direct[size_t(j)], std::fabs(x[t * in + j]));
+      };
+  });
+  InferState s = m->make_state(32);
+  for (int w = 0; w < 4; ++w) {
+    s.reset();
+    m->infer(s, std::span<const int32_t>(stream.data() + w * 32, 32));
+  }
+  EXPECT_EQ(direct, q.absmax);
+  EXPECT_GE(q.above_abs, q.tokens);  // at least the token's max itself
+  // save / load round trip, and refusals
+  test::TempDir d;
+  c.save(d.path + "/c.json");
+  quant::Calibration back = quant::Calibration::load(d.path + "/c.json");
+  EXPECT_EQ(back.at(l0 + "self_attn.q_proj").absmax, q.absmax);
+  EXPECT_EQ(back.at(l0 + "mlp.up_proj").group, c.at(l0 + "mlp.up_proj").group);
+  std::string j = read_file(d.path + "/c.json");
+  write_file_atomic(d.path + "/bad.json", j.substr(0, j.size() / 2));
+  EXPECT_THROW(quant::Calibration::load(d.path + "/bad.json"), std::runtime_error);
+  nlohmann::json jj = nlohmann::json::parse(j);
+  jj["inputs"][l0 + "self_attn.q_proj"]["absmax"][3] = -1.0;
+  write_file_atomic(d.path + "/neg.json", jj.dump());
+  EXPECT_THROW(quant::Calibration::load(d.path + "/neg.json"), std::runtime_error);
+  jj = nlohmann::json::parse(j);
+  jj["inputs"][l0 + "self_attn.q_proj"]["in"] = 63;
+  write_file_atomic(d.path + "/in.json", jj.dump());
+  EXPECT_THROW(quant::Calibration::load(d.path + "/in.json"), std::runtime_error);
+}
+
+TEST(QuantMethods, NoneIsExactAndCrossQuantAlphaOneIsPerTokenInt8) {
+  auto m = outlier_model();
+  const auto ids = tokens(40, 2);
+  const auto ref = all_logits(*m, ids);
+  quant::Calibration c = quant::calibrate(*m, tokens(128, 3), 4, 32, "test");
+  quant::quantize_model(*m, "rtn", {{"w", "none"}, {"a", "none"}}, nullptr);
+  EXPECT_LE(max_abs_diff(all_logits(*m, ids), ref), 1e-4);
+  // smoothquant without rounding: the scales cancel
+  quant::quantize_model(*m, "smoothquant", {{"w", "none"}, {"a", "none"}, {"alpha", 0.7}}, &c);
+  EXPECT_LE(max_abs_diff(all_logits(*m, ids), ref), 1e-3);
+  quant::QuantResult pt = quant::quantize_model(*m, "rtn", {{"w", "int8"}, {"a", "int8"}}, nullptr);
+  const auto per_token = all_logits(*m, ids);
+  EXPECT_GT(max_abs_diff(per_token, ref), 1e-4);  // it does quantize
+  quant::QuantResult cq = quant::quantize_model(*m, "crossquant", {{"alpha", 1.0}}, &c);
+  EXPECT_EQ(all_logits(*m, ids), per_token);
+  EXPECT_EQ(cq.kernel(), pt.kernel());
+  EXPECT_GT(pt.kernel(), 0.0);
+  // dynamic cross quantization on a model with an outlier channel: a smaller kernel overall (not a
+  // theorem layer by layer: Δ_ij <= Δ_i only where c_j <= t_i)
+  quant::QuantResult dyn = quant::quantize_model(*m, "crossquant", {{"alpha", 0.3}, {"mode", "dynamic"}}, &c);
+  all_logits(*m, ids);
+  ASSERT_EQ(dyn.layers.size(), pt.layers.size());
+  EXPECT_LT(dyn.kernel(), pt.kernel());
+  // the head stays unless asked
+  for (auto& l : dyn.layers) EXPECT_NE(l->name, "lm_head");
+  quant::QuantResult h = quant::quantize_model(*m, "rtn", {{"head", true}}, nullptr);
+  EXPECT_EQ(h.layers.back()->name, "lm_head");
+}
+
+TEST(QuantMethods, ArcQuantResidualChannelsReduceTheError) {
+  auto m = outlier_model();
+  const auto ids = tokens(48, 4);
+  const auto ref = all_logits(*m, ids);
+  quant::Calibration c = quant::calibrate(*m, tokens(128, 5), 4, 32, "test");
+  auto err = [&](const char* method, nlohmann::json o) {
+    quant::QuantResult r = quant::quantize_model(*m, method, o, method == std::string("rtn") ? nullptr : &c);
+    const double e = rms_diff(all_logits(*m, ids), ref);
+    return std::make_pair(e, r);
+  };
+  auto [e_rtn, r_rtn] = err("rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}});
+  auto [e0, r0] = err("arcquant", {{"ke", 0}});
+  auto [e64, r64] = err("arcquant", {{"ke", 64}});
+  auto [erule, rrule] = err("arcquant", nlohmann::json::object());
+  EXPECT_DOUBLE_EQ(r0.avg_a_bits, 4.5);
+  EXPECT_LT(e64, 0.85 * e0);  // every channel compensated (the weights' error remains)
+  EXPECT_LT(e64, 0.85 * e_rtn);
+  // the ratio rule: KE = min(K, ceil(K * ratio / 64) * 64) from the calibrated counts
+  for (auto& l : rrule.layers) {
+    const quant::InputStats& s = c.at(l->name);
+    const double ratio = double(s.above_abs) / (double(s.tokens) * double(s.in));
+    EXPECT_EQ(l->k_eff - l->in, std::min<int64_t>(s.in, int64_t(std::ceil(double(s.in) * ratio / 64)) * 64)) << l->name;
+  }
+  EXPECT_GT(rrule.avg_a_bits, 4.5);
+  // the weight format's dequantize shows the duplicated salient columns
+  m->linears([&](const std::string& n, nn::Linear& l) {
+    if (n != "model.layers.0.mlp.down_proj") return;
+    quant::quantize_model(*m, "arcquant", {{"ke", 64}}, &c);
+    const auto& f = *l.packed;
+    std::vector<float> w(size_t(f.rows() * (f.cols() + 64)));
+    f.dequantize(w.data());
+    const int64_t K = f.cols(), Ka = K + 64;
+    for (int64_t r = 0; r < f.rows(); ++r)
+      for (int64_t e = 0; e < 64; ++e) ASSERT_EQ(w[size_t(r * Ka + K + e)], w[size_t(r * Ka + K - 64 + e)]);
+  });
+  // options are checked
+  EXPECT_THROW(quant::quantize_model(*m, "arcquant", {{"ke", 10}}, &c), std::invalid_argument);
+  EXPECT_THROW(quant::quantize_model(*m, "arcquant", {{"thr", "max"}}, &c), std::invalid_argument);
+  EXPECT_THROW(quant::quantize_model(*m, "arcquant", nlohmann::json::object(), nullptr), std::invalid_argument);
+  EXPECT_THROW(quant::quantize_model(*m, "gptq", nlohmann::json::object(), nullptr), std::invalid_argument);
+  EXPECT_THROW(quant::quantize_model(*m, "rtn", {{"w", "int5"}}, nullptr), std::invalid_argument);
+  EXPECT_THROW(quant::quantize_model(*m, "crossquant", {{"alpha", 1.5}}, &c), std::invalid_argument);
+}
+
+TEST(QuantMethods, PerplexityThroughInferMatchesTheBatchedForward) {
+  auto m = make_model(tiny(), 9);
+  const auto stream = tokens(300, 6);
+  PerplexityResult a = perplexity(*m, stream, 48, 32, 4);
+  PerplexityResult b = perplexity(*m, stream, 48, 32, 4, 0, true);
+  EXPECT_EQ(a.tokens, b.tokens);
+  EXPECT_EQ(a.windows, b.windows);
+  EXPECT_NEAR(a.nll_sum, b.nll_sum, 1e-4 * a.nll_sum);
+}
+
+// One Linear whose weights NVFP4 represents exactly (E2M1 values, every block's max 6): the error
+// left is the activations', and the appended residual channels shrink it for the salient ones.
+TEST(QuantMethods, ArcQuantResidualIsTheActivationsSecondQuantization) {
+  const int64_t R = 8, K = 64, n = 16;
+  std::mt19937 rng(8);
+  const float grid[] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
+  Tensor w = Tensor::empty({R, K}, DType::f32);
+  for (int64_t i = 0; i < R * K; ++i) w.data<float>()[i] = (i % 16 == 0 ? 6.0f : grid[rng() % 8]) * (rng() % 2 ? 1.0f : -1.0f);
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<float> x(size_t(n * K));
+  for (auto& v : x) v = nd(rng);
+  for (int64_t t = 0; t < n; ++t) x[size_t(t * K + 5)] *= 40, x[size_t(t * K + 50)] *= 25;  // two outlier channels
+  quant::InputStats st;
+  st.in = K;
+  st.tokens = n;
+  st.absmax.assign(size_t(K), 0.0f);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < K; ++j) st.absmax[size_t(j)] = std::max(st.absmax[size_t(j)], std::fabs(x[size_t(t * K + j)]));
+  std::vector<float> exact(size_t(n * R), 0.0f);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t k = 0; k < K; ++k) exact[size_t(t * R + r)] += x[size_t(t * K + k)] * w.data<float>()[r * K + k];
+  const quant::QuantMethod& arc = quant::MethodRegistry::get().at("arcquant");
+  auto run = [&](int64_t ke) {
+    std::vector<std::shared_ptr<quant::LayerReport>> reps;
+    auto f = arc.make({"l"}, {w}, &st, nn::Options({{"ke", ke}}, arc.options, "arcquant"), reps);
+    std::vector<float> y(size_t(n * R));
+    f[0]->matmul(x.data(), n, y.data());
+    EXPECT_EQ(reps[0]->k_eff, K + ke);
+    return rms_diff(y, exact);
+  };
+  const double e0 = run(0), e16 = run(16), e64 = run(64);
+  EXPECT_GT(e0, 0.0);
+  EXPECT_LT(e16, e0);        // the 16 largest channels (both outliers' blocks) compensated
+  EXPECT_LT(e64, 0.3 * e0);  // all of them: a second quantization of every residual
 }

@@ -27,6 +27,7 @@ void add_info(CLI::App& app, Commands& cmds);
 void add_tokenize(CLI::App& app, Commands& cmds);
 void add_convert(CLI::App& app, Commands& cmds);
 void add_plot(CLI::App& app, Commands& cmds);
+void add_calibrate(CLI::App& app, Commands& cmds);
 
 // --data / --train/--valid/--test. Recorded in a run's checkpoints so that --resume reads the same corpus.
 struct DataArgs {
@@ -52,5 +53,10 @@ void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::stri
                      bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32");
 
 std::string human_bytes(double b);
+
+// The token stream of a text file (--file, BOS first when the tokenizer has one) or of a corpus
+// split (--data and --split); `what` names it.
+std::vector<int32_t> token_stream(const std::shared_ptr<Tokenizer>& tok, const DataArgs& data, const std::string& split, const std::string& file,
+                                  std::string& what);
 
 }  // namespace clm::cli

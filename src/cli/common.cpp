@@ -2,6 +2,8 @@
 #include <iostream>
 
 #include "cli/cli.h"
+#include "data/dataset.h"
+#include "util/fs.h"
 #include "kernels/format.h"
 #include "kernels/kernels.h"
 #include "nn/module.h"
@@ -113,6 +115,23 @@ std::string human_bytes(double b) {
   char s[32];
   std::snprintf(s, sizeof s, "%.2f %s", b, u[i]);
   return s;
+}
+
+std::vector<int32_t> token_stream(const std::shared_ptr<Tokenizer>& tok, const DataArgs& data, const std::string& split, const std::string& file,
+                                  std::string& what) {
+  std::vector<int32_t> stream;
+  if (!file.empty()) {
+    const std::string text = read_file(file);
+    if (text.empty()) throw std::runtime_error("'" + file + "': empty file");
+    if (tok->bos_id() >= 0) stream.push_back(tok->bos_id());
+    for (int32_t t : tok->encode(text)) stream.push_back(t);
+    what = file;
+  } else {
+    Dataset ds = make_dataset(data.load(), tok->type(), 0, tok);
+    stream = ds.split(split);
+    what = ds.name + " " + split;
+  }
+  return stream;
 }
 
 }  // namespace clm::cli

@@ -1,9 +1,12 @@
 // clm eval: perplexity of a model on a corpus split or a file.
+#include <fstream>
+
 #include "cli/cli.h"
 #include "data/dataset.h"
 #include "eval/perplexity.h"
 #include "kernels/kernels.h"
 #include "models/io.h"
+#include "quant/methods.h"
 #include "util/fs.h"
 
 namespace clm::cli {
@@ -14,6 +17,9 @@ struct EvalArgs {
   int64_t window = 0, stride = 0, batch = 8;
   int threads = 0;
   DataArgs data;
+  bool infer = false;
+  std::string quant, calib, report;
+  std::vector<std::string> quant_opts;
 };
 
 int run_eval(const EvalArgs& a) {
@@ -23,23 +29,34 @@ int run_eval(const EvalArgs& a) {
   LoadedModel lm = load_model(a.model_path, DType::f32, a.tok_path);
   if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json (give --tokenizer)");
   std::shared_ptr<Tokenizer> tok(std::move(lm.tokenizer));
-  std::vector<int32_t> stream;
   std::string what;
-  if (!a.file.empty()) {
-    const std::string text = read_file(a.file);
-    if (text.empty()) throw std::runtime_error("'" + a.file + "': empty file");
-    if (tok->bos_id() >= 0) stream.push_back(tok->bos_id());
-    for (int32_t t : tok->encode(text)) stream.push_back(t);
-    what = a.file;
-  } else {
-    Dataset ds = make_dataset(a.data.load(), tok->type(), 0, tok);
-    stream = ds.split(a.split);
-    what = ds.name + " " + a.split;
-  }
+  const std::vector<int32_t> stream = token_stream(tok, a.data, a.split, a.file, what);
   const int64_t T = a.window > 0 ? a.window : lm.model->config().max_seq_len;
-  PerplexityResult r = perplexity(*lm.model, stream, T, a.stride > 0 ? a.stride : T, a.batch);
+  quant::QuantResult q;
+  if (!a.quant.empty()) {
+    nlohmann::json opts = nlohmann::json::object();
+    for (const std::string& kv : a.quant_opts) nn::set_option(opts, kv, "--quant-opt");
+    std::unique_ptr<quant::Calibration> cal;
+    if (!a.calib.empty()) cal = std::make_unique<quant::Calibration>(quant::Calibration::load(a.calib));
+    q = quant::quantize_model(*lm.model, a.quant, opts, cal.get());
+  }
+  const bool through_infer = a.infer || !a.quant.empty();
+  PerplexityResult r = perplexity(*lm.model, stream, T, a.stride > 0 ? a.stride : T, a.batch, 0, through_infer);
   std::printf("%s: perplexity (per %s) %.3f | mean nll %.4f | %s\n", what.c_str(), tok->unit().c_str(), r.ppl(), r.mean_nll(),
               r.protocol.c_str());
+  if (!a.quant.empty())
+    std::printf("quantized: %s %s | %.3f bits/weight, %.3f bits/activation | kernel (activations rounded to 0) %.3f%%\n",
+                q.method.c_str(), q.options.dump().c_str(), q.avg_w_bits, q.avg_a_bits, 100 * q.kernel());
+  if (!a.report.empty()) {
+    nlohmann::json j = {{"model", a.model_path}, {"data", what}, {"ppl", r.ppl()}, {"mean_nll", r.mean_nll()},
+                        {"tokens", r.tokens}, {"protocol", r.protocol}, {"method", a.quant.empty() ? "none" : q.method},
+                        {"options", q.options}, {"w_bits", a.quant.empty() ? 32.0 : q.avg_w_bits},
+                        {"a_bits", a.quant.empty() ? 32.0 : q.avg_a_bits}, {"kernel", q.kernel()}};
+    for (auto& l : q.layers)
+      j["layers"].push_back({{"name", l->name}, {"in", l->in}, {"k_eff", l->k_eff}, {"kernel", l->kernel()}});
+    std::ofstream f(a.report, std::ios::app);
+    if (!(f << j.dump() << "\n") || !f.flush()) throw std::runtime_error("cannot write '" + a.report + "'");
+  }
   return 0;
 }
 }  // namespace
@@ -56,6 +73,11 @@ void add_eval(CLI::App& app, Commands& cmds) {
   ev->add_option("--stride", a->stride, "Window stride (0 = window: non-overlapping)");
   ev->add_option("--batch-size", a->batch, "Windows per forward")->capture_default_str();
   ev->add_option("--threads", a->threads, "Threads (0 = all cores)");
+  ev->add_flag("--infer", a->infer, "Score through the inference path (one window at a time; implied by --quant)");
+  ev->add_option("--quant", a->quant, "Quantize in memory first (fake-quant reference path):\n" + quant::MethodRegistry::get().describe());
+  ev->add_option("--quant-opt", a->quant_opts, "An option of the quantization method, key=value (repeatable)");
+  ev->add_option("--calib", a->calib, "Calibration statistics from clm calibrate (methods that need them)");
+  ev->add_option("--report", a->report, "Append one JSON line with the result (and per-layer kernel) to this file");
   cmds.push_back({ev, [a] { return run_eval(*a); }});
 }
 

@@ -12,7 +12,7 @@ namespace clm {
 double PerplexityResult::ppl() const { return std::exp(mean_nll()); }
 
 PerplexityResult perplexity(LanguageModel& model, const std::vector<int32_t>& stream, int64_t T, int64_t stride,
-                            int64_t batch, int64_t max_tokens) {
+                            int64_t batch, int64_t max_tokens, bool through_infer) {
   if (T <= 0 || stride <= 0 || stride > T || batch <= 0)
     throw std::invalid_argument("perplexity: need 0 < stride <= window and batch > 0");
   const int64_t n = (int64_t)stream.size();
@@ -39,7 +39,25 @@ PerplexityResult perplexity(LanguageModel& model, const std::vector<int32_t>& st
   const int64_t V = model.config().vocab_size;
   batch = std::max<int64_t>(1, std::min<int64_t>(batch, (int64_t(256) << 20) / std::max<int64_t>(1, T * V * 4)));
   PerplexityResult r;
-  for (size_t w0 = 0; w0 < wins.size(); w0 += batch) {
+  if (through_infer) {
+    InferState st = model.make_state(T);
+    st.all_logits = true;
+    for (const Win& w : wins) {
+      st.reset();
+      model.infer(st, std::span<const int32_t>(stream.data() + w.start, size_t(w.len)));
+      for (int64_t t = std::max<int64_t>(0, w.first_scored); t < w.len; ++t) {
+        const float* l = st.logits.data() + t * V;
+        float mx = l[0];
+        for (int64_t v = 1; v < V; ++v) mx = std::max(mx, l[v]);
+        double se = 0;
+        for (int64_t v = 0; v < V; ++v) se += std::exp(double(l[v] - mx));
+        r.nll_sum += double(mx) + std::log(se) - double(l[stream[size_t(w.start + t + 1)]]);
+        ++r.tokens;
+      }
+      ++r.windows;
+    }
+  }
+  for (size_t w0 = 0; !through_infer && w0 < wins.size(); w0 += batch) {
     const size_t w1 = std::min(wins.size(), w0 + size_t(batch));
     // Group windows of equal length (all but possibly the last have length T).
     for (size_t a = w0; a < w1;) {
@@ -67,6 +85,7 @@ PerplexityResult perplexity(LanguageModel& model, const std::vector<int32_t>& st
   std::ostringstream p;
   p << (stride == T ? "non-overlapping windows of " : "sliding windows of ") << T << " tokens";
   if (stride != T) p << ", stride " << stride;
+  if (through_infer) p << ", through infer";
   p << "; " << r.tokens << " tokens scored in " << r.windows << " windows";
   r.protocol = p.str();
   return r;

@@ -22,7 +22,9 @@ struct PerplexityResult {
 };
 
 // max_tokens > 0 stops after about that many scored tokens (quick validation during training).
+// through_infer: score each window with model.infer (one window at a time, every Linear through its
+// packed weight format: quantized models) instead of the batched forward.
 PerplexityResult perplexity(LanguageModel& model, const std::vector<int32_t>& stream, int64_t T, int64_t stride,
-                            int64_t batch, int64_t max_tokens = 0);
+                            int64_t batch, int64_t max_tokens = 0, bool through_infer = false);
 
 }  // namespace clm

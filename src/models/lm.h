@@ -28,7 +28,8 @@ struct InferState {
   uint8_t tag = 0;                 // tag given to the cells the next call appends (0 text, 1 image)
   nn::AttnObserver on_attention;   // optional: every attention row computed during infer
   nn::Workspace ws;
-  std::vector<float> logits;
+  std::vector<float> logits;       // [vocab], or [tokens of the call, vocab] with all_logits
+  bool all_logits = false;         // infer computes the logits of every token (scoring), not only the last
   std::vector<int32_t> pos;  // positions of the current call
 
   size_t bytes() const;  // memory held by the layer states
@@ -51,7 +52,7 @@ class LanguageModel {
   // A fresh state for up to `capacity` positions.
   virtual InferState make_state(int64_t capacity) = 0;
   // Appends ids at positions next_pos.. and returns the logits [vocab] after the last one (valid
-  // until the next call). Throws std::length_error when the state is full, std::out_of_range for
+  // until the next call; with state.all_logits, state.logits holds every token's). Throws std::length_error when the state is full, std::out_of_range for
   // an id outside the vocabulary (the state is then unusable: reset it).
   virtual const float* infer(InferState& state, std::span<const int32_t> ids) = 0;
   virtual size_t state_bytes_per_token() const = 0;  // 0 for a constant-size state

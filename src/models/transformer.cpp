@@ -83,10 +83,12 @@ const float* TransformerLM::infer(InferState& s, std::span<const int32_t> ids) {
     vk.axpy(1.0f, y, x, T * D);
     s.ws.release(mark);
   }
-  final_norm_->infer(x + (T - 1) * D, h, 1);  // the head only for the last position
-  head_.infer(h, 1, s.logits.data());
+  const int64_t rows = s.all_logits ? T : 1;  // the head only for the last position, unless scoring
+  if (s.logits.size() < size_t(rows * V)) s.logits.resize(size_t(rows * V));
+  final_norm_->infer(x + (T - rows) * D, h, rows);
+  head_.infer(h, rows, s.logits.data());
   s.next_pos += T;
-  return s.logits.data();
+  return s.logits.data() + (rows - 1) * V;
 }
 
 void TransformerLM::visit(const nn::ParamVisitor& f) {

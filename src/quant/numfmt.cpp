@@ -172,16 +172,18 @@ void fq_row(const ElemSpec& s, float* x, int64_t cols, float tensor_amax) {
   if (s.format == "mxfp4" || s.format == "mxfp8") {
     const MiniFloat& m = s.format == "mxfp4" ? kE2M1 : kE4M3;
     uint8_t codes[kMxBlock];
-    for (int64_t b = 0; b < cols; b += kMxBlock) {
-      const uint8_t sc = mx_encode_block(m, x + b, kMxBlock, codes);
-      mx_decode_block(m, sc, codes, kMxBlock, x + b);
+    for (int64_t b = 0; b < cols; b += kMxBlock) {  // a short last block: as if zero-padded
+      const int n = int(std::min<int64_t>(kMxBlock, cols - b));
+      const uint8_t sc = mx_encode_block(m, x + b, n, codes);
+      mx_decode_block(m, sc, codes, n, x + b);
     }
   } else if (s.format == "nvfp4") {
     const float st = nvfp4_tensor_scale(tensor_amax);
     uint8_t codes[kNvBlock];
     for (int64_t b = 0; b < cols; b += kNvBlock) {
-      const uint8_t sc = nvfp4_encode_block(x + b, kNvBlock, st, codes);
-      nvfp4_decode_block(sc, st, codes, kNvBlock, x + b);
+      const int n = int(std::min<int64_t>(kNvBlock, cols - b));
+      const uint8_t sc = nvfp4_encode_block(x + b, n, st, codes);
+      nvfp4_decode_block(sc, st, codes, n, x + b);
     }
   } else if (s.gran == Granularity::group) {
     for (int64_t b = 0; b < cols; b += s.group) {
@@ -194,7 +196,7 @@ void fq_row(const ElemSpec& s, float* x, int64_t cols, float tensor_amax) {
 }
 }  // namespace
 
-int64_t fake_quant_count_zeroed(const ElemSpec& s, float* x, int64_t rows, int64_t cols) {
+int64_t fake_quant_count_zeroed(const ElemSpec& s, float* x, int64_t rows, int64_t cols, float amax_given) {
   if (s.format == "none") return 0;
   const int64_t n = rows * cols;
   float tensor_amax = 0;
@@ -202,10 +204,7 @@ int64_t fake_quant_count_zeroed(const ElemSpec& s, float* x, int64_t rows, int64
     if (!std::isfinite(x[i])) throw std::invalid_argument("quantize: non-finite value in the input");
     tensor_amax = std::max(tensor_amax, std::fabs(x[i]));
   }
-  const int blk = s.block();
-  if (blk > 0 && cols % blk != 0)
-    throw std::invalid_argument("quantize: " + s.str() + " needs rows whose length (" + std::to_string(cols) +
-                                ") is a multiple of " + std::to_string(blk));
+  if (amax_given >= 0) tensor_amax = amax_given;
   int64_t zeroed = 0;
 #pragma omp parallel for reduction(+ : zeroed) schedule(static) if (n > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {

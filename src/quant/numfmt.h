@@ -68,10 +68,12 @@ struct ElemSpec {
   double bits() const;   // average bits per element, scales included (f32 scales: 32 / group)
   int block() const;     // elements per scale along a row (0 = whole row or tensor)
 };
-// x [rows, cols] row-major, in place. Throws for a non-finite value or a block format whose cols
-// is not a multiple of its block.
+// x [rows, cols] row-major, in place. Throws for a non-finite value. A row whose length is not a
+// multiple of the block ends in a short block, quantized exactly as if it were zero-padded (zeros
+// change no block maximum and encode to zero): Llama shapes such as d_ff 172 or 688 stay usable.
 void fake_quant(const ElemSpec& spec, float* x, int64_t rows, int64_t cols);
 // Same, and counts the elements that became zero from non-zero (the "quantization kernel").
-int64_t fake_quant_count_zeroed(const ElemSpec& spec, float* x, int64_t rows, int64_t cols);
+// tensor_amax >= 0 replaces the tensor's own absmax in per-tensor scales (NVFP4's s_t, int/fp8 /tensor).
+int64_t fake_quant_count_zeroed(const ElemSpec& spec, float* x, int64_t rows, int64_t cols, float tensor_amax = -1);
 
 }  // namespace clm::quant
