@@ -14,6 +14,7 @@
 #include "common.h"
 #include "eval/perplexity.h"
 #include "models/lm.h"
+#include "kernels/cpu/vec.h"
 #include "quant/calibrate.h"
 #include "quant/methods.h"
 #include "quant/numfmt.h"
@@ -433,4 +434,61 @@ TEST(QuantMethods, ArcQuantResidualIsTheActivationsSecondQuantization) {
   EXPECT_GT(e0, 0.0);
   EXPECT_LT(e16, e0);        // the 16 largest channels (both outliers' blocks) compensated
   EXPECT_LT(e64, 0.3 * e0);  // all of them: a second quantization of every residual
+}
+
+TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
+  std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
+  for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
+    if (t) tiers.push_back(t);
+  std::mt19937 rng(12);
+  for (int64_t n : {64, 128, 704, 4096}) {
+    const int64_t ld = n + 64;
+    std::vector<int8_t> w(static_cast<size_t>(4 * ld)), x(static_cast<size_t>(n));
+    for (auto& v : w) v = int8_t(int(rng() % 255) - 127);
+    for (auto& v : x) v = int8_t(int(rng() % 255) - 127);
+    for (int64_t i = 0; i < 64; ++i) w[size_t(i)] = 127, x[size_t(i)] = -127;  // the extremes
+    int32_t ref[4];
+    for (int r = 0; r < 4; ++r) {
+      ref[r] = 0;
+      for (int64_t i = 0; i < n; ++i) ref[r] += int32_t(w[size_t(r * ld + i)]) * x[size_t(i)];
+    }
+    for (auto* t : tiers) {
+      int32_t out[4];
+      t->dot4_i8(w.data(), ld, x.data(), n, out);
+      for (int r = 0; r < 4; ++r) EXPECT_EQ(out[r], ref[r]) << t->isa << " n " << n << " row " << r;
+    }
+  }
+  std::printf("int8 dot tiers checked: %zu\n", tiers.size());
+  EXPECT_GE(tiers.size(), 2u);  // scalar and at least AVX2 on every x86-64 host this project supports
+}
+
+// The integer kernels and the fake-quant reference compute the same quantization: same codes,
+// logits equal up to summation order.
+TEST(Int8Kernels, RealAndFakePathsAgree) {
+  auto m = outlier_model();
+  const auto ids = tokens(40, 21);
+  quant::Calibration c = quant::calibrate(*m, tokens(128, 22), 4, 32, "test");
+  const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"rtn", {{"w", "int8"}, {"a", "int8"}}}, {"smoothquant", {{"alpha", 0.5}}}, {"crossquant", {{"alpha", 0.4}}}};
+  for (auto& [method, o] : cases) {
+    nlohmann::json fo = o, io = o;
+    fo["kernel"] = "fake";
+    io["kernel"] = "int8";
+    quant::QuantResult rf = quant::quantize_model(*m, method, fo, &c);
+    const auto lf = all_logits(*m, ids);
+    quant::QuantResult ri = quant::quantize_model(*m, method, io, &c);
+    std::string fmt;
+    m->linears([&](const std::string& n, nn::Linear& l) {
+      if (n == "model.layers.0.mlp.up_proj") fmt = l.packed->name();
+    });
+    EXPECT_EQ(fmt, method + ":w8a8");
+    const auto li = all_logits(*m, ids);
+    double scale = 0;
+    for (float v : lf) scale = std::max(scale, double(std::fabs(v)));
+    EXPECT_LE(max_abs_diff(lf, li), 1e-4 * scale) << method;
+    EXPECT_GT(rf.kernel(), 0.0);
+    EXPECT_EQ(rf.kernel(), ri.kernel()) << method;  // the same elements rounded to zero
+  }
+  EXPECT_THROW(quant::quantize_model(*m, "rtn", {{"w", "int4"}, {"a", "int8"}, {"kernel", "int8"}}, nullptr), std::invalid_argument);
+  EXPECT_THROW(quant::quantize_model(*m, "crossquant", {{"mode", "dynamic"}, {"kernel", "int8"}}, &c), std::invalid_argument);
 }

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "kernels/kernels.h"
+#include "quant/int8_format.h"
 
 namespace clm::quant {
 
@@ -102,6 +103,17 @@ std::shared_ptr<LayerReport> report(const std::string& name, int64_t in, int64_t
   return r;
 }
 
+// kernel = auto | fake | int8: whether the integer W8A8 kernels run this Linear.
+const OptionSpec kKernelOpt{"kernel", "auto", "auto (int8 where the formats are int8 per row) | fake (quantize-dequantize in f32) | int8 (integer kernels)",
+                            [](const json& v) { return one_of(v, {"auto", "fake", "int8"}); }};
+bool use_int8(const nn::Options& o, bool possible, const std::string& method) {
+  const std::string k = o.str("kernel");
+  if (k == "int8" && !possible)
+    throw std::invalid_argument(method + ": kernel=int8 needs w=int8 and a=int8 per row (static mode for crossquant)");
+  return k == "int8" || (k == "auto" && possible);
+}
+bool int8_row(const ElemSpec& e) { return e.format == "int8" && e.gran == Granularity::row; }
+
 // Activation x [n, in] -> quantize-dequantize by `a`, counting the kernel.
 void act_rtn(const ElemSpec& a, const float* x, int64_t n, int64_t in, float* xq, LayerReport& rep) {
   std::copy_n(x, n * in, xq);
@@ -115,18 +127,24 @@ const bool reg_rtn = MethodRegistry::get().add(
     {"rtn",
      "round to nearest, weights per output channel (or per group / block) and activations per token",
      {{"w", "int8", "weight format: int8 | int4 | e4m3 | e5m2 | mxfp4 | mxfp8 | nvfp4 | none, with /tensor, /row or /g<N>", check_spec},
-      {"a", "none", "activation format (per token), as w; none = weight-only", check_spec}},
+      {"a", "none", "activation format (per token), as w; none = weight-only", check_spec},
+      kKernelOpt},
      false,
      [](const std::vector<std::string>& names, const std::vector<Tensor>& ws, const InputStats*, const nn::Options& o,
         std::vector<std::shared_ptr<LayerReport>>& reps) {
        const ElemSpec w = ElemSpec::parse(o.str("w")), a = ElemSpec::parse(o.str("a"));
+       const bool i8 = use_int8(o, int8_row(w) && int8_row(a), "rtn");
        std::vector<std::shared_ptr<kernels::WeightFormat>> out;
        for (size_t i = 0; i < ws.size(); ++i) {
          Tensor wq = copy_of(ws[i]);
          const int64_t in = wq.dim(1);
-         fake_quant(w, wq.data<float>(), wq.dim(0), in);
          auto rep = report(names[i], in, in, w.bits(), a.bits());
          reps.push_back(rep);
+         if (i8) {
+           out.push_back(std::make_shared<Int8Format>(wq, Int8Format::Act{}, rep, "rtn:w8a8"));
+           continue;
+         }
+         fake_quant(w, wq.data<float>(), wq.dim(0), in);
          out.push_back(std::make_shared<FakeQuantFormat>(
              "rtn:" + w.str() + "+" + a.str(), wq,
              [a, in](const float* x, int64_t n, float* xq, LayerReport& r) { act_rtn(a, x, n, in, xq, r); }, rep, w.bits()));
@@ -159,7 +177,8 @@ const bool reg_smooth = MethodRegistry::get().add(
      "s_j = max|X_j|^alpha / max|W_j|^(1-alpha): activations divided by s, weights multiplied (shared by q/k/v and gate/up)",
      {{"alpha", 0.5, "migration strength", check_unit},
       {"w", "int8", "weight format (per output channel)", check_spec},
-      {"a", "int8", "activation format (per token)", check_spec}},
+      {"a", "int8", "activation format (per token)", check_spec},
+      kKernelOpt},
      true,
      [](const std::vector<std::string>& names, const std::vector<Tensor>& ws, const InputStats* st, const nn::Options& o,
         std::vector<std::shared_ptr<LayerReport>>& reps) {
@@ -174,12 +193,17 @@ const bool reg_smooth = MethodRegistry::get().add(
          (*s)[size_t(j)] = float(std::clamp(v, 1e-5, 1e5));
        }
        std::vector<std::shared_ptr<kernels::WeightFormat>> out;
+       const bool i8 = use_int8(o, int8_row(w) && int8_row(a), "smoothquant");
        for (size_t i = 0; i < ws.size(); ++i) {
          Tensor wq = copy_of(ws[i]);
          scale_columns(wq, *s);
-         fake_quant(w, wq.data<float>(), wq.dim(0), in);
          auto rep = report(names[i], in, in, w.bits(), a.bits());
          reps.push_back(rep);
+         if (i8) {
+           out.push_back(std::make_shared<Int8Format>(wq, Int8Format::Act{*s, false, 1, {}}, rep, "smoothquant:w8a8"));
+           continue;
+         }
+         fake_quant(w, wq.data<float>(), wq.dim(0), in);
          out.push_back(std::make_shared<FakeQuantFormat>(
              "smoothquant:" + w.str() + "+" + a.str(), wq,
              [a, in, s](const float* x, int64_t n, float* xq, LayerReport& r) {
@@ -274,7 +298,8 @@ const bool reg_cross = MethodRegistry::get().add(
      {{"alpha", 0.5, "exponent of the token factor (1 = per-token INT8)", check_unit},
       {"mode", "static", "static: c calibrated and folded into the weights | dynamic: c from the current batch, weights rescaled per call",
        [](const json& v) { return one_of(v, {"static", "dynamic"}); }},
-      {"w", "int8", "weight format (per output channel), after the column factor is folded in", check_spec}},
+      {"w", "int8", "weight format (per output channel), after the column factor is folded in", check_spec},
+      kKernelOpt},
      true,
      [](const std::vector<std::string>& names, const std::vector<Tensor>& ws, const InputStats* st, const nn::Options& o,
         std::vector<std::shared_ptr<LayerReport>>& reps) {
@@ -283,15 +308,21 @@ const bool reg_cross = MethodRegistry::get().add(
        const int64_t in = ws[0].dim(1);
        std::vector<std::shared_ptr<kernels::WeightFormat>> out;
        auto cw = std::make_shared<std::vector<float>>(pow_vec(st->absmax, 1 - alpha));
+       const bool dynamic = o.str("mode") == "dynamic";
+       const bool i8 = use_int8(o, int8_row(w) && !dynamic, "crossquant");
        for (size_t i = 0; i < ws.size(); ++i) {
          auto rep = report(names[i], in, in, w.bits(), 8);
          reps.push_back(rep);
-         if (o.str("mode") == "dynamic") {
+         if (dynamic) {
            out.push_back(std::make_shared<CrossDynamicFormat>(copy_of(ws[i]), alpha, w, rep));
            continue;
          }
          Tensor wq = copy_of(ws[i]);
          scale_columns(wq, *cw);
+         if (i8) {
+           out.push_back(std::make_shared<Int8Format>(wq, Int8Format::Act{{}, true, alpha, *cw}, rep, "crossquant:w8a8"));
+           continue;
+         }
          fake_quant(w, wq.data<float>(), wq.dim(0), in);
          out.push_back(std::make_shared<FakeQuantFormat>(
              "crossquant:" + w.str(), wq,

@@ -19,6 +19,9 @@ struct VecKernels {
   // n columns (a multiple of 8). The panel holds 8-column chunks of 4x8 values, row after row.
   void (*panel4_f32)(const float* p, const float* x, int64_t n, float* out);
   void (*panel4_bf16)(const uint16_t* p, const float* x, int64_t n, float* out);
+  // Four int8 rows w, w + ldw, w + 2·ldw, w + 3·ldw times the int8 vector x over n columns (a
+  // multiple of 64): out[r] = sum_i w_r[i] · x[i] in int32. Values in [-127, 127] (no -128).
+  void (*dot4_i8)(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out);
 };
 
 const VecKernels& vec();           // best for this CPU (CLM_ISA=scalar|avx2|avx512 overrides)
@@ -28,5 +31,6 @@ const VecKernels& vec_scalar();
 void set_vec(const VecKernels* k);
 const VecKernels* vec_avx2();      // nullptr if the CPU lacks AVX2+FMA
 const VecKernels* vec_avx512();    // nullptr if the CPU lacks AVX-512F/BW/VL
+const VecKernels* vec_avx512vnni();  // AVX-512 with VNNI's int8 dot products; nullptr without
 
 }  // namespace clm::kernels

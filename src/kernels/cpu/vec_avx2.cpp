@@ -54,6 +54,23 @@ struct Avx2 {
   }
   static void panel4_f32(const float* p, const float* x, int64_t n, float* out) { panel4(p, x, n, out, load); }
   static void panel4_bf16(const uint16_t* p, const float* x, int64_t n, float* out) { panel4(p, x, n, out, load_bf16); }
+
+  using I = __m256i;
+  static constexpr int64_t B = 32;
+  static I zero_i() { return _mm256_setzero_si256(); }
+  static I load_i(const int8_t* p) { return _mm256_loadu_si256((const __m256i*)p); }
+  // maddubs multiplies unsigned by signed bytes: |w| times x with w's sign moved onto x. Pairs
+  // sum to at most 2·127·127 < 2^15, so the int16 step cannot saturate.
+  static I dot_i8(I acc, I w, I x) {
+    const I p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+  }
+  static int32_t hsum_i(I v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+  }
 };
 }  // namespace
 

@@ -1,59 +1,7 @@
 // AVX-512 tier (compiled with -mavx512f -mavx512bw -mavx512vl -mfma): the registers for vec_simd.h.
-#include <immintrin.h>
-
-#include "kernels/cpu/vec_simd.h"
+#include "kernels/cpu/regs_avx512.h"
 
 namespace clm::kernels {
-
-namespace {
-struct Avx512 {
-  using V = __m512;
-  static constexpr int64_t N = 16;
-  static V zero() { return _mm512_setzero_ps(); }
-  static V set1(float a) { return _mm512_set1_ps(a); }
-  static V load(const float* p) { return _mm512_loadu_ps(p); }
-  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
-  static V load_bf16(const uint16_t* p) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
-  }
-  static V add(V a, V b) { return _mm512_add_ps(a, b); }
-  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
-  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static V fnmadd(V a, V b, V c) { return _mm512_fnmadd_ps(a, b, c); }
-  static V min(V a, V b) { return _mm512_min_ps(a, b); }
-  static V max(V a, V b) { return _mm512_max_ps(a, b); }
-  static V round(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  static V scale2(V p, V n) { return _mm512_scalef_ps(p, n); }
-  static float hsum(V v) { return _mm512_reduce_add_ps(v); }
-  static float hmax(V v) { return _mm512_reduce_max_ps(v); }
-
-  // A 512-bit register holds two rows of one 8-column chunk; x's 8 values are broadcast to both
-  // halves, which are separated at the end.
-  static float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-  }
-  static void halves(V a, float* out) {
-    out[0] = hsum8(_mm512_castps512_ps256(a));
-    out[1] = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
-  }
-  template <class W, class Load2>
-  static void panel4(const W* p, const float* x, int64_t n, float* out, Load2 load2) {
-    V a01 = zero(), a23 = zero();
-    for (int64_t i = 0; i < n; i += 8, p += 32) {
-      V xv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(x + i))));
-      a01 = fmadd(load2(p), xv, a01);
-      a23 = fmadd(load2(p + 16), xv, a23);
-    }
-    halves(a01, out);
-    halves(a23, out + 2);
-  }
-  static void panel4_f32(const float* p, const float* x, int64_t n, float* out) { panel4(p, x, n, out, load); }
-  static void panel4_bf16(const uint16_t* p, const float* x, int64_t n, float* out) { panel4(p, x, n, out, load_bf16); }
-};
-}  // namespace
 
 const VecKernels* vec_avx512() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

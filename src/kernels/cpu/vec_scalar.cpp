@@ -53,10 +53,17 @@ void panel4_bf16(const uint16_t* p, const float* x, int64_t n, float* out) {
   for (int64_t i = 0; i < n; i += 8, p += 32)
     for (int r = 0; r < 4; ++r) out[r] += dot_bf16(p + 8 * r, x + i, 8);
 }
+void dot4_i8(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out) {
+  for (int r = 0; r < 4; ++r) {
+    int32_t s = 0;
+    for (int64_t i = 0; i < n; ++i) s += int32_t(w[r * ldw + i]) * int32_t(x[i]);
+    out[r] = s;
+  }
+}
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, dot4_i8};
   return k;
 }
 
@@ -66,6 +73,8 @@ const VecKernels* choose() {
     const char* want = std::getenv("CLM_ISA");
     if (want && std::strcmp(want, "scalar") == 0) return &vec_scalar();
     if (want && std::strcmp(want, "avx2") == 0 && vec_avx2()) return vec_avx2();
+    if (want && std::strcmp(want, "avx512") == 0 && vec_avx512()) return vec_avx512();
+    if (const VecKernels* k = vec_avx512vnni()) return k;
     if (const VecKernels* k = vec_avx512()) return k;
     if (const VecKernels* k = vec_avx2()) return k;
     return &vec_scalar();

@@ -2,7 +2,9 @@
 // and vec_avx512.cpp, each compiled with its own flags and each defining its S). S provides:
 //   V, N (lanes); zero, set1, load, store, load_bf16 (N bf16 -> f32), add, sub, mul, fmadd(a,b,c)=a*b+c,
 //   fnmadd(a,b,c)=c-a*b, min, max, round (to nearest), scale2(p, n) = p * 2^n, hsum, hmax;
-//   panel4_f32 / panel4_bf16 (the panel layout maps onto registers differently per width).
+//   panel4_f32 / panel4_bf16 (the panel layout maps onto registers differently per width);
+//   I (integer register of B bytes), load_i (B bytes), dot_i8(acc, w, x): acc (int32 lanes) +=
+//   products of signed bytes summed in groups of four, hsum_i (int32 lanes).
 // A new ISA tier (e.g. NEON) is one such S; a new kernel is one function here plus the scalar
 // reference in vec_scalar.cpp.
 #pragma once
@@ -94,8 +96,20 @@ template <class S> struct SimdVec {
     for (; i < n; ++i) s += (y[i] = std::exp(x[i] - shift));
     return s;
   }
+  static void dot4_i8(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out) {
+    using I = typename S::I;
+    I a0 = S::zero_i(), a1 = S::zero_i(), a2 = S::zero_i(), a3 = S::zero_i();
+    for (int64_t i = 0; i < n; i += S::B) {
+      const I xv = S::load_i(x + i);
+      a0 = S::dot_i8(a0, S::load_i(w + i), xv);
+      a1 = S::dot_i8(a1, S::load_i(w + ldw + i), xv);
+      a2 = S::dot_i8(a2, S::load_i(w + 2 * ldw + i), xv);
+      a3 = S::dot_i8(a3, S::load_i(w + 3 * ldw + i), xv);
+    }
+    out[0] = S::hsum_i(a0), out[1] = S::hsum_i(a1), out[2] = S::hsum_i(a2), out[3] = S::hsum_i(a3);
+  }
   static constexpr VecKernels table(const char* isa) {
-    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16};
+    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, dot4_i8};
   }
 };
 
