@@ -1,5 +1,5 @@
 // Batch-1 decode and prefill speed of a random-initialised Llama (default: the ~110M shape of
-// issue #3: dim 768, 12 layers, 12 heads, hidden 2048, vocab 32000), f32 and bf16 weights, plus a
+// issue #3: dim 768, 12 layers, 12 heads, hidden 2048, vocab 32000), f32, bf16 and W8A8 weights, plus a
 // STREAM-like triad and a read-only sum measuring the memory bandwidth in the same process (the
 // bound uses the read bandwidth: decoding streams weights and writes almost nothing). Prints one JSON line.
 // --export-llama2c PATH writes the same model for llama2.c's run.c (bench/decode_vs_peers.py).
@@ -14,6 +14,7 @@
 #include "models/lm.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
+#include "quant/methods.h"
 
 using namespace clm;
 using clk = std::chrono::steady_clock;
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
   app.add_option("--tokens", tokens, "Decoded tokens per measurement");
   app.add_option("--threads", threads);
   app.add_option("--init-std", c.init_std, "Weight init std (larger: peaked logits, for greedy comparisons)");
-  app.add_option("--only", only, "f32 | bf16 (default: both)");
+  app.add_option("--only", only, "f32 | bf16 | w8a8 (default: all; w8a8: the layers on int8 kernels, the head in bf16)");
   app.add_option("--export-llama2c", export_path, "Also write the model as a llama2.c checkpoint");
   CLI11_PARSE(app, argc, argv);
   if (c.n_kv_heads > c.n_heads) c.n_kv_heads = c.n_heads;
@@ -79,10 +80,10 @@ int main(int argc, char** argv) {
   if (!export_path.empty()) write_llama2c_checkpoint(export_path, c, model.named_weights());
   nlohmann::json out = {{"impl", "compactlm"}, {"params", model.num_params()}, {"threads", threads},
                         {"isa", kernels::vec().isa}, {"triad_gbs", triad_gbs()}, {"read_gbs", read_gbs()}};
-  for (DType wd : {DType::f32, DType::bf16}) {
-    const std::string tag = wd == DType::f32 ? "f32" : "bf16";
+  for (const std::string tag : {"f32", "bf16", "w8a8"}) {
     if (!only.empty() && only != tag) continue;
-    model.pack(tag);
+    model.pack(tag == "f32" ? "f32" : "bf16");
+    if (tag == "w8a8") quant::quantize_model(model, "rtn", {{"w", "int8"}, {"a", "int8"}, {"kernel", "int8"}}, nullptr);
     InferState s = model.make_state(prompt + tokens + 8);
     std::vector<int32_t> ids(prompt);
     for (int64_t i = 0; i < prompt; ++i) ids[i] = int32_t((i * 7919) % c.vocab_size);

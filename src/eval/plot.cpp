@@ -1,11 +1,13 @@
 #include "eval/plot.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 namespace clm {
 
@@ -68,6 +70,68 @@ std::string loss_curve_svg(const std::string& jsonl, const std::string& title) {
   poly(val, "#d62728", true);
   o << "<text x='" << W - R - 150 << "' y='" << T + 15 << "' fill='#1f77b4'>train loss</text>\n"
     << "<text x='" << W - R - 150 << "' y='" << T + 32 << "' fill='#d62728'>valid loss</text>\n</svg>\n";
+  return o.str();
+}
+
+std::string quant_svg(const std::string& jsonl, const std::string& title) {
+  struct P {
+    double bits, ppl;
+    std::string label;
+  };
+  std::vector<P> pts;
+  std::istringstream in(jsonl);
+  std::string line;
+  int64_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const std::exception&) {
+      throw std::runtime_error("report line " + std::to_string(lineno) + " is not JSON");
+    }
+    if (!j.contains("ppl") || !j["ppl"].is_number() || !j.contains("w_bits") || !j["w_bits"].is_number()) continue;
+    std::string label = j.value("method", "?");
+    if (j.contains("options") && j["options"].is_object())
+      for (auto& [k, v] : j["options"].items())
+        if (k != "head" && k != "kernel") label += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+    char ab[32];
+    std::snprintf(ab, sizeof ab, " (A%.3g)", j.value("a_bits", 32.0));
+    pts.push_back({j["w_bits"].get<double>(), j["ppl"].get<double>(), label + ab});
+  }
+  if (pts.empty()) throw std::runtime_error("no rows with ppl and w_bits in the report");
+  double x0 = 0, x1 = 1, y0 = 1e300, y1 = -1e300;
+  for (auto& p : pts) x1 = std::max(x1, p.bits), y0 = std::min(y0, p.ppl), y1 = std::max(y1, p.ppl);
+  x1 *= 1.05;
+  if (y1 <= y0) y1 = y0 + 1;
+  const double pad = (y1 - y0) * 0.08;
+  y0 -= pad, y1 += pad;
+  const double W = 900, H = 560, L = 70, R = 260, T = 40, B = 50;
+  auto px = [&](double s) { return L + (s - x0) / (x1 - x0) * (W - L - R); };
+  auto py = [&](double v) { return T + (y1 - v) / (y1 - y0) * (H - T - B); };
+  std::ostringstream o;
+  o.precision(4);
+  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='11'>\n"
+    << "<rect width='100%' height='100%' fill='white'/>\n"
+    << "<text x='" << (W - R) / 2 << "' y='22' text-anchor='middle' font-size='15'>" << title << "</text>\n";
+  for (int i = 0; i <= 5; ++i) {
+    double v = y0 + (y1 - y0) * i / 5, s = x0 + (x1 - x0) * i / 5;
+    o << "<line x1='" << L << "' x2='" << W - R << "' y1='" << py(v) << "' y2='" << py(v) << "' stroke='#ddd'/>"
+      << "<text x='" << L - 6 << "' y='" << py(v) + 4 << "' text-anchor='end'>" << v << "</text>\n"
+      << "<text x='" << px(s) << "' y='" << H - B + 18 << "' text-anchor='middle'>" << s << "</text>\n";
+  }
+  o << "<text x='" << (W - R) / 2 << "' y='" << H - 10 << "' text-anchor='middle'>bits per weight</text>\n"
+    << "<text x='16' y='" << H / 2 << "' transform='rotate(-90 16 " << H / 2 << ")' text-anchor='middle'>perplexity</text>\n";
+  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
+  for (size_t i = 0; i < pts.size(); ++i) {
+    const char* c = colors[i % 10];
+    o << "<circle cx='" << px(pts[i].bits) << "' cy='" << py(pts[i].ppl) << "' r='4' fill='" << c << "'/>"
+      << "<text x='" << px(pts[i].bits) + 6 << "' y='" << py(pts[i].ppl) - 4 << "' fill='" << c << "'>" << i + 1 << "</text>\n"
+      << "<text x='" << W - R + 10 << "' y='" << T + 14 * double(i) << "' fill='" << c << "'>" << i + 1 << ". " << pts[i].label << " : "
+      << pts[i].ppl << "</text>\n";
+  }
+  o << "</svg>\n";
   return o.str();
 }
 

@@ -8,4 +8,8 @@ namespace clm {
 // same step win (resumed runs). Throws if there is nothing to plot.
 std::string loss_curve_svg(const std::string& jsonl, const std::string& title);
 
+// Perplexity against bits per weight from a quantization report (clm eval --report: rows with
+// "ppl", "w_bits", "a_bits", "method", "options"), one labelled point per row. Throws if none.
+std::string quant_svg(const std::string& jsonl, const std::string& title);
+
 }  // namespace clm
