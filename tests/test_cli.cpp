@@ -207,3 +207,55 @@ TEST(Cli, NanStopsWithOneLineAndKeepsCheckpoint) {
   });
   (void)count_lines;
 }
+
+// Calibrate, then eval / generate / chat a quantized model; bad quantization input is one line.
+TEST(Cli, CalibrateAndQuantizedEvalGenerateChat) {
+  Corpus c;
+  test::TempDir run;
+  const std::string tiny = " --d-model 32 --n-layers 1 --n-heads 2 --n-kv-heads 2 --d-ff 64 --seq-len 8 --batch-size 2 --threads 1"
+                           " --sample-tokens 0 --eval-every 0";
+  ASSERT_EQ(run_clm("train --data " + c.dir.path + tiny + " --steps 4 --out " + run.path + "/r").rc, 0);
+  const std::string m = " --model " + run.path + "/r --threads 1";
+  CliRun cal = run_clm("calibrate" + m + " --data " + c.dir.path + " --windows 4 --window 8 --out " + run.path + "/cal.json");
+  ASSERT_EQ(cal.rc, 0) << cal.err;
+  EXPECT_NE(cal.out.find("8 Linears in 5 input groups"), std::string::npos) << cal.out;
+  const std::string ev = "eval" + m + " --data " + c.dir.path + " --split test --window 8 --calib " + run.path + "/cal.json";
+  CliRun base = run_clm("eval" + m + " --data " + c.dir.path + " --split test --window 8 --infer --report " + run.path + "/rep.jsonl");
+  ASSERT_EQ(base.rc, 0) << base.err;
+  for (const char* q : {"crossquant --quant-opt alpha=0.4", "arcquant", "smoothquant", "rtn --quant-opt w=nvfp4 --quant-opt a=nvfp4"}) {
+    CliRun e = run_clm(ev + " --quant " + q + " --report " + run.path + "/rep.jsonl");
+    EXPECT_EQ(e.rc, 0) << q << ": " << e.err;
+    EXPECT_NE(e.out.find("bits/weight"), std::string::npos) << e.out;
+  }
+  const std::string rep = read_file(run.path + "/rep.jsonl");
+  EXPECT_EQ(count_lines(rep), 5);
+  EXPECT_NE(rep.find("\"method\":\"arcquant\""), std::string::npos);
+  CliRun p = run_clm("plot " + run.path + "/rep.jsonl -o " + run.path + "/q.svg");
+  EXPECT_EQ(p.rc, 0) << p.err;
+  EXPECT_NE(read_file(run.path + "/q.svg").find("crossquant alpha=0.4"), std::string::npos);
+  CliRun g = run_clm("generate" + m + " --prompt 'the cat' --max-new-tokens 4 --temperature 0 --quant rtn --quant-opt a=int8");
+  EXPECT_EQ(g.rc, 0) << g.err;
+  EXPECT_NE(g.err.find("quantized: rtn"), std::string::npos) << g.err;
+  // chat needs a tokenizer with special tokens: stories260K's, when ../shared is there
+  const std::string sh = test::shared_dir();
+  if (!sh.empty() && fs::exists(sh + "/models/stories260K/stories260K.bin")) {
+    write_file_atomic(run.path + "/in.txt", "Hello\n");
+    CliRun ch = run_clm("chat --model " + sh + "/models/stories260K/stories260K.bin --tokenizer " + sh +
+                        "/models/stories260K/tok512.bin --template llama2 --max-new-tokens 3 --temperature 0 --threads 1"
+                        " --quant rtn --quant-opt a=int8 < " + run.path + "/in.txt");
+    EXPECT_EQ(ch.rc, 0) << ch.err;
+    EXPECT_NE(ch.err.find("| 3 tokens at"), std::string::npos) << ch.err;  // one reply of 3 tokens
+  }
+  // bad input
+  expect_error(run_clm(ev + " --quant gptq"), "unknown quantization method 'gptq'");
+  expect_error(run_clm(ev + " --quant rtn --quant-opt w=int3"), "unknown number format 'int3'");
+  expect_error(run_clm(ev + " --quant crossquant --quant-opt alpha=2"), "alpha");
+  expect_error(run_clm(ev + " --quant arcquant --quant-opt speed=9"), "speed");
+  expect_error(run_clm("eval" + m + " --data " + c.dir.path + " --quant arcquant"), "needs calibration statistics");
+  expect_error(run_clm("eval" + m + " --data " + c.dir.path + " --quant-opt a=int8"), "need --quant");
+  write_file_atomic(run.path + "/nan.json", std::regex_replace(read_file(run.path + "/cal.json"), std::regex("\"absmax\":\\[[-0-9.e]+"), "\"absmax\":[NaN"));
+  expect_error(run_clm("eval" + m + " --data " + c.dir.path + " --quant arcquant --calib " + run.path + "/nan.json"), "nan.json");
+  expect_error(run_clm("eval" + m + " --data " + c.dir.path + " --quant arcquant --calib /nonexistent/c.json"), "/nonexistent/c.json");
+  expect_error(run_clm("calibrate" + m + " --out " + run.path + "/x.json"), "give the calibration text");
+  expect_error(run_clm("calibrate" + m + " --data " + c.dir.path + " --windows 0 --out " + run.path + "/x.json"), "--windows");
+}

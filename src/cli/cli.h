@@ -9,6 +9,7 @@
 #include "data/corpus.h"
 #include "infer/generate.h"
 #include "nn/config.h"
+#include "quant/methods.h"
 #include "tokenizers/tokenizer.h"
 
 namespace clm::cli {
@@ -37,6 +38,17 @@ struct DataArgs {
   bool given() const { return !dir.empty() || !train.empty() || !valid.empty() || !test.empty(); }
   nlohmann::json to_json() const;
   static DataArgs from_json(const nlohmann::json& j);
+};
+
+// --quant METHOD, --quant-opt k=v, --calib FILE: quantize a loaded model in memory (clm eval,
+// generate, chat).
+struct QuantArgs {
+  std::string method, calib;
+  std::vector<std::string> opts;
+  void add(CLI::App* c);
+  bool given() const { return !method.empty(); }
+  // Quantizes the model's Linears (nothing when no method was given); prints a summary to stderr.
+  quant::QuantResult apply(LanguageModel& model) const;
 };
 
 // Model flags: one per ModelConfig key (dashes for underscores); the slots' variants and options

@@ -134,4 +134,26 @@ std::vector<int32_t> token_stream(const std::shared_ptr<Tokenizer>& tok, const D
   return stream;
 }
 
+void QuantArgs::add(CLI::App* c) {
+  c->add_option("--quant", method, "Quantize in memory first:\n" + quant::MethodRegistry::get().describe());
+  c->add_option("--quant-opt", opts, "An option of the quantization method, key=value (repeatable)");
+  c->add_option("--calib", calib, "Calibration statistics from clm calibrate (methods that need them)");
+}
+
+quant::QuantResult QuantArgs::apply(LanguageModel& model) const {
+  quant::QuantResult q;
+  if (method.empty()) {
+    if (!opts.empty() || !calib.empty()) throw std::invalid_argument("--quant-opt and --calib need --quant METHOD");
+    return q;
+  }
+  nlohmann::json o = nlohmann::json::object();
+  for (const std::string& kv : opts) nn::set_option(o, kv, "--quant-opt");
+  std::unique_ptr<quant::Calibration> cal;
+  if (!calib.empty()) cal = std::make_unique<quant::Calibration>(quant::Calibration::load(calib));
+  q = quant::quantize_model(model, method, o, cal.get());
+  std::fprintf(stderr, "quantized: %s %s | %.3f bits/weight, %.3f bits/activation (%zu Linears)\n", q.method.c_str(),
+               q.options.dump().c_str(), q.avg_w_bits, q.avg_a_bits, q.layers.size());
+  return q;
+}
+
 }  // namespace clm::cli

@@ -18,8 +18,8 @@ struct EvalArgs {
   int threads = 0;
   DataArgs data;
   bool infer = false;
-  std::string quant, calib, report;
-  std::vector<std::string> quant_opts;
+  std::string report;
+  QuantArgs quant;
 };
 
 int run_eval(const EvalArgs& a) {
@@ -32,26 +32,19 @@ int run_eval(const EvalArgs& a) {
   std::string what;
   const std::vector<int32_t> stream = token_stream(tok, a.data, a.split, a.file, what);
   const int64_t T = a.window > 0 ? a.window : lm.model->config().max_seq_len;
-  quant::QuantResult q;
-  if (!a.quant.empty()) {
-    nlohmann::json opts = nlohmann::json::object();
-    for (const std::string& kv : a.quant_opts) nn::set_option(opts, kv, "--quant-opt");
-    std::unique_ptr<quant::Calibration> cal;
-    if (!a.calib.empty()) cal = std::make_unique<quant::Calibration>(quant::Calibration::load(a.calib));
-    q = quant::quantize_model(*lm.model, a.quant, opts, cal.get());
-  }
-  const bool through_infer = a.infer || !a.quant.empty();
+  const quant::QuantResult q = a.quant.apply(*lm.model);
+  const bool through_infer = a.infer || a.quant.given();
   PerplexityResult r = perplexity(*lm.model, stream, T, a.stride > 0 ? a.stride : T, a.batch, 0, through_infer);
   std::printf("%s: perplexity (per %s) %.3f | mean nll %.4f | %s\n", what.c_str(), tok->unit().c_str(), r.ppl(), r.mean_nll(),
               r.protocol.c_str());
-  if (!a.quant.empty())
+  if (a.quant.given())
     std::printf("quantized: %s %s | %.3f bits/weight, %.3f bits/activation | kernel (activations rounded to 0) %.3f%%\n",
                 q.method.c_str(), q.options.dump().c_str(), q.avg_w_bits, q.avg_a_bits, 100 * q.kernel());
   if (!a.report.empty()) {
     nlohmann::json j = {{"model", a.model_path}, {"data", what}, {"ppl", r.ppl()}, {"mean_nll", r.mean_nll()},
-                        {"tokens", r.tokens}, {"protocol", r.protocol}, {"method", a.quant.empty() ? "none" : q.method},
-                        {"options", q.options}, {"w_bits", a.quant.empty() ? 32.0 : q.avg_w_bits},
-                        {"a_bits", a.quant.empty() ? 32.0 : q.avg_a_bits}, {"kernel", q.kernel()}};
+                        {"tokens", r.tokens}, {"protocol", r.protocol}, {"method", a.quant.given() ? q.method : "none"},
+                        {"options", q.options}, {"w_bits", a.quant.given() ? q.avg_w_bits : 32.0},
+                        {"a_bits", a.quant.given() ? q.avg_a_bits : 32.0}, {"kernel", q.kernel()}};
     for (auto& l : q.layers)
       j["layers"].push_back({{"name", l->name}, {"in", l->in}, {"k_eff", l->k_eff}, {"kernel", l->kernel()}});
     std::ofstream f(a.report, std::ios::app);
@@ -74,9 +67,7 @@ void add_eval(CLI::App& app, Commands& cmds) {
   ev->add_option("--batch-size", a->batch, "Windows per forward")->capture_default_str();
   ev->add_option("--threads", a->threads, "Threads (0 = all cores)");
   ev->add_flag("--infer", a->infer, "Score through the inference path (one window at a time; implied by --quant)");
-  ev->add_option("--quant", a->quant, "Quantize in memory first (fake-quant reference path):\n" + quant::MethodRegistry::get().describe());
-  ev->add_option("--quant-opt", a->quant_opts, "An option of the quantization method, key=value (repeatable)");
-  ev->add_option("--calib", a->calib, "Calibration statistics from clm calibrate (methods that need them)");
+  a->quant.add(ev);
   ev->add_option("--report", a->report, "Append one JSON line with the result (and per-layer kernel) to this file");
   cmds.push_back({ev, [a] { return run_eval(*a); }});
 }

@@ -18,6 +18,7 @@ struct GenArgs {
   int64_t max_new = 200, ctx = 0;
   bool stop_eos = true;
   int threads = 0;
+  QuantArgs quant;
 };
 
 LoadedModel load_for_decoding(const GenArgs& a) {
@@ -29,6 +30,7 @@ LoadedModel load_for_decoding(const GenArgs& a) {
   LoadedModel lm = a.weights == "generic" ? load_model(a.model_path, DType::f32, a.tok_path)
                                           : load_model_for_inference(a.model_path, a.weights, a.tok_path);
   if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
+  a.quant.apply(*lm.model);  // after packing: the quantized Linears replace their packed copies
   return lm;
 }
 
@@ -83,6 +85,7 @@ void add_generate(CLI::App& app, Commands& cmds) {
   ge->add_option("--stop-at-eos", a->stop_eos, "Stop when the end-of-sequence token is sampled")->capture_default_str();
   ge->add_option("--threads", a->threads, "Threads (0 = all cores)");
   ge->add_option("--weights", a->weights, weights_help)->capture_default_str();
+  a->quant.add(ge);
   cmds.push_back({ge, [a] { return run_generate(*a); }});
 
   auto c = std::make_shared<GenArgs>();
@@ -97,6 +100,7 @@ void add_generate(CLI::App& app, Commands& cmds) {
   ch->add_option("--top-p", c->scfg.top_p, "Nucleus mass")->capture_default_str();
   ch->add_option("--seed", c->scfg.seed, "Sampling seed")->capture_default_str();
   ch->add_option("--weights", c->weights, weights_help)->capture_default_str();
+  c->quant.add(ch);
   ch->add_option("--threads", c->threads, "Threads (0 = all cores)");
   ch->add_option("--ctx", c->ctx, "Context positions kept for the whole conversation (default: the model's, at most 4096)");
   cmds.push_back({ch, [c] { return run_chat(*c); }});
