@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "autograd/ops.h"
+#include "kernels/cpu/vec.h"
 
 namespace clm {
 
@@ -42,15 +43,15 @@ PerplexityResult perplexity(LanguageModel& model, const std::vector<int32_t>& st
   if (through_infer) {
     InferState st = model.make_state(T);
     st.all_logits = true;
+    std::vector<float> scratch(static_cast<size_t>(V));
     for (const Win& w : wins) {
       st.reset();
       model.infer(st, std::span<const int32_t>(stream.data() + w.start, size_t(w.len)));
+      const auto& vk = kernels::vec();
       for (int64_t t = std::max<int64_t>(0, w.first_scored); t < w.len; ++t) {
         const float* l = st.logits.data() + t * V;
-        float mx = l[0];
-        for (int64_t v = 1; v < V; ++v) mx = std::max(mx, l[v]);
-        double se = 0;
-        for (int64_t v = 0; v < V; ++v) se += std::exp(double(l[v] - mx));
+        const float mx = vk.max(l, V);
+        const double se = vk.exp_sum(l, mx, scratch.data(), V);
         r.nll_sum += double(mx) + std::log(se) - double(l[stream[size_t(w.start + t + 1)]]);
         ++r.tokens;
       }
