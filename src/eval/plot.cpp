@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -11,8 +12,9 @@
 
 namespace clm {
 
-std::string loss_curve_svg(const std::string& jsonl, const std::string& title) {
-  std::map<int64_t, double> train, val;
+namespace {
+// Calls f on every non-blank line of a JSONL text, parsed; `what` names the file kind in errors.
+void for_each_json_line(const std::string& jsonl, const char* what, const std::function<void(const nlohmann::json&)>& f) {
   std::istringstream in(jsonl);
   std::string line;
   int64_t lineno = 0;
@@ -23,13 +25,21 @@ std::string loss_curve_svg(const std::string& jsonl, const std::string& title) {
     try {
       j = nlohmann::json::parse(line);
     } catch (const std::exception&) {
-      throw std::runtime_error("metrics line " + std::to_string(lineno) + " is not JSON");
+      throw std::runtime_error(std::string(what) + " line " + std::to_string(lineno) + " is not JSON");
     }
-    if (!j.contains("step")) continue;
+    f(j);
+  }
+}
+}  // namespace
+
+std::string loss_curve_svg(const std::string& jsonl, const std::string& title) {
+  std::map<int64_t, double> train, val;
+  for_each_json_line(jsonl, "metrics", [&](const nlohmann::json& j) {
+    if (!j.contains("step")) return;
     int64_t s = j["step"].get<int64_t>();
     if (j.contains("loss") && j["loss"].is_number()) train[s] = j["loss"].get<double>();
     if (j.contains("val_loss") && j["val_loss"].is_number()) val[s] = j["val_loss"].get<double>();
-  }
+  });
   if (train.empty() && val.empty()) throw std::runtime_error("no loss values in metrics");
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
   for (auto* m : {&train, &val})
@@ -79,19 +89,8 @@ std::string quant_svg(const std::string& jsonl, const std::string& title) {
     std::string label;
   };
   std::vector<P> pts;
-  std::istringstream in(jsonl);
-  std::string line;
-  int64_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const std::exception&) {
-      throw std::runtime_error("report line " + std::to_string(lineno) + " is not JSON");
-    }
-    if (!j.contains("ppl") || !j["ppl"].is_number() || !j.contains("w_bits") || !j["w_bits"].is_number()) continue;
+  for_each_json_line(jsonl, "report", [&](const nlohmann::json& j) {
+    if (!j.contains("ppl") || !j["ppl"].is_number() || !j.contains("w_bits") || !j["w_bits"].is_number()) return;
     std::string label = j.value("method", "?");
     if (j.contains("options") && j["options"].is_object())
       for (auto& [k, v] : j["options"].items())
@@ -99,7 +98,7 @@ std::string quant_svg(const std::string& jsonl, const std::string& title) {
     char ab[32];
     std::snprintf(ab, sizeof ab, " (A%.3g)", j.value("a_bits", 32.0));
     pts.push_back({j["w_bits"].get<double>(), j["ppl"].get<double>(), label + ab});
-  }
+  });
   if (pts.empty()) throw std::runtime_error("no rows with ppl and w_bits in the report");
   double x0 = 0, x1 = 1, y0 = 1e300, y1 = -1e300;
   for (auto& p : pts) x1 = std::max(x1, p.bits), y0 = std::min(y0, p.ppl), y1 = std::max(y1, p.ppl);
