@@ -492,3 +492,73 @@ TEST(Int8Kernels, RealAndFakePathsAgree) {
   EXPECT_THROW(quant::quantize_model(*m, "rtn", {{"w", "int4"}, {"a", "int8"}, {"kernel", "int8"}}, nullptr), std::invalid_argument);
   EXPECT_THROW(quant::quantize_model(*m, "crossquant", {{"mode", "dynamic"}, {"kernel", "int8"}}, &c), std::invalid_argument);
 }
+
+TEST(Nvfp4Kernels, BlockDotMatchesTheScalarReferenceOnEveryTier) {
+  std::vector<const kernels::VecKernels*> tiers;
+  for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
+    if (t) tiers.push_back(t);
+  std::mt19937 rng(31);
+  std::uniform_real_distribution<float> u(0.01f, 3.0f);
+  for (int64_t n : {32, 64, 256, 1056}) {
+    std::vector<uint8_t> w(size_t(n / 2));
+    std::vector<int8_t> x(static_cast<size_t>(n));
+    std::vector<float> ws(size_t(n / 16)), xs(size_t(n / 16));
+    for (auto& v : w) v = uint8_t(rng());
+    for (auto& v : x) v = kernels::kE2M1Doubled[rng() % 16];
+    for (auto& v : ws) v = u(rng);
+    for (auto& v : xs) v = u(rng);
+    // float64 truth
+    double truth = 0;
+    for (int64_t i = 0; i < n; ++i)
+      truth += double(kE2M1.decode((w[size_t(i / 2)] >> (4 * (i % 2))) & 0xF)) * 2 * x[size_t(i)] * ws[size_t(i / 16)] * xs[size_t(i / 16)] / 4;
+    const float ref = kernels::vec_scalar().dot_nvfp4(w.data(), ws.data(), x.data(), xs.data(), n);
+    EXPECT_NEAR(ref, truth, 1e-5 * (std::fabs(truth) + 1)) << n;
+    for (auto* t : tiers) EXPECT_NEAR(t->dot_nvfp4(w.data(), ws.data(), x.data(), xs.data(), n), truth, 1e-5 * (std::fabs(truth) + 1)) << t->isa;
+  }
+}
+
+// Layer by layer on the same inputs (through a whole model, 4-bit codes can flip where summation
+// order moves a value across a rounding boundary, and the flip then propagates).
+TEST(Nvfp4Kernels, RealAndFakePathsAgreeForRtnAndArcQuant) {
+  auto m = outlier_model();
+  quant::Calibration c = quant::calibrate(*m, tokens(128, 42), 4, 32, "test");
+  const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}}},
+      {"arcquant", nlohmann::json::object()},
+      {"arcquant", {{"thr", "signed"}, {"w_scale", "signed_max"}, {"residual", "bf16"}}},
+      {"arcquant", {{"ke", 32}}}};
+  auto formats = [&]() {
+    std::vector<std::shared_ptr<const kernels::WeightFormat>> f;
+    m->linears([&](const std::string&, nn::Linear& l) { f.push_back(l.packed); });
+    return f;
+  };
+  std::mt19937 rng(43);
+  std::normal_distribution<float> nd(0, 1);
+  for (auto& [method, o] : cases) {
+    nlohmann::json fo = o, io = o;
+    fo["kernel"] = "fake";
+    io["kernel"] = "nvfp4";
+    quant::quantize_model(*m, method, fo, &c);
+    const auto fake = formats();
+    quant::quantize_model(*m, method, io, &c);
+    const auto real = formats();
+    ASSERT_EQ(fake.size(), real.size());
+    int checked = 0;
+    for (size_t i = 0; i < fake.size(); ++i) {
+      if (!fake[i]) continue;  // the head
+      ASSERT_NE(real[i]->name().find("w4a4-nvfp4"), std::string::npos) << real[i]->name();
+      const int64_t n = 5, K = fake[i]->cols(), R = fake[i]->rows();
+      std::vector<float> x(size_t(n * K)), yf(size_t(n * R)), yr(size_t(n * R));
+      for (auto& v : x) v = nd(rng);
+      for (int64_t t = 0; t < n; ++t) x[size_t(t * K + 3)] *= 20;
+      fake[i]->matmul(x.data(), n, yf.data());
+      real[i]->matmul(x.data(), n, yr.data());
+      double scale = 0;
+      for (float v : yf) scale = std::max(scale, double(std::fabs(v)));
+      EXPECT_LE(max_abs_diff(yf, yr), 1e-5 * scale) << method << " " << o.dump() << " linear " << i;
+      ++checked;
+    }
+    EXPECT_EQ(checked, 14);
+  }
+  EXPECT_THROW(quant::quantize_model(*m, "rtn", {{"w", "nvfp4"}, {"a", "int8"}, {"kernel", "nvfp4"}}, nullptr), std::invalid_argument);
+}

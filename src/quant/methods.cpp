@@ -8,6 +8,7 @@
 
 #include "kernels/kernels.h"
 #include "quant/int8_format.h"
+#include "quant/nvfp4_format.h"
 
 namespace clm::quant {
 
@@ -103,14 +104,19 @@ std::shared_ptr<LayerReport> report(const std::string& name, int64_t in, int64_t
   return r;
 }
 
-// kernel = auto | fake | int8: whether the integer W8A8 kernels run this Linear.
-const OptionSpec kKernelOpt{"kernel", "auto", "auto (int8 where the formats are int8 per row) | fake (quantize-dequantize in f32) | int8 (integer kernels)",
-                            [](const json& v) { return one_of(v, {"auto", "fake", "int8"}); }};
-bool use_int8(const nn::Options& o, bool possible, const std::string& method) {
+// kernel = auto | fake | int8 | nvfp4: whether integer kernels run this Linear (W8A8, or NVFP4 W4A4).
+const OptionSpec kKernelOpt{"kernel", "auto",
+                            "auto (integer kernels where the formats have them) | fake (quantize-dequantize in f32) | int8 (W8A8) | nvfp4 (W4A4)",
+                            [](const json& v) { return one_of(v, {"auto", "fake", "int8", "nvfp4"}); }};
+// Which integer kernel runs: "int8", "nvfp4" or "" (fake), given the one the formats allow ("" none).
+std::string pick_kernel(const nn::Options& o, const std::string& possible, const std::string& method) {
   const std::string k = o.str("kernel");
-  if (k == "int8" && !possible)
-    throw std::invalid_argument(method + ": kernel=int8 needs w=int8 and a=int8 per row (static mode for crossquant)");
-  return k == "int8" || (k == "auto" && possible);
+  if (k == "auto") return possible;
+  if (k == "fake") return "";
+  if (k != possible)
+    throw std::invalid_argument(method + ": kernel=" + k + " does not run these formats (int8: w=int8 and a=int8 per row; " +
+                                "nvfp4: w=nvfp4 and a=nvfp4; crossquant only in static mode)");
+  return k;
 }
 bool int8_row(const ElemSpec& e) { return e.format == "int8" && e.gran == Granularity::row; }
 
@@ -133,7 +139,8 @@ const bool reg_rtn = MethodRegistry::get().add(
      [](const std::vector<std::string>& names, const std::vector<Tensor>& ws, const InputStats*, const nn::Options& o,
         std::vector<std::shared_ptr<LayerReport>>& reps) {
        const ElemSpec w = ElemSpec::parse(o.str("w")), a = ElemSpec::parse(o.str("a"));
-       const bool i8 = use_int8(o, int8_row(w) && int8_row(a), "rtn");
+       const std::string kern = pick_kernel(o, int8_row(w) && int8_row(a) ? "int8" : w.format == "nvfp4" && a.format == "nvfp4" ? "nvfp4" : "", "rtn");
+       const bool i8 = kern == "int8";
        std::vector<std::shared_ptr<kernels::WeightFormat>> out;
        for (size_t i = 0; i < ws.size(); ++i) {
          Tensor wq = copy_of(ws[i]);
@@ -142,6 +149,12 @@ const bool reg_rtn = MethodRegistry::get().add(
          reps.push_back(rep);
          if (i8) {
            out.push_back(std::make_shared<Int8Format>(wq, Int8Format::Act{}, rep, "rtn:w8a8"));
+           continue;
+         }
+         if (kern == "nvfp4") {
+           float amax = 0;
+           for (int64_t e = 0; e < wq.numel(); ++e) amax = std::max(amax, std::fabs(wq.data<float>()[e]));
+           out.push_back(std::make_shared<Nvfp4Format>(wq, std::vector<int64_t>{}, 0, amax, false, rep, "rtn:w4a4-nvfp4"));
            continue;
          }
          fake_quant(w, wq.data<float>(), wq.dim(0), in);
@@ -193,7 +206,7 @@ const bool reg_smooth = MethodRegistry::get().add(
          (*s)[size_t(j)] = float(std::clamp(v, 1e-5, 1e5));
        }
        std::vector<std::shared_ptr<kernels::WeightFormat>> out;
-       const bool i8 = use_int8(o, int8_row(w) && int8_row(a), "smoothquant");
+       const bool i8 = pick_kernel(o, int8_row(w) && int8_row(a) ? "int8" : "", "smoothquant") == "int8";
        for (size_t i = 0; i < ws.size(); ++i) {
          Tensor wq = copy_of(ws[i]);
          scale_columns(wq, *s);
@@ -309,7 +322,7 @@ const bool reg_cross = MethodRegistry::get().add(
        std::vector<std::shared_ptr<kernels::WeightFormat>> out;
        auto cw = std::make_shared<std::vector<float>>(pow_vec(st->absmax, 1 - alpha));
        const bool dynamic = o.str("mode") == "dynamic";
-       const bool i8 = use_int8(o, int8_row(w) && !dynamic, "crossquant");
+       const bool i8 = pick_kernel(o, int8_row(w) && !dynamic ? "int8" : "", "crossquant") == "int8";
        for (size_t i = 0; i < ws.size(); ++i) {
          auto rep = report(names[i], in, in, w.bits(), 8);
          reps.push_back(rep);
@@ -351,7 +364,8 @@ const bool reg_arc = MethodRegistry::get().add(
       {"w_scale", "absmax", "weight tensor scale from absmax (correct) | signed_max (the official code)",
        [](const json& v) { return one_of(v, {"absmax", "signed_max"}); }},
       {"residual", "f32", "residual kept in f32 | bf16 (the official code) before it is quantized",
-       [](const json& v) { return one_of(v, {"f32", "bf16"}); }}},
+       [](const json& v) { return one_of(v, {"f32", "bf16"}); }},
+      kKernelOpt},
      true,
      [](const std::vector<std::string>& names, const std::vector<Tensor>& ws, const InputStats* st, const nn::Options& o,
         std::vector<std::shared_ptr<LayerReport>>& reps) {
@@ -372,9 +386,20 @@ const bool reg_arc = MethodRegistry::get().add(
        const ElemSpec nv = ElemSpec::parse("nvfp4");
        const double bits = 4.5 * double(Ka) / double(K);
        std::vector<std::shared_ptr<kernels::WeightFormat>> out;
+       // the integer kernels need the duplicated columns to fill whole 16-blocks
+       const bool real = pick_kernel(o, KE == 0 || K % kNvBlock == 0 ? "nvfp4" : "", "arcquant") == "nvfp4";
        for (size_t i = 0; i < ws.size(); ++i) {
          Tensor w = copy_of(ws[i]);
          const int64_t R = w.dim(0);
+         if (real) {
+           float wmax = 0, wsmax = -INFINITY;
+           for (int64_t e = 0; e < w.numel(); ++e) wmax = std::max(wmax, std::fabs(w.data<float>()[e])), wsmax = std::max(wsmax, w.data<float>()[e]);
+           auto rep = report(names[i], K, Ka, bits, bits);
+           reps.push_back(rep);
+           out.push_back(std::make_shared<Nvfp4Format>(w, *perm, KE, signed_scale ? std::max(wsmax, 1e-30f) : wmax, bf16_res, rep,
+                                                       "arcquant:w4a4-nvfp4+KE" + std::to_string(KE)));
+           continue;
+         }
          Tensor wa = Tensor::empty({R, Ka}, DType::f32);
          float* pa = wa.data<float>();
          const float* pw = w.data<float>();

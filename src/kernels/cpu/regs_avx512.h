@@ -4,6 +4,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include "kernels/cpu/nvfp4_avx2.h"
 #include "kernels/cpu/vec_simd.h"
 
 namespace clm::kernels {
@@ -68,6 +69,7 @@ struct Avx512 {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(p16, _mm512_set1_epi16(1)));
   }
   static int32_t hsum_i(I v) { return _mm512_reduce_add_epi32(v); }
+  static constexpr auto dot_nvfp4 = dot_nvfp4_avx2;  // 256-bit: two blocks per step suit the scales
 };
 
 #ifdef __AVX512VNNI__

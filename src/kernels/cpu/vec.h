@@ -22,7 +22,13 @@ struct VecKernels {
   // Four int8 rows w, w + ldw, w + 2·ldw, w + 3·ldw times the int8 vector x over n columns (a
   // multiple of 64): out[r] = sum_i w_r[i] · x[i] in int32. Values in [-127, 127] (no -128).
   void (*dot4_i8)(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out);
+  // NVFP4 blocks: w holds n E2M1 codes, two per byte (element 2k in the low nibble), x the
+  // activations as doubled E2M1 values (int8 in {0, ±1, ±2, ±3, ±4, ±6, ±8, ±12}); ws / xs one
+  // float scale per 16 elements. Returns sum_b ws[b]·xs[b]·(sum_i 2w_i · x_i) / 4; n a multiple of 32.
+  float (*dot_nvfp4)(const uint8_t* w, const float* ws, const int8_t* x, const float* xs, int64_t n);
 };
+// The doubled E2M1 value of each 4-bit code (bit 3 the sign): the int8 set the NVFP4 kernels multiply.
+inline constexpr int8_t kE2M1Doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
 const VecKernels& vec();           // best for this CPU (CLM_ISA=scalar|avx2|avx512 overrides)
 const VecKernels& vec_scalar();

@@ -1,6 +1,7 @@
 // AVX2 + FMA tier (this file is compiled with -mavx2 -mfma): the registers for vec_simd.h.
 #include <immintrin.h>
 
+#include "kernels/cpu/nvfp4_avx2.h"
 #include "kernels/cpu/vec_simd.h"
 
 namespace clm::kernels {
@@ -65,6 +66,7 @@ struct Avx2 {
     const I p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
   }
+  static constexpr auto dot_nvfp4 = dot_nvfp4_avx2;
   static int32_t hsum_i(I v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));

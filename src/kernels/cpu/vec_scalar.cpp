@@ -60,10 +60,19 @@ void dot4_i8(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* 
     out[r] = s;
   }
 }
+float dot_nvfp4(const uint8_t* w, const float* ws, const int8_t* x, const float* xs, int64_t n) {
+  float acc = 0;
+  for (int64_t b = 0; b < n / 16; ++b) {
+    int32_t s = 0;
+    for (int64_t i = b * 16; i < b * 16 + 16; ++i) s += int32_t(kE2M1Doubled[(w[i / 2] >> (4 * (i % 2))) & 0xF]) * x[i];
+    acc += float(s) * ws[b] * xs[b];
+  }
+  return acc * 0.25f;
+}
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, dot4_i8};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, dot4_i8, dot_nvfp4};
   return k;
 }
 

@@ -1,0 +1,128 @@
+#include "quant/nvfp4_format.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "kernels/cpu/vec.h"
+#include "quant/numfmt.h"
+
+namespace clm::quant {
+
+namespace {
+float bf16_round(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000u;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+// One row of n values into codes (nibbles, from element `at` of a row of codes) and block scales,
+// blocks of 16 starting at `at` (a multiple of 16).
+void encode_run(const float* v, int64_t n, float st, uint8_t* codes, float* scales, int64_t at) {
+  uint8_t c[kNvBlock];
+  for (int64_t b = 0; b < n; b += kNvBlock) {
+    const int m = int(std::min<int64_t>(kNvBlock, n - b));
+    const uint8_t sc = nvfp4_encode_block(v + b, m, st, c);
+    scales[(at + b) / kNvBlock] = kUE4M3.decode(sc);
+    for (int i = 0; i < m; ++i) {
+      const int64_t e = at + b + i;
+      codes[e / 2] = uint8_t(codes[e / 2] | (c[i] << (4 * (e % 2))));
+    }
+  }
+}
+}  // namespace
+
+Nvfp4Format::Nvfp4Format(const Tensor& w, std::vector<int64_t> perm, int64_t ke, float w_amax, bool bf16_residual,
+                         std::shared_ptr<LayerReport> rep, std::string name)
+    : ke_(ke), perm_(std::move(perm)), bf16_res_(bf16_residual), rep_(std::move(rep)), name_(std::move(name)) {
+  rows_ = w.dim(0);
+  cols_ = w.dim(1);
+  const int64_t K = cols_;
+  if (ke_ > 0 && K % kNvBlock != 0)
+    throw std::invalid_argument("nvfp4 kernels: residual channels need K (" + std::to_string(K) + ") to be a multiple of 16");
+  ka_ = K + ke_;
+  kp_ = (ka_ + 31) / 32 * 32;
+  codes_.assign(size_t(rows_ * kp_ / 2), 0);
+  scales_.assign(size_t(rows_ * kp_ / kNvBlock), 0.0f);
+  st_w_ = nvfp4_tensor_scale(w_amax);
+  const float* p = w.data<float>();
+  std::vector<float> row(static_cast<size_t>(K));
+  for (int64_t r = 0; r < rows_; ++r) {
+    for (int64_t k = 0; k < K; ++k) row[size_t(k)] = p[r * K + (perm_.empty() ? k : perm_[size_t(k)])];
+    uint8_t* c = codes_.data() + r * kp_ / 2;
+    float* s = scales_.data() + r * kp_ / kNvBlock;
+    encode_run(row.data(), K, st_w_, c, s, 0);
+    // the salient columns again: the same codes and scales (K and KE are multiples of 16)
+    for (int64_t e = 0; e < ke_; ++e) {
+      const int64_t src = K - ke_ + e, dst = K + e;
+      c[dst / 2] = uint8_t(c[dst / 2] | (((c[src / 2] >> (4 * (src % 2))) & 0xF) << (4 * (dst % 2))));
+    }
+    for (int64_t b = 0; b < ke_ / kNvBlock; ++b) s[K / kNvBlock + b] = s[(K - ke_) / kNvBlock + b];
+  }
+}
+
+void Nvfp4Format::dequantize(float* out) const {
+  for (int64_t r = 0; r < rows_; ++r)
+    for (int64_t k = 0; k < ka_; ++k) {
+      const uint8_t code = (codes_[size_t((r * kp_ + k) / 2)] >> (4 * (k % 2))) & 0xF;
+      out[r * ka_ + k] = kE2M1.decode(code) * scales_[size_t((r * kp_ + k) / kNvBlock)] * st_w_;
+    }
+}
+
+void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
+  const int64_t K = cols_;
+  // permuted activations and their tensor scale over the call's tokens
+  std::vector<float> xp(size_t(n * K));
+  float amax = 0;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t k = 0; k < K; ++k) {
+      const float v = x[t * K + (perm_.empty() ? k : perm_[size_t(k)])];
+      if (!std::isfinite(v)) throw std::invalid_argument("quantize: non-finite value in the input");
+      xp[size_t(t * K + k)] = v;
+      amax = std::max(amax, std::fabs(v));
+    }
+  const float st_x = nvfp4_tensor_scale(amax);
+  std::vector<int8_t> xq(size_t(n * kp_), 0);
+  std::vector<float> xs(size_t(n * kp_ / kNvBlock), 0.0f);
+  std::vector<float> res(static_cast<size_t>(ke_));
+  int64_t zeroed = 0;
+  uint8_t c[kNvBlock];
+  for (int64_t t = 0; t < n; ++t) {
+    const float* v = xp.data() + t * K;
+    int8_t* q = xq.data() + t * kp_;
+    float* s = xs.data() + t * kp_ / kNvBlock;
+    auto run = [&](const float* src, int64_t len, int64_t at, bool count) {
+      for (int64_t b = 0; b < len; b += kNvBlock) {
+        const int m = int(std::min<int64_t>(kNvBlock, len - b));
+        const uint8_t sc = nvfp4_encode_block(src + b, m, st_x, c);
+        const float d = kUE4M3.decode(sc);
+        s[(at + b) / kNvBlock] = d;
+        for (int i = 0; i < m; ++i) {
+          q[at + b + i] = kernels::kE2M1Doubled[c[i]];
+          if (count) zeroed += (c[i] & 7) == 0 && src[b + i] != 0;
+          if (at == 0 && b + i >= K - ke_) res[size_t(b + i - (K - ke_))] = src[b + i] - kE2M1.decode(c[i]) * (d * st_x);  // as nvfp4_decode_block
+        }
+      }
+    };
+    run(v, K, 0, true);
+    if (ke_ > 0) {
+      if (bf16_res_)
+        for (float& r : res) r = bf16_round(r);
+      run(res.data(), ke_, K, false);
+    }
+  }
+  rep_->zeroed += zeroed;
+  rep_->elems += n * K;
+  const auto dot = kernels::vec().dot_nvfp4;
+  const float st = st_w_ * st_x;
+#pragma omp parallel for schedule(static) if (rows_ * n * kp_ > (1 << 16))
+  for (int64_t r = 0; r < rows_; ++r)
+    for (int64_t t = 0; t < n; ++t)
+      y[t * rows_ + r] = st * dot(codes_.data() + r * kp_ / 2, scales_.data() + r * kp_ / kNvBlock, xq.data() + t * kp_,
+                                  xs.data() + t * kp_ / kNvBlock, kp_);
+}
+
+}  // namespace clm::quant
