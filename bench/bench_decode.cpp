@@ -1,5 +1,5 @@
 // Batch-1 decode and prefill speed of a random-initialised Llama (default: the ~110M shape of
-// issue #3: dim 768, 12 layers, 12 heads, hidden 2048, vocab 32000), f32, bf16 and W8A8 weights, plus a
+// issue #3: dim 768, 12 layers, 12 heads, hidden 2048, vocab 32000), f32, bf16, W8A8 and NVFP4 W4A4 weights, plus a
 // STREAM-like triad and a read-only sum measuring the memory bandwidth in the same process (the
 // bound uses the read bandwidth: decoding streams weights and writes almost nothing). Prints one JSON line.
 // --export-llama2c PATH writes the same model for llama2.c's run.c (bench/decode_vs_peers.py).
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   app.add_option("--tokens", tokens, "Decoded tokens per measurement");
   app.add_option("--threads", threads);
   app.add_option("--init-std", c.init_std, "Weight init std (larger: peaked logits, for greedy comparisons)");
-  app.add_option("--only", only, "f32 | bf16 | w8a8 (default: all; w8a8: the layers on int8 kernels, the head in bf16)");
+  app.add_option("--only", only, "f32 | bf16 | w8a8 | w4a4 (default: all; w8a8 / w4a4: the layers on int8 / NVFP4 kernels, the head in bf16)");
   app.add_option("--export-llama2c", export_path, "Also write the model as a llama2.c checkpoint");
   CLI11_PARSE(app, argc, argv);
   if (c.n_kv_heads > c.n_heads) c.n_kv_heads = c.n_heads;
@@ -80,10 +80,11 @@ int main(int argc, char** argv) {
   if (!export_path.empty()) write_llama2c_checkpoint(export_path, c, model.named_weights());
   nlohmann::json out = {{"impl", "compactlm"}, {"params", model.num_params()}, {"threads", threads},
                         {"isa", kernels::vec().isa}, {"triad_gbs", triad_gbs()}, {"read_gbs", read_gbs()}};
-  for (const std::string tag : {"f32", "bf16", "w8a8"}) {
+  for (const std::string tag : {"f32", "bf16", "w8a8", "w4a4"}) {
     if (!only.empty() && only != tag) continue;
     model.pack(tag == "f32" ? "f32" : "bf16");
     if (tag == "w8a8") quant::quantize_model(model, "rtn", {{"w", "int8"}, {"a", "int8"}, {"kernel", "int8"}}, nullptr);
+    if (tag == "w4a4") quant::quantize_model(model, "rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}, {"kernel", "nvfp4"}}, nullptr);
     InferState s = model.make_state(prompt + tokens + 8);
     std::vector<int32_t> ids(prompt);
     for (int64_t i = 0; i < prompt; ++i) ids[i] = int32_t((i * 7919) % c.vocab_size);

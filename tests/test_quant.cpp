@@ -58,6 +58,20 @@ TEST(NumFmt, E4M3MatchesPyTorchCastOnEveryCodeAndTie) { check_against_reference(
 TEST(NumFmt, E5M2MatchesPyTorchCastOnEveryCodeAndTie) { check_against_reference(kE5M2, "e5m2", 5000); }
 TEST(NumFmt, E2M1MatchesMlDtypesCastOnEveryCodeAndTie) { check_against_reference(kE2M1, "e2m1", 5000); }
 
+TEST(NumFmt, FastE2M1EncodeEqualsTheGenericOne) {
+  for (auto [x, code] : load_fixture("e2m1")) EXPECT_EQ(e2m1_encode(x), code) << x;
+  std::mt19937 rng(5);
+  for (int i = 0; i < 200000; ++i) {
+    uint32_t bits = rng();
+    float x;
+    std::memcpy(&x, &bits, 4);
+    if (std::isnan(x)) continue;
+    ASSERT_EQ(e2m1_encode(x), kE2M1.encode(x)) << x;
+  }
+  for (float x : {0.0f, -0.0f, 0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 1e30f, -INFINITY})
+    EXPECT_EQ(e2m1_encode(x), kE2M1.encode(x)) << x;
+}
+
 TEST(NumFmt, E8M0MatchesMlDtypesOnEveryPowerOfTwo) {
   auto fx = load_fixture("e8m0");
   ASSERT_EQ(fx.size(), 255u);

@@ -97,7 +97,7 @@ uint8_t nvfp4_encode_block(const float* x, int n, float s_t, uint8_t* codes) {
   uint8_t sc = kUE4M3.encode(amax / (6.0f * s_t));
   if (sc == 0) sc = 1;  // clamp to the smallest subnormal scale, 2^-9
   const float d = kUE4M3.decode(sc) * s_t;
-  for (int i = 0; i < n; ++i) codes[i] = kE2M1.encode(x[i] / d);
+  for (int i = 0; i < n; ++i) codes[i] = e2m1_encode(x[i] / d);
   return sc;
 }
 
