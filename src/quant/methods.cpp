@@ -346,14 +346,6 @@ const bool reg_cross = MethodRegistry::get().add(
      }});
 
 // ---- arcquant ----
-float bf16_round(float x) {  // round to nearest even bf16, back to f32
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000u;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
-
 const bool reg_arc = MethodRegistry::get().add(
     {"arcquant",
      "NVFP4 W4A4; channels ordered by calibrated absmax, the last KE (salient) channels' residual quantized again and appended along K",
@@ -391,24 +383,22 @@ const bool reg_arc = MethodRegistry::get().add(
        for (size_t i = 0; i < ws.size(); ++i) {
          Tensor w = copy_of(ws[i]);
          const int64_t R = w.dim(0);
+         float wmax = 0, wsmax = -INFINITY;
+         for (int64_t e = 0; e < w.numel(); ++e) wmax = std::max(wmax, std::fabs(w.data<float>()[e])), wsmax = std::max(wsmax, w.data<float>()[e]);
+         const float amax_w = signed_scale ? std::max(wsmax, 1e-30f) : wmax;
          if (real) {
-           float wmax = 0, wsmax = -INFINITY;
-           for (int64_t e = 0; e < w.numel(); ++e) wmax = std::max(wmax, std::fabs(w.data<float>()[e])), wsmax = std::max(wsmax, w.data<float>()[e]);
            auto rep = report(names[i], K, Ka, bits, bits);
            reps.push_back(rep);
-           out.push_back(std::make_shared<Nvfp4Format>(w, *perm, KE, signed_scale ? std::max(wsmax, 1e-30f) : wmax, bf16_res, rep,
+           out.push_back(std::make_shared<Nvfp4Format>(w, *perm, KE, amax_w, bf16_res, rep,
                                                        "arcquant:w4a4-nvfp4+KE" + std::to_string(KE)));
            continue;
          }
          Tensor wa = Tensor::empty({R, Ka}, DType::f32);
          float* pa = wa.data<float>();
          const float* pw = w.data<float>();
-         float wmax = 0, wsmax = -INFINITY;
-         for (int64_t e = 0; e < R * K; ++e) wmax = std::max(wmax, std::fabs(pw[e])), wsmax = std::max(wsmax, pw[e]);
          for (int64_t r = 0; r < R; ++r)
            for (int64_t k = 0; k < K; ++k) pa[r * Ka + k] = pw[r * K + (*perm)[size_t(k)]];
          // quantize the permuted K columns (row stride Ka: quantize row by row)
-         const float amax_w = signed_scale ? std::max(wsmax, 1e-30f) : wmax;
          for (int64_t r = 0; r < R; ++r) fake_quant_count_zeroed(nv, pa + r * Ka, 1, K, amax_w);
          for (int64_t r = 0; r < R; ++r) std::copy_n(pa + r * Ka + (K - KE), KE, pa + r * Ka + K);  // same codes, duplicated
          auto rep = report(names[i], K, Ka, bits, bits);
@@ -432,7 +422,7 @@ const bool reg_arc = MethodRegistry::get().add(
                  float* res = xq + t * Ka + K;
                  for (int64_t e = 0; e < KE; ++e) {
                    const float rv = orig[size_t(t * KE + e)] - xq[t * Ka + (K - KE) + e];
-                   res[e] = bf16_res ? bf16_round(rv) : rv;
+                   res[e] = bf16_res ? bf16_to_f32(f32_to_bf16(rv)) : rv;
                  }
                  if (KE) fake_quant_count_zeroed(nv, res, 1, KE, amax);  // one tensor scale s_x for X and R
                }

@@ -11,14 +11,6 @@
 namespace clm::quant {
 
 namespace {
-float bf16_round(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000u;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
-
 // One row of n values into codes (nibbles, from element `at` of a row of codes) and block scales,
 // blocks of 16 starting at `at` (a multiple of 16).
 void encode_run(const float* v, int64_t n, float st, uint8_t* codes, float* scales, int64_t at) {
@@ -110,7 +102,7 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
     run(v, K, 0, true);
     if (ke_ > 0) {
       if (bf16_res_)
-        for (float& r : res) r = bf16_round(r);
+        for (float& r : res) r = bf16_to_f32(f32_to_bf16(r));
       run(res.data(), ke_, K, false);
     }
   }
