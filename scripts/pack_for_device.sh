@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs build/clm with the loader and shared libraries it links (the device image has none of the
 # engine's Debian libraries) and a corpus folder into devpack/pack.tar.xz (git-ignored).
-# Usage: scripts/pack_for_device.sh [CORPUS_DIR [EXTRA_BINARY...]]   (default ../shared/data/wikitext-2)
+# Usage: scripts/pack_for_device.sh [CORPUS_DIR[:CORPUS_DIR...] [EXTRA_BINARY...]]   (default ../shared/data/wikitext-2)
 # e.g. scripts/pack_for_device.sh ../shared/data/wikitext-2 build/tests/test_quant build/bench/clm_bench_decode
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ shift || true
 rm -rf /tmp/devpack && mkdir -p /tmp/devpack/devlib /tmp/devpack/devdata devpack
 for l in $(ldd build/clm | awk '/=>/{print $3} /ld-linux/{print $1}'); do cp -L "$l" /tmp/devpack/devlib/; done
 cp build/clm "$@" /tmp/devpack/devlib/
-cp -r "$corpus" /tmp/devpack/devdata/
+IFS=: read -ra corpora <<< "$corpus"
+for c in "${corpora[@]}"; do cp -r "$c" /tmp/devpack/devdata/; done
 tar -cJf devpack/pack.tar.xz -C /tmp/devpack devlib devdata
 ls -la devpack/pack.tar.xz

@@ -173,11 +173,23 @@ TEST(Model, SameSeedSameWeightsDifferentSeedDifferent) {
   EXPECT_GT(test::rel_err(wa[0], wc[0]), 0.1);
 }
 
-class CacheParity : public ::testing::TestWithParam<std::string> {};
+// A slot combination: attention and position variants with options.
+struct Variant {
+  std::string name, attention = "causal", position = "rope";
+  nlohmann::json attention_opt = nullptr, position_opt = nullptr;
+  ModelConfig config() const {
+    ModelConfig c = small(position);
+    c.attention = attention, c.attention_opt = attention_opt, c.position_opt = position_opt;
+    if (position == "3d-rpe") c.max_seq_len = 40;  // chunk 5 < training length, positions beyond 4 chunks
+    return c;
+  }
+};
+class CacheParity : public ::testing::TestWithParam<Variant> {};
 
-// Inference token by token through the KV cells gives the logits of recomputing the whole prefix.
+// Inference token by token through the layer states (KV cells, running d x d sums) gives the logits
+// of recomputing the whole prefix.
 TEST_P(CacheParity, CachedDecodingEqualsRecompute) {
-  TransformerLM m(small(GetParam()), 3);
+  TransformerLM m(GetParam().config(), 3);
   std::vector<int32_t> seq{1, 7, 3, 9, 22, 41, 5, 5, 0, 13, 2, 8};
   const int64_t V = 50, P = 5;
   Tensor full = full_logits(m, seq);
@@ -190,13 +202,137 @@ TEST_P(CacheParity, CachedDecodingEqualsRecompute) {
     EXPECT_LT(test::rel_err(vec_of(l, V), row(full, int64_t(t))), 1e-5) << "position " << t;
   }
   EXPECT_EQ(st.next_pos, (int64_t)seq.size());
-  auto& kv = static_cast<nn::KVCells&>(*st.layers[0]);
-  for (int64_t h = 0; h < kv.heads(); ++h) {
-    ASSERT_EQ(kv.len(h), (int64_t)seq.size());
-    for (int64_t i = 0; i < kv.len(h); ++i) EXPECT_EQ(kv.pos(h)[i], i);
+  if (auto* kv = dynamic_cast<nn::KVCells*>(st.layers[0].get())) {
+    for (int64_t h = 0; h < kv->heads(); ++h) {
+      ASSERT_EQ(kv->len(h), (int64_t)seq.size());
+      for (int64_t i = 0; i < kv->len(h); ++i) EXPECT_EQ(kv->pos(h)[i], i);
+    }
+  } else {
+    EXPECT_EQ(m.state_bytes_per_token(), 0u) << "a constant-size state";
   }
 }
-INSTANTIATE_TEST_SUITE_P(Positions, CacheParity, ::testing::Values("rope", "learned", "none"));
+INSTANTIATE_TEST_SUITE_P(
+    Variants, CacheParity,
+    ::testing::Values(Variant{"rope"}, Variant{"learned", "causal", "learned"}, Variant{"none", "causal", "none"},
+                      Variant{"alibi", "causal", "alibi"}, Variant{"yarn", "causal", "rope", nullptr, {{"scaling", "yarn"}, {"scale", 4.0}}},
+                      Variant{"ntk", "causal", "rope", nullptr, {{"scaling", "ntk"}, {"scale", 2.0}}},
+                      Variant{"rpe3d", "causal", "3d-rpe", nullptr, {{"chunk", 5}, {"phi", 0.3}}},
+                      Variant{"rpe3d_official", "causal", "3d-rpe", nullptr, {{"chunk", 3}, {"phase", "official"}, {"scale", 2.0}}},
+                      Variant{"tensorcoder", "tensorcoder"},
+                      Variant{"tensorcoder_cols", "tensorcoder", "rope", {{"f", "softmax_cols"}, {"scale", "sqrt_n"}}},
+                      Variant{"multilinear", "multilinear"}, Variant{"multilinear_r16_alibi", "multilinear", "alibi", {{"rank", 16}}}),
+    [](const auto& info) { return info.param.name; });
+
+// The cos and sin of pair i at position p as a position encoding applies them: a unit vector in pair
+// i's first slot, rotated in place (rotate-half pairs: i and i + hd/2).
+static std::pair<double, double> turn(nn::PositionEncoding& pe, int64_t hd, int64_t i, int32_t p) {
+  std::vector<float> x(size_t(hd), 0.0f);
+  x[size_t(i)] = 1.0f;
+  nn::Workspace ws;
+  nn::InferCtx ctx;
+  ctx.pos = &p, ctx.ws = &ws;
+  pe.infer_rotate(x.data(), 1, ctx);
+  return {x[size_t(i)], x[size_t(i + hd / 2)]};
+}
+
+// Each rotary variant's angle against its formula (docs/METHODS.md), at positions inside and far
+// beyond the training length; hd = 8, theta = 10^4.
+TEST(Position, RotaryAnglesFollowTheirFormulas) {
+  const ModelConfig c = small();  // max_seq_len 32
+  const double PI = 3.14159265358979323846;
+  auto w = [](double theta, int64_t i) { return std::pow(theta, -2.0 * double(i) / 8.0); };
+  struct Row {
+    std::string variant;
+    nlohmann::json opt;
+    std::function<double(int64_t p, int64_t i)> angle;
+    double mag = 1.0;
+  };
+  const double s = 4.0, yarn_m = 0.1 * std::log(s) + 1.0;
+  auto yarn = [&](int64_t p, int64_t i) {
+    const double turns = 32.0 * w(1e4, i) / (2 * PI), g = std::clamp((turns - 1.0) / 31.0, 0.0, 1.0);
+    return double(p) * ((1 - g) * w(1e4, i) / s + g * w(1e4, i));
+  };
+  const std::vector<Row> rows = {
+      {"rope", nullptr, [&](int64_t p, int64_t i) { return double(p) * w(1e4, i); }},
+      {"rope", {{"scaling", "pi"}, {"scale", s}}, [&](int64_t p, int64_t i) { return double(p) / s * w(1e4, i); }},
+      {"rope", {{"scaling", "ntk"}, {"scale", s}}, [&](int64_t p, int64_t i) { return double(p) * w(1e4 * std::pow(s, 8.0 / 6.0), i); }},
+      {"rope", {{"scaling", "yarn"}, {"scale", s}}, yarn, yarn_m},
+      {"3d-rpe", {{"chunk", 5}, {"phi", 0.3}},
+       [&](int64_t p, int64_t i) { return double(p % 5) * w(1e4, i) - 0.3 * double(p / 5); }},
+      {"3d-rpe", {{"chunk", 5}, {"phase", "official"}},
+       [&](int64_t p, int64_t i) { return double(p % 5) * w(1e4, i) - std::pow(1e4, -double(p / 5)); }},
+      {"3d-rpe", {{"chunk", 5}, {"phi", 0.3}, {"scale", 2.0}},
+       [&](int64_t p, int64_t i) {
+         const double x = double(p) / 2.0, j = std::floor(x / 5.0);
+         return (x - 5.0 * j) * w(1e4, i) - 0.3 * j;
+       }},
+  };
+  for (auto& r : rows) {
+    nn::Init init{Rng(1)};
+    auto pe = nn::PositionRegistry::get().create("position", r.variant, r.opt, c, init);
+    for (int32_t p : {0, 1, 4, 5, 7, 31, 100, 1000})
+      for (int64_t i = 0; i < 4; ++i) {
+        auto [cs, sn] = turn(*pe, 8, i, p);
+        const double a = r.angle(p, i);
+        EXPECT_NEAR(cs, r.mag * std::cos(a), 2e-6) << r.variant << " " << r.opt.dump() << " p=" << p << " i=" << i;
+        EXPECT_NEAR(sn, r.mag * std::sin(a), 2e-6) << r.variant << " " << r.opt.dump() << " p=" << p << " i=" << i;
+      }
+  }
+}
+
+// YaRN keeps the fastest frequency, interpolates the slowest by s; ALiBi's slopes are the paper's.
+TEST(Position, YarnRampEndsAndAlibiSlopes) {
+  const ModelConfig c = small();
+  nn::Init init{Rng(1)};
+  auto yarn = nn::PositionRegistry::get().create("position", "rope", {{"scaling", "yarn"}, {"scale", 4.0}, {"orig_len", 4096}}, c, init);
+  auto rope = nn::PositionRegistry::get().create("position", "rope", c, init);
+  auto pi = nn::PositionRegistry::get().create("position", "rope", {{"scaling", "pi"}, {"scale", 4.0}}, c, init);
+  const double m = 0.1 * std::log(4.0) + 1.0;
+  for (int32_t p : {3, 50}) {
+    EXPECT_NEAR(turn(*yarn, 8, 0, p).second / m, turn(*rope, 8, 0, p).second, 1e-6) << "fast pair kept";
+    EXPECT_NEAR(turn(*yarn, 8, 3, p).second / m, turn(*pi, 8, 3, p).second, 1e-6) << "slow pair interpolated";
+  }
+  auto alibi = nn::PositionRegistry::get().create("position", "alibi", c, init);
+  EXPECT_DOUBLE_EQ(alibi->alibi_slope(0, 8), 0.5);
+  EXPECT_DOUBLE_EQ(alibi->alibi_slope(7, 8), 1.0 / 256);
+  // 6 heads: the 4-head slopes 2^-2..2^-8, then 2^-1, 2^-3 (every other slope of 8 heads)
+  const double six[] = {0.25, 1.0 / 16, 1.0 / 64, 1.0 / 256, 0.5, 0.125};
+  for (int h = 0; h < 6; ++h) EXPECT_DOUBLE_EQ(alibi->alibi_slope(h, 6), six[h]) << h;
+  EXPECT_EQ(rope->alibi_slope(0, 8), 0.0);
+}
+
+TEST(Position, BadVariantsAndOptionsAreOneLineErrors) {
+  ModelConfig c = small();
+  auto err = [&](const std::string& slot, const std::string& name, const nlohmann::json& opt) -> std::string {
+    ModelConfig m = c;
+    (slot == "attention" ? m.attention : m.position) = name;
+    (slot == "attention" ? m.attention_opt : m.position_opt) = opt;
+    try {
+      TransformerLM lm(m, 1);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(err("position", "rpe", nullptr).find("unknown position 'rpe' (known: 3d-rpe, alibi"), std::string::npos);
+  EXPECT_NE(err("position", "3d-rpe", {{"chunk", 32}}).find("chunk 32 must be below max_seq_len 32"), std::string::npos);
+  EXPECT_NE(err("position", "3d-rpe", {{"chunk", 0}}).find("option 'chunk' = 0: must be >= 1"), std::string::npos);
+  EXPECT_NE(err("position", "rope", {{"scaling", "pi"}, {"scale", 0.5}}).find("option 'scale' = 0.5: must be in [1, 1e6]"), std::string::npos);
+  EXPECT_NE(err("position", "rope", {{"scale", 2.0}}).find("needs scaling=pi|ntk|yarn"), std::string::npos);
+  EXPECT_NE(err("position", "rope", {{"scaling", "linear"}}).find("must be none | pi | ntk | yarn"), std::string::npos);
+  EXPECT_NE(err("attention", "tensorcoder", {{"f", "sigmoid"}}).find("must be softmax_rows or softmax_cols"), std::string::npos);
+  EXPECT_NE(err("attention", "multilinear", {{"rank", 12}}).find("rank 12 must be a multiple of the head dim 8"), std::string::npos);
+  // a bidirectional TensorCoder trains but cannot decode; alibi needs token-pair scores
+  ModelConfig bi = c;
+  bi.attention = "tensorcoder", bi.attention_opt = {{"causal", false}};
+  TransformerLM m(bi, 1);
+  InferState st = m.make_state(8);
+  std::vector<int32_t> ids{1, 2};
+  EXPECT_THROW(m.infer(st, ids), std::invalid_argument);
+  bi.attention_opt = nullptr, bi.position = "alibi";
+  TransformerLM ma(bi, 1);
+  EXPECT_THROW(ma.forward(Tensor::from(ids, {2}), 1, 2), std::invalid_argument);
+}
 
 TEST(Model, StateOverflowAndBadIdsAreErrors) {
   TransformerLM m(small(), 3);

@@ -27,6 +27,17 @@ CONFIGS = {
                      norm_eps=1e-5, rope_theta=10000.0, rope_interleaved=False, tie_embeddings=True,
                      attn_bias=True, mlp_bias=True, init_std=0.02, arch="transformer"),
 }
+LLAMA = CONFIGS["llama_tiny"]
+# The method variants on the llama_tiny shape: each slot's PyTorch definition is written below from
+# the papers' formulas (docs/METHODS.md), independently of the C++.
+CONFIGS.update({
+    "tensorcoder_tiny": dict(LLAMA, attention="tensorcoder"),
+    "tensorcoder_cols_tiny": dict(LLAMA, attention="tensorcoder", attention_opt=dict(f="softmax_cols", scale="sqrt_n")),
+    "multilinear_tiny": dict(LLAMA, attention="multilinear", attention_opt=dict(rank=8)),
+    "rpe3d_tiny": dict(LLAMA, position="3d-rpe", position_opt=dict(chunk=3, phi=0.7, scale=1.5)),
+    "yarn_tiny": dict(LLAMA, position_opt=dict(scaling="yarn", scale=4.0, orig_len=6, yarn_alpha=0.2, yarn_beta=1.0)),
+    "alibi_tiny": dict(LLAMA, position="alibi", n_heads=4, n_kv_heads=4),
+})
 B, T = 2, 8
 OPT = dict(lr=1e-2, warmup=3, steps=10, min_lr_ratio=0.1, clip=1.0, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
 
@@ -43,10 +54,17 @@ def make_params(c, g):
     for l in range(c["n_layers"]):
         pre = f"model.layers.{l}"
         norm(pre + ".input_layernorm")
-        for n, out in (("q", H * hd), ("k", K * hd), ("v", K * hd)):
-            p[f"{pre}.self_attn.{n}_proj.weight"] = w(out, D, std=0.3)
-            if c["attn_bias"]: p[f"{pre}.self_attn.{n}_proj.bias"] = w(out)
-        p[f"{pre}.self_attn.o_proj.weight"] = w(D, H * hd, std=0.3)
+        if c["attention"] == "multilinear":
+            R = c["attention_opt"].get("rank", hd)
+            for n in ("q", "k", "v"): p[f"{pre}.self_attn.{n}_proj.weight"] = w(R, D, std=0.3)
+            p[f"{pre}.self_attn.o_proj.weight"] = w(D, R, std=0.3)
+            p[f"{pre}.self_attn.core"] = 1.0 + w(H, R, std=0.5)
+        else:
+            for n, out in (("q", H * hd), ("k", K * hd), ("v", K * hd)):
+                p[f"{pre}.self_attn.{n}_proj.weight"] = w(out, D, std=0.3)
+                if c["attn_bias"]: p[f"{pre}.self_attn.{n}_proj.bias"] = w(out)
+            p[f"{pre}.self_attn.o_proj.weight"] = w(D, H * hd, std=0.3)
+        if c["attention"] == "tensorcoder": p[f"{pre}.self_attn.dim_weight"] = 1.0 + w(H, hd, hd, std=0.5)
         norm(pre + ".post_attention_layernorm")
         names = ("gate", "up", "down") if c["mlp"] == "swiglu" else ("up", "down")
         for n in names:
@@ -69,28 +87,77 @@ def forward(c, p, ids):
         if c["norm"] == "rmsnorm":
             return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + c["norm_eps"]) * p[name + ".weight"]
         return F.layer_norm(x, (D,), p[name + ".weight"], p[name + ".bias"], c["norm_eps"])
-    def rope(x):  # x [B, T, h, hd], rotate-half pairs (i, i + hd/2)
+    po = c.get("position_opt", {})
+    def angles():  # [T, hd/2] rotation angle of each pair at each position, and a magnitude
         half = hd // 2
         inv = c["rope_theta"] ** (-2.0 * torch.arange(half, dtype=torch.float64) / hd)
-        ang = torch.arange(Tn, dtype=torch.float64)[:, None] * inv[None, :]
-        cos, sin = ang.cos().to(x.dtype)[None, :, None, :], ang.sin().to(x.dtype)[None, :, None, :]
+        p = torch.arange(Tn, dtype=torch.float64)
+        if c["position"] == "3d-rpe":  # offset rotation inside a chunk, minus a phase per chunk
+            x = p / po.get("scale", 1.0)
+            j = torch.floor(x / po["chunk"])
+            return (x - j * po["chunk"])[:, None] * inv[None, :] - (j * po["phi"])[:, None], 1.0
+        if po.get("scaling") == "yarn":  # ramp by the number of turns over the original length
+            s, L = po["scale"], po["orig_len"]
+            turns = L * inv / (2 * math.pi)
+            g = ((turns - po["yarn_alpha"]) / (po["yarn_beta"] - po["yarn_alpha"])).clamp(0, 1)
+            inv = (1 - g) * inv / s + g * inv
+            return p[:, None] * inv[None, :], 0.1 * math.log(s) + 1.0
+        return p[:, None] * inv[None, :], 1.0
+    def rope(x):  # x [B, T, h, hd], rotate-half pairs (i, i + hd/2)
+        half = hd // 2
+        ang, m = angles()
+        cos, sin = (m * ang.cos()).to(x.dtype)[None, :, None, :], (m * ang.sin()).to(x.dtype)[None, :, None, :]
         a, b = x[..., :half], x[..., half:]
         return torch.cat([a * cos - b * sin, a * sin + b * cos], -1)
+    def alibi(h):  # [h, T, T] bias -m_h (i - j), slopes 2^(-8 (h+1) / n) for n a power of two
+        m = torch.tensor([2.0 ** (-8.0 * (i + 1) / h) for i in range(h)], dtype=torch.float64)
+        d = torch.arange(Tn)[:, None] - torch.arange(Tn)[None, :]
+        return -(m[:, None, None] * d[None].double())
+    rotary = c["position"] in ("rope", "3d-rpe")
     x = p["model.embed_tokens.weight"][ids]
     if c["position"] == "learned": x = x + p["model.embed_positions.weight"][:Tn][None]
     mask = torch.ones(Tn, Tn, dtype=torch.bool).tril()
     for l in range(c["n_layers"]):
         pre = f"model.layers.{l}"
         h = norm(x, pre + ".input_layernorm")
+        if c["attention"] == "multilinear":  # blocks share Q/K/V, differ by a diagonal core
+            Q, Kx, V = (lin(h, pre + f".self_attn.{n}_proj") for n in "qkv")
+            R = Q.shape[-1]
+            g = p[pre + ".self_attn.core"]
+            outs = []
+            for j in range(H):
+                qj = Q * g[j]
+                if rotary: qj, kj = rope(qj.view(Bn, Tn, R // hd, hd)).reshape(Bn, Tn, R), rope(Kx.view(Bn, Tn, R // hd, hd)).reshape(Bn, Tn, R)
+                else: kj = Kx
+                s = torch.einsum("btr,bsr->bts", qj, kj) / math.sqrt(R)
+                if c["position"] == "alibi": s = s + alibi(H)[j].to(s.dtype)
+                s = s.masked_fill(~mask, float("-inf")).softmax(-1)
+                outs.append(torch.einsum("bts,bsr->btr", s, V))
+            o = sum(outs) / H
+            x = x + lin(o, pre + ".self_attn.o_proj")
+            h = norm(x, pre + ".post_attention_layernorm")
+            m = F.silu(lin(h, pre + ".mlp.gate_proj")) * lin(h, pre + ".mlp.up_proj")
+            x = x + lin(m, pre + ".mlp.down_proj")
+            continue
         q = lin(h, pre + ".self_attn.q_proj").view(Bn, Tn, H, hd)
         k = lin(h, pre + ".self_attn.k_proj").view(Bn, Tn, K, hd)
         v = lin(h, pre + ".self_attn.v_proj").view(Bn, Tn, K, hd)
-        if c["position"] == "rope": q, k = rope(q), rope(k)
+        if rotary: q, k = rope(q), rope(k)
         k = k.repeat_interleave(H // K, dim=2)
         v = v.repeat_interleave(H // K, dim=2)
-        s = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(hd)
-        s = s.masked_fill(~mask, float("-inf")).softmax(-1)
-        o = torch.einsum("bhts,bshd->bthd", s, v).reshape(Bn, Tn, H * hd)
+        if c["attention"] == "tensorcoder":  # d x d maps of running sums, O = (W . S) v
+            ao = c.get("attention_opt", {})
+            P = torch.einsum("bthi,bthj->bthij", q, k).cumsum(1)
+            n = torch.arange(1, Tn + 1, dtype=q.dtype)[None, :, None, None, None]
+            Z = P / (n.sqrt() if ao.get("scale") == "sqrt_n" else math.sqrt(hd))
+            S = Z.softmax(-2 if ao.get("f") == "softmax_cols" else -1)
+            Wd = p[pre + ".self_attn.dim_weight"]
+            o = torch.einsum("hij,bthij,bthj->bthi", Wd, S, v).reshape(Bn, Tn, H * hd)
+        else:
+            s = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(hd)
+            if c["position"] == "alibi": s = s + alibi(H)[None].to(s.dtype)
+            s = s.masked_fill(~mask, float("-inf")).softmax(-1)
+            o = torch.einsum("bhts,bshd->bthd", s, v).reshape(Bn, Tn, H * hd)
         x = x + lin(o, pre + ".self_attn.o_proj")
         h = norm(x, pre + ".post_attention_layernorm")
         if c["mlp"] == "swiglu":
@@ -125,9 +192,10 @@ def write_safetensors(path, tensors, metadata):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
-def main(outdir):
+def main(outdir, only=None):
     torch.manual_seed(0)
     for name, c in CONFIGS.items():
+        if only and name not in only: continue
         g = torch.Generator().manual_seed(1234)
         params = make_params(c, g)
         ids = torch.randint(0, c["vocab_size"], (B, T), generator=g)
@@ -144,8 +212,9 @@ def main(outdir):
             for k, v in p.items(): out[f"{tag}.grad.{k}"] = v.grad
         # 10 AdamW steps in float32 on the same batch.
         p = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-        decay = [v for k, v in p.items() if not (k.endswith("layernorm.weight") or k.endswith("norm.weight") or k.endswith(".bias"))]
-        no_decay = [v for k, v in p.items() if k.endswith("layernorm.weight") or k.endswith("norm.weight") or k.endswith(".bias")]
+        nd = lambda k: k.endswith("norm.weight") or k.endswith(".bias") or k.endswith(".dim_weight") or k.endswith(".core")
+        decay = [v for k, v in p.items() if not nd(k)]
+        no_decay = [v for k, v in p.items() if nd(k)]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": OPT["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
                                 lr=OPT["lr"], betas=(OPT["beta1"], OPT["beta2"]), eps=OPT["eps"])
         losses = []
@@ -166,4 +235,4 @@ def main(outdir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures")
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures", sys.argv[2:])

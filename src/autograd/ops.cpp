@@ -292,22 +292,105 @@ Var rotary(const Var& x, const Tensor& cos, const Tensor& sin, int64_t B, int64_
 }
 
 Var attention(const Var& q, const Var& k_, const Var& v, int64_t B, int64_t T_, int64_t H, int64_t Hkv, int64_t hd,
-              double scale) {
+              double scale, const std::vector<double>& slopes) {
   expect(H % Hkv == 0, "attention", "query heads must be a multiple of KV heads");
+  expect(slopes.empty() || int64_t(slopes.size()) == H, "attention", "one ALiBi slope per head");
   expect(q->value.numel() == B * T_ * H * hd, "attention", "q size does not match B*T*H*hd");
   expect(k_->value.numel() == B * T_ * Hkv * hd && v->value.numel() == B * T_ * Hkv * hd, "attention",
          "k/v size does not match B*T*Hkv*hd");
-  k::AttnShape s{B, T_, T_, H, Hkv, hd, H * hd, T_ * H * hd, Hkv * hd, T_ * Hkv * hd};
+  k::AttnShape s{B, T_, T_, H, Hkv, hd, H * hd, T_ * H * hd, Hkv * hd, T_ * Hkv * hd, slopes.empty() ? nullptr : slopes.data()};
   Tensor Y = Tensor::empty({B * T_, H * hd}, q->value.dtype());
   const bool keep = grad_enabled() && (needs(q) || needs(k_) || needs(v));
   Tensor P = keep ? Tensor::empty({B, H, T_, T_}, q->value.dtype()) : Tensor();
   dispatch_float(Y.dtype(), [&]<class T>() {
     k::attention_forward<T>(Y.data<T>(), keep ? P.data<T>() : nullptr, mut<T>(q), mut<T>(k_), mut<T>(v), s, T(scale));
   });
+  s.slopes = nullptr;  // a constant bias: the backward reads only the probabilities
   return make_result(Y, {&q, &k_, &v}, [q, k_, v, P, s, scale](const Tensor& G) {
     dispatch_float(G.dtype(), [&]<class T>() {
       k::attention_backward<T>(gradp<T>(q), gradp<T>(k_), gradp<T>(v), G.data<T>(), P.data<T>(), mut<T>(q),
                                mut<T>(k_), mut<T>(v), s, T(scale));
+    });
+  });
+}
+
+Var dim_attention(const Var& q, const Var& k_, const Var& v, const Var& w, int64_t B, int64_t T_, int64_t H, int64_t Hkv,
+                  int64_t hd, bool causal, bool rows, bool by_count) {
+  expect(Hkv > 0 && H % Hkv == 0, "dim_attention", "query heads must be a multiple of KV heads");
+  expect(q->value.numel() == B * T_ * H * hd, "dim_attention", "q size does not match B*T*H*hd");
+  expect(k_->value.numel() == B * T_ * Hkv * hd && v->value.numel() == B * T_ * Hkv * hd, "dim_attention",
+         "k/v size does not match B*T*Hkv*hd");
+  expect(w->value.numel() == H * hd * hd, "dim_attention", "w must be [H, hd, hd]");
+  check_same_dtype("dim_attention", q, w);
+  k::DimAttnShape s{B, T_, H, Hkv, hd, causal, rows, by_count};
+  Tensor Y = Tensor::empty({B * T_, H * hd}, q->value.dtype());
+  const bool keep = grad_enabled() && (needs(q) || needs(k_) || needs(v) || needs(w));
+  Tensor S = keep ? Tensor::empty({B, H, causal ? T_ : 1, hd, hd}, q->value.dtype()) : Tensor();
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    k::dim_attention_forward<T>(Y.data<T>(), keep ? S.data<T>() : nullptr, mut<T>(q), mut<T>(k_), mut<T>(v), mut<T>(w), s);
+  });
+  return make_result(Y, {&q, &k_, &v, &w}, [q, k_, v, w, S, s](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      k::dim_attention_backward<T>(gradp<T>(q), gradp<T>(k_), gradp<T>(v), gradp<T>(w), G.data<T>(), S.data<T>(), mut<T>(q),
+                                   mut<T>(k_), mut<T>(v), mut<T>(w), s);
+    });
+  });
+}
+
+Var diag_blocks(const Var& x, const Var& g) {
+  expect(x->value.ndim() == 2 && g->value.ndim() == 2 && x->value.dim(1) == g->value.dim(1), "diag_blocks",
+         "x [N, R] and g [h, R] expected, got " + shape_str(x->value.shape()) + " and " + shape_str(g->value.shape()));
+  check_same_dtype("diag_blocks", x, g);
+  const int64_t N = x->value.dim(0), R = x->value.dim(1), h = g->value.dim(0);
+  Tensor Y = Tensor::empty({N, h * R}, x->value.dtype());
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    const T *px = mut<T>(x), *pg = mut<T>(g);
+    T* y = Y.data<T>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t j = 0; j < h; ++j)
+        for (int64_t r = 0; r < R; ++r) y[(n * h + j) * R + r] = px[n * R + r] * pg[j * R + r];
+  });
+  return make_result(Y, {&x, &g}, [x, g, N, R, h](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T *px = mut<T>(x), *pg = mut<T>(g), *dy = G.data<T>();
+      if (needs(x)) {
+        T* dx = gradp<T>(x);
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t j = 0; j < h; ++j)
+            for (int64_t r = 0; r < R; ++r) dx[n * R + r] += dy[(n * h + j) * R + r] * pg[j * R + r];
+      }
+      if (needs(g)) {
+        T* dg = gradp<T>(g);
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t j = 0; j < h; ++j)
+            for (int64_t r = 0; r < R; ++r) dg[j * R + r] += dy[(n * h + j) * R + r] * px[n * R + r];
+      }
+    });
+  });
+}
+
+Var block_mean(const Var& x, int64_t h) {
+  expect(h > 0 && x->value.ndim() == 2 && x->value.dim(1) % h == 0, "block_mean",
+         "x [N, h*R] expected, got " + shape_str(x->value.shape()) + " for h = " + std::to_string(h));
+  const int64_t N = x->value.dim(0), R = x->value.dim(1) / h;
+  Tensor Y = Tensor::empty({N, R}, x->value.dtype());
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    const T* px = mut<T>(x);
+    T* y = Y.data<T>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t r = 0; r < R; ++r) {
+        T acc = 0;
+        for (int64_t j = 0; j < h; ++j) acc += px[(n * h + j) * R + r];
+        y[n * R + r] = acc / T(h);
+      }
+  });
+  return make_result(Y, {&x}, [x, N, R, h](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T* dy = G.data<T>();
+      T* dx = gradp<T>(x);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t j = 0; j < h; ++j)
+          for (int64_t r = 0; r < R; ++r) dx[(n * h + j) * R + r] += dy[n * R + r] / T(h);
     });
   });
 }

@@ -26,9 +26,20 @@ Var softmax(const Var& x);
 Var rotary(const Var& x, const Tensor& cos, const Tensor& sin, int64_t B, int64_t T, int64_t H, int64_t hd,
            bool interleaved);
 
-// Causal attention, q [B*T, H*hd], k/v [B*T, Hkv*hd] -> [B*T, H*hd].
+// Causal attention, q [B*T, H*hd], k/v [B*T, Hkv*hd] -> [B*T, H*hd]. slopes: [H] ALiBi slopes or empty.
 Var attention(const Var& q, const Var& k, const Var& v, int64_t B, int64_t T, int64_t H, int64_t Hkv,
-              int64_t hd, double scale);
+              int64_t hd, double scale, const std::vector<double>& slopes = {});
+
+// TensorCoder dimension-wise attention (kernels.h DimAttnShape): q [B*T, H*hd], k/v [B*T, Hkv*hd],
+// w [H, hd, hd] -> [B*T, H*hd]. rows: softmax along rows of S (else columns); by_count: scale
+// 1/sqrt(tokens summed) (else 1/sqrt(hd)); causal: running prefix sums (else all tokens).
+Var dim_attention(const Var& q, const Var& k, const Var& v, const Var& w, int64_t B, int64_t T, int64_t H, int64_t Hkv,
+                  int64_t hd, bool causal, bool rows, bool by_count);
+
+// Multi-linear attention's blocks: x [N, R], g [h, R] -> [N, h*R], y[n, j*R + r] = x[n, r] * g[j, r].
+Var diag_blocks(const Var& x, const Var& g);
+// The mean of h column blocks: x [N, h*R] -> [N, R].
+Var block_mean(const Var& x, int64_t h);
 
 // Embedding rows: table [V, D], ids (i32, N) -> [N, D].
 Var embedding(const Var& table, const Tensor& ids);

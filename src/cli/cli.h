@@ -51,6 +51,13 @@ struct QuantArgs {
   quant::QuantResult apply(LanguageModel& model) const;
 };
 
+// --position-opt k=v at evaluation / decoding time: overrides options of the model's position
+// encoding (scaling=yarn, scale=4 on a rope model; scale=4 on a 3d-rpe model).
+struct PositionOverride {
+  nlohmann::json opts;
+  void add(CLI::App* c);
+};
+
 // Model flags: one per ModelConfig key (dashes for underscores); the slots' variants and options
 // come from the registries.
 void add_model_flags(CLI::App* c, ModelConfig& m);

@@ -35,6 +35,14 @@ DataArgs DataArgs::from_json(const nlohmann::json& j) {
   return d;
 }
 
+void PositionOverride::add(CLI::App* c) {
+  c->add_option_function<std::vector<std::string>>(
+       "--position-opt", [this](const std::vector<std::string>& kvs) {
+         for (auto& kv : kvs) nn::set_option(opts, kv, "--position-opt");
+       }, "Override an option of the model's position encoding, key=value (repeatable), e.g. scaling=yarn scale=4")
+      ->take_all();
+}
+
 void add_model_flags(CLI::App* c, ModelConfig& m) {
   c->add_option("--d-model", m.d_model, "Model width")->capture_default_str();
   c->add_option("--n-layers", m.n_layers, "Transformer blocks")->capture_default_str();

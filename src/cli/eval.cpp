@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "data/dataset.h"
 #include "eval/perplexity.h"
+#include "eval/retrieval.h"
 #include "kernels/kernels.h"
 #include "models/io.h"
 #include "quant/methods.h"
@@ -20,13 +21,16 @@ struct EvalArgs {
   bool infer = false;
   std::string report;
   QuantArgs quant;
+  PositionOverride position;
+  int64_t retrieval = 0;
 };
 
 int run_eval(const EvalArgs& a) {
+  if (a.retrieval < 0) throw std::invalid_argument("--retrieval must be >= 0");
   if (a.window < 0 || a.stride < 0 || a.batch <= 0 || a.threads < 0)
     throw std::invalid_argument("--window and --stride must be >= 0, --batch-size > 0, --threads >= 0");
   kernels::set_num_threads(a.threads);
-  LoadedModel lm = load_model(a.model_path, DType::f32, a.tok_path);
+  LoadedModel lm = load_model(a.model_path, DType::f32, a.tok_path, a.position.opts);
   if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json (give --tokenizer)");
   std::shared_ptr<Tokenizer> tok(std::move(lm.tokenizer));
   std::string what;
@@ -40,11 +44,22 @@ int run_eval(const EvalArgs& a) {
   if (a.quant.given())
     std::printf("quantized: %s %s | %.3f bits/weight, %.3f bits/activation | kernel (activations rounded to 0) %.3f%%\n",
                 q.method.c_str(), q.options.dump().c_str(), q.avg_w_bits, q.avg_a_bits, 100 * q.kernel());
+  std::vector<RetrievalPoint> rt;
+  if (a.retrieval > 0) {
+    rt = retrieval(*lm.model, stream, T, a.retrieval, {0.0, 0.25, 0.5, 0.75, 0.95}, a.batch);
+    std::printf("retrieval of a planted pair over %lld tokens (%lld trials per depth):", (long long)T, (long long)a.retrieval);
+    for (auto& p : rt) std::printf(" depth %.2f: %.0f%%", p.depth, 100 * p.accuracy());
+    std::printf("\n");
+  }
   if (!a.report.empty()) {
     nlohmann::json j = {{"model", a.model_path}, {"data", what}, {"ppl", r.ppl()}, {"mean_nll", r.mean_nll()},
-                        {"tokens", r.tokens}, {"protocol", r.protocol}, {"method", a.quant.given() ? q.method : "none"},
+                        {"tokens", r.tokens}, {"protocol", r.protocol}, {"window", T},
+                        {"position", lm.model->config().position}, {"position_opt", lm.model->config().position_opt}, {"method", a.quant.given() ? q.method : "none"},
                         {"options", q.options}, {"w_bits", a.quant.given() ? q.avg_w_bits : 32.0},
                         {"a_bits", a.quant.given() ? q.avg_a_bits : 32.0}, {"kernel", q.kernel()}};
+    for (auto& p : rt)
+      j["retrieval"].push_back({{"depth", p.depth}, {"trials", p.trials}, {"accuracy", p.accuracy()},
+                                {"mean_logp", p.logp_sum / double(p.trials)}});
     for (auto& l : q.layers)
       j["layers"].push_back({{"name", l->name}, {"in", l->in}, {"k_eff", l->k_eff}, {"kernel", l->kernel()}});
     std::ofstream f(a.report, std::ios::app);
@@ -68,6 +83,9 @@ void add_eval(CLI::App& app, Commands& cmds) {
   ev->add_option("--threads", a->threads, "Threads (0 = all cores)");
   ev->add_flag("--infer", a->infer, "Score through the inference path (one window at a time; implied by --quant)");
   a->quant.add(ev);
+  a->position.add(ev);
+  ev->add_option("--retrieval", a->retrieval,
+                 "Also run the planted-pair retrieval task: this many trials per depth at the window length (0 = off)");
   ev->add_option("--report", a->report, "Append one JSON line with the result (and per-layer kernel) to this file");
   cmds.push_back({ev, [a] { return run_eval(*a); }});
 }

@@ -19,6 +19,7 @@ struct GenArgs {
   bool stop_eos = true;
   int threads = 0;
   QuantArgs quant;
+  PositionOverride position;
 };
 
 LoadedModel load_for_decoding(const GenArgs& a) {
@@ -27,8 +28,8 @@ LoadedModel load_for_decoding(const GenArgs& a) {
   kernels::set_num_threads(a.threads);
   check_weights(a.weights);  // before any loading
   // packed formats: weights stay in the file's dtype until packed; generic: the dense f32 model
-  LoadedModel lm = a.weights == "generic" ? load_model(a.model_path, DType::f32, a.tok_path)
-                                          : load_model_for_inference(a.model_path, a.weights, a.tok_path);
+  LoadedModel lm = a.weights == "generic" ? load_model(a.model_path, DType::f32, a.tok_path, a.position.opts)
+                                          : load_model_for_inference(a.model_path, a.weights, a.tok_path, a.position.opts);
   if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
   a.quant.apply(*lm.model);  // after packing: the quantized Linears replace their packed copies
   return lm;
@@ -86,6 +87,7 @@ void add_generate(CLI::App& app, Commands& cmds) {
   ge->add_option("--threads", a->threads, "Threads (0 = all cores)");
   ge->add_option("--weights", a->weights, weights_help)->capture_default_str();
   a->quant.add(ge);
+  a->position.add(ge);
   cmds.push_back({ge, [a] { return run_generate(*a); }});
 
   auto c = std::make_shared<GenArgs>();
@@ -101,6 +103,7 @@ void add_generate(CLI::App& app, Commands& cmds) {
   ch->add_option("--seed", c->scfg.seed, "Sampling seed")->capture_default_str();
   ch->add_option("--weights", c->weights, weights_help)->capture_default_str();
   c->quant.add(ch);
+  c->position.add(ch);
   ch->add_option("--threads", c->threads, "Threads (0 = all cores)");
   ch->add_option("--ctx", c->ctx, "Context positions kept for the whole conversation (default: the model's, at most 4096)");
   cmds.push_back({ch, [c] { return run_chat(*c); }});

@@ -75,6 +75,7 @@ struct AttnShape {
   int64_t B, Tq, Tk, H, Hkv, hd;
   int64_t q_row, q_batch;    // strides of q in elements (row = one token)
   int64_t kv_row, kv_batch;  // strides of k and v
+  const double* slopes = nullptr;  // [H] or null: head h adds -slopes[h] * (query pos - key pos) (ALiBi)
 };
 template <class T>
 void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, const AttnShape& s, T scale);
@@ -83,13 +84,36 @@ template <class T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, const T* q, const T* k,
                         const T* v, const AttnShape& s, T scale);
 
+// TensorCoder dimension-wise attention (arXiv 2008.01547). Per batch row and head h (KV head h/(H/Hkv)):
+//   P_t = sum_{n <= t} q_n k_n^T   (hd x hd; every n when !causal)
+//   S_t = f(c_t P_t)               f: softmax along each row (rows) or each column; c_t = 1/sqrt(hd),
+//                                  or 1/sqrt(number of summed tokens) (by_count)
+//   o_t = (W_h . S_t) v_t          W [H, hd, hd] learned, . elementwise
+// q [B,T,H,hd], k/v [B,T,Hkv,hd] contiguous, out [B,T,H,hd]. S [B,H,T or 1,hd,hd] is saved for
+// backward (T when causal, 1 otherwise); null when no backward follows. Never materialises N x d x d
+// beyond that, and costs O(T hd^2) per head.
+struct DimAttnShape {
+  int64_t B, T, H, Hkv, hd;
+  bool causal = true, rows = true, by_count = false;
+};
+template <class T>
+void dim_attention_forward(T* out, T* S, const T* q, const T* k, const T* v, const T* W, const DimAttnShape& s);
+template <class T>
+void dim_attention_backward(T* dq, T* dk, T* dv, T* dW, const T* dout, const T* S, const T* q, const T* k, const T* v,
+                            const T* W, const DimAttnShape& s);
+// Decoding: one token of one head with its running state P [hd, hd] (P += q k^T, `count` tokens
+// summed after this one), out = (W . f(c P)) v. scratch [hd * hd].
+void dim_attention_step(float* out, float* P, float* scratch, const float* q, const float* k, const float* v, const float* W,
+                        int64_t hd, int64_t count, bool rows, bool by_count);
+
 // Inference attention, the one routine every decode and prefill path uses: T queries of one head
 // (row t at q + t*q_stride, absolute position qpos[t]) against n cached cells of its KV head (K, V
 // [n, hd], contiguous), masked by position: cell i takes part in row t when pos[i] <= qpos[t].
 // out row t (at out + t*out_stride) = softmax(scale * q·K)·V. scores [T, n] is scratch and is left
 // holding the probabilities (0 for masked cells), for observers. One query: dot products; several
-// (prefill): two GEMMs.
+// (prefill): two GEMMs. slope != 0 adds -slope * (qpos[t] - pos[i]) to the scores (ALiBi).
 void attend_cells(float* out, int64_t out_stride, float* scores, const float* q, int64_t q_stride, const int32_t* qpos,
-                  int64_t T, const float* K, const float* V, const int32_t* pos, int64_t n, int64_t hd, float scale);
+                  int64_t T, const float* K, const float* V, const int32_t* pos, int64_t n, int64_t hd, float scale,
+                  float slope = 0.0f);
 
 }  // namespace clm::kernels

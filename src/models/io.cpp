@@ -80,18 +80,24 @@ std::unique_ptr<Tokenizer> load_any_tokenizer(const std::string& path) {
 }
 
 namespace {
-LoadedModel load(const std::string& path, DType dtype, const std::string& tokenizer_path, bool views) {
+LoadedModel load(const std::string& path, DType dtype, const std::string& tokenizer_path, bool views,
+                 const nlohmann::json& position_opt) {
   LoadedModel lm;
+  auto edit = [&](ModelConfig c) {  // evaluation-time position options (PI / NTK / YaRN on a rope model)
+    if (position_opt.is_object())
+      for (auto it = position_opt.begin(); it != position_opt.end(); ++it) c.position_opt[it.key()] = it.value();
+    return c;
+  };
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {  // a single-file checkpoint: llama2.c
     Llama2cCheckpoint ck = read_llama2c_checkpoint(path);
-    lm.model = make_model(ck.config, 0, dtype, false);
+    lm.model = make_model(edit(ck.config), 0, dtype, false);
     assign_weights(*lm.model, ck.tensors, path, views);
     lm.dir = path;
     lm.format = "llama2c";
   } else if (is_hf_folder(path)) {
     HfCheckpoint ck = read_hf_checkpoint(path);
-    lm.model = make_model(ck.config, 0, dtype, false);
+    lm.model = make_model(edit(ck.config), 0, dtype, false);
     assign_weights(*lm.model, ck.tensors, path + "/model.safetensors", views);
     lm.dir = path;
     lm.format = "hf-" + ck.model_type;
@@ -110,7 +116,7 @@ LoadedModel load(const std::string& path, DType dtype, const std::string& tokeni
       throw std::runtime_error("'" + cfg_path + "': " + e.what());
     }
     SafeTensors st = load_safetensors(w_path);
-    lm.model = make_model(cfg, 0, dtype, false);
+    lm.model = make_model(edit(cfg), 0, dtype, false);
     assign_weights(*lm.model, st.tensors, w_path, views);
     if (fs::exists(lm.dir + "/tokenizer.json")) lm.tokenizer = load_tokenizer(lm.dir + "/tokenizer.json");
   }
@@ -130,12 +136,13 @@ LoadedModel load(const std::string& path, DType dtype, const std::string& tokeni
 }
 }  // namespace
 
-LoadedModel load_model(const std::string& path, DType dtype, const std::string& tokenizer_path) {
-  return load(path, dtype, tokenizer_path, false);
+LoadedModel load_model(const std::string& path, DType dtype, const std::string& tokenizer_path, const nlohmann::json& position_opt) {
+  return load(path, dtype, tokenizer_path, false, position_opt);
 }
 
-LoadedModel load_model_for_inference(const std::string& path, const std::string& format, const std::string& tokenizer_path) {
-  LoadedModel lm = load(path, DType::f32, tokenizer_path, true);
+LoadedModel load_model_for_inference(const std::string& path, const std::string& format, const std::string& tokenizer_path,
+                                     const nlohmann::json& position_opt) {
+  LoadedModel lm = load(path, DType::f32, tokenizer_path, true, position_opt);
   if (format.empty()) return lm;
   // Once a Linear is packed, the mapped pages it came from go back to the OS (read again from the
   // file if touched: embedding rows, a later repack), so that the peak is about one copy of the

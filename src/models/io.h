@@ -23,14 +23,18 @@ struct LoadedModel {
 // folder (formats/hf.h) or a llama2.c .bin checkpoint. `tokenizer_path` (optional) overrides the tokenizer: tokenizer.json or a llama2.c
 // tokenizer .bin. Every tensor is validated against the config. Weights are allocated, never
 // initialised, before they are read.
-LoadedModel load_model(const std::string& path, DType dtype = DType::f32, const std::string& tokenizer_path = "");
+// position_opt (optional) overrides options of the model's position encoding (evaluating a rope model
+// with scaling=yarn, a 3d-rpe model with scale=4).
+LoadedModel load_model(const std::string& path, DType dtype = DType::f32, const std::string& tokenizer_path = "",
+                       const nlohmann::json& position_opt = nullptr);
 
 // Loading for inference: every Linear's weight (and a tied embedding) stays in the checkpoint's
 // dtype as a view of the memory-mapped file (no copy, no conversion); other parameters (norms,
 // biases, an untied embedding) become f32. The Linears are then packed into `format` (none when
 // empty: `clm info` reads only what it prints) and the mapped pages they were packed from are
 // handed back to the OS. Such a model runs infer(), not forward(): train and evaluate through load_model.
-LoadedModel load_model_for_inference(const std::string& path, const std::string& format, const std::string& tokenizer_path = "");
+LoadedModel load_model_for_inference(const std::string& path, const std::string& format, const std::string& tokenizer_path = "",
+                                     const nlohmann::json& position_opt = nullptr);
 std::string resolve_checkpoint(const std::string& path);  // run folder -> step folder
 // A tokenizer file or folder: llama2.c .bin, SentencePiece .model, tokenizer.json (CompactLM's or
 // Hugging Face's), or a folder holding tokenizer.json, tokenizer.model or GPT-2's encoder.json + vocab.bpe.

@@ -27,7 +27,10 @@ struct CausalAttention : Attention {
   Var forward(const Var& x, PositionEncoding& pe, const Ctx& ctx) override {
     Var qs = pe.rotate(q(x), H, ctx);
     Var ks = pe.rotate(k(x), Hkv, ctx);
-    return o(ag::attention(qs, ks, v(x), ctx.B, ctx.T, H, Hkv, hd, 1.0 / std::sqrt(double(hd))));
+    std::vector<double> slopes;
+    if (pe.alibi_slope(0, H) != 0.0)
+      for (int64_t h = 0; h < H; ++h) slopes.push_back(pe.alibi_slope(h, H));
+    return o(ag::attention(qs, ks, v(x), ctx.B, ctx.T, H, Hkv, hd, 1.0 / std::sqrt(double(hd)), slopes));
   }
 
   std::unique_ptr<LayerState> make_state(int64_t capacity) const override {
@@ -58,7 +61,7 @@ struct CausalAttention : Attention {
       const int64_t kh = h / group, n = kv.len(kh);
       float* s = scores + int64_t(omp_get_thread_num()) * T * cap;
       kernels::attend_cells(att + h * hd, H * hd, s, qs + h * hd, H * hd, ctx.pos, T, kv.k(kh), kv.v(kh), kv.pos(kh), n, hd,
-                            scale);
+                            scale, float(pe.alibi_slope(h, H)));
       if (ctx.on_attention)
         for (int64_t t = 0; t < T; ++t) (*ctx.on_attention)({ctx.layer, h, kh, ctx.pos[t], s + t * n, kv.pos(kh), n});
     }

@@ -110,12 +110,10 @@ class PositionEncoding : public Module {
   virtual void infer_embed(float* /*x*/, const InferCtx&) {}
   virtual void infer_rotate(float* /*x*/, int64_t /*n_heads*/, const InferCtx&) {}
   virtual void reserve(int64_t /*positions*/) {}  // prepare tables for positions 0..n-1 (no allocation later)
+  // A linear bias on attention scores: head h of n adds -slope * (query pos - key pos) (ALiBi); 0: none.
+  virtual double alibi_slope(int64_t /*head*/, int64_t /*n_heads*/) const { return 0.0; }
   void visit(const std::string&, const ParamVisitor&) override {}
 };
-
-// RoPE's cos/sin tables [T, hd/2] for positions pos0..pos0+T-1, angle p * theta^(-2i/hd), computed
-// in f64 and stored in `dt`. Shared by the rope variant and the decode session.
-void rope_table(int64_t pos0, int64_t T, int64_t hd, double theta, DType dt, Tensor& cos, Tensor& sin);
 
 struct Linear;
 using LinearVisitor = std::function<void(const std::string& name, Linear& l)>;

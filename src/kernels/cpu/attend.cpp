@@ -33,10 +33,16 @@ bool masked_softmax(float* s, const int32_t* pos, int64_t n, int32_t qpos) {
 }  // namespace
 
 void attend_cells(float* out, int64_t out_stride, float* s, const float* q, int64_t q_stride, const int32_t* qpos,
-                  int64_t T, const float* K, const float* V, const int32_t* pos, int64_t n, int64_t hd, float scale) {
+                  int64_t T, const float* K, const float* V, const int32_t* pos, int64_t n, int64_t hd, float scale,
+                  float slope) {
   const auto& vk = vec();
+  auto bias = [&](float* row, int32_t qp) {
+    if (slope != 0.0f)
+      for (int64_t i = 0; i < n; ++i) row[i] -= slope * float(qp - pos[i]);
+  };
   if (T == 1) {  // decoding: dot products over the visible cells, then a weighted sum of values
     for (int64_t i = 0; i < n; ++i) s[i] = pos[i] > qpos[0] ? 0.0f : vk.dot(q, K + i * hd, hd) * scale;
+    bias(s, qpos[0]);
     std::fill(out, out + hd, 0.0f);
     if (!masked_softmax(s, pos, n, qpos[0])) return;
     for (int64_t i = 0; i < n; ++i)
@@ -44,7 +50,7 @@ void attend_cells(float* out, int64_t out_stride, float* s, const float* q, int6
     return;
   }
   gemm<float>(false, true, int(T), int(n), int(hd), scale, q, int(q_stride), K, int(hd), 0.0f, s, int(n));
-  for (int64_t t = 0; t < T; ++t) masked_softmax(s + t * n, pos, n, qpos[t]);
+  for (int64_t t = 0; t < T; ++t) bias(s + t * n, qpos[t]), masked_softmax(s + t * n, pos, n, qpos[t]);
   gemm<float>(false, false, int(T), int(hd), int(n), 1.0f, s, int(n), V, int(hd), 0.0f, out, int(out_stride));
 }
 

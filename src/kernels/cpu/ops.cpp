@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/rows.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
 
@@ -20,38 +21,8 @@ void set_num_threads(int n) {
 }
 int num_threads() { return omp_get_max_threads(); }
 
-// ---- small helpers: f32 goes through the dispatched SIMD table, f64 stays scalar ----
 namespace {
-inline float row_max(const float* x, int64_t n) { return vec().max(x, n); }
-inline double row_max(const double* x, int64_t n) {
-  double m = x[0];
-  for (int64_t i = 1; i < n; ++i) m = std::max(m, x[i]);
-  return m;
-}
-inline float row_exp_sum(const float* x, float shift, float* y, int64_t n) { return vec().exp_sum(x, shift, y, n); }
-inline double row_exp_sum(const double* x, double shift, double* y, int64_t n) {
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += (y[i] = std::exp(x[i] - shift));
-  return s;
-}
-inline float row_dot(const float* x, const float* y, int64_t n) { return vec().dot(x, y, n); }
-inline double row_dot(const double* x, const double* y, int64_t n) {
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
-  return s;
-}
-inline void row_scale(float a, float* x, int64_t n) { vec().scale(a, x, n); }
-inline void row_scale(double a, double* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] *= a;
-}
 template <class T> inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
-
-// Per-thread scratch that grows and is reused (no allocation per call in steady state).
-template <class T> T* scratch(size_t n) {
-  thread_local std::vector<T> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
 }  // namespace
 
 template <>
@@ -321,6 +292,8 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, con
       for (int64_t i = 0; i < s.Tq; ++i) {
         T* row = P + i * s.Tk;
         int64_t n = std::min(s.Tk, i + off + 1);
+        if (s.slopes)
+          for (int64_t j = 0; j < n; ++j) row[j] -= T(s.slopes[h] * double(i + off - j));
         T m = row_max(row, n);
         T sum = row_exp_sum(row, m, row, n);
         row_scale(T(1) / sum, row, n);

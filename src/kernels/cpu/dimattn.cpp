@@ -1,0 +1,168 @@
+// TensorCoder dimension-wise attention: forward, backward and the decoding step (kernels.h).
+#include <omp.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "kernels/cpu/rows.h"
+#include "kernels/kernels.h"
+
+namespace clm::kernels {
+
+namespace {
+// Z [d, d] -> f(c Z) in place: softmax along each row, or along each column.
+template <class T> void normalise(T* Z, T c, int64_t d, bool rows, T* tmp) {
+  if (rows) {
+    for (int64_t i = 0; i < d; ++i) {
+      T* r = Z + i * d;
+      row_scale(c, r, d);
+      const T m = row_max(r, d);
+      row_scale(T(1) / row_exp_sum(r, m, r, d), r, d);
+    }
+    return;
+  }
+  for (int64_t j = 0; j < d; ++j) {  // columns: through a contiguous copy
+    for (int64_t i = 0; i < d; ++i) tmp[i] = c * Z[i * d + j];
+    const T m = row_max(tmp, d);
+    const T z = T(1) / row_exp_sum(tmp, m, tmp, d);
+    for (int64_t i = 0; i < d; ++i) Z[i * d + j] = tmp[i] * z;
+  }
+}
+
+// dZ = c * softmax'(S) dS (in place on dS), along rows or columns.
+template <class T> void normalise_backward(T* dS, const T* S, T c, int64_t d, bool rows) {
+  if (rows) {
+    for (int64_t i = 0; i < d; ++i) {
+      T* g = dS + i * d;
+      const T* p = S + i * d;
+      const T dot = row_dot(p, g, d);
+      for (int64_t j = 0; j < d; ++j) g[j] = c * p[j] * (g[j] - dot);
+    }
+    return;
+  }
+  for (int64_t j = 0; j < d; ++j) {
+    T dot = 0;
+    for (int64_t i = 0; i < d; ++i) dot += S[i * d + j] * dS[i * d + j];
+    for (int64_t i = 0; i < d; ++i) dS[i * d + j] = c * S[i * d + j] * (dS[i * d + j] - dot);
+  }
+}
+
+template <class T> T scale_of(int64_t count, int64_t hd, bool by_count) {
+  return T(1) / T(std::sqrt(double(by_count ? count : hd)));
+}
+
+// o[i] = sum_j W[i,j] S[i,j] v[j]
+template <class T> void apply(T* o, const T* W, const T* S, const T* v, int64_t d) {
+  for (int64_t i = 0; i < d; ++i) {
+    const T *w = W + i * d, *s = S + i * d;
+    T acc = 0;
+    for (int64_t j = 0; j < d; ++j) acc += w[j] * s[j] * v[j];
+    o[i] = acc;
+  }
+}
+// P += a b^T
+template <class T> void outer_add(T* P, const T* a, const T* b, int64_t d) {
+  for (int64_t i = 0; i < d; ++i) {
+    const T ai = a[i];
+    T* p = P + i * d;
+    for (int64_t j = 0; j < d; ++j) p[j] += ai * b[j];
+  }
+}
+}  // namespace
+
+template <class T>
+void dim_attention_forward(T* out, T* S, const T* q, const T* k, const T* v, const T* W, const DimAttnShape& s) {
+  const int64_t d = s.hd, dd = d * d, group = s.H / s.Hkv, qrow = s.H * d, kvrow = s.Hkv * d;
+  const int64_t steps = s.causal ? s.T : 1;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t h = 0; h < s.H; ++h) {
+      const int64_t kh = h / group;
+      const T *qb = q + b * s.T * qrow + h * d, *kb = k + b * s.T * kvrow + kh * d, *vb = v + b * s.T * kvrow + kh * d;
+      const T* Wh = W + h * dd;
+      T* P = scratch<T>(3 * dd);
+      T *Z = P + dd, *tmp = Z + dd;
+      std::fill(P, P + dd, T(0));
+      if (!s.causal)
+        for (int64_t t = 0; t < s.T; ++t) outer_add(P, qb + t * qrow, kb + t * kvrow, d);
+      for (int64_t t = 0; t < s.T; ++t) {
+        if (s.causal) outer_add(P, qb + t * qrow, kb + t * kvrow, d);
+        T* St = S ? S + ((b * s.H + h) * steps + (s.causal ? t : 0)) * dd : Z;
+        if (s.causal || t == 0) {
+          std::copy(P, P + dd, St);
+          normalise(St, scale_of<T>(s.causal ? t + 1 : s.T, d, s.by_count), d, s.rows, tmp);
+          if (!s.causal && St != Z) std::copy(St, St + dd, Z);
+        }
+        apply(out + (b * s.T + t) * qrow + h * d, Wh, s.causal ? St : Z, vb + t * kvrow, d);
+      }
+    }
+}
+
+// Backward, from the last token down: G accumulates dP_t over t >= n (the tokens whose P_t
+// includes token n), so dq_n = G k_n and dk_n = G^T q_n. Parallel over KV heads: the query heads
+// of a group write the same dk/dv, and each head's dW gathers every batch row, serially.
+template <class T>
+void dim_attention_backward(T* dq, T* dk, T* dv, T* dW, const T* dout, const T* S, const T* q, const T* k, const T* v,
+                            const T* W, const DimAttnShape& s) {
+  const int64_t d = s.hd, dd = d * d, group = s.H / s.Hkv, qrow = s.H * d, kvrow = s.Hkv * d;
+  const int64_t steps = s.causal ? s.T : 1;
+#pragma omp parallel for schedule(static)
+  for (int64_t kh = 0; kh < s.Hkv; ++kh)
+    for (int64_t h = kh * group; h < (kh + 1) * group; ++h)
+      for (int64_t b = 0; b < s.B; ++b) {
+        const T *qb = q + b * s.T * qrow + h * d, *kb = k + b * s.T * kvrow + kh * d, *vb = v + b * s.T * kvrow + kh * d;
+        T *dqb = dq + b * s.T * qrow + h * d, *dkb = dk + b * s.T * kvrow + kh * d, *dvb = dv + b * s.T * kvrow + kh * d;
+        const T* Wh = W + h * dd;
+        T* dWh = dW + h * dd;
+        T* G = scratch<T>(2 * dd);
+        T* dS = G + dd;
+        std::fill(G, G + dd, T(0));
+        for (int64_t t = s.T - 1; t >= 0; --t) {
+          const T* St = S + ((b * s.H + h) * steps + (s.causal ? t : 0)) * dd;
+          const T *g = dout + (b * s.T + t) * qrow + h * d, *vt = vb + t * kvrow;
+          T* dvt = dvb + t * kvrow;
+          for (int64_t i = 0; i < d; ++i)  // dA = g v^T: dv += A^T g, dW += dA . S, dS = dA . W
+            for (int64_t j = 0; j < d; ++j) {
+              const T a = g[i] * vt[j], w = Wh[i * d + j], sij = St[i * d + j];
+              dvt[j] += w * sij * g[i];
+              dWh[i * d + j] += a * sij;
+              dS[i * d + j] = a * w;
+            }
+          normalise_backward(dS, St, scale_of<T>(s.causal ? t + 1 : s.T, d, s.by_count), d, s.rows);
+          for (int64_t i = 0; i < dd; ++i) G[i] += dS[i];
+          if (s.causal) {
+            const T *qt = qb + t * qrow, *kt = kb + t * kvrow;
+            T *dqt = dqb + t * qrow, *dkt = dkb + t * kvrow;
+            for (int64_t i = 0; i < d; ++i)
+              for (int64_t j = 0; j < d; ++j) dqt[i] += G[i * d + j] * kt[j], dkt[j] += G[i * d + j] * qt[i];
+          }
+        }
+        if (!s.causal)
+          for (int64_t t = 0; t < s.T; ++t) {
+            const T *qt = qb + t * qrow, *kt = kb + t * kvrow;
+            T *dqt = dqb + t * qrow, *dkt = dkb + t * kvrow;
+            for (int64_t i = 0; i < d; ++i)
+              for (int64_t j = 0; j < d; ++j) dqt[i] += G[i * d + j] * kt[j], dkt[j] += G[i * d + j] * qt[i];
+          }
+      }
+}
+
+void dim_attention_step(float* out, float* P, float* scratch_, const float* q, const float* k, const float* v, const float* W,
+                        int64_t hd, int64_t count, bool rows, bool by_count) {
+  const int64_t dd = hd * hd;
+  outer_add(P, q, k, hd);
+  std::copy(P, P + dd, scratch_);
+  float tmp[1024];
+  if (!rows && hd > 1024) throw std::invalid_argument("dim_attention_step: head dim above 1024");
+  normalise(scratch_, scale_of<float>(count, hd, by_count), hd, rows, tmp);
+  apply(out, W, scratch_, v, hd);
+}
+
+#define CLM_INSTANTIATE_DIM(T)                                                                                      \
+  template void dim_attention_forward<T>(T*, T*, const T*, const T*, const T*, const T*, const DimAttnShape&);     \
+  template void dim_attention_backward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, const T*, const T*, \
+                                          const DimAttnShape&);
+CLM_INSTANTIATE_DIM(float)
+CLM_INSTANTIATE_DIM(double)
+
+}  // namespace clm::kernels
