@@ -13,6 +13,12 @@ set_=$1; secs=$2; th=$3
 R=/tmp/runs; mkdir -p /tmp/dev $R && tar -xJf devpack/pack.tar.xz -C /tmp/dev
 clm() { /tmp/dev/devlib/ld-linux-x86-64.so.2 --library-path /tmp/dev/devlib /tmp/dev/devlib/clm "$@"; }
 lscpu > $R/lscpu.txt
+# test subsets (~20k tokens: the first 1000 PTB lines, 400 WikiText-2 lines) keep evaluation inside the call
+S=/tmp/dev/sub; mkdir -p $S/ptb $S/wikitext-2
+for f in ptb.train.txt ptb.valid.txt; do ln -sf /tmp/dev/devdata/ptb/$f $S/ptb/$f; done
+for f in train.txt valid.txt; do ln -sf /tmp/dev/devdata/wikitext-2/$f $S/wikitext-2/$f; done
+head -n 1000 /tmp/dev/devdata/ptb/ptb.test.txt > $S/ptb/ptb.test.txt
+head -n 400 /tmp/dev/devdata/wikitext-2/test.txt > $S/wikitext-2/test.txt
 MODEL="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings"
 declare -A ARGS DATA
 if [ "$set_" = attention ]; then
@@ -29,7 +35,7 @@ else
   ARGS[3drpe-official]="--position 3d-rpe --position-opt chunk=32 phase=official"; ARGS[alibi]="--position alibi"
   for k in "${!ARGS[@]}"; do DATA[$k]=ptb; done
 fi
-common() { echo "$MODEL --seq-len $L --max-seq-len $L --batch-size $BATCH --lr 1e-3 --warmup 50 --threads $th --sample-tokens 0"; }
+common() { echo "$MODEL --seq-len $L --max-seq-len $L --batch-size $BATCH --lr 1e-3 --warmup 50 --threads $th --sample-tokens 0 --eval-tokens 20000"; }
 # probe: 6 steps of every run at once (the same contention as the real runs)
 for k in "${!ARGS[@]}"; do
   ( s0=$(date +%s.%N); clm train --data /tmp/dev/devdata/${DATA[$k]} $(common) ${ARGS[$k]} --steps 6 --warmup 1 --eval-every 0 \
@@ -45,14 +51,14 @@ for k in "${!ARGS[@]}"; do
 done; wait
 ev() {  # ev RUN DATA WINDOW [extra flags]: one JSON line into RUN.eval.jsonl
   local k=$1 d=$2 w=$3; shift 3
-  clm eval --model $R/$k --data /tmp/dev/devdata/$d --split test --window $w --batch-size 4 --threads $th --report $R/$k.eval.jsonl "$@" \
+  clm eval --model $R/$k --data $S/$d --split test --window $w --batch-size 4 --threads $th --report $R/$k.eval.jsonl "$@" \
     >> $R/$k.eval.log 2>&1 || echo "eval $k $w $* failed" >> $R/$k.eval.log
 }
 for k in "${!ARGS[@]}"; do
   ( if [ "$set_" = attention ]; then ev $k ${DATA[$k]} $L
     else
       for m in 1 2 4 8 16; do
-        w=$((L * m)); ev $k ptb $w --retrieval 24
+        w=$((L * m)); ev $k ptb $w --retrieval 12
         if [ $m -gt 1 ] && [ $k = rope ]; then
           for sc in pi ntk yarn; do ev $k ptb $w --position-opt scaling=$sc scale=$m; done
         fi

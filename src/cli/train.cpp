@@ -112,7 +112,7 @@ int run_train(CLI::App* c, TrainArgs a) {
     return perplexity(m, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size, a.eval_tokens).mean_nll();
   };
   train(model, *ds.tok, ds.train, tcfg, a.out, resume_dir, hooks);
-  PerplexityResult pv = perplexity(model, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size);
+  PerplexityResult pv = perplexity(model, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size, a.eval_tokens);
   std::printf("valid perplexity (per %s): %.3f | %s\n", ds.tok->unit().c_str(), pv.ppl(), pv.protocol.c_str());
   if (ds.tok->unit() == "byte") std::printf("valid bits per byte: %.4f\n", pv.mean_nll() / std::log(2.0));
   std::printf("checkpoint: %s | metrics: %s/metrics.jsonl (plot: clm plot %s/metrics.jsonl)\n",
@@ -150,7 +150,7 @@ void add_train(CLI::App& app, Commands& cmds) {
   tr->add_option("--beta2", t.adam.beta2, "AdamW beta2")->capture_default_str();
   tr->add_option("--clip", t.clip, "Clip gradients to this global norm (0 = off)")->capture_default_str();
   tr->add_option("--eval-every", t.eval_every, "Validate every N steps (0 = at the end)")->capture_default_str();
-  tr->add_option("--eval-tokens", a->eval_tokens, "Tokens scored per periodic validation (0 = whole split)")->capture_default_str();
+  tr->add_option("--eval-tokens", a->eval_tokens, "Tokens scored per validation, periodic and final (0 = whole split)")->capture_default_str();
   tr->add_option("--ckpt-every", t.ckpt_every, "Checkpoint every N steps (0 = at each validation)")->capture_default_str();
   tr->add_option("--log-every", t.log_every, "Metrics row every N steps")->capture_default_str();
   tr->add_option("--seed", t.seed, "Seed for initialisation and sampling")->capture_default_str();
