@@ -36,6 +36,7 @@ template <class T> void normalise_backward(T* dS, const T* S, T c, int64_t d, bo
       T* g = dS + i * d;
       const T* p = S + i * d;
       const T dot = row_dot(p, g, d);
+#pragma omp simd
       for (int64_t j = 0; j < d; ++j) g[j] = c * p[j] * (g[j] - dot);
     }
     return;
@@ -51,13 +52,13 @@ template <class T> T scale_of(int64_t count, int64_t hd, bool by_count) {
   return T(1) / T(std::sqrt(double(by_count ? count : hd)));
 }
 
-// o[i] = sum_j W[i,j] S[i,j] v[j]
-template <class T> void apply(T* o, const T* W, const T* S, const T* v, int64_t d) {
+// o[i] = sum_j W[i,j] S[i,j] v[j]  (tmp [d])
+template <class T> void apply(T* o, const T* W, const T* S, const T* v, int64_t d, T* tmp) {
   for (int64_t i = 0; i < d; ++i) {
     const T *w = W + i * d, *s = S + i * d;
-    T acc = 0;
-    for (int64_t j = 0; j < d; ++j) acc += w[j] * s[j] * v[j];
-    o[i] = acc;
+#pragma omp simd
+    for (int64_t j = 0; j < d; ++j) tmp[j] = w[j] * v[j];
+    o[i] = row_dot(s, tmp, d);
   }
 }
 // P += a b^T
@@ -65,7 +66,18 @@ template <class T> void outer_add(T* P, const T* a, const T* b, int64_t d) {
   for (int64_t i = 0; i < d; ++i) {
     const T ai = a[i];
     T* p = P + i * d;
+#pragma omp simd
     for (int64_t j = 0; j < d; ++j) p[j] += ai * b[j];
+  }
+}
+// dq += G k, dk += G^T q
+template <class T> void outer_backward(T* dq, T* dk, const T* G, const T* q, const T* k, int64_t d) {
+  for (int64_t i = 0; i < d; ++i) {
+    const T* g = G + i * d;
+    dq[i] += row_dot(g, k, d);
+    const T qi = q[i];
+#pragma omp simd
+    for (int64_t j = 0; j < d; ++j) dk[j] += g[j] * qi;
   }
 }
 }  // namespace
@@ -93,7 +105,7 @@ void dim_attention_forward(T* out, T* S, const T* q, const T* k, const T* v, con
           normalise(St, scale_of<T>(s.causal ? t + 1 : s.T, d, s.by_count), d, s.rows, tmp);
           if (!s.causal && St != Z) std::copy(St, St + dd, Z);
         }
-        apply(out + (b * s.T + t) * qrow + h * d, Wh, s.causal ? St : Z, vb + t * kvrow, d);
+        apply(out + (b * s.T + t) * qrow + h * d, Wh, s.causal ? St : Z, vb + t * kvrow, d, tmp);
       }
     }
 }
@@ -121,29 +133,24 @@ void dim_attention_backward(T* dq, T* dk, T* dv, T* dW, const T* dout, const T* 
           const T* St = S + ((b * s.H + h) * steps + (s.causal ? t : 0)) * dd;
           const T *g = dout + (b * s.T + t) * qrow + h * d, *vt = vb + t * kvrow;
           T* dvt = dvb + t * kvrow;
-          for (int64_t i = 0; i < d; ++i)  // dA = g v^T: dv += A^T g, dW += dA . S, dS = dA . W
+          for (int64_t i = 0; i < d; ++i) {  // dA = g v^T: dv += A^T g, dW += dA . S, dS = dA . W
+            const T gi = g[i], *w = Wh + i * d, *si = St + i * d;
+            T *dw = dWh + i * d, *ds = dS + i * d;
+#pragma omp simd
             for (int64_t j = 0; j < d; ++j) {
-              const T a = g[i] * vt[j], w = Wh[i * d + j], sij = St[i * d + j];
-              dvt[j] += w * sij * g[i];
-              dWh[i * d + j] += a * sij;
-              dS[i * d + j] = a * w;
+              const T a = gi * vt[j];
+              dvt[j] += w[j] * si[j] * gi;
+              dw[j] += a * si[j];
+              ds[j] = a * w[j];
             }
-          normalise_backward(dS, St, scale_of<T>(s.causal ? t + 1 : s.T, d, s.by_count), d, s.rows);
-          for (int64_t i = 0; i < dd; ++i) G[i] += dS[i];
-          if (s.causal) {
-            const T *qt = qb + t * qrow, *kt = kb + t * kvrow;
-            T *dqt = dqb + t * qrow, *dkt = dkb + t * kvrow;
-            for (int64_t i = 0; i < d; ++i)
-              for (int64_t j = 0; j < d; ++j) dqt[i] += G[i * d + j] * kt[j], dkt[j] += G[i * d + j] * qt[i];
           }
+          normalise_backward(dS, St, scale_of<T>(s.causal ? t + 1 : s.T, d, s.by_count), d, s.rows);
+#pragma omp simd
+          for (int64_t i = 0; i < dd; ++i) G[i] += dS[i];
+          if (s.causal) outer_backward(dqb + t * qrow, dkb + t * kvrow, G, qb + t * qrow, kb + t * kvrow, d);
         }
         if (!s.causal)
-          for (int64_t t = 0; t < s.T; ++t) {
-            const T *qt = qb + t * qrow, *kt = kb + t * kvrow;
-            T *dqt = dqb + t * qrow, *dkt = dkb + t * kvrow;
-            for (int64_t i = 0; i < d; ++i)
-              for (int64_t j = 0; j < d; ++j) dqt[i] += G[i * d + j] * kt[j], dkt[j] += G[i * d + j] * qt[i];
-          }
+          for (int64_t t = 0; t < s.T; ++t) outer_backward(dqb + t * qrow, dkb + t * kvrow, G, qb + t * qrow, kb + t * kvrow, d);
       }
 }
 
@@ -153,9 +160,9 @@ void dim_attention_step(float* out, float* P, float* scratch_, const float* q, c
   outer_add(P, q, k, hd);
   std::copy(P, P + dd, scratch_);
   float tmp[1024];
-  if (!rows && hd > 1024) throw std::invalid_argument("dim_attention_step: head dim above 1024");
+  if (hd > 1024) throw std::invalid_argument("dim_attention_step: head dim above 1024");
   normalise(scratch_, scale_of<float>(count, hd, by_count), hd, rows, tmp);
-  apply(out, W, scratch_, v, hd);
+  apply(out, W, scratch_, v, hd, tmp);
 }
 
 #define CLM_INSTANTIATE_DIM(T)                                                                                      \

@@ -1,0 +1,95 @@
+// The attention variants side by side at one model size (default: the PTB comparison shape, d_model
+// 256, 4 layers, 4 heads, d_ff 688, vocab 10,000): batch-1 decode step time at growing context
+// (softmax's KV cache grows, TensorCoder's d x d state does not, multi-linear caches one K/V of rank
+// R for all blocks), state memory, and training tokens/s (forward + backward of batch x seq).
+// One JSON line per (variant, measurement); the ratio to softmax ("causal") is computed by the
+// reader (docs/RESULTS.md). Random weights: speed does not depend on them.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "kernels/cpu/vec.h"
+#include "kernels/kernels.h"
+#include "models/lm.h"
+
+using namespace clm;
+using clk = std::chrono::steady_clock;
+
+static double secs(clk::time_point a) { return std::chrono::duration<double>(clk::now() - a).count(); }
+
+int main(int argc, char** argv) {
+  ModelConfig c;
+  c.vocab_size = 10000, c.d_model = 256, c.n_layers = 4, c.n_heads = 4, c.n_kv_heads = 4, c.d_ff = 688;
+  c.tie_embeddings = true;
+  std::vector<int64_t> contexts{512, 1024, 2048, 4096, 8192};
+  std::vector<std::string> variants{"causal", "tensorcoder", "multilinear", "multilinear:rank=256"};
+  int64_t tokens = 32, B = 8, T = 256, train_steps = 3;
+  int threads = 1;
+  CLI::App app{"attention variants: decode at long context, state memory, training speed"};
+  app.add_option("--d-model", c.d_model);
+  app.add_option("--n-layers", c.n_layers);
+  app.add_option("--n-heads", c.n_heads);
+  app.add_option("--vocab", c.vocab_size);
+  app.add_option("--contexts", contexts, "Context lengths for the decode measurement");
+  app.add_option("--variants", variants, "attention[:key=value], e.g. multilinear:rank=256");
+  app.add_option("--tokens", tokens, "Decoded tokens timed per context");
+  app.add_option("--batch", B);
+  app.add_option("--seq", T);
+  app.add_option("--train-steps", train_steps, "Timed forward+backward steps (0 = skip)");
+  app.add_option("--threads", threads);
+  CLI11_PARSE(app, argc, argv);
+  c.n_kv_heads = c.n_heads;
+  kernels::set_num_threads(threads);
+  for (const std::string& v : variants) {
+    ModelConfig mc = c;
+    const auto colon = v.find(':');
+    mc.attention = v.substr(0, colon);
+    if (colon != std::string::npos) nn::set_option(mc.attention_opt, v.substr(colon + 1), "--variants");
+    int64_t maxc = 0;
+    for (int64_t n : contexts) maxc = std::max(maxc, n);
+    mc.max_seq_len = std::max(maxc + tokens, T);
+    auto m = make_model(mc, 1);
+    for (int64_t n : contexts) {
+      InferState st = m->make_state(n + tokens);
+      std::vector<int32_t> prompt(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) prompt[size_t(i)] = int32_t((i * 7919) % mc.vocab_size);
+      auto t0 = clk::now();
+      const float* l = m->infer(st, prompt);
+      const double prefill = secs(t0);
+      int32_t next = 1;
+      t0 = clk::now();
+      for (int64_t i = 0; i < tokens; ++i) {
+        l = m->infer(st, std::span<const int32_t>(&next, 1));
+        next = int32_t(std::max_element(l, l + mc.vocab_size) - l);
+      }
+      const double dt = secs(t0) / double(tokens);
+      std::printf("%s\n", nlohmann::json{{"variant", v}, {"measure", "decode"}, {"context", n}, {"ms_per_token", dt * 1e3},
+                                         {"prefill_s", prefill}, {"state_bytes", st.bytes()}, {"threads", threads},
+                                         {"isa", kernels::vec().isa}, {"params", m->num_params()}}
+                              .dump()
+                              .c_str());
+      std::fflush(stdout);
+    }
+    if (train_steps > 0) {
+      std::vector<int32_t> ids(static_cast<size_t>(B * T)), tg(static_cast<size_t>(B * T));
+      for (int64_t i = 0; i < B * T; ++i) ids[size_t(i)] = int32_t((i * 31) % mc.vocab_size), tg[size_t(i)] = int32_t((i * 17) % mc.vocab_size);
+      Tensor tid = Tensor::from(ids, {B * T}), ttg = Tensor::from(tg, {B * T});
+      double best = 1e30;
+      for (int64_t s = 0; s < train_steps + 1; ++s) {  // the first is a warm-up
+        auto t0 = clk::now();
+        nn::Var loss = ag::cross_entropy(m->forward(tid, B, T), ttg);
+        ag::backward(loss);
+        if (s > 0) best = std::min(best, secs(t0));
+      }
+      std::printf("%s\n", nlohmann::json{{"variant", v}, {"measure", "train"}, {"batch", B}, {"seq", T},
+                                         {"tokens_per_s", double(B * T) / best}, {"threads", threads},
+                                         {"isa", kernels::vec().isa}, {"params", m->num_params()}}
+                              .dump()
+                              .c_str());
+      std::fflush(stdout);
+    }
+  }
+}
