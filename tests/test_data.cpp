@@ -68,6 +68,35 @@ TEST(StreamLoader, LanesAreContiguousAndWrap) {
   EXPECT_THROW(StreamLoader(s, 0, 8), std::invalid_argument);
 }
 
+// Masked-LM batches: masked positions hold the mask id and target the original token, the rest
+// keep their token and are not scored; about p of the tokens are masked; the same seed, the same mask.
+TEST(MaskTokens, MaskedTargetsOnlyAndRate) {
+  std::vector<int32_t> ids(4000);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i % 97);
+  Tensor x = Tensor::from(ids, {4000}), y, x2 = x.clone(), y2;
+  Rng a(5), b(5);
+  mask_tokens(x, y, 99, 0.15, a);
+  mask_tokens(x2, y2, 99, 0.15, b);
+  int64_t masked = 0;
+  for (int64_t i = 0; i < 4000; ++i) {
+    const int32_t xi = x.data<int32_t>()[i], yi = y.data<int32_t>()[i];
+    if (xi == 99) {
+      EXPECT_EQ(yi, ids[size_t(i)]);
+      ++masked;
+    } else {
+      EXPECT_EQ(yi, -1);
+      EXPECT_EQ(xi, ids[size_t(i)]);
+    }
+    EXPECT_EQ(x2.data<int32_t>()[i], xi);
+  }
+  EXPECT_NEAR(double(masked) / 4000, 0.15, 0.02);
+  Tensor one = Tensor::from(std::vector<int32_t>{7}, {1}), t;
+  Rng c(1);
+  mask_tokens(one, t, 99, 1e-9, c);  // never empty: one token is always masked
+  EXPECT_EQ(one.data<int32_t>()[0], 99);
+  EXPECT_EQ(t.data<int32_t>()[0], 7);
+}
+
 TEST(Corpus, FolderLayoutAndErrors) {
   test::TempDir d;
   EXPECT_THROW(load_text_dir(d.path), std::runtime_error);  // no files

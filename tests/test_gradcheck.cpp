@@ -57,6 +57,8 @@ std::vector<Case> cases() {
        [](auto& in, DType) { return ag::attention(in[0], in[1], in[2], 1, 5, 2, 2, 4, 0.5); }},
       {"attention_alibi", {{2 * 4, 4 * 3}, {2 * 4, 2 * 3}, {2 * 4, 2 * 3}},
        [](auto& in, DType) { return ag::attention(in[0], in[1], in[2], 2, 4, 4, 2, 3, 0.577, {0.5, 0.25, 0.125, 1.5}); }},
+      {"attention_bidirectional_alibi", {{2 * 4, 2 * 3}, {2 * 4, 2 * 3}, {2 * 4, 2 * 3}},
+       [](auto& in, DType) { return ag::attention(in[0], in[1], in[2], 2, 4, 2, 2, 3, 0.577, {0.5, 0.25}, false); }},
       {"dim_attention_causal_rows", {{2 * 4, 2 * 3}, {2 * 4, 1 * 3}, {2 * 4, 1 * 3}, {2, 3, 3}},
        [](auto& in, DType) { return ag::dim_attention(in[0], in[1], in[2], in[3], 2, 4, 2, 1, 3, true, true, false); }},
       {"dim_attention_causal_cols_count", {{1 * 5, 2 * 4}, {1 * 5, 2 * 4}, {1 * 5, 2 * 4}, {2, 4, 4}},

@@ -134,7 +134,9 @@ TEST(Options, VariantsDeclareCheckAndReceiveTheirOptions) {
   EXPECT_NE(err(c).find("must be > 0"), std::string::npos) << err(c);
   ModelConfig plain = small();
   plain.attention_opt = {{"x", 1}};
-  EXPECT_NE(err(plain).find("attention 'causal' has no option 'x' (it takes none)"), std::string::npos) << err(plain);
+  EXPECT_NE(err(plain).find("attention 'causal' has no option 'x' (options: causal=true)"), std::string::npos) << err(plain);
+  plain.attention_opt = nullptr, plain.position = "learned", plain.position_opt = {{"x", 1}};
+  EXPECT_NE(err(plain).find("position 'learned' has no option 'x' (it takes none)"), std::string::npos) << err(plain);
   // the option reaches the variant: gain 2 vs the default 1 changes the logits; JSON round trip keeps it
   c.norm_opt = nlohmann::json::object();
   nn::set_option(c.norm_opt, "gain=2", "--norm-opt");

@@ -292,13 +292,13 @@ Var rotary(const Var& x, const Tensor& cos, const Tensor& sin, int64_t B, int64_
 }
 
 Var attention(const Var& q, const Var& k_, const Var& v, int64_t B, int64_t T_, int64_t H, int64_t Hkv, int64_t hd,
-              double scale, const std::vector<double>& slopes) {
+              double scale, const std::vector<double>& slopes, bool causal) {
   expect(H % Hkv == 0, "attention", "query heads must be a multiple of KV heads");
   expect(slopes.empty() || int64_t(slopes.size()) == H, "attention", "one ALiBi slope per head");
   expect(q->value.numel() == B * T_ * H * hd, "attention", "q size does not match B*T*H*hd");
   expect(k_->value.numel() == B * T_ * Hkv * hd && v->value.numel() == B * T_ * Hkv * hd, "attention",
          "k/v size does not match B*T*Hkv*hd");
-  k::AttnShape s{B, T_, T_, H, Hkv, hd, H * hd, T_ * H * hd, Hkv * hd, T_ * Hkv * hd, slopes.empty() ? nullptr : slopes.data()};
+  k::AttnShape s{B, T_, T_, H, Hkv, hd, H * hd, T_ * H * hd, Hkv * hd, T_ * Hkv * hd, slopes.empty() ? nullptr : slopes.data(), causal};
   Tensor Y = Tensor::empty({B * T_, H * hd}, q->value.dtype());
   const bool keep = grad_enabled() && (needs(q) || needs(k_) || needs(v));
   Tensor P = keep ? Tensor::empty({B, H, T_, T_}, q->value.dtype()) : Tensor();

@@ -26,9 +26,10 @@ Var softmax(const Var& x);
 Var rotary(const Var& x, const Tensor& cos, const Tensor& sin, int64_t B, int64_t T, int64_t H, int64_t hd,
            bool interleaved);
 
-// Causal attention, q [B*T, H*hd], k/v [B*T, Hkv*hd] -> [B*T, H*hd]. slopes: [H] ALiBi slopes or empty.
+// Attention, q [B*T, H*hd], k/v [B*T, Hkv*hd] -> [B*T, H*hd], causal unless `causal` is false
+// (bidirectional: masked-LM training). slopes: [H] ALiBi slopes (bias -m |i - j|) or empty.
 Var attention(const Var& q, const Var& k, const Var& v, int64_t B, int64_t T, int64_t H, int64_t Hkv,
-              int64_t hd, double scale, const std::vector<double>& slopes = {});
+              int64_t hd, double scale, const std::vector<double>& slopes = {}, bool causal = true);
 
 // TensorCoder dimension-wise attention (kernels.h DimAttnShape): q [B*T, H*hd], k/v [B*T, Hkv*hd],
 // w [H, hd, hd] -> [B*T, H*hd]. rows: softmax along rows of S (else columns); by_count: scale

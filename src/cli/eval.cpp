@@ -23,7 +23,14 @@ struct EvalArgs {
   QuantArgs quant;
   PositionOverride position;
   int64_t retrieval = 0;
+  bool mlm = false;
+  double mask_prob = 0.15;
 };
+
+void append_line(const std::string& file, const nlohmann::json& j) {
+  std::ofstream f(file, std::ios::app);
+  if (!(f << j.dump() << "\n") || !f.flush()) throw std::runtime_error("cannot write '" + file + "'");
+}
 
 int run_eval(const EvalArgs& a) {
   if (a.retrieval < 0) throw std::invalid_argument("--retrieval must be >= 0");
@@ -36,6 +43,16 @@ int run_eval(const EvalArgs& a) {
   std::string what;
   const std::vector<int32_t> stream = token_stream(tok, a.data, a.split, a.file, what);
   const int64_t T = a.window > 0 ? a.window : lm.model->config().max_seq_len;
+  if (a.mlm) {
+    if (a.quant.given() || a.infer || a.retrieval) throw std::invalid_argument("--mlm scores the batched forward only (no --quant, --infer, --retrieval)");
+    PerplexityResult r = masked_lm_loss(*lm.model, stream, T, a.batch, a.mask_prob);
+    std::printf("%s: masked-LM loss (per masked %s) %.4f | %s\n", what.c_str(), tok->unit().c_str(), r.mean_nll(), r.protocol.c_str());
+    if (!a.report.empty()) append_line(a.report, {{"model", a.model_path}, {"data", what}, {"mlm_loss", r.mean_nll()}, {"tokens", r.tokens},
+                                                  {"protocol", r.protocol}, {"window", T}});
+    return 0;
+  }
+  if (lm.model->config().bidirectional())
+    throw std::invalid_argument("'" + a.model_path + "' has bidirectional attention (a masked LM): score it with --mlm");
   const quant::QuantResult q = a.quant.apply(*lm.model);
   const bool through_infer = a.infer || a.quant.given();
   PerplexityResult r = perplexity(*lm.model, stream, T, a.stride > 0 ? a.stride : T, a.batch, 0, through_infer);
@@ -62,8 +79,7 @@ int run_eval(const EvalArgs& a) {
                                 {"mean_logp", p.logp_sum / double(p.trials)}});
     for (auto& l : q.layers)
       j["layers"].push_back({{"name", l->name}, {"in", l->in}, {"k_eff", l->k_eff}, {"kernel", l->kernel()}});
-    std::ofstream f(a.report, std::ios::app);
-    if (!(f << j.dump() << "\n") || !f.flush()) throw std::runtime_error("cannot write '" + a.report + "'");
+    append_line(a.report, j);
   }
   return 0;
 }
@@ -84,6 +100,8 @@ void add_eval(CLI::App& app, Commands& cmds) {
   ev->add_flag("--infer", a->infer, "Score through the inference path (one window at a time; implied by --quant)");
   a->quant.add(ev);
   a->position.add(ev);
+  ev->add_flag("--mlm", a->mlm, "Masked-LM loss instead of perplexity (models trained with --objective mlm)");
+  ev->add_option("--mask-prob", a->mask_prob, "--mlm: fraction of tokens masked (fixed seed)")->capture_default_str();
   ev->add_option("--retrieval", a->retrieval,
                  "Also run the planted-pair retrieval task: this many trials per depth at the window length (0 = off)");
   ev->add_option("--report", a->report, "Append one JSON line with the result (and per-layer kernel) to this file");

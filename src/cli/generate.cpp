@@ -31,6 +31,8 @@ LoadedModel load_for_decoding(const GenArgs& a) {
   LoadedModel lm = a.weights == "generic" ? load_model(a.model_path, DType::f32, a.tok_path, a.position.opts)
                                           : load_model_for_inference(a.model_path, a.weights, a.tok_path, a.position.opts);
   if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
+  if (lm.model->config().bidirectional())
+    throw std::invalid_argument("'" + a.model_path + "' has bidirectional attention (a masked LM): it cannot generate");
   a.quant.apply(*lm.model);  // after packing: the quantized Linears replace their packed copies
   return lm;
 }

@@ -30,6 +30,7 @@ const std::vector<std::pair<const char*, const char*>> kFixedOnResume = {
     {"--batch-size", "batch_size"}, {"--seq-len", "seq_len"},     {"--grad-accum", "grad_accum"},
     {"--lr", "lr"},                 {"--min-lr-ratio", "min_lr_ratio"}, {"--warmup", "warmup"},
     {"--weight-decay", "weight_decay"}, {"--beta2", "beta2"},     {"--clip", "clip"},
+    {"--objective", "objective"},   {"--mask-prob", "mask_prob"},
     {"--eval-every", "eval_every"}, {"--ckpt-every", "ckpt_every"}, {"--log-every", "log_every"},
     {"--seed", "seed"}};
 
@@ -89,7 +90,11 @@ int run_train(CLI::App* c, TrainArgs a) {
   if (a.tok_kind.empty()) a.tok_kind = a.data.given() ? "word" : "byte";
   tcfg.validate();
   Dataset ds = make_dataset(a.data.load(), a.tok_kind, a.max_vocab, tok);
-  mcfg.vocab_size = ds.tok->vocab_size();
+  const bool mlm = tcfg.objective == "mlm";
+  if (!resumed) mcfg.vocab_size = ds.tok->vocab_size() + (mlm ? 1 : 0);  // mlm: one more row, the mask
+  if (mcfg.vocab_size != ds.tok->vocab_size() + (mlm ? 1 : 0))
+    throw std::invalid_argument("the checkpoint's vocabulary (" + std::to_string(mcfg.vocab_size) + ") does not fit its tokenizer" +
+                                (mlm ? " plus the mask token" : ""));
   if (mcfg.max_seq_len < tcfg.seq_len) mcfg.max_seq_len = tcfg.seq_len;
   mcfg.validate();
   std::unique_ptr<LanguageModel> mp = resumed ? std::move(resumed) : make_model(mcfg, tcfg.seed);
@@ -109,9 +114,16 @@ int run_train(CLI::App* c, TrainArgs a) {
   hooks.progress = isatty(2);
   hooks.run_info = {{"data", a.data.to_json()}};
   hooks.eval = [&](LanguageModel& m) {
+    if (mlm) return masked_lm_loss(m, ds.valid, tcfg.seq_len, tcfg.batch_size, tcfg.mask_prob, a.eval_tokens).mean_nll();
     return perplexity(m, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size, a.eval_tokens).mean_nll();
   };
   train(model, *ds.tok, ds.train, tcfg, a.out, resume_dir, hooks);
+  if (mlm) {
+    PerplexityResult pv = masked_lm_loss(model, ds.valid, tcfg.seq_len, tcfg.batch_size, tcfg.mask_prob, a.eval_tokens);
+    std::printf("valid masked-LM loss (per masked %s): %.4f | %s\n", ds.tok->unit().c_str(), pv.mean_nll(), pv.protocol.c_str());
+    std::printf("checkpoint: %s | metrics: %s/metrics.jsonl\n", resolve_checkpoint(a.out).c_str(), a.out.c_str());
+    return 0;  // a masked LM does not generate
+  }
   PerplexityResult pv = perplexity(model, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size, a.eval_tokens);
   std::printf("valid perplexity (per %s): %.3f | %s\n", ds.tok->unit().c_str(), pv.ppl(), pv.protocol.c_str());
   if (ds.tok->unit() == "byte") std::printf("valid bits per byte: %.4f\n", pv.mean_nll() / std::log(2.0));
@@ -154,6 +166,10 @@ void add_train(CLI::App& app, Commands& cmds) {
   tr->add_option("--ckpt-every", t.ckpt_every, "Checkpoint every N steps (0 = at each validation)")->capture_default_str();
   tr->add_option("--log-every", t.log_every, "Metrics row every N steps")->capture_default_str();
   tr->add_option("--seed", t.seed, "Seed for initialisation and sampling")->capture_default_str();
+  tr->add_option("--objective", t.objective,
+                 "next (next-token LM) | mlm (masked LM for bidirectional attention: --attention-opt causal=false)")
+      ->capture_default_str();
+  tr->add_option("--mask-prob", t.mask_prob, "mlm: fraction of tokens masked")->capture_default_str();
   tr->add_option("--threads", t.threads, "Threads (0 = all cores)")->capture_default_str();
   tr->add_option("--sample-tokens", a->sample_tokens, "Tokens to sample after training (0 = none)")->capture_default_str();
   cmds.push_back({tr, [tr, a] { return run_train(tr, *a); }});

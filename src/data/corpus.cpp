@@ -76,6 +76,21 @@ TextSplits fortunes_corpus(const std::string& dir) {
   return t;
 }
 
+void mask_tokens(Tensor& x, Tensor& y, int32_t mask_id, double p, Rng& rng) {
+  const int64_t n = x.numel();
+  Tensor in = Tensor::empty({n}, DType::i32), tg = Tensor::empty({n}, DType::i32);
+  const int32_t* src = x.data<int32_t>();
+  int32_t *xi = in.data<int32_t>(), *yi = tg.data<int32_t>();
+  int64_t masked = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const bool m = rng.uniform() < p;
+    xi[i] = m ? mask_id : src[i], yi[i] = m ? src[i] : -1;
+    masked += m;
+  }
+  if (!masked && n) xi[0] = mask_id, yi[0] = src[0];
+  x = in, y = tg;
+}
+
 StreamLoader::StreamLoader(const std::vector<int32_t>& stream, int64_t B, int64_t T, const std::string& what)
     : s_(stream), B_(B), T_(T), lane_(B > 0 ? int64_t(stream.size()) / B : 0) {
   if (B <= 0 || T <= 0) throw std::invalid_argument("batch size and sequence length must be > 0");

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tensor/tensor.h"
+#include "util/rng.h"
 
 namespace clm {
 
@@ -30,6 +31,11 @@ struct LoaderState {
   int64_t pos = 0;    // offset inside each lane
   int64_t epoch = 0;
 };
+
+// Masked-LM inputs and targets from a batch x [N]: each token becomes `mask_id` with probability p
+// (its target is the token), others keep their id and get target -1 (not scored). At least one
+// token is masked.
+void mask_tokens(Tensor& x, Tensor& y, int32_t mask_id, double p, Rng& rng);
 
 class StreamLoader {
  public:

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "autograd/ops.h"
+#include "data/corpus.h"
 #include "kernels/cpu/vec.h"
 
 namespace clm {
@@ -89,6 +90,35 @@ PerplexityResult perplexity(LanguageModel& model, const std::vector<int32_t>& st
   if (through_infer) p << ", through infer";
   p << "; " << r.tokens << " tokens scored in " << r.windows << " windows";
   r.protocol = p.str();
+  return r;
+}
+
+}  // namespace clm
+
+namespace clm {
+
+PerplexityResult masked_lm_loss(LanguageModel& model, const std::vector<int32_t>& stream, int64_t T, int64_t batch, double p,
+                                int64_t max_tokens, uint64_t seed) {
+  if (T <= 0 || batch <= 0 || !(p > 0 && p < 1)) throw std::invalid_argument("masked_lm_loss: need window > 0, batch > 0, 0 < p < 1");
+  const int64_t n = int64_t(stream.size()) / T;  // whole windows
+  if (n == 0) throw std::invalid_argument("masked_lm_loss: the stream is shorter than one window");
+  ag::NoGrad ng;
+  Rng rng(seed);
+  PerplexityResult r;
+  for (int64_t w0 = 0; w0 < n; w0 += batch) {
+    const int64_t B = std::min(batch, n - w0);
+    Tensor x = Tensor::from(std::vector<int32_t>(stream.begin() + w0 * T, stream.begin() + (w0 + B) * T), {B * T}), y;
+    mask_tokens(x, y, int32_t(model.config().vocab_size - 1), p, rng);
+    nn::Var loss = ag::cross_entropy(model.forward(x, B, T), y);
+    int64_t scored = 0;
+    for (int64_t i = 0; i < B * T; ++i) scored += y.data<int32_t>()[i] >= 0;
+    r.nll_sum += loss->value.item() * double(scored);
+    r.tokens += scored;
+    r.windows += B;
+    if (max_tokens > 0 && (w0 + B) * T >= max_tokens) break;
+  }
+  r.protocol = "masked LM: " + std::to_string(r.windows) + " windows of " + std::to_string(T) + " tokens, " +
+               std::to_string(r.tokens) + " masked (p = " + std::to_string(p).substr(0, 4) + ")";
   return r;
 }
 

@@ -27,4 +27,10 @@ struct PerplexityResult {
 PerplexityResult perplexity(LanguageModel& model, const std::vector<int32_t>& stream, int64_t T, int64_t stride,
                             int64_t batch, int64_t max_tokens = 0, bool through_infer = false);
 
+// Masked-LM loss (mean negative log-likelihood of the masked tokens): non-overlapping windows of T
+// tokens, each token replaced by the mask id (vocab_size - 1) with probability p, from a fixed
+// seed, so models compare on the same masks. max_tokens > 0 stops after about that many tokens.
+PerplexityResult masked_lm_loss(LanguageModel& model, const std::vector<int32_t>& stream, int64_t T, int64_t batch, double p,
+                                int64_t max_tokens = 0, uint64_t seed = 1);
+
 }  // namespace clm

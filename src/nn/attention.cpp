@@ -15,14 +15,16 @@ namespace {
 struct CausalAttention : Attention {
   Linear q, k, v, o;
   int64_t H, Hkv, hd;
-  CausalAttention(const ModelConfig& c, Init& init)
+  bool causal = true;
+  CausalAttention(const ModelConfig& c, Init& init, bool causal_ = true)
       : q(c.d_model, c.n_heads * c.hd(), c.attn_bias, init, c.init_std),
         k(c.d_model, c.n_kv_heads * c.hd(), c.attn_bias, init, c.init_std),
         v(c.d_model, c.n_kv_heads * c.hd(), c.attn_bias, init, c.init_std),
         o(c.n_heads * c.hd(), c.d_model, false, init, c.init_std),
         H(c.n_heads),
         Hkv(c.n_kv_heads),
-        hd(c.hd()) {}
+        hd(c.hd()),
+        causal(causal_) {}
 
   Var forward(const Var& x, PositionEncoding& pe, const Ctx& ctx) override {
     Var qs = pe.rotate(q(x), H, ctx);
@@ -30,7 +32,7 @@ struct CausalAttention : Attention {
     std::vector<double> slopes;
     if (pe.alibi_slope(0, H) != 0.0)
       for (int64_t h = 0; h < H; ++h) slopes.push_back(pe.alibi_slope(h, H));
-    return o(ag::attention(qs, ks, v(x), ctx.B, ctx.T, H, Hkv, hd, 1.0 / std::sqrt(double(hd)), slopes));
+    return o(ag::attention(qs, ks, v(x), ctx.B, ctx.T, H, Hkv, hd, 1.0 / std::sqrt(double(hd)), slopes, causal));
   }
 
   std::unique_ptr<LayerState> make_state(int64_t capacity) const override {
@@ -41,6 +43,7 @@ struct CausalAttention : Attention {
   // Project, rotate at the tokens' positions, append to the cells, then each (token, head) attends
   // over its KV head's cells with positions up to its own.
   void infer(const float* x, float* y, PositionEncoding& pe, LayerState& state, const InferCtx& ctx) override {
+    if (!causal) throw std::invalid_argument("attention 'causal' with causal=false (a masked LM) cannot decode");
     auto& kv = static_cast<KVCells&>(state);
     const int64_t T = ctx.T, group = H / Hkv, cap = kv.capacity();
     if (kv.max_len() + T > cap)
@@ -80,7 +83,8 @@ struct CausalAttention : Attention {
 };
 
 const bool reg_causal = AttentionRegistry::get().add(
-    "causal", [](const ModelConfig& c, Init& i) { return std::make_unique<CausalAttention>(c, i); });
+    "causal", {{"causal", true, "false: bidirectional softmax attention (masked-LM training only; cannot decode)", nullptr}},
+    [](const Options& o, const ModelConfig& c, Init& i) { return std::make_unique<CausalAttention>(c, i, o.flag("causal")); });
 
 }  // namespace
 }  // namespace clm::nn

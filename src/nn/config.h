@@ -34,6 +34,9 @@ struct ModelConfig {
   // Each slot variant's own options (nn/options.h), a JSON object; empty: the variant's defaults.
   nlohmann::json attention_opt, position_opt, mlp_opt, norm_opt, embedding_opt;
 
+  // Attention told to see the whole sequence (attention_opt causal=false): a masked LM, which
+  // neither generates nor has a next-token perplexity.
+  bool bidirectional() const { return attention_opt.is_object() && attention_opt.value("causal", true) == false; }
   int64_t hd() const { return head_dim > 0 ? head_dim : (n_heads ? d_model / n_heads : 0); }
   // Throws std::invalid_argument naming the first inconsistent field.
   void validate() const;

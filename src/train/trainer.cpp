@@ -23,12 +23,14 @@ void TrainConfig::validate() const {
   if (!(clip >= 0)) fail("--clip must be >= 0");
   if (!(adam.weight_decay >= 0)) fail("--weight-decay must be >= 0");
   if (!(adam.beta1 >= 0 && adam.beta1 < 1 && adam.beta2 >= 0 && adam.beta2 < 1)) fail("Adam betas must be in [0, 1)");
+  if (objective != "next" && objective != "mlm") fail("--objective must be next or mlm, got '" + objective + "'");
+  if (!(mask_prob > 0 && mask_prob < 1)) fail("--mask-prob must be in (0, 1)");
   if (eval_every < 0 || ckpt_every < 0 || log_every <= 0) fail("--eval-every/--ckpt-every must be >= 0");
 }
 
 #define CLM_TRAIN_FIELDS(X)                                                                                     \
   X(batch_size) X(seq_len) X(grad_accum) X(steps) X(warmup) X(lr) X(min_lr_ratio) X(clip) X(eval_every)         \
-  X(ckpt_every) X(log_every) X(time_budget_s) X(seed)
+  X(ckpt_every) X(log_every) X(time_budget_s) X(seed) X(objective) X(mask_prob)
 
 void to_json(nlohmann::json& j, const TrainConfig& c) {
   j = nlohmann::json::object();
@@ -104,6 +106,10 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
     for (int64_t micro = 0; micro < cfg.grad_accum; ++micro) {
       Tensor x, y;
       loader.next(x, y);
+      if (cfg.objective == "mlm") {  // a fresh mask per (step, micro-batch): a resumed run draws the same
+        Rng rng(cfg.seed * 0x9E3779B97F4A7C15ull + uint64_t(step * cfg.grad_accum + micro));
+        mask_tokens(x, y, int32_t(model.config().vocab_size - 1), cfg.mask_prob, rng);
+      }
       nn::Var loss = ag::cross_entropy(model.forward(x, cfg.batch_size, cfg.seq_len), y);
       loss_sum += loss->value.item();
       ag::backward(cfg.grad_accum > 1 ? ag::scale(loss, 1.0 / double(cfg.grad_accum)) : loss);

@@ -21,6 +21,11 @@ struct TrainConfig {
   double time_budget_s = 0;  // > 0: stop (and checkpoint) once this much wall time has passed
   uint64_t seed = 1337;
   int threads = 0;
+  // next: next-token prediction. mlm: masked LM (BERT-style, for bidirectional attention): each
+  // token is replaced by the mask id (the last row of the model's vocabulary) with probability
+  // mask_prob, and the loss is taken on those tokens only.
+  std::string objective = "next";
+  double mask_prob = 0.15;
   void validate() const;  // throws std::invalid_argument naming the flag
 };
 void to_json(nlohmann::json& j, const TrainConfig& c);

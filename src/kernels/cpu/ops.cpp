@@ -291,9 +291,9 @@ void attention_forward(T* out, T* probs, const T* q, const T* k, const T* v, con
               (int)s.Tk);
       for (int64_t i = 0; i < s.Tq; ++i) {
         T* row = P + i * s.Tk;
-        int64_t n = std::min(s.Tk, i + off + 1);
+        int64_t n = s.causal ? std::min(s.Tk, i + off + 1) : s.Tk;
         if (s.slopes)
-          for (int64_t j = 0; j < n; ++j) row[j] -= T(s.slopes[h] * double(i + off - j));
+          for (int64_t j = 0; j < n; ++j) row[j] -= T(s.slopes[h] * double(std::abs(i + off - j)));
         T m = row_max(row, n);
         T sum = row_exp_sum(row, m, row, n);
         row_scale(T(1) / sum, row, n);
@@ -329,7 +329,7 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
                 (int)s.Tk);
         // dS = P * (dP - rowsum(P*dP)) * scale, over the visible columns only
         for (int64_t i = 0; i < s.Tq; ++i) {
-          int64_t n = std::min(s.Tk, i + off + 1);
+          int64_t n = s.causal ? std::min(s.Tk, i + off + 1) : s.Tk;
           const T* p = P + i * s.Tk;
           T* d = dP + i * s.Tk;
           T dot = row_dot(p, d, n);
