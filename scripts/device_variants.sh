@@ -5,7 +5,8 @@
 # gets the same number of optimizer steps (equal training tokens), sized by a probe so that the
 # slowest variant fits the time budget. Results (JSONL, logs) are packed into $OUT/results.tar.xz.
 # Usage there: scripts/device_variants.sh SET TRAIN_SECONDS THREADS_PER_RUN
-#   SET = attention (PTB and WikiText-2: softmax, tensorcoder, multilinear R=hd and R=d_model)
+#   SET = attention (WikiText-2: softmax, tensorcoder, multilinear R=hd and R=d_model; PTB masked LM:
+#                    bidirectional softmax vs bidirectional tensorcoder)
 #       | position  (PTB at L=128: rope, 3d-rpe linear, 3d-rpe official, alibi; eval 1x..16x L)
 # Made for scripts/pack_for_device.sh ../shared/data/ptb:../shared/data/wikitext-2.
 set -uo pipefail
@@ -23,12 +24,13 @@ MODEL="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-em
 declare -A ARGS DATA
 if [ "$set_" = attention ]; then
   L=256; BATCH=8
-  for c in ptb wikitext-2; do
-    ARGS[$c-softmax]="--attention causal"; DATA[$c-softmax]=$c
-    ARGS[$c-tensorcoder]="--attention tensorcoder"; DATA[$c-tensorcoder]=$c
-    ARGS[$c-ml-r64]="--attention multilinear"; DATA[$c-ml-r64]=$c
-    ARGS[$c-ml-r256]="--attention multilinear --attention-opt rank=256"; DATA[$c-ml-r256]=$c
-  done
+  c=wikitext-2
+  ARGS[$c-softmax]="--attention causal"; DATA[$c-softmax]=$c
+  ARGS[$c-tensorcoder]="--attention tensorcoder"; DATA[$c-tensorcoder]=$c
+  ARGS[$c-ml-r64]="--attention multilinear"; DATA[$c-ml-r64]=$c
+  ARGS[$c-ml-r256]="--attention multilinear --attention-opt rank=256"; DATA[$c-ml-r256]=$c
+  ARGS[ptb-mlm-softmax]="--attention causal --attention-opt causal=false --objective mlm"; DATA[ptb-mlm-softmax]=ptb
+  ARGS[ptb-mlm-tensorcoder]="--attention tensorcoder --attention-opt causal=false --objective mlm"; DATA[ptb-mlm-tensorcoder]=ptb
 else
   L=128; BATCH=16
   ARGS[rope]="--position rope"; ARGS[3drpe]="--position 3d-rpe --position-opt chunk=32"
@@ -55,7 +57,8 @@ ev() {  # ev RUN DATA WINDOW [extra flags]: one JSON line into RUN.eval.jsonl
     >> $R/$k.eval.log 2>&1 || echo "eval $k $w $* failed" >> $R/$k.eval.log
 }
 for k in "${!ARGS[@]}"; do
-  ( if [ "$set_" = attention ]; then ev $k ${DATA[$k]} $L
+  ( if [ "$set_" = attention ]; then
+      case $k in *mlm*) ev $k ${DATA[$k]} $L --mlm;; *) ev $k ${DATA[$k]} $L;; esac
     else
       for m in 1 2 4 8 16; do
         w=$((L * m)); ev $k ptb $w --retrieval 12
