@@ -66,6 +66,8 @@ std::vector<Case> cases() {
       {"dim_attention_bidirectional", {{2 * 3, 2 * 3}, {2 * 3, 2 * 3}, {2 * 3, 2 * 3}, {2, 3, 3}},
        [](auto& in, DType) { return ag::dim_attention(in[0], in[1], in[2], in[3], 2, 3, 2, 2, 3, false, true, false); }},
       {"diag_blocks", {{4, 3}, {2, 3}}, [](auto& in, DType) { return ag::diag_blocks(in[0], in[1]); }},
+      {"btd_slices", {{2 * 3, 4}, {2 * 3, 4}, {2 * 3, 4}, {2, 4}},
+       [](auto& in, DType) { return ag::btd_slices(in[0], in[1], in[2], in[3], 2, 3); }},
       {"block_mean", {{4, 6}}, [](auto& in, DType) { return ag::block_mean(in[0], 3); }},
       {"embedding", {{6, 3}}, [](auto& in, DType) { return ag::embedding(in[0], ids_tensor({1, 4, 1, 0, 5})); }},
       {"cross_entropy", {{5, 7}},

@@ -34,6 +34,7 @@ CONFIGS.update({
     "tensorcoder_tiny": dict(LLAMA, attention="tensorcoder"),
     "tensorcoder_cols_tiny": dict(LLAMA, attention="tensorcoder", attention_opt=dict(f="softmax_cols", scale="sqrt_n")),
     "multilinear_tiny": dict(LLAMA, attention="multilinear", attention_opt=dict(rank=8)),
+    "multilinear_split_tiny": dict(LLAMA, attention="multilinear", attention_opt=dict(rank=8, mode="split_concat")),
     "rpe3d_tiny": dict(LLAMA, position="3d-rpe", position_opt=dict(chunk=3, phi=0.7, scale=1.5)),
     "yarn_tiny": dict(LLAMA, position_opt=dict(scaling="yarn", scale=4.0, orig_len=6, yarn_alpha=0.2, yarn_beta=1.0)),
     "alibi_tiny": dict(LLAMA, position="alibi", n_heads=4, n_kv_heads=4),
@@ -57,7 +58,8 @@ def make_params(c, g):
         if c["attention"] == "multilinear":
             R = c["attention_opt"].get("rank", hd)
             for n in ("q", "k", "v"): p[f"{pre}.self_attn.{n}_proj.weight"] = w(R, D, std=0.3)
-            p[f"{pre}.self_attn.o_proj.weight"] = w(D, R, std=0.3)
+            split = c["attention_opt"].get("mode") == "split_concat"
+            p[f"{pre}.self_attn.o_proj.weight"] = w(D, c["max_seq_len"] ** 2 if split else R, std=0.3)
             p[f"{pre}.self_attn.core"] = 1.0 + w(H, R, std=0.5)
         else:
             for n, out in (("q", H * hd), ("k", K * hd), ("v", K * hd)):
@@ -124,6 +126,14 @@ def forward(c, p, ids):
             Q, Kx, V = (lin(h, pre + f".self_attn.{n}_proj") for n in "qkv")
             R = Q.shape[-1]
             g = p[pre + ".self_attn.core"]
+            if c["attention_opt"].get("mode") == "split_concat":  # the paper's form: non-causal, fixed N
+                if rotary: Q, Kx = rope(Q.view(Bn, Tn, R // hd, hd)).reshape(Bn, Tn, R), rope(Kx.view(Bn, Tn, R // hd, hd)).reshape(Bn, Tn, R)
+                Tt = torch.einsum("r,bar,bir,bjr->baij", g.mean(0), Q, Kx, V).reshape(Bn, Tn, Tn * Tn)
+                x = x + lin(Tt, pre + ".self_attn.o_proj")
+                h = norm(x, pre + ".post_attention_layernorm")
+                m = F.silu(lin(h, pre + ".mlp.gate_proj")) * lin(h, pre + ".mlp.up_proj")
+                x = x + lin(m, pre + ".mlp.down_proj")
+                continue
             outs = []
             for j in range(H):
                 qj = Q * g[j]

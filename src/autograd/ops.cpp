@@ -369,6 +369,23 @@ Var diag_blocks(const Var& x, const Var& g) {
   });
 }
 
+Var btd_slices(const Var& q, const Var& k_, const Var& v, const Var& g, int64_t B, int64_t N) {
+  const int64_t R = g->value.dim(-1), h = g->value.dim(0);
+  expect(g->value.ndim() == 2 && q->value.numel() == B * N * R && k_->value.numel() == B * N * R && v->value.numel() == B * N * R,
+         "btd_slices", "q/k/v must be [B*N, R] and g [h, R]");
+  check_same_dtype("btd_slices", q, g);
+  Tensor Y = Tensor::empty({B * N, N * N}, q->value.dtype());
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    k::btd_slices_forward<T>(Y.data<T>(), mut<T>(q), mut<T>(k_), mut<T>(v), mut<T>(g), B, N, R, h);
+  });
+  return make_result(Y, {&q, &k_, &v, &g}, [q, k_, v, g, B, N, R, h](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      k::btd_slices_backward<T>(gradp<T>(q), gradp<T>(k_), gradp<T>(v), gradp<T>(g), G.data<T>(), mut<T>(q), mut<T>(k_), mut<T>(v),
+                                mut<T>(g), B, N, R, h);
+    });
+  });
+}
+
 Var block_mean(const Var& x, int64_t h) {
   expect(h > 0 && x->value.ndim() == 2 && x->value.dim(1) % h == 0, "block_mean",
          "x [N, h*R] expected, got " + shape_str(x->value.shape()) + " for h = " + std::to_string(h));

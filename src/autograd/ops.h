@@ -39,6 +39,11 @@ Var dim_attention(const Var& q, const Var& k, const Var& v, const Var& w, int64_
 
 // Multi-linear attention's blocks: x [N, R], g [h, R] -> [N, h*R], y[n, j*R + r] = x[n, r] * g[j, r].
 Var diag_blocks(const Var& x, const Var& g);
+// Multi-linear attention's split-concat form (Tensorized Transformer, non-causal): per batch row b
+// and query a, the N x N slice of the averaged block-term tensor,
+//   y[b*N + a, i*N + j] = sum_r gbar[r] q[a,r] k[i,r] v[j,r],  gbar = mean over the h rows of g.
+// q/k/v [B*N, R], g [h, R] -> [B*N, N*N].
+Var btd_slices(const Var& q, const Var& k, const Var& v, const Var& g, int64_t B, int64_t N);
 // The mean of h column blocks: x [N, h*R] -> [N, R].
 Var block_mean(const Var& x, int64_t h);
 

@@ -107,6 +107,14 @@ void dim_attention_backward(T* dq, T* dk, T* dv, T* dW, const T* dout, const T* 
 void dim_attention_step(float* out, float* P, float* scratch, const float* q, const float* k, const float* v, const float* W,
                         int64_t hd, int64_t count, bool rows, bool by_count);
 
+// Multi-linear attention, split-concat form (autograd/ops.h btd_slices): y [B*N, N*N],
+// y[b*N + a, i*N + j] = sum_r gbar[r] q[a,r] k[i,r] v[j,r] with gbar the mean of g's h rows.
+template <class T>
+void btd_slices_forward(T* y, const T* q, const T* k, const T* v, const T* g, int64_t B, int64_t N, int64_t R, int64_t h);
+template <class T>
+void btd_slices_backward(T* dq, T* dk, T* dv, T* dg, const T* dy, const T* q, const T* k, const T* v, const T* g, int64_t B,
+                         int64_t N, int64_t R, int64_t h);
+
 // Inference attention, the one routine every decode and prefill path uses: T queries of one head
 // (row t at q + t*q_stride, absolute position qpos[t]) against n cached cells of its KV head (K, V
 // [n, hd], contiguous), masked by position: cell i takes part in row t when pos[i] <= qpos[t].

@@ -4,6 +4,8 @@
 // form: the value axis is tied to the key axis and normalised by a causal softmax, so block j is
 //   O_j = softmax_causal(Q diag(g_j) K^T / sqrt(R)) V,   O = mean_j O_j,   y = O W_o.
 // One K/V of rank R is cached for all blocks (h times smaller than h heads' KV cache at R = hd).
+// mode=split_concat reproduces the paper's form instead (non-causal, fixed length N = max_seq_len):
+// each query's N x N slice of the averaged tensor, flattened, through an N^2 x d_model projection.
 #include <cmath>
 
 #include "autograd/ops.h"
@@ -18,8 +20,11 @@ struct MultiLinearAttention : Attention {
   Linear q, k, v, o;
   Var g;  // [h, R] the blocks' diagonal cores
   int64_t h, R, hd, sub;  // sub: rotary sub-heads of the model's head dim per block
+  bool split;             // split-concat reproduction mode
+  int64_t N;              // its fixed length
   MultiLinearAttention(const ModelConfig& c, Init& init, const Options& opt)
-      : h(c.n_heads), R(opt.integer("rank") > 0 ? opt.integer("rank") : c.hd()), hd(c.hd()) {
+      : h(c.n_heads), R(opt.integer("rank") > 0 ? opt.integer("rank") : c.hd()), hd(c.hd()),
+        split(opt.str("mode") == "split_concat"), N(c.max_seq_len) {
     if (R % hd)
       throw std::invalid_argument("attention 'multilinear': rank " + std::to_string(R) + " must be a multiple of the head dim " +
                                   std::to_string(hd) + " (rotary pairs)");
@@ -27,7 +32,10 @@ struct MultiLinearAttention : Attention {
     q = Linear(c.d_model, R, c.attn_bias, init, c.init_std);
     k = Linear(c.d_model, R, c.attn_bias, init, c.init_std);
     v = Linear(c.d_model, R, c.attn_bias, init, c.init_std);
-    o = Linear(R, c.d_model, false, init, c.init_std);
+    if (split && N * N > (int64_t(1) << 22))
+      throw std::invalid_argument("attention 'multilinear' mode=split_concat: max_seq_len " + std::to_string(N) +
+                                  " makes an N^2 x d_model output projection of " + std::to_string(N * N) + " rows (at most 2^22)");
+    o = Linear(split ? N * N : R, c.d_model, false, init, c.init_std);
     g = init.normal({h, R}, opt.num("core_std"));  // around 1: equal cores would never become different
     if (init.random) {
       Tensor& t = g->value;
@@ -44,6 +52,13 @@ struct MultiLinearAttention : Attention {
   }
 
   Var forward(const Var& x, PositionEncoding& pe, const Ctx& ctx) override {
+    if (split) {
+      if (ctx.T != N)
+        throw std::invalid_argument("attention 'multilinear' mode=split_concat runs at its fixed length " + std::to_string(N) + " only, not " +
+                                    std::to_string(ctx.T));
+      if (!slopes(pe).empty()) throw std::invalid_argument("attention 'multilinear' mode=split_concat has no scores for alibi's bias");
+      return o(ag::btd_slices(pe.rotate(q(x), sub, ctx), pe.rotate(k(x), sub, ctx), v(x), g, ctx.B, N));
+    }
     Var qs = pe.rotate(ag::diag_blocks(q(x), g), h * sub, ctx), ks = pe.rotate(k(x), sub, ctx);
     Var att = ag::attention(qs, ks, v(x), ctx.B, ctx.T, h, 1, R, 1.0 / std::sqrt(double(R)), slopes(pe));
     return o(ag::block_mean(att, h));
@@ -53,6 +68,7 @@ struct MultiLinearAttention : Attention {
   size_t state_bytes_per_token() const override { return size_t(2 * R) * sizeof(float); }
 
   void infer(const float* x, float* y, PositionEncoding& pe, LayerState& state, const InferCtx& ctx) override {
+    if (split) throw std::invalid_argument("attention 'multilinear' mode=split_concat (non-causal, fixed length) cannot decode");
     auto& kv = static_cast<KVCells&>(state);
     const int64_t T = ctx.T, cap = kv.capacity();
     if (kv.max_len() + T > cap) throw std::length_error("KV cache full (" + std::to_string(cap) + " positions)");
@@ -103,7 +119,9 @@ const bool reg = AttentionRegistry::get().add(
     {{"rank", 0, "R: width of the shared Q/K/V projections (0 = the head dim); a multiple of the head dim",
       [](const nlohmann::json& v) { return v.get<int64_t>() >= 0 ? "" : "must be >= 0"; }},
      {"core_std", 0.5, "the cores start at 1 + N(0, core_std^2)",
-      [](const nlohmann::json& v) { return v.get<double>() >= 0 ? "" : "must be >= 0"; }}},
+      [](const nlohmann::json& v) { return v.get<double>() >= 0 ? "" : "must be >= 0"; }},
+     {"mode", "causal", "causal (reconstruction: any length, decodes) | split_concat (the paper's form: NON-CAUSAL, fixed length max_seq_len; reproduction only)",
+      [](const nlohmann::json& v) { return v == "causal" || v == "split_concat" ? "" : "must be causal or split_concat"; }}},
     [](const Options& o, const ModelConfig& c, Init& i) { return std::make_unique<MultiLinearAttention>(c, i, o); });
 
 }  // namespace
