@@ -22,11 +22,11 @@ head -n 400 /tmp/dev/devdata/wikitext-2/test.txt > $S/wikitext-2/test.txt
 MODEL="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings --lr 1e-3 --warmup 30 --threads 1 --sample-tokens 0 --eval-tokens 20000 --eval-every 0"
 # name | corpus | L | batch | steps | flags
 RUNS=(
-  "pos-rope|ptb|128|16|430|--position rope"
-  "pos-3drpe|ptb|128|16|430|--position 3d-rpe --position-opt chunk=32"
-  "pos-3drpe-c64|ptb|128|16|430|--position 3d-rpe --position-opt chunk=64"
-  "pos-3drpe-official|ptb|128|16|430|--position 3d-rpe --position-opt chunk=32 phase=official"
-  "pos-alibi|ptb|128|16|430|--position alibi"
+  "pos-rope|ptb|128|16|400|--position rope"
+  "pos-3drpe|ptb|128|16|400|--position 3d-rpe --position-opt chunk=32"
+  "pos-3drpe-c64|ptb|128|16|400|--position 3d-rpe --position-opt chunk=64"
+  "pos-3drpe-official|ptb|128|16|400|--position 3d-rpe --position-opt chunk=32 phase=official"
+  "pos-alibi|ptb|128|16|400|--position alibi"
   "wt2-softmax|wikitext-2|256|8|300|--attention causal"
   "wt2-tensorcoder|wikitext-2|256|8|300|--attention tensorcoder"
   "wt2-ml-r64|wikitext-2|256|8|300|--attention multilinear"
