@@ -56,6 +56,8 @@ int run_eval(const EvalArgs& a) {
   const quant::QuantResult q = a.quant.apply(*lm.model);
   const bool through_infer = a.infer || a.quant.given();
   PerplexityResult r = perplexity(*lm.model, stream, T, a.stride > 0 ? a.stride : T, a.batch, 0, through_infer);
+  if (lm.model->config().sees_future())
+    std::printf("NOT A CAUSAL LM: every position sees the tokens it predicts (a reproduction mode); the number below is not a perplexity\n");
   std::printf("%s: perplexity (per %s) %.3f | mean nll %.4f | %s\n", what.c_str(), tok->unit().c_str(), r.ppl(), r.mean_nll(),
               r.protocol.c_str());
   if (a.quant.given())
@@ -70,7 +72,7 @@ int run_eval(const EvalArgs& a) {
   }
   if (!a.report.empty()) {
     nlohmann::json j = {{"model", a.model_path}, {"data", what}, {"ppl", r.ppl()}, {"mean_nll", r.mean_nll()},
-                        {"tokens", r.tokens}, {"protocol", r.protocol}, {"window", T},
+                        {"tokens", r.tokens}, {"protocol", r.protocol}, {"window", T}, {"sees_future", lm.model->config().sees_future()},
                         {"position", lm.model->config().position}, {"position_opt", lm.model->config().position_opt}, {"method", a.quant.given() ? q.method : "none"},
                         {"options", q.options}, {"w_bits", a.quant.given() ? q.avg_w_bits : 32.0},
                         {"a_bits", a.quant.given() ? q.avg_a_bits : 32.0}, {"kernel", q.kernel()}};

@@ -37,6 +37,11 @@ struct ModelConfig {
   // Attention told to see the whole sequence (attention_opt causal=false): a masked LM, which
   // neither generates nor has a next-token perplexity.
   bool bidirectional() const { return attention_opt.is_object() && attention_opt.value("causal", true) == false; }
+  // Any token sees later tokens (bidirectional, or multi-linear attention's split-concat
+  // reproduction mode): its next-token "perplexity" is not that of a language model.
+  bool sees_future() const {
+    return bidirectional() || (attention_opt.is_object() && attention_opt.value("mode", "") == "split_concat");
+  }
   int64_t hd() const { return head_dim > 0 ? head_dim : (n_heads ? d_model / n_heads : 0); }
   // Throws std::invalid_argument naming the first inconsistent field.
   void validate() const;
