@@ -82,6 +82,34 @@ TEST(Cli, BadFlagsAndMissingData) {
 // `clm train --resume DIR`, as the README shows it, continues the same run: on the corpus recorded in
 // the checkpoint (not the default one), in DIR (not the default --out), reaching the weights of an
 // uninterrupted run; flags that would change the run are refused, --steps extends it.
+// The method variants from the command line: bad names, options out of range, a fixed-length
+// mode at another length, a masked LM asked to generate or be scored as an LM: one line, non-zero.
+// A good bidirectional TensorCoder masked LM trains, is scored with --mlm, and a rope model is
+// evaluated with YaRN at twice its length.
+TEST(Cli, MethodVariantsAndTheirErrors) {
+  Corpus c;
+  test::TempDir d;
+  const std::string base = "train --data " + c.dir.path + kTiny;
+  expect_error(run_clm(base + " --attention tensorcodr"), "unknown attention 'tensorcodr' (known: causal, multilinear, tensorcoder)");
+  expect_error(run_clm(base + " --max-seq-len 8 --position 3d-rpe --position-opt chunk=8"), "chunk 8 must be below max_seq_len 8");
+  expect_error(run_clm(base + " --position 3d-rpe --position-opt chunk=4 scale=0.5"), "option 'scale' = 0.5: must be in [1, 1e6]");
+  expect_error(run_clm(base + " --position rope --position-opt scaling=yarn scale=1e9"), "option 'scale' = 1000000000.0: must be in [1, 1e6]");
+  expect_error(run_clm(base + " --attention multilinear --attention-opt mode=split_concat --max-seq-len 16 --steps 1"),
+               "mode=split_concat runs at its fixed length 16 only, not 8");
+  expect_error(run_clm(base + " --objective clm"), "--objective must be next or mlm");
+  ASSERT_EQ(run_clm(base + " --steps 4 --objective mlm --attention tensorcoder --attention-opt causal=false --out " + d.path + "/mlm").rc, 0);
+  CliRun r = run_clm("eval --model " + d.path + "/mlm --data " + c.dir.path + " --mlm --window 8 --threads 1");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("masked-LM loss (per masked word)"), std::string::npos) << r.out;
+  expect_error(run_clm("eval --model " + d.path + "/mlm --data " + c.dir.path), "bidirectional attention (a masked LM): score it with --mlm");
+  expect_error(run_clm("generate --model " + d.path + "/mlm --prompt the"), "bidirectional attention (a masked LM): it cannot generate");
+  ASSERT_EQ(run_clm(base + " --steps 4 --out " + d.path + "/rope").rc, 0);
+  r = run_clm("eval --model " + d.path + "/rope --data " + c.dir.path + " --window 16 --position-opt scaling=yarn scale=2 --threads 1");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  expect_error(run_clm("eval --model " + d.path + "/rope --data " + c.dir.path + " --position-opt scaling=spline"),
+               "must be none | pi | ntk | yarn");
+}
+
 TEST(Cli, ResumeContinuesTheSameRunInItsFolder) {
   Corpus c;
   test::TempDir d;
