@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> variants{"causal", "tensorcoder", "multilinear", "multilinear:rank=256"};
   int64_t tokens = 32, B = 8, T = 256, train_steps = 3;
   int threads = 1;
+  std::string weights = "f32";
   CLI::App app{"attention variants: decode at long context, state memory, training speed"};
   app.add_option("--d-model", c.d_model);
   app.add_option("--n-layers", c.n_layers);
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   app.add_option("--seq", T);
   app.add_option("--train-steps", train_steps, "Timed forward+backward steps (0 = skip)");
   app.add_option("--threads", threads);
+  app.add_option("--weights", weights, "Packed weight format for decoding (f32, bf16, ...), as clm generate --weights");
   CLI11_PARSE(app, argc, argv);
   c.n_kv_heads = c.n_heads;
   kernels::set_num_threads(threads);
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
     for (int64_t n : contexts) maxc = std::max(maxc, n);
     mc.max_seq_len = std::max(maxc + tokens, T);
     auto m = make_model(mc, 1);
+    m->pack(weights);
     for (int64_t n : contexts) {
       InferState st = m->make_state(n + tokens);
       std::vector<int32_t> prompt(static_cast<size_t>(n));
@@ -67,7 +70,7 @@ int main(int argc, char** argv) {
       }
       const double dt = secs(t0) / double(tokens);
       std::printf("%s\n", nlohmann::json{{"variant", v}, {"measure", "decode"}, {"context", n}, {"ms_per_token", dt * 1e3},
-                                         {"prefill_s", prefill}, {"state_bytes", st.bytes()}, {"threads", threads},
+                                         {"prefill_s", prefill}, {"state_bytes", st.bytes()}, {"threads", threads}, {"weights", weights},
                                          {"isa", kernels::vec().isa}, {"params", m->num_params()}}
                               .dump()
                               .c_str());
