@@ -104,8 +104,18 @@ TEST(Cli, MethodVariantsAndTheirErrors) {
   expect_error(run_clm("eval --model " + d.path + "/mlm --data " + c.dir.path), "bidirectional attention (a masked LM): score it with --mlm");
   expect_error(run_clm("generate --model " + d.path + "/mlm --prompt the"), "bidirectional attention (a masked LM): it cannot generate");
   ASSERT_EQ(run_clm(base + " --steps 4 --out " + d.path + "/rope").rc, 0);
-  r = run_clm("eval --model " + d.path + "/rope --data " + c.dir.path + " --window 16 --position-opt scaling=yarn scale=2 --threads 1");
+  for (const char* w : {"8", "16"}) {
+    r = run_clm("eval --model " + d.path + "/rope --data " + c.dir.path + " --window " + w + " --threads 1 --report " + d.path + "/len.jsonl");
+    EXPECT_EQ(r.rc, 0) << r.err;
+  }
+  r = run_clm("eval --model " + d.path + "/rope --data " + c.dir.path + " --window 16 --position-opt scaling=yarn scale=2 --threads 1" +
+              " --retrieval 2 --report " + d.path + "/len.jsonl");
   EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("retrieval of a planted pair over 16 tokens"), std::string::npos) << r.out;
+  ASSERT_EQ(run_clm("plot " + d.path + "/len.jsonl").rc, 0);
+  const std::string svg = read_file(d.path + "/length.svg");
+  EXPECT_NE(svg.find(">rope<"), std::string::npos);
+  EXPECT_NE(svg.find("rope scaling=yarn (scaled)"), std::string::npos) << svg.substr(0, 3000);
   expect_error(run_clm("eval --model " + d.path + "/rope --data " + c.dir.path + " --position-opt scaling=spline"),
                "must be none | pi | ntk | yarn");
 }

@@ -19,9 +19,19 @@ void add_plot(CLI::App& app, Commands& cmds) {
                     namespace fs = std::filesystem;
                     std::string p = fs::is_directory(a->metrics) ? a->metrics + "/metrics.jsonl" : a->metrics;
                     const std::string text = read_file(p);
-                    const bool quant = text.find("\"w_bits\"") != std::string::npos;  // a clm eval --report file
-                    std::string o = a->out.empty() ? (fs::path(p).parent_path() / (quant ? "quant.svg" : "loss.svg")).string() : a->out;
-                    write_file_atomic(o, quant ? quant_svg(text, "Perplexity vs bits: " + p) : loss_curve_svg(text, "CompactLM loss: " + p));
+                    // a clm eval --report file: quantized rows plot against bits, plain rows against the window
+                    const bool report = text.find("\"w_bits\"") != std::string::npos;
+                    auto count = [&](const std::string& s) {
+                      size_t n = 0;
+                      for (size_t at = text.find(s); at != std::string::npos; at = text.find(s, at + 1)) ++n;
+                      return n;
+                    };
+                    const bool quant = report && count("\"method\":\"") > count("\"method\":\"none\"");
+                    const char* name = !report ? "loss.svg" : quant ? "quant.svg" : "length.svg";
+                    std::string o = a->out.empty() ? (fs::path(p).parent_path() / name).string() : a->out;
+                    write_file_atomic(o, !report ? loss_curve_svg(text, "CompactLM loss: " + p)
+                                         : quant ? quant_svg(text, "Perplexity vs bits: " + p)
+                                                 : length_svg(text, "Perplexity vs evaluation window: " + p));
                     std::printf("wrote %s\n", o.c_str());
                     return 0;
                   }});

@@ -12,4 +12,9 @@ std::string loss_curve_svg(const std::string& jsonl, const std::string& title);
 // "ppl", "w_bits", "a_bits", "method", "options"), one labelled point per row. Throws if none.
 std::string quant_svg(const std::string& jsonl, const std::string& title);
 
+// Perplexity against the evaluation window (length extrapolation) from clm eval --report rows with
+// "window" and "ppl": one line per series (the model folder's name and its position options other
+// than "scale", which a scaled run sets per window), log-log axes. Throws if none.
+std::string length_svg(const std::string& jsonl, const std::string& title);
+
 }  // namespace clm
