@@ -2,16 +2,20 @@
 # Trains attention / position variants side by side on the device machine's host CPU (16 cores;
 # the CUDA backend does not exist yet): one single-threaded run per core (measured there: one
 # thread per run is ~1.8x faster per run than four runs of four threads), OpenBLAS told the core
-# type its dynamic dispatch misses on that virtual CPU (SkylakeX: +19%). Then evaluates each run:
-# perplexity on test subsets at several windows (with evaluation-time position options), the
-# planted-pair retrieval task, masked-LM loss. Results (JSONL, logs) go to $OUT/results.tar.xz.
-# Usage there: scripts/device_variants.sh TRAIN_CAP_SECONDS
+# type its dynamic dispatch misses on that virtual CPU (SkylakeX: +19%). Then evaluates every run
+# (each evaluation its own single-threaded process, 16 at a time): perplexity on test subsets at
+# several windows (with evaluation-time position options), the planted-pair retrieval task,
+# masked-LM loss. Results are re-packed into $OUT/results.tar.xz every 10 s, so a call cut short
+# still returns what finished.
+# Usage there: scripts/device_variants.sh TRAIN_CAP_SECONDS [STEP_SCALE]
 # Made for scripts/pack_for_device.sh ../shared/data/ptb:../shared/data/wikitext-2.
 set -uo pipefail
-cap=$1
+cap=$1; scale=${2:-1}
 export OPENBLAS_CORETYPE=SkylakeX
-R=/tmp/runs; mkdir -p /tmp/dev $R && tar -xJf devpack/pack.tar.xz -C /tmp/dev
+R=/tmp/runs; rm -rf $R; mkdir -p /tmp/dev $R && tar -xJf devpack/pack.tar.xz -C /tmp/dev
 clm() { /tmp/dev/devlib/ld-linux-x86-64.so.2 --library-path /tmp/dev/devlib /tmp/dev/devlib/clm "$@"; }
+pack() { (cd $R && tar -cJf $OUT/results.tmp.tar.xz $(ls *.jsonl *.log *.txt 2>/dev/null) && mv $OUT/results.tmp.tar.xz $OUT/results.tar.xz); }
+( while true; do sleep 10; pack; done ) & packer=$!
 lscpu > $R/lscpu.txt
 # test subsets (~20k tokens: the first 1000 PTB lines, 400 WikiText-2 lines) keep evaluation inside the call
 S=/tmp/dev/sub; mkdir -p $S/ptb $S/wikitext-2
@@ -22,43 +26,51 @@ head -n 400 /tmp/dev/devdata/wikitext-2/test.txt > $S/wikitext-2/test.txt
 MODEL="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings --lr 1e-3 --warmup 30 --threads 1 --sample-tokens 0 --eval-tokens 20000 --eval-every 0"
 # name | corpus | L | batch | steps | flags
 RUNS=(
-  "pos-rope|ptb|128|16|400|--position rope"
-  "pos-3drpe|ptb|128|16|400|--position 3d-rpe --position-opt chunk=32"
-  "pos-3drpe-c64|ptb|128|16|400|--position 3d-rpe --position-opt chunk=64"
-  "pos-3drpe-official|ptb|128|16|400|--position 3d-rpe --position-opt chunk=32 phase=official"
-  "pos-alibi|ptb|128|16|400|--position alibi"
-  "wt2-softmax|wikitext-2|256|8|300|--attention causal"
-  "wt2-tensorcoder|wikitext-2|256|8|300|--attention tensorcoder"
-  "wt2-ml-r64|wikitext-2|256|8|300|--attention multilinear"
-  "wt2-ml-r256|wikitext-2|256|8|300|--attention multilinear --attention-opt rank=256"
-  "mlm-softmax|ptb|256|8|300|--attention causal --attention-opt causal=false --objective mlm"
-  "mlm-tensorcoder|ptb|256|8|300|--attention tensorcoder --attention-opt causal=false --objective mlm"
-  "ml-split32|ptb|32|64|400|--attention multilinear --attention-opt mode=split_concat"
-  "ml-causal32|ptb|32|64|400|--attention multilinear"
+  "pos-rope|ptb|128|16|210|--position rope"
+  "pos-3drpe|ptb|128|16|210|--position 3d-rpe --position-opt chunk=32"
+  "pos-3drpe-c64|ptb|128|16|210|--position 3d-rpe --position-opt chunk=64"
+  "pos-3drpe-official|ptb|128|16|210|--position 3d-rpe --position-opt chunk=32 phase=official"
+  "pos-alibi|ptb|128|16|210|--position alibi"
+  "wt2-softmax|wikitext-2|256|8|160|--attention causal"
+  "wt2-tensorcoder|wikitext-2|256|8|160|--attention tensorcoder"
+  "wt2-ml-r64|wikitext-2|256|8|160|--attention multilinear"
+  "wt2-ml-r256|wikitext-2|256|8|160|--attention multilinear --attention-opt rank=256"
+  "mlm-softmax|ptb|256|8|160|--attention causal --attention-opt causal=false --objective mlm"
+  "mlm-tensorcoder|ptb|256|8|160|--attention tensorcoder --attention-opt causal=false --objective mlm"
+  "ml-split32|ptb|32|64|210|--attention multilinear --attention-opt mode=split_concat"
+  "ml-causal32|ptb|32|64|210|--attention multilinear"
 )
-echo "cap $cap s; model $MODEL" > $R/setup.txt
+echo "cap $cap s, step scale $scale; model $MODEL" > $R/setup.txt
+pids=()
 for r in "${RUNS[@]}"; do
   IFS='|' read -r k d L B st fl <<< "$r"; echo "$r" >> $R/setup.txt
+  st=$(( (st * ${scale%/*}) / ${scale#*/} )); [ $st -lt 2 ] && st=2
   ( clm train --data /tmp/dev/devdata/$d $MODEL --seq-len $L --max-seq-len $L --batch-size $B --steps $st --time-budget $cap $fl \
-      --out $R/$k > $R/$k.train.log 2>&1; echo "train $k rc=$?" ) &
-done; wait
-ev() {  # ev RUN CORPUS WINDOW [extra flags]: one JSON line into RUN.eval.jsonl
-  local k=$1 d=$2 w=$3; shift 3
-  clm eval --model $R/$k --data $S/$d --split test --window $w --batch-size 4 --threads 1 --report $R/$k.eval.jsonl "$@" \
-    >> $R/$k.eval.log 2>&1 || echo "eval $k $w $* failed" >> $R/$k.eval.log
-}
+      --out $R/$k > $R/$k.train.log 2>&1; echo "train $k rc=$?"; cp $R/$k/metrics.jsonl $R/$k.metrics.jsonl ) &
+  pids+=($!)
+done; wait "${pids[@]}"  # not the packer
+# every evaluation: "RUN CORPUS WINDOW flags..." one per line, run 16 at a time, each into its own report
+E=$R/evals.txt; : > $E
 for r in "${RUNS[@]}"; do
   IFS='|' read -r k d L B st fl <<< "$r"
-  ( case $k in
-      mlm-*) ev $k $d $L --mlm ;;
-      pos-*) for m in 1 2 4 8 16; do
-               w=$((L * m)); ev $k $d $w --retrieval 12
-               if [ $m -gt 1 ] && [ $k = pos-rope ]; then for sc in pi ntk yarn; do ev $k $d $w --position-opt scaling=$sc scale=$m; done; fi
-               if [ $m -gt 1 ] && [ $k = pos-3drpe ]; then ev $k $d $w --position-opt scale=$m; fi
-             done ;;
-      *) ev $k $d $L ;;
-    esac ) &
-done; wait
-for r in "${RUNS[@]}"; do k=${r%%|*}; cp $R/$k/metrics.jsonl $R/$k.metrics.jsonl 2>/dev/null; done
-tar -cJf $OUT/results.tar.xz -C $R $(cd $R && ls *.jsonl *.log *.txt)
+  case $k in
+    mlm-*) echo "$k $d $L --mlm" >> $E ;;
+    pos-*) for m in 1 2 4 8 16; do
+             w=$((L * m)); if [ $m -le 8 ]; then echo "$k $d $w --retrieval 12" >> $E; else echo "$k $d $w" >> $E; fi
+             if [ $m -gt 1 ] && [ $k = pos-rope ]; then for sc in pi ntk yarn; do echo "$k $d $w --position-opt scaling=$sc scale=$m" >> $E; done; fi
+             if [ $m -gt 1 ] && [ $k = pos-3drpe ]; then echo "$k $d $w --position-opt scale=$m" >> $E; fi
+           done ;;
+    *) echo "$k $d $L" >> $E ;;
+  esac
+done
+ev() {  # one line of evals.txt
+  local k=$1 d=$2 w=$3; shift 3
+  local tag="$k-$w-$(echo "$*" | tr -c 'a-z0-9\n' '_')"
+  clm eval --model $R/$k --data $S/$d --split test --window $w --batch-size 4 --threads 1 --report $R/$tag.eval.jsonl "$@" \
+    > $R/$tag.eval.log 2>&1 || echo "eval $k $w $* failed" >> $R/failed.log
+}
+export -f ev clm; export R S
+xargs -P 16 -L 1 bash -c 'ev "$@"' _ < $E
+kill $packer; pack
+cat $R/*.eval.jsonl > $R/all.eval.jsonl 2>/dev/null; pack
 ls -la $OUT

@@ -41,8 +41,11 @@ int run_eval(const EvalArgs& a) {
   if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json (give --tokenizer)");
   std::shared_ptr<Tokenizer> tok(std::move(lm.tokenizer));
   std::string what;
-  const std::vector<int32_t> stream = token_stream(tok, a.data, a.split, a.file, what);
+  std::vector<int32_t> stream = token_stream(tok, a.data, a.split, a.file, what);
   const int64_t T = a.window > 0 ? a.window : lm.model->config().max_seq_len;
+  const nlohmann::json& aopt = lm.model->config().attention_opt;
+  if (aopt.is_object() && aopt.value("mode", "") == "split_concat" && int64_t(stream.size()) > T + 1)
+    stream.resize(size_t((int64_t(stream.size()) - 1) / T * T + 1));  // a fixed-length model: whole windows only
   if (a.mlm) {
     if (a.quant.given() || a.infer || a.retrieval) throw std::invalid_argument("--mlm scores the batched forward only (no --quant, --infer, --retrieval)");
     PerplexityResult r = masked_lm_loss(*lm.model, stream, T, a.batch, a.mask_prob);
