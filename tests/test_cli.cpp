@@ -103,6 +103,7 @@ TEST(Cli, MethodVariantsAndTheirErrors) {
   EXPECT_NE(r.out.find("masked-LM loss (per masked word)"), std::string::npos) << r.out;
   expect_error(run_clm("eval --model " + d.path + "/mlm --data " + c.dir.path), "bidirectional attention (a masked LM): score it with --mlm");
   expect_error(run_clm("generate --model " + d.path + "/mlm --prompt the"), "bidirectional attention (a masked LM): it cannot generate");
+  expect_error(run_clm("convert --model " + d.path + "/mlm --to gguf --out " + d.path + "/x.gguf"), "softmax attention");
   ASSERT_EQ(run_clm(base + " --steps 4 --out " + d.path + "/rope").rc, 0);
   for (const char* w : {"8", "16"}) {
     r = run_clm("eval --model " + d.path + "/rope --data " + c.dir.path + " --window " + w + " --threads 1 --report " + d.path + "/len.jsonl");
