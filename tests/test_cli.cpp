@@ -79,9 +79,6 @@ TEST(Cli, BadFlagsAndMissingData) {
   expect_error(run_clm("train --data " + c.dir.path + kTiny), "empty corpus");
 }
 
-// `clm train --resume DIR`, as the README shows it, continues the same run: on the corpus recorded in
-// the checkpoint (not the default one), in DIR (not the default --out), reaching the weights of an
-// uninterrupted run; flags that would change the run are refused, --steps extends it.
 // The method variants from the command line: bad names, options out of range, a fixed-length
 // mode at another length, a masked LM asked to generate or be scored as an LM: one line, non-zero.
 // A good bidirectional TensorCoder masked LM trains, is scored with --mlm, and a rope model is
@@ -121,6 +118,9 @@ TEST(Cli, MethodVariantsAndTheirErrors) {
                "must be none | pi | ntk | yarn");
 }
 
+// `clm train --resume DIR`, as the README shows it, continues the same run: on the corpus recorded in
+// the checkpoint (not the default one), in DIR (not the default --out), reaching the weights of an
+// uninterrupted run; flags that would change the run are refused, --steps extends it.
 TEST(Cli, ResumeContinuesTheSameRunInItsFolder) {
   Corpus c;
   test::TempDir d;

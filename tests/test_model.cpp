@@ -322,7 +322,7 @@ TEST(Position, BadVariantsAndOptionsAreOneLineErrors) {
   EXPECT_NE(err("position", "rope", {{"scaling", "pi"}, {"scale", 0.5}}).find("option 'scale' = 0.5: must be in [1, 1e6]"), std::string::npos);
   EXPECT_NE(err("position", "rope", {{"scale", 2.0}}).find("needs scaling=pi|ntk|yarn"), std::string::npos);
   EXPECT_NE(err("position", "rope", {{"scaling", "linear"}}).find("must be none | pi | ntk | yarn"), std::string::npos);
-  EXPECT_NE(err("attention", "tensorcoder", {{"f", "sigmoid"}}).find("must be softmax_rows or softmax_cols"), std::string::npos);
+  EXPECT_NE(err("attention", "tensorcoder", {{"f", "sigmoid"}}).find("must be softmax_rows | softmax_cols"), std::string::npos);
   EXPECT_NE(err("attention", "multilinear", {{"rank", 12}}).find("rank 12 must be a multiple of the head dim 8"), std::string::npos);
   // a bidirectional TensorCoder trains but cannot decode; alibi needs token-pair scores
   ModelConfig bi = c;

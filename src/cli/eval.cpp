@@ -43,10 +43,13 @@ int run_eval(const EvalArgs& a) {
   std::string what;
   std::vector<int32_t> stream = token_stream(tok, a.data, a.split, a.file, what);
   const int64_t T = a.window > 0 ? a.window : lm.model->config().max_seq_len;
-  const nlohmann::json& aopt = lm.model->config().attention_opt;
-  if (aopt.is_object() && aopt.value("mode", "") == "split_concat" && int64_t(stream.size()) > T + 1)
-    stream.resize(size_t((int64_t(stream.size()) - 1) / T * T + 1));  // a fixed-length model: whole windows only
+
+  if (a.retrieval > 0 && (a.quant.given() || a.infer))
+    throw std::invalid_argument("--retrieval scores the batched forward only (no --quant, --infer)");
   if (a.mlm) {
+    if (lm.model->config().vocab_size != tok->vocab_size() + 1)
+      throw std::invalid_argument("'" + a.model_path + "' has no mask token (vocabulary " + std::to_string(lm.model->config().vocab_size) +
+                                  " for a tokenizer of " + std::to_string(tok->vocab_size()) + "): it was not trained with --objective mlm");
     if (a.quant.given() || a.infer || a.retrieval) throw std::invalid_argument("--mlm scores the batched forward only (no --quant, --infer, --retrieval)");
     PerplexityResult r = masked_lm_loss(*lm.model, stream, T, a.batch, a.mask_prob);
     std::printf("%s: masked-LM loss (per masked %s) %.4f | %s\n", what.c_str(), tok->unit().c_str(), r.mean_nll(), r.protocol.c_str());

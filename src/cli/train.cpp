@@ -91,6 +91,8 @@ int run_train(CLI::App* c, TrainArgs a) {
   tcfg.validate();
   Dataset ds = make_dataset(a.data.load(), a.tok_kind, a.max_vocab, tok);
   const bool mlm = tcfg.objective == "mlm";
+  if (mcfg.bidirectional() && !mlm)
+    throw std::invalid_argument("bidirectional attention (causal=false) sees the tokens it would predict: train it with --objective mlm");
   if (!resumed) mcfg.vocab_size = ds.tok->vocab_size() + (mlm ? 1 : 0);  // mlm: one more row, the mask
   if (mcfg.vocab_size != ds.tok->vocab_size() + (mlm ? 1 : 0))
     throw std::invalid_argument("the checkpoint's vocabulary (" + std::to_string(mcfg.vocab_size) + ") does not fit its tokenizer" +
@@ -129,7 +131,7 @@ int run_train(CLI::App* c, TrainArgs a) {
   if (ds.tok->unit() == "byte") std::printf("valid bits per byte: %.4f\n", pv.mean_nll() / std::log(2.0));
   std::printf("checkpoint: %s | metrics: %s/metrics.jsonl (plot: clm plot %s/metrics.jsonl)\n",
               resolve_checkpoint(a.out).c_str(), a.out.c_str(), a.out.c_str());
-  if (a.sample_tokens > 0) {
+  if (a.sample_tokens > 0 && !model.config().sees_future()) {
     std::printf("--- sample (temperature 0.8, top-p 0.95) ---\n");
     stream_generate(model, *ds.tok, "", a.sample_tokens, false, {0.8, 0, 0.95, tcfg.seed});
   }

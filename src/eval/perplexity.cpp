@@ -17,8 +17,14 @@ PerplexityResult perplexity(LanguageModel& model, const std::vector<int32_t>& st
                             int64_t batch, int64_t max_tokens, bool through_infer) {
   if (T <= 0 || stride <= 0 || stride > T || batch <= 0)
     throw std::invalid_argument("perplexity: need 0 < stride <= window and batch > 0");
-  const int64_t n = (int64_t)stream.size();
+  int64_t n = (int64_t)stream.size();
   if (n < 2) throw std::invalid_argument("perplexity: stream has fewer than 2 tokens");
+  if (model.config().fixed_length() > 0) {  // a fixed-length model scores whole windows only
+    if (T != model.config().fixed_length() || stride != T)
+      throw std::invalid_argument("this model runs at its fixed length " + std::to_string(model.config().fixed_length()) +
+                                  " only: evaluate with that window and no overlap");
+    if (n > T + 1) n = (n - 1) / T * T + 1;
+  }
   ag::NoGrad ng;
   // Window w covers inputs [s, s+len) with s = w*stride (the last one is clipped to the stream end),
   // and scores targets at positions > scored_end.

@@ -75,7 +75,7 @@ struct AttnShape {
   int64_t B, Tq, Tk, H, Hkv, hd;
   int64_t q_row, q_batch;    // strides of q in elements (row = one token)
   int64_t kv_row, kv_batch;  // strides of k and v
-  const double* slopes = nullptr;  // [H] or null: head h adds -slopes[h] * (query pos - key pos) (ALiBi)
+  const double* slopes = nullptr;  // [H] or null: head h adds -slopes[h] * |query pos - key pos| (ALiBi)
   bool causal = true;              // false: every query sees every key (bidirectional, masked-LM training)
 };
 template <class T>

@@ -42,6 +42,10 @@ struct ModelConfig {
   bool sees_future() const {
     return bidirectional() || (attention_opt.is_object() && attention_opt.value("mode", "") == "split_concat");
   }
+  // A model that runs at one sequence length only (split-concat): that length, else 0.
+  int64_t fixed_length() const {
+    return attention_opt.is_object() && attention_opt.value("mode", "") == "split_concat" ? max_seq_len : 0;
+  }
   int64_t hd() const { return head_dim > 0 ? head_dim : (n_heads ? d_model / n_heads : 0); }
   // Throws std::invalid_argument naming the first inconsistent field.
   void validate() const;

@@ -57,6 +57,9 @@ struct MultiLinearAttention : Attention {
         throw std::invalid_argument("attention 'multilinear' mode=split_concat runs at its fixed length " + std::to_string(N) + " only, not " +
                                     std::to_string(ctx.T));
       if (!slopes(pe).empty()) throw std::invalid_argument("attention 'multilinear' mode=split_concat has no scores for alibi's bias");
+      if (double(ctx.B) * double(N) * double(N) * double(N) * 4.0 > 8e9)
+        throw std::invalid_argument("attention 'multilinear' mode=split_concat: batch " + std::to_string(ctx.B) + " x N^3 slices (N = " +
+                                    std::to_string(N) + ") would take over 8 GB per layer");
       return o(ag::btd_slices(pe.rotate(q(x), sub, ctx), pe.rotate(k(x), sub, ctx), v(x), g, ctx.B, N));
     }
     Var qs = pe.rotate(ag::diag_blocks(q(x), g), h * sub, ctx), ks = pe.rotate(k(x), sub, ctx);
@@ -121,7 +124,7 @@ const bool reg = AttentionRegistry::get().add(
      {"core_std", 0.5, "the cores start at 1 + N(0, core_std^2)",
       [](const nlohmann::json& v) { return v.get<double>() >= 0 ? "" : "must be >= 0"; }},
      {"mode", "causal", "causal (reconstruction: any length, decodes) | split_concat (the paper's form: NON-CAUSAL, fixed length max_seq_len; reproduction only)",
-      [](const nlohmann::json& v) { return v == "causal" || v == "split_concat" ? "" : "must be causal or split_concat"; }}},
+      one_of({"causal", "split_concat"})}},
     [](const Options& o, const ModelConfig& c, Init& i) { return std::make_unique<MultiLinearAttention>(c, i, o); });
 
 }  // namespace

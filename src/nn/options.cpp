@@ -46,6 +46,16 @@ void set_option(nlohmann::json& obj, const std::string& kv, const std::string& f
   obj[k] = parsed.is_discarded() || parsed.is_object() || parsed.is_array() ? nlohmann::json(v) : parsed;
 }
 
+std::function<std::string(const nlohmann::json&)> one_of(std::vector<std::string> names) {
+  return [names](const nlohmann::json& v) -> std::string {
+    for (auto& n : names)
+      if (v.get<std::string>() == n) return "";
+    std::string s;
+    for (auto& n : names) s += (s.empty() ? "" : " | ") + n;
+    return "must be " + s;
+  };
+}
+
 std::string describe_options(const std::vector<OptionSpec>& specs) {
   std::string s;
   for (auto& o : specs) s += (s.empty() ? "" : ", ") + o.name + "=" + o.default_value.dump();

@@ -41,4 +41,7 @@ void set_option(nlohmann::json& obj, const std::string& key_eq_value, const std:
 
 std::string describe_options(const std::vector<OptionSpec>& specs);  // for --help and errors
 
+// A check for a string option: one of `names` ("must be a | b | c" otherwise).
+std::function<std::string(const nlohmann::json&)> one_of(std::vector<std::string> names);
+
 }  // namespace clm::nn

@@ -13,16 +13,6 @@ namespace {
 
 struct NoPosition : PositionEncoding {};
 
-// Checks shared by the option specs.
-std::function<std::string(const nlohmann::json&)> one_of(std::vector<std::string> names) {
-  return [names](const nlohmann::json& v) -> std::string {
-    for (auto& n : names)
-      if (v.get<std::string>() == n) return "";
-    std::string s;
-    for (auto& n : names) s += (s.empty() ? "" : " | ") + n;
-    return "must be " + s;
-  };
-}
 std::string at_least_one(const nlohmann::json& v) {
   return v.get<double>() >= 1.0 && v.get<double>() <= 1e6 ? "" : "must be in [1, 1e6]";
 }

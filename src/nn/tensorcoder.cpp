@@ -40,7 +40,9 @@ struct TensorCoderAttention : Attention {
         hd(c.hd()),
         causal(opt.flag("causal")),
         rows(opt.str("f") == "softmax_rows"),
-        by_count(opt.str("scale") == "sqrt_n") {}
+        by_count(opt.str("scale") == "sqrt_n") {
+    if (hd > 1024) throw std::invalid_argument("attention 'tensorcoder': head dim " + std::to_string(hd) + " above 1024");
+  }
 
   static void no_bias(const PositionEncoding& pe) {
     if (pe.alibi_slope(0, 1) != 0.0) throw std::invalid_argument("attention 'tensorcoder' has no token-pair scores for alibi's bias");
@@ -92,14 +94,10 @@ struct TensorCoderAttention : Attention {
   }
 };
 
-std::function<std::string(const nlohmann::json&)> either(std::string a, std::string b) {
-  return [a, b](const nlohmann::json& v) { return v == a || v == b ? std::string() : "must be " + a + " or " + b; };
-}
-
 const bool reg = AttentionRegistry::get().add(
     "tensorcoder",
-    {{"f", "softmax_rows", "softmax_rows | softmax_cols: the normalisation of the d x d map S", either("softmax_rows", "softmax_cols")},
-     {"scale", "sqrt_d", "sqrt_d | sqrt_n: S is scaled by 1/sqrt(head dim) or 1/sqrt(tokens summed)", either("sqrt_d", "sqrt_n")},
+    {{"f", "softmax_rows", "softmax_rows | softmax_cols: the normalisation of the d x d map S", one_of({"softmax_rows", "softmax_cols"})},
+     {"scale", "sqrt_d", "sqrt_d | sqrt_n: S is scaled by 1/sqrt(head dim) or 1/sqrt(tokens summed)", one_of({"sqrt_d", "sqrt_n"})},
      {"causal", true, "false: every token sees the whole sequence (masked-LM training only; cannot decode)", nullptr}},
     [](const Options& o, const ModelConfig& c, Init& i) { return std::make_unique<TensorCoderAttention>(c, i, o); });
 

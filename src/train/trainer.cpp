@@ -107,7 +107,8 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
       Tensor x, y;
       loader.next(x, y);
       if (cfg.objective == "mlm") {  // a fresh mask per (step, micro-batch): a resumed run draws the same
-        Rng rng(cfg.seed * 0x9E3779B97F4A7C15ull + uint64_t(step * cfg.grad_accum + micro));
+        Rng seeds(cfg.seed);
+        Rng rng(seeds.next() ^ uint64_t(step * cfg.grad_accum + micro));
         mask_tokens(x, y, int32_t(model.config().vocab_size - 1), cfg.mask_prob, rng);
       }
       nn::Var loss = ag::cross_entropy(model.forward(x, cfg.batch_size, cfg.seq_len), y);
