@@ -3,19 +3,22 @@
 # the CUDA backend does not exist yet): one single-threaded run per core (measured there: one
 # thread per run is ~1.8x faster per run than four runs of four threads), OpenBLAS told the core
 # type its dynamic dispatch misses on that virtual CPU (SkylakeX: +19%). Then evaluates every run
-# (each evaluation its own single-threaded process, 16 at a time): perplexity on test subsets at
-# several windows (with evaluation-time position options), the planted-pair retrieval task,
-# masked-LM loss. Results are re-packed into $OUT/results.tar.xz every 10 s, so a call cut short
-# still returns what finished.
-# Usage there: scripts/device_variants.sh TRAIN_CAP_SECONDS [STEP_SCALE]
+# (each evaluation its own single-threaded process, 16 at a time): perplexity on test subsets or
+# whole splits at several windows (with evaluation-time position options), the planted-pair
+# retrieval task, masked-LM loss. Results are re-packed into $OUT/results.tar.xz every 10 s, so a
+# call cut short still returns what finished.
+# Usage there: scripts/device_variants.sh TRAIN_CAP_SECONDS [STEP_SCALE] [PLAN]
+#   PLAN s5 (default): session 5's set, short runs, test subsets (docs/RESULTS.md, issue #10)
+#   PLAN s6: equal-token PTB and WikiText-2 attention runs evaluated on the whole valid and test
+#            splits, and longer extrapolation runs
 # Made for scripts/pack_for_device.sh ../shared/data/ptb:../shared/data/wikitext-2.
 set -uo pipefail
-cap=$1; scale=${2:-1}
+cap=$1; scale=${2:-1}; plan=${3:-s5}
 export OPENBLAS_CORETYPE=SkylakeX
 R=/tmp/runs; rm -rf $R; mkdir -p /tmp/dev $R && tar -xJf devpack/pack.tar.xz -C /tmp/dev
 clm() { /tmp/dev/devlib/ld-linux-x86-64.so.2 --library-path /tmp/dev/devlib /tmp/dev/devlib/clm "$@"; }
 pack() { (cd $R && tar -cJf $OUT/results.tmp.tar.xz $(ls *.jsonl *.log *.txt 2>/dev/null) && mv $OUT/results.tmp.tar.xz $OUT/results.tar.xz); }
-( while true; do sleep 10; pack; done ) & packer=$!
+( while [ ! -f $R/.stop ]; do sleep 10; pack; done ) & packer=$!
 lscpu > $R/lscpu.txt
 # test subsets (~20k tokens: the first 1000 PTB lines, 400 WikiText-2 lines) keep evaluation inside the call
 S=/tmp/dev/sub; mkdir -p $S/ptb $S/wikitext-2
@@ -25,7 +28,8 @@ head -n 1000 /tmp/dev/devdata/ptb/ptb.test.txt > $S/ptb/ptb.test.txt
 head -n 400 /tmp/dev/devdata/wikitext-2/test.txt > $S/wikitext-2/test.txt
 MODEL="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings --lr 1e-3 --warmup 30 --threads 1 --sample-tokens 0 --eval-tokens 20000 --eval-every 0"
 # name | corpus | L | batch | steps | flags
-RUNS=(
+case $plan in
+s5) RUNS=(
   "pos-rope|ptb|128|16|210|--position rope"
   "pos-3drpe|ptb|128|16|210|--position 3d-rpe --position-opt chunk=32"
   "pos-3drpe-c64|ptb|128|16|210|--position 3d-rpe --position-opt chunk=64"
@@ -39,7 +43,24 @@ RUNS=(
   "mlm-tensorcoder|ptb|256|8|160|--attention tensorcoder --attention-opt causal=false --objective mlm"
   "ml-split32|ptb|32|64|210|--attention multilinear --attention-opt mode=split_concat"
   "ml-causal32|ptb|32|64|210|--attention multilinear"
-)
+) ;;
+s6) RUNS=(
+  "pos-rope|ptb|128|16|340|--position rope"
+  "pos-3drpe|ptb|128|16|340|--position 3d-rpe --position-opt chunk=32"
+  "pos-3drpe-c64|ptb|128|16|340|--position 3d-rpe --position-opt chunk=64"
+  "pos-3drpe-official|ptb|128|16|340|--position 3d-rpe --position-opt chunk=32 phase=official"
+  "pos-alibi|ptb|128|16|340|--position alibi"
+  "ptb-softmax|ptb|256|8|260|--attention causal"
+  "ptb-tensorcoder|ptb|256|8|260|--attention tensorcoder"
+  "ptb-ml-r64|ptb|256|8|260|--attention multilinear"
+  "ptb-ml-r256|ptb|256|8|260|--attention multilinear --attention-opt rank=256"
+  "wt2-softmax|wikitext-2|256|8|180|--attention causal"
+  "wt2-tensorcoder|wikitext-2|256|8|180|--attention tensorcoder"
+  "wt2-ml-r64|wikitext-2|256|8|180|--attention multilinear"
+  "wt2-ml-r256|wikitext-2|256|8|180|--attention multilinear --attention-opt rank=256"
+) ;;
+*) echo "unknown plan '$plan' (s5 | s6)"; exit 2 ;;
+esac
 echo "cap $cap s, step scale $scale; model $MODEL" > $R/setup.txt
 pids=()
 for r in "${RUNS[@]}"; do
@@ -49,28 +70,31 @@ for r in "${RUNS[@]}"; do
       --out $R/$k > $R/$k.train.log 2>&1; echo "train $k rc=$?"; cp $R/$k/metrics.jsonl $R/$k.metrics.jsonl ) &
   pids+=($!)
 done; wait "${pids[@]}"  # not the packer
-# every evaluation: "RUN CORPUS WINDOW flags..." one per line, run 16 at a time, each into its own report
+# every evaluation: "RUN DATA_DIR SPLIT WINDOW flags..." one per line, run 16 at a time, each into its own report
+F=/tmp/dev/devdata
 E=$R/evals.txt; : > $E
 for r in "${RUNS[@]}"; do
   IFS='|' read -r k d L B st fl <<< "$r"
   case $k in
-    mlm-*) echo "$k $d $L --mlm" >> $E ;;
+    mlm-*) echo "$k $S/$d test $L --mlm" >> $E ;;
     pos-*) for m in 1 2 4 8 16; do
-             w=$((L * m)); if [ $m -le 8 ]; then echo "$k $d $w --retrieval 12" >> $E; else echo "$k $d $w" >> $E; fi
-             if [ $m -gt 1 ] && [ $k = pos-rope ]; then for sc in pi ntk yarn; do echo "$k $d $w --position-opt scaling=$sc scale=$m" >> $E; done; fi
-             if [ $m -gt 1 ] && [ $k = pos-3drpe ]; then echo "$k $d $w --position-opt scale=$m" >> $E; fi
+             w=$((L * m))
+             if [ $m -le 8 ] && [ $plan = s5 ]; then echo "$k $S/$d test $w --retrieval 12" >> $E; else echo "$k $S/$d test $w" >> $E; fi
+             if [ $m -gt 1 ] && [ $k = pos-rope ]; then for sc in pi ntk yarn; do echo "$k $S/$d test $w --position-opt scaling=$sc scale=$m" >> $E; done; fi
+             if [ $m -gt 1 ] && [ $k = pos-3drpe ]; then echo "$k $S/$d test $w --position-opt scale=$m" >> $E; fi
            done ;;
-    *) echo "$k $d $L" >> $E ;;
+    ptb-*|wt2-*) if [ $plan = s6 ]; then echo "$k $F/$d test $L" >> $E; echo "$k $F/$d valid $L" >> $E; else echo "$k $S/$d test $L" >> $E; fi ;;
+    *) echo "$k $S/$d test $L" >> $E ;;
   esac
 done
 ev() {  # one line of evals.txt
-  local k=$1 d=$2 w=$3; shift 3
-  local tag="$k-$w-$(echo "$*" | tr -c 'a-z0-9\n' '_')"
-  clm eval --model $R/$k --data $S/$d --split test --window $w --batch-size 4 --threads 1 --report $R/$tag.eval.jsonl "$@" \
-    > $R/$tag.eval.log 2>&1 || echo "eval $k $w $* failed" >> $R/failed.log
+  local k=$1 dir=$2 split=$3 w=$4; shift 4
+  local tag="$k-$split-$w-$(echo "$*" | tr -c 'a-z0-9\n' '_')"
+  clm eval --model $R/$k --data $dir --split $split --window $w --batch-size 4 --threads 1 --report $R/$tag.eval.jsonl "$@" \
+    > $R/$tag.eval.log 2>&1 || echo "eval $k $split $w $* failed" >> $R/failed.log
 }
 export -f ev clm; export R S
 xargs -P 16 -L 1 bash -c 'ev "$@"' _ < $E
-kill $packer; pack
+touch $R/.stop; wait $packer; pack
 cat $R/*.eval.jsonl > $R/all.eval.jsonl 2>/dev/null; pack
 ls -la $OUT
