@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake ninja-build libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
-      libgtest-dev libbenchmark-dev libpcre2-dev libsentencepiece-dev libutf8proc-dev pkg-config fortunes fortunes-min)
+      libgtest-dev libbenchmark-dev libpcre2-dev libsentencepiece-dev libutf8proc-dev pkg-config fortunes fortunes-min wordnet-base)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

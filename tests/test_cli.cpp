@@ -83,6 +83,30 @@ TEST(Cli, BadFlagsAndMissingData) {
 // mode at another length, a masked LM asked to generate or be scored as an LM: one line, non-zero.
 // A good bidirectional TensorCoder masked LM trains, is scored with --mlm, and a rope model is
 // evaluated with YaRN at twice its length.
+// Compact embeddings: the units command, training / evaluating / generating with SEE, and their errors.
+TEST(Cli, CompactEmbeddingsAndTheirErrors) {
+  Corpus c;
+  test::TempDir d;
+  const std::string base = "train --data " + c.dir.path + kTiny;
+  CliRun r = run_clm("units --data " + c.dir.path + " --source subword --merges 20 --out " + d.path + "/units.txt --report " + d.path + "/units.jsonl");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("covered by subword (100.0%)"), std::string::npos) << r.out;
+  EXPECT_NE(read_file(d.path + "/units.jsonl").find("\"coverage\":1.0"), std::string::npos);
+  r = run_clm(base + " --steps 3 --embedding see --embedding-opt units=" + d.path + "/units.txt rows=16 --out " + d.path + "/see");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("see: "), std::string::npos) << r.err;  // the unit assignment is reported
+  EXPECT_EQ(run_clm("eval --model " + d.path + "/see --data " + c.dir.path + " --window 8 --threads 1").rc, 0);
+  EXPECT_EQ(run_clm("generate --model " + d.path + "/see --prompt the --max-new-tokens 4").rc, 0);
+  expect_error(run_clm("convert --model " + d.path + "/see --to gguf --out " + d.path + "/x.gguf"), "a standard embedding");
+  expect_error(run_clm(base + " --embedding see --embedding-opt order=9"), "option 'order' = 9: must be an integer in [2, 8]");
+  expect_error(run_clm(base + " --embedding see --embedding-opt rank=0"), "option 'rank' = 0: must be an integer in [1, 256]");
+  write_file_atomic(d.path + "/bad.txt", "the\tsw:the</w>\n");
+  expect_error(run_clm(base + " --embedding see --embedding-opt units=" + d.path + "/bad.txt"), "does not match the vocabulary");
+  expect_error(run_clm("units --data " + c.dir.path + " --source wordnet --wordnet " + d.path + "/nowhere --out " + d.path + "/u.txt"),
+               "WordNet not found");
+  expect_error(run_clm("units --data " + c.dir.path + " --source sememes --out " + d.path + "/u.txt"), "must be hash | subword | wordnet");
+}
+
 TEST(Cli, MethodVariantsAndTheirErrors) {
   Corpus c;
   test::TempDir d;

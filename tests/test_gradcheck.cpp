@@ -70,6 +70,15 @@ std::vector<Case> cases() {
        [](auto& in, DType) { return ag::btd_slices(in[0], in[1], in[2], in[3], 2, 3); }},
       {"block_mean", {{4, 6}}, [](auto& in, DType) { return ag::block_mean(in[0], 3); }},
       {"embedding", {{6, 3}}, [](auto& in, DType) { return ag::embedding(in[0], ids_tensor({1, 4, 1, 0, 5})); }},
+      // SEE: a unit repeated inside one word (slots 0 and 2 of word 1), PAD rows, d < q^n (truncation)
+      {"tensor_product_rows", {{2, 5, 3}},
+       [](auto& in, DType) {
+         return ag::tensor_product_rows(in[0], Tensor::from(std::vector<int32_t>{1, 2, 3, 4, 0, 4, 0, 0, 2, 3, 3, 1}, {4, 3}), 25);
+       }},
+      {"tensor_product_rows_order2", {{3, 4, 4}},
+       [](auto& in, DType) { return ag::tensor_product_rows(in[0], Tensor::from(std::vector<int32_t>{1, 2, 3, 3, 0, 1}, {3, 2}), 13); }},
+      {"weighted_rows", {{5, 4}, {3, 2}},
+       [](auto& in, DType) { return ag::weighted_rows(in[0], Tensor::from(std::vector<int32_t>{1, 4, 2, 2, 0, 3}, {3, 2}), in[1]); }},
       {"cross_entropy", {{5, 7}},
        [](auto& in, DType) { return ag::cross_entropy(in[0], ids_tensor({3, -1, 6, 0, 3})); }},
   };

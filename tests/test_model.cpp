@@ -1,6 +1,7 @@
 // TransformerLM: config round trip and validation, slot registry, KV-cached decoding against full
 // recomputation, sampler behaviour.
 #include <atomic>
+#include <fstream>
 #include <cstdlib>
 #include <new>
 #include <nlohmann/json.hpp>
@@ -179,9 +180,13 @@ TEST(Model, SameSeedSameWeightsDifferentSeedDifferent) {
 struct Variant {
   std::string name, attention = "causal", position = "rope";
   nlohmann::json attention_opt = nullptr, position_opt = nullptr;
+  std::string embedding = "standard";
+  nlohmann::json embedding_opt = nullptr;
   ModelConfig config() const {
     ModelConfig c = small(position);
     c.attention = attention, c.attention_opt = attention_opt, c.position_opt = position_opt;
+    c.embedding = embedding, c.embedding_opt = embedding_opt;
+    if (embedding != "standard") c.tie_embeddings = true;  // the built table is also the head
     if (position == "3d-rpe") c.max_seq_len = 40;  // chunk 5 < training length, positions beyond 4 chunks
     return c;
   }
@@ -222,8 +227,74 @@ INSTANTIATE_TEST_SUITE_P(
                       Variant{"rpe3d_official", "causal", "3d-rpe", nullptr, {{"chunk", 3}, {"phase", "official"}, {"scale", 2.0}}},
                       Variant{"tensorcoder", "tensorcoder"},
                       Variant{"tensorcoder_cols", "tensorcoder", "rope", {{"f", "softmax_cols"}, {"scale", "sqrt_n"}}},
-                      Variant{"multilinear", "multilinear"}, Variant{"multilinear_r16_alibi", "multilinear", "alibi", {{"rank", 16}}}),
+                      Variant{"multilinear", "multilinear"}, Variant{"multilinear_r16_alibi", "multilinear", "alibi", {{"rank", 16}}},
+                      Variant{"see", "causal", "rope", nullptr, nullptr, "see", {{"order", 2}, {"rank", 3}, {"rows", 20}}},
+                      Variant{"factorized", "causal", "rope", nullptr, nullptr, "factorized", {{"k", 6}}},
+                      Variant{"hashed", "causal", "rope", nullptr, nullptr, "hashed", {{"buckets", 9}}}),
     [](const auto& info) { return info.param.name; });
+
+// A built embedding table (SEE, factorized, hashed) is rebuilt for inference when its parameters
+// change (an optimizer step, a load), and a packed tied head is re-packed with it.
+TEST(Embedding, BuiltTableFollowsItsParameters) {
+  for (std::string e : {"see", "factorized", "hashed"}) {
+    ModelConfig c = small("rope");
+    c.embedding = e, c.tie_embeddings = true;
+    TransformerLM m(c, 5);
+    m.pack("f32");
+    std::vector<int32_t> seq{4, 9, 1, 33, 2, 7};
+    const int64_t V = c.vocab_size;
+    auto check = [&](const char* when) {
+      Tensor full = full_logits(m, seq);
+      InferState st = m.make_state(8);
+      st.all_logits = true;
+      m.infer(st, seq);
+      for (size_t t = 0; t < seq.size(); ++t)
+        EXPECT_LT(test::rel_err(vec_of(st.logits.data() + t * size_t(V), V), row(full, int64_t(t))), 1e-5) << e << " " << when << " position " << t;
+    };
+    check("fresh");
+    m.visit([&](const std::string& name, nn::Var& v, nn::ParamKind kind) {
+      if (kind == nn::ParamKind::buffer || name.rfind("model.embed_tokens", 0) != 0) return;
+      for (int64_t i = 0; i < v->value.numel(); ++i) v->value.data<float>()[i] += 0.05f * float((i * 7) % 5 - 2);
+    });
+    check("after an update");
+  }
+}
+
+// SEE's unit assignment: words with the same units get the same rows; rows beyond the budget are
+// shared by hashing; a units file that does not match the vocabulary is refused.
+TEST(Embedding, SeeBindsWordsToUnitRows) {
+  ModelConfig c = small("rope");
+  c.vocab_size = 4, c.embedding = "see", c.tie_embeddings = true;
+  const std::string path = ::testing::TempDir() + "/see_units.txt";
+  {
+    std::ofstream f(path);
+    f << "# test\nbig\tsyn:a1 lex:0 sw:big</w>\nlarge\tsyn:a1 lex:0 sw:large</w>\nthe\tsw:the</w>\ncat\tsyn:n2 hyp:n3\n";
+  }
+  c.embedding_opt = {{"order", 3}, {"rank", 2}, {"rows", 64}, {"units", path}};
+  TransformerLM m(c, 1);
+  m.bind_vocabulary({"big", "large", "the", "cat"});
+  Tensor u;
+  m.visit([&](const std::string& name, nn::Var& v, nn::ParamKind) {
+    if (name == "model.embed_tokens.units") u = v->value;
+  });
+  ASSERT_EQ(u.shape(), (Shape{4, 3}));
+  EXPECT_EQ(u.at(0), u.at(3));   // big and large share syn:a1
+  EXPECT_EQ(u.at(1), u.at(4));   // ... and lex:0
+  EXPECT_NE(u.at(2), u.at(5));   // but not their pieces
+  EXPECT_EQ(u.at(7), 0.0);       // "the": one unit, then PAD
+  EXPECT_EQ(u.at(8), 0.0);
+  EXPECT_EQ(u.at(11), 0.0);      // "cat": two units, then PAD
+  EXPECT_EQ(u.at(1), 1.0);       // the most used units get the first rows (ties by name: lex:0, then syn:a1)
+  EXPECT_EQ(u.at(0), 2.0);
+  EXPECT_THROW(m.bind_vocabulary({"big", "large", "the", "dog"}), std::invalid_argument);
+  c.embedding_opt["rows"] = 3;  // 7 distinct units into rows 1..2: all in range
+  TransformerLM small_rows(c, 1);
+  small_rows.bind_vocabulary({"big", "large", "the", "cat"});
+  small_rows.visit([&](const std::string& name, nn::Var& v, nn::ParamKind) {
+    if (name != "model.embed_tokens.units") return;
+    for (int64_t i = 0; i < v->value.numel(); ++i) EXPECT_TRUE(v->value.at(i) >= 0 && v->value.at(i) < 3);
+  });
+}
 
 // The cos and sin of pair i at position p as a position encoding applies them: a unit vector in pair
 // i's first slot, rotated in place (rotate-half pairs: i and i + hd/2).

@@ -38,7 +38,13 @@ CONFIGS.update({
     "rpe3d_tiny": dict(LLAMA, position="3d-rpe", position_opt=dict(chunk=3, phi=0.7, scale=1.5)),
     "yarn_tiny": dict(LLAMA, position_opt=dict(scaling="yarn", scale=4.0, orig_len=6, yarn_alpha=0.2, yarn_beta=1.0)),
     "alibi_tiny": dict(LLAMA, position="alibi", n_heads=4, n_kv_heads=4),
+    # compact embeddings, tied to the output projection (the table is built, then both read it)
+    "see_tiny": dict(LLAMA, embedding="see", embedding_opt=dict(order=3, rank=2, rows=6), tie_embeddings=True),
+    "see2_tiny": dict(LLAMA, embedding="see", embedding_opt=dict(order=2, rank=3, rows=5), tie_embeddings=True),
+    "factorized_tiny": dict(LLAMA, embedding="factorized", embedding_opt=dict(k=5), tie_embeddings=True),
+    "hashed_tiny": dict(LLAMA, embedding="hashed", embedding_opt=dict(buckets=7, hashes=2), tie_embeddings=True),
 })
+BUFFERS = (".units", ".bucket_ids")  # integer ids stored as floats: saved, never trained
 B, T = 2, 8
 OPT = dict(lr=1e-2, warmup=3, steps=10, min_lr_ratio=0.1, clip=1.0, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
 
@@ -50,7 +56,24 @@ def make_params(c, g):
     def norm(name):
         p[name + ".weight"] = 1.0 + w(D)
         if c["norm"] == "layernorm": p[name + ".bias"] = w(D)
-    p["model.embed_tokens.weight"] = w(V, D, std=0.5)
+    e, eo = c["embedding"], c.get("embedding_opt", {})
+    if e == "see":
+        n, r, U = eo["order"], eo["rank"], eo["rows"]
+        q = 1
+        while q ** n < D: q += 1
+        p["model.embed_tokens.factors"] = w(r, U, q, std=0.8)
+        p["model.embed_tokens.norm.weight"] = 1.0 + w(D)
+        p["model.embed_tokens.norm.bias"] = w(D)
+        p["model.embed_tokens.units"] = torch.randint(0, U, (V, n), generator=g).double()  # 0 = PAD
+    elif e == "factorized":
+        p["model.embed_tokens.weight"] = w(V, eo["k"], std=0.5)
+        p["model.embed_tokens.proj.weight"] = w(D, eo["k"], std=0.5)
+    elif e == "hashed":
+        p["model.embed_tokens.buckets"] = w(eo["buckets"], D, std=0.5)
+        p["model.embed_tokens.importance"] = 1.0 + w(V, eo["hashes"], std=0.3)
+        p["model.embed_tokens.bucket_ids"] = torch.randint(0, eo["buckets"], (V, eo["hashes"]), generator=g).double()
+    else:
+        p["model.embed_tokens.weight"] = w(V, D, std=0.5)
     if c["position"] == "learned": p["model.embed_positions.weight"] = w(c["max_seq_len"], D, std=0.5)
     for l in range(c["n_layers"]):
         pre = f"model.layers.{l}"
@@ -76,6 +99,23 @@ def make_params(c, g):
     norm("model.norm")
     if not c["tie_embeddings"]: p["lm_head.weight"] = w(V, D, std=0.3)
     return p
+
+
+def embed_table(c, p):  # the [V, D] token table, as both the input embedding and a tied head read it
+    D, e = c["d_model"], c["embedding"]
+    if e == "see":  # LayerNorm(trunc_D(sum_k f_k[u1] (x) ... (x) f_k[un])), row-major flattening
+        f, u = p["model.embed_tokens.factors"], p["model.embed_tokens.units"].long()
+        r, V = f.shape[0], u.shape[0]
+        t = f[:, u[:, 0], :]
+        for j in range(1, u.shape[1]):
+            t = (t[:, :, :, None] * f[:, u[:, j], :][:, :, None, :]).reshape(r, V, -1)
+        return F.layer_norm(t.sum(0)[:, :D], (D,), p["model.embed_tokens.norm.weight"], p["model.embed_tokens.norm.bias"], 1e-5)
+    if e == "factorized":
+        return p["model.embed_tokens.weight"] @ p["model.embed_tokens.proj.weight"].t()
+    if e == "hashed":
+        idx = p["model.embed_tokens.bucket_ids"].long()
+        return (p["model.embed_tokens.importance"][:, :, None] * p["model.embed_tokens.buckets"][idx]).sum(1)
+    return p["model.embed_tokens.weight"]
 
 
 def forward(c, p, ids):
@@ -116,7 +156,8 @@ def forward(c, p, ids):
         d = torch.arange(Tn)[:, None] - torch.arange(Tn)[None, :]
         return -(m[:, None, None] * d[None].double())
     rotary = c["position"] in ("rope", "3d-rpe")
-    x = p["model.embed_tokens.weight"][ids]
+    table = embed_table(c, p)
+    x = table[ids]
     if c["position"] == "learned": x = x + p["model.embed_positions.weight"][:Tn][None]
     mask = torch.ones(Tn, Tn, dtype=torch.bool).tril()
     for l in range(c["n_layers"]):
@@ -176,7 +217,7 @@ def forward(c, p, ids):
             m = F.gelu(lin(h, pre + ".mlp.up_proj"), approximate="tanh" if c["mlp"] == "gelu_tanh" else "none")
         x = x + lin(m, pre + ".mlp.down_proj")
     x = norm(x, "model.norm")
-    head = p["model.embed_tokens.weight"] if c["tie_embeddings"] else p["lm_head.weight"]
+    head = table if c["tie_embeddings"] else p["lm_head.weight"]
     return (x @ head.t()).reshape(Bn * Tn, -1)
 
 
@@ -213,18 +254,20 @@ def main(outdir, only=None):
         out = {k: v.clone() for k, v in params.items()}
         out["ids"], out["targets"] = ids.reshape(-1).int(), targets.int()
         for dtype, tag in ((torch.float32, "f32"), (torch.float64, "f64")):
-            p = {k: v.detach().clone().to(dtype).requires_grad_(True) for k, v in params.items()}
+            p = {k: v.detach().clone().to(dtype).requires_grad_(not k.endswith(BUFFERS)) for k, v in params.items()}
             logits = forward(c, p, ids)
             loss = F.cross_entropy(logits, targets)
             loss.backward()
             out[f"{tag}.logits"] = logits.detach()
             out[f"{tag}.loss"] = loss.detach().reshape(1)
-            for k, v in p.items(): out[f"{tag}.grad.{k}"] = v.grad
+            for k, v in p.items():
+                if not k.endswith(BUFFERS): out[f"{tag}.grad.{k}"] = v.grad
         # 10 AdamW steps in float32 on the same batch.
-        p = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+        p = {k: v.detach().clone().requires_grad_(not k.endswith(BUFFERS)) for k, v in params.items()}
+        trained = {k: v for k, v in p.items() if not k.endswith(BUFFERS)}
         nd = lambda k: k.endswith("norm.weight") or k.endswith(".bias") or k.endswith(".dim_weight") or k.endswith(".core")
-        decay = [v for k, v in p.items() if not nd(k)]
-        no_decay = [v for k, v in p.items() if nd(k)]
+        decay = [v for k, v in trained.items() if not nd(k)]
+        no_decay = [v for k, v in trained.items() if nd(k)]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": OPT["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
                                 lr=OPT["lr"], betas=(OPT["beta1"], OPT["beta2"]), eps=OPT["eps"])
         losses = []
@@ -233,7 +276,7 @@ def main(outdir, only=None):
             opt.zero_grad()
             loss = F.cross_entropy(forward(c, p, ids), targets)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(p.values()), OPT["clip"])
+            torch.nn.utils.clip_grad_norm_(list(trained.values()), OPT["clip"])
             opt.step()
             losses.append(loss.item())
         out["adamw.losses"] = torch.tensor(losses, dtype=torch.float64)

@@ -426,6 +426,114 @@ Var embedding(const Var& table, const Tensor& ids) {
   });
 }
 
+Var tensor_product_rows(const Var& f, const Tensor& units, int64_t d) {
+  const Tensor& F = f->value;
+  expect(F.ndim() == 3, "tensor_product_rows", "factors [r, U, q] expected, got " + shape_str(F.shape()));
+  expect(units.dtype() == DType::i32 && units.ndim() == 2, "tensor_product_rows", "units must be i32 [V, n]");
+  const int64_t r = F.dim(0), U = F.dim(1), q = F.dim(2), V = units.dim(0), n = units.dim(1);
+  int64_t qn = 1;
+  for (int64_t j = 0; j < n && qn < d; ++j) qn *= q;
+  expect(n >= 1 && d >= 1 && qn >= d, "tensor_product_rows",
+         "q^n = " + std::to_string(qn) + " < d = " + std::to_string(d) + " (q " + std::to_string(q) + ", n " + std::to_string(n) + ")");
+  const int32_t* u = units.data<int32_t>();
+  for (int64_t i = 0; i < V * n; ++i)
+    expect(u[i] >= 0 && u[i] < U, "tensor_product_rows", "unit id " + std::to_string(u[i]) + " outside [0, " + std::to_string(U) + ")");
+  // digit table: dig[i * n + j] = the j-th base-q digit of i (most significant first)
+  std::vector<int32_t> dig(size_t(d * n));
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = n - 1, x = i; j >= 0; --j, x /= q) dig[size_t(i * n + j)] = int32_t(x % q);
+  Tensor Y = Tensor::zeros({V, d}, F.dtype());
+  dispatch_float(F.dtype(), [&]<class T>() {
+    const T* pf = F.data<T>();
+    T* y = Y.data<T>();
+#pragma omp parallel for schedule(static)
+    for (int64_t v = 0; v < V; ++v)
+      for (int64_t k = 0; k < r; ++k) {
+        const T* fk = pf + k * U * q;
+        const int32_t* uv = u + v * n;
+        for (int64_t i = 0; i < d; ++i) {
+          T p = fk[int64_t(uv[0]) * q + dig[size_t(i * n)]];
+          for (int64_t j = 1; j < n; ++j) p *= fk[int64_t(uv[j]) * q + dig[size_t(i * n + j)]];
+          y[v * d + i] += p;
+        }
+      }
+  });
+  return make_result(Y, {&f}, [f, units, dig, r, U, q, V, n, d](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T* pf = mut<T>(f);
+      const T* g = G.data<T>();
+      const int32_t* u = units.data<int32_t>();
+      T* df = gradp<T>(f);
+      // ranks are independent (each writes only its own factor table): one thread per rank
+#pragma omp parallel for schedule(static)
+      for (int64_t k = 0; k < r; ++k) {
+        const T* fk = pf + k * U * q;
+        T* dk = df + k * U * q;
+        std::vector<T> pre(static_cast<size_t>(n + 1)), val(static_cast<size_t>(n));
+        for (int64_t v = 0; v < V; ++v) {
+          const int32_t* uv = u + v * n;
+          for (int64_t i = 0; i < d; ++i) {
+            const T gi = g[v * d + i];
+            if (gi == T(0)) continue;
+            pre[0] = T(1);
+            for (int64_t j = 0; j < n; ++j) {
+              val[size_t(j)] = fk[int64_t(uv[j]) * q + dig[size_t(i * n + j)]];
+              pre[size_t(j + 1)] = pre[size_t(j)] * val[size_t(j)];
+            }
+            T suf = T(1);  // product of the factors after slot j
+            for (int64_t j = n - 1; j >= 0; --j) {
+              dk[int64_t(uv[j]) * q + dig[size_t(i * n + j)]] += gi * pre[size_t(j)] * suf;
+              suf *= val[size_t(j)];
+            }
+          }
+        }
+      }
+    });
+  });
+}
+
+Var weighted_rows(const Var& table, const Tensor& idx, const Var& w) {
+  const Tensor &E = table->value, &W = w->value;
+  expect(E.ndim() == 2 && idx.dtype() == DType::i32 && idx.ndim() == 2 && W.ndim() == 2 && W.dim(0) == idx.dim(0) &&
+             W.dim(1) == idx.dim(1),
+         "weighted_rows", "table [B, D], idx i32 [V, h] and w [V, h] expected");
+  check_same_dtype("weighted_rows", table, w);
+  const int64_t B = E.dim(0), D = E.dim(1), V = idx.dim(0), h = idx.dim(1);
+  const int32_t* ix = idx.data<int32_t>();
+  for (int64_t i = 0; i < V * h; ++i)
+    expect(ix[i] >= 0 && ix[i] < B, "weighted_rows", "row " + std::to_string(ix[i]) + " outside [0, " + std::to_string(B) + ")");
+  Tensor Y = Tensor::zeros({V, D}, E.dtype());
+  dispatch_float(E.dtype(), [&]<class T>() {
+    const T *pe = E.data<T>(), *pw = W.data<T>();
+    T* y = Y.data<T>();
+    for (int64_t v = 0; v < V; ++v)
+      for (int64_t j = 0; j < h; ++j) {
+        const T a = pw[v * h + j];
+        const T* row = pe + int64_t(ix[v * h + j]) * D;
+        for (int64_t c = 0; c < D; ++c) y[v * D + c] += a * row[c];
+      }
+  });
+  return make_result(Y, {&table, &w}, [table, idx, w, V, D, h](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T *pe = mut<T>(table), *pw = mut<T>(w), *g = G.data<T>();
+      const int32_t* ix = idx.data<int32_t>();
+      T* de = needs(table) ? gradp<T>(table) : nullptr;
+      T* dw = needs(w) ? gradp<T>(w) : nullptr;
+      for (int64_t v = 0; v < V; ++v)
+        for (int64_t j = 0; j < h; ++j) {
+          const int64_t row = ix[v * h + j];
+          if (dw) {
+            T acc = 0;
+            for (int64_t c = 0; c < D; ++c) acc += g[v * D + c] * pe[row * D + c];
+            dw[v * h + j] += acc;
+          }
+          if (de)
+            for (int64_t c = 0; c < D; ++c) de[row * D + c] += pw[v * h + j] * g[v * D + c];
+        }
+    });
+  });
+}
+
 Var cross_entropy(const Var& logits, const Tensor& targets) {
   expect(targets.dtype() == DType::i32, "cross_entropy", "targets must be i32");
   const int64_t V = logits->value.dim(-1), N = rows(logits->value, V);

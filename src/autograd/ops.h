@@ -49,6 +49,15 @@ Var block_mean(const Var& x, int64_t h);
 
 // Embedding rows: table [V, D], ids (i32, N) -> [N, D].
 Var embedding(const Var& table, const Tensor& ids);
+// SEE / word2ket rows: sums over ranks of n-fold tensor products of factor rows, truncated to d.
+// f [r, U, q], units (i32, [V, n], each in [0, U)) ->
+//   y[v, i] = sum_k prod_j f[k, units[v, j], digit_j(i)],  i < d <= q^n,
+// digit_j(i) the j-th base-q digit of i, most significant first (the row-major flattening of
+// f[u_1] (x) f[u_2] (x) ... (x) f[u_n]).
+Var tensor_product_rows(const Var& f, const Tensor& units, int64_t d);
+// Hash-embedding rows: y[v] = sum_j w[v, j] * table[idx[v, j]]; table [B, D], idx (i32, [V, h]),
+// w [V, h] -> [V, D].
+Var weighted_rows(const Var& table, const Tensor& idx, const Var& w);
 
 // Mean cross-entropy over rows whose target is >= 0. logits [N, V], targets (i32, N) -> scalar.
 Var cross_entropy(const Var& logits, const Tensor& targets);

@@ -29,6 +29,7 @@ void add_tokenize(CLI::App& app, Commands& cmds);
 void add_convert(CLI::App& app, Commands& cmds);
 void add_plot(CLI::App& app, Commands& cmds);
 void add_calibrate(CLI::App& app, Commands& cmds);
+void add_units(CLI::App& app, Commands& cmds);
 
 // --data / --train/--valid/--test. Recorded in a run's checkpoints so that --resume reads the same corpus.
 struct DataArgs {

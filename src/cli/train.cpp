@@ -101,6 +101,12 @@ int run_train(CLI::App* c, TrainArgs a) {
   mcfg.validate();
   std::unique_ptr<LanguageModel> mp = resumed ? std::move(resumed) : make_model(mcfg, tcfg.seed);
   LanguageModel& model = *mp;
+  if (!resumed) {  // variants that derive structure from the words (SEE units, hash embeddings)
+    std::vector<std::string> words;
+    for (int32_t i = 0; i < int32_t(ds.tok->vocab_size()); ++i) words.push_back(ds.tok->token_text(i));
+    if (mlm) words.push_back("<mask>");
+    model.bind_vocabulary(words);
+  }
   std::fprintf(stderr, "data: %s | tokenizer %s (vocab %lld) | train %lld / valid %lld / test %lld tokens\n",
                ds.name.c_str(), ds.tok->type().c_str(), (long long)ds.tok->vocab_size(), (long long)ds.train.size(),
                (long long)ds.valid.size(), (long long)ds.test.size());

@@ -135,7 +135,7 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   plain.attn_bias = false;
   const bool qwen2 = c.attn_bias && is_plain_llama(plain);
   if (!is_plain_llama(c) && !qwen2)
-    fail("only Llama-architecture models (rmsnorm, swiglu, plain rope, softmax attention; q/k/v biases as Qwen2) can be written as GGUF");
+    fail("only Llama-architecture models (rmsnorm, swiglu, plain rope, softmax attention, a standard embedding; q/k/v biases as Qwen2) can be written as GGUF");
   if (qwen2 && c.rope_interleaved) fail("llama.cpp's qwen2 rotates halves; this model rotates interleaved pairs");
   if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16) fail("dtype must be f32, f16 or bf16");
   const std::string arch = qwen2 ? "qwen2" : "llama";

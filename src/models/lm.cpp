@@ -32,7 +32,9 @@ std::vector<std::pair<std::string, Tensor>> LanguageModel::named_weights() {
 
 int64_t LanguageModel::num_params() {
   int64_t n = 0;
-  visit([&](const std::string&, nn::Var& p, nn::ParamKind) { n += p->value.numel(); });
+  visit([&](const std::string&, nn::Var& p, nn::ParamKind k) {
+    if (k != nn::ParamKind::buffer) n += p->value.numel();
+  });
   return n;
 }
 

@@ -56,6 +56,9 @@ class LanguageModel {
   // an id outside the vocabulary (the state is then unusable: reset it).
   virtual const float* infer(InferState& state, std::span<const int32_t> ids) = 0;
   virtual size_t state_bytes_per_token() const = 0;  // 0 for a constant-size state
+  // The vocabulary's words (id order), given once before training from scratch: variants that
+  // derive structure from words (SEE's semantic units, hash embeddings) take it here.
+  virtual void bind_vocabulary(const std::vector<std::string>& /*words*/) {}
 
   // Through visit / linears:
   std::vector<std::pair<std::string, Tensor>> named_weights();  // values share storage

@@ -36,7 +36,7 @@ nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T) {
     x = ag::add(x, b.attn->forward(b.attn_norm->forward(x), *pos_, ctx));
     x = ag::add(x, b.mlp->forward(b.mlp_norm->forward(x)));
   }
-  return ag::linear(final_norm_->forward(x), head_.w);
+  return ag::linear(final_norm_->forward(x), lm_head_ ? lm_head_ : embed_->forward_output_weight());
 }
 
 InferState TransformerLM::make_state(int64_t capacity) {
@@ -62,6 +62,7 @@ const float* TransformerLM::infer(InferState& s, std::span<const int32_t> ids) {
   if (s.layers.size() != blocks_.size()) throw std::invalid_argument("infer: state made for another model");
   for (int32_t id : ids)
     if (id < 0 || id >= V) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(V));
+  if (embed_->refresh() && !lm_head_ && !packed_format().empty()) head_.pack(packed_format());  // a rebuilt tied table
   s.ws.reset();
   s.pos.resize(size_t(T));
   for (int64_t t = 0; t < T; ++t) s.pos[size_t(t)] = int32_t(s.next_pos + t);

@@ -20,6 +20,7 @@ class TransformerLM final : public LanguageModel {
   size_t state_bytes_per_token() const override;
 
   void visit(const nn::ParamVisitor& f) override;
+  void bind_vocabulary(const std::vector<std::string>& words) override { embed_->bind_vocabulary(words); }
   void linears(const nn::LinearVisitor& f) override;
   const ModelConfig& config() const override { return cfg_; }
   DType dtype() const override { return dtype_; }

@@ -19,7 +19,7 @@ namespace clm::nn {
 
 using ag::Var;
 
-enum class ParamKind { weight, embedding, norm, bias };  // decides weight decay
+enum class ParamKind { weight, embedding, norm, bias, buffer };  // decides weight decay; buffer: saved, never trained
 using ParamVisitor = std::function<void(const std::string& name, Var& param, ParamKind kind)>;
 
 class Module {
@@ -146,7 +146,16 @@ class TokenEmbedding : public Module {
  public:
   virtual Var forward(const Tensor& ids) = 0;  // ids i32 [N] -> [N, d_model]
   virtual void infer(const int32_t* ids, int64_t T, float* out) const = 0;
-  virtual Var output_weight() = 0;             // [vocab, d_model], for tied output projections
+  virtual Var output_weight() = 0;             // [vocab, d_model], for tied output projections (inference)
+  // The table on the tape of the last forward (a variant that builds its table from smaller
+  // parameters returns that build, so a tied head trains the same parameters).
+  virtual Var forward_output_weight() { return output_weight(); }
+  // Rebuilds the inference table (output_weight) when the parameters changed since the last
+  // refresh; true when it did. Variants that store their table as a parameter have nothing to do.
+  virtual bool refresh() { return false; }
+  // The vocabulary's words in id order, given before training from scratch (SEE maps each word to
+  // its semantic units, hash embeddings hash the word).
+  virtual void bind_vocabulary(const std::vector<std::string>& /*words*/) {}
 };
 
 // Name -> factory for one slot. Registration is one line in the variant's own file; a variant with

@@ -22,6 +22,9 @@ class Tokenizer {
     return decode({id});
   }
   virtual int64_t vocab_size() const = 0;
+  // The vocabulary entry of one id as a string (a word-level tokenizer's word, "<eos>" included);
+  // by default its decoding.
+  virtual std::string token_text(int32_t id) const { return decode({id}); }
   virtual int32_t eos_id() const = 0;
   virtual int32_t bos_id() const { return -1; }  // -1: the tokenizer has none
   virtual nlohmann::json to_json() const = 0;
@@ -41,6 +44,7 @@ class WordTokenizer : public Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const override;
   std::string decode_next(int32_t prev, int32_t id) const override;  // a space between words
   int64_t vocab_size() const override { return (int64_t)words_.size(); }
+  std::string token_text(int32_t id) const override { return words_.at(size_t(id)); }
   int32_t eos_id() const override { return 0; }
   int32_t unk_id() const { return 1; }
   nlohmann::json to_json() const override;

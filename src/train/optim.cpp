@@ -7,7 +7,9 @@ namespace clm {
 
 std::vector<ParamRef> collect_params(LanguageModel& m) {
   std::vector<ParamRef> ps;
-  m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind k) { ps.push_back({n, v, k}); });
+  m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind k) {
+    if (k != nn::ParamKind::buffer) ps.push_back({n, v, k});
+  });
   return ps;
 }
 
@@ -24,6 +26,7 @@ bool AdamW::decays(const ParamRef& p) const {
     case nn::ParamKind::embedding: return cfg_.decay_embeddings;
     case nn::ParamKind::norm:
     case nn::ParamKind::bias: return cfg_.decay_norms_and_biases;
+    case nn::ParamKind::buffer: return false;
   }
   return true;
 }
