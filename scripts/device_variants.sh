@@ -9,9 +9,12 @@
 # call cut short still returns what finished.
 # Usage there: scripts/device_variants.sh TRAIN_CAP_SECONDS [STEP_SCALE] [PLAN]
 #   PLAN s5 (default): session 5's set, short runs, test subsets (docs/RESULTS.md, issue #10)
-#   PLAN s6: equal-token PTB and WikiText-2 attention runs evaluated on the whole valid and test
-#            splits, and longer extrapolation runs
-# Made for scripts/pack_for_device.sh ../shared/data/ptb:../shared/data/wikitext-2.
+#   PLAN s6: PTB and WikiText-2 attention runs evaluated on the whole valid and test splits, and
+#            longer extrapolation runs (several runs stopped at the time cap: unequal tokens)
+#   PLAN s7: the attention runs at step counts every variant finishes (equal tokens), and SEE
+#            embeddings at 10-80x compression against factorised and hash embeddings (PTB); needs
+#            units files packed as a folder named units (clm units ... --out units/ptb.wordnet.units)
+# Made for scripts/pack_for_device.sh ../shared/data/ptb:../shared/data/wikitext-2[:units].
 set -uo pipefail
 cap=$1; scale=${2:-1}; plan=${3:-s5}
 export OPENBLAS_CORETYPE=SkylakeX
@@ -59,7 +62,27 @@ s6) RUNS=(
   "wt2-ml-r64|wikitext-2|256|8|180|--attention multilinear"
   "wt2-ml-r256|wikitext-2|256|8|180|--attention multilinear --attention-opt rank=256"
 ) ;;
-*) echo "unknown plan '$plan' (s5 | s6)"; exit 2 ;;
+s7) U=/tmp/dev/devdata/units  # clm units files, packed as a corpus folder named units
+    SEE="--embedding see --embedding-opt order=3 rank=7"
+    RUNS=(
+  "ptb-softmax|ptb|256|8|180|--attention causal"
+  "ptb-tensorcoder|ptb|256|8|180|--attention tensorcoder"
+  "ptb-ml-r64|ptb|256|8|180|--attention multilinear"
+  "ptb-ml-r256|ptb|256|8|180|--attention multilinear --attention-opt rank=256"
+  "wt2-softmax|wikitext-2|256|8|120|--attention causal"
+  "wt2-tensorcoder|wikitext-2|256|8|120|--attention tensorcoder"
+  "wt2-ml-r64|wikitext-2|256|8|120|--attention multilinear"
+  "wt2-ml-r256|wikitext-2|256|8|120|--attention multilinear --attention-opt rank=256"
+  "ptb-see-wn-10x|ptb|256|8|180|$SEE rows=5200 units=$U/ptb.wordnet.units"
+  "ptb-see-wn-20x|ptb|256|8|180|$SEE rows=2600 units=$U/ptb.wordnet.units"
+  "ptb-see-wn-40x|ptb|256|8|180|$SEE rows=1300 units=$U/ptb.wordnet.units"
+  "ptb-see-wn-80x|ptb|256|8|180|$SEE rows=650 units=$U/ptb.wordnet.units"
+  "ptb-see-sw-20x|ptb|256|8|180|$SEE rows=2600 units=$U/ptb.subword.units"
+  "ptb-see-hash-20x|ptb|256|8|180|$SEE rows=2600 units=hash"
+  "ptb-fact-20x|ptb|256|8|180|--embedding factorized --embedding-opt k=12"
+  "ptb-hashed-20x|ptb|256|8|180|--embedding hashed --embedding-opt buckets=422 hashes=2"
+) ;;
+*) echo "unknown plan '$plan' (s5 | s6 | s7)"; exit 2 ;;
 esac
 echo "cap $cap s, step scale $scale; model $MODEL" > $R/setup.txt
 pids=()
@@ -83,7 +106,7 @@ for r in "${RUNS[@]}"; do
              if [ $m -gt 1 ] && [ $k = pos-rope ]; then for sc in pi ntk yarn; do echo "$k $S/$d test $w --position-opt scaling=$sc scale=$m" >> $E; done; fi
              if [ $m -gt 1 ] && [ $k = pos-3drpe ]; then echo "$k $S/$d test $w --position-opt scale=$m" >> $E; fi
            done ;;
-    ptb-*|wt2-*) if [ $plan = s6 ]; then echo "$k $F/$d test $L" >> $E; echo "$k $F/$d valid $L" >> $E; else echo "$k $S/$d test $L" >> $E; fi ;;
+    ptb-*|wt2-*) if [ $plan != s5 ]; then echo "$k $F/$d test $L" >> $E; echo "$k $F/$d valid $L" >> $E; else echo "$k $S/$d test $L" >> $E; fi ;;
     *) echo "$k $S/$d test $L" >> $E ;;
   esac
 done

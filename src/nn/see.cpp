@@ -160,8 +160,8 @@ struct SeeEmbedding : BuiltEmbedding {
     int64_t lineno = 0;
     while (std::getline(in, line)) {
       ++lineno;
-      if (line.empty() || line[0] == '#') continue;
       const size_t tab = line.find('\t');
+      if (line.empty() || (line[0] == '#' && tab == std::string::npos)) continue;  // a comment (a word "#" has a tab)
       if (tab == std::string::npos) throw std::runtime_error("'" + source + "' line " + std::to_string(lineno) + ": expected word<TAB>units");
       std::istringstream us(line.substr(tab + 1));
       std::vector<std::string> u;
