@@ -107,6 +107,28 @@ TEST(Cli, CompactEmbeddingsAndTheirErrors) {
   expect_error(run_clm("units --data " + c.dir.path + " --source sememes --out " + d.path + "/u.txt"), "must be hash | subword | wordnet");
 }
 
+// Recurrent models with the ordinary commands: train (dropout), resume, eval, generate; their errors.
+TEST(Cli, RecurrentModelsAndTheirErrors) {
+  Corpus c;
+  test::TempDir d;
+  const std::string base = "train --data " + c.dir.path + kTiny;
+  for (std::string arch : {"tslm", "lstm"}) {
+    CliRun r = run_clm(base + " --arch " + arch + " --dropout 0.2 --steps 3 --out " + d.path + "/" + arch);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find("model: "), std::string::npos);
+    EXPECT_NE(r.err.find(arch + ", hidden"), std::string::npos) << r.err;
+    EXPECT_EQ(run_clm("train --resume " + d.path + "/" + arch + " --steps 5").rc, 0);
+    r = run_clm("eval --model " + d.path + "/" + arch + " --data " + c.dir.path + " --window 8 --threads 1");
+    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(run_clm("generate --model " + d.path + "/" + arch + " --prompt the --max-new-tokens 4").rc, 0);
+    expect_error(run_clm("convert --model " + d.path + "/" + arch + " --to gguf --out " + d.path + "/x.gguf"), "Llama-architecture");
+  }
+  expect_error(run_clm(base + " --arch tslm --attention tensorcoder"), "arch 'tslm' is recurrent: --attention is a transformer option");
+  expect_error(run_clm(base + " --arch lstm --position alibi"), "arch 'lstm' is recurrent: --position is a transformer option");
+  expect_error(run_clm(base + " --arch rnn"), "unknown");
+  expect_error(run_clm(base + " --dropout 1.5"), "dropout must be in [0, 1)");
+}
+
 TEST(Cli, MethodVariantsAndTheirErrors) {
   Corpus c;
   test::TempDir d;

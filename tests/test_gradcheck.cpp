@@ -77,6 +77,16 @@ std::vector<Case> cases() {
        }},
       {"tensor_product_rows_order2", {{3, 4, 4}},
        [](auto& in, DType) { return ag::tensor_product_rows(in[0], Tensor::from(std::vector<int32_t>{1, 2, 3, 3, 0, 1}, {3, 2}), 13); }},
+      // recurrent scans: B 2 x T 3, H 3, carried-in states that are not zero
+      {"tslm_scan", {{2 * 3, 3}, {3, 3}, {3}},
+       [](auto& in, DType dt) {
+         return ag::tslm_scan(in[0], in[1], in[2], Tensor::from(std::vector<double>{0.3, -0.2, 0.5, 0.1, 0.4, -0.6}, {2, 3}).to(dt), 2, 3);
+       }},
+      {"lstm_scan", {{2 * 3, 4 * 2}, {4 * 2, 2}, {4 * 2}},
+       [](auto& in, DType dt) {
+         return ag::lstm_scan(in[0], in[1], in[2], Tensor::from(std::vector<double>{0.3, -0.2, 0.5, 0.1}, {2, 2}).to(dt),
+                              Tensor::from(std::vector<double>{-0.4, 0.7, 0.2, -0.1}, {2, 2}).to(dt), 2, 3);
+       }},
       {"weighted_rows", {{5, 4}, {3, 2}},
        [](auto& in, DType) { return ag::weighted_rows(in[0], Tensor::from(std::vector<int32_t>{1, 4, 2, 2, 0, 3}, {3, 2}), in[1]); }},
       {"cross_entropy", {{5, 7}},

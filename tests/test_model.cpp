@@ -233,6 +233,52 @@ INSTANTIATE_TEST_SUITE_P(
                       Variant{"hashed", "causal", "rope", nullptr, nullptr, "hashed", {{"buckets", 9}}}),
     [](const auto& info) { return info.param.name; });
 
+// Recurrent models (TSLM, LSTM): prefill then token-by-token decoding through the recurrent state
+// gives the logits of the training forward; the state cannot be truncated into the past.
+TEST(Recurrent, DecodingEqualsTheForward) {
+  for (std::string arch : {"tslm", "lstm"}) {
+    ModelConfig c = small("rope");
+    c.arch = arch, c.init_std = 0.3;
+    auto m = make_model(c, 7);
+    std::vector<int32_t> seq{1, 7, 3, 9, 22, 41, 5, 5, 0, 13};
+    const int64_t V = c.vocab_size, P = 4;
+    Tensor full = full_logits(*m, seq);
+    InferState st = m->make_state(16);
+    const float* l = m->infer(st, std::span<const int32_t>(seq).first(P));
+    EXPECT_LT(test::rel_err(vec_of(l, V), row(full, P - 1)), 1e-5) << arch;
+    for (size_t t = P; t < seq.size(); ++t) {
+      l = m->infer(st, std::span<const int32_t>(&seq[t], 1));
+      EXPECT_LT(test::rel_err(vec_of(l, V), row(full, int64_t(t))), 1e-5) << arch << " position " << t;
+    }
+    EXPECT_EQ(m->state_bytes_per_token(), 0u);
+    EXPECT_TRUE(st.layers[0]->truncate(int64_t(seq.size())));
+    EXPECT_FALSE(st.layers[0]->truncate(3));
+    c.attention = "tensorcoder";
+    EXPECT_THROW(make_model(c, 7), std::invalid_argument) << "a transformer option on a recurrent model";
+  }
+}
+
+// In training with carry_state, a batch continues from the state the previous batch ended in
+// (truncated BPTT over contiguous lanes): two halves of a sequence give the whole sequence's logits.
+TEST(Recurrent, CarriedStateContinuesTheSequence) {
+  for (std::string arch : {"tslm", "lstm"}) {
+    ModelConfig c = small("rope");
+    c.arch = arch, c.init_std = 0.3;
+    auto m = make_model(c, 7);
+    std::vector<int32_t> seq{1, 7, 3, 9, 22, 41, 5, 5};
+    Tensor full = full_logits(*m, seq);
+    m->carry_state(true);
+    nn::Var va = m->forward(Tensor::from(std::vector<int32_t>(seq.begin(), seq.begin() + 4), {4}), 1, 4);
+    nn::Var vb = m->forward(Tensor::from(std::vector<int32_t>(seq.begin() + 4, seq.end()), {4}), 1, 4);
+    Tensor a = va->value, b = vb->value;
+    for (int64_t t = 0; t < 4; ++t) {
+      EXPECT_LT(test::rel_err(row(a.reshape({4, c.vocab_size}), t), row(full, t)), 1e-5) << arch;
+      EXPECT_LT(test::rel_err(row(b.reshape({4, c.vocab_size}), t), row(full, t + 4)), 1e-5) << arch << " carried";
+    }
+    ag::backward(ag::add(ag::sum(va), ag::sum(vb)));  // consumes the tape (the carried state is a constant)
+  }
+}
+
 // A built embedding table (SEE, factorized, hashed) is rebuilt for inference when its parameters
 // change (an optimizer step, a load), and a packed tied head is re-packed with it.
 TEST(Embedding, BuiltTableFollowsItsParameters) {

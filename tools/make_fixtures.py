@@ -44,6 +44,10 @@ CONFIGS.update({
     "factorized_tiny": dict(LLAMA, embedding="factorized", embedding_opt=dict(k=5), tie_embeddings=True),
     "hashed_tiny": dict(LLAMA, embedding="hashed", embedding_opt=dict(buckets=7, hashes=2), tie_embeddings=True),
 })
+CONFIGS.update({  # recurrent models: hidden = d_model; the LSTM reference is torch.nn.LSTM itself
+    "tslm_tiny": dict(LLAMA, arch="tslm", n_layers=2, tie_embeddings=False),
+    "lstm_tiny": dict(LLAMA, arch="lstm", n_layers=2, tie_embeddings=True, d_model=32, n_heads=4, n_kv_heads=2),
+})
 BUFFERS = (".units", ".bucket_ids")  # integer ids stored as floats: saved, never trained
 B, T = 2, 8
 OPT = dict(lr=1e-2, warmup=3, steps=10, min_lr_ratio=0.1, clip=1.0, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
@@ -53,6 +57,19 @@ def make_params(c, g):
     D, H, K, hd, Fd, V = c["d_model"], c["n_heads"], c["n_kv_heads"], c["d_model"] // c["n_heads"], c["d_ff"], c["vocab_size"]
     p = {}
     def w(*shape, std=0.1): return torch.randn(*shape, generator=g) * std
+    if c["arch"] in ("tslm", "lstm"):
+        G = 4 * D if c["arch"] == "lstm" else D
+        p["model.embed_tokens.weight"] = w(V, D, std=0.5)
+        for l in range(c["n_layers"]):
+            pre = f"model.layers.{l}"
+            sd = 0.4 if c["arch"] == "lstm" else 0.3  # TSLM multiplies: larger weights blow up over T
+            p[pre + ".in_proj.weight"] = w(G, D, std=sd)
+            p[pre + ".in_proj.bias"] = w(G, std=0.2)
+            p[pre + ".rec_proj.weight"] = w(G, D, std=sd)
+            p[pre + ".rec_proj.bias"] = (1.0 if c["arch"] == "tslm" else 0.0) + w(G, std=0.2)
+        if not c["tie_embeddings"]: p["lm_head.weight"] = w(V, D, std=0.3)
+        p["lm_head.bias"] = w(V, std=0.2)
+        return p
     def norm(name):
         p[name + ".weight"] = 1.0 + w(D)
         if c["norm"] == "layernorm": p[name + ".bias"] = w(D)
@@ -118,7 +135,33 @@ def embed_table(c, p):  # the [V, D] token table, as both the input embedding an
     return p["model.embed_tokens.weight"]
 
 
+def recurrent_forward(c, p, ids):
+    D, (Bn, Tn) = c["d_model"], ids.shape
+    x = embed_table(c, p)[ids]  # [B, T, D]
+    for l in range(c["n_layers"]):
+        pre = f"model.layers.{l}"
+        Wi, bi, Wh, bh = (p[pre + n] for n in (".in_proj.weight", ".in_proj.bias", ".rec_proj.weight", ".rec_proj.bias"))
+        if c["arch"] == "lstm":
+            cell = torch.nn.LSTM(D, D, batch_first=True).to(x.dtype)
+            # the fixture's tensors are the module's parameters (so their .grad is PyTorch's)
+            for name, t in (("weight_ih_l0", Wi), ("bias_ih_l0", bi), ("weight_hh_l0", Wh), ("bias_hh_l0", bh)):
+                delattr(cell, name)
+                setattr(cell, name, t)
+            cell._flat_weights = [Wi, Wh, bi, bh]
+            x, _ = cell(x)
+        else:  # TSLM: h_t = (x_t U^T + b1) * (h_{t-1} W^T + b2), h_0 = 0
+            a = x @ Wi.t() + bi
+            h, outs = torch.zeros(Bn, D, dtype=x.dtype), []
+            for t in range(Tn):
+                h = a[:, t] * (h @ Wh.t() + bh)
+                outs.append(h)
+            x = torch.stack(outs, 1)
+    head = embed_table(c, p) if c["tie_embeddings"] else p["lm_head.weight"]
+    return (x @ head.t() + p["lm_head.bias"]).reshape(Bn * Tn, -1)
+
+
 def forward(c, p, ids):
+    if c["arch"] in ("tslm", "lstm"): return recurrent_forward(c, p, ids)
     D, H, K = c["d_model"], c["n_heads"], c["n_kv_heads"]
     hd, Bn, Tn = D // H, ids.shape[0], ids.shape[1]
     def lin(x, name):

@@ -534,6 +534,171 @@ Var weighted_rows(const Var& table, const Tensor& idx, const Var& w) {
   });
 }
 
+namespace {
+// One recurrent step's matrix product for the B rows of time t (row stride T*cols): out = h W^T (+ out).
+template <class T>
+void step_gemm(const T* h, int64_t ldh, const T* w, T* out, int64_t ldo, int64_t B, int64_t M, int64_t H, bool acc) {
+  k::gemm<T>(false, true, (int)B, (int)M, (int)H, T(1), h, (int)ldh, w, (int)H, T(acc ? 1 : 0), out, (int)ldo);
+}
+template <class T> T sigm(T x) { return T(1) / (T(1) + std::exp(-x)); }
+}  // namespace
+
+Var tslm_scan(const Var& a, const Var& w, const Var& b, const Tensor& h0, int64_t B, int64_t T, Tensor* h_last) {
+  const int64_t H = w->value.dim(0);
+  expect(w->value.ndim() == 2 && w->value.dim(1) == H && b->value.numel() == H && a->value.ndim() == 2 &&
+             a->value.dim(0) == B * T && a->value.dim(1) == H && h0.numel() == B * H,
+         "tslm_scan", "a [B*T, H], w [H, H], b [H], h0 [B, H] expected");
+  check_same_dtype("tslm_scan", a, w);
+  Tensor Y = Tensor::empty({B * T, H}, a->value.dtype()), Z = Tensor::empty({B * T, H}, a->value.dtype());
+  Tensor H0 = h0.to(a->value.dtype()).contiguous();
+  dispatch_float(Y.dtype(), [&]<class U>() {
+    const U *pa = mut<U>(a), *pw = mut<U>(w), *pb = mut<U>(b);
+    U *y = Y.data<U>(), *z = Z.data<U>();
+    for (int64_t t = 0; t < T; ++t) {
+      U* zt = z + t * H;  // rows b*T + t: leading dimension T*H
+      for (int64_t r = 0; r < B; ++r) std::copy(pb, pb + H, zt + r * T * H);
+      if (t == 0) step_gemm<U>(H0.data<U>(), H, pw, zt, T * H, B, H, H, true);
+      else step_gemm<U>(y + (t - 1) * H, T * H, pw, zt, T * H, B, H, H, true);
+      for (int64_t r = 0; r < B; ++r)
+        for (int64_t j = 0; j < H; ++j) y[(r * T + t) * H + j] = pa[(r * T + t) * H + j] * zt[r * T * H + j];
+    }
+    if (h_last) {
+      *h_last = Tensor::empty({B, H}, Y.dtype());
+      for (int64_t r = 0; r < B; ++r) std::copy(y + (r * T + T - 1) * H, y + (r * T + T) * H, h_last->data<U>() + r * H);
+    }
+  });
+  Tensor Yv = Y;
+  return make_result(Y, {&a, &w, &b}, [a, w, b, H0, Yv, Z, B, T, H](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class U>() {
+      const U *pa = mut<U>(a), *pw = mut<U>(w), *y = Yv.data<U>(), *z = Z.data<U>(), *g = G.data<U>();
+      std::vector<U> dh(static_cast<size_t>(B * H), U(0)), dz(static_cast<size_t>(B * H));
+      U* da = needs(a) ? gradp<U>(a) : nullptr;
+      U* dw = needs(w) ? gradp<U>(w) : nullptr;
+      U* db = needs(b) ? gradp<U>(b) : nullptr;
+      for (int64_t t = T - 1; t >= 0; --t) {
+        for (int64_t r = 0; r < B; ++r)
+          for (int64_t j = 0; j < H; ++j) {
+            const int64_t i = (r * T + t) * H + j;
+            const U d = dh[size_t(r * H + j)] + g[i];
+            if (da) da[i] += d * z[i];
+            dz[size_t(r * H + j)] = d * pa[i];
+          }
+        if (db)
+          for (int64_t r = 0; r < B; ++r)
+            for (int64_t j = 0; j < H; ++j) db[j] += dz[size_t(r * H + j)];
+        const U* hp = t == 0 ? H0.data<U>() : y + (t - 1) * H;
+        const int64_t ldh = t == 0 ? H : T * H;
+        if (dw)  // dW += dz^T h_{t-1}
+          k::gemm<U>(true, false, (int)H, (int)H, (int)B, U(1), dz.data(), (int)H, hp, (int)ldh, U(1), dw, (int)H);
+        // dh_{t-1} = dz W
+        k::gemm<U>(false, false, (int)B, (int)H, (int)H, U(1), dz.data(), (int)H, pw, (int)H, U(0), dh.data(), (int)H);
+      }
+    });
+  });
+}
+
+Var lstm_scan(const Var& x, const Var& w, const Var& b, const Tensor& h0, const Tensor& c0, int64_t B, int64_t T,
+              Tensor* h_last, Tensor* c_last) {
+  const int64_t H = w->value.dim(1), G4 = 4 * H;
+  expect(w->value.ndim() == 2 && w->value.dim(0) == G4 && b->value.numel() == G4 && x->value.ndim() == 2 &&
+             x->value.dim(0) == B * T && x->value.dim(1) == G4 && h0.numel() == B * H && c0.numel() == B * H,
+         "lstm_scan", "x [B*T, 4H], w [4H, H], b [4H], h0/c0 [B, H] expected");
+  check_same_dtype("lstm_scan", x, w);
+  const DType dt = x->value.dtype();
+  Tensor Y = Tensor::empty({B * T, H}, dt), A = Tensor::empty({B * T, G4}, dt), C = Tensor::empty({B * T, H}, dt);
+  Tensor H0 = h0.to(dt).contiguous(), C0 = c0.to(dt).contiguous();
+  dispatch_float(dt, [&]<class U>() {
+    const U *px = mut<U>(x), *pw = mut<U>(w), *pb = mut<U>(b);
+    U *y = Y.data<U>(), *act = A.data<U>(), *c = C.data<U>();
+    for (int64_t t = 0; t < T; ++t) {
+      U* at = act + t * G4;  // pre-activations, then activations, rows b*T + t
+      for (int64_t r = 0; r < B; ++r)
+        for (int64_t j = 0; j < G4; ++j) at[r * T * G4 + j] = px[(r * T + t) * G4 + j] + pb[j];
+      if (t == 0) step_gemm<U>(H0.data<U>(), H, pw, at, T * G4, B, G4, H, true);
+      else step_gemm<U>(y + (t - 1) * H, T * H, pw, at, T * G4, B, G4, H, true);
+      for (int64_t r = 0; r < B; ++r) {
+        U* q = at + r * T * G4;
+        const U* cp = t == 0 ? C0.data<U>() + r * H : c + (r * T + t - 1) * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const U i = sigm(q[j]), f = sigm(q[H + j]), gg = std::tanh(q[2 * H + j]), o = sigm(q[3 * H + j]);
+          q[j] = i, q[H + j] = f, q[2 * H + j] = gg, q[3 * H + j] = o;
+          const U ct = f * cp[j] + i * gg;
+          c[(r * T + t) * H + j] = ct;
+          y[(r * T + t) * H + j] = o * std::tanh(ct);
+        }
+      }
+    }
+    if (h_last) *h_last = Tensor::empty({B, H}, dt);
+    if (c_last) *c_last = Tensor::empty({B, H}, dt);
+    for (int64_t r = 0; r < B; ++r) {
+      if (h_last) std::copy(y + (r * T + T - 1) * H, y + (r * T + T) * H, h_last->data<U>() + r * H);
+      if (c_last) std::copy(c + (r * T + T - 1) * H, c + (r * T + T) * H, c_last->data<U>() + r * H);
+    }
+  });
+  Tensor Yv = Y;
+  return make_result(Y, {&x, &w, &b}, [x, w, b, H0, C0, Yv, A, C, B, T, H, G4](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class U>() {
+      const U *pw = mut<U>(w), *y = Yv.data<U>(), *act = A.data<U>(), *c = C.data<U>(), *g = G.data<U>();
+      std::vector<U> dh(static_cast<size_t>(B * H), U(0)), dc(static_cast<size_t>(B * H), U(0)), dq(static_cast<size_t>(B * G4));
+      U* dx = needs(x) ? gradp<U>(x) : nullptr;
+      U* dw = needs(w) ? gradp<U>(w) : nullptr;
+      U* db = needs(b) ? gradp<U>(b) : nullptr;
+      for (int64_t t = T - 1; t >= 0; --t) {
+        for (int64_t r = 0; r < B; ++r) {
+          const U* q = act + (r * T + t) * G4;
+          const U* cp = t == 0 ? C0.data<U>() + r * H : c + (r * T + t - 1) * H;
+          for (int64_t j = 0; j < H; ++j) {
+            const size_t s = size_t(r * H + j);
+            const U i = q[j], f = q[H + j], gg = q[2 * H + j], o = q[3 * H + j];
+            const U th = std::tanh(c[(r * T + t) * H + j]);
+            const U d = dh[s] + g[(r * T + t) * H + j];
+            const U dct = dc[s] + d * o * (U(1) - th * th);
+            U* e = dq.data() + r * G4;
+            e[j] = dct * gg * i * (U(1) - i);
+            e[H + j] = dct * cp[j] * f * (U(1) - f);
+            e[2 * H + j] = dct * i * (U(1) - gg * gg);
+            e[3 * H + j] = d * th * o * (U(1) - o);
+            dc[s] = dct * f;
+          }
+        }
+        for (int64_t r = 0; r < B; ++r)
+          for (int64_t j = 0; j < G4; ++j) {
+            if (dx) dx[(r * T + t) * G4 + j] += dq[size_t(r * G4 + j)];
+            if (db) db[j] += dq[size_t(r * G4 + j)];
+          }
+        const U* hp = t == 0 ? H0.data<U>() : y + (t - 1) * H;
+        const int64_t ldh = t == 0 ? H : T * H;
+        if (dw)  // dW += dq^T h_{t-1}
+          k::gemm<U>(true, false, (int)G4, (int)H, (int)B, U(1), dq.data(), (int)G4, hp, (int)ldh, U(1), dw, (int)H);
+        k::gemm<U>(false, false, (int)B, (int)H, (int)G4, U(1), dq.data(), (int)G4, pw, (int)H, U(0), dh.data(), (int)H);
+      }
+    });
+  });
+}
+
+Var dropout(const Var& x, double p, Rng& rng) {
+  expect(p >= 0 && p < 1, "dropout", "p must be in [0, 1)");
+  if (p == 0) return x;
+  const int64_t n = x->value.numel();
+  Tensor M = Tensor::empty(x->value.shape(), x->value.dtype()), Y = Tensor::empty(x->value.shape(), x->value.dtype());
+  dispatch_float(Y.dtype(), [&]<class U>() {
+    const U keep = U(1.0 / (1.0 - p));
+    U *m = M.data<U>(), *y = Y.data<U>();
+    const U* px = mut<U>(x);
+    for (int64_t i = 0; i < n; ++i) {
+      m[i] = rng.uniform() < p ? U(0) : keep;
+      y[i] = px[i] * m[i];
+    }
+  });
+  return make_result(Y, {&x}, [x, M, n](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class U>() {
+      const U *g = G.data<U>(), *m = M.data<U>();
+      U* dx = gradp<U>(x);
+      for (int64_t i = 0; i < n; ++i) dx[i] += g[i] * m[i];
+    });
+  });
+}
+
 Var cross_entropy(const Var& logits, const Tensor& targets) {
   expect(targets.dtype() == DType::i32, "cross_entropy", "targets must be i32");
   const int64_t V = logits->value.dim(-1), N = rows(logits->value, V);

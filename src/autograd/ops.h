@@ -2,6 +2,7 @@
 // Tensors are 2-D [rows, features] unless stated; f32 and f64 are supported throughout.
 #pragma once
 #include "autograd/autograd.h"
+#include "util/rng.h"
 
 namespace clm::ag {
 
@@ -58,6 +59,17 @@ Var tensor_product_rows(const Var& f, const Tensor& units, int64_t d);
 // Hash-embedding rows: y[v] = sum_j w[v, j] * table[idx[v, j]]; table [B, D], idx (i32, [V, h]),
 // w [V, h] -> [V, D].
 Var weighted_rows(const Var& table, const Tensor& idx, const Var& w);
+
+// Recurrent scans over B sequences of T steps; rows are b*T + t. h0 (and c0) [B, H] are the
+// carried-in states (constants); the final states are written to h_last / c_last when given.
+// TSLM: h_t = a_t * (h_{t-1} W^T + b); a [B*T, H] (the input projection), w [H, H], b [H].
+Var tslm_scan(const Var& a, const Var& w, const Var& b, const Tensor& h0, int64_t B, int64_t T, Tensor* h_last = nullptr);
+// LSTM (PyTorch's gate order i, f, g, o): pre_t = x_t + h_{t-1} W^T + b; c_t = f c_{t-1} + i g;
+// h_t = o tanh(c_t). x [B*T, 4H] (the input projection with its bias), w [4H, H], b [4H].
+Var lstm_scan(const Var& x, const Var& w, const Var& b, const Tensor& h0, const Tensor& c0, int64_t B, int64_t T,
+              Tensor* h_last = nullptr, Tensor* c_last = nullptr);
+// Inverted dropout: each element zeroed with probability p, the rest scaled by 1/(1-p).
+Var dropout(const Var& x, double p, Rng& rng);
 
 // Mean cross-entropy over rows whose target is >= 0. logits [N, V], targets (i32, N) -> scalar.
 Var cross_entropy(const Var& logits, const Tensor& targets);

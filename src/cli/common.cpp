@@ -44,6 +44,9 @@ void PositionOverride::add(CLI::App* c) {
 }
 
 void add_model_flags(CLI::App* c, ModelConfig& m) {
+  c->add_option("--arch", m.arch, "Model family: transformer | tslm (tensor-space LM) | lstm; recurrent ones use d_model as hidden size")
+      ->capture_default_str();
+  c->add_option("--dropout", m.dropout, "Dropout while training (embedding output and every sublayer / layer output)")->capture_default_str();
   c->add_option("--d-model", m.d_model, "Model width")->capture_default_str();
   c->add_option("--n-layers", m.n_layers, "Transformer blocks")->capture_default_str();
   c->add_option("--n-heads", m.n_heads, "Query heads")->capture_default_str();

@@ -107,13 +107,19 @@ int run_train(CLI::App* c, TrainArgs a) {
     if (mlm) words.push_back("<mask>");
     model.bind_vocabulary(words);
   }
+  model.carry_state(!mlm);  // next-token batches are contiguous lanes: recurrent models carry their state
   std::fprintf(stderr, "data: %s | tokenizer %s (vocab %lld) | train %lld / valid %lld / test %lld tokens\n",
                ds.name.c_str(), ds.tok->type().c_str(), (long long)ds.tok->vocab_size(), (long long)ds.train.size(),
                (long long)ds.valid.size(), (long long)ds.test.size());
-  std::fprintf(stderr, "model: %lld parameters | d_model %lld, %lld layers, %lld heads (%lld kv), d_ff %lld, %s/%s/%s | threads %d, isa %s\n",
-               (long long)model.num_params(), (long long)mcfg.d_model, (long long)mcfg.n_layers,
-               (long long)mcfg.n_heads, (long long)mcfg.n_kv_heads, (long long)mcfg.d_ff, mcfg.position.c_str(),
-               mcfg.mlp.c_str(), mcfg.norm.c_str(), kernels::num_threads(), kernels::vec().isa);
+  if (mcfg.arch == "transformer")
+    std::fprintf(stderr, "model: %lld parameters | d_model %lld, %lld layers, %lld heads (%lld kv), d_ff %lld, %s/%s/%s/%s | threads %d, isa %s\n",
+                 (long long)model.num_params(), (long long)mcfg.d_model, (long long)mcfg.n_layers,
+                 (long long)mcfg.n_heads, (long long)mcfg.n_kv_heads, (long long)mcfg.d_ff, mcfg.attention.c_str(), mcfg.position.c_str(),
+                 mcfg.mlp.c_str(), mcfg.norm.c_str(), kernels::num_threads(), kernels::vec().isa);
+  else
+    std::fprintf(stderr, "model: %lld parameters | %s, hidden %lld, %lld layers, dropout %.2f | threads %d, isa %s\n",
+                 (long long)model.num_params(), mcfg.arch.c_str(), (long long)mcfg.d_model, (long long)mcfg.n_layers, mcfg.dropout,
+                 kernels::num_threads(), kernels::vec().isa);
   std::fprintf(stderr, "train: %lld steps x %lld tokens (batch %lld x seq %lld x accum %lld), lr %.2e, out %s%s\n",
                (long long)tcfg.steps, (long long)(tcfg.batch_size * tcfg.seq_len * tcfg.grad_accum),
                (long long)tcfg.batch_size, (long long)tcfg.seq_len, (long long)tcfg.grad_accum, tcfg.lr, a.out.c_str(),

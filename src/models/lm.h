@@ -59,6 +59,9 @@ class LanguageModel {
   // The vocabulary's words (id order), given once before training from scratch: variants that
   // derive structure from words (SEE's semantic units, hash embeddings) take it here.
   virtual void bind_vocabulary(const std::vector<std::string>& /*words*/) {}
+  // Training batches whose rows continue the previous batch's rows (the trainer's lanes): a
+  // recurrent model then starts each row from the state the last one ended in (truncated BPTT).
+  virtual void carry_state(bool /*on*/) {}
 
   // Through visit / linears:
   std::vector<std::pair<std::string, Tensor>> named_weights();  // values share storage

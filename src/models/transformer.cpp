@@ -8,7 +8,7 @@ namespace clm {
 TransformerLM::TransformerLM(const ModelConfig& cfg, uint64_t seed, DType dtype)
     : TransformerLM(cfg, nn::Init{Rng(seed), dtype}) {}
 
-TransformerLM::TransformerLM(const ModelConfig& cfg, nn::Init init) : cfg_(cfg), dtype_(init.dtype) {
+TransformerLM::TransformerLM(const ModelConfig& cfg, nn::Init init) : cfg_(cfg), dtype_(init.dtype), dropout_rng_(Rng(init.rng).next() ^ 0x64726f70ull) {  // a copy: the weights' stream is not advanced
   cfg_.validate();
   embed_ = nn::EmbeddingRegistry::get().create("embedding", cfg_.embedding, cfg_.embedding_opt, cfg_, init);
   pos_ = nn::PositionRegistry::get().create("position", cfg_.position, cfg_.position_opt, cfg_, init);
@@ -31,10 +31,12 @@ nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T) {
   if (cfg_.position == "learned" && T > cfg_.max_seq_len)
     throw std::invalid_argument("sequence of " + std::to_string(T) + " exceeds max_seq_len " +
                                 std::to_string(cfg_.max_seq_len));
-  nn::Var x = pos_->embed(embed_->forward(ids), ctx);
+  const double p = ag::grad_enabled() ? cfg_.dropout : 0.0;  // training only
+  auto drop = [&](const nn::Var& v) { return p > 0 ? ag::dropout(v, p, dropout_rng_) : v; };
+  nn::Var x = drop(pos_->embed(embed_->forward(ids), ctx));
   for (Block& b : blocks_) {
-    x = ag::add(x, b.attn->forward(b.attn_norm->forward(x), *pos_, ctx));
-    x = ag::add(x, b.mlp->forward(b.mlp_norm->forward(x)));
+    x = ag::add(x, drop(b.attn->forward(b.attn_norm->forward(x), *pos_, ctx)));
+    x = ag::add(x, drop(b.mlp->forward(b.mlp_norm->forward(x))));
   }
   return ag::linear(final_norm_->forward(x), lm_head_ ? lm_head_ : embed_->forward_output_weight());
 }

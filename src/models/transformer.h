@@ -33,6 +33,7 @@ class TransformerLM final : public LanguageModel {
   };
   ModelConfig cfg_;
   DType dtype_;
+  Rng dropout_rng_;
   std::unique_ptr<nn::TokenEmbedding> embed_;
   std::unique_ptr<nn::PositionEncoding> pos_;
   std::vector<Block> blocks_;

@@ -24,12 +24,13 @@ void ModelConfig::validate() const {
   if (!(norm_eps > 0)) fail("norm_eps must be > 0");
   if (!(rope_theta > 0)) fail("rope_theta must be > 0");
   if (!(init_std > 0)) fail("init_std must be > 0");
+  if (!(dropout >= 0 && dropout < 1)) fail("dropout must be in [0, 1)");
 }
 
 #define CLM_CONFIG_FIELDS(X)                                                                              \
   X(arch) X(vocab_size) X(d_model) X(n_layers) X(n_heads) X(n_kv_heads) X(d_ff) X(head_dim) X(max_seq_len) X(attention) \
   X(position) X(mlp) X(norm) X(embedding) X(norm_eps) X(rope_theta) X(rope_interleaved) X(tie_embeddings)   \
-  X(attn_bias) X(mlp_bias) X(init_std) X(embed_scale)
+  X(attn_bias) X(mlp_bias) X(init_std) X(embed_scale) X(dropout)
 #define CLM_CONFIG_OPTS(X) X(attention_opt) X(position_opt) X(mlp_opt) X(norm_opt) X(embedding_opt)
 
 void to_json(nlohmann::json& j, const ModelConfig& c) {

@@ -31,6 +31,7 @@ struct ModelConfig {
   bool mlp_bias = false;
   double init_std = 0.02;
   double embed_scale = 1.0;  // token embeddings are multiplied by this (Gemma: sqrt(d_model))
+  double dropout = 0.0;      // training only: on the embedding output and each sublayer / layer output
   // Each slot variant's own options (nn/options.h), a JSON object; empty: the variant's defaults.
   nlohmann::json attention_opt, position_opt, mlp_opt, norm_opt, embedding_opt;
 
