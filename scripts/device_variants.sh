@@ -14,6 +14,9 @@
 #   PLAN s7: the attention runs at step counts every variant finishes (equal tokens), and SEE
 #            embeddings at 10-80x compression against factorised and hash embeddings (PTB); needs
 #            units files packed as a folder named units (clm units ... --out units/ptb.wordnet.units)
+#   PLAN s8: TSLM and LSTM against the transformer on PTB (about 0.35M tokens each), SEE with a
+#            smaller factor init (std=0.3) and a higher learning rate, the factorised baseline
+#            with balanced factors
 # Made for scripts/pack_for_device.sh ../shared/data/ptb:../shared/data/wikitext-2[:units].
 set -uo pipefail
 cap=$1; scale=${2:-1}; plan=${3:-s5}
@@ -82,7 +85,25 @@ s7) U=/tmp/dev/devdata/units  # clm units files, packed as a corpus folder named
   "ptb-fact-20x|ptb|256|8|180|--embedding factorized --embedding-opt k=12"
   "ptb-hashed-20x|ptb|256|8|180|--embedding hashed --embedding-opt buckets=422 hashes=2"
 ) ;;
-*) echo "unknown plan '$plan' (s5 | s6 | s7)"; exit 2 ;;
+s8) U=/tmp/dev/devdata/units
+    SEE="--embedding see --embedding-opt order=3 rank=7 std=0.3"
+    RNN="--n-layers 2 --init-std 0.05"
+    RUNS=(
+  "ptb-rnn-lstm-200|ptb|35|20|500|--arch lstm --d-model 200 $RNN"
+  "ptb-rnn-lstm-400|ptb|35|20|500|--arch lstm --d-model 400 $RNN"
+  "ptb-rnn-lstm-400-drop|ptb|35|20|500|--arch lstm --d-model 400 $RNN --dropout 0.5"
+  "ptb-rnn-tslm-256|ptb|35|32|312|--arch tslm --d-model 256 $RNN"
+  "ptb-rnn-tslm-512|ptb|35|32|312|--arch tslm --d-model 512 $RNN"
+  "ptb-rnn-tslm-512-drop|ptb|35|32|312|--arch tslm --d-model 512 $RNN --dropout 0.5"
+  "ptb-see-wn-10x-s03|ptb|256|8|180|$SEE rows=5200 units=$U/ptb.wordnet.units"
+  "ptb-see-wn-20x-s03|ptb|256|8|180|$SEE rows=2600 units=$U/ptb.wordnet.units"
+  "ptb-see-wn-80x-s03|ptb|256|8|180|$SEE rows=650 units=$U/ptb.wordnet.units"
+  "ptb-see-hash-20x-s03|ptb|256|8|180|$SEE rows=2600 units=hash"
+  "ptb-fact-20x-bal|ptb|256|8|180|--embedding factorized --embedding-opt k=12"
+  "ptb-see-wn-20x-lr3|ptb|256|8|180|$SEE rows=2600 units=$U/ptb.wordnet.units --lr 3e-3"
+  "ptb-softmax-lr3|ptb|256|8|180|--attention causal --lr 3e-3"
+) ;;
+*) echo "unknown plan '$plan' (s5 | s6 | s7 | s8)"; exit 2 ;;
 esac
 echo "cap $cap s, step scale $scale; model $MODEL" > $R/setup.txt
 pids=()
@@ -106,6 +127,7 @@ for r in "${RUNS[@]}"; do
              if [ $m -gt 1 ] && [ $k = pos-rope ]; then for sc in pi ntk yarn; do echo "$k $S/$d test $w --position-opt scaling=$sc scale=$m" >> $E; done; fi
              if [ $m -gt 1 ] && [ $k = pos-3drpe ]; then echo "$k $S/$d test $w --position-opt scale=$m" >> $E; fi
            done ;;
+    ptb-rnn-*) echo "$k $F/$d test 256" >> $E; echo "$k $F/$d valid 256" >> $E ;;  # as the transformers: windows of 256
     ptb-*|wt2-*) if [ $plan != s5 ]; then echo "$k $F/$d test $L" >> $E; echo "$k $F/$d valid $L" >> $E; else echo "$k $S/$d test $L" >> $E; fi ;;
     *) echo "$k $S/$d test $L" >> $E ;;
   esac

@@ -106,8 +106,11 @@ struct SeeEmbedding : BuiltEmbedding {
   SeeEmbedding(const Options& o, const ModelConfig& c, Init& init)
       : BuiltEmbedding(c, init), n(o.integer("order")), r(o.integer("rank")), U(o.integer("rows")), d(c.d_model), source(o.str("units")) {
     q = factor_size(d, n);
-    // each product of n factors has variance s^(2n); the r-term sum then has variance 1
-    factors = init.normal({r, U, q}, std::pow(double(r), -1.0 / (2.0 * double(n))));
+    // std 0 (auto): each product of n factors has variance s^(2n), the r-term sum variance 1. The
+    // LayerNorm makes the table independent of this scale, but AdamW's steps are not: a smaller s
+    // moves the factors faster (relative step lr/s)
+    const double s = o.num("std") > 0 ? o.num("std") : std::pow(double(r), -1.0 / (2.0 * double(n)));
+    factors = init.normal({r, U, q}, s);
     // the LayerNorm gain starts at init_std, so the table starts at a dense table's scale (gain 1
     // gives rows of norm sqrt(d): a tied head's first logits would have std sqrt(d))
     ln_w = init.constant({d}, c.init_std);
@@ -202,8 +205,11 @@ struct FactorizedEmbedding : BuiltEmbedding {
   Var a, b;  // [V, k], [d, k]
   FactorizedEmbedding(const Options& o, const ModelConfig& c, Init& init) : BuiltEmbedding(c, init) {
     const int64_t k = o.integer("k");
-    a = init.normal({c.vocab_size, k}, 1.0);
-    b = init.normal({c.d_model, k}, c.init_std / std::sqrt(double(k)));  // rows of A B^T have std init_std
+    // both factors at the same scale, rows of A B^T with std init_std: AdamW moves each by the same
+    // relative step (A ~ N(0, 1) with a tiny B barely trains: its steps are 1e-3 of its size)
+    const double s = std::sqrt(c.init_std / std::sqrt(double(k)));
+    a = init.normal({c.vocab_size, k}, s);
+    b = init.normal({c.d_model, k}, s);
   }
   Var build() override { return ag::linear(a, b); }
   void visit(const std::string& p, const ParamVisitor& f) override {
@@ -259,6 +265,10 @@ const bool reg_see = EmbeddingRegistry::get().add(
      {"rank", 7, "r: terms in the sum of tensor products", int_in(1, 256)},
      {"rows", 1024, "U: factor-table rows (row 0 is PAD); sets the parameter count r*U*q",
       int_in(2, 1 << 24)},
+     {"std", 0.0, "initial std of the factors (0: r^(-1/(2n)), the sum then has unit variance)",
+      [](const nlohmann::json& v) {
+        return v.is_number() && v.get<double>() >= 0 && v.get<double>() <= 10 ? std::string() : std::string("must be in [0, 10]");
+      }},
      {"units", "hash", "hash (n hashed units per word) | a file made by `clm units` (word<TAB>units)",
       [](const nlohmann::json& v) {
         return v.is_string() && !v.get<std::string>().empty() ? std::string() : std::string("must be hash or a units file");
