@@ -14,7 +14,7 @@
 #   PLAN s7: the attention runs at step counts every variant finishes (equal tokens), and SEE
 #            embeddings at 10-80x compression against factorised and hash embeddings (PTB); needs
 #            units files packed as a folder named units (clm units ... --out units/ptb.wordnet.units)
-#   PLAN s8: TSLM and LSTM against the transformer on PTB (about 0.35M tokens each), SEE with a
+#   PLAN s8: TSLM and LSTM against the transformer on PTB (0.28-0.29M tokens each), SEE with a
 #            smaller factor init (std=0.3) and a higher learning rate, the factorised baseline
 #            with balanced factors
 # Made for scripts/pack_for_device.sh ../shared/data/ptb:../shared/data/wikitext-2[:units].
@@ -89,19 +89,20 @@ s8) U=/tmp/dev/devdata/units
     SEE="--embedding see --embedding-opt order=3 rank=7 std=0.3"
     RNN="--n-layers 2 --init-std 0.05"
     RUNS=(
-  "ptb-rnn-lstm-200|ptb|35|20|500|--arch lstm --d-model 200 $RNN"
-  "ptb-rnn-lstm-400|ptb|35|20|500|--arch lstm --d-model 400 $RNN"
-  "ptb-rnn-lstm-400-drop|ptb|35|20|500|--arch lstm --d-model 400 $RNN --dropout 0.5"
-  "ptb-rnn-tslm-256|ptb|35|32|312|--arch tslm --d-model 256 $RNN"
-  "ptb-rnn-tslm-512|ptb|35|32|312|--arch tslm --d-model 512 $RNN"
-  "ptb-rnn-tslm-512-drop|ptb|35|32|312|--arch tslm --d-model 512 $RNN --dropout 0.5"
-  "ptb-see-wn-10x-s03|ptb|256|8|180|$SEE rows=5200 units=$U/ptb.wordnet.units"
-  "ptb-see-wn-20x-s03|ptb|256|8|180|$SEE rows=2600 units=$U/ptb.wordnet.units"
-  "ptb-see-wn-80x-s03|ptb|256|8|180|$SEE rows=650 units=$U/ptb.wordnet.units"
-  "ptb-see-hash-20x-s03|ptb|256|8|180|$SEE rows=2600 units=hash"
-  "ptb-fact-20x-bal|ptb|256|8|180|--embedding factorized --embedding-opt k=12"
-  "ptb-see-wn-20x-lr3|ptb|256|8|180|$SEE rows=2600 units=$U/ptb.wordnet.units --lr 3e-3"
-  "ptb-softmax-lr3|ptb|256|8|180|--attention causal --lr 3e-3"
+  "ptb-rnn-lstm-200|ptb|35|20|400|--arch lstm --d-model 200 $RNN"
+  "ptb-rnn-lstm-400|ptb|35|20|400|--arch lstm --d-model 400 $RNN"
+  "ptb-rnn-lstm-400-drop|ptb|35|20|400|--arch lstm --d-model 400 $RNN --dropout 0.5"
+  "ptb-rnn-tslm-256|ptb|35|32|250|--arch tslm --d-model 256 $RNN"
+  "ptb-rnn-tslm-512|ptb|35|32|250|--arch tslm --d-model 512 $RNN"
+  "ptb-rnn-tslm-512-drop|ptb|35|32|250|--arch tslm --d-model 512 $RNN --dropout 0.5"
+  "ptb-softmax-140|ptb|256|8|140|--attention causal"
+  "ptb-softmax-lr3|ptb|256|8|140|--attention causal --lr 3e-3"
+  "ptb-see-wn-10x-s03|ptb|256|8|140|$SEE rows=5200 units=$U/ptb.wordnet.units"
+  "ptb-see-wn-20x-s03|ptb|256|8|140|$SEE rows=2600 units=$U/ptb.wordnet.units"
+  "ptb-see-wn-80x-s03|ptb|256|8|140|$SEE rows=650 units=$U/ptb.wordnet.units"
+  "ptb-see-hash-20x-s03|ptb|256|8|140|$SEE rows=2600 units=hash"
+  "ptb-see-wn-20x-lr3|ptb|256|8|140|$SEE rows=2600 units=$U/ptb.wordnet.units --lr 3e-3"
+  "ptb-fact-20x-bal|ptb|256|8|140|--embedding factorized --embedding-opt k=12"
 ) ;;
 *) echo "unknown plan '$plan' (s5 | s6 | s7 | s8)"; exit 2 ;;
 esac

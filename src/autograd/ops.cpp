@@ -426,6 +426,30 @@ Var embedding(const Var& table, const Tensor& ids) {
   });
 }
 
+namespace {
+// Prefix products of one word's factors (one rank): level j holds, for every prefix p of j digits
+// that some truncated row uses, prod_{s<=j} f[u_s][digit_s(p)]. len[j] = ceil(d / q^(n-j)), so
+// level n is the row itself; building all levels costs about d q/(q-1) products, not d n.
+template <class T> struct Prefix {
+  std::vector<int64_t> len;           // [n + 1], len[0] = 1
+  std::vector<std::vector<T>> level;  // [n + 1]
+  Prefix(int64_t d, int64_t q, int64_t n) : len(static_cast<size_t>(n + 1)), level(static_cast<size_t>(n + 1)) {
+    int64_t qp = 1;  // q^(n-j)
+    for (int64_t j = n; j >= 0; --j, qp = qp < d ? qp * q : qp) len[size_t(j)] = (d + qp - 1) / qp;
+    for (int64_t j = 0; j <= n; ++j) level[size_t(j)].resize(size_t(len[size_t(j)]));
+    level[0][0] = T(1);
+  }
+  void build(const T* fk, const int32_t* uv, int64_t q) {
+    for (size_t j = 1; j < level.size(); ++j) {
+      const T* fu = fk + int64_t(uv[j - 1]) * q;
+      const T* prev = level[j - 1].data();
+      T* cur = level[j].data();
+      for (int64_t p = 0; p < len[j]; ++p) cur[p] = prev[p / q] * fu[p % q];
+    }
+  }
+};
+}  // namespace
+
 Var tensor_product_rows(const Var& f, const Tensor& units, int64_t d) {
   const Tensor& F = f->value;
   expect(F.ndim() == 3, "tensor_product_rows", "factors [r, U, q] expected, got " + shape_str(F.shape()));
@@ -438,52 +462,52 @@ Var tensor_product_rows(const Var& f, const Tensor& units, int64_t d) {
   const int32_t* u = units.data<int32_t>();
   for (int64_t i = 0; i < V * n; ++i)
     expect(u[i] >= 0 && u[i] < U, "tensor_product_rows", "unit id " + std::to_string(u[i]) + " outside [0, " + std::to_string(U) + ")");
-  // digit table: dig[i * n + j] = the j-th base-q digit of i (most significant first)
-  std::vector<int32_t> dig(size_t(d * n));
-  for (int64_t i = 0; i < d; ++i)
-    for (int64_t j = n - 1, x = i; j >= 0; --j, x /= q) dig[size_t(i * n + j)] = int32_t(x % q);
   Tensor Y = Tensor::zeros({V, d}, F.dtype());
   dispatch_float(F.dtype(), [&]<class T>() {
     const T* pf = F.data<T>();
     T* y = Y.data<T>();
-#pragma omp parallel for schedule(static)
-    for (int64_t v = 0; v < V; ++v)
-      for (int64_t k = 0; k < r; ++k) {
-        const T* fk = pf + k * U * q;
-        const int32_t* uv = u + v * n;
-        for (int64_t i = 0; i < d; ++i) {
-          T p = fk[int64_t(uv[0]) * q + dig[size_t(i * n)]];
-          for (int64_t j = 1; j < n; ++j) p *= fk[int64_t(uv[j]) * q + dig[size_t(i * n + j)]];
-          y[v * d + i] += p;
+#pragma omp parallel
+    {
+      Prefix<T> pr(d, q, n);
+#pragma omp for schedule(static)
+      for (int64_t v = 0; v < V; ++v)
+        for (int64_t k = 0; k < r; ++k) {
+          pr.build(pf + k * U * q, u + v * n, q);
+          const T* row = pr.level[size_t(n)].data();
+          for (int64_t i = 0; i < d; ++i) y[v * d + i] += row[i];
         }
-      }
+    }
   });
-  return make_result(Y, {&f}, [f, units, dig, r, U, q, V, n, d](const Tensor& G) {
+  return make_result(Y, {&f}, [f, units, r, U, q, V, n, d](const Tensor& G) {
     dispatch_float(G.dtype(), [&]<class T>() {
       const T* pf = mut<T>(f);
       const T* g = G.data<T>();
       const int32_t* u = units.data<int32_t>();
       T* df = gradp<T>(f);
       // ranks are independent (each writes only its own factor table): one thread per rank
-#pragma omp parallel for schedule(static)
-      for (int64_t k = 0; k < r; ++k) {
-        const T* fk = pf + k * U * q;
-        T* dk = df + k * U * q;
-        std::vector<T> pre(static_cast<size_t>(n + 1)), val(static_cast<size_t>(n));
-        for (int64_t v = 0; v < V; ++v) {
-          const int32_t* uv = u + v * n;
-          for (int64_t i = 0; i < d; ++i) {
-            const T gi = g[v * d + i];
-            if (gi == T(0)) continue;
-            pre[0] = T(1);
-            for (int64_t j = 0; j < n; ++j) {
-              val[size_t(j)] = fk[int64_t(uv[j]) * q + dig[size_t(i * n + j)]];
-              pre[size_t(j + 1)] = pre[size_t(j)] * val[size_t(j)];
-            }
-            T suf = T(1);  // product of the factors after slot j
-            for (int64_t j = n - 1; j >= 0; --j) {
-              dk[int64_t(uv[j]) * q + dig[size_t(i * n + j)]] += gi * pre[size_t(j)] * suf;
-              suf *= val[size_t(j)];
+#pragma omp parallel
+      {
+        Prefix<T> pr(d, q, n);
+        std::vector<T> dcur(static_cast<size_t>(d)), dprev(static_cast<size_t>(d));
+#pragma omp for schedule(static)
+        for (int64_t k = 0; k < r; ++k) {
+          const T* fk = pf + k * U * q;
+          T* dk = df + k * U * q;
+          for (int64_t v = 0; v < V; ++v) {
+            const int32_t* uv = u + v * n;
+            pr.build(fk, uv, q);
+            std::copy(g + v * d, g + (v + 1) * d, dcur.begin());  // d level n = the row's gradient
+            for (int64_t j = n; j >= 1; --j) {
+              const int64_t L = pr.len[size_t(j)], Lp = pr.len[size_t(j - 1)];
+              const T* fu = fk + int64_t(uv[j - 1]) * q;
+              T* du = dk + int64_t(uv[j - 1]) * q;
+              const T* prev = pr.level[size_t(j - 1)].data();
+              std::fill(dprev.begin(), dprev.begin() + Lp, T(0));
+              for (int64_t p = 0; p < L; ++p) {
+                du[p % q] += dcur[size_t(p)] * prev[p / q];
+                dprev[size_t(p / q)] += dcur[size_t(p)] * fu[p % q];
+              }
+              std::swap(dcur, dprev);
             }
           }
         }
