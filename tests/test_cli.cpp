@@ -105,6 +105,17 @@ TEST(Cli, CompactEmbeddingsAndTheirErrors) {
   expect_error(run_clm("units --data " + c.dir.path + " --source wordnet --wordnet " + d.path + "/nowhere --out " + d.path + "/u.txt"),
                "WordNet not found");
   expect_error(run_clm("units --data " + c.dir.path + " --source sememes --out " + d.path + "/u.txt"), "must be hash | subword | wordnet");
+  // compressing a trained model's embedding: body copied, the new table fitted, then distillation
+  ASSERT_EQ(run_clm(base + " --steps 3 --tie-embeddings --out " + d.path + "/dense").rc, 0);
+  r = run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/dense --embedding see --embedding-opt rows=16 --fit-steps 20" +
+              " --distill-alpha 0.5 --steps 2 --batch-size 2 --seq-len 8 --threads 1 --sample-tokens 0 --out " + d.path + "/compressed");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("body copied; new: model.embed_tokens.factors"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("embedding fitted to the original table"), std::string::npos) << r.err;
+  expect_error(run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/dense --d-model 64 --out " + d.path + "/x"),
+               "--init-from keeps the model's shape and tokenizer: --d-model cannot change");
+  expect_error(run_clm(base + " --distill-alpha 0.5"), "--distill-alpha needs --init-from");
+  expect_error(run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/nowhere --out " + d.path + "/x"), "nowhere");
 }
 
 // Recurrent models with the ordinary commands: train (dropout), resume, eval, generate; their errors.

@@ -89,6 +89,10 @@ std::vector<Case> cases() {
        }},
       {"weighted_rows", {{5, 4}, {3, 2}},
        [](auto& in, DType) { return ag::weighted_rows(in[0], Tensor::from(std::vector<int32_t>{1, 4, 2, 2, 0, 3}, {3, 2}), in[1]); }},
+      {"soft_cross_entropy", {{3, 4}},
+       [](auto& in, DType) {
+         return ag::soft_cross_entropy(in[0], Tensor::from(std::vector<double>{0.1, 0.2, 0.3, 0.4, 1, 0, 0, 0, 0.25, 0.25, 0.25, 0.25}, {3, 4}));
+       }},
       {"cross_entropy", {{5, 7}},
        [](auto& in, DType) { return ag::cross_entropy(in[0], ids_tensor({3, -1, 6, 0, 3})); }},
   };

@@ -723,6 +723,41 @@ Var dropout(const Var& x, double p, Rng& rng) {
   });
 }
 
+Var soft_cross_entropy(const Var& logits, const Tensor& probs) {
+  const Tensor& Z = logits->value;
+  expect(Z.ndim() == 2 && probs.shape() == Z.shape(), "soft_cross_entropy",
+         "logits and probs [N, V] expected, got " + shape_str(Z.shape()) + " and " + shape_str(probs.shape()));
+  const int64_t N = Z.dim(0), V = Z.dim(1);
+  Tensor P = probs.to(Z.dtype()).contiguous();
+  Tensor S = Tensor::empty({N, V}, Z.dtype()), Y = Tensor::empty({1}, Z.dtype());
+  dispatch_float(Z.dtype(), [&]<class T>() {
+    const T *z = Z.data<T>(), *p = P.data<T>();
+    T* sm = S.data<T>();
+    double total = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* zr = z + n * V;
+      T m = zr[0];
+      for (int64_t v = 1; v < V; ++v) m = std::max(m, zr[v]);
+      double se = 0;
+      for (int64_t v = 0; v < V; ++v) se += std::exp(double(zr[v] - m));
+      const double lse = double(m) + std::log(se);
+      for (int64_t v = 0; v < V; ++v) {
+        sm[n * V + v] = T(std::exp(double(zr[v]) - lse));
+        total -= double(p[n * V + v]) * (double(zr[v]) - lse);
+      }
+    }
+    Y.data<T>()[0] = T(total / double(N));
+  });
+  return make_result(Y, {&logits}, [logits, P, S, N, V](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T g = G.data<T>()[0] / T(N);
+      const T *sm = S.data<T>(), *p = P.data<T>();
+      T* dz = gradp<T>(logits);
+      for (int64_t i = 0; i < N * V; ++i) dz[i] += g * (sm[i] - p[i]);
+    });
+  });
+}
+
 Var cross_entropy(const Var& logits, const Tensor& targets) {
   expect(targets.dtype() == DType::i32, "cross_entropy", "targets must be i32");
   const int64_t V = logits->value.dim(-1), N = rows(logits->value, V);

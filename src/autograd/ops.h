@@ -71,6 +71,9 @@ Var lstm_scan(const Var& x, const Var& w, const Var& b, const Tensor& h0, const 
 // Inverted dropout: each element zeroed with probability p, the rest scaled by 1/(1-p).
 Var dropout(const Var& x, double p, Rng& rng);
 
+// Mean cross-entropy against soft targets (distillation): -1/N sum_n sum_v p[n,v] log softmax(z[n])[v].
+// logits [N, V], probs [N, V] (rows summing to 1; a constant) -> scalar.
+Var soft_cross_entropy(const Var& logits, const Tensor& probs);
 // Mean cross-entropy over rows whose target is >= 0. logits [N, V], targets (i32, N) -> scalar.
 Var cross_entropy(const Var& logits, const Tensor& targets);
 

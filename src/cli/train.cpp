@@ -9,6 +9,7 @@
 #include "eval/perplexity.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
+#include "train/distill.h"
 #include "train/trainer.h"
 
 namespace clm::cli {
@@ -20,8 +21,9 @@ struct TrainArgs {
   ModelConfig mcfg;
   TrainConfig tcfg;
   DataArgs data;
-  std::string tok_kind, out = "runs/demo", resume;
-  int64_t max_vocab = 0, sample_tokens = 120, eval_tokens = 0;
+  std::string tok_kind, out = "runs/demo", resume, init_from;
+  int64_t max_vocab = 0, sample_tokens = 120, eval_tokens = 0, fit_steps = 500;
+  double distill_alpha = 0, fit_lr = 1e-2;
 };
 
 // Training flags and their trainer_state keys: on --resume, one given explicitly must agree with the
@@ -87,6 +89,27 @@ int run_train(CLI::App* c, TrainArgs a) {
     tok = std::move(lm.tokenizer);
     resumed = std::move(lm.model);
   }
+  std::unique_ptr<LanguageModel> teacher;  // --init-from: the trained model whose body is copied
+  if (!a.init_from.empty()) {
+    if (!a.resume.empty()) throw std::invalid_argument("--init-from starts a new run from a trained model: not with --resume");
+    for (const char* f : {"--arch", "--d-model", "--n-layers", "--n-heads", "--n-kv-heads", "--d-ff", "--attention", "--attention-opt",
+                          "--position", "--position-opt", "--mlp", "--norm", "--tie-embeddings", "--attn-bias", "--rope-theta",
+                          "--norm-eps", "--max-seq-len", "--tokenizer", "--max-vocab"})
+      if (c->count(f))
+        throw std::invalid_argument(std::string("--init-from keeps the model's shape and tokenizer: ") + f +
+                                    " cannot change (only --embedding, --embedding-opt and --dropout)");
+    LoadedModel lm = load_model(a.init_from);
+    if (!lm.tokenizer) throw std::runtime_error("--init-from '" + a.init_from + "': no tokenizer beside the model");
+    ModelConfig m = lm.model->config();
+    if (c->count("--embedding")) m.embedding = mcfg.embedding, m.embedding_opt = mcfg.embedding_opt;
+    else if (c->count("--embedding-opt")) m.embedding_opt = mcfg.embedding_opt;
+    if (c->count("--dropout")) m.dropout = mcfg.dropout;
+    mcfg = m;
+    tok = std::move(lm.tokenizer);
+    teacher = std::move(lm.model);
+  }
+  if (a.distill_alpha < 0 || a.distill_alpha > 1) throw std::invalid_argument("--distill-alpha must be in [0, 1]");
+  if (a.distill_alpha > 0 && !teacher) throw std::invalid_argument("--distill-alpha needs --init-from (the teacher)");
   if (a.tok_kind.empty()) a.tok_kind = a.data.given() ? "word" : "byte";
   tcfg.validate();
   Dataset ds = make_dataset(a.data.load(), a.tok_kind, a.max_vocab, tok);
@@ -108,6 +131,21 @@ int run_train(CLI::App* c, TrainArgs a) {
     model.bind_vocabulary(words);
   }
   model.carry_state(!mlm);  // next-token batches are contiguous lanes: recurrent models carry their state
+  if (teacher) {  // SEE's stage 1: the body copied, the new embedding fitted to the old table
+    if (mlm) throw std::invalid_argument("--init-from: next-token training only");
+    std::vector<std::string> fresh = copy_matching_params(*teacher, model);
+    std::string names;
+    for (auto& n : fresh) {
+      if (n.rfind("model.embed_tokens", 0) != 0) throw std::invalid_argument("--init-from: '" + n + "' has no counterpart in " + a.init_from);
+      names += (names.empty() ? "" : ", ") + n;
+    }
+    std::fprintf(stderr, "init from %s: body copied; new: %s\n", a.init_from.c_str(), names.empty() ? "nothing" : names.c_str());
+    if (!fresh.empty() && a.fit_steps > 0 && teacher->embedding() && model.embedding()) {
+      teacher->embedding()->refresh();
+      const double mse = fit_embedding(model, teacher->embedding()->output_weight()->value, a.fit_steps, a.fit_lr);
+      std::fprintf(stderr, "init from %s: embedding fitted to the original table, mse %.6g\n", a.init_from.c_str(), mse);
+    }
+  }
   std::fprintf(stderr, "data: %s | tokenizer %s (vocab %lld) | train %lld / valid %lld / test %lld tokens\n",
                ds.name.c_str(), ds.tok->type().c_str(), (long long)ds.tok->vocab_size(), (long long)ds.train.size(),
                (long long)ds.valid.size(), (long long)ds.test.size());
@@ -127,6 +165,11 @@ int run_train(CLI::App* c, TrainArgs a) {
   TrainHooks hooks;
   hooks.progress = isatty(2);
   hooks.run_info = {{"data", a.data.to_json()}};
+  if (teacher) hooks.run_info["init_from"] = a.init_from;
+  if (a.distill_alpha > 0)  // SEE's stage 2: cross-entropy to the data and to the original model
+    hooks.loss = [&](LanguageModel& m, const Tensor& x, const Tensor& y, int64_t B, int64_t T) {
+      return distill_loss(m, *teacher, x, y, B, T, a.distill_alpha);
+    };
   hooks.eval = [&](LanguageModel& m) {
     if (mlm) return masked_lm_loss(m, ds.valid, tcfg.seq_len, tcfg.batch_size, tcfg.mask_prob, a.eval_tokens).mean_nll();
     return perplexity(m, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size, a.eval_tokens).mean_nll();
@@ -163,6 +206,14 @@ void add_train(CLI::App& app, Commands& cmds) {
                  "Continue the run in this folder (or step folder) exactly where it stopped, on its recorded corpus; "
                  "--steps extends it");
   add_model_flags(tr, a->mcfg);
+  tr->add_option("--init-from", a->init_from,
+                 "Start from a trained model (CompactLM or Hugging Face folder): same shape and tokenizer, its weights; with a "
+                 "new --embedding the body is copied and the embedding fitted to the old table (compression)");
+  tr->add_option("--fit-steps", a->fit_steps, "--init-from: AdamW steps fitting the new embedding to the old table")->capture_default_str();
+  tr->add_option("--fit-lr", a->fit_lr, "--init-from: AdamW learning rate of that fit")->capture_default_str();
+  tr->add_option("--distill-alpha", a->distill_alpha,
+                 "--init-from: weight of the original model's next-token distribution in the loss (0 = data only)")
+      ->capture_default_str();
   TrainConfig& t = a->tcfg;
   tr->add_option("--batch-size", t.batch_size, "Sequences per micro-batch")->capture_default_str();
   tr->add_option("--seq-len", t.seq_len, "Tokens per sequence")->capture_default_str();

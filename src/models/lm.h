@@ -62,6 +62,8 @@ class LanguageModel {
   // Training batches whose rows continue the previous batch's rows (the trainer's lanes): a
   // recurrent model then starts each row from the state the last one ended in (truncated BPTT).
   virtual void carry_state(bool /*on*/) {}
+  // The token-embedding slot (compressing an embedding, fitting it to another model's), if any.
+  virtual nn::TokenEmbedding* embedding() { return nullptr; }
 
   // Through visit / linears:
   std::vector<std::pair<std::string, Tensor>> named_weights();  // values share storage

@@ -59,6 +59,7 @@ class RecurrentLM final : public LanguageModel {
   const ModelConfig& config() const override { return cfg_; }
   DType dtype() const override { return dtype_; }
   void bind_vocabulary(const std::vector<std::string>& words) override { embed_->bind_vocabulary(words); }
+  nn::TokenEmbedding* embedding() override { return embed_.get(); }
   void carry_state(bool on) override {
     carry_ = on;
     carry_h_.clear();

@@ -21,6 +21,7 @@ class TransformerLM final : public LanguageModel {
 
   void visit(const nn::ParamVisitor& f) override;
   void bind_vocabulary(const std::vector<std::string>& words) override { embed_->bind_vocabulary(words); }
+  nn::TokenEmbedding* embedding() override { return embed_.get(); }
   void linears(const nn::LinearVisitor& f) override;
   const ModelConfig& config() const override { return cfg_; }
   DType dtype() const override { return dtype_; }

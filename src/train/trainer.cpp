@@ -111,7 +111,8 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
         Rng rng(seeds.next() ^ uint64_t(step * cfg.grad_accum + micro));
         mask_tokens(x, y, int32_t(model.config().vocab_size - 1), cfg.mask_prob, rng);
       }
-      nn::Var loss = ag::cross_entropy(model.forward(x, cfg.batch_size, cfg.seq_len), y);
+      nn::Var loss = hooks.loss ? hooks.loss(model, x, y, cfg.batch_size, cfg.seq_len)
+                                : ag::cross_entropy(model.forward(x, cfg.batch_size, cfg.seq_len), y);
       loss_sum += loss->value.item();
       ag::backward(cfg.grad_accum > 1 ? ag::scale(loss, 1.0 / double(cfg.grad_accum)) : loss);
     }

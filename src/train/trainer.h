@@ -40,6 +40,8 @@ struct TrainResult {
 
 struct TrainHooks {
   std::function<double(LanguageModel&)> eval;  // mean validation loss per token
+  // The training loss of one micro-batch (x, y: i32 [B*T]); default: cross-entropy of the logits.
+  std::function<nn::Var(LanguageModel&, const Tensor& x, const Tensor& y, int64_t B, int64_t T)> loss;
   bool progress = false;                       // live progress line on stderr
   bool quiet = false;
   nlohmann::json run_info;  // stored in every checkpoint's trainer_state.json as "run" (e.g. the corpus)

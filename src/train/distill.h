@@ -1,0 +1,26 @@
+// Compressing a trained model's embedding (SEE's two-stage procedure): copy the body, fit the new
+// embedding table to the old one (stage 1), then train with distillation from the original
+// (stage 2). Choices: docs/METHODS.md "Compact embeddings".
+#pragma once
+#include <string>
+#include <vector>
+
+#include "models/lm.h"
+
+namespace clm {
+
+// Copies every parameter of `from` whose name and shape match one of `to`'s; the names of `to`'s
+// parameters that found no match are returned.
+std::vector<std::string> copy_matching_params(LanguageModel& from, LanguageModel& to);
+
+// Stage 1: fits `to`'s embedding table ([vocab, d_model], as its tied head reads it) to `target`
+// by mean squared error, AdamW at `lr` for `steps` steps on the embedding's own parameters.
+// Returns the final MSE per element; progress on stderr every `log_every` steps (0: silent).
+double fit_embedding(LanguageModel& to, const Tensor& target, int64_t steps, double lr, int64_t log_every = 50);
+
+// Stage 2 loss for one batch: (1 - alpha) * cross-entropy to the data + alpha * cross-entropy to the
+// teacher's next-token distribution (softmax of its logits, temperature 1).
+nn::Var distill_loss(LanguageModel& student, LanguageModel& teacher, const Tensor& x, const Tensor& y, int64_t B,
+                     int64_t T, double alpha);
+
+}  // namespace clm
