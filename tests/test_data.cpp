@@ -11,6 +11,7 @@
 #include "common.h"
 #include "models/transformer.h"
 #include "data/dataset.h"
+#include "data/units.h"
 #include "eval/perplexity.h"
 #include "models/io.h"
 #include "tokenizers/llama2c.h"
@@ -233,4 +234,39 @@ TEST(Tokenizer, FifosAndDevicesAreRefusedPromptly) {
     EXPECT_EQ(std::string(e.what()), "cannot read '" + d.path + "/big.json': 100 bytes, more than the 99-byte limit");
   }
   EXPECT_EQ(error_of([&] { read_file(d.path); }), "cannot read '" + d.path + "': is a directory");
+}
+
+// WordNet units on the real database (Debian's wordnet-base; scripts/setup.sh installs it):
+// base forms through exceptions and detachment rules, the most-tagged part of speech, the first
+// sense's synset and hypernym.
+TEST(Units, WordNetKnownAnswers) {
+  if (!std::filesystem::exists("/usr/share/wordnet/index.noun")) GTEST_SKIP() << "no /usr/share/wordnet (apt install wordnet-base)";
+  WordNet wn("/usr/share/wordnet");
+  WordNet::Sense a, b, c, d;
+  ASSERT_TRUE(wn.lookup("company", a));
+  ASSERT_TRUE(wn.lookup("companies", b));
+  EXPECT_EQ(a.synset, "n08058098");  // company: an institution created to conduct business
+  EXPECT_EQ(b.synset, a.synset);
+  EXPECT_EQ(b.inflection, "-ies+y");
+  EXPECT_EQ(a.inflection, "");
+  EXPECT_EQ(a.hypernym, "n08053576");  // institution
+  EXPECT_EQ(a.lexfile, 14);            // noun.group
+  ASSERT_TRUE(wn.lookup("said", c));   // verb.exc: said -> say
+  EXPECT_EQ(c.pos, 'v');
+  EXPECT_EQ(c.inflection, "exc");
+  EXPECT_FALSE(wn.lookup("the", d));
+  EXPECT_THROW(WordNet("/nonexistent"), std::runtime_error);
+}
+
+// Subword merges: the most frequent pair merges first; pieces of an unseen word still cover it.
+TEST(Units, SubwordPiecesCoverTheWord) {
+  std::unordered_map<std::string, int64_t> counts{{"lower", 5}, {"lowest", 3}, {"newer", 6}, {"wider", 2}};
+  SubwordUnits sw(counts, 10);
+  EXPECT_GT(sw.merges(), 0);
+  for (std::string w : {"lower", "newest", "zebra"}) {
+    std::string joined;
+    for (auto& p : sw.pieces(w)) joined += p;
+    EXPECT_EQ(joined, w + "</w>");
+  }
+  EXPECT_LT(sw.pieces("lower").size(), 6u);  // merged below one piece per character
 }
