@@ -115,6 +115,10 @@ TEST(Cli, CompactEmbeddingsAndTheirErrors) {
   expect_error(run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/dense --d-model 64 --out " + d.path + "/x"),
                "--init-from keeps the model's shape and tokenizer: --d-model cannot change");
   expect_error(run_clm(base + " --distill-alpha 0.5"), "--distill-alpha needs --init-from");
+  expect_error(run_clm(base + " --fit-steps 5"), "--fit-steps / --fit-lr need --init-from");
+  expect_error(run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/dense --embedding see --fit-lr 0 --out " + d.path + "/x"),
+               "--fit-lr must be > 0");
+  expect_error(run_clm("train --resume " + d.path + "/compressed --steps 4"), "trained with distillation from another model");
   expect_error(run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/nowhere --out " + d.path + "/x"), "nowhere");
 }
 
@@ -138,6 +142,8 @@ TEST(Cli, RecurrentModelsAndTheirErrors) {
   expect_error(run_clm(base + " --arch lstm --position alibi"), "arch 'lstm' is recurrent: --position is a transformer option");
   expect_error(run_clm(base + " --arch rnn"), "unknown");
   expect_error(run_clm(base + " --dropout 1.5"), "dropout must be in [0, 1)");
+  // heads do not constrain a recurrent model's width
+  EXPECT_EQ(run_clm(base + " --arch lstm --d-model 30 --steps 1 --out " + d.path + "/odd").rc, 0);
 }
 
 TEST(Cli, MethodVariantsAndTheirErrors) {

@@ -85,6 +85,9 @@ int run_train(CLI::App* c, TrainArgs a) {
     if (!rec.is_null() && a.data.given() && a.data.to_json() != rec)
       throw std::invalid_argument("--resume: the corpus given (" + a.data.to_json().dump() + ") is not the run's (" + rec.dump() + ")");
     if (!rec.is_null()) a.data = DataArgs::from_json(rec);
+    if (st.value("run", nlohmann::json::object()).contains("distill_alpha"))
+      throw std::invalid_argument("--resume: " + resume_dir + " was trained with distillation from another model; resuming it is not supported "
+                                  "(start again with --init-from)");
     if (!lm.tokenizer) throw std::runtime_error("'" + resume_dir + "': checkpoint has no tokenizer.json");
     tok = std::move(lm.tokenizer);
     resumed = std::move(lm.model);
@@ -94,7 +97,7 @@ int run_train(CLI::App* c, TrainArgs a) {
     if (!a.resume.empty()) throw std::invalid_argument("--init-from starts a new run from a trained model: not with --resume");
     for (const char* f : {"--arch", "--d-model", "--n-layers", "--n-heads", "--n-kv-heads", "--d-ff", "--attention", "--attention-opt",
                           "--position", "--position-opt", "--mlp", "--norm", "--tie-embeddings", "--attn-bias", "--rope-theta",
-                          "--norm-eps", "--max-seq-len", "--tokenizer", "--max-vocab"})
+                          "--norm-eps", "--max-seq-len", "--tokenizer", "--max-vocab", "--mlp-opt", "--norm-opt", "--init-std"})
       if (c->count(f))
         throw std::invalid_argument(std::string("--init-from keeps the model's shape and tokenizer: ") + f +
                                     " cannot change (only --embedding, --embedding-opt and --dropout)");
@@ -109,6 +112,9 @@ int run_train(CLI::App* c, TrainArgs a) {
     teacher = std::move(lm.model);
   }
   if (a.distill_alpha < 0 || a.distill_alpha > 1) throw std::invalid_argument("--distill-alpha must be in [0, 1]");
+  if (!(a.fit_lr > 0)) throw std::invalid_argument("--fit-lr must be > 0");
+  if (a.fit_steps < 0) throw std::invalid_argument("--fit-steps must be >= 0");
+  if (!teacher && (c->count("--fit-steps") || c->count("--fit-lr"))) throw std::invalid_argument("--fit-steps / --fit-lr need --init-from");
   if (a.distill_alpha > 0 && !teacher) throw std::invalid_argument("--distill-alpha needs --init-from (the teacher)");
   if (a.tok_kind.empty()) a.tok_kind = a.data.given() ? "word" : "byte";
   tcfg.validate();
@@ -133,7 +139,9 @@ int run_train(CLI::App* c, TrainArgs a) {
   model.carry_state(!mlm);  // next-token batches are contiguous lanes: recurrent models carry their state
   if (teacher) {  // SEE's stage 1: the body copied, the new embedding fitted to the old table
     if (mlm) throw std::invalid_argument("--init-from: next-token training only");
-    std::vector<std::string> fresh = copy_matching_params(*teacher, model);
+    const ModelConfig& tc = teacher->config();
+    const bool same_embedding = tc.embedding == mcfg.embedding && nlohmann::json(tc.embedding_opt) == nlohmann::json(mcfg.embedding_opt);
+    std::vector<std::string> fresh = copy_matching_params(*teacher, model, same_embedding);
     std::string names;
     for (auto& n : fresh) {
       if (n.rfind("model.embed_tokens", 0) != 0) throw std::invalid_argument("--init-from: '" + n + "' has no counterpart in " + a.init_from);
@@ -166,6 +174,7 @@ int run_train(CLI::App* c, TrainArgs a) {
   hooks.progress = isatty(2);
   hooks.run_info = {{"data", a.data.to_json()}};
   if (teacher) hooks.run_info["init_from"] = a.init_from;
+  if (a.distill_alpha > 0) hooks.run_info["distill_alpha"] = a.distill_alpha;
   if (a.distill_alpha > 0)  // SEE's stage 2: cross-entropy to the data and to the original model
     hooks.loss = [&](LanguageModel& m, const Tensor& x, const Tensor& y, int64_t B, int64_t T) {
       return distill_loss(m, *teacher, x, y, B, T, a.distill_alpha);

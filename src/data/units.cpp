@@ -11,6 +11,17 @@
 namespace clm {
 
 namespace {
+// Whole-number fields of WordNet's text files, bounded: a corrupt file gives a one-line error.
+int64_t wn_int(const std::string& tok, int base, const std::string& file, int64_t max = 1 << 24) {
+  size_t used = 0;
+  int64_t v = -1;
+  try {
+    v = std::stoll(tok, &used, base);
+  } catch (const std::exception&) {
+  }
+  if (used != tok.size() || v < 0 || v > max) throw std::runtime_error("WordNet '" + file + "': bad number '" + tok.substr(0, 20) + "'");
+  return v;
+}
 const char kPos[4] = {'n', 'v', 'a', 'r'};
 const char* kPosFile[4] = {"noun", "verb", "adj", "adv"};
 
@@ -37,16 +48,14 @@ WordNet::WordNet(const std::string& dir) : dir_(dir) {
     while (std::getline(in, line)) {
       if (line.empty() || line[0] == ' ') continue;  // the license header
       std::istringstream ls(line);
-      std::string lemma, pos;
-      int64_t synsets = 0, pointers = 0;
-      ls >> lemma >> pos >> synsets >> pointers;
-      std::string skip;
-      for (int64_t i = 0; i < pointers; ++i) ls >> skip;
-      int64_t senses = 0, tagged = 0;
-      std::string first;
-      ls >> senses >> tagged >> first;
-      if (!ls || synsets < 1) throw std::runtime_error("'" + path + "': malformed line '" + line.substr(0, 60) + "'");
-      index_[p][lemma] = {int(tagged), first};
+      std::string lemma, pos, n_syn, n_ptr, skip, n_sense, n_tag, first;
+      ls >> lemma >> pos >> n_syn >> n_ptr;
+      const int64_t pointers = ls ? wn_int(n_ptr, 10, path, 1000) : 0;
+      for (int64_t i = 0; i < pointers && ls; ++i) ls >> skip;
+      ls >> n_sense >> n_tag >> first;
+      if (!ls || wn_int(n_syn, 10, path) < 1) throw std::runtime_error("'" + path + "': malformed line '" + line.substr(0, 60) + "'");
+      wn_int(first, 10, path, int64_t(1) << 40);  // a byte offset into data.*
+      index_[p][lemma] = {int(wn_int(n_tag, 10, path)), first};
     }
     try {
       std::istringstream ex(read_file(dir + "/" + kPosFile[p] + ".exc"));
@@ -66,27 +75,26 @@ std::pair<std::string, int> WordNet::synset_info(char pos, const std::string& of
   if (auto it = data_cache_.find(key); it != data_cache_.end()) return it->second;
   int p = int(std::find(kPos, kPos + 4, pos) - kPos);
   // data files are indexed by byte offset: the synset's line starts at `offset`
-  static thread_local std::map<std::string, std::string> files;
-  std::string& data = files[kPosFile[p]];
-  if (data.empty()) data = read_file(dir_ + "/data." + kPosFile[p]);
-  const size_t at = size_t(std::stoull(offset));
-  if (at >= data.size()) throw std::runtime_error("WordNet data." + std::string(kPosFile[p]) + ": offset " + offset + " out of range");
+  const std::string file = dir_ + "/data." + kPosFile[p];
+  std::string& data = data_[p];
+  if (data.empty()) data = read_file(file);
+  const size_t at = size_t(wn_int(offset, 10, file, int64_t(1) << 40));
+  if (at >= data.size()) throw std::runtime_error("WordNet '" + file + "': offset " + offset + " out of range");
   std::istringstream ls(data.substr(at, data.find('\n', at) - at));
-  std::string off, lexfile, type, wcnt_hex;
+  std::string off, lexfile, type, wcnt_hex, n_ptr, skip;
   ls >> off >> lexfile >> type >> wcnt_hex;
-  const int64_t words = std::stoll(wcnt_hex, nullptr, 16);
-  std::string skip;
-  for (int64_t i = 0; i < 2 * words; ++i) ls >> skip;
-  int64_t pointers = 0;
-  ls >> pointers;
+  if (!ls || off != offset) throw std::runtime_error("WordNet '" + file + "': no synset at offset " + offset);
+  const int64_t words = wn_int(wcnt_hex, 16, file, 255);
+  for (int64_t i = 0; i < 2 * words && ls; ++i) ls >> skip;
+  ls >> n_ptr;
+  const int64_t pointers = ls ? wn_int(n_ptr, 10, file, 9999) : 0;
   std::string hyper;
-  for (int64_t i = 0; i < pointers; ++i) {
+  for (int64_t i = 0; i < pointers && ls; ++i) {
     std::string sym, target, tpos, st;
     ls >> sym >> target >> tpos >> st;
-    if (hyper.empty() && (sym == "@" || sym == "@i")) hyper = tpos.substr(0, 1) + target;
+    if (hyper.empty() && (sym == "@" || sym == "@i") && !tpos.empty()) hyper = tpos.substr(0, 1) + target;
   }
-  if (off != offset) throw std::runtime_error("WordNet data." + std::string(kPosFile[p]) + ": no synset at offset " + offset);
-  return data_cache_[key] = {hyper, std::stoi(lexfile)};
+  return data_cache_[key] = {hyper, int(wn_int(lexfile, 10, file, 99))};
 }
 
 bool WordNet::lookup(const std::string& word, Sense& out) const {

@@ -33,6 +33,7 @@ class WordNet {
   std::unordered_map<std::string, std::string> exc_[4];           // inflected -> base
   std::string dir_;
   mutable std::unordered_map<std::string, std::pair<std::string, int>> data_cache_;  // "n<offset>" -> hypernym, lexfile
+  mutable std::string data_[4];  // data.noun, ... read on first use
   std::pair<std::string, int> synset_info(char pos, const std::string& offset) const;
 };
 

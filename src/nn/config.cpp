@@ -14,12 +14,13 @@ void ModelConfig::validate() const {
   if (n_layers <= 0) fail("n_layers must be > 0");
   if (n_heads <= 0) fail("n_heads must be > 0");
   if (head_dim < 0) fail("head_dim must be >= 0");
-  if (head_dim == 0 && d_model % n_heads) fail("n_heads (" + std::to_string(n_heads) + ") must divide d_model (" + std::to_string(d_model) + ")");
-  if (n_kv_heads <= 0 || n_heads % n_kv_heads)
+  const bool transformer = arch == "transformer";  // recurrent models have no heads or rotary
+  if (transformer && head_dim == 0 && d_model % n_heads) fail("n_heads (" + std::to_string(n_heads) + ") must divide d_model (" + std::to_string(d_model) + ")");
+  if (transformer && (n_kv_heads <= 0 || n_heads % n_kv_heads))
     fail("n_kv_heads (" + std::to_string(n_kv_heads) + ") must divide n_heads (" + std::to_string(n_heads) + ")");
   if (d_ff <= 0) fail("d_ff must be > 0");
   if (max_seq_len <= 0) fail("max_seq_len must be > 0");
-  if (position == "rope" && hd() % 2) fail("rope needs an even head dim");
+  if (transformer && position == "rope" && hd() % 2) fail("rope needs an even head dim");
   if (!(embed_scale > 0)) fail("embed_scale must be > 0");
   if (!(norm_eps > 0)) fail("norm_eps must be > 0");
   if (!(rope_theta > 0)) fail("rope_theta must be > 0");

@@ -47,7 +47,11 @@ Tensor ids_of(const Var& buf) {
   int32_t* o = t.data<int32_t>();
   ag::dispatch_float(b.dtype(), [&]<class T>() {
     const T* p = b.data<T>();
-    for (int64_t i = 0; i < b.numel(); ++i) o[i] = int32_t(p[i]);
+    for (int64_t i = 0; i < b.numel(); ++i) {
+      if (!(p[i] >= 0 && p[i] < T(1 << 24)) || p[i] != std::floor(p[i]))
+        throw std::invalid_argument("embedding: stored id " + std::to_string(double(p[i])) + " is not an integer in [0, 2^24) (corrupt checkpoint?)");
+      o[i] = int32_t(p[i]);
+    }
   });
   return t;
 }

@@ -9,11 +9,12 @@
 
 namespace clm {
 
-std::vector<std::string> copy_matching_params(LanguageModel& from, LanguageModel& to) {
+std::vector<std::string> copy_matching_params(LanguageModel& from, LanguageModel& to, bool copy_buffers) {
   std::map<std::string, Tensor> src;
   from.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { src[n] = v->value; });
   std::vector<std::string> unmatched;
-  to.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
+  to.visit([&](const std::string& n, nn::Var& v, nn::ParamKind k) {
+    if (k == nn::ParamKind::buffer && !copy_buffers) return;
     auto it = src.find(n);
     if (it != src.end() && it->second.shape() == v->value.shape()) v->value.copy_(it->second);
     else unmatched.push_back(n);

@@ -10,8 +10,10 @@
 namespace clm {
 
 // Copies every parameter of `from` whose name and shape match one of `to`'s; the names of `to`'s
-// parameters that found no match are returned.
-std::vector<std::string> copy_matching_params(LanguageModel& from, LanguageModel& to);
+// parameters that found no match are returned. Buffers (ids a variant derived: SEE units, hash
+// buckets) are copied only with copy_buffers (the same embedding variant and options): otherwise
+// `to`'s own, set by bind_vocabulary, stay.
+std::vector<std::string> copy_matching_params(LanguageModel& from, LanguageModel& to, bool copy_buffers);
 
 // Stage 1: fits `to`'s embedding table ([vocab, d_model], as its tied head reads it) to `target`
 // by mean squared error, AdamW at `lr` for `steps` steps on the embedding's own parameters.
