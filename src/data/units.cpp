@@ -139,18 +139,23 @@ SubwordUnits::SubwordUnits(const std::unordered_map<std::string, int64_t>& word_
     s.back() += "</w>";
     words.push_back({s, word_counts.at(w)});
   }
+  std::unordered_map<std::string, int64_t> pairs;  // "a\x1fb" -> count, updated per merge
+  for (auto& [s, c] : words)
+    for (size_t i = 0; i + 1 < s.size(); ++i) pairs[s[i] + '\x1f' + s[i + 1]] += c;
   for (int64_t m = 0; m < merges; ++m) {
-    std::map<std::pair<std::string, std::string>, int64_t> pairs;
-    for (auto& [s, c] : words)
-      for (size_t i = 0; i + 1 < s.size(); ++i) pairs[{s[i], s[i + 1]}] += c;
-    if (pairs.empty()) break;
-    auto best = pairs.begin();
-    for (auto it = pairs.begin(); it != pairs.end(); ++it)
-      if (it->second > best->second) best = it;  // ties: the first in order (deterministic)
-    if (best->second < 2) break;
-    const auto [a, b] = best->first;
-    rank_[a + '\x1f' + b] = m;
+    const std::pair<const std::string, int64_t>* best = nullptr;
+    for (auto& kv : pairs)  // the most frequent pair; ties: the smallest key (deterministic)
+      if (kv.second > 0 && (!best || kv.second > best->second || (kv.second == best->second && kv.first < best->first))) best = &kv;
+    if (!best || best->second < 2) break;
+    const std::string key = best->first;
+    const size_t sep = key.find('\x1f');
+    const std::string a = key.substr(0, sep), b = key.substr(sep + 1);
+    rank_[key] = m;
     for (auto& [s, c] : words) {
+      bool has = false;
+      for (size_t i = 0; i + 1 < s.size() && !has; ++i) has = s[i] == a && s[i + 1] == b;
+      if (!has) continue;
+      for (size_t i = 0; i + 1 < s.size(); ++i) pairs[s[i] + '\x1f' + s[i + 1]] -= c;  // this word's pairs, recounted below
       std::vector<std::string> t;
       for (size_t i = 0; i < s.size(); ++i) {
         if (i + 1 < s.size() && s[i] == a && s[i + 1] == b) {
@@ -161,6 +166,7 @@ SubwordUnits::SubwordUnits(const std::unordered_map<std::string, int64_t>& word_
         }
       }
       s.swap(t);
+      for (size_t i = 0; i + 1 < s.size(); ++i) pairs[s[i] + '\x1f' + s[i + 1]] += c;
     }
   }
 }
