@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   int64_t B = 8, T = 256, warmup = 2, steps = 10;
   int threads = 2;
   CLI::App app{"CompactLM training-throughput benchmark"};
+  app.add_option("--arch", c.arch, "transformer | tslm | lstm (recurrent: hidden = d_model, head with bias)");
   app.add_option("--vocab", c.vocab_size);
   app.add_option("--d-model", c.d_model);
   app.add_option("--n-layers", c.n_layers);
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   CLI11_PARSE(app, argc, argv);
   c.max_seq_len = T;
+  if (c.arch != "transformer") c.n_heads = c.n_kv_heads = 1;  // unused by recurrent models
   kernels::set_num_threads(threads);
   auto mp = make_model(c, 1);
   LanguageModel& model = *mp;
@@ -62,7 +64,7 @@ int main(int argc, char** argv) {
   double med = times[times.size() / 2];
   rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  nlohmann::json j = {{"impl", "compactlm"},       {"tokens_per_s", double(B * T) / med},
+  nlohmann::json j = {{"impl", "compactlm"},       {"arch", c.arch},       {"tokens_per_s", double(B * T) / med},
                       {"step_s_median", med},      {"step_s_min", times.front()},
                       {"step_s_max", times.back()}, {"peak_rss_mb", ru.ru_maxrss / 1024.0},
                       {"params", model.num_params()}, {"threads", threads},

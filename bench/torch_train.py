@@ -57,15 +57,45 @@ class LM(nn.Module):
         return s.head(Block.rms(x, s.nf))
 
 
+class Recurrent(nn.Module):
+    """nn.LSTM, or the TSLM cell h_t = (x_t U + b1) * (h_{t-1} W + b2) looped over time in Python
+    (PyTorch has no fused multiplicative cell); embedding = hidden = D, head with bias."""
+    def __init__(s, arch, V, D, L):
+        super().__init__()
+        s.arch, s.emb, s.head = arch, nn.Embedding(V, D), nn.Linear(D, V)
+        if arch == "lstm":
+            s.rnn = nn.LSTM(D, D, num_layers=L, batch_first=True)
+        else:
+            s.U = nn.ModuleList([nn.Linear(D, D) for _ in range(L)])
+            s.W = nn.ModuleList([nn.Linear(D, D) for _ in range(L)])
+
+    def forward(s, ids):
+        x = s.emb(ids)
+        if s.arch == "lstm":
+            x, _ = s.rnn(x)
+        else:
+            for U, W in zip(s.U, s.W):
+                a, h, outs = U(x), torch.zeros(x.shape[0], x.shape[2]), []
+                for t in range(x.shape[1]):
+                    h = a[:, t] * W(h)
+                    outs.append(h)
+                x = torch.stack(outs, 1)
+        return s.head(x)
+
+
 def main():
     p = argparse.ArgumentParser()
+    p.add_argument("--arch", default="transformer")
     for k, v in dict(vocab=10000, d_model=256, n_layers=6, n_heads=8, n_kv_heads=4, d_ff=688, batch=8, seq=256,
                      warmup=2, steps=10, threads=2).items():
         p.add_argument("--" + k.replace("_", "-"), type=int, default=v)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    m = LM(a.vocab, a.d_model, a.n_layers, a.n_heads, a.n_kv_heads, a.d_ff, a.seq)
+    if a.arch == "transformer":
+        m = LM(a.vocab, a.d_model, a.n_layers, a.n_heads, a.n_kv_heads, a.d_ff, a.seq)
+    else:
+        m = Recurrent(a.arch, a.vocab, a.d_model, a.n_layers)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
     times = []
     for s in range(a.warmup + a.steps):
@@ -81,7 +111,7 @@ def main():
         if s >= a.warmup: times.append(dt)
     times.sort()
     med = times[len(times) // 2]
-    print(json.dumps(dict(impl="pytorch-" + torch.__version__, tokens_per_s=a.batch * a.seq / med, step_s_median=med,
+    print(json.dumps(dict(impl="pytorch-" + torch.__version__, arch=a.arch, tokens_per_s=a.batch * a.seq / med, step_s_median=med,
                           step_s_min=times[0], step_s_max=times[-1],
                           peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                           params=sum(p.numel() for p in m.parameters()), threads=a.threads, loss=loss.item())))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Training throughput, CompactLM vs PyTorch, same machine, same run, alternating A B A B.
 
-  /usr/bin/python3 bench/train_vs_pytorch.py [--rounds 3] [--steps 8] [--clm build/bench/clm_bench_train]
+  /usr/bin/python3 bench/train_vs_pytorch.py [--rounds 3] [--steps 8] [--clm build/bench/clm_bench_train] [shape flags]
+  e.g. ... --arch lstm --d-model 200 --n-layers 2 --batch 20 --seq 35   (the small LSTM; tslm likewise)
 
 Both use 2 threads on the reference Llama (d256, 6 layers, 8 heads / 4 KV, SwiGLU 688, seq 256,
 batch 8, vocab 10k). PyTorch runs with OMP_WAIT_POLICY=PASSIVE (its best setting here).
@@ -14,9 +15,9 @@ p.add_argument("--rounds", type=int, default=3)
 p.add_argument("--steps", type=int, default=8)
 p.add_argument("--clm", default=os.path.join(here, "..", "build", "bench", "clm_bench_train"))
 p.add_argument("--json", default="")
-a = p.parse_args()
+a, shape = p.parse_known_args()  # the rest (--arch lstm --d-model 200 --n-layers 2 --batch 20 --seq 35 ...) goes to both
 
-common = ["--steps", str(a.steps), "--warmup", "2", "--threads", "2"]
+common = ["--steps", str(a.steps), "--warmup", "2", "--threads", "2"] + shape
 env_torch = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="2")
 rows = []
 for r in range(a.rounds):
