@@ -5,6 +5,7 @@
 #include <map>
 
 #include "autograd/ops.h"
+#include "kernels/kernels.h"
 #include "train/optim.h"
 
 namespace clm {
@@ -67,15 +68,7 @@ nn::Var distill_loss(LanguageModel& student, LanguageModel& teacher, const Tenso
   }
   const int64_t V = probs.dim(-1), N = probs.numel() / V;
   probs = probs.reshape({N, V});
-  float* p = probs.data<float>();
-  for (int64_t n = 0; n < N; ++n) {  // softmax of each row
-    float* r = p + n * V;
-    float m = r[0];
-    for (int64_t v = 1; v < V; ++v) m = std::max(m, r[v]);
-    double z = 0;
-    for (int64_t v = 0; v < V; ++v) z += (r[v] = std::exp(r[v] - m));
-    for (int64_t v = 0; v < V; ++v) r[v] = float(r[v] / z);
-  }
+  kernels::softmax_forward<float>(probs.data<float>(), probs.data<float>(), N, V);  // in place, row by row
   nn::Var soft = ag::soft_cross_entropy(logits, probs);
   return ag::add(ag::scale(ce, 1.0 - alpha), ag::scale(soft, alpha));
 }
