@@ -64,6 +64,13 @@ void set_ids(Var& buf, const std::vector<int32_t>& ids) {
   });
 }
 
+// Stand-in words "#0", "#1", ... for a model built before (or without) bind_vocabulary.
+std::vector<std::string> id_words(int64_t V) {
+  std::vector<std::string> w;
+  for (int64_t v = 0; v < V; ++v) w.push_back("#" + std::to_string(v));
+  return w;
+}
+
 struct BuiltEmbedding : TokenEmbedding {
   Var cache;  // [V, d]: what inference reads and a tied head wraps (rebuilt by refresh)
   Var cur;    // the table built by the last forward, on its tape
@@ -132,11 +139,7 @@ struct SeeEmbedding : BuiltEmbedding {
     ln_w = init.constant({d}, c.init_std);
     ln_b = init.constant({d}, 0.0);
     units = ag::leaf(Tensor::zeros({c.vocab_size, n}, init.dtype));
-    if (init.random) {  // until bind_vocabulary: every token id hashed into n rows
-      std::vector<std::string> words;
-      for (int64_t v = 0; v < c.vocab_size; ++v) words.push_back("#" + std::to_string(v));
-      assign(hash_units(words));
-    }
+    if (init.random) assign(hash_units(id_words(c.vocab_size)));  // until bind_vocabulary: each id hashed into n rows
   }
   std::vector<std::vector<std::string>> hash_units(const std::vector<std::string>& words) const {
     std::vector<std::vector<std::string>> u(words.size());
@@ -243,11 +246,7 @@ struct HashedEmbedding : BuiltEmbedding {
     table = init.normal({buckets, c.d_model}, c.init_std);
     w = init.constant({c.vocab_size, h}, 1.0);
     idx = ag::leaf(Tensor::zeros({c.vocab_size, h}, init.dtype));
-    if (init.random) {
-      std::vector<std::string> words;
-      for (int64_t v = 0; v < c.vocab_size; ++v) words.push_back("#" + std::to_string(v));
-      bind_vocabulary(words);
-    }
+    if (init.random) bind_vocabulary(id_words(c.vocab_size));
   }
   void bind_vocabulary(const std::vector<std::string>& words) override {
     if (int64_t(words.size()) != idx->value.dim(0))
