@@ -59,6 +59,19 @@ struct PositionOverride {
   void add(CLI::App* c);
 };
 
+// --kv-policy NAME --kv-budget X | --kv-budget-tokens N --kv-opt k=v: KV-cache eviction while
+// decoding (infer/kv_policy.h).
+struct KVArgs {
+  std::string policy;
+  double ratio = 1.0;
+  int64_t tokens = 0;
+  std::vector<std::string> opts;
+  void add(CLI::App* c);
+  // Checks the flags (a budget outside (0, 1], an unknown policy or option: std::invalid_argument
+  // naming the flag) and sets them on g.
+  void apply(GenerateConfig& g) const;
+};
+
 // Model flags: one per ModelConfig key (dashes for underscores); the slots' variants and options
 // come from the registries.
 void add_model_flags(CLI::App* c, ModelConfig& m);
@@ -70,7 +83,7 @@ void check_sampling(const SamplerConfig& s, int64_t max_new);
 
 // Encodes the prompt, streams the continuation to stdout and the speed to stderr.
 void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
-                     bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32");
+                     bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32", const KVArgs* kv = nullptr);
 
 std::string human_bytes(double b);
 

@@ -92,9 +92,32 @@ void check_sampling(const SamplerConfig& s, int64_t max_new) {
     throw std::invalid_argument("--temperature must be >= 0, --top-p in (0, 1], --top-k >= 0");
 }
 
+void KVArgs::add(CLI::App* c) {
+  c->add_option("--kv-policy", policy, "KV-cache eviction while decoding:\n" + describe_kv_policies());
+  c->add_option("--kv-budget", ratio, "Cells each layer's KV head keeps, as a fraction of the tokens seen, in (0, 1]")->capture_default_str();
+  c->add_option("--kv-budget-tokens", tokens, "Or a fixed number of cells (> 0 overrides --kv-budget)");
+  c->add_option("--kv-opt", opts, "An option of the KV policy, key=value (repeatable)");
+}
+
+void KVArgs::apply(GenerateConfig& g) const {
+  const KVBudget b{ratio, tokens};
+  b.check();
+  if (policy.empty()) {
+    if (ratio != 1.0 || tokens != 0 || !opts.empty()) throw std::invalid_argument("--kv-budget / --kv-opt need --kv-policy");
+    return;
+  }
+  nlohmann::json o = nlohmann::json::object();
+  for (const std::string& kv : opts) nn::set_option(o, kv, "--kv-opt");
+  make_kv_policy(policy, o, b);  // checks the name and the options now, before any loading
+  g.kv_policy = policy;
+  g.kv_opt = o;
+  g.kv_budget = b;
+}
+
 void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
-                     bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights) {
-  const GenerateConfig gc = decode_config(tok, max_new, stop_at_eos ? tok.eos_id() : -1, weights);
+                     bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights, const KVArgs* kv) {
+  GenerateConfig gc = decode_config(tok, max_new, stop_at_eos ? tok.eos_id() : -1, weights);
+  if (kv) kv->apply(gc);
   std::vector<int32_t> ids;
   if (tok.bos_id() >= 0) {
     ids.push_back(tok.bos_id());
@@ -117,6 +140,10 @@ void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::stri
   std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s | decode %lld tokens: %.1f tok/s | %s path, %d threads]\n",
                (long long)st.prompt_tokens, st.prompt_tokens / std::max(st.prefill_s, 1e-9), (long long)st.new_tokens,
                st.new_tokens / std::max(st.decode_s, 1e-9), st.path.c_str(), kernels::num_threads());
+  if (!gc.kv_policy.empty())
+    std::fprintf(stderr, "[kv policy %s: %s of cells in use at the end; %lld cells evicted, %lld hidden, %lld restored, %lld tokens pruned; %.1f ms bookkeeping]\n",
+                 gc.kv_policy.c_str(), human_bytes(double(st.state_bytes)).c_str(), (long long)st.kv.evicted, (long long)st.kv.hidden,
+                 (long long)st.kv.restored, (long long)st.kv.pruned, st.kv.seconds * 1e3);
 }
 
 std::string human_bytes(double b) {

@@ -20,6 +20,7 @@ struct GenArgs {
   int threads = 0;
   QuantArgs quant;
   PositionOverride position;
+  KVArgs kv;
 };
 
 LoadedModel load_for_decoding(const GenArgs& a) {
@@ -27,6 +28,8 @@ LoadedModel load_for_decoding(const GenArgs& a) {
   check_sampling(a.scfg, a.max_new);
   kernels::set_num_threads(a.threads);
   check_weights(a.weights);  // before any loading
+  GenerateConfig probe;
+  a.kv.apply(probe);
   // packed formats: weights stay in the file's dtype until packed; generic: the dense f32 model
   LoadedModel lm = a.weights == "generic" ? load_model(a.model_path, DType::f32, a.tok_path, a.position.opts)
                                           : load_model_for_inference(a.model_path, a.weights, a.tok_path, a.position.opts);
@@ -39,14 +42,15 @@ LoadedModel load_for_decoding(const GenArgs& a) {
 
 int run_generate(const GenArgs& a) {
   LoadedModel lm = load_for_decoding(a);
-  stream_generate(*lm.model, *lm.tokenizer, a.prompt, a.max_new, a.stop_eos, a.scfg, a.weights);
+  stream_generate(*lm.model, *lm.tokenizer, a.prompt, a.max_new, a.stop_eos, a.scfg, a.weights, &a.kv);
   return 0;
 }
 
 int run_chat(const GenArgs& a) {
   LoadedModel lm = load_for_decoding(a);
   const Tokenizer& tok = *lm.tokenizer;
-  const GenerateConfig gc = decode_config(tok, a.max_new, -1, a.weights);
+  GenerateConfig gc = decode_config(tok, a.max_new, -1, a.weights);
+  a.kv.apply(gc);
   const ModelConfig& mc = lm.model->config();
   if (a.ctx < 0) throw std::invalid_argument("--ctx must be positive");
   if (mc.position == "learned" && a.ctx > mc.max_seq_len)
@@ -90,6 +94,7 @@ void add_generate(CLI::App& app, Commands& cmds) {
   ge->add_option("--weights", a->weights, weights_help)->capture_default_str();
   a->quant.add(ge);
   a->position.add(ge);
+  a->kv.add(ge);
   cmds.push_back({ge, [a] { return run_generate(*a); }});
 
   auto c = std::make_shared<GenArgs>();
@@ -106,6 +111,7 @@ void add_generate(CLI::App& app, Commands& cmds) {
   ch->add_option("--weights", c->weights, weights_help)->capture_default_str();
   c->quant.add(ch);
   c->position.add(ch);
+  c->kv.add(ch);
   ch->add_option("--threads", c->threads, "Threads (0 = all cores)");
   ch->add_option("--ctx", c->ctx, "Context positions kept for the whole conversation (default: the model's, at most 4096)");
   cmds.push_back({ch, [c] { return run_chat(*c); }});

@@ -56,15 +56,31 @@ Generator::Generator(LanguageModel& model, const GenerateConfig& g, int64_t capa
   if (model.packed_format() != g.weights) model.pack(g.weights);
   state_ = model.make_state(capacity);
   path_ = g.weights.empty() ? "dense" : g.weights;
+  if (!g.kv_policy.empty()) {
+    policy_ = make_kv_policy(g.kv_policy, g.kv_opt, g.kv_budget);
+    policy_->attach(state_);
+  }
+}
+
+// Bytes of the state's cells in use (KV caches), or of the whole state when it has no cells.
+static size_t used_state_bytes(const InferState& s) {
+  size_t b = 0;
+  for (auto& l : s.layers)
+    if (auto* kv = dynamic_cast<const nn::KVCells*>(l.get())) b += kv->used_bytes();
+    else b += l->bytes();
+  return b;
 }
 
 const float* Generator::feed(std::span<const int32_t> ids) {
   const float* logits = nullptr;
   try {
+    if (policy_) policy_->before(state_, int64_t(ids.size()));
     logits = model_.infer(state_, ids);
+    if (policy_) policy_->after(state_);
   } catch (...) {  // a half-fed state is not worth keeping: start over, and say so
     cached_.clear();
     state_.reset();
+    if (policy_) policy_->attach(state_);
     throw;
   }
   cached_.insert(cached_.end(), ids.begin(), ids.end());  // only what the cache really holds
@@ -82,6 +98,11 @@ std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, Sam
   // reuse the cached prefix; at least the last prompt token is fed again to get its logits
   size_t keep = 0;
   while (keep < cached_.size() && keep + 1 < prompt.size() && cached_[keep] == prompt[keep]) ++keep;
+  if (policy_ && keep < cached_.size()) {  // the policy's scores follow the cells: start over
+    keep = 0;
+    state_.reset();
+    policy_->attach(state_);
+  }
   if (!state_.truncate(int64_t(keep))) keep = 0;  // a state that cannot forget starts over
   cached_.resize(keep);
   const int64_t V = g_.vocab_limit > 0 ? std::min(g_.vocab_limit, model_.config().vocab_size) : model_.config().vocab_size;
@@ -108,6 +129,8 @@ std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, Sam
     stats->prefill_s = std::chrono::duration<double>(t1 - t0).count();
     stats->decode_s = std::chrono::duration<double>(t2 - t1).count();
     stats->path = path_;
+    stats->state_bytes = used_state_bytes(state_);
+    if (policy_) stats->kv = policy_->stats;
   }
   return out;
 }

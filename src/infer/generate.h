@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "infer/kv_policy.h"
 #include "models/lm.h"
 #include "util/rng.h"
 
@@ -39,6 +40,10 @@ struct GenerateConfig {
   // Generator, unless it already is in this format.
   std::string weights = "f32";
   int64_t vocab_limit = 0;  // sample only ids below this (the tokenizer's size, when the model has padding rows); 0 = all
+  // KV-cache eviction (infer/kv_policy.h): "" or "full" keeps every cell
+  std::string kv_policy;
+  nlohmann::json kv_opt;
+  KVBudget kv_budget;
 };
 
 struct GenerateStats {
@@ -46,6 +51,8 @@ struct GenerateStats {
   int64_t reused_tokens = 0;  // prompt tokens whose keys/values were already cached (Generator)
   double prefill_s = 0, decode_s = 0;
   std::string path;  // the weight format used ("f32", "bf16", ...; "dense" for unpacked weights)
+  size_t state_bytes = 0;  // KV cells in use (or the constant state) at the end
+  KVStats kv;             // with a KV policy
 };
 
 // A model with an inference state that outlives one generation: each call prefills only the part
@@ -60,6 +67,7 @@ class Generator {
   const std::vector<int32_t>& cached() const { return cached_; }  // the tokens whose keys/values are cached
   const std::string& path() const { return path_; }
   InferState& state() { return state_; }  // e.g. to set an attention observer
+  KVPolicy* policy() { return policy_.get(); }
 
  private:
   const float* feed(std::span<const int32_t> ids);  // appends ids to the cache; logits after the last
@@ -69,6 +77,7 @@ class Generator {
   InferState state_;
   std::vector<int32_t> cached_;
   std::string path_;
+  std::unique_ptr<KVPolicy> policy_;
 };
 
 // One-shot: prefills the prompt through a fresh cache, then decodes one token at a time. on_token is called for

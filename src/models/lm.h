@@ -26,6 +26,11 @@ struct InferState {
   std::vector<std::unique_ptr<nn::LayerState>> layers;
   int64_t next_pos = 0;
   uint8_t tag = 0;                 // tag given to the cells the next call appends (0 text, 1 image)
+  std::vector<uint8_t> tags;       // or a tag per token of the next call (consumed by it)
+  // Optional, between layers: after layer `layer` ran over the call's T tokens (positions pos),
+  // set keep[t] = 0 for tokens that leave the hidden states, so later layers never see them
+  // (FastV-style pruning); return false to keep all. The last token always stays. Not with all_logits.
+  std::function<bool(int64_t layer, int64_t T, const int32_t* pos, uint8_t* keep)> token_filter;
   nn::AttnObserver on_attention;   // optional: every attention row computed during infer
   nn::Workspace ws;
   std::vector<float> logits;       // [vocab], or [tokens of the call, vocab] with all_logits

@@ -1,5 +1,7 @@
 #include "models/transformer.h"
 
+#include <cstring>
+
 #include "autograd/ops.h"
 #include "kernels/cpu/vec.h"
 
@@ -57,18 +59,45 @@ size_t TransformerLM::state_bytes_per_token() const {
   return n;
 }
 
+// Asks the state's token filter which of the T tokens go on after layer `layer`; compacts the
+// hidden rows x [T, D], the positions and the tags of those that do. Returns the new count.
+static int64_t filter_tokens(InferState& s, int64_t layer, float* x, int64_t T, int64_t D) {
+  std::vector<uint8_t> keep(size_t(T), 1);
+  if (!s.token_filter(layer, T, s.pos.data(), keep.data())) return T;
+  keep[size_t(T - 1)] = 1;
+  int64_t w = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    if (!keep[size_t(t)]) continue;
+    if (w != t) {
+      std::memmove(x + w * D, x + t * D, sizeof(float) * size_t(D));
+      s.pos[size_t(w)] = s.pos[size_t(t)];
+      if (!s.tags.empty()) s.tags[size_t(w)] = s.tags[size_t(t)];
+    }
+    ++w;
+  }
+  s.pos.resize(size_t(w));
+  if (!s.tags.empty()) s.tags.resize(size_t(w));
+  return w;
+}
+
 const float* TransformerLM::infer(InferState& s, std::span<const int32_t> ids) {
-  const int64_t T = int64_t(ids.size()), D = cfg_.d_model, V = cfg_.vocab_size;
+  int64_t T = int64_t(ids.size());
+  const int64_t D = cfg_.d_model, V = cfg_.vocab_size;
   if (T == 0) throw std::invalid_argument("infer: no tokens");
   if (dtype_ != DType::f32) throw std::invalid_argument("inference needs an f32 model");
   if (s.layers.size() != blocks_.size()) throw std::invalid_argument("infer: state made for another model");
   for (int32_t id : ids)
     if (id < 0 || id >= V) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(V));
   if (embed_->refresh() && !lm_head_ && !packed_format().empty()) head_.pack(packed_format());  // a rebuilt tied table
+  if (!s.tags.empty() && s.tags.size() != size_t(T))
+    throw std::invalid_argument("infer: " + std::to_string(s.tags.size()) + " tags for " + std::to_string(T) + " tokens");
+  if (s.token_filter && s.all_logits) throw std::invalid_argument("infer: a token filter cannot give every token's logits");
   s.ws.reset();
   s.pos.resize(size_t(T));
   for (int64_t t = 0; t < T; ++t) s.pos[size_t(t)] = int32_t(s.next_pos + t);
-  nn::InferCtx ctx{T, s.pos.data(), s.tag, 0, &s.ws, s.on_attention ? &s.on_attention : nullptr};
+  nn::InferCtx ctx{T, s.pos.data(), s.tag, s.tags.empty() ? nullptr : s.tags.data(), 0, &s.ws,
+                   s.on_attention ? &s.on_attention : nullptr};
+  const int64_t T_in = T;
   const auto& vk = kernels::vec();
   float *x = s.ws.take(size_t(T * D)), *h = s.ws.take(size_t(T * D)), *y = s.ws.take(size_t(T * D));
   embed_->infer(ids.data(), T, x);
@@ -85,12 +114,14 @@ const float* TransformerLM::infer(InferState& s, std::span<const int32_t> ids) {
     b.mlp->infer(h, y, ctx);
     vk.axpy(1.0f, y, x, T * D);
     s.ws.release(mark);
+    if (s.token_filter && l + 1 < blocks_.size()) T = ctx.T = filter_tokens(s, int64_t(l), x, T, D);
   }
   const int64_t rows = s.all_logits ? T : 1;  // the head only for the last position, unless scoring
   if (s.logits.size() < size_t(rows * V)) s.logits.resize(size_t(rows * V));
   final_norm_->infer(x + (T - rows) * D, h, rows);
   head_.infer(h, rows, s.logits.data());
-  s.next_pos += T;
+  s.next_pos += T_in;
+  s.tags.clear();
   return s.logits.data() + (rows - 1) * V;
 }
 

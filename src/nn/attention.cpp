@@ -1,6 +1,4 @@
 // Attention variants: causal (multi-head / grouped-query softmax attention, Llama style).
-#include <omp.h>
-
 #include <cmath>
 #include <cstring>
 
@@ -45,7 +43,7 @@ struct CausalAttention : Attention {
   void infer(const float* x, float* y, PositionEncoding& pe, LayerState& state, const InferCtx& ctx) override {
     if (!causal) throw std::invalid_argument("attention 'causal' with causal=false (a masked LM) cannot decode");
     auto& kv = static_cast<KVCells&>(state);
-    const int64_t T = ctx.T, group = H / Hkv, cap = kv.capacity();
+    const int64_t T = ctx.T, cap = kv.capacity();
     if (kv.max_len() + T > cap)
       throw std::length_error("KV cache full (" + std::to_string(cap) + " positions)");
     float *qs = ctx.ws->take(size_t(T * H * hd)), *ks = ctx.ws->take(size_t(T * Hkv * hd)),
@@ -55,19 +53,13 @@ struct CausalAttention : Attention {
     v.infer(x, T, vs);
     pe.infer_rotate(qs, H, ctx);
     pe.infer_rotate(ks, Hkv, ctx);
-    kv.append(ks, vs, T, ctx.pos, ctx.tag);
-    const float scale = float(1.0 / std::sqrt(double(hd)));
-    const int threads = ctx.on_attention ? 1 : omp_get_max_threads();  // observers run serially
-    float* scores = ctx.ws->take(size_t(threads * T * cap));
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t kh = h / group, n = kv.len(kh);
-      float* s = scores + int64_t(omp_get_thread_num()) * T * cap;
-      kernels::attend_cells(att + h * hd, H * hd, s, qs + h * hd, H * hd, ctx.pos, T, kv.k(kh), kv.v(kh), kv.pos(kh), n, hd,
-                            scale, float(pe.alibi_slope(h, H)));
-      if (ctx.on_attention)
-        for (int64_t t = 0; t < T; ++t) (*ctx.on_attention)({ctx.layer, h, kh, ctx.pos[t], s + t * n, kv.pos(kh), n});
+    kv.append(ks, vs, T, ctx.pos, ctx.tag, ctx.tags);
+    float* slopes = nullptr;
+    if (pe.alibi_slope(0, H) != 0.0) {
+      slopes = ctx.ws->take(size_t(H));
+      for (int64_t h = 0; h < H; ++h) slopes[h] = float(pe.alibi_slope(h, H));
     }
+    attend(kv, qs, att, H, float(1.0 / std::sqrt(double(hd))), slopes, ctx);
     o.infer(att, T, y);
   }
 

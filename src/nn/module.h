@@ -68,13 +68,17 @@ class Workspace {
 };
 
 // What an attention layer hands to an observer for each query (KV policies, analysis): the
-// probabilities over the cells of one KV head's cache, in cell order.
+// probabilities over the cells of one KV head's cache, in cell order, and the query itself (a
+// policy may score cells attention did not see: hidden ones). Observers are called concurrently
+// for different KV heads of a layer, serially (query heads in order, then queries) within one.
 struct AttnEvent {
   int64_t layer, head, kv_head;
   int32_t query_pos;
   const float* probs;     // [n]
-  const int32_t* cell_pos;  // [n] the cells' absolute positions
+  const int32_t* cell_pos;  // [n] the cells' positions as attention saw them (KVCells::kHidden: hidden)
   int64_t n;
+  const float* q = nullptr;  // [head_dim] the rotated query
+  float scale = 1;           // scores are scale * q.k (before any position bias)
 };
 using AttnObserver = std::function<void(const AttnEvent&)>;
 
@@ -82,6 +86,7 @@ struct InferCtx {
   int64_t T = 1;               // tokens in this call (one sequence)
   const int32_t* pos = nullptr;  // [T] absolute position of each token
   uint8_t tag = 0;             // tag stored with this call's cache cells (0 text; e.g. 1 image)
+  const uint8_t* tags = nullptr;  // [T] a tag per token instead (a prompt mixing image and text)
   int64_t layer = 0;
   Workspace* ws = nullptr;
   const AttnObserver* on_attention = nullptr;

@@ -86,16 +86,13 @@ struct MultiLinearAttention : Attention {
         for (int64_t r = 0; r < R; ++r) qs[(t * h + j) * R + r] = qr[t * R + r] * G[j * R + r];
     pe.infer_rotate(qs, h * sub, ctx);
     pe.infer_rotate(ks, sub, ctx);
-    kv.append(ks, vs, T, ctx.pos, ctx.tag);
-    const int64_t n = kv.len(0);
-    float* s = ctx.ws->take(size_t(T * n));
-    const float scale = float(1.0 / std::sqrt(double(R)));
-    for (int64_t j = 0; j < h; ++j) {
-      kernels::attend_cells(att + j * R, h * R, s, qs + j * R, h * R, ctx.pos, T, kv.k(0), kv.v(0), kv.pos(0), n, R, scale,
-                            float(pe.alibi_slope(j, h)));
-      if (ctx.on_attention)
-        for (int64_t t = 0; t < T; ++t) (*ctx.on_attention)({ctx.layer, j, 0, ctx.pos[t], s + t * n, kv.pos(0), n});
+    kv.append(ks, vs, T, ctx.pos, ctx.tag, ctx.tags);
+    float* slopes = nullptr;
+    if (pe.alibi_slope(0, h) != 0.0) {
+      slopes = ctx.ws->take(size_t(h));
+      for (int64_t j = 0; j < h; ++j) slopes[j] = float(pe.alibi_slope(j, h));
     }
+    attend(kv, qs, att, h, float(1.0 / std::sqrt(double(R))), slopes, ctx);
     for (int64_t t = 0; t < T; ++t)
       for (int64_t r = 0; r < R; ++r) {
         float acc = 0;

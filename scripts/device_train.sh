@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Trains the models the KV-eviction harness (clm kv-bench) measures, on the device machine's host
+# CPU (16 cores; no CUDA backend yet), several runs side by side, then sends back each run's final
+# model (config, tokenizer, weights; no optimizer state) as $OUT/models.tar.part-*, split under
+# the 16 MiB per-file limit, and the logs. Made for scripts/pack_for_device.sh CORPORA.
+# Usage there: scripts/device_train.sh TRAIN_CAP_SECONDS PLAN
+#   PLAN kv: an associative-recall model (corpus from tools/make_recall_corpus.py, packed as a
+#            folder named recall) and a WikiText-2 model trained on 512-token windows
+set -uo pipefail
+cap=$1; plan=${2:-kv}
+export OPENBLAS_CORETYPE=SkylakeX
+R=/tmp/runs; rm -rf $R; mkdir -p /tmp/dev $R && tar -xJf devpack/pack.tar.xz -C /tmp/dev
+clm() { /tmp/dev/devlib/ld-linux-x86-64.so.2 --library-path /tmp/dev/devlib /tmp/dev/devlib/clm "$@"; }
+lscpu > $R/lscpu.txt
+D=/tmp/dev/devdata
+# name | threads | flags
+case $plan in
+kv) RUNS=(
+  "recall-l2|4|--data $D/recall --seq-len 512 --batch-size 8 --d-model 128 --n-layers 2 --n-heads 4 --n-kv-heads 2 --d-ff 344 --lr 2e-3 --warmup 100 --steps 100000"
+  "recall-l4|4|--data $D/recall --seq-len 512 --batch-size 8 --d-model 128 --n-layers 4 --n-heads 4 --n-kv-heads 2 --d-ff 344 --lr 2e-3 --warmup 100 --steps 100000"
+  "wt2-512|8|--data $D/wikitext-2 --seq-len 512 --batch-size 8 --d-model 256 --n-layers 4 --n-heads 8 --n-kv-heads 2 --d-ff 688 --tie-embeddings --lr 2e-3 --warmup 100 --steps 100000"
+) ;;
+*) echo "unknown plan $plan"; exit 2 ;;
+esac
+for r in "${RUNS[@]}"; do
+  IFS='|' read -r name thr flags <<< "$r"
+  clm train $flags --out $R/$name --threads $thr --time-budget $cap --eval-every 0 --eval-tokens 50000 --sample-tokens 0 \
+      --log-every 50 > $R/$name.log 2>&1 &
+done
+wait
+cd $R
+keep=()
+for r in "${RUNS[@]}"; do
+  name=${r%%|*}; s=$(cat $name/latest 2>/dev/null) || continue
+  keep+=($name/metrics.jsonl $name/$s/config.json $name/$s/tokenizer.json $name/$s/model.safetensors)
+done
+tar -cf - "${keep[@]}" | xz -1 -T8 | split -b 15M - $OUT/models.tar.xz.part-
+tar -cJf $OUT/logs.tar.xz *.log lscpu.txt
+ls -la $OUT
