@@ -6,6 +6,8 @@
 # Usage there: scripts/device_train.sh TRAIN_CAP_SECONDS PLAN
 #   PLAN kv: an associative-recall model (corpus from tools/make_recall_corpus.py, packed as a
 #            folder named recall) and a WikiText-2 model trained on 512-token windows
+#   PLAN vlm: vision-language models on the rendered shapes task (two sizes), and associative-recall
+#            models on two easier corpora (recall2: 16 keys of 256 per episode; recall3: 8 of 128)
 set -uo pipefail
 cap=$1; plan=${2:-kv}
 export OPENBLAS_CORETYPE=SkylakeX
@@ -20,11 +22,20 @@ kv) RUNS=(
   "recall-l4|4|--data $D/recall --seq-len 512 --batch-size 8 --d-model 128 --n-layers 4 --n-heads 4 --n-kv-heads 2 --d-ff 344 --lr 2e-3 --warmup 100 --steps 100000"
   "wt2-512|8|--data $D/wikitext-2 --seq-len 512 --batch-size 8 --d-model 256 --n-layers 4 --n-heads 8 --n-kv-heads 2 --d-ff 688 --tie-embeddings --lr 2e-3 --warmup 100 --steps 100000"
 ) ;;
+vlm) RUNS=(
+  "vlm-d256|6|--task shapes --seq-len 64 --batch-size 32 --d-model 256 --n-layers 4 --n-heads 8 --n-kv-heads 4 --d-ff 688 --lr 1.5e-3 --warmup 100 --steps 100000 --eval-every 500"
+  "vlm-d128|4|--task shapes --seq-len 64 --batch-size 32 --d-model 128 --n-layers 4 --n-heads 4 --n-kv-heads 2 --d-ff 344 --lr 2e-3 --warmup 100 --steps 100000 --eval-every 500"
+  "recall2-a|1|--data $D/recall2 --seq-len 256 --batch-size 16 --d-model 128 --n-layers 2 --n-heads 4 --n-kv-heads 2 --d-ff 344 --lr 1e-3 --warmup 200 --steps 100000"
+  "recall2-b|1|--data $D/recall2 --seq-len 256 --batch-size 16 --d-model 128 --n-layers 3 --n-heads 4 --n-kv-heads 4 --d-ff 344 --lr 1e-3 --warmup 200 --weight-decay 0 --steps 100000"
+  "recall3-a|2|--data $D/recall3 --seq-len 128 --batch-size 32 --d-model 128 --n-layers 2 --n-heads 4 --n-kv-heads 2 --d-ff 344 --lr 1e-3 --warmup 200 --steps 100000"
+  "recall3-b|2|--data $D/recall3 --seq-len 256 --batch-size 16 --d-model 128 --n-layers 2 --n-heads 4 --n-kv-heads 2 --d-ff 344 --lr 3e-3 --warmup 200 --steps 100000"
+) ;;
 *) echo "unknown plan $plan"; exit 2 ;;
 esac
 for r in "${RUNS[@]}"; do
   IFS='|' read -r name thr flags <<< "$r"
-  clm train $flags --out $R/$name --threads $thr --time-budget $cap --eval-every 0 --eval-tokens 50000 --sample-tokens 0 \
+  case $flags in *--task*) ev="";; *) ev="--eval-every 0 --eval-tokens 50000 --sample-tokens 0";; esac
+  clm train $flags --out $R/$name --threads $thr --time-budget $cap $ev \
       --log-every 50 > $R/$name.log 2>&1 &
 done
 wait

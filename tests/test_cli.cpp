@@ -361,3 +361,42 @@ TEST(Cli, CalibrateAndQuantizedEvalGenerateChat) {
   expect_error(run_clm("calibrate" + m + " --out " + run.path + "/x.json"), "give the calibration text");
   expect_error(run_clm("calibrate" + m + " --data " + c.dir.path + " --windows 0 --out " + run.path + "/x.json"), "--windows");
 }
+
+// The vision-language task end to end: train --task shapes (resumed exactly: its batches are a
+// function of the step), kv-bench over policies with its JSONL and plot, KV flags in generate,
+// long-document kv-bench on a text model, and the errors of each.
+TEST(Cli, VisionTaskKVBenchAndKVFlags) {
+  Corpus c;
+  test::TempDir d;
+  const std::string vlm = "train --task shapes --d-model 16 --n-layers 2 --n-heads 2 --n-kv-heads 1 --d-ff 32 --seq-len 64 --batch-size 4"
+                          " --threads 1 --eval-every 0 --ckpt-every 2 --steps 4 --out ";
+  CliRun r = run_clm(vlm + d.path + "/a");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("test (short answers, 500 held-out scenes) accuracy"), std::string::npos) << r.out;
+  ASSERT_EQ(run_clm(vlm + d.path + "/b").rc, 0);
+  r = run_clm("train --task shapes --resume " + d.path + "/b/step-00000002 --threads 1");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(read_file(d.path + "/a/step-00000004/model.safetensors"), read_file(d.path + "/b/step-00000004/model.safetensors"));
+  r = run_clm("kv-bench --model " + d.path + "/a --items 4 --budgets 0.5 --policies full,h2o,hae,fastv --threads 1 --out " + d.path +
+              "/kv.jsonl --plot " + d.path + "/kv.svg");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("hae"), std::string::npos) << r.out;
+  EXPECT_NE(read_file(d.path + "/kv.svg").find(">fastv<"), std::string::npos);
+  EXPECT_NE(read_file(d.path + "/kv.jsonl").find("\"kv_frac\""), std::string::npos);
+  expect_error(run_clm("kv-bench --model " + d.path + "/a --budgets 1.5"), "must be in (0, 1]");
+  expect_error(run_clm("kv-bench --model " + d.path + "/a --policies lru"), "unknown kv policy 'lru'");
+  expect_error(run_clm("kv-bench --model " + d.path + "/a --kv-opt hae.colour=1"), "colour");
+  expect_error(run_clm(vlm + d.path + "/x --data " + c.dir.path), "renders its own data");
+  // a text model: KV flags in generate, long-document kv-bench, and no images
+  ASSERT_EQ(run_clm("train --data " + c.dir.path + kTiny + " --steps 2 --out " + d.path + "/t").rc, 0);
+  r = run_clm("generate --model " + d.path + "/t --prompt the --max-new-tokens 6 --kv-policy h2o --kv-budget 0.5");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("kv policy h2o"), std::string::npos) << r.err;
+  expect_error(run_clm("generate --model " + d.path + "/t --prompt the --kv-policy h2o --kv-budget 0"), "must be in (0, 1]");
+  expect_error(run_clm("generate --model " + d.path + "/t --prompt the --kv-budget 0.5"), "need --kv-policy");
+  expect_error(run_clm("chat --model " + d.path + "/t --kv-policy fastv --kv-opt layer=-1"), "layer");
+  r = run_clm("kv-bench --model " + d.path + "/t --task ppl --data " + c.dir.path + " --ctx 16 --chunk 4 --items 2 --budgets 0.5 --threads 1");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("streaming"), std::string::npos) << r.out;
+  expect_error(run_clm("kv-bench --model " + d.path + "/t"), "needs a vision-language model");
+}

@@ -70,6 +70,7 @@ std::vector<Case> cases() {
        [](auto& in, DType) { return ag::btd_slices(in[0], in[1], in[2], in[3], 2, 3); }},
       {"block_mean", {{4, 6}}, [](auto& in, DType) { return ag::block_mean(in[0], 3); }},
       {"embedding", {{6, 3}}, [](auto& in, DType) { return ag::embedding(in[0], ids_tensor({1, 4, 1, 0, 5})); }},
+      {"replace_rows", {{5, 3}, {2, 3}}, [](auto& in, DType) { return ag::replace_rows(in[0], in[1], {3, 1}); }},
       // SEE: a unit repeated inside one word (slots 0 and 2 of word 1), PAD rows, d < q^n (truncation)
       {"tensor_product_rows", {{2, 5, 3}},
        [](auto& in, DType) {

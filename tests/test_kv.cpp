@@ -7,8 +7,11 @@
 #include <cmath>
 #include <numeric>
 
+#include <set>
+
 #include "autograd/ops.h"
 #include "common.h"
+#include "data/shapes.h"
 #include "infer/generate.h"
 #include "infer/kv_policy.h"
 #include "models/transformer.h"
@@ -44,6 +47,8 @@ InferState cells(int64_t layers, int64_t kv_heads, int64_t n, const std::vector<
   s.next_pos = n;
   return s;
 }
+Tensor row(const Tensor& t, int64_t r) { return t.slice(0, r, r + 1).contiguous().reshape({t.dim(1)}); }
+Tensor vec_of(const float* p, int64_t n) { return Tensor::from(std::vector<float>(p, p + n), {n}); }
 nn::KVCells& kv(InferState& s, int64_t l) { return static_cast<nn::KVCells&>(*s.layers[size_t(l)]); }
 std::vector<int32_t> survivors(InferState& s, int64_t l, int64_t h, bool visible_only = false) {
   auto& c = kv(s, l);
@@ -181,7 +186,7 @@ TEST(KVPolicy, HAEPrefillEvictsWhereGlobalAndIndividualScoresAreBothLow) {
 // attention outgrows the weakest visible cell's score comes back; a full bin is removed at once.
 TEST(KVPolicy, HAERecycleBinHidesRestoresAndCompactsInABatch) {
   InferState s = cells(1, 1, 6);
-  auto p = make_kv_policy("hae", {{"sinks", 0}, {"recent", 1}, {"bin", 3}, {"alpha", 0.0}}, {1.0, 4});
+  auto p = make_kv_policy("hae", {{"sinks", 0}, {"recent", 1}, {"bin", 3}, {"batch", 1}, {"alpha", 0.0}}, {1.0, 4});
   p->attach(s);
   const float q[2] = {1.0f, 0.0f};
   // softmax over the visible cells with scores = position + 1 (the keys): probabilities consistent
@@ -228,9 +233,7 @@ TEST(KVPolicy, BudgetOneIsBitIdenticalToTheFullCache) {
     std::vector<int32_t> ids = prompt;
     s.tags = tags;
     for (int step = 0; step < 6; ++step) {
-      if (p) p->before(s, int64_t(ids.size()));
       const float* l = m.infer(s, ids);
-      if (p) p->after(s);
       out.insert(out.end(), l, l + 50);
       ids = {int32_t(std::max_element(l, l + 50) - l)};
     }
@@ -272,17 +275,13 @@ TEST(KVPolicy, FastVDropsTheLowestRankedMarkedTokensAfterItsLayer) {
   auto p = make_kv_policy("fastv", {{"layer", 0}}, {0.5, 0});
   p->attach(s);
   s.tags = tags;
-  p->before(s, 10);
   m.infer(s, prompt);
-  p->after(s);
   EXPECT_EQ(p->stats.pruned, 3);
   EXPECT_EQ(kv(s, 0).len(0), 10);
   EXPECT_EQ(survivors(s, 1, 0), expect);
   EXPECT_EQ(survivors(s, 1, 1), expect);
-  p->before(s, 1);
   const int32_t next = 7;
   m.infer(s, std::span<const int32_t>(&next, 1));
-  p->after(s);
   EXPECT_EQ(kv(s, 1).true_pos(0)[kv(s, 1).len(0) - 1], 10) << "new tokens continue at the true length";
 }
 
@@ -328,4 +327,100 @@ TEST(KVPolicy, LongPrefillInTilesEqualsTheForward) {
   Tensor full = m.forward(Tensor::from(seq, {150}), 1, 150)->value;
   std::vector<float> got(s.logits.begin(), s.logits.begin() + 150 * 50);
   EXPECT_LT(test::rel_err(Tensor::from(got, {150, 50}), full.reshape({150, 50})), 1e-5);
+}
+
+// ---- images in front of the decoder -----------------------------------------------------------
+
+namespace {
+ModelConfig vision_cfg() {
+  ModelConfig c = small();
+  c.vision = "patch";
+  c.vision_opt = {{"image", 8}, {"patch", 4}, {"channels", 3}, {"token", 2}};
+  return c;
+}
+Tensor random_images(int64_t N, uint64_t seed) {
+  Rng r(seed);
+  std::vector<float> v(size_t(N * 8 * 8 * 3));
+  for (float& x : v) x = float(r.uniform());
+  return Tensor::from(v, {N, 8, 8, 3});
+}
+}  // namespace
+
+// The 4 patch vectors replace the placeholder rows; prefill + decoding equal the training forward,
+// and the image changes the logits (it is read).
+TEST(Vision, ImagesSpliceIntoTheSequenceAndInferEqualsForward) {
+  TransformerLM m(vision_cfg(), 11);
+  ag::NoGrad ng;
+  EXPECT_EQ(m.image_tokens(), 4);
+  std::vector<int32_t> seq{2, 2, 2, 2, 5, 7, 9, 11};
+  Tensor img = random_images(1, 3);
+  m.set_images(img);
+  Tensor full = m.forward(Tensor::from(seq, {8}), 1, 8)->value.reshape({8, 50});
+  InferState s = m.make_state(16);
+  m.set_images(img);
+  m.infer(s, std::span<const int32_t>(seq).first(6));
+  EXPECT_EQ(kv(s, 0).tag(0)[0], 1) << "image cells are tagged";
+  EXPECT_EQ(kv(s, 0).tag(0)[4], 0);
+  for (int t = 6; t < 8; ++t) {
+    const float* l = m.infer(s, std::span<const int32_t>(&seq[size_t(t)], 1));
+    EXPECT_LT(test::rel_err(vec_of(l, 50), row(full, t)), 1e-5) << t;
+  }
+  m.set_images(random_images(1, 4));
+  Tensor other = m.forward(Tensor::from(seq, {8}), 1, 8)->value.reshape({8, 50});
+  EXPECT_GT(test::rel_err(row(other, 7), row(full, 7)), 1e-3);
+}
+
+TEST(Vision, WrongImagesAreRefused) {
+  TransformerLM m(vision_cfg(), 1);
+  std::vector<int32_t> seq{2, 2, 2, 2, 5};
+  EXPECT_THROW(m.set_images(Tensor::zeros({1, 9, 9, 3}, DType::f32)), std::invalid_argument);  // wrong size
+  EXPECT_THROW(m.forward(Tensor::from(seq, {5}), 1, 5), std::invalid_argument);                  // placeholders, no image
+  m.set_images(random_images(2, 1));  // two images, four placeholders
+  EXPECT_THROW(m.forward(Tensor::from(seq, {5}), 1, 5), std::invalid_argument);
+  TransformerLM text(small(), 1);
+  EXPECT_THROW(text.set_images(random_images(1, 1)), std::invalid_argument);
+  ModelConfig bad = vision_cfg();
+  bad.vision_opt["patch"] = 3;  // does not divide 8
+  EXPECT_THROW(TransformerLM(bad, 1), std::invalid_argument);
+}
+
+// The renderer's answers agree with its pixels; batches are deterministic; the test split's
+// scenes never occur in training.
+TEST(Shapes, AnswersMatchPixelsSplitsAreDisjointBatchesDeterministic) {
+  ShapesTask task;
+  Rng rng(5);
+  const int64_t S = 24, c = 8;
+  for (int i = 0; i < 200; ++i) {
+    ShapesExample e = task.sample(rng, false, "count");
+    int objects = 0;  // a cell holds an object when its centre pixel is far from the background
+    for (int cell = 0; cell < 9; ++cell) {
+      const int64_t y = (cell / 3) * c + c / 2, x = (cell % 3) * c + c / 2;
+      float m = 0;
+      for (int ch = 0; ch < 3; ++ch) m = std::max(m, e.pixels[size_t((y * S + x) * 3 + ch)]);
+      objects += m > 0.5f;
+    }
+    const std::vector<std::string> counts{"one", "two", "three"};
+    EXPECT_EQ(e.answer[0], counts[size_t(objects - 1)]);
+  }
+  std::set<std::string> train, test;
+  auto key = [](const ShapesExample& e) {
+    std::string k;
+    for (float p : e.pixels) k += p > 0.5f ? '1' : '0';
+    return k;
+  };
+  Rng a(1), b(2);
+  for (int i = 0; i < 1500; ++i) train.insert(key(task.sample(a, false, "describe")));
+  for (int i = 0; i < 300; ++i) test.insert(key(task.sample(b, true, "describe")));
+  for (const auto& k : test) EXPECT_EQ(train.count(k), 0u);
+  Tensor x1, y1, i1, x2, y2, i2;
+  task.batch(9, 4, 64, 36, 0.5, x1, y1, i1);
+  task.batch(9, 4, 64, 36, 0.5, x2, y2, i2);
+  EXPECT_EQ(test::rel_err(i1, i2), 0.0);
+  int64_t targets = 0;
+  for (int64_t k = 0; k < 4 * 64; ++k) {
+    EXPECT_EQ(x1.data<int32_t>()[k], x2.data<int32_t>()[k]);
+    targets += y1.data<int32_t>()[k] >= 0;
+  }
+  EXPECT_GE(targets, 8) << "answers and their <eos> are the targets";
+  EXPECT_THROW(task.batch(9, 4, 40, 36, 1.0, x1, y1, i1), std::invalid_argument) << "a description does not fit 40 tokens";
 }

@@ -426,6 +426,32 @@ Var embedding(const Var& table, const Tensor& ids) {
   });
 }
 
+Var replace_rows(const Var& x, const Var& rows, const std::vector<int64_t>& index) {
+  const int64_t N = x->value.dim(0), D = x->value.dim(1), K = int64_t(index.size());
+  expect(rows->value.dim(0) == K && rows->value.dim(1) == D, "replace_rows", "rows must be [index count, D]");
+  std::vector<uint8_t> replaced(size_t(N), 0);
+  for (int64_t i : index) {
+    expect(i >= 0 && i < N && !replaced[size_t(i)], "replace_rows", "indices must be distinct rows of x");
+    replaced[size_t(i)] = 1;
+  }
+  Tensor Y = x->value.contiguous().clone();
+  dispatch_float(Y.dtype(), [&]<class T>() {
+    for (int64_t k = 0; k < K; ++k) std::copy_n(mut<T>(rows) + k * D, D, Y.data<T>() + index[size_t(k)] * D);
+  });
+  return make_result(Y, {&x, &rows}, [x, rows, index, replaced, N, D](const Tensor& G) {
+    dispatch_float(G.dtype(), [&]<class T>() {
+      const T* dy = G.data<T>();
+      if (x->requires_grad)
+        for (int64_t n = 0; n < N; ++n)
+          if (!replaced[size_t(n)])
+            for (int64_t d = 0; d < D; ++d) gradp<T>(x)[n * D + d] += dy[n * D + d];
+      if (rows->requires_grad)
+        for (size_t k = 0; k < index.size(); ++k)
+          for (int64_t d = 0; d < D; ++d) gradp<T>(rows)[int64_t(k) * D + d] += dy[index[k] * D + d];
+    });
+  });
+}
+
 namespace {
 // Prefix products of one word's factors (one rank): level j holds, for every prefix p of j digits
 // that some truncated row uses, prod_{s<=j} f[u_s][digit_s(p)]. len[j] = ceil(d / q^(n-j)), so

@@ -50,6 +50,9 @@ Var block_mean(const Var& x, int64_t h);
 
 // Embedding rows: table [V, D], ids (i32, N) -> [N, D].
 Var embedding(const Var& table, const Tensor& ids);
+// x [N, D] with row index[k] replaced by rows[k] (rows [K, D]): image patches spliced into a
+// sequence of token embeddings. Indices distinct, in [0, N).
+Var replace_rows(const Var& x, const Var& rows, const std::vector<int64_t>& index);
 // SEE / word2ket rows: sums over ranks of n-fold tensor products of factor rows, truncated to d.
 // f [r, U, q], units (i32, [V, n], each in [0, U)) ->
 //   y[v, i] = sum_k prod_j f[k, units[v, j], digit_j(i)],  i < d <= q^n,

@@ -8,6 +8,7 @@
 
 #include "data/corpus.h"
 #include "infer/generate.h"
+#include "train/trainer.h"
 #include "nn/config.h"
 #include "quant/methods.h"
 #include "tokenizers/tokenizer.h"
@@ -30,6 +31,10 @@ void add_convert(CLI::App& app, Commands& cmds);
 void add_plot(CLI::App& app, Commands& cmds);
 void add_calibrate(CLI::App& app, Commands& cmds);
 void add_units(CLI::App& app, Commands& cmds);
+void add_kvbench(CLI::App& app, Commands& cmds);
+// clm train --task shapes: a vision-language model on the rendered shapes task (cli/task.cpp).
+int run_train_task(CLI::App* c, const std::string& task, ModelConfig mcfg, TrainConfig tcfg, std::string out, const std::string& resume,
+                   double describe_frac);
 
 // --data / --train/--valid/--test. Recorded in a run's checkpoints so that --resume reads the same corpus.
 struct DataArgs {

@@ -66,6 +66,7 @@ void add_model_flags(CLI::App* c, ModelConfig& m) {
   slot("mlp", m.mlp, m.mlp_opt, nn::MlpRegistry::get().describe());
   slot("norm", m.norm, m.norm_opt, nn::NormRegistry::get().describe());
   slot("embedding", m.embedding, m.embedding_opt, nn::EmbeddingRegistry::get().describe());
+  slot("vision", m.vision, m.vision_opt, "none | " + nn::VisionRegistry::get().describe());
   c->add_option("--norm-eps", m.norm_eps, "Norm epsilon")->capture_default_str();
   c->add_option("--rope-theta", m.rope_theta, "RoPE base")->capture_default_str();
   c->add_flag("--tie-embeddings", m.tie_embeddings, "Share the input embedding with the output projection");

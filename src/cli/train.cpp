@@ -21,7 +21,8 @@ struct TrainArgs {
   ModelConfig mcfg;
   TrainConfig tcfg;
   DataArgs data;
-  std::string tok_kind, out = "runs/demo", resume, init_from;
+  std::string tok_kind, out = "runs/demo", resume, init_from, task;
+  double describe_frac = 0.2;
   int64_t max_vocab = 0, sample_tokens = 120, eval_tokens = 0, fit_steps = 500;
   double distill_alpha = 0, fit_lr = 1e-2;
 };
@@ -42,6 +43,8 @@ void refuse(const std::string& flag, const nlohmann::json& given, const nlohmann
 }
 
 int run_train(CLI::App* c, TrainArgs a) {
+  if (!a.task.empty()) return run_train_task(c, a.task, a.mcfg, a.tcfg, a.out, a.resume, a.describe_frac);
+  if (c->count("--describe-frac")) throw std::invalid_argument("--describe-frac needs --task shapes");
   ModelConfig& mcfg = a.mcfg;
   TrainConfig& tcfg = a.tcfg;
   kernels::set_num_threads(tcfg.threads);
@@ -208,6 +211,9 @@ void add_train(CLI::App& app, Commands& cmds) {
   auto a = std::make_shared<TrainArgs>();
   auto* tr = app.add_subcommand("train", "Train a language model on a text corpus (default: Debian fortunes, byte-level)");
   a->data.add(tr);
+  tr->add_option("--task", a->task, "Instead of a corpus: shapes (a vision-language model on rendered images of shapes; "
+                                    "questions, one-word answers and descriptions; a held-out test split)");
+  tr->add_option("--describe-frac", a->describe_frac, "--task shapes: fraction of examples asking for the whole description")->capture_default_str();
   tr->add_option("--tokenizer", a->tok_kind, "word | byte (default: word with --data, byte for the fortunes default)");
   tr->add_option("--max-vocab", a->max_vocab, "Cap the word vocabulary (0 = every train word)");
   tr->add_option("--out", a->out, "Run folder: checkpoints and metrics.jsonl (with --resume: the resumed run's)")->capture_default_str();

@@ -147,39 +147,49 @@ std::string length_svg(const std::string& jsonl, const std::string& title) {
     series[label][j["window"].get<double>()] = j["ppl"].get<double>();
   });
   if (series.empty()) throw std::runtime_error("no rows with ppl and window in the report");
+  return lines_svg(series, title, "evaluation window (tokens, log scale)", "perplexity (log scale)", true, true);
+}
+
+std::string lines_svg(const std::map<std::string, std::map<double, double>>& series, const std::string& title, const std::string& xlabel,
+                      const std::string& ylabel, bool log_x, bool log_y) {
+  if (series.empty()) throw std::runtime_error("nothing to plot");
+  // axes in transformed units: log2 for x, log10 for y when logarithmic
+  auto tx = [&](double x) { return log_x ? std::log2(x) : x; };
+  auto ty = [&](double y) { return log_y ? std::log10(y) : y; };
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
   for (auto& [_, pts] : series)
-    for (auto [w, p] : pts) x0 = std::min(x0, std::log2(w)), x1 = std::max(x1, std::log2(w)), y0 = std::min(y0, std::log10(p)), y1 = std::max(y1, std::log10(p));
+    for (auto [x, y] : pts) x0 = std::min(x0, tx(x)), x1 = std::max(x1, tx(x)), y0 = std::min(y0, ty(y)), y1 = std::max(y1, ty(y));
   if (x1 <= x0) x1 = x0 + 1;
   if (y1 <= y0) y1 = y0 + 0.1;
   const double pad = (y1 - y0) * 0.06;
   y0 -= pad, y1 += pad;
   const double W = 900, H = 560, L = 70, R = 300, T = 40, B = 50;
-  auto px = [&](double lw) { return L + (lw - x0) / (x1 - x0) * (W - L - R); };
-  auto py = [&](double lp) { return T + (y1 - lp) / (y1 - y0) * (H - T - B); };
+  auto px = [&](double u) { return L + (u - x0) / (x1 - x0) * (W - L - R); };
+  auto py = [&](double u) { return T + (y1 - u) / (y1 - y0) * (H - T - B); };
   std::ostringstream o;
   o.precision(4);
   o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H << "' font-family='sans-serif' font-size='11'>\n"
     << "<rect width='100%' height='100%' fill='white'/>\n"
     << "<text x='" << (W - R) / 2 << "' y='22' text-anchor='middle' font-size='15'>" << title << "</text>\n";
   for (int i = 0; i <= 5; ++i) {
-    const double lp = y0 + (y1 - y0) * i / 5;
-    o << "<line x1='" << L << "' x2='" << W - R << "' y1='" << py(lp) << "' y2='" << py(lp) << "' stroke='#ddd'/>"
-      << "<text x='" << L - 6 << "' y='" << py(lp) + 4 << "' text-anchor='end'>" << std::pow(10.0, lp) << "</text>\n";
+    const double u = y0 + (y1 - y0) * i / 5;
+    o << "<line x1='" << L << "' x2='" << W - R << "' y1='" << py(u) << "' y2='" << py(u) << "' stroke='#ddd'/>"
+      << "<text x='" << L - 6 << "' y='" << py(u) + 4 << "' text-anchor='end'>" << (log_y ? std::pow(10.0, u) : u) << "</text>\n";
   }
-  for (double lw = std::ceil(x0); lw <= x1 + 1e-9; lw += 1)
-    o << "<line x1='" << px(lw) << "' x2='" << px(lw) << "' y1='" << T << "' y2='" << H - B << "' stroke='#eee'/>"
-      << "<text x='" << px(lw) << "' y='" << H - B + 18 << "' text-anchor='middle'>" << std::pow(2.0, lw) << "</text>\n";
-  o << "<text x='" << (W - R) / 2 << "' y='" << H - 10 << "' text-anchor='middle'>evaluation window (tokens, log scale)</text>\n"
-    << "<text x='16' y='" << H / 2 << "' transform='rotate(-90 16 " << H / 2 << ")' text-anchor='middle'>perplexity (log scale)</text>\n";
+  const double step = log_x ? 1.0 : (x1 - x0) / 5;
+  for (double u = log_x ? std::ceil(x0) : x0; u <= x1 + 1e-9; u += step)
+    o << "<line x1='" << px(u) << "' x2='" << px(u) << "' y1='" << T << "' y2='" << H - B << "' stroke='#eee'/>"
+      << "<text x='" << px(u) << "' y='" << H - B + 18 << "' text-anchor='middle'>" << (log_x ? std::pow(2.0, u) : u) << "</text>\n";
+  o << "<text x='" << (W - R) / 2 << "' y='" << H - 10 << "' text-anchor='middle'>" << xlabel << "</text>\n"
+    << "<text x='16' y='" << H / 2 << "' transform='rotate(-90 16 " << H / 2 << ")' text-anchor='middle'>" << ylabel << "</text>\n";
   static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
   size_t i = 0;
   for (auto& [label, pts] : series) {
     const char* c = colors[i % 10];
     std::string path;
-    for (auto [w, p] : pts) {
-      path += (path.empty() ? "M" : " L") + std::to_string(px(std::log2(w))) + " " + std::to_string(py(std::log10(p)));
-      o << "<circle cx='" << px(std::log2(w)) << "' cy='" << py(std::log10(p)) << "' r='3' fill='" << c << "'/>";
+    for (auto [x, y] : pts) {
+      path += (path.empty() ? "M" : " L") + std::to_string(px(tx(x))) + " " + std::to_string(py(ty(y)));
+      o << "<circle cx='" << px(tx(x)) << "' cy='" << py(ty(y)) << "' r='3' fill='" << c << "'/>";
     }
     o << "<path d='" << path << "' fill='none' stroke='" << c << "' stroke-width='1.8'/>\n"
       << "<text x='" << W - R + 10 << "' y='" << T + 14 * double(i) << "' fill='" << c << "'>" << label << "</text>\n";
@@ -187,6 +197,17 @@ std::string length_svg(const std::string& jsonl, const std::string& title) {
   }
   o << "</svg>\n";
   return o.str();
+}
+
+std::string kv_svg(const std::string& jsonl, const std::string& metric, const std::string& title) {
+  std::map<std::string, std::map<double, double>> series;  // policy -> kept fraction -> metric
+  for_each_json_line(jsonl, "kv-bench report", [&](const nlohmann::json& j) {
+    if (!j.contains(metric) || !j[metric].is_number() || !j.contains("kv_frac") || !j["kv_frac"].is_number()) return;
+    series[j.value("policy", "?")][j["kv_frac"].get<double>()] = j[metric].get<double>();
+  });
+  if (series.empty()) throw std::runtime_error("no rows with " + metric + " and kv_frac in the report");
+  return lines_svg(series, title, "KV cells kept (fraction of the full cache)", metric + (metric == "ppl" ? " (log scale)" : ""), false,
+                   metric == "ppl");
 }
 
 }  // namespace clm

@@ -84,7 +84,7 @@ Tensor rotate_half_rows_to_interleaved(const Tensor& w, int64_t heads, int64_t h
 
 bool is_plain_llama(const ModelConfig& c) {
   auto plain = [](const nlohmann::json& o) { return o.is_null() || o.empty(); };  // the variants' defaults
-  return c.arch == "transformer" && c.norm == "rmsnorm" && c.mlp == "swiglu" && c.position == "rope" && c.attention == "causal" && c.embedding == "standard" && plain(c.attention_opt) &&
+  return c.arch == "transformer" && c.norm == "rmsnorm" && c.mlp == "swiglu" && c.position == "rope" && c.attention == "causal" && c.embedding == "standard" && c.vision == "none" && plain(c.attention_opt) &&
          plain(c.position_opt) && !c.attn_bias && !c.mlp_bias && c.hd() * c.n_heads == c.d_model && c.embed_scale == 1.0;
 }
 

@@ -74,9 +74,7 @@ static size_t used_state_bytes(const InferState& s) {
 const float* Generator::feed(std::span<const int32_t> ids) {
   const float* logits = nullptr;
   try {
-    if (policy_) policy_->before(state_, int64_t(ids.size()));
-    logits = model_.infer(state_, ids);
-    if (policy_) policy_->after(state_);
+    logits = model_.infer(state_, ids);  // an attached policy evicts through the state's call hooks
   } catch (...) {  // a half-fed state is not worth keeping: start over, and say so
     cached_.clear();
     state_.reset();

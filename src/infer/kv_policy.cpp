@@ -16,8 +16,8 @@ int64_t KVBudget::cells(int64_t seen) const {
 }
 
 void KVBudget::check() const {
-  if (tokens < 0) throw std::invalid_argument("--kv-budget-tokens must be >= 0, got " + std::to_string(tokens));
-  if (!(ratio > 0.0 && ratio <= 1.0)) throw std::invalid_argument("--kv-budget must be in (0, 1], got " + std::to_string(ratio));
+  if (tokens < 0) throw std::invalid_argument("KV budget in tokens must be >= 0, got " + std::to_string(tokens));
+  if (!(ratio > 0.0 && ratio <= 1.0)) throw std::invalid_argument("KV budget must be in (0, 1], got " + std::to_string(ratio));
 }
 
 KVPolicy::KVPolicy(std::string name, const KVBudget& b) : name_(std::move(name)), budget_(b) { b.check(); }
@@ -35,11 +35,14 @@ void KVPolicy::attach(InferState& s) {
     any = any || kv;
   }
   if (!any) throw std::invalid_argument("kv policy '" + name_ + "': this model's layers keep no KV cache to evict from");
+  bind();
   if (const int64_t l = watched_layer(); l >= 0 && (l >= int64_t(layers_.size()) || !layers_[size_t(l)]))
     throw std::invalid_argument("kv policy '" + name_ + "': layer=" + std::to_string(l) + " is not a KV-cache layer of this model (" +
                                 std::to_string(layers_.size()) + " layers)");
   stats = {};
   seen_ = 0;
+  s.on_call_start = [this](InferState& st, int64_t T) { before(st, T); };
+  s.on_call_end = [this](InferState& st) { after(st); };
   if (wants_rows()) s.on_attention = [this](const nn::AttnEvent& e) { observe(e); };
   if (wants_filter())
     s.token_filter = [this](int64_t l, int64_t T, const int32_t* pos, uint8_t* keep) { return filter(l, T, pos, keep); };
@@ -193,8 +196,7 @@ struct H2O : Scored {
   double recent;
   H2O(const Options& o, const KVBudget& b) : Scored("h2o", b, o), sinks(o.integer("sinks")), recent(o.num("recent")) {}
   void observe(const nn::AttnEvent& e) override {
-    float* s = head(e.layer, e.kv_head, e.n).score.data();
-    for (int64_t i = 0; i < e.n; ++i) s[i] += e.probs[i];
+    kernels::vec().axpy(1.0f, e.probs, head(e.layer, e.kv_head, e.n).score.data(), e.n);
   }
   void evict(InferState&) override {
     const int64_t b = budget_.cells(seen_);
@@ -213,8 +215,7 @@ struct Tova : Scored {
   }
   void observe(const nn::AttnEvent& e) override {
     if (e.query_pos != last_pos_) return;
-    float* s = head(e.layer, e.kv_head, e.n).score.data();
-    for (int64_t i = 0; i < e.n; ++i) s[i] += e.probs[i];
+    kernels::vec().axpy(1.0f, e.probs, head(e.layer, e.kv_head, e.n).score.data(), e.n);
   }
   void evict(InferState&) override {
     const int64_t b = budget_.cells(seen_);
@@ -242,8 +243,7 @@ struct SnapKV : Scored {
   }
   void observe(const nn::AttnEvent& e) override {
     if (T_ < 2 || e.query_pos <= last_pos_ - window) return;  // prompts only, their last `window` queries
-    float* s = head(e.layer, e.kv_head, e.n).score.data();
-    for (int64_t i = 0; i < e.n; ++i) s[i] += e.probs[i];
+    kernels::vec().axpy(1.0f, e.probs, head(e.layer, e.kv_head, e.n).score.data(), e.n);
   }
   // Per-layer budget: uniform, or PyramidKV's arithmetic sequence from 2*avg - avg/beta (bottom)
   // to avg/beta (top), the same total over the layers (a bottom budget above the tokens seen
@@ -323,7 +323,7 @@ struct FastV : KVPolicy {
 
 // ---- hae --------------------------------------------------------------------------------------------
 struct HAE : KVPolicy {
-  int64_t layer, sinks, recent, bin;
+  int64_t layer, sinks, recent, bin, batch;
   double r, alpha, visual_weight;
   bool normalize, prune_hidden, decode;
   // prefill stage: head-summed attention of text queries after the marked span to the marked cells
@@ -340,6 +340,7 @@ struct HAE : KVPolicy {
         sinks(o.integer("sinks")),
         recent(o.integer("recent")),
         bin(o.integer("bin")),
+        batch(o.integer("batch")),
         r(o.num("r")),
         alpha(o.num("alpha")),
         visual_weight(o.num("visual_weight")),
@@ -382,13 +383,11 @@ struct HAE : KVPolicy {
     // have had, from their key and this row's log-normaliser, so that they can earn their way back
     nn::KVCells& kv = *layers_[size_t(e.layer)];
     float* s = head(e.layer, e.kv_head, e.n).score.data();
-    int64_t best = -1;
-    for (int64_t i = 0; i < e.n; ++i) {
-      s[i] += e.probs[i];
-      if (e.cell_pos[i] != nn::KVCells::kHidden && (best < 0 || e.probs[i] > e.probs[best])) best = i;
-    }
-    if (best < 0 || e.probs[best] <= 0.0f || !e.q) return;
     const auto& vk = kernels::vec();
+    vk.axpy(1.0f, e.probs, s, e.n);
+    if (nhidden_[size_t(e.layer)][size_t(e.kv_head)] == 0 || !e.q) return;  // an empty bin: nothing to shadow
+    const int64_t best = std::max_element(e.probs, e.probs + e.n) - e.probs;  // hidden cells have probability 0
+    if (e.probs[best] <= 0.0f) return;
     const int64_t hd = kv.head_dim();
     const float lse = e.scale * vk.dot(e.q, kv.k(e.kv_head) + best * hd, hd) - std::log(e.probs[best]);
     for (int64_t i = 0; i < e.n; ++i)
@@ -460,9 +459,10 @@ struct HAE : KVPolicy {
     if (decode) decode_evict();
   }
 
-  // The recycle bin: visible cells over the budget are hidden (lowest modality-weighted score,
-  // never sinks or the recent window); a hidden cell scoring above the weakest visible one swaps
-  // back in; when a head's bin holds `bin` cells they are removed together.
+  // The recycle bin. Once a head's visible cells reach budget + batch, the weakest evictable ones
+  // (modality-weighted score; never sinks or the recent window) are hidden down to the budget, in
+  // one selection; hidden cells that now outscore the weakest visible ones swap back in; when the
+  // bin holds `bin` cells they are removed together (one compaction instead of one per token).
   void decode_evict() {
     const int64_t b = budget_.cells(seen_);
     for (size_t l = 0; l < layers_.size(); ++l) {
@@ -470,42 +470,52 @@ struct HAE : KVPolicy {
       nn::KVCells& kv = *layers_[l];
       for (int64_t h = 0; h < kv.heads(); ++h) {
         const int64_t n = kv.len(h);
+        int64_t& nh = nhidden_[l][size_t(h)];
+        if (n - nh < b + batch) continue;  // most tokens stop here: no scan
         float* s = head(int64_t(l), h, n).score.data();
         const int32_t* tp = kv.true_pos(h);
         const uint8_t* tag = kv.tag(h);
         auto weight = [&](int64_t i) { return tag[i] ? float(visual_weight) * s[i] : s[i]; };
-        auto evictable = [&](int64_t i) { return tp[i] >= sinks && tp[i] <= last_pos_ - recent; };
-        int64_t visible = 0, hidden = 0;
-        for (int64_t i = 0; i < n; ++i) kv.hidden(h, i) ? ++hidden : ++visible;
-        while (visible > b) {  // hide the weakest evictable visible cell
-          int64_t w = -1;
-          for (int64_t i = 0; i < n; ++i)
-            if (!kv.hidden(h, i) && evictable(i) && (w < 0 || weight(i) < weight(w))) w = i;
-          if (w < 0) break;
-          kv.hide(h, w), --visible, ++hidden, ++stats.hidden;
+        idx_.clear();
+        hid_.clear();
+        int64_t visible = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          if (kv.hidden(h, i)) hid_.push_back(i);
+          else if (++visible, tp[i] >= sinks && tp[i] <= last_pos_ - recent) idx_.push_back(i);
         }
-        if (hidden > 0) {  // restore: the best hidden against the weakest visible, while it wins
-          for (int64_t guard = 0; guard < hidden; ++guard) {
-            int64_t best = -1, worst = -1;
-            for (int64_t i = 0; i < n; ++i) {
-              if (kv.hidden(h, i)) {
-                if (best < 0 || weight(i) > weight(best)) best = i;
-              } else if (evictable(i) && (worst < 0 || weight(i) < weight(worst))) {
-                worst = i;
-              }
-            }
-            if (best < 0 || worst < 0 || !(weight(best) > weight(worst))) break;
-            kv.unhide(h, best), kv.hide(h, worst), ++stats.restored, ++stats.hidden;
+        if (visible < b + batch) continue;
+        const int64_t e = std::min<int64_t>(visible - b, int64_t(idx_.size()));
+        auto weaker = [&](int64_t x, int64_t y) { return weight(x) != weight(y) ? weight(x) < weight(y) : tp[x] < tp[y]; };
+        if (e > 0 && e < int64_t(idx_.size())) std::nth_element(idx_.begin(), idx_.begin() + e, idx_.end(), weaker);
+        // restore: the strongest hidden against the weakest cells that stay visible, pairwise
+        const int64_t m = std::min<int64_t>(int64_t(hid_.size()), int64_t(idx_.size()) - e);
+        if (m > 0) {
+          std::partial_sort(idx_.begin() + e, idx_.begin() + e + m, idx_.end(), weaker);
+          std::sort(hid_.begin(), hid_.end(), [&](int64_t x, int64_t y) { return weaker(y, x); });
+          for (int64_t j = 0; j < m && weaker(idx_[size_t(e + j)], hid_[size_t(j)]); ++j) {
+            kv.unhide(h, hid_[size_t(j)]), kv.hide(h, idx_[size_t(e + j)]);
+            ++stats.restored, ++stats.hidden;
           }
         }
-        if (hidden >= bin) {  // the bin is full: remove its cells in one batch
+        for (int64_t j = 0; j < e; ++j) kv.hide(h, idx_[size_t(j)]), ++stats.hidden;
+        nh = int64_t(hid_.size()) + std::max<int64_t>(e, 0);
+        if (nh >= bin) {  // the bin is full: remove its cells in one batch
           keep_.resize(size_t(n));
-          for (int64_t i = 0; i < n; ++i) keep_[size_t(i)] = !kv.hidden(h, i);
-          drop(int64_t(l), h, keep_.data(), false);
-          stats.evicted += hidden;
+          int64_t gone = 0;
+          for (int64_t i = 0; i < n; ++i) gone += !(keep_[size_t(i)] = !kv.hidden(h, i));
+          drop(int64_t(l), h, keep_.data(), true);
+          stats.evicted += gone;
+          nh = 0;
         }
       }
     }
+  }
+  std::vector<int64_t> hid_;
+  std::vector<std::vector<int64_t>> nhidden_;  // [layer][KV head] hidden cells
+  void bind() override {
+    nhidden_.assign(layers_.size(), {});
+    for (size_t l = 0; l < layers_.size(); ++l)
+      if (layers_[l]) nhidden_[l].assign(size_t(layers_[l]->heads()), 0);
   }
 };
 
@@ -542,7 +552,8 @@ const bool registered = [] {
          {"visual_weight", 0.5, "decode scores of marked (image) cells are multiplied by this: they go first", at_least(0)},
          {"sinks", 4, "decode: first positions never evicted", at_least(0)},
          {"recent", 16, "decode: newest positions never evicted", at_least(0)},
-         {"bin", 16, "decode: hidden cells per head that trigger one batched removal", at_least(1)}},
+         {"bin", 16, "decode: hidden cells per head that trigger one batched removal", at_least(1)},
+         {"batch", 8, "decode: cells over the budget before one selection hides them together (1: every token)", at_least(1)}},
         [](const Options& o, const KVBudget& b) { return std::make_unique<HAE>(o, b); });
   return true;
 }();

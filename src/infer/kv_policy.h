@@ -53,10 +53,11 @@ class KVPolicy {
   const std::string& name() const { return name_; }
   const KVBudget& budget() const { return budget_; }
 
-  // Binds to a fresh (or reset) state: installs the observer and token filter the policy needs.
+  // Binds to a fresh (or reset) state: installs the observer and token filter the policy needs
+  // and the state's call hooks, so that every LanguageModel::infer on it runs before / after.
   // Throws std::invalid_argument when no layer of the state is a KV cache.
   void attach(InferState& s);
-  // Around each LanguageModel::infer call of T tokens on the attached state.
+  // Around each call of T tokens (the hooks call them; tests on hand-made caches call them directly).
   void before(InferState& s, int64_t T);
   void after(InferState& s);
 
@@ -71,6 +72,7 @@ class KVPolicy {
   virtual void observe(const nn::AttnEvent&) {}
   virtual bool filter(int64_t /*layer*/, int64_t /*T*/, const int32_t* /*pos*/, uint8_t* /*keep*/) { return false; }
   virtual void on_before() {}
+  virtual void bind() {}  // after attach found the state's KV layers
   virtual int64_t watched_layer() const { return -1; }  // a layer the policy needs (checked at attach)
   virtual void evict(InferState& s) = 0;
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +32,10 @@ struct InferState {
   // set keep[t] = 0 for tokens that leave the hidden states, so later layers never see them
   // (FastV-style pruning); return false to keep all. The last token always stays. Not with all_logits.
   std::function<bool(int64_t layer, int64_t T, const int32_t* pos, uint8_t* keep)> token_filter;
+  // Optional, around each call: at its start (positions and tags known) and at its end (next_pos
+  // advanced). A KV policy installs both (infer/kv_policy.h).
+  std::function<void(InferState&, int64_t T)> on_call_start;
+  std::function<void(InferState&)> on_call_end;
   nn::AttnObserver on_attention;   // optional: every attention row computed during infer
   nn::Workspace ws;
   std::vector<float> logits;       // [vocab], or [tokens of the call, vocab] with all_logits
@@ -67,6 +72,13 @@ class LanguageModel {
   // Training batches whose rows continue the previous batch's rows (the trainer's lanes): a
   // recurrent model then starts each row from the state the last one ended in (truncated BPTT).
   virtual void carry_state(bool /*on*/) {}
+  // Images for the next forward / infer (a vision-language model): f32 [N, height, width,
+  // channels]; the call's image placeholder tokens take their vectors in order. Models without a
+  // vision slot refuse.
+  virtual void set_images(const Tensor& /*images*/) {
+    throw std::invalid_argument("this model takes no images (its config has no vision slot)");
+  }
+  virtual int64_t image_tokens() const { return 0; }  // placeholder tokens per image (0: no vision slot)
   // The token-embedding slot (compressing an embedding, fitting it to another model's), if any.
   virtual nn::TokenEmbedding* embedding() { return nullptr; }
 

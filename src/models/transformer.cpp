@@ -14,6 +14,7 @@ TransformerLM::TransformerLM(const ModelConfig& cfg, nn::Init init) : cfg_(cfg),
   cfg_.validate();
   embed_ = nn::EmbeddingRegistry::get().create("embedding", cfg_.embedding, cfg_.embedding_opt, cfg_, init);
   pos_ = nn::PositionRegistry::get().create("position", cfg_.position, cfg_.position_opt, cfg_, init);
+  if (cfg_.vision != "none") vision_ = nn::VisionRegistry::get().create("vision", cfg_.vision, cfg_.vision_opt, cfg_, init);
   for (int64_t l = 0; l < cfg_.n_layers; ++l) {
     Block b;
     b.attn_norm = nn::NormRegistry::get().create("norm", cfg_.norm, cfg_.norm_opt, cfg_.d_model, cfg_, init);
@@ -27,6 +28,31 @@ TransformerLM::TransformerLM(const ModelConfig& cfg, nn::Init init) : cfg_(cfg),
   head_ = nn::Linear::wrap(lm_head_ ? lm_head_ : embed_->output_weight());
 }
 
+void TransformerLM::set_images(const Tensor& images) {
+  if (!vision_) LanguageModel::set_images(images);
+  const auto shape = vision_->image_shape();
+  const int64_t per = shape[0] * shape[1] * shape[2];
+  if (images.numel() == 0 || images.numel() % per)
+    throw std::invalid_argument("images: " + std::to_string(images.numel()) + " values are not a whole number of " + std::to_string(shape[0]) +
+                                "x" + std::to_string(shape[1]) + "x" + std::to_string(shape[2]) + " images (the model's size)");
+  images_ = images;
+}
+
+std::vector<int64_t> TransformerLM::image_rows(const int32_t* ids, int64_t n) {
+  std::vector<int64_t> rows;
+  if (!vision_) return rows;
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] == vision_->token_id()) rows.push_back(i);
+  const auto shape = vision_->image_shape();
+  const int64_t given = images_.numel() ? images_.numel() / (shape[0] * shape[1] * shape[2]) * vision_->tokens() : 0;
+  if (int64_t(rows.size()) != given) {
+    images_ = Tensor();
+    throw std::invalid_argument("the input holds " + std::to_string(rows.size()) + " image tokens but the images give " +
+                                std::to_string(given) + " (" + std::to_string(vision_->tokens()) + " per image)");
+  }
+  return rows;
+}
+
 nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T) {
   if (ids.numel() != B * T) throw std::invalid_argument("forward: ids size != B*T");
   nn::Ctx ctx{B, T, 0};
@@ -35,7 +61,13 @@ nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T) {
                                 std::to_string(cfg_.max_seq_len));
   const double p = ag::grad_enabled() ? cfg_.dropout : 0.0;  // training only
   auto drop = [&](const nn::Var& v) { return p > 0 ? ag::dropout(v, p, dropout_rng_) : v; };
-  nn::Var x = drop(pos_->embed(embed_->forward(ids), ctx));
+  nn::Var e = embed_->forward(ids);
+  if (const auto rows = image_rows(ids.data<int32_t>(), ids.numel()); !rows.empty()) {
+    Tensor img = dtype_ == DType::f64 ? images_.to(DType::f64) : images_;
+    images_ = Tensor();
+    e = ag::replace_rows(e, vision_->forward(img), rows);
+  }
+  nn::Var x = drop(pos_->embed(e, ctx));
   for (Block& b : blocks_) {
     x = ag::add(x, drop(b.attn->forward(b.attn_norm->forward(x), *pos_, ctx)));
     x = ag::add(x, drop(b.mlp->forward(b.mlp_norm->forward(x))));
@@ -92,15 +124,30 @@ const float* TransformerLM::infer(InferState& s, std::span<const int32_t> ids) {
   if (!s.tags.empty() && s.tags.size() != size_t(T))
     throw std::invalid_argument("infer: " + std::to_string(s.tags.size()) + " tags for " + std::to_string(T) + " tokens");
   if (s.token_filter && s.all_logits) throw std::invalid_argument("infer: a token filter cannot give every token's logits");
+  const auto img_rows = image_rows(ids.data(), T);
+  if (!img_rows.empty() && s.tags.empty()) {  // image cells are tagged 1 (KV policies tell them apart)
+    s.tags.assign(size_t(T), 0);
+    for (int64_t r : img_rows) s.tags[size_t(r)] = 1;
+  }
   s.ws.reset();
   s.pos.resize(size_t(T));
   for (int64_t t = 0; t < T; ++t) s.pos[size_t(t)] = int32_t(s.next_pos + t);
   nn::InferCtx ctx{T, s.pos.data(), s.tag, s.tags.empty() ? nullptr : s.tags.data(), 0, &s.ws,
                    s.on_attention ? &s.on_attention : nullptr};
   const int64_t T_in = T;
+  if (s.on_call_start) s.on_call_start(s, T);
   const auto& vk = kernels::vec();
   float *x = s.ws.take(size_t(T * D)), *h = s.ws.take(size_t(T * D)), *y = s.ws.take(size_t(T * D));
   embed_->infer(ids.data(), T, x);
+  if (!img_rows.empty()) {
+    const auto mark = s.ws.mark();
+    const int64_t N = int64_t(img_rows.size()) / vision_->tokens();
+    float* v = s.ws.take(size_t(N * vision_->tokens() * D));
+    vision_->infer(images_.contiguous().data<float>(), N, v, s.ws);
+    for (size_t k = 0; k < img_rows.size(); ++k) std::memcpy(x + img_rows[k] * D, v + int64_t(k) * D, sizeof(float) * size_t(D));
+    s.ws.release(mark);
+    images_ = Tensor();
+  }
   pos_->infer_embed(x, ctx);
   for (size_t l = 0; l < blocks_.size(); ++l) {
     Block& b = blocks_[l];
@@ -122,11 +169,13 @@ const float* TransformerLM::infer(InferState& s, std::span<const int32_t> ids) {
   head_.infer(h, rows, s.logits.data());
   s.next_pos += T_in;
   s.tags.clear();
+  if (s.on_call_end) s.on_call_end(s);
   return s.logits.data() + (rows - 1) * V;
 }
 
 void TransformerLM::visit(const nn::ParamVisitor& f) {
   embed_->visit("model.embed_tokens", f);
+  if (vision_) vision_->visit("model.vision", f);
   pos_->visit("model.embed_positions", f);
   for (size_t l = 0; l < blocks_.size(); ++l) {
     std::string p = "model.layers." + std::to_string(l);
@@ -140,6 +189,7 @@ void TransformerLM::visit(const nn::ParamVisitor& f) {
 }
 
 void TransformerLM::linears(const nn::LinearVisitor& f) {
+  if (vision_) vision_->linears("model.vision", f);
   for (size_t l = 0; l < blocks_.size(); ++l) {
     std::string p = "model.layers." + std::to_string(l);
     blocks_[l].attn->linears(p + ".self_attn", f);

@@ -22,6 +22,8 @@ class TransformerLM final : public LanguageModel {
   void visit(const nn::ParamVisitor& f) override;
   void bind_vocabulary(const std::vector<std::string>& words) override { embed_->bind_vocabulary(words); }
   nn::TokenEmbedding* embedding() override { return embed_.get(); }
+  void set_images(const Tensor& images) override;
+  int64_t image_tokens() const override { return vision_ ? vision_->tokens() : 0; }
   void linears(const nn::LinearVisitor& f) override;
   const ModelConfig& config() const override { return cfg_; }
   DType dtype() const override { return dtype_; }
@@ -36,6 +38,9 @@ class TransformerLM final : public LanguageModel {
   DType dtype_;
   Rng dropout_rng_;
   std::unique_ptr<nn::TokenEmbedding> embed_;
+  std::unique_ptr<nn::VisionEncoder> vision_;  // null without images
+  Tensor images_;                              // for the next call, consumed by it
+  std::vector<int64_t> image_rows(const int32_t* ids, int64_t n);  // placeholder rows, checked against images_
   std::unique_ptr<nn::PositionEncoding> pos_;
   std::vector<Block> blocks_;
   std::unique_ptr<nn::Norm> final_norm_;

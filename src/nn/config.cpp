@@ -26,13 +26,14 @@ void ModelConfig::validate() const {
   if (!(rope_theta > 0)) fail("rope_theta must be > 0");
   if (!(init_std > 0)) fail("init_std must be > 0");
   if (!(dropout >= 0 && dropout < 1)) fail("dropout must be in [0, 1)");
+  if (vision != "none" && !transformer) fail("vision '" + vision + "' needs arch transformer");
 }
 
 #define CLM_CONFIG_FIELDS(X)                                                                              \
   X(arch) X(vocab_size) X(d_model) X(n_layers) X(n_heads) X(n_kv_heads) X(d_ff) X(head_dim) X(max_seq_len) X(attention) \
   X(position) X(mlp) X(norm) X(embedding) X(norm_eps) X(rope_theta) X(rope_interleaved) X(tie_embeddings)   \
   X(attn_bias) X(mlp_bias) X(init_std) X(embed_scale) X(dropout)
-#define CLM_CONFIG_OPTS(X) X(attention_opt) X(position_opt) X(mlp_opt) X(norm_opt) X(embedding_opt)
+#define CLM_CONFIG_OPTS(X) X(attention_opt) X(position_opt) X(mlp_opt) X(norm_opt) X(embedding_opt) X(vision_opt)
 
 void to_json(nlohmann::json& j, const ModelConfig& c) {
   j = nlohmann::json::object();
@@ -43,6 +44,7 @@ void to_json(nlohmann::json& j, const ModelConfig& c) {
   if (!c.f.empty()) j[#f] = c.f;  // written only when set: configs without options stay as they were
   CLM_CONFIG_OPTS(X)
 #undef X
+  if (c.vision != "none") j["vision"] = c.vision;  // text models' configs stay as they were
 }
 
 namespace {
@@ -64,6 +66,7 @@ void from_json(const nlohmann::json& j, ModelConfig& c) {
     CLM_CONFIG_FIELDS(X)
     CLM_CONFIG_OPTS(X)
 #undef X
+    known |= it.key() == "vision";
     if (!known) throw std::invalid_argument("model config: unknown key '" + it.key() + "'");
   }
   try {
@@ -78,6 +81,7 @@ void from_json(const nlohmann::json& j, ModelConfig& c) {
   }
     CLM_CONFIG_OPTS(X)
 #undef X
+    if (j.contains("vision")) c.vision = j.at("vision").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("model config: ") + e.what());
   }

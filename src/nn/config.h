@@ -23,6 +23,7 @@ struct ModelConfig {
   std::string mlp = "swiglu";        // swiglu | geglu_tanh | gelu | gelu_tanh
   std::string norm = "rmsnorm";      // rmsnorm | rmsnorm_1p (weights stored as w-1, Gemma) | layernorm
   std::string embedding = "standard";
+  std::string vision = "none";       // none | patch (images spliced into the sequence: nn/vision.cpp)
   double norm_eps = 1e-5;
   double rope_theta = 10000.0;
   bool rope_interleaved = false;  // false: Hugging Face rotate-half pairs; true: llama2.c/GGUF pairs
@@ -33,7 +34,7 @@ struct ModelConfig {
   double embed_scale = 1.0;  // token embeddings are multiplied by this (Gemma: sqrt(d_model))
   double dropout = 0.0;      // training only: on the embedding output and each sublayer / layer output
   // Each slot variant's own options (nn/options.h), a JSON object; empty: the variant's defaults.
-  nlohmann::json attention_opt, position_opt, mlp_opt, norm_opt, embedding_opt;
+  nlohmann::json attention_opt, position_opt, mlp_opt, norm_opt, embedding_opt, vision_opt;
 
   // Attention told to see the whole sequence (attention_opt causal=false): a masked LM, which
   // neither generates nor has a next-token perplexity.

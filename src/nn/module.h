@@ -163,6 +163,19 @@ class TokenEmbedding : public Module {
   virtual void bind_vocabulary(const std::vector<std::string>& /*words*/) {}
 };
 
+// Images in front of the decoder (a vision-language model): each image becomes `tokens()` vectors
+// of d_model that replace the rows of the sequence's image placeholder tokens (`token_id()`), in
+// order, as LLaVA and Fuyu splice them. Images are f32 [N, height, width, channels] in [0, 1].
+class VisionEncoder : public Module {
+ public:
+  virtual int64_t tokens() const = 0;        // vectors per image
+  virtual int32_t token_id() const = 0;      // the placeholder id in the vocabulary
+  virtual std::vector<int64_t> image_shape() const = 0;  // {height, width, channels}
+  virtual Var forward(const Tensor& images) = 0;          // -> [N * tokens, d_model]
+  virtual void infer(const float* images, int64_t N, float* out, Workspace& ws) const = 0;
+  virtual void linears(const std::string& prefix, const LinearVisitor& f) = 0;
+};
+
 // Name -> factory for one slot. Registration is one line in the variant's own file; a variant with
 // options declares them there and receives them resolved (nn/options.h).
 template <class Base, class... Args> class Registry {
@@ -224,6 +237,7 @@ using AttentionRegistry = Registry<Attention, const ModelConfig&, Init&>;
 using MlpRegistry = Registry<Mlp, const ModelConfig&, Init&>;
 using NormRegistry = Registry<Norm, int64_t /*dim*/, const ModelConfig&, Init&>;
 using EmbeddingRegistry = Registry<TokenEmbedding, const ModelConfig&, Init&>;
+using VisionRegistry = Registry<VisionEncoder, const ModelConfig&, Init&>;
 
 // ---- basic layers shared by variants ----
 // y = x Wᵀ + b. Training uses the dense master weight w; inference uses the packed copy when one

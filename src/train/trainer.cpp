@@ -105,7 +105,8 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
     double loss_sum = 0;
     for (int64_t micro = 0; micro < cfg.grad_accum; ++micro) {
       Tensor x, y;
-      loader.next(x, y);
+      if (hooks.batch) hooks.batch(model, step, micro, x, y);
+      else loader.next(x, y);
       if (cfg.objective == "mlm") {  // a fresh mask per (step, micro-batch): a resumed run draws the same
         Rng seeds(cfg.seed);
         Rng rng(seeds.next() ^ uint64_t(step * cfg.grad_accum + micro));

@@ -42,6 +42,10 @@ struct TrainHooks {
   std::function<double(LanguageModel&)> eval;  // mean validation loss per token
   // The training loss of one micro-batch (x, y: i32 [B*T]); default: cross-entropy of the logits.
   std::function<nn::Var(LanguageModel&, const Tensor& x, const Tensor& y, int64_t B, int64_t T)> loss;
+  // Micro-batches from elsewhere than the token stream (a rendered task): x, y i32 [B*T] for
+  // (step, micro); deterministic in them, so that a resumed run sees the same batches. It may
+  // hand the model more inputs (images) for the forward that follows.
+  std::function<void(LanguageModel&, int64_t step, int64_t micro, Tensor& x, Tensor& y)> batch;
   bool progress = false;                       // live progress line on stderr
   bool quiet = false;
   nlohmann::json run_info;  // stored in every checkpoint's trainer_state.json as "run" (e.g. the corpus)
