@@ -104,7 +104,7 @@ int run_train_task(CLI::App* c, const std::string& task_name, ModelConfig mcfg, 
 namespace {
 
 struct BenchArgs {
-  std::string model, task = "shapes", kind, out, plot, weights = "f32";
+  std::string model, task = "shapes", kind, out, plot, plot_metric, weights = "f32";
   std::vector<std::string> policies, opts;
   std::vector<double> budgets{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0};
   int64_t items = 200, ctx = 1024, chunk = 64;
@@ -117,7 +117,7 @@ struct BenchArgs {
 // a fresh state under the policy (every chunk is a call: policies compress after it).
 struct PplRow {
   double nll = 0, frac_sum = 0, bytes_sum = 0, prefill_s = 0;
-  int64_t scored = 0, windows = 0, tokens = 0;
+  int64_t scored = 0, windows = 0, tokens = 0, top1 = 0;
   KVStats kv;
 };
 PplRow long_ppl(LanguageModel& m, const std::vector<int32_t>& stream, int64_t ctx, int64_t chunk, int64_t windows, const std::string& policy,
@@ -142,6 +142,7 @@ PplRow long_ppl(LanguageModel& m, const std::vector<int32_t>& stream, int64_t ct
         double z = 0;
         for (int64_t v = 0; v < V; ++v) z += std::exp(double(l[v] - mx));
         r.nll += std::log(z) + mx - l[ids[c0 + t + 1]];
+        r.top1 += std::max_element(l, l + V) - l == ids[c0 + t + 1];
         ++r.scored;
       }
     }
@@ -206,7 +207,7 @@ int run_kvbench(const BenchArgs& a) {
         value = std::exp(r.nll / double(r.scored));
         frac = r.frac_sum / double(r.windows), bytes = r.bytes_sum / double(r.windows);
         pre = double(r.tokens) / r.prefill_s, book = r.kv.seconds * 1e3;
-        row.update({{"ppl", value}, {"windows", r.windows}, {"ctx", a.ctx}, {"chunk", a.chunk}, {"data", what}, {"evicted", r.kv.evicted}});
+        row.update({{"ppl", value}, {"top1", double(r.top1) / double(r.scored)}, {"windows", r.windows}, {"ctx", a.ctx}, {"chunk", a.chunk}, {"data", what}, {"evicted", r.kv.evicted}});
       } else {
         VqaResult r = vqa_eval(m, task, a.items, a.seed, a.kind, p, opts[p], {b, 0});
         value = r.accuracy();
@@ -225,7 +226,8 @@ int run_kvbench(const BenchArgs& a) {
   if (!a.plot.empty()) {
     if (a.out.empty()) throw std::invalid_argument("--plot needs --out (the curves are drawn from its rows)");
     out.close();
-    write_file_atomic(a.plot, kv_svg(read_file(a.out), metric, "kv-bench: " + a.task + (a.kind.empty() ? "" : " " + a.kind)));
+    const std::string pm = a.plot_metric.empty() ? metric : a.plot_metric;
+    write_file_atomic(a.plot, kv_svg(read_file(a.out), pm, "kv-bench: " + a.task + (a.kind.empty() ? "" : " " + a.kind)));
     std::printf("plot: %s\n", a.plot.c_str());
   }
   return 0;
@@ -255,6 +257,7 @@ void add_kvbench(CLI::App& app, Commands& cmds) {
   c->add_option("--threads", a->threads, "Threads (0 = all cores)");
   c->add_option("--out", a->out, "Append one JSON row per (policy, budget) to this file");
   c->add_option("--plot", a->plot, "Draw the metric against the KV fraction kept, one line per policy (SVG; needs --out)");
+  c->add_option("--plot-metric", a->plot_metric, "The row key to plot (default: accuracy for shapes, ppl for ppl; e.g. top1)");
   a->data.add(c);
   cmds.push_back({c, [a] { return run_kvbench(*a); }});
 }
