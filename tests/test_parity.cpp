@@ -29,6 +29,12 @@ Fixture load(const std::string& name) {
   return f;
 }
 
+// A vision fixture's images go to the model before each forward (which consumes them).
+void give_images(const Fixture& f, LanguageModel& m) {
+  for (const auto& t : f.st.tensors)
+    if (t.first == "images") m.set_images(t.second);
+}
+
 std::unique_ptr<LanguageModel> build(const Fixture& f, DType dt) {
   auto m = make_model(f.cfg, 0, dt);
   int n = 0;
@@ -48,6 +54,7 @@ TEST_P(Parity, LogitsLossAndEveryGradient) {
   Fixture f = load(GetParam());
   for (auto [dt, tag, tol] : {std::tuple{DType::f32, "f32", 1e-5}, std::tuple{DType::f64, "f64", 1e-10}}) {
     auto m = build(f, dt);
+    give_images(f, *m);
     nn::Var logits = m->forward(f.st.get("ids"), f.B, f.T);
     EXPECT_LT(test::rel_err(logits->value, f.st.get(std::string(tag) + ".logits")), tol) << tag << " logits";
     nn::Var loss = ag::cross_entropy(logits, f.st.get("targets"));
@@ -78,6 +85,7 @@ TEST_P(Parity, TenAdamWStepsFollowPyTorch) {
   const int64_t steps = f.opt["steps"];
   const Tensor& ref = f.st.get("adamw.losses");
   for (int64_t s = 0; s < steps; ++s) {
+    give_images(f, *m);
     nn::Var loss = ag::cross_entropy(m->forward(f.st.get("ids"), f.B, f.T), f.st.get("targets"));
     EXPECT_NEAR(loss->value.item(), ref.at(s), 1e-4 * std::abs(ref.at(s))) << "step " << s;
     ag::backward(loss);
@@ -100,6 +108,6 @@ TEST_P(Parity, TenAdamWStepsFollowPyTorch) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity,
                          ::testing::Values("llama_tiny", "gpt_tiny", "tensorcoder_tiny", "tensorcoder_cols_tiny", "multilinear_tiny", "multilinear_split_tiny",
                                            "rpe3d_tiny", "yarn_tiny", "alibi_tiny", "see_tiny", "see2_tiny", "tslm_tiny", "lstm_tiny",
-                                           "factorized_tiny", "hashed_tiny"));
+                                           "factorized_tiny", "hashed_tiny", "vision_tiny"));
 
 }  // namespace

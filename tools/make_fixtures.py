@@ -48,6 +48,10 @@ CONFIGS.update({  # recurrent models: hidden = d_model; the LSTM reference is to
     "tslm_tiny": dict(LLAMA, arch="tslm", n_layers=2, tie_embeddings=False),
     "lstm_tiny": dict(LLAMA, arch="lstm", n_layers=2, tie_embeddings=True, d_model=32, n_heads=4, n_kv_heads=2),
 })
+CONFIGS.update({  # a vision slot: 4x4 images, 2x2 patches -> 4 vectors spliced over the placeholder id 1
+    "vision_tiny": dict(LLAMA, vision="patch", vision_opt=dict(image=4, patch=2, channels=3, token=1, hidden=12)),
+})
+IMAGES = None  # [B, image, image, channels] of the current vision fixture
 BUFFERS = (".units", ".bucket_ids")  # integer ids stored as floats: saved, never trained
 B, T = 2, 8
 OPT = dict(lr=1e-2, warmup=3, steps=10, min_lr_ratio=0.1, clip=1.0, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
@@ -92,6 +96,14 @@ def make_params(c, g):
     else:
         p["model.embed_tokens.weight"] = w(V, D, std=0.5)
     if c["position"] == "learned": p["model.embed_positions.weight"] = w(c["max_seq_len"], D, std=0.5)
+    if c.get("vision", "none") == "patch":
+        vo = c["vision_opt"]
+        pdim, P = vo["patch"] ** 2 * vo["channels"], (vo["image"] // vo["patch"]) ** 2
+        p["model.vision.proj1.weight"] = w(vo["hidden"], pdim, std=0.5)
+        p["model.vision.proj1.bias"] = w(vo["hidden"])
+        p["model.vision.proj2.weight"] = w(D, vo["hidden"], std=0.5)
+        p["model.vision.proj2.bias"] = w(D)
+        p["model.vision.pos"] = w(P, D, std=0.5)
     for l in range(c["n_layers"]):
         pre = f"model.layers.{l}"
         norm(pre + ".input_layernorm")
@@ -201,6 +213,14 @@ def forward(c, p, ids):
     rotary = c["position"] in ("rope", "3d-rpe")
     table = embed_table(c, p)
     x = table[ids]
+    if c.get("vision", "none") == "patch":  # patches (row-major, pixels (y, x, channel)) -> MLP -> placeholder rows
+        vo = c["vision_opt"]
+        S, P, ch, g = vo["image"], vo["patch"], vo["channels"], vo["image"] // vo["patch"]
+        img = IMAGES.to(x.dtype)
+        patches = img.reshape(-1, g, P, g, P, ch).permute(0, 1, 3, 2, 4, 5).reshape(-1, P * P * ch)
+        v = lin(F.gelu(lin(patches, "model.vision.proj1")), "model.vision.proj2") + p["model.vision.pos"].repeat(img.shape[0], 1)
+        x = x.clone()
+        x[ids == vo["token"]] = v  # one image per row: its placeholders, in order
     if c["position"] == "learned": x = x + p["model.embed_positions.weight"][:Tn][None]
     mask = torch.ones(Tn, Tn, dtype=torch.bool).tril()
     for l in range(c["n_layers"]):
@@ -294,7 +314,15 @@ def main(outdir, only=None):
         params = make_params(c, g)
         ids = torch.randint(0, c["vocab_size"], (B, T), generator=g)
         targets = torch.randint(0, c["vocab_size"], (B * T,), generator=g)
+        global IMAGES
+        IMAGES = None
+        if c.get("vision", "none") == "patch":  # each row: the image's placeholders first, then text without the placeholder id
+            vo = c["vision_opt"]
+            ids = torch.randint(2, c["vocab_size"], (B, T), generator=g)
+            ids[:, : (vo["image"] // vo["patch"]) ** 2] = vo["token"]
+            IMAGES = torch.rand(B, vo["image"], vo["image"], vo["channels"], generator=g).double()  # f32 values, exact in f64
         out = {k: v.clone() for k, v in params.items()}
+        if IMAGES is not None: out["images"] = IMAGES.float()
         out["ids"], out["targets"] = ids.reshape(-1).int(), targets.int()
         for dtype, tag in ((torch.float32, "f32"), (torch.float64, "f64")):
             p = {k: v.detach().clone().to(dtype).requires_grad_(not k.endswith(BUFFERS)) for k, v in params.items()}
