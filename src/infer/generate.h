@@ -41,9 +41,9 @@ struct GenerateConfig {
   std::string weights = "f32";
   int64_t vocab_limit = 0;  // sample only ids below this (the tokenizer's size, when the model has padding rows); 0 = all
   // KV-cache eviction (infer/kv_policy.h): "" or "full" keeps every cell
-  std::string kv_policy;
-  nlohmann::json kv_opt;
-  KVBudget kv_budget;
+  std::string kv_policy = "";
+  nlohmann::json kv_opt = nullptr;
+  KVBudget kv_budget = {};
 };
 
 struct GenerateStats {

@@ -54,12 +54,7 @@ struct CausalAttention : Attention {
     pe.infer_rotate(qs, H, ctx);
     pe.infer_rotate(ks, Hkv, ctx);
     kv.append(ks, vs, T, ctx.pos, ctx.tag, ctx.tags);
-    float* slopes = nullptr;
-    if (pe.alibi_slope(0, H) != 0.0) {
-      slopes = ctx.ws->take(size_t(H));
-      for (int64_t h = 0; h < H; ++h) slopes[h] = float(pe.alibi_slope(h, H));
-    }
-    attend(kv, qs, att, H, float(1.0 / std::sqrt(double(hd))), slopes, ctx);
+    attend(kv, qs, att, H, float(1.0 / std::sqrt(double(hd))), pe, ctx);
     o.infer(att, T, y);
   }
 

@@ -90,8 +90,13 @@ bool KVCells::truncate(int64_t p) {
   return true;
 }
 
-void attend(const KVCells& kv, const float* q, float* out, int64_t H, float scale, const float* slopes, const InferCtx& ctx) {
+void attend(const KVCells& kv, const float* q, float* out, int64_t H, float scale, const PositionEncoding& pe, const InferCtx& ctx) {
   constexpr int64_t kTile = 64;
+  float* slopes = nullptr;
+  if (pe.alibi_slope(0, H) != 0.0) {
+    slopes = ctx.ws->take(size_t(H));
+    for (int64_t h = 0; h < H; ++h) slopes[h] = float(pe.alibi_slope(h, H));
+  }
   const int64_t T = ctx.T, hd = kv.head_dim(), Hkv = kv.heads(), group = H / Hkv, n_max = kv.max_len();
   const int64_t tile = std::min(T, kTile);
   const bool observe = ctx.on_attention != nullptr;

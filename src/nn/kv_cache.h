@@ -61,8 +61,9 @@ class KVCells final : public LayerState {
 };
 
 // Softmax attention of T tokens' query heads over the cells: query head h reads KV head
-// h / (H / heads()); q, out [T, H * head_dim]; slopes [H] (ALiBi) or null. Scores are computed
-// 64 queries at a time, never as a [T x cells] matrix. Reports every row to ctx.on_attention.
-void attend(const KVCells& kv, const float* q, float* out, int64_t H, float scale, const float* slopes, const InferCtx& ctx);
+// h / (H / heads()); q, out [T, H * head_dim]; the position encoding's ALiBi slopes, if any, bias
+// the scores. Scores are computed 64 queries at a time, never as a [T x cells] matrix. Reports
+// every row to ctx.on_attention.
+void attend(const KVCells& kv, const float* q, float* out, int64_t H, float scale, const PositionEncoding& pe, const InferCtx& ctx);
 
 }  // namespace clm::nn

@@ -87,12 +87,7 @@ struct MultiLinearAttention : Attention {
     pe.infer_rotate(qs, h * sub, ctx);
     pe.infer_rotate(ks, sub, ctx);
     kv.append(ks, vs, T, ctx.pos, ctx.tag, ctx.tags);
-    float* slopes = nullptr;
-    if (pe.alibi_slope(0, h) != 0.0) {
-      slopes = ctx.ws->take(size_t(h));
-      for (int64_t j = 0; j < h; ++j) slopes[j] = float(pe.alibi_slope(j, h));
-    }
-    attend(kv, qs, att, h, float(1.0 / std::sqrt(double(R))), slopes, ctx);
+    attend(kv, qs, att, h, float(1.0 / std::sqrt(double(R))), pe, ctx);
     for (int64_t t = 0; t < T; ++t)
       for (int64_t r = 0; r < R; ++r) {
         float acc = 0;
