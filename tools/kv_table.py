@@ -16,10 +16,11 @@ def main():
     print("|---|" + "---|" * len(budgets))
     if full:
         print(f"| full (kept 1.00) | {fmt(full[-1][metric])} |" + " |" * (len(budgets) - 1))
-    for p in sorted({r["policy"] for r in rows} - {"full"}):
+    label = lambda r: r["policy"] + "".join(f" {k}={v}" for k, v in sorted((r.get("opts") or {}).items()))
+    for p in sorted({label(r) for r in rows if r["policy"] != "full"}):
         cells = []
         for b in budgets:
-            m = [r for r in rows if r["policy"] == p and r["budget"] == b]
+            m = [r for r in rows if label(r) == p and r["budget"] == b]
             cells.append(f"{fmt(m[-1][metric])} ({m[-1]['kv_frac']:.2f})" if m else "")
         print(f"| {p} | " + " | ".join(cells) + " |")
 

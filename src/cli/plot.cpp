@@ -12,7 +12,7 @@ void add_plot(CLI::App& app, Commands& cmds) {
     std::string metrics, out;
   };
   auto a = std::make_shared<Args>();
-  auto* pl = app.add_subcommand("plot", "Loss curve (SVG) from a run's metrics.jsonl, or perplexity vs bits from a clm eval --report file");
+  auto* pl = app.add_subcommand("plot", "Loss curve (SVG) from a run's metrics.jsonl, perplexity vs bits from a clm eval --report file, or a clm kv-bench file's curves");
   pl->add_option("metrics", a->metrics, "metrics.jsonl (or its run folder), or a quantization report")->required();
   pl->add_option("-o,--out", a->out, "Output SVG (default: next to the metrics, loss.svg)");
   cmds.push_back({pl, [a] {
@@ -27,6 +27,13 @@ void add_plot(CLI::App& app, Commands& cmds) {
                       return n;
                     };
                     const bool quant = report && count("\"method\":\"") > count("\"method\":\"none\"");
+                    if (text.find("\"kv_frac\"") != std::string::npos) {  // clm kv-bench rows: the metric against KV kept
+                      const std::string metric = text.find("\"accuracy\"") != std::string::npos ? "accuracy" : "ppl";
+                      std::string o = a->out.empty() ? (fs::path(p).parent_path() / "kv.svg").string() : a->out;
+                      write_file_atomic(o, kv_svg(text, metric, "KV eviction: " + p));
+                      std::printf("wrote %s\n", o.c_str());
+                      return 0;
+                    }
                     const char* name = !report ? "loss.svg" : quant ? "quant.svg" : "length.svg";
                     std::string o = a->out.empty() ? (fs::path(p).parent_path() / name).string() : a->out;
                     write_file_atomic(o, !report ? loss_curve_svg(text, "CompactLM loss: " + p)

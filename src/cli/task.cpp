@@ -58,7 +58,12 @@ int run_train_task(CLI::App* c, const std::string& task_name, ModelConfig mcfg, 
     out = std::filesystem::path(resume_dir).parent_path().string();
     LoadedModel lm = load_model(resume_dir);
     if (lm.model->image_tokens() == 0) throw std::invalid_argument("--resume " + resume_dir + ": not a vision-language model");
-    TrainConfig r = load_trainer_state(resume_dir).at("train_config").get<TrainConfig>();
+    const nlohmann::json st = load_trainer_state(resume_dir);
+    TrainConfig r = st.at("train_config").get<TrainConfig>();
+    const double rec = st.value("run", nlohmann::json::object()).value("describe_frac", p_describe);
+    if (c->count("--describe-frac") && rec != p_describe)
+      throw std::invalid_argument("--resume: --describe-frac " + std::to_string(p_describe) + " but the run was trained with " + std::to_string(rec));
+    p_describe = rec;  // the same batches as the run had
     r.threads = tcfg.threads;
     if (c->count("--steps")) r.steps = tcfg.steps;
     if (c->count("--time-budget")) r.time_budget_s = tcfg.time_budget_s;

@@ -203,7 +203,10 @@ std::string kv_svg(const std::string& jsonl, const std::string& metric, const st
   std::map<std::string, std::map<double, double>> series;  // policy -> kept fraction -> metric
   for_each_json_line(jsonl, "kv-bench report", [&](const nlohmann::json& j) {
     if (!j.contains(metric) || !j[metric].is_number() || !j.contains("kv_frac") || !j["kv_frac"].is_number()) return;
-    series[j.value("policy", "?")][j["kv_frac"].get<double>()] = j[metric].get<double>();
+    std::string label = j.value("policy", "?");  // a policy run with other options is another line
+    if (j.contains("opts") && j["opts"].is_object() && !j["opts"].empty())
+      for (auto& [k, v] : j["opts"].items()) label += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+    series[label][j["kv_frac"].get<double>()] = j[metric].get<double>();
   });
   if (series.empty()) throw std::runtime_error("no rows with " + metric + " and kv_frac in the report");
   return lines_svg(series, title, "KV cells kept (fraction of the full cache)", metric + (metric == "ppl" ? " (log scale)" : ""), false,

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 #include "autograd/autograd.h"
 #include "nn/kv_cache.h"
@@ -64,6 +66,13 @@ VqaResult vqa_eval(LanguageModel& model, const ShapesTask& task, int64_t items, 
     r.prompt_tokens += int64_t(prompt.size());
     r.decoded += int64_t(got.size());
     const bool ok = got == want;
+    if (std::getenv("CLM_VQA_DEBUG") && !ok) {
+      std::string q, a, w;
+      for (auto& x : e.question) q += x + " ";
+      for (auto t : got) a += task.vocabulary()[size_t(t)] + " ";
+      for (auto t : want) w += task.vocabulary()[size_t(t)] + " ";
+      std::fprintf(stderr, "[%s] %s-> got '%s' want '%s'\n", e.kind.c_str(), q.c_str(), a.c_str(), w.c_str());
+    }
     r.items += 1, r.correct += ok;
     auto& bk = r.by_kind[e.kind];
     bk.first += ok, bk.second += 1;
