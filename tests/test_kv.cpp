@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 
+#include <mutex>
 #include <set>
 
 #include "autograd/ops.h"
@@ -259,7 +260,9 @@ TEST(KVPolicy, FastVDropsTheLowestRankedMarkedTokensAfterItsLayer) {
   std::vector<double> rank(10, 0.0);
   {
     InferState s = m.make_state(32);
+    std::mutex mu;  // observers run concurrently for different KV heads
     s.on_attention = [&](const nn::AttnEvent& e) {
+      std::lock_guard<std::mutex> lock(mu);
       if (e.layer == 0 && e.query_pos == 9)
         for (int64_t i = 0; i < e.n; ++i) rank[size_t(e.cell_pos[i])] += e.probs[i];
     };

@@ -513,7 +513,7 @@ TEST(KVCells, ObserverSeesNormalisedMaskedRows) {
   ModelConfig c = small();
   TransformerLM m(c, 2);
   InferState st = m.make_state(8);
-  int64_t rows = 0;
+  std::atomic<int64_t> rows = 0;  // observers run concurrently for different KV heads
   st.on_attention = [&](const nn::AttnEvent& e) {
     ++rows;
     double sum = 0;
@@ -528,7 +528,7 @@ TEST(KVCells, ObserverSeesNormalisedMaskedRows) {
   };
   std::vector<int32_t> p{3, 1, 4};
   m.infer(st, p);
-  EXPECT_EQ(rows, c.n_layers * c.n_heads * 3);
+  EXPECT_EQ(rows.load(), c.n_layers * c.n_heads * 3);
 }
 
 TEST(Sampler, GreedyTopKTopPAndSeed) {
