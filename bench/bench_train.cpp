@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   c.vocab_size = 10000, c.d_model = 256, c.n_layers = 6, c.n_heads = 8, c.n_kv_heads = 4, c.d_ff = 688;
   int64_t B = 8, T = 256, warmup = 2, steps = 10;
   int threads = 2;
+  std::string device = "cpu";
+  bool tf32 = false, bf16 = false;
   CLI::App app{"CompactLM training-throughput benchmark"};
   app.add_option("--arch", c.arch, "transformer | tslm | lstm (recurrent: hidden = d_model, head with bias)");
   app.add_option("--vocab", c.vocab_size);
@@ -33,12 +35,19 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup);
   app.add_option("--steps", steps);
   app.add_option("--threads", threads);
+  app.add_option("--device", device, "cpu | cuda");
+  app.add_flag("--tf32", tf32, "cuda: TF32 tensor-core matmuls");
+  app.add_flag("--bf16", bf16, "cuda: bf16 autocast matmuls");
   CLI11_PARSE(app, argc, argv);
+  const Device dev = parse_device(device);
+  gpu::set_tf32(tf32);
+  gpu::set_bf16(bf16);
   c.max_seq_len = T;
   if (c.arch != "transformer") c.n_heads = c.n_kv_heads = 1;  // unused by recurrent models
   kernels::set_num_threads(threads);
   auto mp = make_model(c, 1);
   LanguageModel& model = *mp;
+  model.to_device(dev);
   auto params = collect_params(model);
   AdamW opt(params, {});
   Rng rng(7);
@@ -56,7 +65,7 @@ int main(int argc, char** argv) {
     clip_grad_norm(params, 1.0);
     opt.step(1e-4);
     zero_grads(params);
-    loss = l->value.item();
+    loss = l->value.item();  // waits for the device
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (s >= warmup) times.push_back(dt);
   }
@@ -68,6 +77,8 @@ int main(int argc, char** argv) {
                       {"step_s_median", med},      {"step_s_min", times.front()},
                       {"step_s_max", times.back()}, {"peak_rss_mb", ru.ru_maxrss / 1024.0},
                       {"params", model.num_params()}, {"threads", threads},
-                      {"isa", kernels::vec().isa},  {"loss", loss}};
+                      {"isa", kernels::vec().isa},  {"loss", loss},
+                      {"device", dev == Device::cuda ? gpu::describe() : "cpu"}, {"tf32", tf32}, {"bf16", bf16},
+                      {"gpu_mb_in_use", double(gpu::bytes_in_use() + gpu::bytes_cached()) / (1 << 20)}};
   std::printf("%s\n", j.dump().c_str());
 }

@@ -20,6 +20,8 @@ class Block(nn.Module):
     @staticmethod
     def rms(x, w): return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * w
 
+    sdpa = False  # --sdpa: F.scaled_dot_product_attention (fused / flash kernels on a GPU)
+
     def forward(s, x, cos, sin, mask):
         B, T, D = x.shape
         h = s.rms(x, s.n1)
@@ -32,9 +34,12 @@ class Block(nn.Module):
         q, k = rope(q), rope(k)
         k = k.repeat_interleave(s.H // s.K, dim=1)
         v = v.repeat_interleave(s.H // s.K, dim=1)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(s.hd)
-        att = att.masked_fill(mask, float("-inf")).softmax(-1)
-        x = x + s.o((att @ v).transpose(1, 2).reshape(B, T, D))
+        if Block.sdpa:
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(s.hd)
+            o = att.masked_fill(mask, float("-inf")).softmax(-1) @ v
+        x = x + s.o(o.transpose(1, 2).reshape(B, T, D))
         h = s.rms(x, s.n2)
         return x + s.d(F.silu(s.g(h)) * s.u(h))
 
@@ -89,24 +94,39 @@ def main():
     for k, v in dict(vocab=10000, d_model=256, n_layers=6, n_heads=8, n_kv_heads=4, d_ff=688, batch=8, seq=256,
                      warmup=2, steps=10, threads=2).items():
         p.add_argument("--" + k.replace("_", "-"), type=int, default=v)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tf32", action="store_true", help="cuda: TF32 matmuls")
+    p.add_argument("--sdpa", action="store_true", help="fused scaled_dot_product_attention")
+    p.add_argument("--bf16", action="store_true", help="cuda: torch.autocast to bf16 (f32 master weights)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
     a = p.parse_args()
+    Block.sdpa = a.sdpa
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     if a.arch == "transformer":
         m = LM(a.vocab, a.d_model, a.n_layers, a.n_heads, a.n_kv_heads, a.d_ff, a.seq)
     else:
         m = Recurrent(a.arch, a.vocab, a.d_model, a.n_layers)
+    m = m.to(dev)
+    fwd = torch.compile(m) if a.compile else m
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
     times = []
     for s in range(a.warmup + a.steps):
-        x = torch.randint(0, a.vocab, (a.batch, a.seq))
-        y = torch.randint(0, a.vocab, (a.batch * a.seq,))
+        x = torch.randint(0, a.vocab, (a.batch, a.seq)).to(dev)
+        y = torch.randint(0, a.vocab, (a.batch * a.seq,)).to(dev)
+        sync()
         t0 = time.perf_counter()
-        loss = F.cross_entropy(m(x).view(-1, a.vocab), y)
+        with torch.autocast(device_type=a.device, dtype=torch.bfloat16, enabled=a.bf16):
+            logits = fwd(x)
+        loss = F.cross_entropy(logits.float().view(-1, a.vocab), y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        loss.item()
         dt = time.perf_counter() - t0
         if s >= a.warmup: times.append(dt)
     times.sort()
@@ -114,7 +134,9 @@ def main():
     print(json.dumps(dict(impl="pytorch-" + torch.__version__, arch=a.arch, tokens_per_s=a.batch * a.seq / med, step_s_median=med,
                           step_s_min=times[0], step_s_max=times[-1],
                           peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                          params=sum(p.numel() for p in m.parameters()), threads=a.threads, loss=loss.item())))
+                          params=sum(p.numel() for p in m.parameters()), threads=a.threads, loss=loss.item(),
+                          device=torch.cuda.get_device_name() if a.device == "cuda" else "cpu", tf32=a.tf32, sdpa=a.sdpa, bf16=a.bf16, compile=a.compile,
+                          gpu_mb_peak=torch.cuda.max_memory_allocated() / 2**20 if a.device == "cuda" else 0)))
 
 
 if __name__ == "__main__":

@@ -75,6 +75,12 @@ TEST(Cli, BadFlagsAndMissingData) {
   expect_error(run_clm("train --data " + c.dir.path + kTiny + " --batch-size 0"), "--batch-size must be > 0");
   expect_error(run_clm("train --data " + c.dir.path + kTiny + " --n-heads 3"), "n_heads (3) must divide d_model (16)");
   expect_error(run_clm("train --data " + c.dir.path + kTiny + " --position spiral"), "unknown position 'spiral'");
+  expect_error(run_clm("train --data " + c.dir.path + kTiny + " --device tpu"), "unknown device 'tpu'");
+  expect_error(run_clm("train --data " + c.dir.path + kTiny + " --tf32"), "--tf32 needs --device cuda");
+  if (!gpu::built())  // a CPU-only build says so, and how to get the backend
+    expect_error(run_clm("train --data " + c.dir.path + kTiny + " --device cuda"), "-DCLM_CUDA=ON");
+  else if (gpu::count() == 0)
+    expect_error(run_clm("train --data " + c.dir.path + kTiny + " --device cuda"), "no CUDA device");
   write_file_atomic(c.dir.path + "/c.valid.txt", "\n\n");
   expect_error(run_clm("train --data " + c.dir.path + kTiny), "empty corpus");
 }

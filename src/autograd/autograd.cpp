@@ -8,7 +8,7 @@ thread_local bool g_grad_enabled = true;
 }  // namespace
 
 Tensor& Node::grad_ref() {
-  if (!grad.defined()) grad = Tensor::zeros(value.shape(), value.dtype());
+  if (!grad.defined()) grad = Tensor::zeros(value.shape(), value.dtype(), value.device());
   return grad;
 }
 

@@ -3,6 +3,14 @@
 #include <cmath>
 
 #include "kernels/kernels.h"
+#ifdef CLM_CUDA
+#include "autograd/ops_cuda.h"
+// An op whose first input lives on the GPU runs its twin in ops_cuda.cpp.
+#define CLM_ON_GPU(v, call) \
+  if ((v)->value.is_cuda()) return cuda_ops::call
+#else
+#define CLM_ON_GPU(v, call)
+#endif
 
 namespace clm::ag {
 
@@ -13,7 +21,15 @@ void expect(bool ok, const char* op, const std::string& what) {
   if (!ok) throw std::invalid_argument(std::string(op) + ": " + what);
 }
 int64_t rows(const Tensor& t, int64_t cols) { return cols ? t.numel() / cols : 0; }
-template <class T> T* mut(const Var& v) { return v->value.data<T>(); }
+// Host pointers only: an op without a GPU kernel that is handed a device tensor stops here.
+void host_only(const Var& v) {
+  if (v->value.is_cuda())
+    throw std::invalid_argument("an op without a CUDA kernel was given a GPU tensor (run this model with --device cpu)");
+}
+template <class T> T* mut(const Var& v) {
+  host_only(v);
+  return v->value.data<T>();
+}
 template <class T> T* gradp(const Var& v) { return v->grad_ref().data<T>(); }
 bool needs(const Var& v) { return v && v->requires_grad; }
 void check_same_dtype(const char* op, const Var& a, const Var& b) {
@@ -31,6 +47,7 @@ Var linear(const Var& x, const Var& w, const Var& b) {
   const int64_t N = rows(X, K);
   Shape out_shape = X.shape();
   out_shape.back() = M;
+  CLM_ON_GPU(x, linear(x, w, b));
   Tensor Y = Tensor::empty(out_shape, X.dtype());
   dispatch_float(X.dtype(), [&]<class T>() {
     T* y = Y.data<T>();
@@ -62,6 +79,7 @@ Var add(const Var& a, const Var& b) {
   expect(a->value.shape() == b->value.shape(), "add",
          shape_str(a->value.shape()) + " vs " + shape_str(b->value.shape()));
   check_same_dtype("add", a, b);
+  CLM_ON_GPU(a, add(a, b));
   Tensor Y = Tensor::empty(a->value.shape(), a->value.dtype());
   const int64_t n = Y.numel();
   dispatch_float(Y.dtype(), [&]<class T>() {
@@ -87,6 +105,7 @@ Var mul(const Var& a, const Var& b) {
   expect(a->value.shape() == b->value.shape(), "mul",
          shape_str(a->value.shape()) + " vs " + shape_str(b->value.shape()));
   check_same_dtype("mul", a, b);
+  CLM_ON_GPU(a, mul(a, b));
   Tensor Y = Tensor::empty(a->value.shape(), a->value.dtype());
   const int64_t n = Y.numel();
   dispatch_float(Y.dtype(), [&]<class T>() {
@@ -112,6 +131,7 @@ Var mul(const Var& a, const Var& b) {
 }
 
 Var scale(const Var& a, double s) {
+  CLM_ON_GPU(a, scale(a, s));
   Tensor Y = Tensor::empty(a->value.shape(), a->value.dtype());
   const int64_t n = Y.numel();
   dispatch_float(Y.dtype(), [&]<class T>() {
@@ -129,6 +149,7 @@ Var scale(const Var& a, double s) {
 }
 
 Var sum(const Var& a) {
+  CLM_ON_GPU(a, sum(a));
   Tensor Y = Tensor::empty({1}, a->value.dtype());
   const int64_t n = a->value.numel();
   dispatch_float(Y.dtype(), [&]<class T>() {
@@ -203,6 +224,7 @@ Var rmsnorm(const Var& x, const Var& w, double eps, double offset) {
                                                  shape_str(w->value.shape()));
   check_same_dtype("rmsnorm", x, w);
   const int64_t N = rows(x->value, D);
+  CLM_ON_GPU(x, rmsnorm(x, w, eps, offset));
   Tensor Y = Tensor::empty(x->value.shape(), x->value.dtype());
   Tensor R = Tensor::empty({N}, x->value.dtype());
   dispatch_float(Y.dtype(), [&]<class T>() {
@@ -243,6 +265,7 @@ Var layernorm(const Var& x, const Var& w, const Var& b, double eps) {
 
 Var swiglu(const Var& gate, const Var& up) {
   expect(gate->value.shape() == up->value.shape(), "swiglu", "gate and up shapes differ");
+  CLM_ON_GPU(gate, swiglu(gate, up));
   Tensor Y = Tensor::empty(gate->value.shape(), gate->value.dtype());
   const int64_t n = Y.numel();
   dispatch_float(Y.dtype(), [&]<class T>() { k::swiglu_forward<T>(Y.data<T>(), mut<T>(gate), mut<T>(up), n); });
@@ -280,6 +303,7 @@ Var rotary(const Var& x, const Tensor& cos, const Tensor& sin, int64_t B, int64_
   expect(x->value.numel() == B * T_ * H * hd, "rotary", "input size does not match B*T*H*hd");
   expect(hd % 2 == 0, "rotary", "head dim must be even");
   expect(cos.numel() == T_ * hd / 2 && sin.numel() == T_ * hd / 2, "rotary", "cos/sin table must be [T, hd/2]");
+  CLM_ON_GPU(x, rotary(x, cos, sin, B, T_, H, hd, interleaved));
   Tensor Y = Tensor::empty(x->value.shape(), x->value.dtype());
   dispatch_float(Y.dtype(), [&]<class T>() {
     k::rotary_forward<T>(Y.data<T>(), mut<T>(x), cos.data<T>(), sin.data<T>(), B, T_, H, hd, interleaved);
@@ -298,6 +322,7 @@ Var attention(const Var& q, const Var& k_, const Var& v, int64_t B, int64_t T_, 
   expect(q->value.numel() == B * T_ * H * hd, "attention", "q size does not match B*T*H*hd");
   expect(k_->value.numel() == B * T_ * Hkv * hd && v->value.numel() == B * T_ * Hkv * hd, "attention",
          "k/v size does not match B*T*Hkv*hd");
+  CLM_ON_GPU(q, attention(q, k_, v, B, T_, H, Hkv, hd, scale, slopes, causal));
   k::AttnShape s{B, T_, T_, H, Hkv, hd, H * hd, T_ * H * hd, Hkv * hd, T_ * Hkv * hd, slopes.empty() ? nullptr : slopes.data(), causal};
   Tensor Y = Tensor::empty({B * T_, H * hd}, q->value.dtype());
   const bool keep = grad_enabled() && (needs(q) || needs(k_) || needs(v));
@@ -415,6 +440,7 @@ Var block_mean(const Var& x, int64_t h) {
 Var embedding(const Var& table, const Tensor& ids) {
   expect(ids.dtype() == DType::i32, "embedding", "ids must be i32");
   const int64_t V = table->value.dim(0), D = table->value.dim(1), N = ids.numel();
+  CLM_ON_GPU(table, embedding(table, ids));
   Tensor Y = Tensor::empty({N, D}, table->value.dtype());
   dispatch_float(Y.dtype(), [&]<class T>() {
     k::embedding_forward<T>(Y.data<T>(), mut<T>(table), ids.data<int32_t>(), N, V, D);
@@ -788,6 +814,7 @@ Var cross_entropy(const Var& logits, const Tensor& targets) {
   expect(targets.dtype() == DType::i32, "cross_entropy", "targets must be i32");
   const int64_t V = logits->value.dim(-1), N = rows(logits->value, V);
   expect(targets.numel() == N, "cross_entropy", "targets count does not match logits rows");
+  CLM_ON_GPU(logits, cross_entropy(logits, targets));
   Tensor Y = Tensor::empty({1}, logits->value.dtype());
   Tensor L = Tensor::empty({N}, logits->value.dtype());
   int64_t count = 0;

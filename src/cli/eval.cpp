@@ -25,6 +25,7 @@ struct EvalArgs {
   int64_t retrieval = 0;
   bool mlm = false;
   double mask_prob = 0.15;
+  std::string device = "cpu";
 };
 
 void append_line(const std::string& file, const nlohmann::json& j) {
@@ -61,6 +62,10 @@ int run_eval(const EvalArgs& a) {
     throw std::invalid_argument("'" + a.model_path + "' has bidirectional attention (a masked LM): score it with --mlm");
   const quant::QuantResult q = a.quant.apply(*lm.model);
   const bool through_infer = a.infer || a.quant.given();
+  if (parse_device(a.device) == Device::cuda) {
+    if (through_infer || a.retrieval) throw std::invalid_argument("--device cuda scores the batched forward only (no --quant, --infer, --retrieval)");
+    lm.model->to_device(Device::cuda);
+  }
   PerplexityResult r = perplexity(*lm.model, stream, T, a.stride > 0 ? a.stride : T, a.batch, 0, through_infer);
   if (lm.model->config().sees_future())
     std::printf("NOT A CAUSAL LM: every position sees the tokens it predicts (a reproduction mode); the number below is not a perplexity\n");
@@ -105,6 +110,7 @@ void add_eval(CLI::App& app, Commands& cmds) {
   ev->add_option("--stride", a->stride, "Window stride (0 = window: non-overlapping)");
   ev->add_option("--batch-size", a->batch, "Windows per forward")->capture_default_str();
   ev->add_option("--threads", a->threads, "Threads (0 = all cores)");
+  ev->add_option("--device", a->device, "cpu | cuda (the batched forward on a GPU; a build with -DCLM_CUDA=ON)")->capture_default_str();
   ev->add_flag("--infer", a->infer, "Score through the inference path (one window at a time; implied by --quant)");
   a->quant.add(ev);
   a->position.add(ev);

@@ -21,7 +21,8 @@ struct TrainArgs {
   ModelConfig mcfg;
   TrainConfig tcfg;
   DataArgs data;
-  std::string tok_kind, out = "runs/demo", resume, init_from, task;
+  std::string tok_kind, out = "runs/demo", resume, init_from, task, device = "cpu";
+  bool tf32 = false, bf16 = false;
   double describe_frac = 0.2;
   int64_t max_vocab = 0, sample_tokens = 120, eval_tokens = 0, fit_steps = 500;
   double distill_alpha = 0, fit_lr = 1e-2;
@@ -43,6 +44,16 @@ void refuse(const std::string& flag, const nlohmann::json& given, const nlohmann
 }
 
 int run_train(CLI::App* c, TrainArgs a) {
+  const Device device = parse_device(a.device);
+  if (device == Device::cuda) {
+    gpu::require("--device cuda");
+    if (!a.task.empty()) throw std::invalid_argument("--device cuda: --task trains a vision-language model, which runs on the CPU only");
+    if (a.distill_alpha > 0) throw std::invalid_argument("--device cuda: --distill-alpha runs on the CPU only");
+    gpu::set_tf32(a.tf32);
+    gpu::set_bf16(a.bf16);
+  } else if (a.tf32 || a.bf16) {
+    throw std::invalid_argument(std::string(a.tf32 ? "--tf32" : "--bf16") + " needs --device cuda");
+  }
   if (!a.task.empty()) return run_train_task(c, a.task, a.mcfg, a.tcfg, a.out, a.resume, a.describe_frac);
   if (c->count("--describe-frac")) throw std::invalid_argument("--describe-frac needs --task shapes");
   ModelConfig& mcfg = a.mcfg;
@@ -173,6 +184,9 @@ int run_train(CLI::App* c, TrainArgs a) {
                (long long)tcfg.steps, (long long)(tcfg.batch_size * tcfg.seq_len * tcfg.grad_accum),
                (long long)tcfg.batch_size, (long long)tcfg.seq_len, (long long)tcfg.grad_accum, tcfg.lr, a.out.c_str(),
                resume_dir.empty() ? "" : (" | resuming " + resume_dir).c_str());
+  model.to_device(device);
+  if (device == Device::cuda)
+    std::fprintf(stderr, "device: %s%s%s\n", gpu::describe().c_str(), a.tf32 ? " | TF32 matmuls" : "", a.bf16 ? " | bf16 matmuls" : "");
   TrainHooks hooks;
   hooks.progress = isatty(2);
   hooks.run_info = {{"data", a.data.to_json()}};
@@ -198,6 +212,7 @@ int run_train(CLI::App* c, TrainArgs a) {
   if (ds.tok->unit() == "byte") std::printf("valid bits per byte: %.4f\n", pv.mean_nll() / std::log(2.0));
   std::printf("checkpoint: %s | metrics: %s/metrics.jsonl (plot: clm plot %s/metrics.jsonl)\n",
               resolve_checkpoint(a.out).c_str(), a.out.c_str(), a.out.c_str());
+  model.to_device(Device::cpu);  // generation runs on the CPU
   if (a.sample_tokens > 0 && !model.config().sees_future()) {
     std::printf("--- sample (temperature 0.8, top-p 0.95) ---\n");
     stream_generate(model, *ds.tok, "", a.sample_tokens, false, {0.8, 0, 0.95, tcfg.seed});
@@ -251,6 +266,9 @@ void add_train(CLI::App& app, Commands& cmds) {
       ->capture_default_str();
   tr->add_option("--mask-prob", t.mask_prob, "mlm: fraction of tokens masked")->capture_default_str();
   tr->add_option("--threads", t.threads, "Threads (0 = all cores)")->capture_default_str();
+  tr->add_option("--device", a->device, "cpu | cuda (a build configured with -DCLM_CUDA=ON; f32 transformers)")->capture_default_str();
+  tr->add_flag("--tf32", a->tf32, "--device cuda: TF32 tensor-core matmuls (faster, 10-bit mantissa products)");
+  tr->add_flag("--bf16", a->bf16, "--device cuda: bf16 autocast for the matmuls (bf16 inputs, f32 accumulation and master weights)");
   tr->add_option("--sample-tokens", a->sample_tokens, "Tokens to sample after training (0 = none)")->capture_default_str();
   cmds.push_back({tr, [tr, a] { return run_train(tr, *a); }});
 }

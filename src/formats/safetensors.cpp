@@ -171,7 +171,7 @@ std::string serialize_safetensors(const std::vector<std::pair<std::string, Tenso
   out += hs;
   out.reserve(out.size() + off);
   for (auto& [name, t] : tensors) {
-    Tensor c = t.contiguous();
+    Tensor c = t.cpu().contiguous();  // a device tensor is read back first
     out.append(static_cast<const char*>(c.raw()), c.nbytes());
   }
   return out;

@@ -53,6 +53,43 @@ size_t LanguageModel::packed_bytes() {
   return n;
 }
 
+// What the CUDA backend runs: a transformer built from slots that have GPU kernels. "" when it can.
+static std::string cuda_refusal(const ModelConfig& c, DType dt) {
+  auto is = [](const std::string& v, std::initializer_list<const char*> ok) {
+    for (const char* o : ok)
+      if (v == o) return true;
+    return false;
+  };
+  if (c.arch != "transformer") return "arch '" + c.arch + "'";
+  if (c.attention != "causal") return "attention '" + c.attention + "'";
+  if (!is(c.position, {"rope", "3d-rpe", "alibi", "none"})) return "position '" + c.position + "'";
+  if (c.mlp != "swiglu") return "mlp '" + c.mlp + "'";
+  if (!is(c.norm, {"rmsnorm", "rmsnorm_1p"})) return "norm '" + c.norm + "'";
+  if (c.embedding != "standard") return "embedding '" + c.embedding + "'";
+  if (c.vision != "none") return "vision '" + c.vision + "'";
+  if (c.dropout != 0.0) return "dropout " + std::to_string(c.dropout);
+  if (c.hd() > 128) return "head dim " + std::to_string(c.hd()) + " (at most 128)";
+  if (dt != DType::f32) return std::string("dtype ") + dtype_name(dt);
+  return "";
+}
+
+void LanguageModel::to_device(Device d) {
+  if (d == device_) return;
+  if (d == Device::cuda) {
+    gpu::require("--device cuda");
+    if (const std::string why = cuda_refusal(config(), dtype()); !why.empty())
+      throw std::invalid_argument("--device cuda: the CUDA backend has no kernels for " + why +
+                                  " (it runs f32 transformers with causal attention, rope/3d-rpe/alibi/none, swiglu, rmsnorm, "
+                                  "the standard embedding, no dropout); use --device cpu");
+    if (!packed_.empty()) throw std::invalid_argument("--device cuda: packed weight formats run on the CPU only");
+  }
+  visit([&](const std::string&, nn::Var& v, nn::ParamKind) {
+    v->value = v->value.to_device(d);
+    if (v->grad.defined()) v->grad = v->grad.to_device(d);
+  });
+  device_ = d;
+}
+
 std::unique_ptr<LanguageModel> make_model(const ModelConfig& cfg, uint64_t seed, DType dtype, bool init) {
   return ModelRegistry::get().create("arch", cfg.arch, cfg, nn::Init{Rng(seed), dtype, init});
 }

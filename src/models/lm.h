@@ -82,6 +82,11 @@ class LanguageModel {
   // The token-embedding slot (compressing an embedding, fitting it to another model's), if any.
   virtual nn::TokenEmbedding* embedding() { return nullptr; }
 
+  // Moves every parameter to `d` (training and evaluation on a GPU: models/lm.cpp lists the slot
+  // variants the CUDA backend runs; any other refuses with a one-line error before anything moves).
+  void to_device(Device d);
+  Device device() const { return device_; }
+
   // Through visit / linears:
   std::vector<std::pair<std::string, Tensor>> named_weights();  // values share storage
   int64_t num_params();
@@ -93,6 +98,7 @@ class LanguageModel {
 
  private:
   std::string packed_;
+  Device device_ = Device::cpu;
 };
 
 using ModelRegistry = nn::Registry<LanguageModel, const ModelConfig&, const nn::Init&>;

@@ -57,16 +57,17 @@ struct Rotary : PositionEncoding {
   mutable Tensor cos_, sin_;
   mutable int64_t t_pos0 = -1, t_T = -1;
   mutable DType t_dtype = DType::f32;
-  void table(const Ctx& ctx, DType dt) const {
-    if (t_pos0 == ctx.pos0 && t_T == ctx.T && t_dtype == dt) return;
+  mutable Device t_device = Device::cpu;
+  void table(const Ctx& ctx, DType dt, Device dev) const {
+    if (t_pos0 == ctx.pos0 && t_T == ctx.T && t_dtype == dt && t_device == dev) return;
     const int64_t half = hd / 2;
     Tensor c = Tensor::empty({ctx.T, half}, DType::f64), sn = Tensor::empty({ctx.T, half}, DType::f64);
     for (int64_t t = 0; t < ctx.T; ++t) angles(ctx.pos0 + t, c.data<double>() + t * half, sn.data<double>() + t * half);
-    cos_ = c.to(dt), sin_ = sn.to(dt);
-    t_pos0 = ctx.pos0, t_T = ctx.T, t_dtype = dt;
+    cos_ = c.to(dt).to_device(dev), sin_ = sn.to(dt).to_device(dev);
+    t_pos0 = ctx.pos0, t_T = ctx.T, t_dtype = dt, t_device = dev;
   }
   Var rotate(const Var& x, int64_t n_heads, const Ctx& ctx) override {
-    table(ctx, x->value.dtype());
+    table(ctx, x->value.dtype(), x->value.device());
     return ag::rotary(x, cos_, sin_, ctx.B, ctx.T, n_heads, hd, interleaved);
   }
 

@@ -120,8 +120,12 @@ static const bool g_malloc_tuned = [] {
   return true;
 }();
 
-Storage::Storage(size_t n) : nbytes(n) {
+Storage::Storage(size_t n, Device d) : nbytes(n), device(d) {
   (void)g_malloc_tuned;
+  if (d == Device::cuda) {
+    data = gpu::alloc(n ? n : 1);
+    return;
+  }
   size_t rounded = (n + 63) / 64 * 64;
   data = std::aligned_alloc(64, rounded ? rounded : 64);
   if (!data) throw std::bad_alloc();
@@ -129,7 +133,18 @@ Storage::Storage(size_t n) : nbytes(n) {
 Storage::Storage(void* external, size_t n, std::shared_ptr<const void> own)
     : data(external), nbytes(n), owner(std::move(own)) {}
 Storage::~Storage() {
-  if (!owner) std::free(data);
+  if (owner) return;
+  if (device == Device::cuda)
+    gpu::release(data, nbytes ? nbytes : 1);
+  else
+    std::free(data);
+}
+
+const char* device_name(Device d) { return d == Device::cuda ? "cuda" : "cpu"; }
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::cpu;
+  if (name == "cuda") return Device::cuda;
+  throw std::invalid_argument("unknown device '" + name + "' (expected cpu or cuda)");
 }
 
 static std::vector<int64_t> contiguous_strides(const Shape& s) {
@@ -142,11 +157,11 @@ static std::vector<int64_t> contiguous_strides(const Shape& s) {
   return st;
 }
 
-Tensor Tensor::empty(const Shape& shape, DType dtype) {
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (auto d : shape)
     if (d < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(shape));
   Tensor t;
-  t.storage_ = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype));
+  t.storage_ = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), device);
   t.shape_ = shape;
   t.strides_ = contiguous_strides(shape);
   t.dtype_ = dtype;
@@ -162,9 +177,9 @@ Tensor Tensor::external(void* data, const Shape& shape, DType dtype, std::shared
   return t;
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
-  Tensor t = empty(shape, dtype);
-  std::memset(t.raw(), 0, t.nbytes());
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  t.zero_();
   return t;
 }
 
@@ -261,6 +276,13 @@ void Tensor::copy_(const Tensor& src) {
   if (src.shape_ != shape_)
     throw std::invalid_argument("copy_: shape " + shape_str(src.shape_) + " into " + shape_str(shape_));
   if (!is_contiguous()) throw std::logic_error("copy_ into a non-contiguous tensor");
+  if (is_cuda() || src.is_cuda()) {
+    if (src.dtype_ != dtype_ || !src.is_contiguous())
+      throw std::logic_error(std::string("copy_ across devices needs one dtype and contiguous tensors, got ") +
+                             dtype_name(src.dtype_) + " into " + dtype_name(dtype_));
+    gpu::copy(raw(), device(), src.raw(), src.device(), nbytes());
+    return;
+  }
   if (src.dtype_ == dtype_ && src.is_contiguous()) {
     std::memcpy(raw(), src.raw(), nbytes());
     return;
@@ -284,13 +306,23 @@ Tensor Tensor::contiguous() const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t = empty(shape_, dtype_);
+  if (is_cuda() && !is_contiguous()) throw std::logic_error("clone of a non-contiguous device tensor");
+  Tensor t = empty(shape_, dtype_, device());
   t.copy_(*this);
+  return t;
+}
+
+Tensor Tensor::to_device(Device d) const {
+  if (d == device()) return *this;
+  Tensor src = contiguous();
+  Tensor t = empty(shape_, dtype_, d);
+  t.copy_(src);
   return t;
 }
 
 Tensor Tensor::to(DType d) const {
   if (d == dtype_) return *this;
+  if (is_cuda()) return cpu().to(d).to_device(Device::cuda);
   Tensor t = empty(shape_, d);
   t.copy_(*this);
   return t;
@@ -298,21 +330,29 @@ Tensor Tensor::to(DType d) const {
 
 void Tensor::zero_() {
   if (!is_contiguous()) throw std::logic_error("zero_ on a non-contiguous tensor");
+  if (is_cuda()) return gpu::zero(raw(), nbytes());
   std::memset(raw(), 0, nbytes());
 }
 
 void Tensor::fill_(double v) {
   if (!is_contiguous()) throw std::logic_error("fill_ on a non-contiguous tensor");
+  if (is_cuda()) {
+    Tensor h = empty(shape_, dtype_);
+    h.fill_(v);
+    return copy_(h);
+  }
   for (int64_t i = 0, n = numel(); i < n; ++i) store_from_double(raw(), dtype_, i, v);
 }
 
 double Tensor::item() const {
   if (numel() != 1) throw std::logic_error("item() of a tensor with shape " + shape_str(shape_));
+  if (is_cuda()) return cpu().item();
   return load_as_double(raw(), dtype_, 0);
 }
 
 double Tensor::at(int64_t i) const {
   if (!is_contiguous() || i < 0 || i >= numel()) throw std::out_of_range("Tensor::at");
+  if (is_cuda()) return cpu().at(i);
   return load_as_double(raw(), dtype_, i);
 }
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor/device.h"
+
 namespace clm {
 
 enum class DType : uint8_t { f32, f64, bf16, f16, i32 };
@@ -33,9 +35,9 @@ float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
 // 64-byte aligned, uninitialised bytes -- or a window onto memory owned elsewhere (a memory-mapped
-// file), kept alive by `owner`.
+// file), kept alive by `owner` -- or uninitialised bytes on a CUDA device (device.h).
 struct Storage {
-  explicit Storage(size_t nbytes);
+  explicit Storage(size_t nbytes, Device device = Device::cpu);
   Storage(void* external, size_t nbytes, std::shared_ptr<const void> owner);
   ~Storage();
   Storage(const Storage&) = delete;
@@ -43,13 +45,14 @@ struct Storage {
   void* data = nullptr;
   size_t nbytes = 0;
   std::shared_ptr<const void> owner;  // set for external memory
+  Device device = Device::cpu;
 };
 
 class Tensor {
  public:
   Tensor() = default;
-  static Tensor empty(const Shape& shape, DType dtype = DType::f32);
-  static Tensor zeros(const Shape& shape, DType dtype = DType::f32);
+  static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
   // A contiguous tensor over external memory (no copy); `owner` keeps that memory alive.
   static Tensor external(void* data, const Shape& shape, DType dtype, std::shared_ptr<const void> owner);
   template <class T>
@@ -69,6 +72,9 @@ class Tensor {
   int64_t numel() const { return shape_numel(shape_); }
   size_t nbytes() const { return numel() * dtype_size(dtype_); }
   bool is_contiguous() const;
+  // A device tensor's data() is a device pointer: only kernels of that device may read it.
+  Device device() const { return storage_ ? storage_->device : Device::cpu; }
+  bool is_cuda() const { return device() == Device::cuda; }
 
   template <class T> T* data() {
     check_dtype(dtype_of<T>());
@@ -86,14 +92,16 @@ class Tensor {
   Tensor slice(int dim, int64_t begin, int64_t end) const;
   Tensor transpose(int a, int b) const;
 
-  // Copies.
+  // Copies. On a device, copies keep the dtype (to() of another dtype runs on the host).
+  Tensor to_device(Device d) const;  // itself when already there; contiguous otherwise
+  Tensor cpu() const { return to_device(Device::cpu); }
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(DType dtype) const;  // converts through f64/f32
 
   void zero_();
   void fill_(double v);
-  void copy_(const Tensor& src);  // same shape; converts dtype
+  void copy_(const Tensor& src);  // same shape; converts dtype (host); across devices: same dtype, contiguous
   double item() const;            // single element, any float dtype
   double at(int64_t flat_index) const;  // contiguous only; for tests and tools
   bool same_storage(const Tensor& o) const { return storage_ == o.storage_; }

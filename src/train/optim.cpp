@@ -3,6 +3,10 @@
 #include <cmath>
 #include <stdexcept>
 
+#ifdef CLM_CUDA
+#include "kernels/cuda/cuda.h"
+#endif
+
 namespace clm {
 
 std::vector<ParamRef> collect_params(LanguageModel& m) {
@@ -15,8 +19,8 @@ std::vector<ParamRef> collect_params(LanguageModel& m) {
 
 AdamW::AdamW(std::vector<ParamRef> params, AdamWConfig cfg) : params_(std::move(params)), cfg_(cfg) {
   for (auto& p : params_) {
-    m_.push_back(Tensor::zeros(p.var->value.shape(), p.var->value.dtype()));
-    v_.push_back(Tensor::zeros(p.var->value.shape(), p.var->value.dtype()));
+    m_.push_back(Tensor::zeros(p.var->value.shape(), p.var->value.dtype(), p.var->value.device()));
+    v_.push_back(Tensor::zeros(p.var->value.shape(), p.var->value.dtype(), p.var->value.device()));
   }
 }
 
@@ -38,6 +42,14 @@ void AdamW::step(double lr) {
     auto& p = params_[i];
     if (!p.var->grad.defined()) continue;
     const double wd = decays(p) ? cfg_.weight_decay : 0.0;
+#ifdef CLM_CUDA
+    if (p.var->value.is_cuda()) {
+      cuda::adamw(p.var->value.data<float>(), p.var->grad.data<float>(), m_[i].data<float>(), v_[i].data<float>(),
+                  p.var->value.numel(), float(cfg_.beta1), float(cfg_.beta2), float(lr / bc1), float(1.0 / std::sqrt(bc2)),
+                  float(cfg_.eps), float(1.0 - lr * wd));
+      continue;
+    }
+#endif
     ag::dispatch_float(p.var->value.dtype(), [&]<class T>() {
       T* w = p.var->value.data<T>();
       const T* g = p.var->grad.data<T>();
@@ -91,8 +103,21 @@ double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, double min_
 
 double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm) {
   double ss = 0;
+#ifdef CLM_CUDA
+  // Device gradients: one f64 sum per tensor into a device slot, one download for all.
+  std::vector<const ParamRef*> dev;
+  for (auto& p : params)
+    if (p.var->grad.defined() && p.var->grad.is_cuda()) dev.push_back(&p);
+  if (!dev.empty()) {
+    Tensor sums = Tensor::empty({int64_t(dev.size())}, DType::f64, Device::cuda);
+    for (size_t i = 0; i < dev.size(); ++i)
+      cuda::sum_squares(sums.data<double>() + i, dev[i]->var->grad.data<float>(), dev[i]->var->grad.numel());
+    Tensor h = sums.cpu();
+    for (size_t i = 0; i < dev.size(); ++i) ss += h.data<double>()[i];
+  }
+#endif
   for (auto& p : params) {
-    if (!p.var->grad.defined()) continue;
+    if (!p.var->grad.defined() || p.var->grad.is_cuda()) continue;
     ag::dispatch_float(p.var->grad.dtype(), [&]<class T>() {
       const T* g = p.var->grad.data<T>();
       double s = 0;
@@ -105,6 +130,13 @@ double clip_grad_norm(const std::vector<ParamRef>& params, double max_norm) {
   if (max_norm > 0 && c < 1.0 && std::isfinite(norm)) {
     for (auto& p : params) {
       if (!p.var->grad.defined()) continue;
+#ifdef CLM_CUDA
+      if (p.var->grad.is_cuda()) {
+        float* g = p.var->grad.data<float>();
+        cuda::scale(g, float(c), g, p.var->grad.numel());
+        continue;
+      }
+#endif
       ag::dispatch_float(p.var->grad.dtype(), [&]<class T>() {
         T* g = p.var->grad.data<T>();
         for (int64_t j = 0, n = p.var->grad.numel(); j < n; ++j) g[j] *= T(c);

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The CUDA backend on the device machine (an H200): made for a pack built by
+#   cmake -S . -B build-cuda -G Ninja -DCLM_CUDA=ON && cmake --build build-cuda
+#   BUILD=build-cuda scripts/pack_for_device.sh ../shared/data/wikitext-2 build-cuda/tests/test_cuda build-cuda/bench/clm_bench_train
+# Usage there: scripts/device_cuda.sh STAGE...   (results under $OUT)
+#   test    the GPU-vs-CPU test suite (tests/test_cuda.cpp)
+#   bench   training throughput, clm_bench_train --device cuda vs bench/torch_train.py --device cuda
+#           (PyTorch eager, with and without fused SDPA attention, f32 and TF32), alternating rounds
+#   train   clm train --device cuda on WikiText-2 for TRAIN_S seconds (default 240)
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
+mkdir -p /tmp/dev && tar -xJf devpack/pack.tar.xz -C /tmp/dev
+# cuBLAS from the image's toolkit, the driver from wherever the image mounts it.
+cudalib=$(dirname "$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublas.so.13*' 2>/dev/null | head -1)")
+drvlib=$(dirname "$(find /usr/local/nvidia /usr/lib /usr/lib64 -name 'libcuda.so.1' 2>/dev/null | head -1)")
+LIBP=/tmp/dev/devlib:$cudalib:$drvlib
+run() { local b=$1; shift; /tmp/dev/devlib/ld-linux-x86-64.so.2 --library-path "$LIBP" /tmp/dev/devlib/$b "$@"; }
+echo "cuBLAS from $cudalib, driver from $drvlib"; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+for stage in "$@"; do
+case $stage in
+test)
+  run test_cuda --gtest_output=json:$OUT/test_cuda.json 2>&1 | tee $OUT/test_cuda.log | tail -40 ;;
+bench)
+  # The reference CPU shape, then a ~125M-parameter Llama at sequence 1024 (issue #13's bar).
+  small="--d-model 256 --n-layers 6 --n-heads 8 --n-kv-heads 4 --d-ff 688 --batch 8 --seq 256"
+  big="--vocab 32000 --d-model 768 --n-layers 12 --n-heads 12 --n-kv-heads 4 --d-ff 2048 --batch 8 --seq 1024"
+  b() { echo "== $*" | tee -a $OUT/bench.log; "$@" 2>>$OUT/bench.err | tee -a $OUT/bench.jsonl; }
+  for r in ${ROUNDS:-1 2}; do
+    b run clm_bench_train --device cuda --steps 10 --warmup 3 $small
+    b python3 bench/torch_train.py --device cuda --steps 10 --warmup 3 $small
+    for mode in "" "--tf32" "--bf16"; do
+      b run clm_bench_train --device cuda --steps 10 --warmup 3 $big $mode
+      b python3 bench/torch_train.py --device cuda --steps 10 --warmup 3 $big $mode
+      b python3 bench/torch_train.py --device cuda --sdpa --steps 10 --warmup 3 $big $mode
+    done
+  done
+  [ -n "${COMPILE:-}" ] && b python3 bench/torch_train.py --device cuda --sdpa --compile --bf16 --steps 10 --warmup 5 $big
+  ;;
+train)
+  # A 42M-parameter model (tied embeddings) on WikiText-2, then its test perplexity on the GPU and,
+  # from the same checkpoint, on the host CPU (the two must agree).
+  W=/tmp/dev/devdata/wikitext-2
+  run clm train --device cuda ${TRAIN_FLAGS:-} --data $W --out /tmp/run-gpu --d-model 512 --n-layers 8 --n-heads 8 \
+    --n-kv-heads 4 --d-ff 1376 --tie-embeddings --seq-len 256 --batch-size 32 --lr 1e-3 --warmup 100 \
+    --steps ${TRAIN_STEPS:-1500} --eval-every 250 --time-budget ${TRAIN_S:-300} --sample-tokens 40 2>&1 |
+    tr '\r' '\n' | grep -v '^step ' | tee $OUT/train.log | tail -20
+  cp /tmp/run-gpu/metrics.jsonl $OUT/train_metrics.jsonl
+  for d in cuda cpu; do
+    t0=$SECONDS
+    run clm eval --device $d --model /tmp/run-gpu --data $W --split test --window 256 --batch-size 16 \
+      --report $OUT/eval.jsonl 2>&1 | tee -a $OUT/train.log
+    echo "eval $d: $((SECONDS - t0)) s wall" | tee -a $OUT/train.log
+  done
+  tail -2 $OUT/train.log ;;
+esac
+done

@@ -1,0 +1,55 @@
+// Shared pieces of the CUDA kernels: launch checks, grid sizes, warp and block reductions.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace clm::cuda {
+
+inline void check_launch(const char* kernel) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA kernel ") + kernel + ": " + cudaGetErrorString(e));
+}
+
+// Blocks of 256 threads for n elements with a grid-stride loop: at most 4096 blocks.
+inline unsigned grid_for(int64_t n, int threads = 256) {
+  const int64_t b = (n + threads - 1) / threads;
+  return unsigned(b < 1 ? 1 : (b > 4096 ? 4096 : b));
+}
+
+__device__ inline float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ inline double warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ inline float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over a block of blockDim.x (a multiple of 32, <= 1024) threads; every thread gets the result.
+template <class T> __device__ T block_sum(T v, T* shared32) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // shared32 may still be read by a previous call
+  if (lane == 0) shared32[w] = v;
+  __syncthreads();
+  v = lane < nw ? shared32[lane] : T(0);
+  return warp_sum(v);
+}
+__device__ inline float block_max(float v, float* shared32) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) shared32[w] = v;
+  __syncthreads();
+  v = lane < nw ? shared32[lane] : -INFINITY;
+  return warp_max(v);
+}
+
+}  // namespace clm::cuda

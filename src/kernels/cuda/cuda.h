@@ -1,0 +1,88 @@
+// CUDA kernels (f32): the launchers behind autograd's GPU path (autograd/ops_cuda.cpp) and the
+// optimizer. Plain C++ declarations, so host code includes this without nvcc. Pointers are device
+// pointers; every launch goes on the default stream, so kernels run in the order they were queued
+// and a host read (Tensor::cpu) waits for all of them. Layouts and formulas are those of the CPU
+// kernels in kernels.h; tests/test_cuda.cpp compares each one with its CPU twin.
+#pragma once
+#include <cstdint>
+
+namespace clm::cuda {
+
+// Row-major C[M,N] = alpha op(A) op(B) + beta C through cuBLAS (kernels::gemm's contract).
+void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
+          float* C, int ldc);
+// Strided-batched: `batch` products, operand i at A + i*sa, B + i*sb, C + i*sc.
+void gemm_batched(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, int64_t sa, const float* B, int ldb,
+                  int64_t sb, float beta, float* C, int ldc, int64_t sc, int batch);
+// The same with bf16 inputs (raw bf16 bits), f32 accumulation and an f32 C (bf16 autocast's matmuls).
+void gemm_bf16(bool ta, bool tb, int M, int N, int K, float alpha, const uint16_t* A, int lda, const uint16_t* B, int ldb,
+               float beta, float* C, int ldc);
+void to_bf16(uint16_t* y, const float* x, int64_t n);  // round to nearest even
+// TF32 tensor-core GEMMs (10-bit mantissa products, f32 accumulation): off by default (exact f32).
+void set_tf32(bool on);
+
+void add(float* y, const float* a, const float* b, int64_t n);      // y = a + b
+void axpy(float* y, float a, const float* x, int64_t n);            // y += a x
+void scale(float* y, float a, const float* x, int64_t n);           // y = a x
+void mul(float* y, const float* a, const float* b, int64_t n);      // y = a * b
+void mul_acc(float* y, const float* a, const float* b, int64_t n);  // y += a * b
+void fill(float* y, float v, int64_t n);
+void sum(float* out, const float* x, int64_t n);                     // out[0] = sum x, fixed order
+void add_scalar(float* y, const float* s, int64_t n);               // y += s[0] (s on the device)
+void rows_set(float* y, const float* row, int64_t N, int64_t M);    // every row of y [N,M] = row
+// out[j] += sum_i x[i,j] (times r[i] * z[i,j] when given): a bias gradient, rmsnorm's dw. A fixed
+// reduction order: the same bits on every run.
+void col_sum_acc(float* out, const float* x, const float* z, const float* r, int64_t N, int64_t M);
+
+void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t N, int64_t D, float eps, float offset);
+void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int64_t N,
+                      int64_t D, float offset);
+void swiglu_forward(float* y, const float* g, const float* u, int64_t n);
+void swiglu_backward(float* dg, float* du, const float* dy, const float* g, const float* u, int64_t n);
+// x [B, T, H, hd] by the tables [T, hd/2]; backward accumulates the transposed rotation into dx.
+void rotary_forward(float* y, const float* x, const float* cos, const float* sin, int64_t B, int64_t T, int64_t H, int64_t hd,
+                    bool interleaved);
+void rotary_backward(float* dx, const float* dy, const float* cos, const float* sin, int64_t B, int64_t T, int64_t H,
+                     int64_t hd, bool interleaved);
+
+// Embedding rows. The backward is deterministic: `order` lists the N positions grouped by id, the
+// group of unique id uid[u] running over order[starts[u] .. starts[u+1]) (sorted on the host).
+void embedding_forward(float* out, const float* table, const int32_t* ids, int64_t N, int64_t D);
+void embedding_backward(float* dtable, const float* dout, const int32_t* uid, const int32_t* starts, const int32_t* order,
+                        int64_t U, int64_t D);
+
+// Softmax attention, q [B,T,H,hd], k/v [B,T,Hkv,hd], out [B,T,H,hd]; query head h reads KV head
+// h / (H/Hkv). One pass over the keys with a running max (never an N x N matrix); lse [B,H,T] keeps
+// the log-sum-exp of every row for the backward, which recomputes the probabilities from it.
+// slopes [H] (device) or null: ALiBi bias -slopes[h] |i - j|. hd <= 128.
+struct Attn {
+  int64_t B, T, H, Hkv, hd;
+  float scale;
+  const float* slopes;
+  bool causal;
+};
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const Attn& s);
+// Accumulates into dq, dk, dv. scratch: B*H*T floats.
+void attention_backward(float* dq, float* dk, float* dv, float* scratch, const float* dout, const float* out,
+                        const float* lse, const float* q, const float* k, const float* v, const Attn& s);
+// The materialised form (the CPU engine's): probs P [B,H,T,T] = softmax(scale q k^T + bias) through
+// cuBLAS batched GEMMs, saved for the backward, which needs dP scratch [B,T,T]. Faster than the
+// one-pass kernels while P fits in memory (tensor cores under --tf32).
+void attention_forward_gemm(float* out, float* probs, const float* q, const float* k, const float* v, const Attn& s);
+void attention_backward_gemm(float* dq, float* dk, float* dv, float* dP, const float* dout, const float* probs, const float* q,
+                             const float* k, const float* v, const Attn& s);
+
+// Cross-entropy over rows with target >= 0 (targets device, i32): lse[N] saved, loss[0] = sum of
+// (lse - z[target]) * inv_count, summed in a fixed order. Backward: dz += g[0] inv_count (softmax - onehot).
+void cross_entropy_forward(float* loss, float* lse, const float* z, const int32_t* targets, int64_t N, int64_t V,
+                           float inv_count);
+void cross_entropy_backward(float* dz, const float* g, const float* z, const float* lse, const int32_t* targets, int64_t N,
+                            int64_t V, float inv_count);
+
+// AdamW on one tensor (train/optim.cpp's formula, element for element).
+void adamw(float* w, const float* g, float* m, float* v, int64_t n, float b1, float b2, float step_size, float inv_sqrt_bc2,
+           float eps, float decay);
+// out[0] = sum of x^2 in f64, a fixed reduction order (gradient clipping).
+void sum_squares(double* out, const float* x, int64_t n);
+
+}  // namespace clm::cuda

@@ -1,0 +1,228 @@
+// The CUDA backend against the CPU engine (the reference): every GPU op's forward and backward, the
+// optimizer, a model's training curve and a checkpoint written from the device. Built only with
+// -DCLM_CUDA=ON; skips when no device is visible.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "autograd/ops.h"
+#include "autograd/ops_cuda.h"
+#include "common.h"
+#include "formats/safetensors.h"
+#include "models/io.h"
+#include "models/lm.h"
+#include "train/optim.h"
+#include "util/rng.h"
+
+using namespace clm;
+using clm::test::rel_err;
+
+namespace {
+
+#define NEED_GPU() \
+  if (gpu::count() == 0) GTEST_SKIP() << "no CUDA device: " << gpu::describe()
+
+Tensor randn(const Shape& s, Rng& r, double scale = 1.0) {
+  Tensor t = Tensor::empty(s, DType::f32);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = float(r.normal() * scale);
+  return t;
+}
+
+// Runs f on CPU copies and on device copies of `inputs`; the loss is sum(y * R) for a fixed random
+// R, so every output element sends its own gradient back. Compares y and each input's gradient.
+void compare(const std::vector<Tensor>& inputs, const std::function<ag::Var(std::vector<ag::Var>&, Device)>& f, double tol = 2e-5,
+             const char* what = "") {
+  std::vector<Tensor> outs, grads[2];
+  Tensor R;
+  for (Device d : {Device::cpu, Device::cuda}) {
+    std::vector<ag::Var> vs;
+    for (const Tensor& t : inputs) vs.push_back(ag::leaf(t.to_device(d), true));
+    ag::Var y = f(vs, d);
+    if (!R.defined()) {
+      Rng r(99);
+      R = randn(y->value.shape(), r);
+    }
+    ag::Var loss = ag::sum(ag::mul(y, ag::leaf(R.to_device(d))));
+    ag::backward(loss);
+    outs.push_back(y->value.cpu());
+    for (auto& v : vs) grads[d == Device::cuda].push_back(v->grad.defined() ? v->grad.cpu() : Tensor::zeros(v->value.shape()));
+  }
+  EXPECT_LT(rel_err(outs[1], outs[0]), tol) << what << ": forward";
+  for (size_t i = 0; i < inputs.size(); ++i) EXPECT_LT(rel_err(grads[1][i], grads[0][i], 1e-12), tol) << what << ": gradient of input " << i;
+}
+
+}  // namespace
+
+TEST(Cuda, DeviceTensors) {
+  NEED_GPU();
+  Rng r(1);
+  Tensor h = randn({3, 5}, r);
+  Tensor d = h.to_device(Device::cuda);
+  EXPECT_TRUE(d.is_cuda());
+  EXPECT_FALSE(d.same_storage(h));
+  Tensor back = d.cpu();
+  for (int64_t i = 0; i < h.numel(); ++i) EXPECT_EQ(back.at(i), h.at(i));
+  d.fill_(2.5);
+  EXPECT_EQ(d.at(7), 2.5);
+  Tensor z = Tensor::zeros({4}, DType::f32, Device::cuda);
+  EXPECT_EQ(z.cpu().at(3), 0.0);
+  EXPECT_EQ(d.clone().cpu().at(0), 2.5);
+  Tensor i32 = Tensor::empty({2}, DType::i32);
+  i32.data<int32_t>()[0] = 7, i32.data<int32_t>()[1] = -3;
+  EXPECT_EQ(i32.to_device(Device::cuda).cpu().data<int32_t>()[1], -3);
+}
+
+TEST(Cuda, ElementwiseOps) {
+  NEED_GPU();
+  Rng r(2);
+  Tensor a = randn({37, 19}, r), b = randn({37, 19}, r);
+  compare({a, b}, [](auto& v, Device) { return ag::add(v[0], v[1]); }, 1e-6, "add");
+  compare({a, b}, [](auto& v, Device) { return ag::mul(v[0], v[1]); }, 1e-6, "mul");
+  compare({a}, [](auto& v, Device) { return ag::scale(v[0], -0.37); }, 1e-6, "scale");
+  compare({a, b}, [](auto& v, Device) { return ag::swiglu(v[0], v[1]); }, 1e-5, "swiglu");
+}
+
+TEST(Cuda, Linear) {
+  NEED_GPU();
+  Rng r(3);
+  // Sizes off every tile boundary; 600 rows make the bias reduction use several chunks.
+  for (int64_t N : {5, 600}) {
+    Tensor x = randn({N, 48}, r), w = randn({29, 48}, r, 0.2), b = randn({29}, r);
+    compare({x, w, b}, [](auto& v, Device) { return ag::linear(v[0], v[1], v[2]); }, 2e-5, "linear+bias");
+    compare({x, w}, [](auto& v, Device) { return ag::linear(v[0], v[1]); }, 2e-5, "linear");
+  }
+}
+
+// bf16 autocast: inputs rounded to 8 significant bits, so ~2^-9 relative error per product,
+// averaging down over K; tf32 likewise with 11 bits. Both stay near the f32 result, not on it.
+TEST(Cuda, LinearBf16AndTf32) {
+  NEED_GPU();
+  Rng r(13);
+  Tensor x = randn({300, 256}, r), w = randn({96, 256}, r, 0.1), b = randn({96}, r);
+  gpu::set_bf16(true);
+  compare({x, w, b}, [](auto& v, Device) { return ag::linear(v[0], v[1], v[2]); }, 8e-3, "linear bf16");
+  gpu::set_bf16(false);
+  gpu::set_tf32(true);
+  compare({x, w, b}, [](auto& v, Device) { return ag::linear(v[0], v[1], v[2]); }, 2e-3, "linear tf32");
+  gpu::set_tf32(false);
+}
+
+TEST(Cuda, RmsNorm) {
+  NEED_GPU();
+  Rng r(4);
+  Tensor x = randn({300, 72}, r), w = randn({72}, r);
+  for (double off : {0.0, 1.0})
+    compare({x, w}, [off](auto& v, Device) { return ag::rmsnorm(v[0], v[1], 1e-5, off); }, 2e-5, "rmsnorm");
+}
+
+TEST(Cuda, Rotary) {
+  NEED_GPU();
+  Rng r(5);
+  const int64_t B = 2, T = 9, H = 3, hd = 8;
+  Tensor x = randn({B * T, H * hd}, r), c = randn({T, hd / 2}, r), s = randn({T, hd / 2}, r);
+  for (bool inter : {false, true})
+    compare({x}, [&](auto& v, Device d) { return ag::rotary(v[0], c.to_device(d), s.to_device(d), B, T, H, hd, inter); }, 1e-6,
+            "rotary");
+}
+
+TEST(Cuda, Attention) {
+  NEED_GPU();
+  Rng r(6);
+  struct Case {
+    int64_t B, T, H, Hkv, hd;
+    bool causal, alibi;
+  };
+  // T = 70 crosses the 32-key tiles; hd 16 / 64 / 96 / 128; GQA; bidirectional; ALiBi.
+  for (Case k : {Case{2, 70, 4, 4, 16, true, false}, Case{1, 33, 4, 2, 64, true, false}, Case{2, 41, 2, 1, 96, false, false},
+                 Case{1, 64, 4, 4, 32, true, true}, Case{1, 5, 2, 2, 128, true, false}}) {
+    Tensor q = randn({k.B * k.T, k.H * k.hd}, r), kk = randn({k.B * k.T, k.Hkv * k.hd}, r), v = randn({k.B * k.T, k.Hkv * k.hd}, r);
+    std::vector<double> slopes;
+    if (k.alibi)
+      for (int64_t h = 0; h < k.H; ++h) slopes.push_back(0.5 / double(h + 1));
+    for (auto path : {ag::cuda_ops::AttnPath::flash, ag::cuda_ops::AttnPath::gemm}) {
+      ag::cuda_ops::set_attention_path(path);
+      compare(
+          {q, kk, v},
+          [&](auto& vs, Device) {
+            return ag::attention(vs[0], vs[1], vs[2], k.B, k.T, k.H, k.Hkv, k.hd, 1.0 / std::sqrt(double(k.hd)), slopes, k.causal);
+          },
+          5e-5,
+          (std::string(path == ag::cuda_ops::AttnPath::flash ? "flash" : "gemm") + " attention T=" + std::to_string(k.T) +
+           " hd=" + std::to_string(k.hd))
+              .c_str());
+    }
+  }
+  ag::cuda_ops::set_attention_path(ag::cuda_ops::AttnPath::automatic);
+}
+
+TEST(Cuda, EmbeddingAndCrossEntropy) {
+  NEED_GPU();
+  Rng r(7);
+  const int64_t V = 50, D = 24, N = 200;
+  Tensor table = randn({V, D}, r), ids = Tensor::empty({N}, DType::i32), tg = Tensor::empty({N}, DType::i32);
+  for (int64_t i = 0; i < N; ++i) ids.data<int32_t>()[i] = int32_t(r.uniform() * 10), tg.data<int32_t>()[i] = i % 7 == 0 ? -1 : int32_t(r.uniform() * V);
+  compare({table}, [&](auto& v, Device) { return ag::embedding(v[0], ids); }, 1e-6, "embedding (repeated ids)");
+  Tensor z = randn({N, V}, r, 3.0);
+  compare({z}, [&](auto& v, Device) { return ag::scale(ag::cross_entropy(v[0], tg), 1.0); }, 1e-5, "cross_entropy");
+  // A bad id is a one-line error, as on the CPU.
+  Tensor bad = ids.clone();
+  bad.data<int32_t>()[3] = int32_t(V);
+  EXPECT_THROW(ag::embedding(ag::leaf(table.to_device(Device::cuda)), bad), std::out_of_range);
+}
+
+TEST(Cuda, MixedDevicesAndMissingKernelsRefuse) {
+  NEED_GPU();
+  Rng r(8);
+  ag::Var a = ag::leaf(randn({4, 4}, r).to_device(Device::cuda)), b = ag::leaf(randn({4, 4}, r));
+  EXPECT_THROW(ag::add(a, b), std::invalid_argument);
+  EXPECT_THROW(ag::gelu(a), std::invalid_argument);  // no GPU kernel: refused, never read as host memory
+}
+
+// A small Llama-style model: the GPU's losses over a few AdamW steps follow the CPU's, the clipped
+// gradient norms agree, and a checkpoint written from the device loads back on the CPU unchanged.
+TEST(Cuda, TrainingFollowsTheCpu) {
+  NEED_GPU();
+  ModelConfig c;
+  c.vocab_size = 61, c.d_model = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 96, c.max_seq_len = 48;
+  const int64_t B = 3, T = 40, steps = 8;
+  std::vector<double> loss[2], gnorm[2];
+  std::unique_ptr<LanguageModel> gpu_model;
+  for (Device d : {Device::cpu, Device::cuda}) {
+    auto m = make_model(c, 11);
+    m->to_device(d);
+    AdamW opt(collect_params(*m), AdamWConfig{});
+    Rng data(5);
+    for (int64_t s = 0; s < steps; ++s) {
+      Tensor x = Tensor::empty({B * T}, DType::i32), y = Tensor::empty({B * T}, DType::i32);
+      for (int64_t i = 0; i < B * T; ++i) x.data<int32_t>()[i] = int32_t(data.uniform() * 61), y.data<int32_t>()[i] = (x.data<int32_t>()[i] * 7 + 3) % 61;
+      ag::Var l = ag::cross_entropy(m->forward(x, B, T), y);
+      loss[d == Device::cuda].push_back(l->value.item());
+      ag::backward(l);
+      gnorm[d == Device::cuda].push_back(clip_grad_norm(opt.params(), 0.5));
+      opt.step(3e-3);
+      zero_grads(opt.params());
+    }
+    if (d == Device::cuda) gpu_model = std::move(m);
+  }
+  for (int64_t s = 0; s < steps; ++s) {
+    EXPECT_NEAR(loss[1][size_t(s)], loss[0][size_t(s)], 2e-4 * loss[0][size_t(s)]) << "step " << s;
+    EXPECT_NEAR(gnorm[1][size_t(s)], gnorm[0][size_t(s)], 1e-3 * gnorm[0][size_t(s)]) << "step " << s;
+  }
+  EXPECT_LT(loss[1].back(), loss[1].front() - 0.05);  // it learns
+  test::TempDir dir;
+  save_model_files(dir.path, *gpu_model, nullptr);
+  LoadedModel back = load_model(dir.path);
+  auto want = gpu_model->named_weights();
+  auto got = back.model->named_weights();
+  ASSERT_EQ(want.size(), got.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(rel_err(got[i].second, want[i].second.cpu()), 0.0) << want[i].first;
+}
+
+TEST(Cuda, UnsupportedModelsRefuseToMove) {
+  NEED_GPU();
+  ModelConfig c;
+  c.vocab_size = 16, c.d_model = 16, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 2, c.d_ff = 24, c.norm = "layernorm";
+  auto m = make_model(c, 1);
+  EXPECT_THROW(m->to_device(Device::cuda), std::invalid_argument);
+  EXPECT_EQ(m->device(), Device::cpu);
+}
