@@ -6,7 +6,9 @@
 #   test    the GPU-vs-CPU test suite (tests/test_cuda.cpp)
 #   bench   training throughput, clm_bench_train --device cuda vs bench/torch_train.py --device cuda
 #           (PyTorch eager, with and without fused SDPA attention, f32 and TF32), alternating rounds
-#   train   clm train --device cuda on WikiText-2 for TRAIN_S seconds (default 240)
+#   train   clm train --device cuda on WikiText-2 (TRAIN_STEPS, capped at TRAIN_S seconds), then the test
+#           perplexity of its checkpoint with clm eval on the GPU and on the host CPU
+#   resume  two identical GPU runs, one resumed midway: the final weights must be the same bytes
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
@@ -26,7 +28,7 @@ bench)
   small="--d-model 256 --n-layers 6 --n-heads 8 --n-kv-heads 4 --d-ff 688 --batch 8 --seq 256"
   big="--vocab 32000 --d-model 768 --n-layers 12 --n-heads 12 --n-kv-heads 4 --d-ff 2048 --batch 8 --seq 1024"
   b() { echo "== $*" | tee -a $OUT/bench.log; "$@" 2>>$OUT/bench.err | tee -a $OUT/bench.jsonl; }
-  for r in ${ROUNDS:-1 2}; do
+  for r in $(seq ${ROUNDS:-2}); do
     b run clm_bench_train --device cuda --steps 10 --warmup 3 $small
     b python3 bench/torch_train.py --device cuda --steps 10 --warmup 3 $small
     for mode in "" "--tf32" "--bf16"; do
@@ -38,20 +40,30 @@ bench)
   [ -n "${COMPILE:-}" ] && b python3 bench/torch_train.py --device cuda --sdpa --compile --bf16 --steps 10 --warmup 5 $big
   ;;
 train)
-  # A 42M-parameter model (tied embeddings) on WikiText-2, then its test perplexity on the GPU and,
-  # from the same checkpoint, on the host CPU (the two must agree).
+  # A 40M-parameter model (tied embeddings; MODEL= other shape flags) on WikiText-2, then its test
+  # perplexity on the GPU and, from the same checkpoint, on the host CPU (the two must agree).
   W=/tmp/dev/devdata/wikitext-2
-  run clm train --device cuda ${TRAIN_FLAGS:-} --data $W --out /tmp/run-gpu --d-model 512 --n-layers 8 --n-heads 8 \
-    --n-kv-heads 4 --d-ff 1376 --tie-embeddings --seq-len 256 --batch-size 32 --lr 1e-3 --warmup 100 \
-    --steps ${TRAIN_STEPS:-1500} --eval-every 250 --time-budget ${TRAIN_S:-300} --sample-tokens 40 2>&1 |
+  run clm train --device cuda ${TRAIN_FLAGS:-} --data $W --out /tmp/run-gpu \
+    ${MODEL:---d-model 512 --n-layers 8 --n-heads 8 --n-kv-heads 4 --d-ff 1376 --lr 1e-3} --tie-embeddings --seq-len 256 \
+    --batch-size 32 --warmup 100 --steps ${TRAIN_STEPS:-1500} --eval-every 250 --time-budget ${TRAIN_S:-300} --sample-tokens 40 2>&1 |
     tr '\r' '\n' | grep -v '^step ' | tee $OUT/train.log | tail -20
   cp /tmp/run-gpu/metrics.jsonl $OUT/train_metrics.jsonl
-  for d in cuda cpu; do
+  for d in ${EVAL_DEVICES:-cuda cpu}; do
     t0=$SECONDS
     run clm eval --device $d --model /tmp/run-gpu --data $W --split test --window 256 --batch-size 16 \
       --report $OUT/eval.jsonl 2>&1 | tee -a $OUT/train.log
     echo "eval $d: $((SECONDS - t0)) s wall" | tee -a $OUT/train.log
   done
   tail -2 $OUT/train.log ;;
+resume)
+  # Determinism and exact resume on the GPU: two identical runs, the second resumed from its step 40;
+  # their step-60 weights must be the same bytes.
+  W=/tmp/dev/devdata/wikitext-2
+  f="--device cuda --data $W --d-model 256 --n-layers 4 --n-heads 8 --n-kv-heads 4 --d-ff 688 --seq-len 128 --batch-size 16 --steps 60 --ckpt-every 20 --eval-every 0 --eval-tokens 20000 --sample-tokens 0"
+  run clm train $f --out /tmp/ra > $OUT/resume.log 2>&1 && run clm train $f --out /tmp/rb >> $OUT/resume.log 2>&1 &&
+    run clm train --device cuda --resume /tmp/rb/step-00000040 --sample-tokens 0 >> $OUT/resume.log 2>&1
+  tr '\r' '\n' < $OUT/resume.log | grep -E "resuming|perplexity|error" | tee -a $OUT/resume.txt
+  cmp /tmp/ra/step-00000060/model.safetensors /tmp/rb/step-00000060/model.safetensors && echo "resume: step-60 weights identical" | tee -a $OUT/resume.txt
+  cmp /tmp/ra/step-00000060/optimizer.safetensors /tmp/rb/step-00000060/optimizer.safetensors && echo "resume: step-60 optimizer state identical" | tee -a $OUT/resume.txt ;;
 esac
 done

@@ -121,9 +121,11 @@ void zero(void* p, size_t nbytes) {
 
 void sync() { check(cudaDeviceSynchronize(), "a kernel failed"); }
 
-void set_tf32(bool on) { cuda::set_tf32(on); }
-static bool g_bf16 = false;
-void set_bf16(bool on) { g_bf16 = on; }
+// Under bf16 autocast the matmuls that stay f32 (attention's) take TF32 tensor cores, as autocast
+// lowers every matmul's precision.
+static bool g_tf32 = false, g_bf16 = false;
+void set_tf32(bool on) { cuda::set_tf32((g_tf32 = on) || g_bf16); }
+void set_bf16(bool on) { cuda::set_tf32(g_tf32 || (g_bf16 = on)); }
 bool bf16() { return g_bf16; }
 
 size_t bytes_in_use() { return cache().in_use; }
