@@ -134,7 +134,9 @@ TEST(Cuda, Attention) {
   };
   // T = 70 crosses the 32-key tiles; hd 16 / 64 / 96 / 128; GQA; bidirectional; ALiBi.
   for (Case k : {Case{2, 70, 4, 4, 16, true, false}, Case{1, 33, 4, 2, 64, true, false}, Case{2, 41, 2, 1, 96, false, false},
-                 Case{1, 64, 4, 4, 32, true, true}, Case{1, 5, 2, 2, 128, true, false}}) {
+                 Case{1, 64, 4, 4, 32, true, true}, Case{1, 5, 2, 2, 128, true, false},
+                 // rows held in registers (T 600: 3 of 4 slots a thread), and past 2048 the multi-pass rows
+                 Case{1, 600, 2, 1, 32, true, false}, Case{1, 700, 2, 2, 16, false, false}, Case{1, 2100, 1, 1, 16, true, true}}) {
     Tensor q = randn({k.B * k.T, k.H * k.hd}, r), kk = randn({k.B * k.T, k.Hkv * k.hd}, r), v = randn({k.B * k.T, k.Hkv * k.hd}, r);
     std::vector<double> slopes;
     if (k.alibi)

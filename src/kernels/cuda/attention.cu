@@ -199,6 +199,56 @@ __global__ void k_attn_softmax_rows(float* P, Attn s) {
   const float inv = 1.f / sum;
   for (int64_t j = threadIdx.x; j < s.T; j += blockDim.x) row[j] = j < n ? row[j] * inv : 0.f;
 }
+// The same with the row held in registers (VPT values a thread, rows up to 256 VPT): one read and one
+// write of each entry instead of three of each, and no read past the causal diagonal.
+template <int VPT>
+__global__ void k_attn_softmax_rows_reg(float* P, Attn s) {
+  __shared__ float sh[32];
+  const int64_t r = blockIdx.x, i = r % s.T, h = (r / s.T) % s.H, n = s.causal ? i + 1 : s.T;
+  float* row = P + r * s.T;
+  float x[VPT], m = -INFINITY;
+#pragma unroll
+  for (int c = 0; c < VPT; ++c) {
+    const int64_t j = threadIdx.x + int64_t(c) * blockDim.x;
+    x[c] = j < n ? row[j] + bias(s, h, i, j) : -INFINITY;
+    m = fmaxf(m, x[c]);
+  }
+  m = block_max(m, sh);
+  float sum = 0.f;
+#pragma unroll
+  for (int c = 0; c < VPT; ++c) {
+    x[c] = x[c] == -INFINITY ? 0.f : expf(x[c] - m);
+    sum += x[c];
+  }
+  const float inv = 1.f / block_sum(sum, sh);
+#pragma unroll
+  for (int c = 0; c < VPT; ++c) {
+    const int64_t j = threadIdx.x + int64_t(c) * blockDim.x;
+    if (j < s.T) row[j] = x[c] * inv;
+  }
+}
+template <int VPT>
+__global__ void k_attn_softmax_bwd_rows_reg(float* dP, const float* P, int64_t T, int64_t p_batch, int64_t d_batch, bool causal) {
+  __shared__ float sh[32];
+  const int64_t b = blockIdx.y, i = blockIdx.x, n = causal ? i + 1 : T;
+  const float* p = P + b * p_batch + i * T;
+  float* d = dP + b * d_batch + i * T;
+  float pv[VPT], dv[VPT], acc = 0.f;
+#pragma unroll
+  for (int c = 0; c < VPT; ++c) {
+    const int64_t j = threadIdx.x + int64_t(c) * blockDim.x;
+    pv[c] = j < n ? p[j] : 0.f;
+    dv[c] = j < n ? d[j] : 0.f;
+    acc += pv[c] * dv[c];
+  }
+  acc = block_sum(acc, sh);
+#pragma unroll
+  for (int c = 0; c < VPT; ++c) {
+    const int64_t j = threadIdx.x + int64_t(c) * blockDim.x;
+    if (j < T) d[j] = pv[c] * (dv[c] - acc);
+  }
+}
+
 // dS = P * (dP - sum_j P dP) in place on dP [T,T] rows of one (b, h); zero where P is masked.
 __global__ void k_attn_softmax_bwd_rows(float* dP, const float* P, int64_t T, int64_t p_batch, int64_t d_batch) {
   __shared__ float sh[32];
@@ -257,7 +307,12 @@ void attention_forward_gemm(float* out, float* P, const float* q, const float* k
   for (int64_t h = 0; h < H; ++h)
     gemm_batched(false, true, int(T), int(T), int(hd), s.scale, q + h * hd, qs, T * H * hd, k + (h / g) * hd, ks, T * Hkv * hd, 0.f,
                  P + h * T * T, int(T), H * T * T, int(s.B));
-  k_attn_softmax_rows<<<unsigned(s.B * H * T), 256>>>(P, s);
+  const unsigned rows = unsigned(s.B * H * T);
+  if (T <= 256) k_attn_softmax_rows_reg<1><<<rows, 256>>>(P, s);
+  else if (T <= 512) k_attn_softmax_rows_reg<2><<<rows, 256>>>(P, s);
+  else if (T <= 1024) k_attn_softmax_rows_reg<4><<<rows, 256>>>(P, s);
+  else if (T <= 2048) k_attn_softmax_rows_reg<8><<<rows, 256>>>(P, s);
+  else k_attn_softmax_rows<<<rows, 256>>>(P, s);
   check_launch("k_attn_softmax_rows");
   for (int64_t h = 0; h < H; ++h)
     gemm_batched(false, false, int(T), int(hd), int(T), 1.f, P + h * T * T, int(T), H * T * T, v + (h / g) * hd, ks, T * Hkv * hd, 0.f,
@@ -277,7 +332,12 @@ void attention_backward_gemm(float* dq, float* dk, float* dv, float* dP, const f
     gemm_batched(true, false, int(T), int(hd), int(T), 1.f, Ph, int(T), p_b, dout + h * hd, qs, q_b, 1.f, dv + kh * hd, ks, kv_b, int(s.B));
     // dP = dO V^T, then dS = P (dP - rowsum(P dP))
     gemm_batched(false, true, int(T), int(T), int(hd), 1.f, dout + h * hd, qs, q_b, v + kh * hd, ks, kv_b, 0.f, dP, int(T), d_b, int(s.B));
-    k_attn_softmax_bwd_rows<<<dim3(unsigned(T), unsigned(s.B)), 256>>>(dP, Ph, T, p_b, d_b);
+    const dim3 grid(unsigned(T), unsigned(s.B));
+    if (T <= 256) k_attn_softmax_bwd_rows_reg<1><<<grid, 256>>>(dP, Ph, T, p_b, d_b, s.causal);
+    else if (T <= 512) k_attn_softmax_bwd_rows_reg<2><<<grid, 256>>>(dP, Ph, T, p_b, d_b, s.causal);
+    else if (T <= 1024) k_attn_softmax_bwd_rows_reg<4><<<grid, 256>>>(dP, Ph, T, p_b, d_b, s.causal);
+    else if (T <= 2048) k_attn_softmax_bwd_rows_reg<8><<<grid, 256>>>(dP, Ph, T, p_b, d_b, s.causal);
+    else k_attn_softmax_bwd_rows<<<grid, 256>>>(dP, Ph, T, p_b, d_b);
     check_launch("k_attn_softmax_bwd_rows");
     // dQ += scale dS K, dK += scale dS^T Q
     gemm_batched(false, false, int(T), int(hd), int(T), s.scale, dP, int(T), d_b, k + kh * hd, ks, kv_b, 1.f, dq + h * hd, qs, q_b, int(s.B));
