@@ -9,6 +9,7 @@
 #   train   clm train --device cuda on WikiText-2 (TRAIN_STEPS, capped at TRAIN_S seconds), then the test
 #           perplexity of its checkpoint with clm eval on the GPU and on the host CPU
 #   resume  two identical GPU runs, one resumed midway: the final weights must be the same bytes
+#   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
@@ -16,9 +17,17 @@ mkdir -p /tmp/dev && tar -xJf devpack/pack.tar.xz -C /tmp/dev
 # cuBLAS from the image's toolkit, the driver from wherever the image mounts it.
 cudalib=$(dirname "$(find /usr/local/cuda*/ /usr/lib /opt -name 'libcublas.so.13*' 2>/dev/null | head -1)")
 drvlib=$(dirname "$(find /usr/local/nvidia /usr/lib /usr/lib64 -name 'libcuda.so.1' 2>/dev/null | head -1)")
-LIBP=/tmp/dev/devlib:$cudalib:$drvlib
+nccllib=$(dirname "$(find / -name 'libnccl.so.2*' -not -path '/proc/*' 2>/dev/null | head -1)")
+LIBP=/tmp/dev/devlib:$cudalib:$drvlib:$nccllib
 run() { local b=$1; shift; /tmp/dev/devlib/ld-linux-x86-64.so.2 --library-path "$LIBP" /tmp/dev/devlib/$b "$@"; }
-echo "cuBLAS from $cudalib, driver from $drvlib"; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+# The image's NCCL needs the image's newer C library: data-parallel runs start under the system's
+# loader, with the pack's libraries minus its C and C++ runtimes.
+mkdir -p /tmp/dev/devlib2
+for f in /tmp/dev/devlib/*.so*; do
+  case $(basename "$f") in libc.so*|libm.so*|ld-linux*|libstdc++*|libgcc_s*|libpthread*|libdl*|librt*) ;; *) ln -sf "$f" /tmp/dev/devlib2/ ;; esac
+done
+rundp() { local b=$1; shift; LD_LIBRARY_PATH=/tmp/dev/devlib2:$cudalib:$drvlib:$nccllib /tmp/dev/devlib/$b "$@"; }
+echo "cuBLAS from $cudalib, driver from $drvlib, NCCL from $nccllib"; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 for stage in "$@"; do
 case $stage in
 test)
@@ -65,5 +74,28 @@ resume)
   tr '\r' '\n' < $OUT/resume.log | grep -E "resuming|perplexity|error" | tee -a $OUT/resume.txt
   cmp /tmp/ra/step-00000060/model.safetensors /tmp/rb/step-00000060/model.safetensors && echo "resume: step-60 weights identical" | tee -a $OUT/resume.txt
   cmp /tmp/ra/step-00000060/optimizer.safetensors /tmp/rb/step-00000060/optimizer.safetensors && echo "resume: step-60 optimizer state identical" | tee -a $OUT/resume.txt ;;
+dp)
+  # Data parallel on the two-GPU machine: (1) two GPUs with batch 8 each follow one GPU with batch
+  # 16 step for step; (2) throughput of one and of two GPUs at batch 32 each (101M model, bf16).
+  W=/tmp/dev/devdata/wikitext-2
+  f="--device cuda --data $W --d-model 256 --n-layers 4 --n-heads 8 --n-kv-heads 4 --d-ff 688 --seq-len 128 --steps 30 --log-every 1 --eval-every 0 --eval-tokens 20000 --sample-tokens 0"
+  rundp clm train $f --batch-size 16 --out /tmp/dp1 > $OUT/dp.log 2>&1
+  rundp clm train $f --batch-size 8 --gpus 2 --out /tmp/dp2 >> $OUT/dp.log 2>&1
+  cp /tmp/dp1/metrics.jsonl $OUT/dp_equiv_1gpu.jsonl; cp /tmp/dp2/metrics.jsonl $OUT/dp_equiv_2gpu.jsonl
+  python3 - $OUT <<'PY'
+import json, sys
+o = sys.argv[1]
+a = [json.loads(l) for l in open(o + "/dp_equiv_1gpu.jsonl") if '"loss"' in l]
+b = [json.loads(l) for l in open(o + "/dp_equiv_2gpu.jsonl") if '"loss"' in l]
+d = max(abs(x["loss"] - y["loss"]) / x["loss"] for x, y in zip(a, b))
+print(f"dp: {len(a)} steps, losses 1 GPU {a[0]['loss']:.5f} .. {a[-1]['loss']:.5f}, 2 GPUs {b[0]['loss']:.5f} .. {b[-1]['loss']:.5f}, max relative difference {d:.2e}")
+PY
+  big="--device cuda --bf16 --data $W --d-model 768 --n-layers 12 --n-heads 12 --n-kv-heads 4 --d-ff 2048 --tie-embeddings --seq-len 256 --batch-size 32 --steps 200 --log-every 20 --eval-every 0 --eval-tokens 8192 --sample-tokens 0"
+  for g in 1 2; do
+    rundp clm train $big --gpus $g --out /tmp/dps$g >> $OUT/dp.log 2>&1
+    cp /tmp/dps$g/metrics.jsonl $OUT/dp_speed_${g}gpu.jsonl
+    python3 -c "import json,sys; r=[json.loads(l) for l in open('$OUT/dp_speed_${g}gpu.jsonl') if 'tokens_per_s' in l]; print('dp speed: $g GPU(s)', [round(x['tokens_per_s']) for x in r])"
+  done
+  tail -3 $OUT/dp.log ;;
 esac
 done

@@ -10,7 +10,7 @@ shift || true
 rm -rf /tmp/devpack && mkdir -p /tmp/devpack/devlib /tmp/devpack/devdata devpack
 BUILD=${BUILD:-build}
 # CUDA's own libraries (cuBLAS, the driver) are the device image's: too big to carry, and they must match its driver.
-for l in $(ldd $BUILD/clm | awk '/=>/{print $3} /ld-linux/{print $1}' | grep -v -E 'libcublas|libcudart|libcuda\.so'); do
+for l in $(ldd $BUILD/clm | awk '/=>/{print $3} /ld-linux/{print $1}' | grep -v -E 'libcublas|libcudart|libcuda\.so|libnccl'); do
   cp -L "$l" /tmp/devpack/devlib/
 done
 cp $BUILD/clm "$@" /tmp/devpack/devlib/

@@ -77,6 +77,8 @@ TEST(Cli, BadFlagsAndMissingData) {
   expect_error(run_clm("train --data " + c.dir.path + kTiny + " --position spiral"), "unknown position 'spiral'");
   expect_error(run_clm("train --data " + c.dir.path + kTiny + " --device tpu"), "unknown device 'tpu'");
   expect_error(run_clm("train --data " + c.dir.path + kTiny + " --tf32"), "--tf32 needs --device cuda");
+  expect_error(run_clm("train --data " + c.dir.path + kTiny + " --gpus 2"), "--gpus needs --device cuda");
+  expect_error(run_clm("train --data " + c.dir.path + kTiny + " --gpus 0 --device cuda"), "--gpus must be >= 1");
   if (!gpu::built())  // a CPU-only build says so, and how to get the backend
     expect_error(run_clm("train --data " + c.dir.path + kTiny + " --device cuda"), "-DCLM_CUDA=ON");
   else if (gpu::count() == 0)

@@ -1,7 +1,9 @@
 // Training end to end: a tiny model overfits, a resumed run matches an uninterrupted one step for
 // step, checkpoints round-trip bit for bit, and a NaN stops training without touching the last good
 // checkpoint.
+#include <barrier>
 #include <cstring>
+#include <thread>
 
 #include "common.h"
 #include "models/transformer.h"
@@ -79,6 +81,60 @@ TEST(Train, ResumeMatchesUninterruptedRunStepForStep) {
   // and the final weights are identical
   EXPECT_EQ(read_file(a.path + "/step-00000020/model.safetensors"), read_file(b.path + "/step-00000020/model.safetensors"));
   EXPECT_EQ(read_file(a.path + "/latest"), "step-00000020\n");
+}
+
+// The trainer's data-parallel contract (what --gpus runs over NCCL), here with two threads and a
+// reduce hook that averages through shared memory: rank r trains on lanes [2r, 2r + 2) of a
+// 4-lane loader, and after averaging both ranks follow one trainer with batch 4 step for step.
+TEST(Train, DataParallelWorkersFollowTheWholeBatch) {
+  ByteTokenizer tok;
+  auto s = stream(tok, 20);
+  TrainConfig whole = quick(12);
+  TransformerLM single(tiny(tok.vocab_size()), 3);
+  TrainResult ref = train(single, tok, s, whole, "", "", silent());
+
+  TrainConfig half = whole;
+  half.batch_size = whole.batch_size / 2;
+  half.threads = 1;
+  std::barrier<> bar(2);
+  const std::vector<ParamRef>* ps[2] = {nullptr, nullptr};
+  double losses[2] = {0, 0};
+  std::vector<std::unique_ptr<TransformerLM>> models;
+  for (int r = 0; r < 2; ++r) models.push_back(std::make_unique<TransformerLM>(tiny(tok.vocab_size()), 3));
+  TrainResult res[2];
+  auto worker = [&](int r) {
+    TrainHooks h = silent();
+    h.rank = r, h.world = 2;
+    h.reduce = [&, r](const std::vector<ParamRef>& p, double& loss) {
+      ps[r] = &p, losses[r] = loss;
+      bar.arrive_and_wait();
+      if (r == 0)
+        for (size_t i = 0; i < p.size(); ++i) {
+          float *a = (*ps[0])[i].var->grad.data<float>(), *b = (*ps[1])[i].var->grad.data<float>();
+          for (int64_t j = 0, n = (*ps[0])[i].var->grad.numel(); j < n; ++j) a[j] = b[j] = (a[j] + b[j]) / 2;
+        }
+      bar.arrive_and_wait();
+      loss = (losses[0] + losses[1]) / 2;
+      bar.arrive_and_wait();  // nobody overwrites losses[] before both have read them
+    };
+    res[r] = train(*models[size_t(r)], tok, s, half, "", "", h);
+  };
+  std::thread t1(worker, 1);
+  worker(0);
+  t1.join();
+  ASSERT_EQ(res[0].losses.size(), ref.losses.size());
+  for (size_t k = 0; k < ref.losses.size(); ++k) {
+    EXPECT_NEAR(res[0].losses[k], ref.losses[k], 1e-5 * ref.losses[k]) << "step " << k + 1;
+    EXPECT_EQ(res[0].losses[k], res[1].losses[k]);
+  }
+  auto w0 = models[0]->named_weights(), w1 = models[1]->named_weights(), wr = single.named_weights();
+  for (size_t i = 0; i < w0.size(); ++i) {
+    EXPECT_EQ(std::memcmp(w0[i].second.raw(), w1[i].second.raw(), w0[i].second.nbytes()), 0) << w0[i].first;
+    EXPECT_LT(test::rel_err(w0[i].second, wr[i].second), 1e-4) << w0[i].first;
+  }
+  TrainHooks bad = silent();
+  bad.rank = 2, bad.world = 2;
+  EXPECT_THROW(train(single, tok, s, half, "", "", bad), std::invalid_argument);
 }
 
 TEST(Train, CheckpointRoundTripsBitForBit) {

@@ -9,6 +9,7 @@
 #include "eval/perplexity.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
+#include "train/data_parallel.h"
 #include "train/distill.h"
 #include "train/trainer.h"
 
@@ -23,6 +24,7 @@ struct TrainArgs {
   DataArgs data;
   std::string tok_kind, out = "runs/demo", resume, init_from, task, device = "cpu";
   bool tf32 = false, bf16 = false;
+  int gpus = 1;
   double describe_frac = 0.2;
   int64_t max_vocab = 0, sample_tokens = 120, eval_tokens = 0, fit_steps = 500;
   double distill_alpha = 0, fit_lr = 1e-2;
@@ -45,6 +47,15 @@ void refuse(const std::string& flag, const nlohmann::json& given, const nlohmann
 
 int run_train(CLI::App* c, TrainArgs a) {
   const Device device = parse_device(a.device);
+  if (a.gpus != 1) {  // data parallel: one worker process per GPU from here on (train/data_parallel.h)
+    if (device != Device::cuda) throw std::invalid_argument("--gpus needs --device cuda");
+    if (!a.task.empty() || a.distill_alpha > 0 || !a.init_from.empty())
+      throw std::invalid_argument("--gpus: next-token training from a corpus only (no --task, --distill-alpha, --init-from)");
+    if (a.tcfg.time_budget_s > 0) throw std::invalid_argument("--gpus: --time-budget is not supported (the workers must stop together)");
+    if (a.tcfg.objective != "next") throw std::invalid_argument("--gpus: --objective next only");
+  }
+  const int rank = dp::launch(a.gpus);
+  if (rank > 0 && !std::freopen("/dev/null", "w", stdout)) throw std::runtime_error("cannot silence worker output");
   if (device == Device::cuda) {
     gpu::require("--device cuda");
     if (!a.task.empty()) throw std::invalid_argument("--device cuda: --task trains a vision-language model, which runs on the CPU only");
@@ -168,25 +179,29 @@ int run_train(CLI::App* c, TrainArgs a) {
       std::fprintf(stderr, "init from %s: embedding fitted to the original table, mse %.6g\n", a.init_from.c_str(), mse);
     }
   }
-  std::fprintf(stderr, "data: %s | tokenizer %s (vocab %lld) | train %lld / valid %lld / test %lld tokens\n",
-               ds.name.c_str(), ds.tok->type().c_str(), (long long)ds.tok->vocab_size(), (long long)ds.train.size(),
-               (long long)ds.valid.size(), (long long)ds.test.size());
-  if (mcfg.arch == "transformer")
+  if (rank == 0)
+    std::fprintf(stderr, "data: %s | tokenizer %s (vocab %lld) | train %lld / valid %lld / test %lld tokens\n",
+                 ds.name.c_str(), ds.tok->type().c_str(), (long long)ds.tok->vocab_size(), (long long)ds.train.size(),
+                 (long long)ds.valid.size(), (long long)ds.test.size());
+  if (rank == 0 && mcfg.arch == "transformer")
     std::fprintf(stderr, "model: %lld parameters | d_model %lld, %lld layers, %lld heads (%lld kv), d_ff %lld, %s/%s/%s/%s | threads %d, isa %s\n",
                  (long long)model.num_params(), (long long)mcfg.d_model, (long long)mcfg.n_layers,
                  (long long)mcfg.n_heads, (long long)mcfg.n_kv_heads, (long long)mcfg.d_ff, mcfg.attention.c_str(), mcfg.position.c_str(),
                  mcfg.mlp.c_str(), mcfg.norm.c_str(), kernels::num_threads(), kernels::vec().isa);
-  else
+  else if (rank == 0)
     std::fprintf(stderr, "model: %lld parameters | %s, hidden %lld, %lld layers, dropout %.2f | threads %d, isa %s\n",
                  (long long)model.num_params(), mcfg.arch.c_str(), (long long)mcfg.d_model, (long long)mcfg.n_layers, mcfg.dropout,
                  kernels::num_threads(), kernels::vec().isa);
-  std::fprintf(stderr, "train: %lld steps x %lld tokens (batch %lld x seq %lld x accum %lld), lr %.2e, out %s%s\n",
-               (long long)tcfg.steps, (long long)(tcfg.batch_size * tcfg.seq_len * tcfg.grad_accum),
-               (long long)tcfg.batch_size, (long long)tcfg.seq_len, (long long)tcfg.grad_accum, tcfg.lr, a.out.c_str(),
-               resume_dir.empty() ? "" : (" | resuming " + resume_dir).c_str());
+  if (rank == 0)
+    std::fprintf(stderr, "train: %lld steps x %lld tokens (batch %lld x seq %lld x accum %lld%s), lr %.2e, out %s%s\n",
+                 (long long)tcfg.steps, (long long)(tcfg.batch_size * tcfg.seq_len * tcfg.grad_accum * a.gpus),
+                 (long long)tcfg.batch_size, (long long)tcfg.seq_len, (long long)tcfg.grad_accum,
+                 a.gpus > 1 ? (" x " + std::to_string(a.gpus) + " GPUs").c_str() : "", tcfg.lr, a.out.c_str(),
+                 resume_dir.empty() ? "" : (" | resuming " + resume_dir).c_str());
   model.to_device(device);
-  if (device == Device::cuda)
-    std::fprintf(stderr, "device: %s%s%s\n", gpu::describe().c_str(), a.tf32 ? " | TF32 matmuls" : "", a.bf16 ? " | bf16 matmuls" : "");
+  if (device == Device::cuda && rank == 0)
+    std::fprintf(stderr, "device: %s%s%s%s\n", gpu::describe().c_str(), a.tf32 ? " | TF32 matmuls" : "", a.bf16 ? " | bf16 matmuls" : "",
+                 a.gpus > 1 ? (" | data parallel over " + std::to_string(a.gpus) + " GPUs (NCCL)").c_str() : "");
   TrainHooks hooks;
   hooks.progress = isatty(2);
   hooks.run_info = {{"data", a.data.to_json()}};
@@ -200,7 +215,23 @@ int run_train(CLI::App* c, TrainArgs a) {
     if (mlm) return masked_lm_loss(m, ds.valid, tcfg.seq_len, tcfg.batch_size, tcfg.mask_prob, a.eval_tokens).mean_nll();
     return perplexity(m, ds.valid, tcfg.seq_len, tcfg.seq_len, tcfg.batch_size, a.eval_tokens).mean_nll();
   };
-  train(model, *ds.tok, ds.train, tcfg, a.out, resume_dir, hooks);
+  if (a.gpus > 1) {
+    dp::init(rank, a.gpus);
+    hooks.rank = rank, hooks.world = a.gpus;
+    hooks.reduce = [](const std::vector<ParamRef>& ps, double& loss) {
+      std::vector<std::pair<float*, int64_t>> bufs;
+      for (auto& p : ps)
+        if (p.var->grad.defined()) bufs.push_back({p.var->grad.data<float>(), p.var->grad.numel()});
+      dp::average(bufs);
+      loss = dp::average(loss);
+    };
+    if (rank > 0) hooks.eval = nullptr, hooks.quiet = true, hooks.progress = false;
+  }
+  train(model, *ds.tok, ds.train, tcfg, rank == 0 ? a.out : "", resume_dir, hooks);
+  if (a.gpus > 1) {
+    dp::finalize();
+    if (rank > 0) return 0;
+  }
   if (mlm) {
     PerplexityResult pv = masked_lm_loss(model, ds.valid, tcfg.seq_len, tcfg.batch_size, tcfg.mask_prob, a.eval_tokens);
     std::printf("valid masked-LM loss (per masked %s): %.4f | %s\n", ds.tok->unit().c_str(), pv.mean_nll(), pv.protocol.c_str());
@@ -267,6 +298,7 @@ void add_train(CLI::App& app, Commands& cmds) {
   tr->add_option("--mask-prob", t.mask_prob, "mlm: fraction of tokens masked")->capture_default_str();
   tr->add_option("--threads", t.threads, "Threads (0 = all cores)")->capture_default_str();
   tr->add_option("--device", a->device, "cpu | cuda (a build configured with -DCLM_CUDA=ON; f32 transformers)")->capture_default_str();
+  tr->add_option("--gpus", a->gpus, "--device cuda: data-parallel training over this many GPUs of the host (one process each, NCCL); --batch-size is per GPU")->capture_default_str();
   tr->add_flag("--tf32", a->tf32, "--device cuda: TF32 tensor-core matmuls (faster, 10-bit mantissa products)");
   tr->add_flag("--bf16", a->bf16, "--device cuda: bf16 autocast for the matmuls (bf16 inputs, f32 accumulation and master weights)");
   tr->add_option("--sample-tokens", a->sample_tokens, "Tokens to sample after training (0 = none)")->capture_default_str();

@@ -64,7 +64,10 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
   kernels::set_num_threads(cfg.threads);
   auto params = collect_params(model);
   AdamW opt(params, cfg.adam);
-  StreamLoader loader(train_stream, cfg.batch_size, cfg.seq_len);
+  if (hooks.world < 1 || hooks.rank < 0 || hooks.rank >= hooks.world) throw std::invalid_argument("train: bad data-parallel rank");
+  if (hooks.world > 1 && hooks.batch) throw std::invalid_argument("train: data parallelism over a batch hook is not supported");
+  const int64_t W = hooks.world, R = hooks.rank, BT = cfg.batch_size * cfg.seq_len;
+  StreamLoader loader(train_stream, cfg.batch_size * W, cfg.seq_len);
   int64_t step = 0;
   double elapsed_before = 0;
   if (!resume_dir.empty()) {
@@ -94,7 +97,7 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
   };
 
   TrainResult res;
-  const int64_t tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum;
+  const int64_t tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum * W;
   const auto t0 = clock::now();
   auto window_t = t0;
   int64_t window_tokens = 0;
@@ -107,6 +110,8 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
       Tensor x, y;
       if (hooks.batch) hooks.batch(model, step, micro, x, y);
       else loader.next(x, y);
+      if (!hooks.batch && W > 1)  // this worker's lanes (rows of the [W·B, T] batch)
+        x = x.slice(0, R * BT, (R + 1) * BT).contiguous(), y = y.slice(0, R * BT, (R + 1) * BT).contiguous();
       if (cfg.objective == "mlm") {  // a fresh mask per (step, micro-batch): a resumed run draws the same
         Rng seeds(cfg.seed);
         Rng rng(seeds.next() ^ uint64_t(step * cfg.grad_accum + micro));
@@ -117,7 +122,8 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
       loss_sum += loss->value.item();
       ag::backward(cfg.grad_accum > 1 ? ag::scale(loss, 1.0 / double(cfg.grad_accum)) : loss);
     }
-    const double loss = loss_sum / double(cfg.grad_accum);
+    double loss = loss_sum / double(cfg.grad_accum);
+    if (hooks.reduce) hooks.reduce(params, loss);
     const double gnorm = clip_grad_norm(params, cfg.clip);
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
       std::string last = "none";

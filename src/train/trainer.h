@@ -46,6 +46,11 @@ struct TrainHooks {
   // (step, micro); deterministic in them, so that a resumed run sees the same batches. It may
   // hand the model more inputs (images) for the forward that follows.
   std::function<void(LanguageModel&, int64_t step, int64_t micro, Tensor& x, Tensor& y)> batch;
+  // Data parallelism (train/data_parallel.h): this worker takes lanes [rank B, (rank + 1) B) of a
+  // world·B-lane loader, and `reduce` averages the gradients and the loss over the workers after
+  // the micro-batches, before clipping. Tokens per step count every worker's.
+  int rank = 0, world = 1;
+  std::function<void(const std::vector<ParamRef>& params, double& loss)> reduce;
   bool progress = false;                       // live progress line on stderr
   bool quiet = false;
   nlohmann::json run_info;  // stored in every checkpoint's trainer_state.json as "run" (e.g. the corpus)
