@@ -115,6 +115,46 @@ TEST(Cuda, RmsNorm) {
     compare({x, w}, [off](auto& v, Device) { return ag::rmsnorm(v[0], v[1], 1e-5, off); }, 2e-5, "rmsnorm");
 }
 
+TEST(Cuda, LayerNormGeluAndLearnedPositions) {
+  NEED_GPU();
+  Rng r(14);
+  Tensor x = randn({300, 72}, r, 2.0), w = randn({72}, r), b = randn({72}, r);
+  compare({x, w, b}, [](auto& v, Device) { return ag::layernorm(v[0], v[1], v[2], 1e-5); }, 2e-5, "layernorm");
+  compare({x, w}, [](auto& v, Device) { return ag::layernorm(v[0], v[1], nullptr, 1e-5); }, 2e-5, "layernorm, no bias");
+  for (bool t : {false, true}) compare({x}, [t](auto& v, Device) { return ag::gelu(v[0], t); }, 1e-5, "gelu");
+  Tensor table = randn({50, 72}, r);  // 300 rows = 6 sequences of 50 positions, from row 0; and 30 from row 17
+  compare({x, table}, [](auto& v, Device) { return ag::add_rows(v[0], v[1], 0, 50); }, 1e-6, "add_rows");
+  compare({x, table}, [](auto& v, Device) { return ag::add_rows(v[0], v[1], 17, 30); }, 1e-6, "add_rows at 17");
+}
+
+// The GPU mask is not the CPU's (a counter-based hash, not the host RNG's stream): checked for its
+// rate, its scale, and a backward that applies the forward's mask.
+TEST(Cuda, Dropout) {
+  NEED_GPU();
+  Rng r(15), rng(16);
+  const int64_t n = 1 << 20;
+  Tensor x = randn({n}, r);
+  ag::Var v = ag::leaf(x.to_device(Device::cuda), true);
+  ag::Var y = ag::dropout(v, 0.25, rng);
+  ag::backward(ag::sum(y));
+  Tensor hy = y->value.cpu(), hg = v->grad.cpu();
+  int64_t dropped = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float yi = hy.data<float>()[i], gi = hg.data<float>()[i];
+    if (yi == 0.f) {
+      ++dropped;
+      EXPECT_EQ(gi, 0.f);
+    } else {
+      ASSERT_NEAR(yi, x.data<float>()[i] / 0.75f, 1e-6 * std::abs(yi) + 1e-7);
+      ASSERT_NEAR(gi, 1.f / 0.75f, 1e-6);
+    }
+  }
+  EXPECT_NEAR(double(dropped) / double(n), 0.25, 0.003);  // ~7 standard deviations
+  ag::Var y2 = ag::dropout(v, 0.25, rng);  // a new draw: another mask
+  ag::clear_tape();
+  EXPECT_GT(rel_err(y2->value.cpu(), hy), 0.1);
+}
+
 TEST(Cuda, Rotary) {
   NEED_GPU();
   Rng r(5);
@@ -177,7 +217,7 @@ TEST(Cuda, MixedDevicesAndMissingKernelsRefuse) {
   Rng r(8);
   ag::Var a = ag::leaf(randn({4, 4}, r).to_device(Device::cuda)), b = ag::leaf(randn({4, 4}, r));
   EXPECT_THROW(ag::add(a, b), std::invalid_argument);
-  EXPECT_THROW(ag::gelu(a), std::invalid_argument);  // no GPU kernel: refused, never read as host memory
+  EXPECT_THROW(ag::softmax(a), std::invalid_argument);  // no GPU kernel: refused, never read as host memory
 }
 
 // A small Llama-style model: the GPU's losses over a few AdamW steps follow the CPU's, the clipped
@@ -220,10 +260,50 @@ TEST(Cuda, TrainingFollowsTheCpu) {
   for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(rel_err(got[i].second, want[i].second.cpu()), 0.0) << want[i].first;
 }
 
+// A GPT-2-shaped model (LayerNorm with biases, GELU MLP, learned positions, tied embeddings)
+// follows the CPU over a few steps too.
+TEST(Cuda, Gpt2ShapedTrainingFollowsTheCpu) {
+  NEED_GPU();
+  ModelConfig c;
+  c.vocab_size = 53, c.d_model = 48, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 4, c.d_ff = 96, c.max_seq_len = 32;
+  c.norm = "layernorm", c.mlp = "gelu_tanh", c.position = "learned", c.tie_embeddings = true, c.attn_bias = true, c.mlp_bias = true;
+  const int64_t B = 2, T = 32;
+  std::vector<double> loss[2];
+  for (Device d : {Device::cpu, Device::cuda}) {
+    auto m = make_model(c, 21);
+    m->to_device(d);
+    AdamW opt(collect_params(*m), AdamWConfig{});
+    Rng data(6);
+    for (int s = 0; s < 6; ++s) {
+      Tensor x = Tensor::empty({B * T}, DType::i32), y = Tensor::empty({B * T}, DType::i32);
+      for (int64_t i = 0; i < B * T; ++i) x.data<int32_t>()[i] = int32_t(data.uniform() * 53), y.data<int32_t>()[i] = (x.data<int32_t>()[i] + 1) % 53;
+      ag::Var l = ag::cross_entropy(m->forward(x, B, T), y);
+      loss[d == Device::cuda].push_back(l->value.item());
+      ag::backward(l);
+      clip_grad_norm(opt.params(), 1.0);
+      opt.step(3e-3);
+      zero_grads(opt.params());
+    }
+  }
+  for (size_t s = 0; s < loss[0].size(); ++s) EXPECT_NEAR(loss[1][s], loss[0][s], 2e-4 * loss[0][s]) << "step " << s;
+}
+
+TEST(Cuda, OutOfMemoryIsOneLine) {
+  NEED_GPU();
+  try {
+    Tensor t = Tensor::empty({int64_t(1) << 42}, DType::f32, Device::cuda);  // 16 TiB
+    FAIL() << "allocated 16 TiB";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("out of GPU memory"), std::string::npos) << e.what();
+  }
+  Tensor ok = Tensor::zeros({1024}, DType::f32, Device::cuda);  // and the device still works
+  EXPECT_EQ(ok.cpu().at(1023), 0.0);
+}
+
 TEST(Cuda, UnsupportedModelsRefuseToMove) {
   NEED_GPU();
   ModelConfig c;
-  c.vocab_size = 16, c.d_model = 16, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 2, c.d_ff = 24, c.norm = "layernorm";
+  c.vocab_size = 16, c.d_model = 16, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 2, c.d_ff = 24, c.attention = "tensorcoder";
   auto m = make_model(c, 1);
   EXPECT_THROW(m->to_device(Device::cuda), std::invalid_argument);
   EXPECT_EQ(m->device(), Device::cpu);

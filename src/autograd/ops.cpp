@@ -175,6 +175,7 @@ Var add_rows(const Var& x, const Var& table, int64_t row0, int64_t T_) {
              std::to_string(P));
   const int64_t N = rows(x->value, D);
   expect(T_ > 0 && N % T_ == 0, "add_rows", "rows not a multiple of T");
+  CLM_ON_GPU(x, add_rows(x, table, row0, T_));
   Tensor Y = Tensor::empty(x->value.shape(), x->value.dtype());
   dispatch_float(Y.dtype(), [&]<class T>() {
     const T *px = mut<T>(x), *pt = mut<T>(table);
@@ -246,6 +247,7 @@ Var layernorm(const Var& x, const Var& w, const Var& b, double eps) {
   expect(x->value.dim(-1) == D, "layernorm", "input " + shape_str(x->value.shape()) + " vs weight " +
                                                    shape_str(w->value.shape()));
   const int64_t N = rows(x->value, D);
+  CLM_ON_GPU(x, layernorm(x, w, b, eps));
   Tensor Y = Tensor::empty(x->value.shape(), x->value.dtype());
   Tensor Mu = Tensor::empty({N}, x->value.dtype()), R = Tensor::empty({N}, x->value.dtype());
   dispatch_float(Y.dtype(), [&]<class T>() {
@@ -277,6 +279,7 @@ Var swiglu(const Var& gate, const Var& up) {
 }
 
 Var gelu(const Var& x, bool tanh_approx) {
+  CLM_ON_GPU(x, gelu(x, tanh_approx));
   Tensor Y = Tensor::empty(x->value.shape(), x->value.dtype());
   const int64_t n = Y.numel();
   dispatch_float(Y.dtype(), [&]<class T>() { k::gelu_forward<T>(Y.data<T>(), mut<T>(x), n, tanh_approx); });
@@ -755,6 +758,7 @@ Var lstm_scan(const Var& x, const Var& w, const Var& b, const Tensor& h0, const 
 Var dropout(const Var& x, double p, Rng& rng) {
   expect(p >= 0 && p < 1, "dropout", "p must be in [0, 1)");
   if (p == 0) return x;
+  CLM_ON_GPU(x, dropout(x, p, rng));
   const int64_t n = x->value.numel();
   Tensor M = Tensor::empty(x->value.shape(), x->value.dtype()), Y = Tensor::empty(x->value.shape(), x->value.dtype());
   dispatch_float(Y.dtype(), [&]<class U>() {

@@ -121,6 +121,45 @@ Var rmsnorm(const Var& x, const Var& w, double eps, double offset) {
   });
 }
 
+Var layernorm(const Var& x, const Var& w, const Var& b, double eps) {
+  on_device("layernorm", {&x, &w, &b});
+  const int64_t D = w->value.numel(), N = rows(x->value, D);
+  Tensor Y = dev_empty(x->value.shape()), Mu = dev_empty({N}), R = dev_empty({N});
+  c::layernorm_forward(Y.data<float>(), Mu.data<float>(), R.data<float>(), ptr(x), ptr(w), b ? ptr(b) : nullptr, N, D, float(eps));
+  return make_result(Y, {&x, &w, &b}, [x, w, b, Mu, R, N, D](const Tensor& G) {
+    c::layernorm_backward(needs(x) ? gptr(x) : nullptr, needs(w) ? gptr(w) : nullptr, needs(b) ? gptr(b) : nullptr, G.data<float>(),
+                          ptr(x), ptr(w), Mu.data<float>(), R.data<float>(), N, D);
+  });
+}
+
+Var gelu(const Var& x, bool tanh_approx) {
+  on_device("gelu", {&x});
+  Tensor Y = dev_empty(x->value.shape());
+  const int64_t n = Y.numel();
+  c::gelu_forward(Y.data<float>(), ptr(x), n, tanh_approx);
+  return make_result(Y, {&x}, [x, n, tanh_approx](const Tensor& G) { c::gelu_backward(gptr(x), G.data<float>(), ptr(x), n, tanh_approx); });
+}
+
+Var dropout(const Var& x, double p, Rng& rng) {
+  on_device("dropout", {&x});
+  Tensor Y = dev_empty(x->value.shape());
+  const int64_t n = Y.numel();
+  const uint64_t seed = rng.next();  // one draw per call: the mask is a function of (seed, index)
+  c::dropout_forward(Y.data<float>(), ptr(x), n, float(p), seed);
+  return make_result(Y, {&x}, [x, n, p, seed](const Tensor& G) { c::dropout_backward(gptr(x), G.data<float>(), n, float(p), seed); });
+}
+
+Var add_rows(const Var& x, const Var& table, int64_t row0, int64_t T) {
+  on_device("add_rows", {&x, &table});
+  const int64_t D = table->value.dim(1), N = rows(x->value, D);
+  Tensor Y = dev_empty(x->value.shape());
+  c::add_rows_forward(Y.data<float>(), ptr(x), ptr(table), N, D, row0, T);
+  return make_result(Y, {&x, &table}, [x, table, row0, T, N, D](const Tensor& G) {
+    if (needs(x)) c::axpy(gptr(x), 1.f, G.data<float>(), N * D);
+    if (needs(table)) c::add_rows_backward_table(gptr(table), G.data<float>(), N, D, row0, T);
+  });
+}
+
 Var swiglu(const Var& gate, const Var& up) {
   on_device("swiglu", {&gate, &up});
   Tensor Y = dev_empty(gate->value.shape());

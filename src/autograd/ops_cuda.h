@@ -13,6 +13,10 @@ Var scale(const Var& a, double s);
 Var sum(const Var& a);
 Var rmsnorm(const Var& x, const Var& w, double eps, double offset);
 Var swiglu(const Var& gate, const Var& up);
+Var layernorm(const Var& x, const Var& w, const Var& b, double eps);
+Var gelu(const Var& x, bool tanh_approx);
+Var dropout(const Var& x, double p, Rng& rng);
+Var add_rows(const Var& x, const Var& table, int64_t row0, int64_t T);
 Var rotary(const Var& x, const Tensor& cos, const Tensor& sin, int64_t B, int64_t T, int64_t H, int64_t hd, bool interleaved);
 Var attention(const Var& q, const Var& k, const Var& v, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t hd, double scale,
               const std::vector<double>& slopes, bool causal);

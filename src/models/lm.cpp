@@ -62,12 +62,11 @@ static std::string cuda_refusal(const ModelConfig& c, DType dt) {
   };
   if (c.arch != "transformer") return "arch '" + c.arch + "'";
   if (c.attention != "causal") return "attention '" + c.attention + "'";
-  if (!is(c.position, {"rope", "3d-rpe", "alibi", "none"})) return "position '" + c.position + "'";
-  if (c.mlp != "swiglu") return "mlp '" + c.mlp + "'";
-  if (!is(c.norm, {"rmsnorm", "rmsnorm_1p"})) return "norm '" + c.norm + "'";
+  if (!is(c.position, {"rope", "3d-rpe", "alibi", "learned", "none"})) return "position '" + c.position + "'";
+  if (!is(c.mlp, {"swiglu", "gelu", "gelu_tanh", "geglu_tanh"})) return "mlp '" + c.mlp + "'";
+  if (!is(c.norm, {"rmsnorm", "rmsnorm_1p", "layernorm"})) return "norm '" + c.norm + "'";
   if (c.embedding != "standard") return "embedding '" + c.embedding + "'";
   if (c.vision != "none") return "vision '" + c.vision + "'";
-  if (c.dropout != 0.0) return "dropout " + std::to_string(c.dropout);
   if (c.hd() > 128) return "head dim " + std::to_string(c.hd()) + " (at most 128)";
   if (dt != DType::f32) return std::string("dtype ") + dtype_name(dt);
   return "";
@@ -79,8 +78,8 @@ void LanguageModel::to_device(Device d) {
     gpu::require("--device cuda");
     if (const std::string why = cuda_refusal(config(), dtype()); !why.empty())
       throw std::invalid_argument("--device cuda: the CUDA backend has no kernels for " + why +
-                                  " (it runs f32 transformers with causal attention, rope/3d-rpe/alibi/none, swiglu, rmsnorm, "
-                                  "the standard embedding, no dropout); use --device cpu");
+                                  " (it runs f32 transformers with softmax attention, every position encoding, swiglu/gelu/geglu, "
+                                  "rmsnorm/layernorm, the standard embedding); use --device cpu");
     if (!packed_.empty()) throw std::invalid_argument("--device cuda: packed weight formats run on the CPU only");
   }
   visit([&](const std::string&, nn::Var& v, nn::ParamKind) {

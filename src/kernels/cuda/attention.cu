@@ -22,6 +22,16 @@ __device__ inline float bias(const Attn& s, int64_t h, int64_t i, int64_t j) {
 }
 __device__ inline bool visible(const Attn& s, int64_t i, int64_t j) { return j < s.T && i < s.T && (!s.causal || j <= i); }
 
+// acc[lane's dims] += sum over the tile's 32 rows r of coef_r tile[r][dims], coef_r held by lane r.
+__device__ inline void add_rows(float (&acc)[kDims], float coef, const float* tile, int64_t ld, int64_t hd, int l) {
+  for (int r = 0; r < kTile; ++r) {
+    const float cr = __shfl_sync(0xffffffffu, coef, r);
+#pragma unroll
+    for (int c = 0; c < kDims; ++c)
+      if (l + 32 * c < hd) acc[c] += cr * tile[r * ld + l + 32 * c];
+  }
+}
+
 // Stages rows r0..r0+31 of a [B,T,heads,hd] tensor (head `head`) in tile[32][hd+1], zeros past T.
 __device__ inline void stage(float* tile, const float* x, const Attn& s, int64_t b, int64_t heads, int64_t head, int64_t r0) {
   const int64_t hd = s.hd;
@@ -62,12 +72,7 @@ __global__ void k_attn_fwd(float* out, float* lse, const float* q, const float* 
     m = mn;
 #pragma unroll
     for (int c = 0; c < kDims; ++c) acc[c] *= corr;
-    for (int jj = 0; jj < kTile; ++jj) {
-      const float pj = __shfl_sync(0xffffffffu, p, jj);
-#pragma unroll
-      for (int c = 0; c < kDims; ++c)
-        if (l + 32 * c < hd) acc[c] += pj * Vs[jj * ld + l + 32 * c];
-    }
+    add_rows(acc, p, Vs, ld, hd, l);
   }
   if (!row_ok) return;
 #pragma unroll
@@ -117,12 +122,7 @@ __global__ void k_attn_dq(float* dq, const float* dout, const float* lse, const 
       const float p = expf(s.scale * dot + bias(s, h, i, j) - li);
       ds = p * (dp - Di);
     }
-    for (int jj = 0; jj < kTile; ++jj) {
-      const float dj = __shfl_sync(0xffffffffu, ds, jj);
-#pragma unroll
-      for (int c = 0; c < kDims; ++c)
-        if (l + 32 * c < hd) acc[c] += dj * Ks[jj * ld + l + 32 * c];
-    }
+    add_rows(acc, ds, Ks, ld, hd, l);
   }
   if (!row_ok) return;
 #pragma unroll
@@ -163,12 +163,8 @@ __global__ void k_attn_dkv(float* dk, float* dv, const float* dout, const float*
         p = expf(s.scale * dot + bias(s, h, i, j) - Lt[l]);
         ds = p * (dp - Dt[l]);
       }
-      for (int ii = 0; ii < kTile; ++ii) {
-        const float pi = __shfl_sync(0xffffffffu, p, ii), di = __shfl_sync(0xffffffffu, ds, ii);
-#pragma unroll
-        for (int c = 0; c < kDims; ++c)
-          if (l + 32 * c < hd) av[c] += pi * Gt[ii * ld + l + 32 * c], ak[c] += di * Qt[ii * ld + l + 32 * c];
-      }
+      add_rows(av, p, Gt, ld, hd, l);
+      add_rows(ak, ds, Qt, ld, hd, l);
     }
   if (!row_ok) return;
 #pragma unroll

@@ -30,13 +30,27 @@ void fill(float* y, float v, int64_t n);
 void sum(float* out, const float* x, int64_t n);                     // out[0] = sum x, fixed order
 void add_scalar(float* y, const float* s, int64_t n);               // y += s[0] (s on the device)
 void rows_set(float* y, const float* row, int64_t N, int64_t M);    // every row of y [N,M] = row
-// out[j] += sum_i x[i,j] (times r[i] * z[i,j] when given): a bias gradient, rmsnorm's dw. A fixed
-// reduction order: the same bits on every run.
-void col_sum_acc(float* out, const float* x, const float* z, const float* r, int64_t N, int64_t M);
+// out[j] += sum_i x[i,j] (times (z[i,j] - mu[i]) r[i] when z is given; mu may be null): a bias
+// gradient, the norms' weight gradients. A fixed reduction order: the same bits on every run.
+void col_sum_acc(float* out, const float* x, const float* z, const float* r, int64_t N, int64_t M, const float* mu = nullptr);
 
 void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t N, int64_t D, float eps, float offset);
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int64_t N,
                       int64_t D, float offset);
+void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t N, int64_t D,
+                       float eps);
+void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, const float* mean,
+                        const float* rstd, int64_t N, int64_t D);
+void gelu_forward(float* y, const float* x, int64_t n, bool tanh_approx);
+void gelu_backward(float* dx, const float* dy, const float* x, int64_t n, bool tanh_approx);
+// Inverted dropout with a counter-based mask: element i is dropped when hash(seed, i) < p, so the
+// backward recomputes the mask instead of storing it.
+void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed);
+void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed);
+// y[r] = x[r] + table[row0 + r % T] (learned positions); the backward sums each table row's
+// gradient over the batch in order.
+void add_rows_forward(float* y, const float* x, const float* table, int64_t N, int64_t D, int64_t row0, int64_t T);
+void add_rows_backward_table(float* dtable, const float* dy, int64_t N, int64_t D, int64_t row0, int64_t T);
 void swiglu_forward(float* y, const float* g, const float* u, int64_t n);
 void swiglu_backward(float* dg, float* du, const float* dy, const float* g, const float* u, int64_t n);
 // x [B, T, H, hd] by the tables [T, hd/2]; backward accumulates the transposed rotation into dx.

@@ -25,14 +25,14 @@ __global__ void k_rows_set(float* y, const float* row, int64_t N, int64_t M) { C
 // Column sums in two fixed-order stages: block (x: 32 columns, y: 8 row lanes) over a chunk of rows
 // writes partials[chunk][col]; the second stage adds the chunks in order.
 constexpr int kColChunk = 256;
-__global__ void k_col_partial(float* part, const float* x, const float* z, const float* r, int64_t N, int64_t M) {
+__global__ void k_col_partial(float* part, const float* x, const float* z, const float* r, const float* mu, int64_t N, int64_t M) {
   __shared__ float s[8][33];
   const int64_t col = int64_t(blockIdx.x) * 32 + threadIdx.x, r0 = int64_t(blockIdx.y) * kColChunk;
   float acc = 0.f;
   if (col < M)
     for (int64_t i = r0 + threadIdx.y; i < r0 + kColChunk && i < N; i += 8) {
       float v = x[i * M + col];
-      if (z) v *= z[i * M + col] * r[i];
+      if (z) v *= (z[i * M + col] - (mu ? mu[i] : 0.f)) * r[i];
       acc += v;
     }
   s[threadIdx.y][threadIdx.x] = acc;
@@ -73,6 +73,90 @@ __global__ void k_rmsnorm_bwd_dx(float* dx, const float* dy, const float* x, con
   s = block_sum(s, sh);
   const float r = rstd[row], c = s * r * r * r / float(D);
   for (int64_t j = threadIdx.x; j < D; j += blockDim.x) dx[row * D + j] += r * (w[j] + offset) * dyi[j] - c * xi[j];
+}
+
+__global__ void k_layernorm_fwd(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t D,
+                                float eps) {
+  __shared__ float sh[32];
+  const int64_t row = blockIdx.x;
+  const float* xi = x + row * D;
+  float s = 0.f;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) s += xi[j];
+  const float m = block_sum(s, sh) / float(D);
+  float v = 0.f;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) v += (xi[j] - m) * (xi[j] - m);
+  const float r = 1.f / sqrtf(block_sum(v, sh) / float(D) + eps);
+  if (threadIdx.x == 0) mean[row] = m, rstd[row] = r;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) y[row * D + j] = (xi[j] - m) * r * w[j] + (b ? b[j] : 0.f);
+}
+__global__ void k_layernorm_bwd_dx(float* dx, const float* dy, const float* x, const float* w, const float* mean,
+                                   const float* rstd, int64_t D) {
+  __shared__ float sh[32];
+  const int64_t row = blockIdx.x;
+  const float *xi = x + row * D, *dyi = dy + row * D, m = mean[row], r = rstd[row];
+  float s1 = 0.f, s2 = 0.f;
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {
+    const float g = dyi[j] * w[j];
+    s1 += g, s2 += g * (xi[j] - m) * r;
+  }
+  s1 = block_sum(s1, sh) / float(D);
+  s2 = block_sum(s2, sh) / float(D);
+  for (int64_t j = threadIdx.x; j < D; j += blockDim.x) dx[row * D + j] += r * (dyi[j] * w[j] - s1 - (xi[j] - m) * r * s2);
+}
+
+__global__ void k_gelu_fwd(float* y, const float* x, int64_t n, bool tanh_approx) {
+  const float k = 0.7978845608028654f, c = 0.044715f;
+  CLM_GRID_STRIDE(i, n) {
+    const float v = x[i];
+    y[i] = tanh_approx ? 0.5f * v * (1.f + tanhf(k * (v + c * v * v * v))) : 0.5f * v * (1.f + erff(v * 0.7071067811865476f));
+  }
+}
+__global__ void k_gelu_bwd(float* dx, const float* dy, const float* x, int64_t n, bool tanh_approx) {
+  const float k = 0.7978845608028654f, c = 0.044715f;
+  CLM_GRID_STRIDE(i, n) {
+    const float v = x[i];
+    float d;
+    if (tanh_approx) {
+      const float t = tanhf(k * (v + c * v * v * v));
+      d = 0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * k * (1.f + 3.f * c * v * v);
+    } else {
+      d = 0.5f * (1.f + erff(v * 0.7071067811865476f)) + v * expf(-0.5f * v * v) * 0.3989422804014327f;
+    }
+    dx[i] += dy[i] * d;
+  }
+}
+
+// A uniform in [0, 1) from (seed, i): splitmix64's finaliser over their sum (24 random bits).
+__device__ inline float hash_uniform(uint64_t seed, uint64_t i) {
+  uint64_t z = seed + (i + 1) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return float(z >> 40) * (1.f / 16777216.f);
+}
+__global__ void k_dropout(float* y, const float* x, int64_t n, float p, uint64_t seed, bool accumulate) {
+  const float keep = 1.f / (1.f - p);
+  CLM_GRID_STRIDE(i, n) {
+    const float v = hash_uniform(seed, uint64_t(i)) < p ? 0.f : x[i] * keep;
+    if (accumulate) y[i] += v;
+    else y[i] = v;
+  }
+}
+
+__global__ void k_add_rows(float* y, const float* x, const float* table, int64_t N, int64_t D, int64_t row0, int64_t T) {
+  CLM_GRID_STRIDE(i, N * D) {
+    const int64_t r = i / D, j = i % D;
+    y[i] = x[i] + table[(row0 + r % T) * D + j];
+  }
+}
+// One thread per (t, j): the B rows t, T + t, 2T + t, ... in order.
+__global__ void k_add_rows_bwd(float* dtable, const float* dy, int64_t N, int64_t D, int64_t row0, int64_t T) {
+  CLM_GRID_STRIDE(i, T * D) {
+    const int64_t t = i / D, j = i % D;
+    float acc = 0.f;
+    for (int64_t r = t; r < N; r += T) acc += dy[r * D + j];
+    dtable[(row0 + t) * D + j] += acc;
+  }
 }
 
 __device__ inline float sigmoidf(float x) { return 1.f / (1.f + expf(-x)); }
@@ -219,11 +303,11 @@ void sum(float* out, const float* x, int64_t n) {
 }
 void rows_set(float* y, const float* row, int64_t N, int64_t M) { CLM_LAUNCH(k_rows_set, N * M, y, row, N, M); }
 
-void col_sum_acc(float* out, const float* x, const float* z, const float* r, int64_t N, int64_t M) {
+void col_sum_acc(float* out, const float* x, const float* z, const float* r, int64_t N, int64_t M, const float* mu) {
   if (N == 0 || M == 0) return;
   const int64_t chunks = (N + kColChunk - 1) / kColChunk;
   float* part = scratch<float>(size_t(chunks * M));
-  k_col_partial<<<dim3(unsigned((M + 31) / 32), unsigned(chunks)), dim3(32, 8)>>>(part, x, z, r, N, M);
+  k_col_partial<<<dim3(unsigned((M + 31) / 32), unsigned(chunks)), dim3(32, 8)>>>(part, x, z, r, mu, N, M);
   check_launch("k_col_partial");
   k_col_finish<<<grid_for(M), 256>>>(out, part, chunks, M);
   check_launch("k_col_finish");
@@ -242,6 +326,37 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
     check_launch("k_rmsnorm_bwd_dx");
   }
   if (dw) col_sum_acc(dw, dy, x, rstd, N, D);
+}
+
+void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t N, int64_t D,
+                       float eps) {
+  if (N == 0) return;
+  k_layernorm_fwd<<<unsigned(N), 256>>>(y, mean, rstd, x, w, b, D, eps);
+  check_launch("k_layernorm_fwd");
+}
+void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, const float* mean,
+                        const float* rstd, int64_t N, int64_t D) {
+  if (N == 0) return;
+  if (dx) {
+    k_layernorm_bwd_dx<<<unsigned(N), 256>>>(dx, dy, x, w, mean, rstd, D);
+    check_launch("k_layernorm_bwd_dx");
+  }
+  if (dw) col_sum_acc(dw, dy, x, rstd, N, D, mean);
+  if (db) col_sum_acc(db, dy, nullptr, nullptr, N, D);
+}
+void gelu_forward(float* y, const float* x, int64_t n, bool tanh_approx) { CLM_LAUNCH(k_gelu_fwd, n, y, x, n, tanh_approx); }
+void gelu_backward(float* dx, const float* dy, const float* x, int64_t n, bool tanh_approx) {
+  CLM_LAUNCH(k_gelu_bwd, n, dx, dy, x, n, tanh_approx);
+}
+void dropout_forward(float* y, const float* x, int64_t n, float p, uint64_t seed) { CLM_LAUNCH(k_dropout, n, y, x, n, p, seed, false); }
+void dropout_backward(float* dx, const float* dy, int64_t n, float p, uint64_t seed) {
+  CLM_LAUNCH(k_dropout, n, dx, dy, n, p, seed, true);
+}
+void add_rows_forward(float* y, const float* x, const float* table, int64_t N, int64_t D, int64_t row0, int64_t T) {
+  CLM_LAUNCH(k_add_rows, N * D, y, x, table, N, D, row0, T);
+}
+void add_rows_backward_table(float* dtable, const float* dy, int64_t N, int64_t D, int64_t row0, int64_t T) {
+  CLM_LAUNCH(k_add_rows_bwd, T * D, dtable, dy, N, D, row0, T);
 }
 
 void swiglu_forward(float* y, const float* g, const float* u, int64_t n) { CLM_LAUNCH(k_swiglu_fwd, n, y, g, u, n); }
