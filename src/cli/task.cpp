@@ -156,8 +156,7 @@ PplRow long_ppl(LanguageModel& m, const std::vector<int32_t>& stream, int64_t ct
     r.bytes_sum += double(kv_used_bytes(s));
     r.tokens += ctx;
     ++r.windows;
-    r.kv.evicted += pol->stats.evicted, r.kv.hidden += pol->stats.hidden, r.kv.pruned += pol->stats.pruned;
-    r.kv.restored += pol->stats.restored, r.kv.seconds += pol->stats.seconds;
+    r.kv += pol->stats;
   }
   if (r.windows == 0) throw std::invalid_argument("kv-bench: the split has fewer than --ctx + 1 tokens");
   return r;

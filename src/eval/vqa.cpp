@@ -76,10 +76,7 @@ VqaResult vqa_eval(LanguageModel& model, const ShapesTask& task, int64_t items, 
     r.items += 1, r.correct += ok;
     auto& bk = r.by_kind[e.kind];
     bk.first += ok, bk.second += 1;
-    if (pol) {
-      r.kv.evicted += pol->stats.evicted, r.kv.hidden += pol->stats.hidden, r.kv.restored += pol->stats.restored;
-      r.kv.pruned += pol->stats.pruned, r.kv.seconds += pol->stats.seconds;
-    }
+    if (pol) r.kv += pol->stats;
   }
   return r;
 }

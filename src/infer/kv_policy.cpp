@@ -114,6 +114,11 @@ void KVPolicy::drop(int64_t l, int64_t h, const uint8_t* keep, bool keep_order) 
   sc.resize(size_t(len));
 }
 
+void KVPolicy::zero_scores() {
+  for (auto& l : heads_)
+    for (auto& h : l) std::fill(h.score.begin(), h.score.end(), 0.0f);
+}
+
 namespace {
 
 using nn::OptionSpec;
@@ -209,10 +214,7 @@ struct H2O : Scored {
 struct Tova : Scored {
   int64_t sinks;
   Tova(const Options& o, const KVBudget& b) : Scored("tova", b, o), sinks(o.integer("sinks")) {}
-  void on_before() override {
-    for (auto& l : heads_)
-      for (auto& h : l) std::fill(h.score.begin(), h.score.end(), 0.0f);
-  }
+  void on_before() override { zero_scores(); }
   void observe(const nn::AttnEvent& e) override {
     if (e.query_pos != last_pos_) return;
     kernels::vec().axpy(1.0f, e.probs, head(e.layer, e.kv_head, e.n).score.data(), e.n);
@@ -237,10 +239,7 @@ struct SnapKV : Scored {
         sinks(o.integer("sinks")),
         max_pool(o.str("pool") == "max"),
         beta(beta_) {}
-  void on_before() override {
-    for (auto& l : heads_)
-      for (auto& h : l) std::fill(h.score.begin(), h.score.end(), 0.0f);
-  }
+  void on_before() override { zero_scores(); }
   void observe(const nn::AttnEvent& e) override {
     if (T_ < 2 || e.query_pos <= last_pos_ - window) return;  // prompts only, their last `window` queries
     kernels::vec().axpy(1.0f, e.probs, head(e.layer, e.kv_head, e.n).score.data(), e.n);

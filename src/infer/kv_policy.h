@@ -44,6 +44,10 @@ struct KVStats {
   int64_t restored = 0;  // cells brought back from the bin
   int64_t pruned = 0;    // tokens dropped from the hidden states between layers (FastV, HAE)
   double seconds = 0;    // the policy's own bookkeeping after each call (selection, compaction)
+  KVStats& operator+=(const KVStats& o) {
+    evicted += o.evicted, hidden += o.hidden, restored += o.restored, pruned += o.pruned, seconds += o.seconds;
+    return *this;
+  }
 };
 
 class KVPolicy {
@@ -84,6 +88,7 @@ class KVPolicy {
   int64_t keep_best(int64_t l, int64_t h, int64_t budget, int64_t sinks, int64_t recent, const float* score, bool keep_order = false);
   // Removes the cells of head (l, h) whose keep is 0, with their scores.
   void drop(int64_t l, int64_t h, const uint8_t* keep, bool keep_order = true);
+  void zero_scores();  // every head's scores to 0 (policies that score each call afresh)
 
   std::string name_;
   KVBudget budget_;
