@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake ninja-build libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
-      libgtest-dev libbenchmark-dev libpcre2-dev libsentencepiece-dev libutf8proc-dev pkg-config fortunes fortunes-min wordnet-base)
+      libgtest-dev libbenchmark-dev libpcre2-dev libsentencepiece-dev libutf8proc-dev libcpp-httplib-dev libbz2-dev pybind11-dev python3-dev python3-numpy pkg-config fortunes fortunes-min wordnet-base)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -16,3 +16,8 @@ fi
 BUILD=${BUILD:-build}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-Release} ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
+# The openai npm client for tests/test_serve.cpp's client test (skipped when npm is absent or offline).
+if command -v npm >/dev/null 2>&1 && [ ! -d "$BUILD/node/node_modules/openai" ]; then
+  npm install --prefix "$BUILD/node" --no-audit --no-fund --silent openai@4 >/dev/null 2>&1 \
+    || echo "setup: could not install the openai npm package (its client test will skip)"
+fi

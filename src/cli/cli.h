@@ -8,6 +8,7 @@
 
 #include "data/corpus.h"
 #include "infer/generate.h"
+#include "models/io.h"
 #include "train/trainer.h"
 #include "nn/config.h"
 #include "quant/methods.h"
@@ -25,6 +26,7 @@ using Commands = std::vector<Command>;
 void add_train(CLI::App& app, Commands& cmds);
 void add_eval(CLI::App& app, Commands& cmds);
 void add_generate(CLI::App& app, Commands& cmds);  // generate and chat
+void add_serve(CLI::App& app, Commands& cmds);
 void add_info(CLI::App& app, Commands& cmds);
 void add_tokenize(CLI::App& app, Commands& cmds);
 void add_convert(CLI::App& app, Commands& cmds);
@@ -84,6 +86,10 @@ void add_model_flags(CLI::App* c, ModelConfig& m);
 // --weights: a registered weight format, or generic (dense). Samples only the tokenizer's ids.
 void check_weights(const std::string& weights);
 GenerateConfig decode_config(const Tokenizer& tok, int64_t max_new, int32_t eos, const std::string& weights);
+// A model for decoding (generate, chat, serve): the flags checked, the weights packed in `weights`
+// (or dense for "generic"), then quantized; refuses masked LMs and a missing tokenizer.
+LoadedModel load_for_decoding(const std::string& model, const std::string& tok, const std::string& weights, int threads,
+                              const QuantArgs& quant, const PositionOverride& position, const KVArgs& kv);
 void check_sampling(const SamplerConfig& s, int64_t max_new);
 
 // Encodes the prompt, streams the continuation to stdout and the speed to stderr.

@@ -82,6 +82,23 @@ void check_weights(const std::string& weights) {
     }
 }
 
+LoadedModel load_for_decoding(const std::string& model, const std::string& tok, const std::string& weights, int threads,
+                              const QuantArgs& quant, const PositionOverride& position, const KVArgs& kv) {
+  if (threads < 0) throw std::invalid_argument("--threads must be >= 0");
+  kernels::set_num_threads(threads);
+  check_weights(weights);  // before any loading
+  GenerateConfig probe;
+  kv.apply(probe);
+  // packed formats: weights stay in the file's dtype until packed; generic: the dense f32 model
+  LoadedModel lm = weights == "generic" ? load_model(model, DType::f32, tok, position.opts)
+                                        : load_model_for_inference(model, weights, tok, position.opts);
+  if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
+  if (lm.model->config().bidirectional())
+    throw std::invalid_argument("'" + model + "' has bidirectional attention (a masked LM): it cannot generate");
+  quant.apply(*lm.model);  // after packing: the quantized Linears replace their packed copies
+  return lm;
+}
+
 GenerateConfig decode_config(const Tokenizer& tok, int64_t max_new, int32_t eos, const std::string& weights) {
   check_weights(weights);
   return {max_new, eos, {}, weights == "generic" ? "" : weights, tok.vocab_size()};

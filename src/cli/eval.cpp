@@ -1,10 +1,14 @@
 // clm eval: perplexity of a model on a corpus split or a file.
+#include <unistd.h>
+
+#include <chrono>
 #include <fstream>
 
 #include "cli/cli.h"
 #include "data/dataset.h"
 #include "eval/perplexity.h"
 #include "eval/retrieval.h"
+#include "eval/tasks.h"
 #include "kernels/kernels.h"
 #include "models/io.h"
 #include "quant/methods.h"
@@ -26,11 +30,63 @@ struct EvalArgs {
   bool mlm = false;
   double mask_prob = 0.15;
   std::string device = "cpu";
+  std::vector<std::string> tasks;
+  std::string tasks_dir;
+  int64_t limit = 0;
+  bool bos = false;
 };
 
 void append_line(const std::string& file, const nlohmann::json& j) {
   std::ofstream f(file, std::ios::app);
   if (!(f << j.dump() << "\n") || !f.flush()) throw std::runtime_error("cannot write '" + file + "'");
+}
+
+// clm eval --task: zero-shot tasks with lm-eval's protocols, one table row per task and the average.
+int run_tasks(const EvalArgs& a, LoadedModel& lm, const Tokenizer& tok) {
+  if (a.tasks_dir.empty()) throw std::invalid_argument("--task needs --tasks-dir (the folder holding lambada_openai/, piqa/, ...)");
+  if (a.limit < 0) throw std::invalid_argument("--limit must be >= 0");
+  std::vector<std::string> names;
+  for (const auto& t : a.tasks)
+    if (t == "all") names.insert(names.end(), task_names().begin(), task_names().end());
+    else names.push_back(t);
+  std::vector<Task> tasks;
+  for (const auto& n : names) tasks.push_back(load_task(n, a.tasks_dir, a.limit));  // every file checked before scoring
+  const quant::QuantResult q = a.quant.apply(*lm.model);
+  ScoreOptions o;
+  o.batch = a.batch;
+  o.max_len = a.window;
+  o.bos = a.bos;
+  std::vector<TaskResult> results;
+  const bool tty = isatty(fileno(stderr));
+  for (const Task& t : tasks) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto progress = [&](int64_t done, int64_t total) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (tty || done == total)
+        std::fprintf(stderr, "%s%s: %lld/%lld requests | %.1f req/s | ETA %.0f s%s", tty ? "\r" : "", t.name.c_str(), (long long)done,
+                     (long long)total, double(done) / s, double(total - done) * s / double(done), done == total ? "\n" : "");
+    };
+    results.push_back(evaluate_task(*lm.model, tok, t, o, progress));
+  }
+  std::printf("%-16s %6s %14s %14s %10s\n", "task", "n", "acc", "acc_norm", "ppl");
+  double sum = 0;
+  for (const auto& r : results) {
+    char norm[32] = "-", ppl[32] = "-";
+    if (r.acc_norm >= 0) std::snprintf(norm, sizeof norm, "%.4f±%.4f", r.acc_norm, r.acc_norm_stderr);
+    if (r.ppl >= 0) std::snprintf(ppl, sizeof ppl, "%.2f", r.ppl);
+    std::printf("%-16s %6lld %7.4f±%.4f %14s %10s\n", r.task.c_str(), (long long)r.n, r.acc, r.acc_stderr, norm, ppl);
+    sum += r.acc;
+  }
+  if (results.size() > 1) std::printf("%-16s %6s %7.4f\n", "average acc", "", sum / double(results.size()));
+  if (!a.report.empty())
+    for (const auto& r : results) {
+      nlohmann::json j = {{"model", a.model_path}, {"task", r.task}, {"n", r.n}, {"acc", r.acc}, {"acc_stderr", r.acc_stderr},
+                          {"bos", a.bos}, {"limit", a.limit}, {"method", a.quant.given() ? q.method : "none"}};
+      if (r.acc_norm >= 0) j["acc_norm"] = r.acc_norm, j["acc_norm_stderr"] = r.acc_norm_stderr;
+      if (r.ppl >= 0) j["ppl"] = r.ppl;
+      append_line(a.report, j);
+    }
+  return 0;
 }
 
 int run_eval(const EvalArgs& a) {
@@ -41,6 +97,11 @@ int run_eval(const EvalArgs& a) {
   LoadedModel lm = load_model(a.model_path, DType::f32, a.tok_path, a.position.opts);
   if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json (give --tokenizer)");
   std::shared_ptr<Tokenizer> tok(std::move(lm.tokenizer));
+  if (!a.tasks.empty()) {
+    if (a.retrieval || a.mlm || a.device != "cpu" || !a.file.empty())
+      throw std::invalid_argument("--task runs alone (no --retrieval, --mlm, --file, --device cuda)");
+    return run_tasks(a, lm, *tok);
+  }
   std::string what;
   std::vector<int32_t> stream = token_stream(tok, a.data, a.split, a.file, what);
   const int64_t T = a.window > 0 ? a.window : lm.model->config().max_seq_len;
@@ -100,7 +161,7 @@ int run_eval(const EvalArgs& a) {
 
 void add_eval(CLI::App& app, Commands& cmds) {
   auto a = std::make_shared<EvalArgs>();
-  auto* ev = app.add_subcommand("eval", "Perplexity of a trained model on a corpus split");
+  auto* ev = app.add_subcommand("eval", "Perplexity of a model on a corpus split, or zero-shot tasks (--task)");
   ev->add_option("--model", a->model_path, "Checkpoint: run or step folder, or a llama2.c .bin")->required();
   ev->add_option("--tokenizer", a->tok_path, "Tokenizer file; default: the checkpoint's");
   a->data.add(ev);
@@ -118,6 +179,11 @@ void add_eval(CLI::App& app, Commands& cmds) {
   ev->add_option("--mask-prob", a->mask_prob, "--mlm: fraction of tokens masked (fixed seed)")->capture_default_str();
   ev->add_option("--retrieval", a->retrieval,
                  "Also run the planted-pair retrieval task: this many trials per depth at the window length (0 = off)");
+  ev->add_option("--task", a->tasks, "Zero-shot task(s) with lm-eval's protocols: lambada_openai, piqa, arc_easy, arc_challenge, "
+                 "boolq, hellaswag, winogrande, or all (repeat the flag for several)");
+  ev->add_option("--tasks-dir", a->tasks_dir, "--task: the folder holding one subfolder per task (e.g. ../shared/data/tasks)");
+  ev->add_option("--limit", a->limit, "--task: score only the first N examples of each task (0 = all)");
+  ev->add_flag("--bos", a->bos, "--task: prepend BOS to every request (lm-eval's Hugging Face default does not)");
   ev->add_option("--report", a->report, "Append one JSON line with the result (and per-layer kernel) to this file");
   cmds.push_back({ev, [a] { return run_eval(*a); }});
 }

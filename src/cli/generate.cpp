@@ -24,20 +24,8 @@ struct GenArgs {
 };
 
 LoadedModel load_for_decoding(const GenArgs& a) {
-  if (a.threads < 0) throw std::invalid_argument("--threads must be >= 0");
   check_sampling(a.scfg, a.max_new);
-  kernels::set_num_threads(a.threads);
-  check_weights(a.weights);  // before any loading
-  GenerateConfig probe;
-  a.kv.apply(probe);
-  // packed formats: weights stay in the file's dtype until packed; generic: the dense f32 model
-  LoadedModel lm = a.weights == "generic" ? load_model(a.model_path, DType::f32, a.tok_path, a.position.opts)
-                                          : load_model_for_inference(a.model_path, a.weights, a.tok_path, a.position.opts);
-  if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
-  if (lm.model->config().bidirectional())
-    throw std::invalid_argument("'" + a.model_path + "' has bidirectional attention (a masked LM): it cannot generate");
-  a.quant.apply(*lm.model);  // after packing: the quantized Linears replace their packed copies
-  return lm;
+  return load_for_decoding(a.model_path, a.tok_path, a.weights, a.threads, a.quant, a.position, a.kv);
 }
 
 int run_generate(const GenArgs& a) {

@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Help for every subcommand");
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: last wins
   Commands cmds;
-  for (auto add : {add_train, add_eval, add_generate, add_info, add_tokenize, add_convert, add_plot, add_calibrate, add_units, add_kvbench}) add(app, cmds);
+  for (auto add : {add_train, add_eval, add_generate, add_serve, add_info, add_tokenize, add_convert, add_plot, add_calibrate, add_units, add_kvbench}) add(app, cmds);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

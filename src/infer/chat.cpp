@@ -72,8 +72,13 @@ std::vector<ChatPiece> render_chat(const std::string& tmpl, const std::vector<Ch
     }
     p.push_back(S("<|assistant|>"));
     p.push_back(T("\n"));
+  } else if (tmpl == "plain") {
+    // No special tokens (models trained on plain text): "System: ...\nUser: ...\nAssistant: ..."
+    for (auto& m : msgs) p.push_back(T(std::string(m.role == "system" ? "System" : m.role == "user" ? "User" : "Assistant") + ": " +
+                                       trim(m.content) + "\n"));
+    p.push_back(T("Assistant:"));
   } else {
-    throw std::invalid_argument("unknown chat template '" + tmpl + "' (llama2, llama3, chatml, phi3)");
+    throw std::invalid_argument("unknown chat template '" + tmpl + "' (llama2, llama3, chatml, phi3, plain)");
   }
   return p;
 }
@@ -113,6 +118,11 @@ std::vector<int32_t> chat_stop_ids(const Tokenizer& tok, const std::string& tmpl
   const char* extra = tmpl == "llama3" ? "<|eot_id|>" : tmpl == "chatml" ? "<|im_end|>" : tmpl == "phi3" ? "<|end|>" : nullptr;
   if (extra) s.push_back(special_id(tok, extra));
   return s;
+}
+
+std::vector<std::string> chat_stop_strings(const std::string& tmpl) {
+  if (tmpl == "plain") return {"\nUser:"};
+  return {};
 }
 
 ChatSession::ChatSession(LanguageModel& model, const Tokenizer& tok, const std::string& tmpl, GenerateConfig g,

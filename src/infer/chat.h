@@ -20,7 +20,8 @@ struct ChatPiece {
   std::string text;  // literal text, or the special token's name ("<s>", "<|eot_id|>", ...)
 };
 
-// template: llama2 | llama3 | chatml | phi3. Ends with the assistant prompt.
+// template: llama2 | llama3 | chatml | phi3 | plain (no special tokens: "User: ...\nAssistant:";
+// a turn ends at EOS or the stop string chat_stop_strings gives). Ends with the assistant prompt.
 std::vector<ChatPiece> render_chat(const std::string& tmpl, const std::vector<ChatMessage>& msgs);
 std::string chat_pieces_to_string(const std::vector<ChatPiece>& p);  // for display and tests
 // Special tokens resolve through the tokenizer (BOS/EOS, or the vocabulary's added tokens); a
@@ -28,6 +29,8 @@ std::string chat_pieces_to_string(const std::vector<ChatPiece>& p);  // for disp
 std::vector<int32_t> encode_chat(const Tokenizer& tok, const std::vector<ChatPiece>& p);
 // Ids that end an assistant turn.
 std::vector<int32_t> chat_stop_ids(const Tokenizer& tok, const std::string& tmpl);
+// Strings that end an assistant turn (the plain template's next "\nUser:").
+std::vector<std::string> chat_stop_strings(const std::string& tmpl);
 
 // A conversation with a model: the messages so far, rendered by the template, over one Generator
 // whose inference state is kept across turns (each turn prefills only what it adds). When the

@@ -65,6 +65,14 @@ class LanguageModel {
   // until the next call; with state.all_logits, state.logits holds every token's). Throws std::length_error when the state is full, std::out_of_range for
   // an id outside the vocabulary (the state is then unusable: reset it).
   virtual const float* infer(InferState& state, std::span<const int32_t> ids) = 0;
+  // Several sequences at once: appends ids[i] to *states[i] exactly as infer would, leaving each
+  // state's logits in its `logits`. By default one infer per sequence; TransformerLM runs every
+  // Linear, norm and MLP once over all the sequences' rows (continuous batching in the server,
+  // batched task scoring). On an error the states of this call are unusable: reset them.
+  virtual void infer_batch(std::span<InferState* const> states, std::span<const std::span<const int32_t>> ids) {
+    if (states.size() != ids.size()) throw std::invalid_argument("infer_batch: one id list per state");
+    for (size_t i = 0; i < states.size(); ++i) infer(*states[i], ids[i]);
+  }
   virtual size_t state_bytes_per_token() const = 0;  // 0 for a constant-size state
   // The vocabulary's words (id order), given once before training from scratch: variants that
   // derive structure from words (SEE's semantic units, hash embeddings) take it here.

@@ -173,6 +173,98 @@ const float* TransformerLM::infer(InferState& s, std::span<const int32_t> ids) {
   return s.logits.data() + (rows - 1) * V;
 }
 
+// Every sequence's rows go through the embedding, norms, MLPs and Linears together (one GEMM per
+// weight for the whole batch: a decode step of 16 sequences reads the weights once, not 16 times);
+// rotation, cells and attention stay per sequence. A vision model or a state with a token filter
+// takes the one-sequence path.
+void TransformerLM::infer_batch(std::span<InferState* const> states, std::span<const std::span<const int32_t>> ids) {
+  if (states.size() != ids.size()) throw std::invalid_argument("infer_batch: one id list per state");
+  bool shared = states.size() > 1 && !vision_;
+  for (InferState* s : states) shared = shared && !s->token_filter;
+  if (!shared) return LanguageModel::infer_batch(states, ids);
+  const int64_t D = cfg_.d_model, V = cfg_.vocab_size;
+  const size_t n = states.size();
+  if (dtype_ != DType::f32) throw std::invalid_argument("inference needs an f32 model");
+  int64_t N = 0;
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (states[j] == states[i]) throw std::invalid_argument("infer_batch: a state appears twice");
+  for (size_t i = 0; i < n; ++i) {
+    InferState& s = *states[i];
+    const int64_t T = int64_t(ids[i].size());
+    if (T == 0) throw std::invalid_argument("infer: no tokens");
+    if (s.layers.size() != blocks_.size()) throw std::invalid_argument("infer: state made for another model");
+    if (!s.tags.empty() && s.tags.size() != size_t(T))
+      throw std::invalid_argument("infer: " + std::to_string(s.tags.size()) + " tags for " + std::to_string(T) + " tokens");
+    for (int32_t id : ids[i])
+      if (id < 0 || id >= V) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(V));
+    N += T;
+  }
+  if (embed_->refresh() && !lm_head_ && !packed_format().empty()) head_.pack(packed_format());
+  batch_ws_.reset();
+  std::vector<nn::InferCtx> ctx(n);
+  std::vector<nn::LayerState*> layer(n);
+  std::vector<int64_t> off(n + 1, 0);
+  for (size_t i = 0; i < n; ++i) {
+    InferState& s = *states[i];
+    const int64_t T = int64_t(ids[i].size());
+    s.pos.resize(size_t(T));
+    for (int64_t t = 0; t < T; ++t) s.pos[size_t(t)] = int32_t(s.next_pos + t);
+    ctx[i] = {T, s.pos.data(), s.tag, s.tags.empty() ? nullptr : s.tags.data(), 0, &batch_ws_,
+              s.on_attention ? &s.on_attention : nullptr};
+    off[i + 1] = off[i] + T;
+    if (s.on_call_start) s.on_call_start(s, T);
+  }
+  const auto& vk = kernels::vec();
+  float *x = batch_ws_.take(size_t(N * D)), *h = batch_ws_.take(size_t(N * D)), *y = batch_ws_.take(size_t(N * D));
+  for (size_t i = 0; i < n; ++i) {
+    embed_->infer(ids[i].data(), ctx[i].T, x + off[i] * D);
+    pos_->infer_embed(x + off[i] * D, ctx[i]);
+  }
+  nn::InferCtx all{N, nullptr, 0, nullptr, 0, &batch_ws_, nullptr};
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    Block& b = blocks_[l];
+    for (size_t i = 0; i < n; ++i) ctx[i].layer = all.layer = int64_t(l), layer[i] = states[i]->layers[l].get();
+    const auto mark = batch_ws_.mark();
+    b.attn_norm->infer(x, h, N);
+    b.attn->infer_batch(h, y, D, *pos_, layer, ctx);
+    vk.axpy(1.0f, y, x, N * D);
+    batch_ws_.release(mark);
+    b.mlp_norm->infer(x, h, N);
+    b.mlp->infer(h, y, all);
+    vk.axpy(1.0f, y, x, N * D);
+    batch_ws_.release(mark);
+  }
+  // The head: the last row of each sequence in one GEMM; every row of the scoring states apart.
+  std::vector<size_t> last;
+  for (size_t i = 0; i < n; ++i) {
+    InferState& s = *states[i];
+    if (s.logits.size() < size_t(V)) s.logits.resize(size_t(V));
+    if (!s.all_logits) {
+      std::memcpy(h + int64_t(last.size()) * D, x + (off[i + 1] - 1) * D, sizeof(float) * size_t(D));
+      last.push_back(i);
+      continue;
+    }
+    const int64_t T = ctx[i].T;
+    if (s.logits.size() < size_t(T * V)) s.logits.resize(size_t(T * V));
+    final_norm_->infer(x + off[i] * D, y, T);
+    head_.infer(y, T, s.logits.data());
+  }
+  if (!last.empty()) {
+    const int64_t R = int64_t(last.size());
+    final_norm_->infer(h, y, R);
+    float* lg = batch_ws_.take(size_t(R * V));
+    head_.infer(y, R, lg);
+    for (int64_t r = 0; r < R; ++r) std::memcpy(states[last[size_t(r)]]->logits.data(), lg + r * V, sizeof(float) * size_t(V));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    InferState& s = *states[i];
+    s.next_pos += ctx[i].T;
+    s.tags.clear();
+    if (s.on_call_end) s.on_call_end(s);
+  }
+}
+
 void TransformerLM::visit(const nn::ParamVisitor& f) {
   embed_->visit("model.embed_tokens", f);
   if (vision_) vision_->visit("model.vision", f);

@@ -17,6 +17,7 @@ class TransformerLM final : public LanguageModel {
   nn::Var forward(const Tensor& ids, int64_t B, int64_t T) override;
   InferState make_state(int64_t capacity) override;
   const float* infer(InferState& state, std::span<const int32_t> ids) override;
+  void infer_batch(std::span<InferState* const> states, std::span<const std::span<const int32_t>> ids) override;
   size_t state_bytes_per_token() const override;
 
   void visit(const nn::ParamVisitor& f) override;
@@ -45,6 +46,7 @@ class TransformerLM final : public LanguageModel {
   std::vector<Block> blocks_;
   std::unique_ptr<nn::Norm> final_norm_;
   nn::Var lm_head_;  // null when tied
+  nn::Workspace batch_ws_;  // infer_batch's scratch (each state's own workspace serves infer)
   nn::Linear head_;  // the output projection for inference: lm_head_ or the tied embedding
 };
 

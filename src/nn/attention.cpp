@@ -58,6 +58,39 @@ struct CausalAttention : Attention {
     o.infer(att, T, y);
   }
 
+  // The projections run once over every sequence's rows; rotation, cells and attention per sequence.
+  void infer_batch(const float* x, float* y, int64_t D, PositionEncoding& pe, std::span<LayerState* const> states,
+                   std::span<const InferCtx> ctx) override {
+    if (!causal) throw std::invalid_argument("attention 'causal' with causal=false (a masked LM) cannot decode");
+    (void)D;
+    int64_t N = 0;
+    for (size_t i = 0; i < states.size(); ++i) {
+      auto& kv = static_cast<KVCells&>(*states[i]);
+      if (kv.max_len() + ctx[i].T > kv.capacity())
+        throw std::length_error("KV cache full (" + std::to_string(kv.capacity()) + " positions)");
+      N += ctx[i].T;
+    }
+    Workspace& ws = *ctx[0].ws;
+    float *qs = ws.take(size_t(N * H * hd)), *ks = ws.take(size_t(N * Hkv * hd)), *vs = ws.take(size_t(N * Hkv * hd)),
+          *att = ws.take(size_t(N * H * hd));
+    q.infer(x, N, qs);
+    k.infer(x, N, ks);
+    v.infer(x, N, vs);
+    int64_t r = 0;
+    for (size_t i = 0; i < states.size(); ++i) {
+      auto& kv = static_cast<KVCells&>(*states[i]);
+      float *qi = qs + r * H * hd, *ki = ks + r * Hkv * hd, *vi = vs + r * Hkv * hd;
+      pe.infer_rotate(qi, H, ctx[i]);
+      pe.infer_rotate(ki, Hkv, ctx[i]);
+      kv.append(ki, vi, ctx[i].T, ctx[i].pos, ctx[i].tag, ctx[i].tags);
+      const auto mark = ws.mark();
+      attend(kv, qi, att + r * H * hd, H, float(1.0 / std::sqrt(double(hd))), pe, ctx[i]);
+      ws.release(mark);
+      r += ctx[i].T;
+    }
+    o.infer(att, N, y);
+  }
+
   void linears(const std::string& p, const LinearVisitor& f) override {
     f(p + ".q_proj", q), f(p + ".k_proj", k), f(p + ".v_proj", v), f(p + ".o_proj", o);
   }

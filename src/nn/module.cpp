@@ -90,4 +90,13 @@ void Linear::pack(const std::string& format) {
   packed = kernels::pack_weight(format, w->value);
 }
 
+void Attention::infer_batch(const float* x, float* y, int64_t D, PositionEncoding& pe, std::span<LayerState* const> states,
+                            std::span<const InferCtx> ctx) {
+  int64_t row = 0;
+  for (size_t i = 0; i < states.size(); ++i) {
+    infer(x + row * D, y + row * D, pe, *states[i], ctx[i]);
+    row += ctx[i].T;
+  }
+}
+
 }  // namespace clm::nn

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -129,6 +130,11 @@ class Attention : public Module {
   virtual Var forward(const Var& x, PositionEncoding& pe, const Ctx& ctx) = 0;
   // Inference: appends this call's T tokens to `state` and writes y [T, d_model].
   virtual void infer(const float* x, float* y, PositionEncoding& pe, LayerState& state, const InferCtx& ctx) = 0;
+  // Several sequences in one call (continuous batching, batched scoring): x and y hold their rows
+  // of width D one sequence after another, ctx[i].T rows for states[i]. By default each sequence's rows go
+  // through infer; softmax attention shares its projections' GEMMs across the sequences.
+  virtual void infer_batch(const float* x, float* y, int64_t D, PositionEncoding& pe, std::span<LayerState* const> states,
+                           std::span<const InferCtx> ctx);
   virtual std::unique_ptr<LayerState> make_state(int64_t capacity) const = 0;
   virtual size_t state_bytes_per_token() const = 0;  // 0 for constant-size states
   virtual void linears(const std::string& prefix, const LinearVisitor& f) = 0;
