@@ -34,7 +34,8 @@ struct Result {
   std::mutex mu;
 };
 
-// One streamed completion: counts the chunks that carry text (one per token here).
+// One streamed completion: time to the first chunk, the whole time, and the completion tokens of
+// the final chunk's usage (text pieces held back, e.g. half a UTF-8 character, send no chunk).
 void one_request(const std::string& host, int port, const json& body, Result& r) {
   httplib::Client c(host, port);
   c.set_read_timeout(300, 0);
@@ -59,9 +60,11 @@ void one_request(const std::string& host, int port, const json& body, Result& r)
                         }
                         json j = json::parse(ev.substr(6), nullptr, false);
                         if (j.is_discarded() || j.contains("error")) continue;
-                        if (!j["choices"][0]["finish_reason"].is_null()) continue;
+                        if (!j["choices"][0]["finish_reason"].is_null()) {  // the last chunk: usage counts every token
+                          if (j.contains("usage")) tokens = j["usage"].value("completion_tokens", int64_t(0));
+                          continue;
+                        }
                         if (ttft < 0) ttft = std::chrono::duration<double>(Clock::now() - t0).count();
-                        ++tokens;
                       }
                       return true;
   };

@@ -43,6 +43,7 @@ struct Running {
     ec.max_queue = queue;
     ec.gen.vocab_limit = tok.vocab_size();
     engine = std::make_unique<serve::Engine>(*model, tok, ec);
+    engine->start();
     serve::ApiConfig ac;
     ac.model_name = "byte-llama";
     ac.max_tokens_limit = 40;
@@ -133,6 +134,45 @@ TEST(Serve, EchoLogprobsScoreLikeTheHarness) {
   EXPECT_NEAR(sum, ll[0].logprob, 1e-4);
   EXPECT_EQ(lp["top_logprobs"][1].size(), 2u);
   EXPECT_EQ(lp["text_offset"][3], 3);
+}
+
+// lm-eval's local-completions loglikelihood: a batch of token-id prompts (context + continuation)
+// with temperature 0, max_tokens 1, logprobs 1, echo; it sums token_logprobs[ctxlen:-1] and calls
+// a request greedy when each of those equals the max of its top_logprobs. Parsed that way, the
+// answers equal the harness's score_requests for the same requests.
+TEST(Serve, LmEvalLocalCompletionsProtocol) {
+  Running s;
+  const std::vector<TaskRequest> reqs = {{"the cat sat on the", " mat"}, {"Once upon a", " time"}, {"abc", "d"}};
+  json prompts = json::array();
+  std::vector<size_t> ctxlens;
+  for (const auto& r : reqs) {
+    std::vector<int32_t> c, k;
+    encode_request(s.tok, r, false, c, k);
+    ctxlens.push_back(c.size());
+    c.insert(c.end(), k.begin(), k.end());
+    prompts.push_back(c);
+  }
+  json out = s.post("/v1/completions", {{"model", "byte-llama"}, {"prompt", prompts}, {"temperature", 0}, {"max_tokens", 1},
+                                        {"logprobs", 1}, {"seed", 1234}, {"echo", true}});
+  ScoreOptions o;
+  const auto want = score_requests(*s.model, s.tok, reqs, o);
+  ASSERT_EQ(out["choices"].size(), reqs.size());
+  for (const json& ch : out["choices"]) {
+    const size_t i = ch["index"].get<size_t>();
+    const json& tl = ch["logprobs"]["token_logprobs"];
+    const json& top = ch["logprobs"]["top_logprobs"];
+    ASSERT_EQ(tl.size(), prompts[i].size() + 1) << "the prompt echoed and one generated token";
+    double sum = 0;
+    bool greedy = true;
+    for (size_t t = ctxlens[i]; t + 1 < tl.size(); ++t) {
+      sum += tl[t].get<double>();
+      double best = -1e300;
+      for (auto& [k, v] : top[t].items()) best = std::max(best, v.get<double>());
+      greedy = greedy && tl[t].get<double>() == best;
+    }
+    EXPECT_NEAR(sum, want[i].logprob, 1e-4) << "request " << i;
+    EXPECT_EQ(greedy, want[i].greedy) << "request " << i;
+  }
 }
 
 TEST(Serve, StreamingGivesTheSameTextAsOneResponse) {
@@ -256,7 +296,9 @@ TEST(Serve, FullQueueIs503) {
     auto r = c.Post("/v1/completions", json{{"prompt", "b"}, {"max_tokens", 1}}.dump(), "application/json");
     ASSERT_TRUE(r);
     saw503 = r->status == 503;
-    if (saw503) EXPECT_NE(r->body.find("server busy"), std::string::npos);
+    if (saw503) {
+      EXPECT_NE(r->body.find("server busy"), std::string::npos);
+    }
   }
   busy.join();
   EXPECT_TRUE(saw503);
@@ -355,7 +397,9 @@ TEST(Serve, FuzzedRequestsNeverBreakTheServer) {
     auto r = c.Post(chat ? "/v1/chat/completions" : "/v1/completions", b, "application/json");
     ASSERT_TRUE(r) << "no answer to: " << b;
     EXPECT_TRUE(r->status == 200 || (r->status >= 400 && r->status < 600)) << r->status;
-    if (r->status != 200) EXPECT_TRUE(json::parse(r->body, nullptr, false).contains("error")) << b << " -> " << r->body;
+    if (r->status != 200) {
+      EXPECT_TRUE(json::parse(r->body, nullptr, false).contains("error")) << b << " -> " << r->body;
+    }
     EXPECT_NE(r->status, 500) << b << " -> " << r->body;
     ++answered;
   }

@@ -50,6 +50,20 @@ TEST(Vec, EveryIsaMatchesScalar) {
           EXPECT_NEAR(o1[q], e1[q], 1e-4 * n) << k->isa;
           EXPECT_NEAR(o2[q], e2[q], 1e-4 * n) << k->isa;
         }
+        // four vectors (ldx > n: rows of a padded batch) against four single products
+        const int64_t ldx = n + 8;
+        std::vector<float> xs = randv(r, 4 * ldx);
+        float q1[16], q2[16];
+        k->panel4x4_f32(p4.data(), xs.data(), ldx, n, q1);
+        k->panel4x4_bf16(b4.data(), xs.data(), ldx, n, q2);
+        for (int v = 0; v < 4; ++v) {
+          ref.panel4_f32(p4.data(), xs.data() + v * ldx, n, e1);
+          ref.panel4_bf16(b4.data(), xs.data() + v * ldx, n, e2);
+          for (int q = 0; q < 4; ++q) {
+            EXPECT_NEAR(q1[4 * v + q], e1[q], 1e-4 * n) << k->isa << " vector " << v;
+            EXPECT_NEAR(q2[4 * v + q], e2[q], 1e-4 * n) << k->isa << " vector " << v;
+          }
+        }
       }
       std::vector<float> e1(n), e2(n);
       float m = ref.max(x.data(), n);

@@ -32,6 +32,7 @@ int run_serve(ServeArgs& a) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -55,15 +56,22 @@ int run_serve(ServeArgs& a) {
                a.api.model_name.c_str(), a.host.c_str(), port, (long long)a.engine.slots, (long long)a.engine.ctx,
                a.weights.c_str(), a.api.chat_template.c_str());
   std::fflush(stderr);
+  std::thread http([&] {
+    server.run();
+    engine.stop();  // the server stopped: so does the engine
+  });
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&sigs, &sig);
+    if (sig == SIGUSR1) return;  // the server stopped on its own
     std::fprintf(stderr, "signal %d: shutting down\n", sig);
+    engine.stop();
     server.stop();
   });
-  server.run();
-  engine.stop();
-  pthread_kill(waiter.native_handle(), SIGTERM);  // a stop that did not come from a signal
+  engine.run();  // the model's work stays on this thread (the one that loaded and packed it)
+  server.stop();
+  http.join();
+  pthread_kill(waiter.native_handle(), SIGUSR1);
   waiter.join();
   std::fprintf(stderr, "stopped after %lld requests\n", (long long)engine.stats().served);
   return 0;

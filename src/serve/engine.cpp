@@ -34,7 +34,13 @@ Engine::Engine(LanguageModel& model, const Tokenizer& tok, EngineConfig cfg) : m
     }
     slots_.push_back(std::move(s));
   }
-  thread_ = std::thread([this] { loop(); });
+}
+
+void Engine::start() { thread_ = std::thread([this] { run(); }); }
+
+void Engine::run() {
+  loop();
+  drain();
 }
 
 Engine::~Engine() { stop(); }
@@ -63,11 +69,13 @@ std::string Engine::submit(std::shared_ptr<Request> r) {
 void Engine::stop() {
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void Engine::drain() {
   for (auto& s : slots_)
     if (s->req) finish(*s, "cancelled");
   std::deque<std::shared_ptr<Request>> left;

@@ -1,6 +1,8 @@
 // The serving engine: continuous batching over LanguageModel::infer_batch.
 //
-// One scheduler thread owns the model. Requests wait in a bounded queue; each step it admits
+// One scheduler thread owns the model: the caller's (run(), what clm serve does: the thread that
+// loaded and packed the model keeps its OpenMP team, and a second team in another thread would
+// make both sleep and wake on every parallel region, 4x slower on 2 cores), or its own (start()). Requests wait in a bounded queue; each step it admits
 // waiting requests into free slots (a slot = one InferState; a new prompt reuses the longest prefix
 // the slot still caches), then runs ONE infer_batch over every active slot: the prompts of the
 // newly admitted requests and one token for each request already decoding. Each slot samples
@@ -75,9 +77,11 @@ class Engine {
  public:
   Engine(LanguageModel& model, const Tokenizer& tok, EngineConfig cfg);
   ~Engine();
+  void run();    // schedules on the calling thread until stop(); then cancels what is left
+  void start();  // run() on a thread of its own
   // Queues a request. Returns "" or the reason it was refused (queue full, prompt too long, ...).
   std::string submit(std::shared_ptr<Request> r);
-  void stop();  // finishes every request with "cancelled" and joins the scheduler
+  void stop();  // from any thread: run() returns (every unfinished request "cancelled"); joins start()'s thread
   EngineStats stats() const;
   const EngineConfig& config() const { return cfg_; }
   int64_t vocab() const { return cfg_.gen.vocab_limit > 0 ? cfg_.gen.vocab_limit : model_.config().vocab_size; }
@@ -85,6 +89,7 @@ class Engine {
  private:
   struct Slot;
   void loop();
+  void drain();
   void admit(Slot& s, std::shared_ptr<Request> r);
   bool emit(Slot& s, int32_t id, const float* logits, bool prompt_token, bool first);
   void finish(Slot& s, const std::string& reason, const std::string& error = "");

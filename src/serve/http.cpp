@@ -174,7 +174,9 @@ void Server::routes() {
         base->top_logprobs = int(integer(body, "logprobs", -1, 0, 20));
         base->echo = boolean(body, "echo", false);
       }
-      if (!boolean(body, "ignore_eos", false)) base->stop_ids.push_back(tok_.eos_id());  // ignore_eos: benchmarks
+      // ignore_eos: benchmarks; echo (scoring, lm-eval's local-completions reads token_logprobs[ctxlen:-1]):
+      // always max_tokens tokens after the prompt, EOS included
+      if (!boolean(body, "ignore_eos", false) && !base->echo) base->stop_ids.push_back(tok_.eos_id());
       std::vector<std::vector<int32_t>> prompts;
       const int32_t bos = boolean(body, "add_bos", true) ? tok_.bos_id() : -1;
       auto text_prompt = [&](const std::string& s) {
@@ -256,7 +258,8 @@ void Server::routes() {
         return b;
       };
       // The logprobs of a run of events, in each route's shape; offset: completions' text_offset.
-      auto logprobs_json = [&](const std::vector<TokenEvent>& evs, int64_t& offset) {
+      // (by value: the streaming callbacks outlive this handler)
+      auto logprobs_json = [chat, token_str, bytes_of](const std::vector<TokenEvent>& evs, int64_t& offset) {
         json lp;
         if (chat) {
           lp = {{"content", json::array()}};
@@ -292,7 +295,7 @@ void Server::routes() {
         if (stream) {
           auto first = std::make_shared<bool>(true);
           auto offset = std::make_shared<int64_t>(0);
-          r->on_token = [=](const TokenEvent& e) {
+          r->on_token = [=, this](const TokenEvent& e) {
             if (ch->gone) return false;
             if (e.text.empty() && !(want_lp && e.id >= 0)) return true;
             json choice = {{"index", 0}, {"finish_reason", nullptr}};
@@ -312,7 +315,7 @@ void Server::routes() {
             ch->cv.notify_all();
             return true;
           };
-          r->on_finish = [=](const Finish& f) {
+          r->on_finish = [=, this](const Finish& f) {
             std::string out;
             if (f.reason == "error") {
               out = sse(error_body(f.error, "server_error", 500));

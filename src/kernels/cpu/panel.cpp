@@ -101,11 +101,39 @@ void PanelMatrix::unpack_rows(int64_t r0, int64_t n, float* out) const {
 void PanelMatrix::dequantize(float* out) const { unpack_rows(0, rows_, out); }
 
 void PanelMatrix::matmul(const float* x, int64_t n, float* y) const {
-  if (n <= 4 && !dense_.defined()) {  // a few rows: reading the panels n times beats unpacking them once
-    for (int64_t i = 0; i < n; ++i) matvec(x + i * cols_, y + i * rows_);
+  if (n == 1) return matvec(x, y);
+  if (n <= kPanelBatch) {  // a decode batch: each panel read from memory once, then n products from cache
+    const auto& v = vec();
+    const float* xs = x;
+    thread_local std::vector<float> xp;
+    if (pcols_ != cols_) {  // whole 8-column chunks: zero-padded rows
+      xp.assign(size_t(n * pcols_), 0.0f);
+      for (int64_t i = 0; i < n; ++i) std::memcpy(xp.data() + i * pcols_, x + i * cols_, sizeof(float) * size_t(cols_));
+      xs = xp.data();
+    }
+    const int64_t panels = prows_ / 4, step = 4 * pcols_;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < panels; ++b) {
+      const int64_t r = std::min<int64_t>(4, rows_ - 4 * b);
+      float o[16];
+      int64_t i = 0;
+      for (; i + 4 <= n; i += 4) {  // four vectors per pass over the panel
+        if (type_ == Type::f32)
+          v.panel4x4_f32(f32() + b * step, xs + i * pcols_, pcols_, pcols_, o);
+        else
+          v.panel4x4_bf16(bf16() + b * step, xs + i * pcols_, pcols_, pcols_, o);
+        for (int k = 0; k < 4; ++k) std::copy(o + 4 * k, o + 4 * k + r, y + (i + k) * rows_ + 4 * b);
+      }
+      for (; i < n; ++i) {
+        if (type_ == Type::f32)
+          v.panel4_f32(f32() + b * step, xs + i * pcols_, pcols_, o);
+        else
+          v.panel4_bf16(bf16() + b * step, xs + i * pcols_, pcols_, o);
+        std::copy(o, o + r, y + i * rows_ + 4 * b);
+      }
+    }
     return;
   }
-  if (n == 1) return matvec(x, y);
   if (dense_.defined()) {
     gemm<float>(false, true, int(n), int(rows_), int(cols_), 1.0f, x, int(cols_), dense_.data<float>(), int(cols_), 0.0f, y,
                 int(rows_));

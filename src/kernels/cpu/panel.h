@@ -20,6 +20,9 @@ namespace clm::kernels {
 class PanelMatrix final : public WeightFormat {
  public:
   enum class Type : uint8_t { f32, bf16 };
+  // Products of up to this many rows go panel by panel (each panel read once, used n times);
+  // more rows unpack into chunks for BLAS (prefill).
+  static constexpr int64_t kPanelBatch = 32;
   PanelMatrix() = default;
   // Packs a row-major [rows, cols] matrix of f32, bf16 or f16 (a checkpoint's own dtype); a bf16
   // panel rounds f32 to nearest even and copies bf16 as is. keep_dense (f32 sources): keep the

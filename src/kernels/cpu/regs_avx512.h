@@ -57,6 +57,25 @@ struct Avx512 {
   }
   static void panel4_f32(const float* p, const float* x, int64_t n, float* out) { panel4(p, x, n, out, load); }
   static void panel4_bf16(const uint16_t* p, const float* x, int64_t n, float* out) { panel4(p, x, n, out, load_bf16); }
+  // Four vectors: two panel loads feed eight FMAs (eight accumulators, one pair per vector).
+  template <class W, class Load2>
+  static void panel4x4(const W* p, const float* x, int64_t ldx, int64_t n, float* out, Load2 load2) {
+    V a[8];
+    for (auto& v : a) v = zero();
+    for (int64_t i = 0; i < n; i += 8, p += 32) {
+      const V w01 = load2(p), w23 = load2(p + 16);
+      for (int k = 0; k < 4; ++k) {
+        const V xv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(x + k * ldx + i))));
+        a[2 * k] = fmadd(w01, xv, a[2 * k]);
+        a[2 * k + 1] = fmadd(w23, xv, a[2 * k + 1]);
+      }
+    }
+    for (int k = 0; k < 4; ++k) halves(a[2 * k], out + 4 * k), halves(a[2 * k + 1], out + 4 * k + 2);
+  }
+  static void panel4x4_f32(const float* p, const float* x, int64_t ldx, int64_t n, float* out) { panel4x4(p, x, ldx, n, out, load); }
+  static void panel4x4_bf16(const uint16_t* p, const float* x, int64_t ldx, int64_t n, float* out) {
+    panel4x4(p, x, ldx, n, out, load_bf16);
+  }
 
   using I = __m512i;
   static constexpr int64_t B = 64;

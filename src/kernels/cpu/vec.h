@@ -19,6 +19,10 @@ struct VecKernels {
   // n columns (a multiple of 8). The panel holds 8-column chunks of 4x8 values, row after row.
   void (*panel4_f32)(const float* p, const float* x, int64_t n, float* out);
   void (*panel4_bf16)(const uint16_t* p, const float* x, int64_t n, float* out);
+  // The same panel times four vectors x + k·ldx (k = 0..3): out[4k + r]. One pass over the panel
+  // for the four (a decode batch: PanelMatrix::matmul), twice the products per weight load.
+  void (*panel4x4_f32)(const float* p, const float* x, int64_t ldx, int64_t n, float* out);
+  void (*panel4x4_bf16)(const uint16_t* p, const float* x, int64_t ldx, int64_t n, float* out);
   // Four int8 rows w, w + ldw, w + 2·ldw, w + 3·ldw times the int8 vector x over n columns (a
   // multiple of 64): out[r] = sum_i w_r[i] · x[i] in int32. Values in [-127, 127] (no -128).
   void (*dot4_i8)(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out);

@@ -55,6 +55,30 @@ struct Avx2 {
   }
   static void panel4_f32(const float* p, const float* x, int64_t n, float* out) { panel4(p, x, n, out, load); }
   static void panel4_bf16(const uint16_t* p, const float* x, int64_t n, float* out) { panel4(p, x, n, out, load_bf16); }
+  // Four vectors in two passes of two (16 registers: eight accumulators, four panel rows, two x).
+  template <class W, class LoadW>
+  static void panel4x2(const W* p, const float* x0, const float* x1, int64_t n, float* out, LoadW loadw) {
+    V a[8];
+    for (auto& v : a) v = zero();
+    for (int64_t i = 0; i < n; i += 8, p += 32) {
+      const V xa = load(x0 + i), xb = load(x1 + i);
+      for (int r = 0; r < 4; ++r) {
+        const V w = loadw(p + 8 * r);
+        a[r] = fmadd(w, xa, a[r]);
+        a[4 + r] = fmadd(w, xb, a[4 + r]);
+      }
+    }
+    for (int r = 0; r < 8; ++r) out[r] = hsum(a[r]);
+  }
+  template <class W, class LoadW>
+  static void panel4x4(const W* p, const float* x, int64_t ldx, int64_t n, float* out, LoadW loadw) {
+    panel4x2(p, x, x + ldx, n, out, loadw);
+    panel4x2(p, x + 2 * ldx, x + 3 * ldx, n, out + 8, loadw);
+  }
+  static void panel4x4_f32(const float* p, const float* x, int64_t ldx, int64_t n, float* out) { panel4x4(p, x, ldx, n, out, load); }
+  static void panel4x4_bf16(const uint16_t* p, const float* x, int64_t ldx, int64_t n, float* out) {
+    panel4x4(p, x, ldx, n, out, load_bf16);
+  }
 
   using I = __m256i;
   static constexpr int64_t B = 32;

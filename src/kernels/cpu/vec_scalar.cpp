@@ -53,6 +53,12 @@ void panel4_bf16(const uint16_t* p, const float* x, int64_t n, float* out) {
   for (int64_t i = 0; i < n; i += 8, p += 32)
     for (int r = 0; r < 4; ++r) out[r] += dot_bf16(p + 8 * r, x + i, 8);
 }
+void panel4x4_f32(const float* p, const float* x, int64_t ldx, int64_t n, float* out) {
+  for (int k = 0; k < 4; ++k) panel4_f32(p, x + k * ldx, n, out + 4 * k);
+}
+void panel4x4_bf16(const uint16_t* p, const float* x, int64_t ldx, int64_t n, float* out) {
+  for (int k = 0; k < 4; ++k) panel4_bf16(p, x + k * ldx, n, out + 4 * k);
+}
 void dot4_i8(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out) {
   for (int r = 0; r < 4; ++r) {
     int32_t s = 0;
@@ -72,7 +78,7 @@ float dot_nvfp4(const uint8_t* w, const float* ws, const int8_t* x, const float*
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, dot4_i8, dot_nvfp4};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, dot4_i8, dot_nvfp4};
   return k;
 }
 

@@ -2,7 +2,8 @@
 // and vec_avx512.cpp, each compiled with its own flags and each defining its S). S provides:
 //   V, N (lanes); zero, set1, load, store, load_bf16 (N bf16 -> f32), add, sub, mul, fmadd(a,b,c)=a*b+c,
 //   fnmadd(a,b,c)=c-a*b, min, max, round (to nearest), scale2(p, n) = p * 2^n, hsum, hmax;
-//   panel4_f32 / panel4_bf16 (the panel layout maps onto registers differently per width);
+//   panel4_f32 / panel4_bf16, panel4x4_f32 / panel4x4_bf16 (the panel layout maps onto registers
+//   differently per width);
 //   I (integer register of B bytes), load_i (B bytes), dot_i8(acc, w, x): acc (int32 lanes) +=
 //   products of signed bytes summed in groups of four, hsum_i (int32 lanes); dot_nvfp4 (vec.h).
 // A new ISA tier (e.g. NEON) is one such S; a new kernel is one function here plus the scalar
@@ -109,7 +110,7 @@ template <class S> struct SimdVec {
     out[0] = S::hsum_i(a0), out[1] = S::hsum_i(a1), out[2] = S::hsum_i(a2), out[3] = S::hsum_i(a3);
   }
   static constexpr VecKernels table(const char* isa) {
-    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, dot4_i8, S::dot_nvfp4};
+    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, dot4_i8, S::dot_nvfp4};
   }
 };
 
