@@ -408,3 +408,28 @@ TEST(Cli, VisionTaskKVBenchAndKVFlags) {
   EXPECT_NE(r.out.find("streaming"), std::string::npos) << r.out;
   expect_error(run_clm("kv-bench --model " + d.path + "/t"), "needs a vision-language model");
 }
+
+// clm eval --task on the fixture's byte model and invented task files: the table, the report, and
+// each bad input a one-line error.
+TEST(Cli, EvalTasksAndTheirErrors) {
+  const std::string fix = std::string(CLM_SOURCE_DIR) + "/tests/fixtures/tasks";
+  const std::string model = " --model " + fix + "/byte_llama --threads 1";
+  test::TempDir t;
+  CliRun r = run_clm("eval" + model + " --task piqa --task winogrande --tasks-dir " + fix + "/data --batch-size 2 --report " + t.path + "/r.jsonl");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("piqa"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("average acc"), std::string::npos) << r.out;
+  EXPECT_EQ(count_lines(read_file(t.path + "/r.jsonl")), 2);
+  expect_error(run_clm("eval" + model + " --task piqa"), "--tasks-dir");
+  expect_error(run_clm("eval" + model + " --task mmlu --tasks-dir " + fix + "/data"), "unknown task 'mmlu'");
+  expect_error(run_clm("eval" + model + " --task piqa --tasks-dir " + t.path), "missing");
+  expect_error(run_clm("eval" + model + " --task piqa --tasks-dir /nonexistent/tasks"), "does not exist");
+}
+
+TEST(Cli, ServeRefusesBadFlags) {
+  const std::string model = " --model " + std::string(CLM_SOURCE_DIR) + "/tests/fixtures/tasks/byte_llama";
+  expect_error(run_clm("serve" + model + " --port 70000"), "--port");
+  expect_error(run_clm("serve" + model + " --slots 0"), "--slots");
+  expect_error(run_clm("serve" + model + " --template nosuch --port 0"), "unknown chat template 'nosuch'");
+  expect_error(run_clm("serve --model /nonexistent/model"), "/nonexistent/model");
+}

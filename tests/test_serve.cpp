@@ -339,6 +339,17 @@ TEST(Serve, CliServesAndStopsOnSigterm) {
   auto r = c.Post("/v1/completions", json{{"model", "byte_llama"}, {"prompt", "hi"}, {"max_tokens", 3}}.dump(), "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
+  if (std::system("curl --version > /dev/null 2>&1") == 0) {  // and with curl, streaming
+    const std::string out = d.path + "/curl";
+    const std::string cmd = "curl -sfN http://127.0.0.1:" + std::to_string(port) +
+                            "/v1/chat/completions -d '{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"max_tokens\": 4, "
+                            "\"stream\": true}' > " + out;
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::ifstream f(out);
+    const std::string body((std::istreambuf_iterator<char>(f)), {});
+    EXPECT_NE(body.find("chat.completion.chunk"), std::string::npos) << body;
+    EXPECT_NE(body.find("data: [DONE]"), std::string::npos) << body;
+  }
   kill(pid, SIGTERM);
   int st = 0;
   waitpid(pid, &st, 0);

@@ -62,9 +62,10 @@ int run_tasks(const EvalArgs& a, LoadedModel& lm, const Tokenizer& tok) {
     const auto t0 = std::chrono::steady_clock::now();
     auto progress = [&](int64_t done, int64_t total) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (tty || done == total)
+      const bool tenth = done * 10 / total != (done - o.batch) * 10 / total;  // not a terminal: a line per 10%
+      if (tty || done == total || tenth)
         std::fprintf(stderr, "%s%s: %lld/%lld requests | %.1f req/s | ETA %.0f s%s", tty ? "\r" : "", t.name.c_str(), (long long)done,
-                     (long long)total, double(done) / s, double(total - done) * s / double(done), done == total ? "\n" : "");
+                     (long long)total, double(done) / s, double(total - done) * s / double(done), done == total || !tty ? "\n" : "");
     };
     results.push_back(evaluate_task(*lm.model, tok, t, o, progress));
   }
