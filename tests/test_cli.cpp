@@ -433,3 +433,19 @@ TEST(Cli, ServeRefusesBadFlags) {
   expect_error(run_clm("serve" + model + " --template nosuch --port 0"), "unknown chat template 'nosuch'");
   expect_error(run_clm("serve --model /nonexistent/model"), "/nonexistent/model");
 }
+
+// clm plot on clm_bench_serve rows: one line per label through its (clients, tokens/s) points.
+TEST(Cli, PlotsServingThroughput) {
+  test::TempDir d;
+  write_file_atomic(d.path + "/serve.jsonl",
+                    "{\"bench\":\"serve\",\"label\":\"model A\",\"clients\":1,\"tokens_per_s\":50}\n"
+                    "{\"bench\":\"serve\",\"label\":\"model A\",\"clients\":16,\"tokens_per_s\":210}\n"
+                    "{\"bench\":\"serve\",\"label\":\"model B\",\"clients\":1,\"tokens_per_s\":150}\n");
+  CliRun r = run_clm("plot " + d.path + "/serve.jsonl");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const std::string svg = read_file(d.path + "/serve.svg");
+  EXPECT_NE(svg.find("<svg"), std::string::npos);
+  EXPECT_NE(svg.find("model A"), std::string::npos);
+  EXPECT_NE(svg.find("model B"), std::string::npos);
+  EXPECT_NE(svg.find("concurrent clients"), std::string::npos);
+}

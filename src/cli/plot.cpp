@@ -27,6 +27,12 @@ void add_plot(CLI::App& app, Commands& cmds) {
                       return n;
                     };
                     const bool quant = report && count("\"method\":\"") > count("\"method\":\"none\"");
+                    if (text.find("\"bench\":\"serve\"") != std::string::npos) {  // clm_bench_serve rows
+                      std::string o = a->out.empty() ? (fs::path(p).parent_path() / "serve.svg").string() : a->out;
+                      write_file_atomic(o, serve_svg(text, "Serving throughput: " + p));
+                      std::printf("wrote %s\n", o.c_str());
+                      return 0;
+                    }
                     if (text.find("\"kv_frac\"") != std::string::npos) {  // clm kv-bench rows: the metric against KV kept
                       const std::string metric = text.find("\"accuracy\"") != std::string::npos ? "accuracy" : "ppl";
                       std::string o = a->out.empty() ? (fs::path(p).parent_path() / "kv.svg").string() : a->out;

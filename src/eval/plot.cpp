@@ -213,4 +213,14 @@ std::string kv_svg(const std::string& jsonl, const std::string& metric, const st
                    metric == "ppl");
 }
 
+std::string serve_svg(const std::string& jsonl, const std::string& title) {
+  std::map<std::string, std::map<double, double>> series;  // label -> clients -> tokens/s
+  for_each_json_line(jsonl, "bench_serve report", [&](const nlohmann::json& j) {
+    if (j.value("bench", "") != "serve" || !j.contains("clients") || !j.contains("tokens_per_s")) return;
+    series[j.value("label", "?")][j["clients"].get<double>()] = j["tokens_per_s"].get<double>();
+  });
+  if (series.empty()) throw std::runtime_error("no bench_serve rows (clients, tokens_per_s) in the report");
+  return lines_svg(series, title, "concurrent clients (log2)", "generated tokens/s (log scale)", true, true);
+}
+
 }  // namespace clm

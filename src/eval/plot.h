@@ -26,4 +26,8 @@ std::string lines_svg(const std::map<std::string, std::map<double, double>>& ser
 // clm kv-bench's JSONL rows ("policy", "kv_frac", metric). Throws if none.
 std::string kv_svg(const std::string& jsonl, const std::string& metric, const std::string& title);
 
+// Serving throughput against concurrent clients from clm_bench_serve's JSONL rows ("bench": "serve",
+// "label", "clients", "tokens_per_s"), one line per label, log axes. Throws if none.
+std::string serve_svg(const std::string& jsonl, const std::string& title);
+
 }  // namespace clm

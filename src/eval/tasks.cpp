@@ -320,7 +320,8 @@ std::vector<Loglik> score_requests(LanguageModel& model, const Tokenizer& tok, c
       whole.insert(whole.end(), l.cont.begin(), l.cont.end());
       if (int64_t(l.cont.size()) > max_len)
         throw std::runtime_error("request " + std::to_string(l.req) + ": continuation of " + std::to_string(l.cont.size()) +
-                                 " tokens longer than the window of " + std::to_string(max_len));
+                                 " tokens longer than the window of " + std::to_string(max_len) +
+                                 " (lm-eval refuses these too; give a longer --window)");
       const size_t start = whole.size() > size_t(max_len + 1) ? whole.size() - size_t(max_len + 1) : 0;
       l.input.assign(whole.begin() + ptrdiff_t(start), whole.end() - 1);
       l.L = int64_t(l.input.size());
