@@ -60,6 +60,17 @@ struct Running {
     thread.join();
     engine->stop();
   }
+  // A raw TCP connection to the server (requests httplib would not send); -1 if it fails.
+  int raw_socket() const {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+    close(fd);
+    return -1;
+  }
   httplib::Client client() const {
     httplib::Client c("127.0.0.1", port);
     c.set_read_timeout(30, 0);
@@ -266,18 +277,12 @@ TEST(Serve, MalformedRequestsGetJsonErrors) {
 // after the read timeout.
 TEST(Serve, SlowClientDoesNotBlockOthers) {
   Running s(4, 16, 1);
-  httplib::Client slow("127.0.0.1", s.port);
   std::thread staller([&] {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(uint16_t(s.port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-      const char* part = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prompt\"";
-      (void)!write(fd, part, strlen(part));
-      std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-    }
+    const int fd = s.raw_socket();
+    if (fd < 0) return;
+    const char* part = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prompt\"";
+    (void)!write(fd, part, strlen(part));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
     close(fd);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -387,12 +392,8 @@ TEST(Serve, FuzzedRequestsNeverBreakTheServer) {
     }
     const bool chat = b.find("messages") != std::string::npos;
     if (rng() % 8 == 0) {  // raw and truncated on the wire
-      int fd = socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(uint16_t(s.port));
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      const int fd = s.raw_socket();
+      if (fd >= 0) {
         std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(b.size() + rng() % 3) + "\r\n\r\n" + b;
         req.resize(rng() % (req.size() + 1));
         (void)!write(fd, req.data(), req.size());
@@ -400,8 +401,8 @@ TEST(Serve, FuzzedRequestsNeverBreakTheServer) {
         char buf[256];
         while (read(fd, buf, sizeof buf) > 0) {
         }
+        close(fd);
       }
-      close(fd);
       continue;
     }
     auto c = s.client();
