@@ -18,6 +18,7 @@
 #include "common.h"
 #include "eval/tasks.h"
 #include "models/io.h"
+#include "quant/methods.h"
 #include "serve/http.h"
 
 using namespace clm;
@@ -36,12 +37,14 @@ struct Running {
   std::unique_ptr<serve::Server> server;
   std::thread thread;
   int port = -1;
-  explicit Running(int64_t slots = 4, int64_t queue = 16, int read_timeout = 10) {
+  explicit Running(int64_t slots = 4, int64_t queue = 16, int read_timeout = 10,
+                   const std::function<void(LanguageModel&, serve::EngineConfig&)>& setup = nullptr) {
     serve::EngineConfig ec;
     ec.slots = slots;
     ec.ctx = 48;
     ec.max_queue = queue;
     ec.gen.vocab_limit = tok.vocab_size();
+    if (setup) setup(*model, ec);
     engine = std::make_unique<serve::Engine>(*model, tok, ec);
     engine->start();
     serve::ApiConfig ac;
@@ -184,6 +187,54 @@ TEST(Serve, LmEvalLocalCompletionsProtocol) {
     EXPECT_NEAR(sum, want[i].logprob, 1e-4) << "request " << i;
     EXPECT_EQ(greedy, want[i].greedy) << "request " << i;
   }
+}
+
+// A quantized model and a KV policy are server options: the server's greedy completions equal
+// the one-sequence Generator's with the same W8A8 weights and the same eviction (a 12-cell
+// streaming cache over 30 tokens, so cells are evicted).
+TEST(Serve, QuantizedModelAndKvPolicyServeLikeGenerate) {
+  GenerateConfig g;
+  g.kv_policy = "streaming";
+  g.kv_opt = nlohmann::json::object({{"sinks", 2}});
+  g.kv_budget.tokens = 12;
+  Running s(3, 16, 10, [&](LanguageModel& m, serve::EngineConfig& ec) {
+    quant::quantize_model(m, "rtn", {{"w", "int8"}, {"a", "int8"}}, nullptr);
+    ec.gen.weights = m.packed_format();
+    ec.gen.kv_policy = g.kv_policy;
+    ec.gen.kv_opt = g.kv_opt;
+    ec.gen.kv_budget = g.kv_budget;
+  });
+  g.weights = s.model->packed_format();
+  g.max_new_tokens = 30;
+  g.vocab_limit = s.tok.vocab_size();
+  std::vector<std::thread> th;
+  std::vector<std::string> got(3), want(3);
+  for (int i = 0; i < 3; ++i) {
+    const std::string prompt = "request " + std::to_string(i);
+    Sampler greedy({0.0, 0, 1.0, 0});
+    want[size_t(i)] = json::parse(json(s.tok.decode(generate(*s.model, s.tok.encode(prompt), g, greedy))).dump(-1, ' ', false,
+                                  json::error_handler_t::replace)).get<std::string>();
+  }
+  for (int i = 0; i < 3; ++i)
+    th.emplace_back([&, i] {
+      got[size_t(i)] = s.post("/v1/completions", {{"prompt", "request " + std::to_string(i)}, {"max_tokens", 30}, {"temperature", 0},
+                                                 {"ignore_eos", true}})["choices"][0]["text"];
+    });
+  for (auto& t : th) t.join();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[size_t(i)], want[size_t(i)]) << "request " << i;
+  // and the options changed something: the plain model (f32, every cell kept) answers otherwise
+  auto plain = byte_llama();
+  GenerateConfig p;
+  p.max_new_tokens = 30;
+  p.vocab_limit = s.tok.vocab_size();
+  int differ = 0;
+  for (int i = 0; i < 3; ++i) {
+    Sampler greedy({0.0, 0, 1.0, 0});
+    const std::string txt = json::parse(json(s.tok.decode(generate(*plain, s.tok.encode("request " + std::to_string(i)), p, greedy)))
+                                            .dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+    differ += txt != want[size_t(i)];
+  }
+  EXPECT_GT(differ, 0);
 }
 
 TEST(Serve, StreamingGivesTheSameTextAsOneResponse) {
