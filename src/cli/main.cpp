@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <string>
 
 #include "cli/cli.h"
 
@@ -21,6 +23,9 @@ static void choose_blas_kernels(char** argv) {
                      : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")    ? "Haswell"
                                                                                           : nullptr;
   if (!want) return;
+  char self[4096];  // started through the dynamic loader (ld-linux ... clm): re-running the loader would not work
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0 || std::strstr(std::string(self, size_t(n)).c_str(), "/ld-linux")) return;
   setenv("OPENBLAS_CORETYPE", want, 1);
   execv("/proc/self/exe", argv);  // only returns on failure: go on with the kernels we have
 }
