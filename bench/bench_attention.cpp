@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "kernels/blas.h"
 #include "autograd/ops.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
@@ -21,6 +22,7 @@ using clk = std::chrono::steady_clock;
 static double secs(clk::time_point a) { return std::chrono::duration<double>(clk::now() - a).count(); }
 
 int main(int argc, char** argv) {
+  clm::kernels::use_best_blas_kernels(argv);  // OpenBLAS's own choice may be its SSE3 fallback
   ModelConfig c;
   c.vocab_size = 10000, c.d_model = 256, c.n_layers = 4, c.n_heads = 4, c.n_kv_heads = 4, c.d_ff = 688;
   c.tie_embeddings = true;

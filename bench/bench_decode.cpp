@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "kernels/blas.h"
 #include "autograd/autograd.h"
 #include "formats/llama2c.h"
 #include "models/lm.h"
@@ -53,6 +54,7 @@ static double read_gbs() {
 }
 
 int main(int argc, char** argv) {
+  clm::kernels::use_best_blas_kernels(argv);  // OpenBLAS's own choice may be its SSE3 fallback
   ModelConfig c;
   c.vocab_size = 32000, c.d_model = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.d_ff = 2048;
   c.max_seq_len = 256, c.rope_interleaved = true, c.init_std = 0.02;

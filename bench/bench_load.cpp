@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "kernels/blas.h"
 #include "formats/safetensors.h"
 #include "models/io.h"
 #include "tokenizers/tokenizer.h"
@@ -49,6 +50,7 @@ static Child run(const std::vector<std::string>& argv) {
 }
 
 int main(int argc, char** argv) {
+  clm::kernels::use_best_blas_kernels(argv);  // OpenBLAS's own choice may be its SSE3 fallback
   ModelConfig c;
   c.vocab_size = 32000, c.d_model = 1024, c.n_layers = 15, c.n_heads = 16, c.n_kv_heads = 16, c.d_ff = 2816, c.max_seq_len = 2048;
   std::string dir = "/tmp/clm-bench-load-bf16", clm = "build/clm";

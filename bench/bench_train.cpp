@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "kernels/blas.h"
 #include "autograd/ops.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
@@ -16,6 +17,7 @@
 using namespace clm;
 
 int main(int argc, char** argv) {
+  clm::kernels::use_best_blas_kernels(argv);  // OpenBLAS's own choice may be its SSE3 fallback
   ModelConfig c;
   c.vocab_size = 10000, c.d_model = 256, c.n_layers = 6, c.n_heads = 8, c.n_kv_heads = 4, c.d_ff = 688;
   int64_t B = 8, T = 256, warmup = 2, steps = 10;
