@@ -14,6 +14,7 @@
 #include "models/io.h"
 #include "quant/calibrate.h"
 #include "quant/methods.h"
+#include "serve/engine.h"
 
 namespace py = pybind11;
 using namespace pybind11::literals;
@@ -159,22 +160,7 @@ class TokenStream {
         const size_t at = text_.find(s);
         if (at != std::string::npos) text_.resize(at), done_ = true;
       }
-      size_t end = text_.size();
-      if (!done_) {  // hold back an unfinished UTF-8 character and a possible stop string's start
-        size_t k = 0;
-        while (k < 3 && k < end && (uint8_t(text_[end - 1 - k]) & 0xC0) == 0x80) ++k;
-        if (k < end) {
-          const uint8_t lead = uint8_t(text_[end - 1 - k]);
-          if ((lead >= 0xF0 ? 4u : lead >= 0xE0 ? 3u : lead >= 0xC0 ? 2u : 1u) > k + 1) end -= k + 1;
-        }
-      }
-      if (!done_)
-        for (const auto& s : stop_)
-          for (size_t n = std::min(s.size() - 1, end); n > 0; --n)
-            if (text_.compare(text_.size() - n, n, s, 0, n) == 0) {
-              end = std::min(end, text_.size() - n);
-              break;
-            }
+      const size_t end = done_ ? text_.size() : serve::releasable(text_, stop_);
       if (end > sent_) {
         std::string piece = text_.substr(sent_, end - sent_);
         sent_ = end;

@@ -112,17 +112,22 @@ static int64_t filter_tokens(InferState& s, int64_t layer, float* x, int64_t T, 
   return w;
 }
 
+// One sequence's call, checked before anything is touched (infer and infer_batch).
+static void check_call(const InferState& s, std::span<const int32_t> ids, size_t layers, int64_t V) {
+  if (ids.empty()) throw std::invalid_argument("infer: no tokens");
+  if (s.layers.size() != layers) throw std::invalid_argument("infer: state made for another model");
+  for (int32_t id : ids)
+    if (id < 0 || id >= V) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(V));
+  if (!s.tags.empty() && s.tags.size() != ids.size())
+    throw std::invalid_argument("infer: " + std::to_string(s.tags.size()) + " tags for " + std::to_string(ids.size()) + " tokens");
+}
+
 const float* TransformerLM::infer(InferState& s, std::span<const int32_t> ids) {
   int64_t T = int64_t(ids.size());
   const int64_t D = cfg_.d_model, V = cfg_.vocab_size;
-  if (T == 0) throw std::invalid_argument("infer: no tokens");
   if (dtype_ != DType::f32) throw std::invalid_argument("inference needs an f32 model");
-  if (s.layers.size() != blocks_.size()) throw std::invalid_argument("infer: state made for another model");
-  for (int32_t id : ids)
-    if (id < 0 || id >= V) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(V));
+  check_call(s, ids, blocks_.size(), V);
   if (embed_->refresh() && !lm_head_ && !packed_format().empty()) head_.pack(packed_format());  // a rebuilt tied table
-  if (!s.tags.empty() && s.tags.size() != size_t(T))
-    throw std::invalid_argument("infer: " + std::to_string(s.tags.size()) + " tags for " + std::to_string(T) + " tokens");
   if (s.token_filter && s.all_logits) throw std::invalid_argument("infer: a token filter cannot give every token's logits");
   const auto img_rows = image_rows(ids.data(), T);
   if (!img_rows.empty() && s.tags.empty()) {  // image cells are tagged 1 (KV policies tell them apart)
@@ -190,15 +195,8 @@ void TransformerLM::infer_batch(std::span<InferState* const> states, std::span<c
     for (size_t j = 0; j < i; ++j)
       if (states[j] == states[i]) throw std::invalid_argument("infer_batch: a state appears twice");
   for (size_t i = 0; i < n; ++i) {
-    InferState& s = *states[i];
-    const int64_t T = int64_t(ids[i].size());
-    if (T == 0) throw std::invalid_argument("infer: no tokens");
-    if (s.layers.size() != blocks_.size()) throw std::invalid_argument("infer: state made for another model");
-    if (!s.tags.empty() && s.tags.size() != size_t(T))
-      throw std::invalid_argument("infer: " + std::to_string(s.tags.size()) + " tags for " + std::to_string(T) + " tokens");
-    for (int32_t id : ids[i])
-      if (id < 0 || id >= V) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(V));
-    N += T;
+    check_call(*states[i], ids[i], blocks_.size(), V);
+    N += int64_t(ids[i].size());
   }
   if (embed_->refresh() && !lm_head_ && !packed_format().empty()) head_.pack(packed_format());
   batch_ws_.reset();

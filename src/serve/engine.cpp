@@ -119,23 +119,25 @@ void Engine::admit(Slot& s, std::shared_ptr<Request> r) {
 
 // The output that can be released: not a trailing unfinished UTF-8 character, not a tail that
 // may still become a stop string (all = true at the end).
-std::string Engine::flush_text(Slot& s, bool all) {
-  size_t end = s.text.size();
-  if (!all) {
-    size_t k = 0;  // bytes of a trailing unfinished UTF-8 sequence
-    while (k < 4 && k < end && (uint8_t(s.text[end - 1 - k]) & 0xC0) == 0x80) ++k;
-    if (k < end) {
-      const uint8_t lead = uint8_t(s.text[end - 1 - k]);
-      const size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-      if (need > k + 1) end -= k + 1;
-    }
-    for (const auto& st : s.req->stop)
-      for (size_t n = std::min(st.size() - 1, end); n > 0; --n)
-        if (s.text.compare(end - n, n, st, 0, n) == 0) {
-          end = std::min(end, s.text.size() - n);
-          break;
-        }
+size_t releasable(const std::string& text, const std::vector<std::string>& stop) {
+  size_t end = text.size(), k = 0;  // k: continuation bytes of a trailing UTF-8 sequence
+  while (k < 4 && k < end && (uint8_t(text[end - 1 - k]) & 0xC0) == 0x80) ++k;
+  if (k < end) {
+    const uint8_t lead = uint8_t(text[end - 1 - k]);
+    const size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (need > k + 1) end -= k + 1;
   }
+  for (const auto& st : stop)  // the longest tail of text that begins a stop string
+    for (size_t n = std::min(st.size() - 1, text.size()); n > 0; --n)
+      if (text.compare(text.size() - n, n, st, 0, n) == 0) {
+        end = std::min(end, text.size() - n);
+        break;
+      }
+  return end;
+}
+
+std::string Engine::flush_text(Slot& s, bool all) {
+  const size_t end = all ? s.text.size() : releasable(s.text, s.req->stop);
   if (end <= s.sent) return "";
   std::string out = s.text.substr(s.sent, end - s.sent);
   s.sent = end;

@@ -62,6 +62,11 @@ struct Request {
   std::function<void(const Finish&)> on_finish;
 };
 
+// How many bytes of generated `text` may be shown while generation goes on: all but a trailing
+// unfinished UTF-8 character and a tail that may still grow into one of the `stop` strings. (The
+// server's streams and the Python module's generate iterator release text through it.)
+size_t releasable(const std::string& text, const std::vector<std::string>& stop);
+
 struct EngineConfig {
   int64_t slots = 16;       // sequences decoded together
   int64_t ctx = 2048;       // positions per slot (prompt + completion)
