@@ -47,7 +47,7 @@ TEST(Formats, EveryFormatTierAndShapeMatchesTheReference) {
   for (const VecKernels* tier : tiers()) {
     set_vec(tier);
     for (auto& [name, row] : kFormats) {
-      for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{1, 8}, {4, 16}, {7, 13}, {33, 72}, {130, 64}, {64, 260}}) {
+      for (auto [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{1, 8}, {4, 16}, {7, 13}, {33, 72}, {130, 64}, {64, 260}, {12, 2000}}) {
         std::vector<float> w = test::randv(r, rows * cols, 1.0);
         auto f = pack_weight(name, Tensor::from(w, {rows, cols}));
         ASSERT_EQ(f->rows(), rows);
@@ -57,7 +57,7 @@ TEST(Formats, EveryFormatTierAndShapeMatchesTheReference) {
         double wmax = 0, derr = 0;
         for (int64_t i = 0; i < rows * cols; ++i) wmax = std::max(wmax, std::abs(double(w[i]))), derr = std::max(derr, std::abs(double(dq[i]) - w[i]));
         EXPECT_LE(derr / wmax, row.dequant_tol) << name << " " << rows << "x" << cols;
-        for (int64_t n : {1, 3, 17}) {
+        for (int64_t n : {1, 3, 17, 40, 131}) {
           std::vector<float> x = test::randv(r, n * cols, 2.0), y(size_t(n * rows), NAN);
           f->matmul(x.data(), n, y.data());
           std::vector<double> ref(size_t(n * rows)), diff(size_t(n * rows));
@@ -76,7 +76,7 @@ TEST(Formats, EveryFormatTierAndShapeMatchesTheReference) {
     }
   }
   set_vec(nullptr);
-  EXPECT_EQ(cases, int(tiers().size() * kFormats.size() * 6 * 3));
+  EXPECT_EQ(cases, int(tiers().size() * kFormats.size() * 7 * 5));
 }
 
 // attend_cells, the inference attention routine, against a float64 softmax with the position mask,

@@ -64,6 +64,17 @@ TEST(Vec, EveryIsaMatchesScalar) {
             EXPECT_NEAR(q2[4 * v + q], e2[q], 1e-4 * n) << k->isa << " vector " << v;
           }
         }
+        // many vectors (a full tile and a narrower one) times two panels, against a direct sum
+        const int64_t nt = k->gemm_tile + k->lanes, ldo = nt + 3;
+        std::vector<float> p8 = randv(r, 8 * n), xp = randv(r, n * nt), g1(8 * ldo, NAN);
+        k->panel_gemm(p8.data(), 2, xp.data(), n, nt, g1.data(), ldo);
+        for (int q = 0; q < 8; ++q)
+          for (int64_t t = 0; t < nt; ++t) {
+            const int64_t t0 = t / k->gemm_tile * k->gemm_tile, w = std::min(k->gemm_tile, nt - t0);
+            double s = 0;
+            for (int64_t i = 0; i < n; ++i) s += double(p8[(q / 4) * 4 * n + (i / 8) * 32 + 8 * (q % 4) + i % 8]) * xp[t0 * n + i * w + t - t0];
+            EXPECT_NEAR(g1[q * ldo + t], s, 1e-4 * n) << k->isa << " row " << q << " vector " << t;
+          }
       }
       std::vector<float> e1(n), e2(n);
       float m = ref.max(x.data(), n);

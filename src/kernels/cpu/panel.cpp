@@ -139,16 +139,52 @@ void PanelMatrix::matmul(const float* x, int64_t n, float* y) const {
                 int(rows_));
     return;
   }
-  // chunks of about 4 MiB of f32, unpacked by all threads, then one multithreaded BLAS call each
-  const int64_t chunk = std::max<int64_t>(64, (int64_t(1) << 20) / cols_ / 4 * 4);
-  thread_local std::vector<float> buf;  // the calling thread's; the team writes into it through `dq`
-  buf.resize(size_t(std::min(chunk, rows_) * cols_));
-  float* dq = buf.data();
-  for (int64_t r0 = 0; r0 < rows_; r0 += chunk) {
-    const int64_t m = std::min(chunk, rows_ - r0);
-#pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < (m + 3) / 4; ++p) unpack_rows(r0 + 4 * p, std::min<int64_t>(4, m - 4 * p), dq + 4 * p * cols_);
-    gemm<float>(false, true, int(n), int(m), int(cols_), 1.0f, x, int(cols_), dq, int(cols_), 0.0f, y + r0, int(rows_));
+  const auto& v = vec();
+  // Many rows (prefill): vectors packed column-major in blocks that stay in cache, and each bf16
+  // panel widened to f32 once per block (a thread's own 4-row buffer, in L1) and multiplied by the
+  // block tile by tile (vec.h panel_gemm). The weights are read as stored, never unpacked whole.
+  const int64_t tile = v.gemm_tile, lanes = v.lanes;
+  const int64_t block = std::max(tile, (int64_t(1) << 16) / pcols_ / tile * tile);  // ~256 KiB of vectors
+  const int64_t panels = prows_ / 4, step = 4 * pcols_;
+  thread_local std::vector<float> xpbuf;  // the calling thread's; the team writes into it through `xp`
+  xpbuf.resize(size_t(pcols_ * std::min(block, (n + lanes - 1) / lanes * lanes)));
+  float* xp = xpbuf.data();
+  for (int64_t t0 = 0; t0 < n; t0 += block) {
+    const int64_t m = std::min(block, n - t0), nt = (m + lanes - 1) / lanes * lanes;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < nt; t += tile) {  // tile by tile (vec.h panel_gemm), columns zero-padded
+        const int64_t w = std::min(tile, nt - t);
+        float* d = xp + t * pcols_;
+        for (int64_t k = 0; k < w; ++k) {
+          const float* row = t0 + t + k < n && t + k < m ? x + (t0 + t + k) * cols_ : nullptr;
+          for (int64_t c = 0; c < pcols_; ++c) d[c * w + k] = row && c < cols_ ? row[c] : 0.0f;
+        }
+      }
+      // groups of panels, so that each block of a tile's columns serves several panels from L1
+      constexpr int64_t kGroup = 8;
+      thread_local std::vector<float> wp, out;
+      wp.resize(size_t(kGroup * step));
+      out.resize(size_t(4 * kGroup * nt));
+#pragma omp for schedule(static)
+      for (int64_t b0 = 0; b0 < panels; b0 += kGroup) {
+        const int64_t np = std::min(kGroup, panels - b0);
+        const float* p = f32() + b0 * step;
+        if (type_ == Type::bf16) {
+          const uint16_t* src = bf16() + b0 * step;
+          for (int64_t i = 0; i < np * step; ++i) {  // bf16 -> f32: the pattern shifted into the high half
+            const uint32_t u = uint32_t(src[i]) << 16;
+            std::memcpy(&wp[size_t(i)], &u, 4);
+          }
+          p = wp.data();
+        }
+        v.panel_gemm(p, np, xp, pcols_, nt, out.data(), nt);
+        const int64_t r = std::min<int64_t>(4 * np, rows_ - 4 * b0);
+        for (int64_t t = 0; t < m; ++t)
+          for (int64_t k = 0; k < r; ++k) y[(t0 + t) * rows_ + 4 * b0 + k] = out[size_t(k * nt + t)];
+      }
+    }
   }
 }
 

@@ -20,8 +20,8 @@ namespace clm::kernels {
 class PanelMatrix final : public WeightFormat {
  public:
   enum class Type : uint8_t { f32, bf16 };
-  // Products of up to this many rows go panel by panel (each panel read once, used n times);
-  // more rows unpack into chunks for BLAS (prefill).
+  // Products of up to this many rows go panel by panel, four vectors at a time (decode batches);
+  // more rows (prefill) use the dense original with BLAS when kept, else panel_gemm.
   static constexpr int64_t kPanelBatch = 32;
   PanelMatrix() = default;
   // Packs a row-major [rows, cols] matrix of f32, bf16 or f16 (a checkpoint's own dtype); a bf16
@@ -35,9 +35,8 @@ class PanelMatrix final : public WeightFormat {
 
   // out[rows] = W x, x[cols]; multithreaded over panels (OpenMP). No allocation when cols % 8 == 0.
   void matvec(const float* x, float* out) const;
-  // n == 1: matvec. n > 1: BLAS on the dense original when kept (f32), else chunks of rows
-  // unpacked to f32 (both threads) and multiplied by BLAS (the unpacking is O(rows*cols), beside
-  // the product's n*rows*cols).
+  // n == 1: matvec; n <= kPanelBatch: each panel times four vectors at a time (panel4x4); more:
+  // BLAS on the dense original when kept (f32), else panel_gemm over cache-sized blocks of vectors.
   void matmul(const float* x, int64_t n, float* y) const override;
   void dequantize(float* out) const override;
   const std::string& name() const override;

@@ -14,6 +14,7 @@ namespace {
 struct Avx512 {
   using V = __m512;
   static constexpr int64_t N = 16;
+  static constexpr int G = 6;  // 24 accumulators + 6 vectors + 1 broadcast of the 32 registers
   static V zero() { return _mm512_setzero_ps(); }
   static V set1(float a) { return _mm512_set1_ps(a); }
   static V load(const float* p) { return _mm512_loadu_ps(p); }

@@ -23,6 +23,15 @@ struct VecKernels {
   // for the four (a decode batch: PanelMatrix::matmul), twice the products per weight load.
   void (*panel4x4_f32)(const float* p, const float* x, int64_t ldx, int64_t n, float* out);
   void (*panel4x4_bf16)(const uint16_t* p, const float* x, int64_t ldx, int64_t n, float* out);
+  // np consecutive f32 panels (p + 4·n·q) times many vectors (prefill), the other way round:
+  // out[(4q + r)·ldo + t] = row r of panel q · x_t, for t < nt (a multiple of lanes). x is packed
+  // in tiles of gemm_tile vectors (the last one narrower), each tile column-major and contiguous:
+  // vector t's column i is at xp[t0·n + i·w + t - t0], t0 = t's tile start, w = that tile's width.
+  // Each weight is broadcast against a tile (the outer-product form BLAS uses), and columns go in
+  // blocks whose slice of a tile stays in L1 while all np panels use it.
+  void (*panel_gemm)(const float* p, int64_t np, const float* xp, int64_t n, int64_t nt, float* out, int64_t ldo);
+  int64_t gemm_tile;  // vectors per panel_gemm tile (nt is a multiple of the ISA's lanes, not of this)
+  int64_t lanes;      // nt's granularity
   // Four int8 rows w, w + ldw, w + 2·ldw, w + 3·ldw times the int8 vector x over n columns (a
   // multiple of 64): out[r] = sum_i w_r[i] · x[i] in int32. Values in [-127, 127] (no -128).
   void (*dot4_i8)(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out);

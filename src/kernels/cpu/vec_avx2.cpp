@@ -10,6 +10,7 @@ namespace {
 struct Avx2 {
   using V = __m256;
   static constexpr int64_t N = 8;
+  static constexpr int G = 3;  // 12 accumulators + 3 vectors + 1 broadcast: the 16 registers
   static V zero() { return _mm256_setzero_ps(); }
   static V set1(float a) { return _mm256_set1_ps(a); }
   static V load(const float* p) { return _mm256_loadu_ps(p); }

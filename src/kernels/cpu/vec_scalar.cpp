@@ -1,5 +1,6 @@
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/cpu/vec.h"
@@ -59,6 +60,17 @@ void panel4x4_f32(const float* p, const float* x, int64_t ldx, int64_t n, float*
 void panel4x4_bf16(const uint16_t* p, const float* x, int64_t ldx, int64_t n, float* out) {
   for (int k = 0; k < 4; ++k) panel4_bf16(p, x + k * ldx, n, out + 4 * k);
 }
+constexpr int64_t kScalarTile = 8;
+void panel_gemm(const float* p, int64_t np, const float* xp, int64_t n, int64_t nt, float* out, int64_t ldo) {
+  for (int64_t q = 0; q < np; ++q)
+    for (int r = 0; r < 4; ++r)
+      for (int64_t t = 0; t < nt; ++t) {
+        const int64_t t0 = t / kScalarTile * kScalarTile, w = std::min(kScalarTile, nt - t0);
+        float s = 0;
+        for (int64_t i = 0; i < n; ++i) s += p[q * 4 * n + (i / 8) * 32 + 8 * r + i % 8] * xp[t0 * n + i * w + t - t0];
+        out[(4 * q + r) * ldo + t] = s;
+      }
+}
 void dot4_i8(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out) {
   for (int r = 0; r < 4; ++r) {
     int32_t s = 0;
@@ -78,7 +90,7 @@ float dot_nvfp4(const uint8_t* w, const float* ws, const int8_t* x, const float*
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, dot4_i8, dot_nvfp4};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, kScalarTile, 1, dot4_i8, dot_nvfp4};
   return k;
 }
 

@@ -3,7 +3,8 @@
 //   V, N (lanes); zero, set1, load, store, load_bf16 (N bf16 -> f32), add, sub, mul, fmadd(a,b,c)=a*b+c,
 //   fnmadd(a,b,c)=c-a*b, min, max, round (to nearest), scale2(p, n) = p * 2^n, hsum, hmax;
 //   panel4_f32 / panel4_bf16, panel4x4_f32 / panel4x4_bf16 (the panel layout maps onto registers
-//   differently per width);
+//   differently per width); G, the register-widths of vectors in a panel_gemm tile (4·G + G + 1
+//   registers must fit);
 //   I (integer register of B bytes), load_i (B bytes), dot_i8(acc, w, x): acc (int32 lanes) +=
 //   products of signed bytes summed in groups of four, hsum_i (int32 lanes); dot_nvfp4 (vec.h).
 // A new ISA tier (e.g. NEON) is one such S; a new kernel is one function here plus the scalar
@@ -97,6 +98,58 @@ template <class S> struct SimdVec {
     for (; i < n; ++i) s += (y[i] = std::exp(x[i] - shift));
     return s;
   }
+  // panel_gemm (vec.h): tiles of G register-widths of vectors; 4·G accumulators, G vector loads
+  // and 4 broadcasts per column feed 4·G FMAs. acc: add to out (a later block of columns).
+  template <int G>
+  static void gemm_tile(const float* p, const float* xp, int64_t ldt, int64_t n, float* out, int64_t ldo, bool acc) {
+    V a[4][G];  // fully unrolled so that they live in registers (-O2 keeps rolled loops' arrays in memory)
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 8
+      for (int g = 0; g < G; ++g) a[r][g] = acc ? S::load(out + r * ldo + g * N) : S::zero();
+    for (int64_t c = 0; c < n; c += 8, p += 32)
+#pragma GCC unroll 8
+      for (int64_t j = 0; j < 8; ++j) {
+        const float* xr = xp + (c + j) * ldt;
+        V xv[G];
+#pragma GCC unroll 8
+        for (int g = 0; g < G; ++g) xv[g] = S::load(xr + g * N);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+          const V w = S::set1(p[8 * r + j]);
+#pragma GCC unroll 8
+          for (int g = 0; g < G; ++g) a[r][g] = S::fmadd(w, xv[g], a[r][g]);
+        }
+      }
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 8
+      for (int g = 0; g < G; ++g) S::store(out + r * ldo + g * N, a[r][g]);
+  }
+  template <int G>
+  static void gemm_rest(const float* p, const float* xp, int64_t ldt, int64_t n, int64_t groups, float* out, int64_t ldo, bool acc) {
+    if constexpr (G > 1)
+      if (groups < G) return gemm_rest<G - 1>(p, xp, ldt, n, groups, out, ldo, acc);
+    gemm_tile<G>(p, xp, ldt, n, out, ldo, acc);
+  }
+  // Columns in blocks whose slice of a tile (~16 KiB) stays in L1 while every panel uses it.
+  static void panel_gemm(const float* p, int64_t np, const float* xp, int64_t n, int64_t nt, float* out, int64_t ldo) {
+    constexpr int G = S::G;
+    constexpr int64_t T = G * N, KB = (4096 / T) / 8 * 8 > 8 ? (4096 / T) / 8 * 8 : 8;
+    for (int64_t k0 = 0; k0 < n; k0 += KB) {
+      const int64_t kw = n - k0 < KB ? n - k0 : KB;
+      for (int64_t t = 0; t < nt; t += T) {
+        const int64_t w = nt - t < T ? nt - t : T;
+        const float* xt = xp + t * n + k0 * w;
+        for (int64_t q = 0; q < np; ++q) {
+          const float* pq = p + q * 4 * n + k0 * 4;  // column k0 of panel q (chunks of 4x8)
+          float* o = out + 4 * q * ldo + t;
+          if (w == T) gemm_tile<G>(pq, xt, T, kw, o, ldo, k0 > 0);
+          else gemm_rest<G>(pq, xt, w, kw, w / N, o, ldo, k0 > 0);
+        }
+      }
+    }
+  }
   static void dot4_i8(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out) {
     using I = typename S::I;
     I a0 = S::zero_i(), a1 = S::zero_i(), a2 = S::zero_i(), a3 = S::zero_i();
@@ -110,7 +163,7 @@ template <class S> struct SimdVec {
     out[0] = S::hsum_i(a0), out[1] = S::hsum_i(a1), out[2] = S::hsum_i(a2), out[3] = S::hsum_i(a3);
   }
   static constexpr VecKernels table(const char* isa) {
-    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, dot4_i8, S::dot_nvfp4};
+    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, S::G * N, N, dot4_i8, S::dot_nvfp4};
   }
 };
 
