@@ -2,7 +2,9 @@
 """PyTorch peer for batch-1 decoding: reads a llama2.c checkpoint (the model clm_bench_decode
 exports), decodes greedily with a KV cache and prefills a prompt in one batch (causal attention),
 prints one JSON line with decode and prefill tokens/s.
-Run with Debian's python3-torch: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_decode.py MODEL.bin [N] [PROMPT]"""
+Run with Debian's python3-torch: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_decode.py MODEL.bin [N] [PROMPT]
+TORCH_ATTN=sdpa: attention through torch.nn.functional.scaled_dot_product_attention (PyTorch >= 2.0),
+the peer at its best available setting; the default (einsum) is what PyTorch 1.13 can run."""
 import json, math, struct, sys, time
 import numpy as np
 import torch
@@ -10,6 +12,10 @@ import torch
 path, n_tokens = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 64
 n_prompt = int(sys.argv[3]) if len(sys.argv) > 3 else 64
 torch.set_num_threads(2)
+import os
+SDPA = os.environ.get("TORCH_ATTN", "einsum") == "sdpa"
+if SDPA and not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
+    sys.exit(f"TORCH_ATTN=sdpa needs PyTorch >= 2.0 (this is {torch.__version__})")
 with open(path, "rb") as f:
     D, Fd, L, H, K, V, S = struct.unpack("7i", f.read(28))
     data = np.frombuffer(f.read(), dtype=np.float32)
@@ -43,8 +49,11 @@ def step(tok, pos):
         q = rope((wq[l] @ h).view(H, hd), pos); k = rope((wk[l] @ h).view(K, hd), pos); v = (wv[l] @ h).view(K, hd)
         kc[l, pos], vc[l, pos] = k, v
         kk = kc[l, :pos + 1].repeat_interleave(H // K, 1); vv = vc[l, :pos + 1].repeat_interleave(H // K, 1)
-        att = torch.einsum("hd,thd->ht", q, kk) / math.sqrt(hd)
-        o = torch.einsum("ht,thd->hd", att.softmax(-1), vv).reshape(-1)
+        if SDPA:
+            o = torch.nn.functional.scaled_dot_product_attention(q[:, None], kk.transpose(0, 1), vv.transpose(0, 1)).reshape(-1)
+        else:
+            att = torch.einsum("hd,thd->ht", q, kk) / math.sqrt(hd)
+            o = torch.einsum("ht,thd->hd", att.softmax(-1), vv).reshape(-1)
         x = x + wo[l] @ o
         h = rms(x, fn[l])
         x = x + w2[l] @ (torch.nn.functional.silu(w1[l] @ h) * (w3[l] @ h))
@@ -62,8 +71,12 @@ def prefill(toks):  # all prompt positions at once, causal; fills the cache
         v = (h @ wv[l].T).view(T, K, hd)
         kc[l, :T], vc[l, :T] = k, v
         kk = k.repeat_interleave(H // K, 1); vv = v.repeat_interleave(H // K, 1)
-        att = torch.einsum("qhd,khd->hqk", q, kk) / math.sqrt(hd) + mask
-        x = x + torch.einsum("hqk,khd->qhd", att.softmax(-1), vv).reshape(T, -1) @ wo[l].T
+        if SDPA:
+            o = torch.nn.functional.scaled_dot_product_attention(q.transpose(0, 1), kk.transpose(0, 1), vv.transpose(0, 1), is_causal=True)
+            x = x + o.transpose(0, 1).reshape(T, -1) @ wo[l].T
+        else:
+            att = torch.einsum("qhd,khd->hqk", q, kk) / math.sqrt(hd) + mask
+            x = x + torch.einsum("hqk,khd->qhd", att.softmax(-1), vv).reshape(T, -1) @ wo[l].T
         h = rms(x, fn[l])
         x = x + (torch.nn.functional.silu(h @ w1[l].T) * (h @ w3[l].T)) @ w2[l].T
     return rms(x[-1], nf) @ head.T
@@ -84,5 +97,5 @@ t0 = time.perf_counter()
 for i in range(n_tokens):
     tok = int(step(tok, pos).argmax()); pos += 1
 dt = time.perf_counter() - t0
-print(json.dumps({"impl": "pytorch-" + torch.__version__, "decode_tok_s": n_tokens / dt, "prefill_tok_s": n_prompt / prefill_s,
+print(json.dumps({"impl": "pytorch-" + torch.__version__, "attn": "sdpa" if SDPA else "einsum", "decode_tok_s": n_tokens / dt, "prefill_tok_s": n_prompt / prefill_s,
                   "prefill_vs_loop_max_abs_diff": check}))

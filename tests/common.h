@@ -33,6 +33,26 @@ inline std::string shared_dir() {
   return std::filesystem::exists(p) ? p : "";
 }
 
+// A committed fixture (tests/fixtures/REL).
+inline std::string fixture(const std::string& rel) { return std::string(CLM_SOURCE_DIR) + "/tests/fixtures/" + rel; }
+
+// scripts/test.sh sets CLM_REQUIRE_ASSETS=1: what setup.sh / test.sh install (Debian and npm
+// packages) must then be present, so that a broken install fails instead of passing as skips.
+inline bool assets_required() {
+  const char* e = std::getenv("CLM_REQUIRE_ASSETS");
+  return e && *e && std::string(e) != "0";
+}
+}  // namespace clm::test
+// Skips the test without an installable asset, or fails it where assets are required (see above).
+#define CLM_NEED_ASSET(cond, msg)                         \
+  do {                                                    \
+    if (!(cond)) {                                        \
+      if (::clm::test::assets_required()) FAIL() << msg;       \
+      GTEST_SKIP() << msg;                                \
+    }                                                     \
+  } while (0)
+namespace clm::test {
+
 // A fresh temporary folder removed at scope exit.
 struct TempDir {
   std::string path;

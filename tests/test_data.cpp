@@ -178,8 +178,8 @@ TEST(RealData, PtbWordCountsMatchTheLiterature) {
   EXPECT_EQ(d.test.size(), 82430u);
 }
 
-TEST(RealData, FortunesDefaultCorpusSplits) {
-  if (!std::filesystem::exists("/usr/share/games/fortunes/fortunes")) GTEST_SKIP() << "Debian fortunes not installed";
+TEST(Corpus, FortunesDefaultCorpusSplits) {
+  CLM_NEED_ASSET(std::filesystem::exists("/usr/share/games/fortunes/fortunes"), "Debian fortunes not installed (scripts/setup.sh installs it)");
   TextSplits t = fortunes_corpus();
   EXPECT_GT(t.train.size(), 10 * t.valid.size());
   EXPECT_GT(t.valid.size(), 50000u);
@@ -240,7 +240,7 @@ TEST(Tokenizer, FifosAndDevicesAreRefusedPromptly) {
 // base forms through exceptions and detachment rules, the most-tagged part of speech, the first
 // sense's synset and hypernym.
 TEST(Units, WordNetKnownAnswers) {
-  if (!std::filesystem::exists("/usr/share/wordnet/index.noun")) GTEST_SKIP() << "no /usr/share/wordnet (apt install wordnet-base)";
+  CLM_NEED_ASSET(std::filesystem::exists("/usr/share/wordnet/index.noun"), "no /usr/share/wordnet (scripts/setup.sh installs wordnet-base)");
   WordNet wn("/usr/share/wordnet");
   WordNet::Sense a, b, c, d;
   ASSERT_TRUE(wn.lookup("company", a));

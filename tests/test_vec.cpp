@@ -37,6 +37,10 @@ TEST(Vec, EveryIsaMatchesScalar) {
       std::vector<uint16_t> wb(n);
       for (int64_t i = 0; i < n; ++i) wb[i] = uint16_t(r.next() & 0x3fff) | uint16_t((r.next() & 1) << 15);  // |w| < 2
       EXPECT_NEAR(k->dot_bf16(wb.data(), x.data(), n), ref.dot_bf16(wb.data(), x.data(), n), 1e-4 * n) << k->isa;
+      std::vector<float> wide(n), wide_ref(n);
+      k->widen_bf16(wb.data(), wide.data(), n);
+      ref.widen_bf16(wb.data(), wide_ref.data(), n);
+      EXPECT_EQ(wide, wide_ref) << k->isa;  // exact: bf16 is the high half of the f32
       if (n % 8 == 0) {  // one panel (four rows, 8-column chunks) against the scalar table
         std::vector<float> p4 = randv(r, 4 * n);
         std::vector<uint16_t> b4(4 * n);

@@ -153,15 +153,17 @@ void PanelMatrix::matmul(const float* x, int64_t n, float* y) const {
     const int64_t m = std::min(block, n - t0), nt = (m + lanes - 1) / lanes * lanes;
 #pragma omp parallel
     {
+      // tile by tile (vec.h panel_gemm), columns zero-padded; the threads split the columns
 #pragma omp for schedule(static)
-      for (int64_t t = 0; t < nt; t += tile) {  // tile by tile (vec.h panel_gemm), columns zero-padded
-        const int64_t w = std::min(tile, nt - t);
-        float* d = xp + t * pcols_;
-        for (int64_t k = 0; k < w; ++k) {
-          const float* row = t0 + t + k < n && t + k < m ? x + (t0 + t + k) * cols_ : nullptr;
-          for (int64_t c = 0; c < pcols_; ++c) d[c * w + k] = row && c < cols_ ? row[c] : 0.0f;
+      for (int64_t c0 = 0; c0 < pcols_; c0 += 8)
+        for (int64_t t = 0; t < nt; t += tile) {
+          const int64_t w = std::min(tile, nt - t);
+          float* d = xp + t * pcols_ + c0 * w;
+          for (int64_t k = 0; k < w; ++k) {
+            const float* row = t + k < m ? x + (t0 + t + k) * cols_ : nullptr;
+            for (int64_t c = c0; c < c0 + 8; ++c) d[(c - c0) * w + k] = row && c < cols_ ? row[c] : 0.0f;
+          }
         }
-      }
       // groups of panels, so that each block of a tile's columns serves several panels from L1
       constexpr int64_t kGroup = 8;
       thread_local std::vector<float> wp, out;
@@ -172,11 +174,7 @@ void PanelMatrix::matmul(const float* x, int64_t n, float* y) const {
         const int64_t np = std::min(kGroup, panels - b0);
         const float* p = f32() + b0 * step;
         if (type_ == Type::bf16) {
-          const uint16_t* src = bf16() + b0 * step;
-          for (int64_t i = 0; i < np * step; ++i) {  // bf16 -> f32: the pattern shifted into the high half
-            const uint32_t u = uint32_t(src[i]) << 16;
-            std::memcpy(&wp[size_t(i)], &u, 4);
-          }
+          v.widen_bf16(bf16() + b0 * step, wp.data(), np * step);
           p = wp.data();
         }
         v.panel_gemm(p, np, xp, pcols_, nt, out.data(), nt);

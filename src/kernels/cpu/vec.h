@@ -30,6 +30,7 @@ struct VecKernels {
   // Each weight is broadcast against a tile (the outer-product form BLAS uses), and columns go in
   // blocks whose slice of a tile stays in L1 while all np panels use it.
   void (*panel_gemm)(const float* p, int64_t np, const float* xp, int64_t n, int64_t nt, float* out, int64_t ldo);
+  void (*widen_bf16)(const uint16_t* x, float* y, int64_t n);  // y = x as f32, exactly
   int64_t gemm_tile;  // vectors per panel_gemm tile (nt is a multiple of the ISA's lanes, not of this)
   int64_t lanes;      // nt's granularity
   // Four int8 rows w, w + ldw, w + 2·ldw, w + 3·ldw times the int8 vector x over n columns (a

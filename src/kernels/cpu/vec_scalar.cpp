@@ -60,6 +60,12 @@ void panel4x4_f32(const float* p, const float* x, int64_t ldx, int64_t n, float*
 void panel4x4_bf16(const uint16_t* p, const float* x, int64_t ldx, int64_t n, float* out) {
   for (int k = 0; k < 4; ++k) panel4_bf16(p, x + k * ldx, n, out + 4 * k);
 }
+void widen_bf16(const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = uint32_t(x[i]) << 16;
+    std::memcpy(y + i, &u, 4);
+  }
+}
 constexpr int64_t kScalarTile = 8;
 void panel_gemm(const float* p, int64_t np, const float* xp, int64_t n, int64_t nt, float* out, int64_t ldo) {
   for (int64_t q = 0; q < np; ++q)
@@ -90,7 +96,7 @@ float dot_nvfp4(const uint8_t* w, const float* ws, const int8_t* x, const float*
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, kScalarTile, 1, dot4_i8, dot_nvfp4};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, dot_nvfp4};
   return k;
 }
 

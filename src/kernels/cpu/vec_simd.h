@@ -132,6 +132,11 @@ template <class S> struct SimdVec {
       if (groups < G) return gemm_rest<G - 1>(p, xp, ldt, n, groups, out, ldo, acc);
     gemm_tile<G>(p, xp, ldt, n, out, ldo, acc);
   }
+  static void widen_bf16(const uint16_t* x, float* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + N <= n; i += N) S::store(y + i, S::load_bf16(x + i));
+    for (; i < n; ++i) y[i] = bf16(x[i]);
+  }
   // Columns in blocks whose slice of a tile (~16 KiB) stays in L1 while every panel uses it.
   static void panel_gemm(const float* p, int64_t np, const float* xp, int64_t n, int64_t nt, float* out, int64_t ldo) {
     constexpr int G = S::G;
@@ -163,7 +168,7 @@ template <class S> struct SimdVec {
     out[0] = S::hsum_i(a0), out[1] = S::hsum_i(a1), out[2] = S::hsum_i(a2), out[3] = S::hsum_i(a3);
   }
   static constexpr VecKernels table(const char* isa) {
-    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, S::G * N, N, dot4_i8, S::dot_nvfp4};
+    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, S::dot_nvfp4};
   }
 };
 
