@@ -10,6 +10,7 @@
 #   2. the PyTorch peer of the image (2.x) with einsum attention and with scaled_dot_product_attention,
 #      beside clm_bench_decode on the same model, alternating;
 #   3. GPT-2's cut tokenizer's reference ids by Hugging Face's tokenizers (tools/make_gpt2_tiny.py ids).
+# ROUNDS (default 3) rounds; PEERS=0 leaves out step 2.
 # Results under $OUT: reshape.jsonl (one line per measurement, with "impl" and "round"), cpu.txt,
 # gpt2_tiny_reference.json.
 set -uo pipefail
@@ -32,6 +33,7 @@ for r in $(seq ${ROUNDS:-3}); do
   $PIN /tmp/dev/devlib/ld-linux-x86-64.so.2 --library-path /tmp/dev/devlib /tmp/dev/devlib/ff_bench_train | tag "{\"impl\":\"ff1e752\",\"bench\":\"train\",\"round\":$r}"
   $PIN /tmp/dev/devlib/ld-linux-x86-64.so.2 --library-path /tmp/dev/devlib /tmp/dev/devlib/clm_bench_train | tag "{\"impl\":\"this\",\"bench\":\"train\",\"round\":$r}"
 done
+[ "${PEERS:-1}" = 0 ] && { cat "$J"; exit 0; }
 # the PyTorch peer on the same model (clm_bench_decode's seed-1234 weights, exported as llama2.c)
 run clm_bench_decode --tokens 4 --only f32 --export-llama2c /tmp/m110.bin > /dev/null
 for r in $(seq ${ROUNDS:-3}); do
