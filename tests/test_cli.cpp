@@ -1,4 +1,5 @@
 // The clm command on bad input: each case exits non-zero with one line that names the problem.
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -296,6 +297,22 @@ TEST(Cli, ChatOnStdinWithLlama2Template) {
   }
   EXPECT_EQ(r.out, want);
   EXPECT_NE(r.err.find("new: "), std::string::npos);
+}
+
+// `--out` naming a FIFO (or a device, a socket): the atomic write's rename would replace the node
+// with a regular file. It is refused by name and left as it was.
+TEST(Cli, ConvertNeverReplacesAFifo) {
+  test::TempDir d;
+  const std::string fifo = d.path + "/out.bin";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string m = " --model " + test::fixture("stories260K/stories260K.bin") + " --tokenizer " + test::fixture("stories260K/tok512.bin");
+  expect_error(run_clm("convert" + m + " --to llama2c --out " + fifo), "refusing to write '" + fifo + "': it exists and is not a regular file");
+  expect_error(run_clm("convert" + m + " --to gguf --out " + fifo), "is not a regular file");
+  struct stat st {};
+  ASSERT_EQ(::stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  CliRun ok = run_clm("convert" + m + " --to llama2c --out " + d.path + "/ok.bin");  // a new regular file is fine
+  EXPECT_EQ(ok.rc, 0) << ok.err;
 }
 
 TEST(Cli, NanStopsWithOneLineAndKeepsCheckpoint) {

@@ -331,6 +331,18 @@ TEST(SentencePiece, ModelAndLlama2cTokenizerMatchLibraryIds) {
   auto back = load_tokenizer(d.path + "/tokenizer.json");
   for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(back->encode(texts[i]), ids[i]) << "saved, text " << i;
   EXPECT_THROW(load_any_tokenizer(dir + "/tiny.bin.model"), std::runtime_error);
+  // a corrupt model: one line naming the file and what failed, not the library's source location
+  std::string model = read_file(dir + "/tiny.model");
+  write_file_atomic(d.path + "/bad.model", model.substr(0, model.size() / 2));
+  try {
+    load_any_tokenizer(d.path + "/bad.model");
+    ADD_FAILURE() << "a truncated SentencePiece model loaded";
+  } catch (const std::exception& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find(d.path + "/bad.model"), std::string::npos) << m;
+    EXPECT_EQ(m.find(".cc("), std::string::npos) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  }
 }
 
 // Llama-2's own files from ../shared: Meta's ids, and run.c's algorithm on the same vocabulary.

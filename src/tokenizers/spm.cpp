@@ -7,11 +7,25 @@
 
 namespace clm {
 
+// The library's messages start with its own source location and the failed condition
+// ("./src/sentencepiece_processor.cc(1101) [model_proto->ParseFromArray(...)] "): say what failed
+// instead, in the user's terms.
+static std::string why(const sentencepiece::util::Status& st) {
+  std::string m = st.message();
+  const size_t cc = m.find(".cc(");
+  if (cc == std::string::npos) return m.substr(0, 200);
+  if (m.find("ParseFromArray", cc) != std::string::npos) return "its protobuf does not parse";
+  const size_t close = m.find("] ", cc);
+  std::string rest = close == std::string::npos ? "" : m.substr(close + 2);
+  while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\n')) rest.pop_back();
+  return rest.empty() ? "rejected by the SentencePiece library" : rest.substr(0, 200);
+}
+
 std::unique_ptr<SpmTokenizer> SpmTokenizer::load(const std::string& path) {
   auto t = std::unique_ptr<SpmTokenizer>(new SpmTokenizer());
   t->sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
   auto st = t->sp_->Load(path);
-  if (!st.ok()) throw std::runtime_error("'" + path + "': not a SentencePiece model: " + st.ToString());
+  if (!st.ok()) throw std::runtime_error("'" + path + "': not a SentencePiece model: " + why(st));
   t->path_ = path;
   return t;
 }
@@ -21,7 +35,7 @@ SpmTokenizer::~SpmTokenizer() = default;
 std::vector<int32_t> SpmTokenizer::encode(const std::string& text) const {
   std::vector<int> ids;
   auto st = sp_->Encode(text, &ids);
-  if (!st.ok()) throw std::runtime_error("sentencepiece encode: " + st.ToString());
+  if (!st.ok()) throw std::runtime_error("sentencepiece encode: " + why(st));
   return std::vector<int32_t>(ids.begin(), ids.end());
 }
 
@@ -30,7 +44,7 @@ std::string SpmTokenizer::decode(const std::vector<int32_t>& ids) const {
   for (int32_t id : ids)
     if (id < 0 || id >= sp_->GetPieceSize()) throw std::out_of_range("token id " + std::to_string(id) + " outside vocab");
   auto st = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &out);
-  if (!st.ok()) throw std::runtime_error("sentencepiece decode: " + st.ToString());
+  if (!st.ok()) throw std::runtime_error("sentencepiece decode: " + why(st));
   return out;
 }
 

@@ -106,6 +106,11 @@ void fsync_dir(const std::string& dir) {
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
   namespace fs = std::filesystem;
+  // The rename below replaces whatever has the name: never a FIFO, a device or a socket (as root
+  // that would turn /dev/null into a file). A symlink is judged by what it points to.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw std::runtime_error("refusing to write '" + path + "': it exists and is not a regular file");
   std::string dir = fs::path(path).parent_path().string();
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
