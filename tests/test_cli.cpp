@@ -1,11 +1,20 @@
 // The clm command on bad input: each case exits non-zero with one line that names the problem.
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <random>
+#include <thread>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <set>
+#include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 
 #include "common.h"
 #include "infer/chat.h"
@@ -313,6 +322,91 @@ TEST(Cli, ConvertNeverReplacesAFifo) {
   EXPECT_TRUE(S_ISFIFO(st.st_mode));
   CliRun ok = run_clm("convert" + m + " --to llama2c --out " + d.path + "/ok.bin");  // a new regular file is fine
   EXPECT_EQ(ok.rc, 0) << ok.err;
+}
+
+// SIGKILL at random moments of a run that checkpoints every step (so most kills land inside a
+// checkpoint write: model, optimizer, trainer state, the rename, `latest`, pruning). After each
+// kill the README's `clm train --resume DIR` must continue; in the end the run must equal an
+// uninterrupted one bit for bit (weights and optimizer state) and its metrics must carry the same
+// loss at every step. CLM_KILLS sets the number of kills (default 12; docs/RESULTS.md: 100).
+TEST(Cli, SigkillDuringCheckpointsAlwaysResumesExactly) {
+  Corpus c;
+  test::TempDir d;
+  const char* env = std::getenv("CLM_KILLS");
+  const int want = env ? std::atoi(env) : 12;
+  const int64_t steps = 4 * want + 8;  // enough progress between kills for every kill to happen
+  const std::string flags = kTiny + " --ckpt-every 1 --log-every 1 --steps " + std::to_string(steps);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_clm("train --data " + c.dir.path + flags + " --out " + d.path + "/ref").rc, 0);
+  const double full_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  char last[32];
+  std::snprintf(last, sizeof last, "step-%08lld", (long long)steps);
+  const std::string run = d.path + "/run", final_step = last;
+  auto latest = [&] {
+    std::string l = fs::exists(run + "/latest") ? read_file(run + "/latest") : "";
+    while (!l.empty() && l.back() == '\n') l.pop_back();
+    return l;
+  };
+  std::mt19937 rng(7);
+  auto temps = [&] {  // what a write cut short leaves behind: a temporary step folder or file
+    std::set<std::string> t;
+    std::error_code ec;  // (no folder yet before the first checkpoint)
+    for (auto& e : fs::directory_iterator(run, fs::directory_options::none, ec)) {
+      const std::string f = e.path().filename().string();
+      if (f.rfind(".tmp-", 0) == 0 || f.find(".tmp.") != std::string::npos) t.insert(f);
+    }
+    return t;
+  };
+  int kills = 0, launches = 0, cut = 0;
+  while (latest() != final_step) {
+    const std::set<std::string> before = temps();
+    ASSERT_LT(++launches, 10 * want + 20) << "the run does not finish";
+    // the README's command once a checkpoint exists; the original command before that
+    const std::string args = fs::exists(run + "/latest") ? "train --resume " + run + " --threads 1 --sample-tokens 0"
+                                                          : "train --data " + c.dir.path + flags + " --out " + run;
+    const std::string cmd = std::string(CLM_BIN) + " " + args + " >/dev/null 2>>" + d.path + "/err";
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), (char*)nullptr);
+      ::_exit(127);
+    }
+    int st = 0;
+    if (kills < want) {
+      std::uniform_real_distribution<double> at(0.0, 6.0 * full_s / double(steps));  // about six steps' time
+      std::this_thread::sleep_for(std::chrono::duration<double>(at(rng)));
+      if (::waitpid(pid, &st, WNOHANG) == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &st, 0);
+        ++kills;
+        const std::set<std::string> now = temps();
+        cut += std::any_of(now.begin(), now.end(), [&](const std::string& f) { return !before.count(f); });
+        continue;
+      }
+    } else {
+      ::waitpid(pid, &st, 0);
+    }
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "a run that was not killed failed: " << read_file(d.path + "/err");
+  }
+  EXPECT_EQ(kills, want);
+  std::printf("%d kills, %d of them inside a checkpoint write (a temporary left behind), %d launches\n", kills, cut, launches);
+  for (const char* f : {"/model.safetensors", "/optimizer.safetensors"})
+    EXPECT_EQ(read_file(run + "/" + final_step + f), read_file(d.path + "/ref/" + final_step + f)) << f << " after " << kills << " kills";
+  // the loss at every step: the last row written for it (a killed run may have logged steps that
+  // its resume then trained again) equals the uninterrupted run's
+  auto losses = [](const std::string& path) {
+    std::map<int64_t, double> m;
+    std::istringstream in(read_file(path));
+    for (std::string line; std::getline(in, line);) {
+      if (line.empty()) continue;
+      auto j = nlohmann::json::parse(line, nullptr, false);  // a row cut by the kill is skipped
+      if (!j.is_discarded() && j.contains("loss") && j.contains("step")) m[j["step"].get<int64_t>()] = j["loss"].get<double>();
+    }
+    return m;
+  };
+  const auto a = losses(d.path + "/ref/metrics.jsonl"), b = losses(run + "/metrics.jsonl");
+  EXPECT_EQ(int64_t(a.size()), steps);
+  EXPECT_EQ(a, b);
 }
 
 TEST(Cli, NanStopsWithOneLineAndKeepsCheckpoint) {
