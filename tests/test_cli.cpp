@@ -409,6 +409,28 @@ TEST(Cli, SigkillDuringCheckpointsAlwaysResumesExactly) {
   EXPECT_EQ(a, b);
 }
 
+// A prompt longer than the context: refused before any prefill, naming the counts and the ways
+// out, or (--overflow truncate) cut to its last tokens with a note; --ctx raises the limit.
+TEST(Cli, GeneratePromptLongerThanTheContext) {
+  const std::string m = " --model " + test::fixture("stories260K/stories260K.bin") + " --tokenizer " + test::fixture("stories260K/tok512.bin") +
+                        " --temperature 0 --max-new-tokens 8 --threads 1";
+  std::string words;
+  for (int i = 0; i < 400; ++i) words += "the cat ";  // 1,202 tokens; stories260K has 512 positions
+  const std::string prompt = " --prompt '" + words + "'";
+  CliRun r = run_clm("generate" + m + prompt);
+  expect_error(r, "more than the context of 512 positions (--ctx to raise it for a model that extrapolates, --overflow truncate");
+  EXPECT_EQ(r.err.find("prefill"), std::string::npos) << "refused after prefilling: " << r.err;
+  r = run_clm("generate" + m + prompt + " --overflow truncate");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("prompt truncated to its last 503 of"), std::string::npos) << r.err;  // 512 - 8 new - BOS
+  EXPECT_NE(r.err.find("prefill 504 tokens"), std::string::npos) << r.err;
+  r = run_clm("generate" + m + prompt + " --ctx 1300");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  expect_error(run_clm("generate" + m + " --max-new-tokens 600 --prompt hi"), "leaves no room for a prompt");
+  expect_error(run_clm("generate" + m + " --overflow drop --prompt hi"), "--overflow must be refuse or truncate, not 'drop'");
+  expect_error(run_clm("generate" + m + " --ctx -3 --prompt hi"), "--ctx must be positive");
+}
+
 TEST(Cli, NanStopsWithOneLineAndKeepsCheckpoint) {
   Corpus c;
   test::TempDir run;

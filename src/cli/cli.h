@@ -92,9 +92,20 @@ LoadedModel load_for_decoding(const std::string& model, const std::string& tok, 
                               const QuantArgs& quant, const PositionOverride& position, const KVArgs& kv);
 void check_sampling(const SamplerConfig& s, int64_t max_new);
 
-// Encodes the prompt, streams the continuation to stdout and the speed to stderr.
+// The context a generation may use: --ctx (default: the model's max_seq_len) and what to do with
+// a prompt that does not fit (--overflow refuse | truncate).
+struct ContextArgs {
+  int64_t ctx = 0;
+  std::string overflow = "refuse";
+  void add(CLI::App* app);
+  int64_t resolve(const ModelConfig& c) const;  // checks the flags against the model
+};
+
+// Encodes the prompt, fits it to the context (ctx > 0), streams the continuation to stdout and
+// the speed to stderr.
 void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
-                     bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32", const KVArgs* kv = nullptr);
+                     bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32", const KVArgs* kv = nullptr,
+                     int64_t ctx = 0, bool truncate = false);
 
 std::string human_bytes(double b);
 

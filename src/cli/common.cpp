@@ -132,8 +132,23 @@ void KVArgs::apply(GenerateConfig& g) const {
   g.kv_budget = b;
 }
 
+void ContextArgs::add(CLI::App* app) {
+  app->add_option("--ctx", ctx, "Context positions for prompt + new tokens (default: the model's max_seq_len)");
+  app->add_option("--overflow", overflow, "A prompt that does not fit the context: refuse | truncate (keep its last tokens)")
+      ->capture_default_str();
+}
+
+int64_t ContextArgs::resolve(const ModelConfig& c) const {
+  if (overflow != "refuse" && overflow != "truncate") throw std::invalid_argument("--overflow must be refuse or truncate, not '" + overflow + "'");
+  if (ctx < 0) throw std::invalid_argument("--ctx must be positive");
+  if (c.position == "learned" && ctx > c.max_seq_len)
+    throw std::invalid_argument("--ctx " + std::to_string(ctx) + " exceeds the model's " + std::to_string(c.max_seq_len) + " learned positions");
+  return ctx > 0 ? ctx : c.max_seq_len;
+}
+
 void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
-                     bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights, const KVArgs* kv) {
+                     bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights, const KVArgs* kv, int64_t ctx,
+                     bool truncate) {
   GenerateConfig gc = decode_config(tok, max_new, stop_at_eos ? tok.eos_id() : -1, weights);
   if (kv) kv->apply(gc);
   std::vector<int32_t> ids;
@@ -145,6 +160,11 @@ void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::stri
     // the word tokenizer ends a line with <eos>; a prompt continues its line
     if (tok.type() == "word" && !prompt.empty() && prompt.back() != '\n' && ids.size() > 1 && ids.back() == tok.eos_id())
       ids.pop_back();
+  }
+  if (ctx > 0) {
+    std::string note;
+    ids = fit_context(std::move(ids), max_new, ctx, truncate, tok.bos_id(), &note);
+    if (!note.empty()) std::fprintf(stderr, "[%s]\n", note.c_str());
   }
   Sampler s(scfg);
   GenerateStats st;

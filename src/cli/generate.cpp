@@ -21,6 +21,7 @@ struct GenArgs {
   QuantArgs quant;
   PositionOverride position;
   KVArgs kv;
+  ContextArgs context;
 };
 
 LoadedModel load_for_decoding(const GenArgs& a) {
@@ -30,7 +31,9 @@ LoadedModel load_for_decoding(const GenArgs& a) {
 
 int run_generate(const GenArgs& a) {
   LoadedModel lm = load_for_decoding(a);
-  stream_generate(*lm.model, *lm.tokenizer, a.prompt, a.max_new, a.stop_eos, a.scfg, a.weights, &a.kv);
+  const int64_t ctx = a.context.resolve(lm.model->config());
+  stream_generate(*lm.model, *lm.tokenizer, a.prompt, a.max_new, a.stop_eos, a.scfg, a.weights, &a.kv, ctx,
+                  a.context.overflow == "truncate");
   return 0;
 }
 
@@ -83,6 +86,7 @@ void add_generate(CLI::App& app, Commands& cmds) {
   a->quant.add(ge);
   a->position.add(ge);
   a->kv.add(ge);
+  a->context.add(ge);
   cmds.push_back({ge, [a] { return run_generate(*a); }});
 
   auto c = std::make_shared<GenArgs>();

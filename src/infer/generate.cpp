@@ -140,4 +140,22 @@ std::vector<int32_t> generate(LanguageModel& model, const std::vector<int32_t>& 
   return gen.generate(prompt, sampler, on_token, stats);
 }
 
+std::vector<int32_t> fit_context(std::vector<int32_t> ids, int64_t max_new, int64_t ctx, bool truncate, int32_t keep_first,
+                                 std::string* note) {
+  const int64_t n = int64_t(ids.size());
+  if (n + max_new <= ctx) return ids;
+  const std::string counts = "the prompt is " + std::to_string(n) + " tokens and --max-new-tokens " + std::to_string(max_new) +
+                             ": more than the context of " + std::to_string(ctx) + " positions";
+  const int64_t head = !ids.empty() && ids[0] == keep_first ? 1 : 0;
+  if (max_new + head >= ctx) throw std::invalid_argument(counts + " (--max-new-tokens alone leaves no room for a prompt)");
+  if (!truncate)
+    throw std::invalid_argument(counts + " (--ctx to raise it for a model that extrapolates, --overflow truncate to keep the prompt's last " +
+                                std::to_string(ctx - max_new - head) + " tokens)");
+  const int64_t keep = ctx - max_new - head;
+  std::vector<int32_t> out(ids.begin(), ids.begin() + head);
+  out.insert(out.end(), ids.end() - keep, ids.end());
+  if (note) *note = "prompt truncated to its last " + std::to_string(keep) + " of " + std::to_string(n - head) + " tokens (context " + std::to_string(ctx) + ")";
+  return out;
+}
+
 }  // namespace clm

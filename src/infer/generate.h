@@ -80,6 +80,13 @@ class Generator {
   std::unique_ptr<KVPolicy> policy_;
 };
 
+// A prompt that, with max_new tokens to come, does not fit `ctx` positions: refused (throws
+// std::invalid_argument naming the counts and the two ways out), or with truncate, cut to its last
+// tokens (a leading BOS, `keep_first`, stays) and *note set to what was dropped. ctx <= max_new is
+// refused either way. Checked before any prefill, so an oversized prompt costs nothing.
+std::vector<int32_t> fit_context(std::vector<int32_t> ids, int64_t max_new, int64_t ctx, bool truncate, int32_t keep_first,
+                                 std::string* note);
+
 // One-shot: prefills the prompt through a fresh cache, then decodes one token at a time. on_token is called for
 // each new token as soon as it is sampled (streaming). Returns the new tokens.
 std::vector<int32_t> generate(LanguageModel& model, const std::vector<int32_t>& prompt, const GenerateConfig& g,
