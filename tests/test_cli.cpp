@@ -431,6 +431,40 @@ TEST(Cli, GeneratePromptLongerThanTheContext) {
   expect_error(run_clm("generate" + m + " --ctx -3 --prompt hi"), "--ctx must be positive");
 }
 
+// Sizes from a config or a flag are checked before anything is allocated: a config.json whose layer
+// count or vocabulary disagrees with its tensors, a model or a context larger than memory, or an
+// explicit --max-memory, each refused at once in one line naming the field (issue #8: these took
+// seconds and gigabytes, or ended in a bare std::bad_alloc).
+TEST(Cli, SizesCheckedBeforeAllocating) {
+  Corpus c;
+  test::TempDir run;
+  ASSERT_EQ(run_clm("train --data " + c.dir.path + kTiny + " --steps 2 --out " + run.path + "/r").rc, 0);
+  const std::string ck = run.path + "/r/step-00000002";
+  const std::string cfg = read_file(ck + "/config.json");
+  auto with = [&](const std::string& field, const std::string& value) {
+    write_file_atomic(ck + "/config.json", std::regex_replace(cfg, std::regex("\"" + field + "\": [0-9]+"), "\"" + field + "\": " + value));
+  };
+  with("n_layers", "100000");
+  expect_error(run_clm("generate --model " + ck + " --prompt hi"), "the config's n_layers is 100000, the file holds tensors of 1 layer");
+  with("vocab_size", "1099511627776");
+  expect_error(run_clm("info --model " + ck), "the config's vocab_size x d_model is [1099511627776, 16]");
+  with("d_model", "1099511627776");
+  expect_error(run_clm("eval --model " + ck + " --data " + c.dir.path), "the config's vocab_size x d_model is [");
+  write_file_atomic(ck + "/config.json", cfg);
+
+  const std::string m = " --model " + ck + " --prompt hi --threads 1";
+  expect_error(run_clm("generate" + m + " --ctx 100000000000"), "a context of 100000000000 positions (--ctx) needs");
+  expect_error(run_clm("generate" + m + " --ctx 9000000000000000000"), "needs more than 8 EiB");
+  expect_error(run_clm("chat --template llama2 --model " + ck + " --ctx 100000000000 < /dev/null"), "positions (--ctx) needs");
+  expect_error(run_clm("generate --max-memory 1M" + m), "more than the 0.00 B left of --max-memory 1.00 MiB");  // the process alone is larger
+  expect_error(run_clm("--max-memory 12X generate" + m), "--max-memory must be a size such as 8G");
+  EXPECT_EQ(run_clm("generate --max-memory 4G" + m + " --max-new-tokens 2").rc, 0);
+  expect_error(run_clm("info --d-model 4000000"), "a model of vocab_size 10000, d_model 4000000, n_layers 4");
+  expect_error(run_clm("train --data " + c.dir.path + kTiny + " --d-model 100000 --n-layers 100000 --out " + run.path + "/big"),
+               "training a model of vocab_size");
+  EXPECT_FALSE(fs::exists(run.path + "/big/latest"));
+}
+
 TEST(Cli, NanStopsWithOneLineAndKeepsCheckpoint) {
   Corpus c;
   test::TempDir run;

@@ -13,6 +13,7 @@
 #include "nn/config.h"
 #include "quant/methods.h"
 #include "tokenizers/tokenizer.h"
+#include "util/memory.h"
 
 namespace clm::cli {
 
@@ -98,16 +99,17 @@ struct ContextArgs {
   int64_t ctx = 0;
   std::string overflow = "refuse";
   void add(CLI::App* app);
-  int64_t resolve(const ModelConfig& c) const;  // checks the flags against the model
+  int64_t resolve(const LanguageModel& m) const;  // checks the flags against the model
 };
+// A --ctx (0: the model's max_seq_len, at most `cap` when cap > 0) checked against the model's
+// learned positions and against the memory `sequences` states of that length take.
+int64_t resolve_ctx(int64_t ctx, const LanguageModel& m, int64_t cap = 0, int64_t sequences = 1);
 
 // Encodes the prompt, fits it to the context (ctx > 0), streams the continuation to stdout and
 // the speed to stderr.
 void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
                      bool stop_at_eos, const SamplerConfig& scfg, const std::string& weights = "f32", const KVArgs* kv = nullptr,
                      int64_t ctx = 0, bool truncate = false);
-
-std::string human_bytes(double b);
 
 // The token stream of a text file (--file, BOS first when the tokenizer has one) or of a corpus
 // split (--data and --split); `what` names it.

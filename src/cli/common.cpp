@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/cli.h"
+
 #include "data/dataset.h"
 #include "util/fs.h"
 #include "kernels/format.h"
@@ -138,12 +139,20 @@ void ContextArgs::add(CLI::App* app) {
       ->capture_default_str();
 }
 
-int64_t ContextArgs::resolve(const ModelConfig& c) const {
-  if (overflow != "refuse" && overflow != "truncate") throw std::invalid_argument("--overflow must be refuse or truncate, not '" + overflow + "'");
+int64_t resolve_ctx(int64_t ctx, const LanguageModel& m, int64_t cap, int64_t sequences) {
+  const ModelConfig& c = m.config();
   if (ctx < 0) throw std::invalid_argument("--ctx must be positive");
   if (c.position == "learned" && ctx > c.max_seq_len)
     throw std::invalid_argument("--ctx " + std::to_string(ctx) + " exceeds the model's " + std::to_string(c.max_seq_len) + " learned positions");
-  return ctx > 0 ? ctx : c.max_seq_len;
+  if (ctx == 0) ctx = cap > 0 ? std::min(c.max_seq_len, cap) : c.max_seq_len;
+  check_memory(checked_mul({int64_t(m.state_bytes_per_token()), ctx, sequences}),
+               "a context of " + std::to_string(ctx) + " positions (--ctx)" + (sequences > 1 ? " for " + std::to_string(sequences) + " sequences" : ""));
+  return ctx;
+}
+
+int64_t ContextArgs::resolve(const LanguageModel& m) const {
+  if (overflow != "refuse" && overflow != "truncate") throw std::invalid_argument("--overflow must be refuse or truncate, not '" + overflow + "'");
+  return resolve_ctx(ctx, m);
 }
 
 void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::string& prompt, int64_t max_new,
@@ -182,15 +191,6 @@ void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::stri
     std::fprintf(stderr, "[kv policy %s: %s of cells in use at the end; %lld cells evicted, %lld hidden, %lld restored, %lld tokens pruned; %.1f ms bookkeeping]\n",
                  gc.kv_policy.c_str(), human_bytes(double(st.state_bytes)).c_str(), (long long)st.kv.evicted, (long long)st.kv.hidden,
                  (long long)st.kv.restored, (long long)st.kv.pruned, st.kv.seconds * 1e3);
-}
-
-std::string human_bytes(double b) {
-  const char* u[] = {"B", "KiB", "MiB", "GiB"};
-  int i = 0;
-  while (b >= 1024 && i < 3) b /= 1024, ++i;
-  char s[32];
-  std::snprintf(s, sizeof s, "%.2f %s", b, u[i]);
-  return s;
 }
 
 std::vector<int32_t> token_stream(const std::shared_ptr<Tokenizer>& tok, const DataArgs& data, const std::string& split, const std::string& file,

@@ -31,7 +31,7 @@ LoadedModel load_for_decoding(const GenArgs& a) {
 
 int run_generate(const GenArgs& a) {
   LoadedModel lm = load_for_decoding(a);
-  const int64_t ctx = a.context.resolve(lm.model->config());
+  const int64_t ctx = a.context.resolve(*lm.model);
   stream_generate(*lm.model, *lm.tokenizer, a.prompt, a.max_new, a.stop_eos, a.scfg, a.weights, &a.kv, ctx,
                   a.context.overflow == "truncate");
   return 0;
@@ -42,12 +42,7 @@ int run_chat(const GenArgs& a) {
   const Tokenizer& tok = *lm.tokenizer;
   GenerateConfig gc = decode_config(tok, a.max_new, -1, a.weights);
   a.kv.apply(gc);
-  const ModelConfig& mc = lm.model->config();
-  if (a.ctx < 0) throw std::invalid_argument("--ctx must be positive");
-  if (mc.position == "learned" && a.ctx > mc.max_seq_len)
-    throw std::invalid_argument("--ctx " + std::to_string(a.ctx) + " exceeds the model's " + std::to_string(mc.max_seq_len) +
-                                " learned positions");
-  const int64_t ctx = a.ctx > 0 ? a.ctx : std::min<int64_t>(mc.max_seq_len, 4096);
+  const int64_t ctx = resolve_ctx(a.ctx, *lm.model, 4096);
   ChatSession chat(*lm.model, tok, a.tmpl, gc, a.scfg, ctx, a.system);
   chat.on_forget = [ctx] { std::fprintf(stderr, "[context of %lld full: forgot the oldest exchange]\n", (long long)ctx); };
   std::string line;

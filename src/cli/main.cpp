@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "kernels/blas.h"
+#include "util/memory.h"
 
 int main(int argc, char** argv) {
   using namespace clm::cli;
@@ -14,6 +15,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every subcommand");
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: last wins
+  // Global, accepted after the subcommand too (fallthrough): clm generate --max-memory 8G ...
+  std::string max_memory;
+  app.add_option("--max-memory", max_memory,
+                 "Memory clm may use, e.g. 8G (default: what the machine has available); a model or context that needs more is refused before loading");
+  app.fallthrough();
   Commands cmds;
   for (auto add : {add_train, add_eval, add_generate, add_serve, add_info, add_tokenize, add_convert, add_plot, add_calibrate, add_units, add_kvbench}) add(app, cmds);
   try {
@@ -27,6 +33,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    if (!max_memory.empty()) clm::set_memory_limit(clm::parse_size(max_memory));
     for (auto& c : cmds)
       if (c.app->parsed()) return c.run();
   } catch (const std::exception& e) {

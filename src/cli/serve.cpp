@@ -44,10 +44,7 @@ int run_serve(ServeArgs& a) {
   const int threads = a.threads > 0 ? a.threads : hw > 4 ? hw - 2 : 0;
   LoadedModel lm = load_for_decoding(a.model_path, a.tok_path, a.weights, threads, a.quant, a.position, a.kv);
   const Tokenizer& tok = *lm.tokenizer;
-  const ModelConfig& mc = lm.model->config();
-  if (mc.position == "learned" && a.engine.ctx > mc.max_seq_len)
-    throw std::invalid_argument("--ctx " + std::to_string(a.engine.ctx) + " exceeds the model's " + std::to_string(mc.max_seq_len) + " learned positions");
-  if (a.engine.ctx == 0) a.engine.ctx = std::min<int64_t>(mc.max_seq_len, 2048);
+  a.engine.ctx = resolve_ctx(a.engine.ctx, *lm.model, 2048, a.engine.slots);
   a.engine.gen = decode_config(tok, 1, tok.eos_id(), a.weights);
   a.kv.apply(a.engine.gen);
   a.api.model_name = !a.name.empty() ? a.name : std::filesystem::path(lm.dir).filename().string();

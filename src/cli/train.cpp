@@ -153,6 +153,8 @@ int run_train(CLI::App* c, TrainArgs a) {
                                 (mlm ? " plus the mask token" : ""));
   if (mcfg.max_seq_len < tcfg.seq_len) mcfg.max_seq_len = tcfg.seq_len;
   mcfg.validate();
+  if (!resumed)  // f32 weights, gradients and AdamW's two moments, at least
+    check_memory(checked_mul({mcfg.min_params(), 16}), "training a model of " + describe_size(mcfg) + " (weights, gradients, AdamW moments)");
   std::unique_ptr<LanguageModel> mp = resumed ? std::move(resumed) : make_model(mcfg, tcfg.seed);
   LanguageModel& model = *mp;
   if (!resumed) {  // variants that derive structure from the words (SEE units, hash embeddings)

@@ -12,6 +12,7 @@
 #include "tokenizers/llama2c.h"
 #include "tokenizers/spm.h"
 #include "util/fs.h"
+#include "util/memory.h"
 
 namespace clm {
 
@@ -80,6 +81,28 @@ std::unique_ptr<Tokenizer> load_any_tokenizer(const std::string& path) {
 }
 
 namespace {
+// Before anything is allocated: the config's layer count and embedding table against the tensors
+// in the file (a config.json claiming 100,000 layers or a 2^40-word vocabulary is refused at
+// once, not after gigabytes of allocation), then the memory the weights will take against the
+// limit (util/memory.h).
+void check_before_allocating(const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file,
+                             DType dtype, bool views) {
+  std::set<int64_t> layers;
+  int64_t need = 0;
+  for (const auto& [name, t] : tensors) {
+    if (name.rfind("model.layers.", 0) == 0) layers.insert(std::atoll(name.c_str() + 13));
+    if (name == "model.embed_tokens.weight" && c.embedding == "standard" &&
+        (t.shape().size() != 2 || t.shape()[0] != c.vocab_size || t.shape()[1] != c.d_model))
+      throw std::runtime_error("'" + file + "': model.embed_tokens.weight is " + shape_str(t.shape()) + ", the config's vocab_size x d_model is [" +
+                               std::to_string(c.vocab_size) + ", " + std::to_string(c.d_model) + "]");
+    need += t.numel() * int64_t(views ? dtype_size(t.dtype()) : dtype_size(dtype));
+  }
+  if (!layers.empty() && int64_t(layers.size()) != c.n_layers)
+    throw std::runtime_error("'" + file + "': the config's n_layers is " + std::to_string(c.n_layers) + ", the file holds tensors of " +
+                             std::to_string(layers.size()) + (layers.size() == 1 ? " layer" : " layers"));
+  check_memory(need, "the weights of '" + file + "'");
+}
+
 LoadedModel load(const std::string& path, DType dtype, const std::string& tokenizer_path, bool views,
                  const nlohmann::json& position_opt) {
   LoadedModel lm;
@@ -91,12 +114,14 @@ LoadedModel load(const std::string& path, DType dtype, const std::string& tokeni
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {  // a single-file checkpoint: llama2.c
     Llama2cCheckpoint ck = read_llama2c_checkpoint(path);
+    check_before_allocating(ck.config, ck.tensors, path, dtype, views);
     lm.model = make_model(edit(ck.config), 0, dtype, false);
     assign_weights(*lm.model, ck.tensors, path, views);
     lm.dir = path;
     lm.format = "llama2c";
   } else if (is_hf_folder(path)) {
     HfCheckpoint ck = read_hf_checkpoint(path);
+    check_before_allocating(ck.config, ck.tensors, path + "/model.safetensors", dtype, views);
     lm.model = make_model(edit(ck.config), 0, dtype, false);
     assign_weights(*lm.model, ck.tensors, path + "/model.safetensors", views);
     lm.dir = path;
@@ -116,6 +141,7 @@ LoadedModel load(const std::string& path, DType dtype, const std::string& tokeni
       throw std::runtime_error("'" + cfg_path + "': " + e.what());
     }
     SafeTensors st = load_safetensors(w_path);
+    check_before_allocating(cfg, st.tensors, w_path, dtype, views);
     lm.model = make_model(edit(cfg), 0, dtype, false);
     assign_weights(*lm.model, st.tensors, w_path, views);
     if (fs::exists(lm.dir + "/tokenizer.json")) lm.tokenizer = load_tokenizer(lm.dir + "/tokenizer.json");

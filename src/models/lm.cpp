@@ -1,5 +1,7 @@
 #include "models/lm.h"
 
+#include "util/memory.h"
+
 namespace clm {
 
 size_t InferState::bytes() const {
@@ -89,8 +91,19 @@ void LanguageModel::to_device(Device d) {
   device_ = d;
 }
 
+std::string describe_size(const ModelConfig& c) {
+  return "vocab_size " + std::to_string(c.vocab_size) + ", d_model " + std::to_string(c.d_model) + ", n_layers " + std::to_string(c.n_layers) +
+         ", d_ff " + std::to_string(c.d_ff);
+}
+
 std::unique_ptr<LanguageModel> make_model(const ModelConfig& cfg, uint64_t seed, DType dtype, bool init) {
-  return ModelRegistry::get().create("arch", cfg.arch, cfg, nn::Init{Rng(seed), dtype, init});
+  const std::string what = "a model of " + describe_size(cfg);
+  check_memory(checked_mul({cfg.min_params(), int64_t(dtype_size(dtype))}), what);
+  try {
+    return ModelRegistry::get().create("arch", cfg.arch, cfg, nn::Init{Rng(seed), dtype, init});
+  } catch (const std::bad_alloc&) {
+    throw std::runtime_error("out of memory building " + what);
+  }
 }
 
 }  // namespace clm

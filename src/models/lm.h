@@ -112,6 +112,10 @@ class LanguageModel {
 using ModelRegistry = nn::Registry<LanguageModel, const ModelConfig&, const nn::Init&>;
 // Builds the model registered under cfg.arch, initialised from `seed` (init = false: weights
 // allocated, not initialised, for a loader that fills them).
+// The memory the parameters need at least (ModelConfig::min_params) is checked first: a model that
+// cannot fit is refused in one line naming its sizes, as is a std::bad_alloc while building it.
 std::unique_ptr<LanguageModel> make_model(const ModelConfig& cfg, uint64_t seed = 0, DType dtype = DType::f32, bool init = true);
+// "vocab_size V, d_model D, n_layers L, d_ff F": the sizes a message about memory names.
+std::string describe_size(const ModelConfig& c);
 
 }  // namespace clm

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "util/json_int.h"
+#include "util/memory.h"
 
 namespace clm {
 
@@ -27,6 +28,16 @@ void ModelConfig::validate() const {
   if (!(init_std > 0)) fail("init_std must be > 0");
   if (!(dropout >= 0 && dropout < 1)) fail("dropout must be in [0, 1)");
   if (vision != "none" && !transformer) fail("vision '" + vision + "' needs arch transformer");
+}
+
+int64_t ModelConfig::min_params() const {
+  const int64_t table = checked_mul({vocab_size, d_model}), square = checked_mul({d_model, d_model});
+  const int64_t mlp = arch == "transformer" ? checked_mul({2, d_model, d_ff}) : 0;
+  int64_t layer, all, total;
+  if (table < 0 || square < 0 || mlp < 0 || __builtin_add_overflow(square, mlp, &layer)) return -1;
+  all = checked_mul({n_layers, layer});
+  if (all < 0 || __builtin_add_overflow(table, all, &total)) return -1;
+  return total;
 }
 
 #define CLM_CONFIG_FIELDS(X)                                                                              \
