@@ -5,13 +5,13 @@ prints one JSON line with decode and prefill tokens/s.
 Run with Debian's python3-torch: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_decode.py MODEL.bin [N] [PROMPT]
 TORCH_ATTN=sdpa: attention through torch.nn.functional.scaled_dot_product_attention (PyTorch >= 2.0),
 the peer at its best available setting; the default (einsum) is what PyTorch 1.13 can run."""
-import json, math, struct, sys, time
+import json, math, os, struct, sys, time
 import numpy as np
 import torch
 
 path, n_tokens = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 64
 n_prompt = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))  # bench/busy_core.sh sets it
 import os
 SDPA = os.environ.get("TORCH_ATTN", "einsum") == "sdpa"
 if SDPA and not hasattr(torch.nn.functional, "scaled_dot_product_attention"):

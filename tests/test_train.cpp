@@ -2,6 +2,7 @@
 // step, checkpoints round-trip bit for bit, and a NaN stops training without touching the last good
 // checkpoint.
 #include <barrier>
+#include <chrono>
 #include <cstring>
 #include <thread>
 
@@ -12,6 +13,8 @@
 #include "formats/safetensors.h"
 #include "models/io.h"
 #include "util/fs.h"
+#include "kernels/kernels.h"
+#include "kernels/threads.h"
 
 using namespace clm;
 namespace fs = std::filesystem;
@@ -135,6 +138,58 @@ TEST(Train, DataParallelWorkersFollowTheWholeBatch) {
   TrainHooks bad = silent();
   bad.rank = 2, bad.world = 2;
   EXPECT_THROW(train(single, tok, s, half, "", "", bad), std::invalid_argument);
+}
+
+// The adaptive thread policy changes the thread count while a run goes on (kernels/threads.h):
+// that is only safe because no kernel's result depends on the count. Every slot family, trained
+// with 1, 2 and 3 threads, must give the same weights bit for bit.
+TEST(Train, ThreadCountDoesNotChangeTheResult) {
+  ByteTokenizer tok;
+  auto s = stream(tok, 8);
+  kernels::set_thread_policy(kernels::ThreadPolicy::fixed);
+  for (const char* variant : {"softmax", "tensorcoder", "multilinear", "alibi", "lstm", "tslm"}) {
+    ModelConfig c = tiny(tok.vocab_size());
+    const std::string v = variant;
+    if (v == "tensorcoder" || v == "multilinear") c.attention = v;
+    if (v == "alibi") c.position = v;
+    if (v == "lstm" || v == "tslm") c.arch = v;
+    std::vector<std::string> bytes;
+    for (int threads : {1, 2, 3}) {
+      auto m = make_model(c, 5);
+      TrainConfig t = quick(3);
+      t.threads = threads;
+      train(*m, tok, s, t, "", "", silent());
+      std::string all;
+      for (auto& [name, w] : m->named_weights()) all.append(static_cast<const char*>(w.raw()), w.nbytes());
+      bytes.push_back(all);
+    }
+    EXPECT_TRUE(bytes[0] == bytes[1]) << variant << ": 1 and 2 threads differ";
+    EXPECT_TRUE(bytes[0] == bytes[2]) << variant << ": 1 and 3 threads differ";
+  }
+  kernels::set_thread_policy(kernels::ThreadPolicy::adaptive);
+}
+
+// The governor follows the faster thread count: units whose time depends on the count as on a
+// machine with a busy core (2 threads slower than 1), then as on an idle one.
+TEST(Threads, GovernorFollowsTheFasterCount) {
+  kernels::set_num_threads(2);
+  kernels::ThreadGovernor g(2);
+  auto unit = [&](bool one_is_faster) {
+    g.begin();
+    const bool one = kernels::num_threads() == 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(one == one_is_faster ? 6 : 18));
+    g.end();
+    return one;
+  };
+  int at_two = 0;
+  for (int i = 0; i < 40; ++i) at_two += !unit(true);
+  EXPECT_EQ(g.current(), 1);
+  EXPECT_LE(at_two, 5) << "units run with the slower count while a core is busy";
+  int at_one = 0;
+  for (int i = 0; i < 160; ++i) at_one += unit(false) && i >= 140;
+  EXPECT_EQ(g.current(), 2) << "the load went away: back to 2 threads";
+  EXPECT_LE(at_one, 1);
+  kernels::set_num_threads(2);
 }
 
 TEST(Train, CheckpointRoundTripsBitForBit) {

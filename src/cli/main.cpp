@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/cli.h"
 #include "kernels/blas.h"
+#include "kernels/threads.h"
 #include "util/memory.h"
 
 int main(int argc, char** argv) {
@@ -19,6 +21,9 @@ int main(int argc, char** argv) {
   std::string max_memory;
   app.add_option("--max-memory", max_memory,
                  "Memory clm may use, e.g. 8G (default: what the machine has available); a model or context that needs more is refused before loading");
+  std::string thread_policy;
+  app.add_option("--thread-policy", thread_policy,
+                 "adaptive (default): fewer threads while other processes keep cores busy, measured as it runs; fixed: exactly --threads");
   app.fallthrough();
   Commands cmds;
   for (auto add : {add_train, add_eval, add_generate, add_serve, add_info, add_tokenize, add_convert, add_plot, add_calibrate, add_units, add_kvbench}) add(app, cmds);
@@ -34,6 +39,8 @@ int main(int argc, char** argv) {
   }
   try {
     if (!max_memory.empty()) clm::set_memory_limit(clm::parse_size(max_memory));
+    if (const char* e = std::getenv("CLM_THREAD_POLICY"); thread_policy.empty() && e) thread_policy = e;
+    if (!thread_policy.empty()) clm::kernels::set_thread_policy(clm::kernels::parse_thread_policy(thread_policy));
     for (auto& c : cmds)
       if (c.app->parsed()) return c.run();
   } catch (const std::exception& e) {

@@ -117,7 +117,9 @@ std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, Sam
     out.push_back(tok);
     if (on_token) on_token(tok);
     if (i + 1 == g_.max_new_tokens || i == room) break;
+    threads_.begin();
     last = feed(std::span<const int32_t>(&tok, 1));
+    threads_.end();
   }
   auto t2 = clock::now();
   if (stats) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/threads.h"
 #include "infer/kv_policy.h"
 #include "models/lm.h"
 #include "util/rng.h"
@@ -78,6 +79,7 @@ class Generator {
   std::vector<int32_t> cached_;
   std::string path_;
   std::unique_ptr<KVPolicy> policy_;
+  kernels::ThreadGovernor threads_;  // decoded tokens are its units (kernels/threads.h)
 };
 
 // A prompt that, with max_new tokens to come, does not fit `ctx` positions: refused (throws

@@ -8,6 +8,7 @@
 
 #include "autograd/ops.h"
 #include "kernels/kernels.h"
+#include "kernels/threads.h"
 
 namespace clm {
 
@@ -103,7 +104,9 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
   int64_t window_tokens = 0;
   double loss_ema = 0;
   const int64_t first_step = step;
+  kernels::ThreadGovernor threads;  // fewer threads while other processes keep cores busy (kernels/threads.h)
   while (step < cfg.steps) {
+    threads.begin();
     const double lr = lr_at(step, cfg.steps, cfg.warmup, cfg.lr, cfg.min_lr_ratio);
     double loss_sum = 0;
     for (int64_t micro = 0; micro < cfg.grad_accum; ++micro) {
@@ -133,6 +136,7 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
     }
     opt.step(lr);
     zero_grads(params);
+    threads.end();
     ++step;
     res.losses.push_back(loss);
     res.last_loss = loss;
