@@ -38,7 +38,7 @@ torch_train() { OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$1 /usr/bin/python3 benc
 torch_decode() { OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$1 TORCH_THREADS=$1 /usr/bin/python3 bench/torch_decode.py "$W/m110.bin" 128 2>/dev/null | python3 -c "import json,sys; print(round(json.loads(sys.stdin.read().strip().splitlines()[-1])['decode_tok_s'],1))"; }
 have_torch=0; /usr/bin/python3 -c "import torch" 2>/dev/null && have_torch=1
 for r in $(seq "$ROUNDS"); do
-  for cond in "idle 1 adaptive" "idle 2 adaptive" "busy 2 fixed" "busy 2 adaptive" "busy 1 fixed"; do
+  for cond in "idle 1 adaptive" "idle 2 adaptive" "idle 2 fixed" "busy 2 fixed" "busy 2 adaptive" "busy 1 fixed"; do
     set -- $cond
     load "$1"; t=$(clm_train "$2" "$3"); d=$(clm_decode "$2" "$3"); unload
     line "$r" train clm "$1" "$2" "$3" "$t"; line "$r" decode clm "$1" "$2" "$3" "$d"

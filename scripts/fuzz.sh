@@ -6,6 +6,7 @@
 # than 4 GB of memory. The input that caused it is saved as build-fuzz/findings/<target>/<kind>-<sha1>;
 # reproduce with build-fuzz/fuzz/fuzz_<target> <that file>.
 #   scripts/fuzz.sh [seconds-per-target] [target ...]     (JOBS=n for the build, NICE=n for both)
+#   RUNS=1000000 scripts/fuzz.sh 3600                      (the long run: 10^6 inputs per target, at most an hour each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-20}
@@ -43,7 +44,8 @@ for t in "${TARGETS[@]}"; do
   esac
   log="$B/logs/$t.log"
   rc=0
-  "${RUN[@]}" "$B/fuzz/fuzz_$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=4096 \
+  runs=(); [ -n "${RUNS:-}" ] && runs=(-runs="$RUNS")
+  "${RUN[@]}" "$B/fuzz/fuzz_$t" "${runs[@]}" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=4096 \
     -print_final_stats=1 -artifact_prefix="$B/findings/$t/" "${dict[@]}" "$B/corpus/$t" "fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || true)
@@ -53,7 +55,8 @@ for t in "${TARGETS[@]}"; do
     grep -E -A25 '^==[0-9]+==|runtime error|ERROR: libFuzzer' "$log" | head -60
     echo "fuzz: the input: $B/findings/$t/$(ls -t "$B/findings/$t" | head -1)"
   else
-    echo "fuzz: $t ok: ${execs:-?} executions in ${SECS} s ($cov)"
+    secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+    echo "fuzz: $t ok: ${execs:-?} executions in ${secs:-$SECS} s ($cov)"
   fi
 done
 if ((${#failed[@]})); then

@@ -21,6 +21,7 @@
 #include "infer/generate.h"
 #include "models/io.h"
 #include "util/fs.h"
+#include "util/rng.h"
 
 using namespace clm;  // NOLINT
 namespace fs = std::filesystem;
@@ -32,9 +33,11 @@ struct CliRun {
   std::string out, err;
 };
 
-CliRun run_clm(const std::string& args) {
+// limit_s > 0: killed after that many seconds (exit 124, as timeout(1) reports it)
+CliRun run_clm(const std::string& args, int limit_s = 0) {
   test::TempDir t;
-  std::string cmd = std::string(CLM_BIN) + " " + args + " >" + t.path + "/out 2>" + t.path + "/err";
+  std::string cmd = (limit_s > 0 ? "timeout -k 5 " + std::to_string(limit_s) + " " : std::string()) + CLM_BIN + " " + args + " >" + t.path +
+                    "/out 2>" + t.path + "/err";
   int st = std::system(cmd.c_str());
   return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, read_file(t.path + "/out"), read_file(t.path + "/err")};
 }
@@ -308,6 +311,81 @@ TEST(Cli, ChatOnStdinWithLlama2Template) {
   EXPECT_NE(r.err.find("new: "), std::string::npos);
 }
 
+// The CLI's numeric flags under hostile values (issue #8): every INT / UINT / FLOAT flag that
+// `clm <sub> --help` lists, for each subcommand that runs without a server, takes values drawn
+// from a list of hostile ones (NaN, infinities, negatives, zero, 2^63 and beyond, denormals, hex,
+// empty, garbage), the rest of the command line making the work tiny. Each run must end by itself
+// (a work-size flag may run into the time limit: 20 s, CLM_FLAG_LIMIT), with exit 0, or 1/2 and a last stderr line that
+// is one error naming no library internals (std::, basic_string, stoll). CLM_FLAG_VALUES=all
+// tries every value of the list on every flag (about 1,000 runs); the default is 3 per flag,
+// drawn by a seed from the flag's name and CLM_FLAG_SEED. A sweep, not libFuzzer: a libFuzzer
+// target would need the whole engine built with clang's instrumentation.
+TEST(Cli, EveryNumericFlagTakesHostileValues) {
+  const std::vector<std::string> hostile = {"nan", "inf", "-inf", "-1", "0", "1e308", "9223372036854775807", "-9223372036854775808",
+                                            "18446744073709551616", "4e-320", "0x10", "''", "1.5", "abc", "2147483648"};
+  // flags that size the work: a huge value may legitimately run until the time limit
+  const std::set<std::string> work = {"--steps", "--time-budget", "--eval-tokens", "--sample-tokens", "--fit-steps", "--max-new-tokens",
+                                      "--items", "--windows", "--merges", "--limit", "--warmup", "--eval-every", "--log-every", "--ckpt-every",
+                                      "--grad-accum"};
+  Corpus c;
+  test::TempDir run;
+  ASSERT_EQ(run_clm("train --data " + c.dir.path + kTiny + " --steps 2 --out " + run.path + "/r").rc, 0);
+  const std::string R = run.path + "/r", D = " --data " + c.dir.path, O = run.path;
+  write_file_atomic(O + "/in.txt", "hello\nagain\n");
+  const std::vector<std::pair<std::string, std::string>> subs = {
+      {"train", "train" + D + kTiny + " --steps 2 --out " + O + "/t"},
+      {"eval", "eval --model " + R + D + " --threads 1"},
+      {"generate", "generate --model " + R + " --prompt 'the cat' --max-new-tokens 4 --threads 1"},
+      {"chat", "chat --model " + R + " --template llama2 --max-new-tokens 4 --threads 1 < " + O + "/in.txt"},
+      {"info", "info --n-layers 2 --d-model 32 --vocab-size 100 --d-ff 64"},
+      {"calibrate", "calibrate --model " + R + D + " --windows 2 --window 8 --threads 1 --out " + O + "/c.json"},
+      {"units", "units" + D + " --source hash --out " + O + "/u.txt"},
+      {"kv-bench", "kv-bench --model " + R + " --task ppl" + D + " --ctx 16 --chunk 4 --items 2 --budgets 0.5 --policies h2o --threads 1"},
+  };
+  const bool all = std::getenv("CLM_FLAG_VALUES") && std::string(std::getenv("CLM_FLAG_VALUES")) == "all";
+  const uint64_t seed = std::getenv("CLM_FLAG_SEED") ? std::strtoull(std::getenv("CLM_FLAG_SEED"), nullptr, 10) : 1;
+  const int limit_s = std::getenv("CLM_FLAG_LIMIT") ? std::atoi(std::getenv("CLM_FLAG_LIMIT")) : 20;
+  int runs = 0;
+  for (const auto& [sub, base] : subs) {
+    CliRun h = run_clm(sub + " --help");
+    std::regex opt(R"(\n\s+(--[a-z0-9-]+) (INT|UINT|FLOAT))");
+    std::vector<std::string> flags;
+    for (std::sregex_iterator it(h.out.begin(), h.out.end(), opt), end; it != end; ++it) flags.push_back((*it)[1]);
+    ASSERT_FALSE(flags.empty()) << sub;
+    for (const std::string& flag : flags) {
+      std::vector<std::string> values = hostile;
+      if (!all) {
+        Rng rng(seed ^ std::hash<std::string>{}(sub + flag));
+        for (size_t i = 0; i < 3; ++i) std::swap(values[i], values[i + rng.next() % (values.size() - i)]);
+        values.resize(3);
+      }
+      for (const std::string& v : values) {
+        std::string cmd = base;
+        const size_t in = cmd.find(" < ");  // the flag goes before chat's input redirection
+        const std::string f = " " + flag + " " + v;
+        if (in == std::string::npos) cmd += f;
+        else cmd.insert(in, f);
+        CliRun r = run_clm("--max-memory 2G " + cmd, limit_s);
+        ++runs;
+        const std::string what = "clm " + sub + " " + flag + " " + v;
+        if (r.rc == 124 && work.count(flag)) continue;
+        EXPECT_TRUE(r.rc == 0 || r.rc == 1 || r.rc == 2) << what << ": exit " << r.rc << (r.rc == 124 ? " (ran over the time limit)" : "") << "\n"
+                                                         << r.err.substr(0, 2000);
+        if (r.rc != 1 && r.rc != 2) continue;
+        std::string last = r.err;
+        while (!last.empty() && last.back() == '\n') last.pop_back();
+        last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
+        EXPECT_NE(last.find("error"), std::string::npos) << what << ": " << r.err.substr(0, 2000);
+        EXPECT_LE(last.size(), 400u) << what;
+        for (const char* leak : {"std::", "basic_string", "stoll", "stod", "json.exception"})
+          EXPECT_EQ(last.find(leak), std::string::npos) << what << ": " << last;
+      }
+    }
+  }
+  EXPECT_GT(runs, 200);
+  std::printf("%d runs of clm with hostile flag values\n", runs);
+}
+
 // `--out` naming a FIFO (or a device, a socket): the atomic write's rename would replace the node
 // with a regular file. It is refused by name and left as it was.
 TEST(Cli, ConvertNeverReplacesAFifo) {
@@ -463,6 +541,25 @@ TEST(Cli, SizesCheckedBeforeAllocating) {
   expect_error(run_clm("train --data " + c.dir.path + kTiny + " --d-model 100000 --n-layers 100000 --out " + run.path + "/big"),
                "training a model of vocab_size");
   EXPECT_FALSE(fs::exists(run.path + "/big/latest"));
+}
+
+// A JSON value of the wrong type is refused naming the file and the field, not with nlohmann's
+// "type must be boolean, but is null".
+TEST(Cli, JsonFieldsOfTheWrongTypeAreNamed) {
+  Corpus c;
+  test::TempDir run;
+  ASSERT_EQ(run_clm("train --data " + c.dir.path + kTiny + " --steps 2 --out " + run.path + "/r").rc, 0);
+  const std::string ck = run.path + "/r/step-00000002";
+  const std::string cfg = read_file(ck + "/config.json"), st = read_file(ck + "/trainer_state.json");
+  write_file_atomic(ck + "/config.json", std::regex_replace(cfg, std::regex("\"tie_embeddings\": (true|false)"), "\"tie_embeddings\": null"));
+  expect_error(run_clm("info --model " + ck), "model config: tie_embeddings must be true or false, not null");
+  write_file_atomic(ck + "/config.json", std::regex_replace(cfg, std::regex("\"norm_eps\": [0-9.e-]+"), "\"norm_eps\": \"small\""));
+  expect_error(run_clm("generate --model " + ck + " --prompt hi"), "model config: norm_eps must be a number, not string");
+  write_file_atomic(ck + "/config.json", cfg);
+  write_file_atomic(ck + "/trainer_state.json", std::regex_replace(st, std::regex("\"step\": ?2"), "\"step\": \"two\""));
+  expect_error(run_clm("train --resume " + run.path + "/r --steps 4"), "trainer_state.json': step must be an integer in range, not string");
+  write_file_atomic(ck + "/trainer_state.json", std::regex_replace(st, std::regex("\"lr\": ?[0-9.e-]+"), "\"lr\": [1]"));
+  expect_error(run_clm("train --resume " + run.path + "/r --steps 4"), "trainer_state.json': train config: lr must be a number, not array");
 }
 
 TEST(Cli, NanStopsWithOneLineAndKeepsCheckpoint) {

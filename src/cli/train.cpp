@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "cli/cli.h"
+#include "util/json_int.h"
 #include "data/dataset.h"
 #include "eval/perplexity.h"
 #include "kernels/cpu/vec.h"
@@ -90,15 +91,21 @@ int run_train(CLI::App* c, TrainArgs a) {
     }
     mcfg = lm.model->config();
     nlohmann::json st = load_trainer_state(resume_dir);
+    const std::string where = "'" + resume_dir + "/trainer_state.json'";
+    if (!st.is_object() || !st.contains("train_config")) throw std::runtime_error(where + ": train_config is missing");
     const nlohmann::json asked = tcfg, ck = st.at("train_config");
     for (auto [flag, key] : kFixedOnResume)
       if (c->count(flag) && asked.at(key) != ck.value(key, nlohmann::json())) refuse(flag, asked.at(key), ck.value(key, nlohmann::json()), resume_dir);
-    TrainConfig r = ck.get<TrainConfig>();
+    TrainConfig r;
+    try {
+      r = ck.get<TrainConfig>();
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(where + ": " + e.what());
+    }
     r.threads = tcfg.threads;
     if (c->count("--steps")) {
-      if (tcfg.steps <= st.at("step").get<int64_t>())
-        throw std::invalid_argument("--steps " + std::to_string(tcfg.steps) + ": the run is already at step " +
-                                    std::to_string(st.at("step").get<int64_t>()));
+      if (const int64_t at = json_field<int64_t>(st, "step", where); tcfg.steps <= at)
+        throw std::invalid_argument("--steps " + std::to_string(tcfg.steps) + ": the run is already at step " + std::to_string(at));
       r.steps = tcfg.steps;  // extends the run (the cosine schedule stretches from here)
     }
     if (c->count("--time-budget")) r.time_budget_s = tcfg.time_budget_s;
@@ -137,6 +144,10 @@ int run_train(CLI::App* c, TrainArgs a) {
     teacher = std::move(lm.model);
   }
   if (a.distill_alpha < 0 || a.distill_alpha > 1) throw std::invalid_argument("--distill-alpha must be in [0, 1]");
+  if (a.sample_tokens < 0 || a.sample_tokens >= std::max(mcfg.max_seq_len, tcfg.seq_len))  // checked before training, not after
+    throw std::invalid_argument("--sample-tokens must be in [0, " + std::to_string(std::max(mcfg.max_seq_len, tcfg.seq_len)) +
+                                "): the sample is generated within the model's context");
+  if (a.eval_tokens < 0) throw std::invalid_argument("--eval-tokens must be >= 0");
   if (!(a.fit_lr > 0)) throw std::invalid_argument("--fit-lr must be > 0");
   if (a.fit_steps < 0) throw std::invalid_argument("--fit-steps must be >= 0");
   if (!teacher && (c->count("--fit-steps") || c->count("--fit-lr"))) throw std::invalid_argument("--fit-steps / --fit-lr need --init-from");
@@ -153,8 +164,15 @@ int run_train(CLI::App* c, TrainArgs a) {
                                 (mlm ? " plus the mask token" : ""));
   if (mcfg.max_seq_len < tcfg.seq_len) mcfg.max_seq_len = tcfg.seq_len;
   mcfg.validate();
-  if (!resumed)  // f32 weights, gradients and AdamW's two moments, at least
-    check_memory(checked_mul({mcfg.min_params(), 16}), "training a model of " + describe_size(mcfg) + " (weights, gradients, AdamW moments)");
+  {  // at least: f32 weights, gradients and AdamW's two moments; a batch's logits and their gradients
+    const int64_t weights = resumed ? 0 : checked_mul({mcfg.min_params(), 16});
+    const int64_t logits = checked_mul({tcfg.batch_size, tcfg.seq_len, mcfg.vocab_size, 8});
+    int64_t need;
+    if (weights < 0 || logits < 0 || __builtin_add_overflow(weights, logits, &need)) need = -1;
+    check_memory(need,
+                 "training a model of " + describe_size(mcfg) + " on batches of " + std::to_string(tcfg.batch_size) + " x " +
+                     std::to_string(tcfg.seq_len) + " tokens (weights, gradients, AdamW moments, logits)");
+  }
   std::unique_ptr<LanguageModel> mp = resumed ? std::move(resumed) : make_model(mcfg, tcfg.seed);
   LanguageModel& model = *mp;
   if (!resumed) {  // variants that derive structure from the words (SEE units, hash embeddings)
@@ -248,7 +266,7 @@ int run_train(CLI::App* c, TrainArgs a) {
   model.to_device(Device::cpu);  // generation runs on the CPU
   if (a.sample_tokens > 0 && !model.config().sees_future()) {
     std::printf("--- sample (temperature 0.8, top-p 0.95) ---\n");
-    stream_generate(model, *ds.tok, "", a.sample_tokens, false, {0.8, 0, 0.95, tcfg.seed});
+    stream_generate(model, *ds.tok, "", a.sample_tokens, false, {0.8, 0, 0.95, tcfg.seed}, "f32", nullptr, model.config().max_seq_len);
   }
   return 0;
 }

@@ -29,6 +29,8 @@ void add_units(CLI::App& app, Commands& cmds) {
   cmds.push_back({c, [a] {
                     if (!a->data.given()) throw std::invalid_argument("--data (or --train/--valid/--test) is required: the vocabulary is the corpus's");
                     if (a->merges < 0) throw std::invalid_argument("--merges must be >= 0");
+                    if (a->order < 1 || a->order > 8) throw std::invalid_argument("--order must be in [1, 8] (SEE's tensor orders)");
+                    if (a->max_vocab < 0) throw std::invalid_argument("--max-vocab must be >= 0");
                     Dataset ds = make_dataset(a->data.load(), "word", a->max_vocab);
                     std::vector<std::string> words;
                     std::unordered_map<std::string, int64_t> counts;

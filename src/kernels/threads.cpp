@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <stdexcept>
 #include <thread>
@@ -68,6 +70,7 @@ ThreadGovernor::ThreadGovernor(int max_threads) : max_(max_threads > 0 ? max_thr
   // Start from the cores other processes left free since start-up; the probes correct it.
   const double others = others_busy_cores();
   if (others > 0) cur_ = std::clamp(max_ - int(others + 0.5), 1, max_);
+  if (std::getenv("CLM_THREAD_LOG")) std::fprintf(stderr, "[threads: others keep %.2f cores busy; starting with %d of %d]\n", others, cur_, max_);
   set_num_threads(running_ = cur_);
 }
 
@@ -89,6 +92,10 @@ void ThreadGovernor::end() {
     avg_ = avg_ == 0 ? s : 0.7 * avg_ + 0.3 * s;
     return;
   }
+  static const bool log = std::getenv("CLM_THREAD_LOG") != nullptr;  // each probe on stderr
+  if (log)
+    std::fprintf(stderr, "[threads: unit %lld, %d threads %.2f ms vs %d threads %.2f ms on average%s]\n", (long long)units_, running_, s * 1e3,
+                 cur_, avg_ * 1e3, avg_ > 0 && s < kMargin * avg_ ? ": switch" : "");
   if (avg_ > 0 && s < kMargin * avg_) {  // the probed count won: run with it, probe again soon
     cur_ = running_;
     avg_ = s;

@@ -66,7 +66,9 @@ void get_field(const nlohmann::json& j, int64_t& v, const char* name) {
                                       (j.is_number() ? " out of range or with a fraction" : ""));
   v = *i;
 }
-template <class T> void get_field(const nlohmann::json& j, T& v, const char*) { j.get_to(v); }
+template <class T> void get_field(const nlohmann::json& j, T& v, const char* name) {
+  v = json_field<T>(nlohmann::json{{name, j}}, name, "model config");
+}
 }  // namespace
 
 void from_json(const nlohmann::json& j, ModelConfig& c) {
@@ -92,7 +94,7 @@ void from_json(const nlohmann::json& j, ModelConfig& c) {
   }
     CLM_CONFIG_OPTS(X)
 #undef X
-    if (j.contains("vision")) c.vision = j.at("vision").get<std::string>();
+    if (j.contains("vision")) c.vision = json_field<std::string>(j, "vision", "model config");
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(std::string("model config: ") + e.what());
   }

@@ -9,6 +9,8 @@
 #include "autograd/ops.h"
 #include "kernels/kernels.h"
 #include "kernels/threads.h"
+#include "util/json_int.h"
+#include "util/memory.h"
 
 namespace clm {
 
@@ -26,7 +28,11 @@ void TrainConfig::validate() const {
   if (!(adam.beta1 >= 0 && adam.beta1 < 1 && adam.beta2 >= 0 && adam.beta2 < 1)) fail("Adam betas must be in [0, 1)");
   if (objective != "next" && objective != "mlm") fail("--objective must be next or mlm, got '" + objective + "'");
   if (!(mask_prob > 0 && mask_prob < 1)) fail("--mask-prob must be in (0, 1)");
-  if (eval_every < 0 || ckpt_every < 0 || log_every <= 0) fail("--eval-every/--ckpt-every must be >= 0");
+  if (eval_every < 0 || ckpt_every < 0 || log_every <= 0) fail("--eval-every and --ckpt-every must be >= 0, --log-every > 0");
+  if (!(time_budget_s >= 0)) fail("--time-budget must be >= 0");
+  if (!(adam.eps > 0)) fail("Adam eps must be > 0");
+  if (checked_mul({batch_size, seq_len, grad_accum, steps}) < 0)
+    fail("--batch-size x --seq-len x --grad-accum x --steps overflows a 64-bit token count");
 }
 
 #define CLM_TRAIN_FIELDS(X)                                                                                     \
@@ -42,12 +48,15 @@ void to_json(nlohmann::json& j, const TrainConfig& c) {
   j["weight_decay"] = c.adam.weight_decay;
 }
 void from_json(const nlohmann::json& j, TrainConfig& c) {
+  if (!j.is_object()) throw std::invalid_argument("train config: not a JSON object");
 #define X(f) \
-  if (j.contains(#f)) j.at(#f).get_to(c.f);
+  if (j.contains(#f)) c.f = json_field<decltype(c.f)>(j, #f, "train config");
   CLM_TRAIN_FIELDS(X)
 #undef X
-  c.adam.beta1 = j.value("beta1", c.adam.beta1), c.adam.beta2 = j.value("beta2", c.adam.beta2);
-  c.adam.eps = j.value("adam_eps", c.adam.eps), c.adam.weight_decay = j.value("weight_decay", c.adam.weight_decay);
+  auto num = [&](const char* k, double& v) {
+    if (j.contains(k)) v = json_field<double>(j, k, "train config");
+  };
+  num("beta1", c.adam.beta1), num("beta2", c.adam.beta2), num("adam_eps", c.adam.eps), num("weight_decay", c.adam.weight_decay);
 }
 
 static std::string hms(double s) {
@@ -73,8 +82,9 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
   double elapsed_before = 0;
   if (!resume_dir.empty()) {
     nlohmann::json st = load_trainer_state(resume_dir);
-    step = st.at("step").get<int64_t>();
-    loader.set_state({st.at("loader_pos").get<int64_t>(), st.at("loader_epoch").get<int64_t>()});
+    const std::string where = "'" + resume_dir + "/trainer_state.json'";
+    step = json_field<int64_t>(st, "step", where);
+    loader.set_state({json_field<int64_t>(st, "loader_pos", where), json_field<int64_t>(st, "loader_epoch", where)});
     elapsed_before = st.value("elapsed_s", 0.0);
     load_optimizer(resume_dir, opt, step);
   }
