@@ -529,6 +529,12 @@ TEST(Cli, SizesCheckedBeforeAllocating) {
   with("d_model", "1099511627776");
   expect_error(run_clm("eval --model " + ck + " --data " + c.dir.path), "the config's vocab_size x d_model is [");
   write_file_atomic(ck + "/config.json", cfg);
+  // a Hugging Face folder claiming 2^31 attention heads
+  const std::string hf = run.path + "/hf";
+  fs::copy(test::fixture("hf/llama"), hf);
+  const std::string hcfg = read_file(hf + "/config.json");
+  write_file_atomic(hf + "/config.json", std::regex_replace(hcfg, std::regex("\"num_attention_heads\": [0-9]+"), "\"num_attention_heads\": 2147483648"));
+  expect_error(run_clm("info --model " + hf), hf + "/config.json': a model of vocab_size 256, d_model 64, n_layers 2, d_ff 96, n_heads 2147483648");
 
   const std::string m = " --model " + ck + " --prompt hi --threads 1";
   expect_error(run_clm("generate" + m + " --ctx 100000000000"), "a context of 100000000000 positions (--ctx) needs");

@@ -103,6 +103,15 @@ void check_before_allocating(const ModelConfig& c, const std::vector<std::pair<s
   check_memory(need, "the weights of '" + file + "'");
 }
 
+// make_model for a loader: a model too large for memory is blamed on the config that describes it.
+std::unique_ptr<LanguageModel> build(const ModelConfig& c, DType dtype, const std::string& config_file) {
+  try {
+    return make_model(c, 0, dtype, false);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("'" + config_file + "': " + e.what());
+  }
+}
+
 LoadedModel load(const std::string& path, DType dtype, const std::string& tokenizer_path, bool views,
                  const nlohmann::json& position_opt) {
   LoadedModel lm;
@@ -115,14 +124,14 @@ LoadedModel load(const std::string& path, DType dtype, const std::string& tokeni
   if (fs::is_regular_file(path, ec)) {  // a single-file checkpoint: llama2.c
     Llama2cCheckpoint ck = read_llama2c_checkpoint(path);
     check_before_allocating(ck.config, ck.tensors, path, dtype, views);
-    lm.model = make_model(edit(ck.config), 0, dtype, false);
+    lm.model = build(edit(ck.config), dtype, path);
     assign_weights(*lm.model, ck.tensors, path, views);
     lm.dir = path;
     lm.format = "llama2c";
   } else if (is_hf_folder(path)) {
     HfCheckpoint ck = read_hf_checkpoint(path);
     check_before_allocating(ck.config, ck.tensors, path + "/model.safetensors", dtype, views);
-    lm.model = make_model(edit(ck.config), 0, dtype, false);
+    lm.model = build(edit(ck.config), dtype, path + "/config.json");
     assign_weights(*lm.model, ck.tensors, path + "/model.safetensors", views);
     lm.dir = path;
     lm.format = "hf-" + ck.model_type;
@@ -142,7 +151,7 @@ LoadedModel load(const std::string& path, DType dtype, const std::string& tokeni
     }
     SafeTensors st = load_safetensors(w_path);
     check_before_allocating(cfg, st.tensors, w_path, dtype, views);
-    lm.model = make_model(edit(cfg), 0, dtype, false);
+    lm.model = build(edit(cfg), dtype, cfg_path);
     assign_weights(*lm.model, st.tensors, w_path, views);
     if (fs::exists(lm.dir + "/tokenizer.json")) lm.tokenizer = load_tokenizer(lm.dir + "/tokenizer.json");
   }

@@ -93,7 +93,7 @@ void LanguageModel::to_device(Device d) {
 
 std::string describe_size(const ModelConfig& c) {
   return "vocab_size " + std::to_string(c.vocab_size) + ", d_model " + std::to_string(c.d_model) + ", n_layers " + std::to_string(c.n_layers) +
-         ", d_ff " + std::to_string(c.d_ff);
+         ", d_ff " + std::to_string(c.d_ff) + ", n_heads " + std::to_string(c.n_heads) + ", head_dim " + std::to_string(c.hd());
 }
 
 std::unique_ptr<LanguageModel> make_model(const ModelConfig& cfg, uint64_t seed, DType dtype, bool init) {

@@ -50,8 +50,8 @@ struct ModelConfig {
   }
   int64_t hd() const { return head_dim > 0 ? head_dim : (n_heads ? d_model / n_heads : 0); }
   // A lower bound on the parameter count of any variant of this shape, -1 on overflow: the V x d
-  // table (or output head), a d x d map per layer and, in a transformer, two d x d_ff maps per
-  // layer. Checked against memory before anything is allocated.
+  // table (or output head), a d x d map per layer and, in a transformer, two d x d_ff maps and one
+  // d x (n_heads * head_dim) projection per layer. Checked against memory before anything is allocated.
   int64_t min_params() const;
   // Throws std::invalid_argument naming the first inconsistent field.
   void validate() const;
