@@ -57,7 +57,7 @@ TEST(Formats, EveryFormatTierAndShapeMatchesTheReference) {
         double wmax = 0, derr = 0;
         for (int64_t i = 0; i < rows * cols; ++i) wmax = std::max(wmax, std::abs(double(w[i]))), derr = std::max(derr, std::abs(double(dq[i]) - w[i]));
         EXPECT_LE(derr / wmax, row.dequant_tol) << name << " " << rows << "x" << cols;
-        for (int64_t n : {1, 3, 17, 40, 131}) {
+        for (int64_t n : {1, 3, 17, 40, 131, 300}) {
           std::vector<float> x = test::randv(r, n * cols, 2.0), y(size_t(n * rows), NAN);
           f->matmul(x.data(), n, y.data());
           std::vector<double> ref(size_t(n * rows)), diff(size_t(n * rows));
@@ -76,7 +76,7 @@ TEST(Formats, EveryFormatTierAndShapeMatchesTheReference) {
     }
   }
   set_vec(nullptr);
-  EXPECT_EQ(cases, int(tiers().size() * kFormats.size() * 7 * 5));
+  EXPECT_EQ(cases, int(tiers().size() * kFormats.size() * 7 * 6));
 }
 
 // attend_cells, the inference attention routine, against a float64 softmax with the position mask,

@@ -70,6 +70,7 @@ ThreadGovernor::ThreadGovernor(int max_threads) : max_(max_threads > 0 ? max_thr
   // Start from the cores other processes left free since start-up; the probes correct it.
   const double others = others_busy_cores();
   if (others > 0) cur_ = std::clamp(max_ - int(others + 0.5), 1, max_);
+  if (cur_ < max_) next_probe_ = interval_ = 32;  // the load was measured: the first probe can wait
   if (std::getenv("CLM_THREAD_LOG")) std::fprintf(stderr, "[threads: others keep %.2f cores busy; starting with %d of %d]\n", others, cur_, max_);
   set_num_threads(running_ = cur_);
 }

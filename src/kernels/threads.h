@@ -9,8 +9,8 @@
 // comes in repeated units (a training step, a decoded token) is timed, and now and then one unit
 // runs with one thread fewer or more; the faster count is kept. It starts from the cores that
 // other processes left free since start-up (/proc/stat less this process's own CPU time). Probes
-// become rarer while they lose (after 8 units, then 32, then every 128), and start again after a
-// switch. With every core
+// become rarer while they lose (after 8 units, then 32, then every 128; from 32 when the start
+// already measured other processes' load), and start again after a switch. With every core
 // free, probes cost well under 1%; with a core busy the count drops to the free cores within a few
 // units, and comes back when the load goes. Results never depend on the count (each kernel's
 // summation order is independent of it: Train.ThreadCountDoesNotChangeTheResult), so switching

@@ -134,7 +134,7 @@ void PanelMatrix::matmul(const float* x, int64_t n, float* y) const {
     }
     return;
   }
-  if (dense_.defined()) {
+  if (dense_.defined() && n > kPanelGemm) {
     gemm<float>(false, true, int(n), int(rows_), int(cols_), 1.0f, x, int(cols_), dense_.data<float>(), int(cols_), 0.0f, y,
                 int(rows_));
     return;
