@@ -167,9 +167,7 @@ int run_train(CLI::App* c, TrainArgs a) {
   {  // at least: f32 weights, gradients and AdamW's two moments; a batch's logits and their gradients
     const int64_t weights = resumed ? 0 : checked_mul({mcfg.min_params(), 16});
     const int64_t logits = checked_mul({tcfg.batch_size, tcfg.seq_len, mcfg.vocab_size, 8});
-    int64_t need;
-    if (weights < 0 || logits < 0 || __builtin_add_overflow(weights, logits, &need)) need = -1;
-    check_memory(need,
+    check_memory(checked_add({weights, logits}),
                  "training a model of " + describe_size(mcfg) + " on batches of " + std::to_string(tcfg.batch_size) + " x " +
                      std::to_string(tcfg.seq_len) + " tokens (weights, gradients, AdamW moments, logits)");
   }

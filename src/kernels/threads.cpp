@@ -100,7 +100,6 @@ void ThreadGovernor::end() {
   if (avg_ > 0 && s < kMargin * avg_) {  // the probed count won: run with it, probe again soon
     cur_ = running_;
     avg_ = s;
-    ++switches_;
     interval_ = kFirstInterval;
   } else {  // it lost: keep the count, try the other side next time, less often
     direction_ = -direction_;

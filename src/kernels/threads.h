@@ -34,14 +34,13 @@ class ThreadGovernor {
   void begin();  // a unit starts: sets the thread count it runs with
   void end();    // it ended (timed since begin)
   int current() const { return cur_; }
-  int switches() const { return switches_; }
 
  private:
   using clock = std::chrono::steady_clock;
   int max_, cur_, running_ = 0;
   bool probing_ = false;
   int64_t units_ = 0, next_probe_ = 2, interval_ = 8;  // warm-up, one unit measured, then the first probe
-  int direction_ = -1, switches_ = 0;
+  int direction_ = -1;
   double avg_ = 0;  // seconds per unit at the running count (moving average)
   clock::time_point t0_;
 };

@@ -34,13 +34,7 @@ int64_t ModelConfig::min_params() const {
   const int64_t table = checked_mul({vocab_size, d_model}), square = checked_mul({d_model, d_model});
   const bool t = arch == "transformer";
   const int64_t mlp = t ? checked_mul({2, d_model, d_ff}) : 0, heads = t ? checked_mul({d_model, n_heads, hd()}) : 0;
-  int64_t layer, all, total;
-  if (table < 0 || square < 0 || mlp < 0 || heads < 0 || __builtin_add_overflow(square, mlp, &layer) ||
-      __builtin_add_overflow(layer, heads, &layer))
-    return -1;
-  all = checked_mul({n_layers, layer});
-  if (all < 0 || __builtin_add_overflow(table, all, &total)) return -1;
-  return total;
+  return checked_add({table, checked_mul({n_layers, checked_add({square, mlp, heads})})});
 }
 
 #define CLM_CONFIG_FIELDS(X)                                                                              \

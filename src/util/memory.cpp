@@ -111,6 +111,14 @@ void check_memory(int64_t need, const std::string& what) {
                            human_bytes(double(room)) + " " + source);
 }
 
+int64_t checked_add(std::initializer_list<int64_t> terms) {
+  int64_t r = 0;
+  for (int64_t t : terms) {
+    if (t < 0 || __builtin_add_overflow(r, t, &r)) return -1;
+  }
+  return r;
+}
+
 int64_t checked_mul(std::initializer_list<int64_t> factors) {
   int64_t r = 1;
   for (int64_t f : factors) {

@@ -30,5 +30,7 @@ void check_memory(int64_t need, const std::string& what);
 // a * b (and more factors) in int64, or -1 when it overflows or a factor is negative: sizes
 // computed from untrusted config values go through this before anything is allocated.
 int64_t checked_mul(std::initializer_list<int64_t> factors);
+// The sum, or -1 when a term is negative (an overflowed size from checked_mul) or the sum overflows.
+int64_t checked_add(std::initializer_list<int64_t> terms);
 
 }  // namespace clm
