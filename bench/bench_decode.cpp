@@ -72,7 +72,9 @@ int main(int argc, char** argv) {
   app.add_option("--tokens", tokens, "Decoded tokens per measurement");
   app.add_option("--threads", threads);
   app.add_option("--init-std", c.init_std, "Weight init std (larger: peaked logits, for greedy comparisons)");
-  app.add_option("--only", only, "f32 | bf16 | w8a8 | w4a4 (default: all; w8a8 / w4a4: the layers on int8 / NVFP4 kernels, the head in bf16)");
+  app.add_option("--only", only,
+                 "f32 | bf16 | w8a8 | w4a4 | w8 | w4g32 | w4nv | w4mx (default: all; the quantized ones: the layers on int8 / NVFP4 "
+                 "kernels or weight-only int8, int4/g32, NVFP4, MXFP4 codes with f32 activations, the head in bf16)");
   app.add_option("--export-llama2c", export_path, "Also write the model as a llama2.c checkpoint");
   CLI11_PARSE(app, argc, argv);
   if (c.n_kv_heads > c.n_heads) c.n_kv_heads = c.n_heads;
@@ -82,11 +84,19 @@ int main(int argc, char** argv) {
   if (!export_path.empty()) write_llama2c_checkpoint(export_path, c, model.named_weights());
   nlohmann::json out = {{"impl", "compactlm"}, {"params", model.num_params()}, {"threads", threads},
                         {"isa", kernels::vec().isa}, {"triad_gbs", triad_gbs()}, {"read_gbs", read_gbs()}};
-  for (const std::string tag : {"f32", "bf16", "w8a8", "w4a4"}) {
+  const std::vector<std::pair<std::string, nlohmann::json>> rows = {
+      {"f32", nullptr},
+      {"bf16", nullptr},
+      {"w8a8", {{"w", "int8"}, {"a", "int8"}, {"kernel", "int8"}}},
+      {"w4a4", {{"w", "nvfp4"}, {"a", "nvfp4"}, {"kernel", "nvfp4"}}},
+      {"w8", {{"w", "int8"}, {"kernel", "w-only"}}},
+      {"w4g32", {{"w", "int4/g32"}, {"kernel", "w-only"}}},
+      {"w4nv", {{"w", "nvfp4"}, {"kernel", "w-only"}}},
+      {"w4mx", {{"w", "mxfp4"}, {"kernel", "w-only"}}}};
+  for (const auto& [tag, qopt] : rows) {
     if (!only.empty() && only != tag) continue;
     model.pack(tag == "f32" ? "f32" : "bf16");
-    if (tag == "w8a8") quant::quantize_model(model, "rtn", {{"w", "int8"}, {"a", "int8"}, {"kernel", "int8"}}, nullptr);
-    if (tag == "w4a4") quant::quantize_model(model, "rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}, {"kernel", "nvfp4"}}, nullptr);
+    if (!qopt.is_null()) quant::quantize_model(model, "rtn", qopt, nullptr);
     InferState s = model.make_state(prompt + tokens + 8);
     std::vector<int32_t> ids(prompt);
     for (int64_t i = 0; i < prompt; ++i) ids[i] = int32_t((i * 7919) % c.vocab_size);

@@ -339,6 +339,7 @@ TEST(Cli, EveryNumericFlagTakesHostileValues) {
       {"chat", "chat --model " + R + " --template llama2 --max-new-tokens 4 --threads 1 < " + O + "/in.txt"},
       {"info", "info --n-layers 2 --d-model 32 --vocab-size 100 --d-ff 64"},
       {"calibrate", "calibrate --model " + R + D + " --windows 2 --window 8 --threads 1 --out " + O + "/c.json"},
+      {"quantize", "quantize --model " + R + D + " --quant smoothquant --windows 2 --window 8 --threads 1 --force --out " + O + "/q"},
       {"units", "units" + D + " --source hash --out " + O + "/u.txt"},
       {"kv-bench", "kv-bench --model " + R + " --task ppl" + D + " --ctx 16 --chunk 4 --items 2 --budgets 0.5 --policies h2o --threads 1"},
   };
@@ -635,6 +636,81 @@ TEST(Cli, CalibrateAndQuantizedEvalGenerateChat) {
   expect_error(run_clm("eval" + m + " --data " + c.dir.path + " --quant arcquant --calib /nonexistent/c.json"), "/nonexistent/c.json");
   expect_error(run_clm("calibrate" + m + " --out " + run.path + "/x.json"), "give the calibration text");
   expect_error(run_clm("calibrate" + m + " --data " + c.dir.path + " --windows 0 --out " + run.path + "/x.json"), "--windows");
+}
+
+// clm quantize: one command writes a folder that info, eval, generate and chat load, with the numbers
+// of the same method applied in memory; and it refuses what it must.
+TEST(Cli, QuantizeWritesAFolderEveryCommandLoads) {
+  Corpus c;
+  test::TempDir run;
+  const std::string tiny = " --d-model 32 --n-layers 1 --n-heads 2 --n-kv-heads 2 --d-ff 64 --seq-len 8 --batch-size 2 --threads 1"
+                           " --sample-tokens 0 --eval-every 0";
+  ASSERT_EQ(run_clm("train --data " + c.dir.path + tiny + " --steps 4 --out " + run.path + "/r").rc, 0);
+  const std::string m = " --model " + run.path + "/r --threads 1", q = run.path + "/q";
+  CliRun qz = run_clm("quantize" + m + " --quant arcquant --data " + c.dir.path + " --windows 4 --window 8 --out " + q);
+  ASSERT_EQ(qz.rc, 0) << qz.err;
+  EXPECT_NE(qz.out.find("quantized: arcquant"), std::string::npos) << qz.out;
+  for (const char* f : {"config.json", "model.safetensors", "quant.safetensors", "quant.json", "tokenizer.json", "calibration.json"})
+    EXPECT_TRUE(fs::exists(q + "/" + f)) << f;
+  CliRun in = run_clm("info --model " + q);
+  ASSERT_EQ(in.rc, 0) << in.err;
+  EXPECT_NE(in.out.find("quantized: arcquant"), std::string::npos) << in.out;
+  EXPECT_NE(in.out.find("bits/activation"), std::string::npos) << in.out;
+  EXPECT_NE(in.out.find("arcquant:w4a4-nvfp4+KE"), std::string::npos) << in.out;
+  // the folder scores and generates as the in-memory method with the same statistics
+  auto ppl = [](const std::string& out) { return out.substr(out.find("perplexity"), 40); };
+  const std::string ev = "eval --threads 1 --data " + c.dir.path + " --split test --window 8";
+  CliRun e1 = run_clm(ev + " --model " + q), e2 = run_clm(ev + m.substr(0, m.find(" --threads")) + " --quant arcquant --calib " + q + "/calibration.json");
+  ASSERT_EQ(e1.rc, 0) << e1.err;
+  ASSERT_EQ(e2.rc, 0) << e2.err;
+  EXPECT_EQ(ppl(e1.out), ppl(e2.out));
+  EXPECT_NE(e1.out.find("quantized: arcquant"), std::string::npos) << e1.out;
+  const std::string gen = " --prompt 'the cat' --max-new-tokens 6 --temperature 0 --threads 1";
+  CliRun g1 = run_clm("generate --model " + q + gen), g2 = run_clm("generate --model " + run.path + "/r --quant arcquant --calib " + q + "/calibration.json" + gen);
+  ASSERT_EQ(g1.rc, 0) << g1.err;
+  EXPECT_EQ(g1.out, g2.out);
+  // chat needs a tokenizer with special tokens: stories260K's (committed fixture), weight-only NVFP4
+  {
+    const std::string s = run.path + "/stories";
+    ASSERT_EQ(run_clm("quantize --model " + test::fixture("stories260K/stories260K.bin") + " --tokenizer " + test::fixture("stories260K/tok512.bin") +
+                      " --quant rtn --quant-opt w=nvfp4 --threads 1 --out " + s).rc, 0);
+    write_file_atomic(run.path + "/in.txt", "Hello\n");
+    CliRun ch = run_clm("chat --model " + s + " --template llama2 --max-new-tokens 3 --temperature 0 --threads 1 < " + run.path + "/in.txt");
+    EXPECT_EQ(ch.rc, 0) << ch.err;
+    EXPECT_NE(ch.err.find("| 3 tokens at"), std::string::npos) << ch.err;
+  }
+  // weight-only and W8A8 folders, replacing the folder with --force
+  for (const char* o : {"rtn --quant-opt w=int4/g32", "crossquant --calib " , "rtn --quant-opt w=int8 --quant-opt a=int8"}) {
+    std::string args = std::string(o);
+    if (args.find("--calib") != std::string::npos) args += q + "/calibration.json";
+    CliRun r = run_clm("quantize" + m + " --quant " + args + " --out " + run.path + "/q2 --force");
+    ASSERT_EQ(r.rc, 0) << o << ": " << r.err;
+    CliRun e = run_clm(ev + " --model " + run.path + "/q2");
+    EXPECT_EQ(e.rc, 0) << o << ": " << e.err;
+  }
+  // refusals, nothing overwritten
+  const std::string before = read_file(q + "/quant.json");
+  expect_error(run_clm("quantize" + m + " --quant rtn --out " + q), "exists and is not empty (give --force");
+  expect_error(run_clm("quantize" + m + " --quant rtn --quant-opt w=mxfp4 --quant-opt a=mxfp4 --out " + q + " --force"), "fake-quant only");
+  expect_error(run_clm("quantize" + m + " --quant gptq --out " + run.path + "/q3"), "unknown quantization method 'gptq'");
+  expect_error(run_clm("quantize" + m + " --quant smoothquant --out " + run.path + "/q3"), "needs calibration");
+  expect_error(run_clm("quantize" + m + " --out " + run.path + "/q3"), "--quant METHOD is required");
+  EXPECT_EQ(read_file(q + "/quant.json"), before);
+  EXPECT_FALSE(fs::exists(run.path + "/q3"));
+  expect_error(run_clm("quantize --model " + q + " --quant rtn --out " + run.path + "/q3"), "is a quantized checkpoint");
+  expect_error(run_clm("convert --model " + q + " --to llama2c --out " + run.path + "/x.bin"), "convert needs the dense weights");
+  expect_error(run_clm("train --data " + c.dir.path + " --init-from " + q + " --steps 2 --threads 1 --out " + run.path + "/t"),
+               "train --init-from needs the dense weights");
+  expect_error(run_clm("eval --model " + q + " --data " + c.dir.path + " --quant rtn"), "already quantized");
+  // corrupt parts name the file
+  const std::string st = read_file(q + "/quant.safetensors");
+  write_file_atomic(q + "/quant.safetensors", st.substr(0, st.size() / 2));
+  expect_error(run_clm("generate --model " + q + gen), "quant.safetensors");
+  write_file_atomic(q + "/quant.safetensors", st);
+  write_file_atomic(q + "/quant.json", before.substr(0, before.size() / 2));
+  expect_error(run_clm("info --model " + q), "quant.json': bad JSON");
+  write_file_atomic(q + "/quant.json", std::regex_replace(before, std::regex("\"kind\": \"nvfp4\""), "\"kind\": \"nvfp5\""));
+  expect_error(run_clm("eval --model " + q + " --data " + c.dir.path), "unknown stored weight format 'nvfp5'");
 }
 
 // The vision-language task end to end: train --task shapes (resumed exactly: its batches are a

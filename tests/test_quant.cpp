@@ -15,7 +15,11 @@
 #include "eval/perplexity.h"
 #include "models/lm.h"
 #include "kernels/cpu/vec.h"
+#include "formats/safetensors.h"
+#include "models/io.h"
 #include "quant/calibrate.h"
+#include "quant/checkpoint.h"
+#include "quant/weight_only.h"
 #include "quant/methods.h"
 #include "quant/numfmt.h"
 #include "util/fs.h"
@@ -575,4 +579,188 @@ TEST(Nvfp4Kernels, RealAndFakePathsAgreeForRtnAndArcQuant) {
     EXPECT_EQ(checked, 14);
   }
   EXPECT_THROW(quant::quantize_model(*m, "rtn", {{"w", "nvfp4"}, {"a", "int8"}, {"kernel", "nvfp4"}}, nullptr), std::invalid_argument);
+}
+
+// ---- weight-only kernels and quantized checkpoints ----
+
+// The weight-only format holds fake_quant's values exactly (codes through a table, times the block
+// scale), for every element format and granularity, at widths with short last blocks and odd
+// lengths; its product is the f64 product of those values up to f32 summation.
+TEST(WeightOnly, ValuesAreFakeQuantsAndProductsAgree) {
+  std::mt19937 rng(51);
+  std::normal_distribution<float> nd(0, 1);
+  const std::vector<std::string> specs = {"int8",  "int8/g64", "int8/tensor", "int4",  "int4/g32", "int4/g128", "int4/tensor",
+                                          "e4m3", "e5m2",     "e4m3/g32",    "mxfp4", "mxfp8",    "nvfp4"};
+  for (int64_t K : {64, 100, 172, 33}) {
+    const int64_t R = 7, n = 3;
+    Tensor w = Tensor::empty({R, K});
+    for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = nd(rng) * (i % 13 == 0 ? 8.0f : 1.0f);
+    std::vector<float> x(size_t(n * K));
+    for (auto& v : x) v = nd(rng);
+    for (const auto& sp : specs) {
+      const ElemSpec spec = ElemSpec::parse(sp);
+      std::vector<float> ref(w.data<float>(), w.data<float>() + w.numel());
+      fake_quant(spec, ref.data(), R, K);
+      auto rep = std::make_shared<quant::LayerReport>();
+      rep->in = rep->k_eff = K;
+      quant::WeightOnlyFormat f(w, spec, rep, "t");
+      std::vector<float> deq(size_t(R * K));
+      f.dequantize(deq.data());
+      for (size_t i = 0; i < deq.size(); ++i) ASSERT_EQ(deq[i], ref[i]) << sp << " K=" << K << " element " << i;
+      std::vector<float> y(size_t(n * R));
+      f.matmul(x.data(), n, y.data());
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t r = 0; r < R; ++r) {
+          double truth = 0, mag = 0;
+          for (int64_t k = 0; k < K; ++k) truth += double(ref[size_t(r * K + k)]) * x[size_t(t * K + k)], mag += std::fabs(ref[size_t(r * K + k)] * x[size_t(t * K + k)]);
+          EXPECT_NEAR(y[size_t(t * R + r)], truth, 1e-5 * (mag + 1)) << sp;
+        }
+      // storage: 4 or 8 bits per weight plus one scale per block (a byte for MX / NVFP4, else f32)
+      const bool nib = spec.format == "int4" || spec.format == "mxfp4" || spec.format == "nvfp4";
+      const bool byte_scale = spec.format == "mxfp4" || spec.format == "mxfp8" || spec.format == "nvfp4";
+      const int64_t block = spec.block() > 0 ? spec.block() : K, nb = (K + block - 1) / block;
+      EXPECT_EQ(f.bytes(), size_t(R * (nib ? (K + 1) / 2 : K) + R * nb * (byte_scale ? 1 : 4))) << sp;
+    }
+  }
+}
+
+namespace {
+// store -> restore through the registry; `edit` may corrupt the stored tensors / meta first.
+std::unique_ptr<kernels::WeightFormat> round_trip(const kernels::WeightFormat& f,
+                                                  const std::function<void(std::map<std::string, Tensor>&, nlohmann::json&)>& edit = nullptr) {
+  std::vector<std::pair<std::string, Tensor>> out;
+  nlohmann::json meta;
+  EXPECT_TRUE(f.store("L.", out, meta));
+  std::map<std::string, Tensor> by;
+  for (auto& [n, t] : out) by[n.substr(2)] = t;
+  if (edit) edit(by, meta);
+  return kernels::StoredFormats::get().at(meta.at("kind").get<std::string>()).restore(meta, [&](const std::string& s) -> const Tensor& {
+    auto it = by.find(s);
+    if (it == by.end()) throw std::runtime_error("missing tensor '" + s + "'");
+    return it->second;
+  });
+}
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+// Every format with a stored form comes back exactly: the same products, bit for bit; and each
+// corrupt part is refused with a message naming it.
+TEST(QuantCheckpoint, StoredFormatsRestoreExactlyAndRefuseCorruptParts) {
+  auto m = outlier_model();
+  quant::Calibration c = quant::calibrate(*m, tokens(128, 52), 4, 32, "test");
+  const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"rtn", {{"w", "int8"}, {"a", "int8"}}}, {"smoothquant", nlohmann::json::object()}, {"crossquant", {{"alpha", 0.4}}},
+      {"rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}}}, {"arcquant", nlohmann::json::object()},   {"arcquant", {{"ke", 32}, {"residual", "bf16"}}},
+      {"rtn", {{"w", "int4/g32"}}},            {"rtn", {{"w", "mxfp4"}}},                 {"rtn", {{"w", "nvfp4"}}},
+      {"rtn", {{"w", "e5m2"}}}};
+  std::mt19937 rng(53);
+  std::normal_distribution<float> nd(0, 1);
+  for (auto& [method, o] : cases) {
+    quant::quantize_model(*m, method, o, &c);
+    int checked = 0;
+    m->linears([&](const std::string& name, nn::Linear& l) {
+      if (!l.packed) return;
+      auto back = round_trip(*l.packed);
+      ASSERT_EQ(back->name(), l.packed->name());
+      ASSERT_EQ(back->rows(), l.packed->rows());
+      ASSERT_EQ(back->cols(), l.packed->cols());
+      const int64_t n = 3, K = l.packed->cols(), R = l.packed->rows();
+      std::vector<float> x(size_t(n * K)), y0(size_t(n * R)), y1(size_t(n * R));
+      for (auto& v : x) v = nd(rng);
+      l.packed->matmul(x.data(), n, y0.data());
+      back->matmul(x.data(), n, y1.data());
+      EXPECT_EQ(y0, y1) << method << " " << o.dump() << " " << name;
+      ++checked;
+    });
+    EXPECT_EQ(checked, 14) << method;
+  }
+  // corrupt parts, one at a time, on an ARCQuant Linear (codes, scales, order) and an INT8 one
+  quant::quantize_model(*m, "arcquant", nlohmann::json::object(), &c);
+  std::shared_ptr<const kernels::WeightFormat> arc, i8;
+  m->linears([&](const std::string& name, nn::Linear& l) {
+    if (name == "model.layers.0.mlp.up_proj") arc = l.packed;
+  });
+  quant::quantize_model(*m, "crossquant", nlohmann::json::object(), &c);
+  m->linears([&](const std::string& name, nn::Linear& l) {
+    if (name == "model.layers.0.mlp.up_proj") i8 = l.packed;
+  });
+  using Edit = std::function<void(std::map<std::string, Tensor>&, nlohmann::json&)>;
+  const std::vector<std::tuple<const kernels::WeightFormat*, Edit, std::string>> bad = {
+      {arc.get(), [](auto& t, auto&) { t["perm"].template data<int32_t>()[1] = t["perm"].template data<int32_t>()[0]; }, "perm is not a permutation"},
+      {arc.get(), [](auto& t, auto&) { t["scales"].template data<uint8_t>()[2] = 0x7F; }, "block scale is NaN"},
+      {arc.get(), [](auto& t, auto&) { t["codes"] = Tensor::zeros({3, 3}, DType::u8); }, "codes must be u8"},
+      {arc.get(), [](auto&, auto& j) { j["ke"] = 17; }, "ke must be a multiple of 16"},
+      {arc.get(), [](auto&, auto& j) { j["tensor_scale"] = -1.0; }, "tensor_scale"},
+      {arc.get(), [](auto& t, auto&) { t.erase("perm"); }, "missing tensor 'perm'"},
+      {i8.get(), [](auto& t, auto&) { t["q"].template data<int8_t>()[0] = -128; }, "-128"},
+      {i8.get(), [](auto& t, auto&) { t["cw"].template data<float>()[0] = NAN; }, "cw holds a value"},
+      {i8.get(), [](auto& t, auto&) { t["scales"] = Tensor::zeros({2}, DType::f32); }, "scales must be f32"},
+      {i8.get(), [](auto&, auto& j) { j["alpha"] = 3; }, "alpha"},
+      {i8.get(), [](auto&, auto& j) { j["kind"] = "int7"; }, "unknown stored weight format 'int7'"},
+  };
+  for (auto& [f, edit, want] : bad) {
+    const std::string e = error_of([&] { round_trip(*f, edit); });
+    EXPECT_NE(e.find(want), std::string::npos) << "wanted '" << want << "', got '" << e << "'";
+  }
+}
+
+// quantize -> save -> load: the loaded model's logits equal the in-memory quantized model's, through
+// the dense loader (the same head product) exactly and through the packed loader (an f32 panel head)
+// within summation order; the folder refuses what it cannot do.
+TEST(QuantCheckpoint, SavedModelsGiveTheInMemoryLogits) {
+  auto m = outlier_model();
+  quant::Calibration c = quant::calibrate(*m, tokens(128, 54), 4, 32, "test");
+  const auto ids = tokens(24, 55);
+  test::TempDir d;
+  for (auto& [method, o] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"arcquant", nlohmann::json::object()}, {"crossquant", {{"alpha", 0.5}}}, {"rtn", {{"w", "int4/g32"}, {"head", true}}}}) {
+    const quant::QuantResult q = quant::quantize_model(*m, method, o, &c);
+    const auto want = all_logits(*m, ids);
+    const std::string dir = d.path + "/" + method;
+    quant::save_quantized(dir, *m, nullptr, q);
+    LoadedModel dense = load_model(dir);
+    ASSERT_FALSE(dense.quant.is_null());
+    EXPECT_EQ(dense.quant["method"], method);
+    EXPECT_EQ(all_logits(*dense.model, ids), want) << method;
+    LoadedModel packed = load_model_for_inference(dir, "f32");
+    EXPECT_LE(max_abs_diff(all_logits(*packed.model, ids), want), 1e-4) << method;
+    const quant::QuantResult back = quant::loaded_quant_result(*dense.model, dense.quant);
+    EXPECT_EQ(back.layers.size(), q.layers.size());
+    EXPECT_DOUBLE_EQ(back.avg_w_bits, q.avg_w_bits);
+    // what a quantized checkpoint cannot do
+    EXPECT_NE(error_of([&] { quant::quantize_model(*dense.model, "rtn", nlohmann::json::object(), nullptr); }).find("already quantized"),
+              std::string::npos);
+    Tensor x = Tensor::zeros({4}, DType::i32);
+    EXPECT_NE(error_of([&] { dense.model->forward(x, 1, 4); }).find("inference path only"), std::string::npos);
+    EXPECT_NE(error_of([&] { refuse_quantized(dense, "convert"); }).find("is a quantized checkpoint"), std::string::npos);
+  }
+  // fake-quant formats have no stored form
+  const quant::QuantResult f = quant::quantize_model(*m, "rtn", {{"w", "mxfp4"}, {"a", "mxfp4"}}, nullptr);
+  EXPECT_NE(error_of([&] { quant::save_quantized(d.path + "/fake", *m, nullptr, f); }).find("fake-quant only"), std::string::npos);
+  // a folder whose parts disagree
+  const std::string dir = d.path + "/arcquant";
+  const std::string qj = read_file(dir + "/quant.json");
+  nlohmann::json j = nlohmann::json::parse(qj);
+  j["layers"]["model.layers.9.mlp.up_proj"] = j["layers"]["model.layers.0.mlp.up_proj"];
+  write_file_atomic(dir + "/quant.json", j.dump());
+  EXPECT_NE(error_of([&] { load_model(dir); }).find("names 'model.layers.9.mlp.up_proj', which the model does not have"), std::string::npos);
+  j = nlohmann::json::parse(qj);
+  j["layers"].erase("model.layers.1.self_attn.o_proj");
+  write_file_atomic(dir + "/quant.json", j.dump());
+  EXPECT_NE(error_of([&] { load_model(dir); }).find("unexpected tensor 'model.layers.1.self_attn.o_proj."), std::string::npos);
+  write_file_atomic(dir + "/quant.json", qj.substr(0, qj.size() / 2));
+  EXPECT_NE(error_of([&] { load_model(dir); }).find("quant.json': bad JSON"), std::string::npos);
+  write_file_atomic(dir + "/quant.json", qj);
+  const std::string st = read_file(dir + "/quant.safetensors");
+  write_file_atomic(dir + "/quant.safetensors", st.substr(0, st.size() - 100));
+  EXPECT_NE(error_of([&] { load_model(dir); }).find("quant.safetensors"), std::string::npos);
+  write_file_atomic(dir + "/quant.safetensors", st);
+  EXPECT_NO_THROW(load_model(dir));
 }

@@ -33,6 +33,7 @@ void add_tokenize(CLI::App& app, Commands& cmds);
 void add_convert(CLI::App& app, Commands& cmds);
 void add_plot(CLI::App& app, Commands& cmds);
 void add_calibrate(CLI::App& app, Commands& cmds);
+void add_quantize(CLI::App& app, Commands& cmds);
 void add_units(CLI::App& app, Commands& cmds);
 void add_kvbench(CLI::App& app, Commands& cmds);
 // clm train --task shapes: a vision-language model on the rendered shapes task (cli/task.cpp).
@@ -57,7 +58,8 @@ struct QuantArgs {
   void add(CLI::App* c);
   bool given() const { return !method.empty(); }
   // Quantizes the model's Linears (nothing when no method was given); prints a summary to stderr.
-  quant::QuantResult apply(LanguageModel& model) const;
+  // cal: statistics already at hand (else --calib's file, if given).
+  quant::QuantResult apply(LanguageModel& model, const quant::Calibration* cal = nullptr) const;
 };
 
 // --position-opt k=v at evaluation / decoding time: overrides options of the model's position

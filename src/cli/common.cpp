@@ -216,7 +216,7 @@ void QuantArgs::add(CLI::App* c) {
   c->add_option("--calib", calib, "Calibration statistics from clm calibrate (methods that need them)");
 }
 
-quant::QuantResult QuantArgs::apply(LanguageModel& model) const {
+quant::QuantResult QuantArgs::apply(LanguageModel& model, const quant::Calibration* given) const {
   quant::QuantResult q;
   if (method.empty()) {
     if (!opts.empty() || !calib.empty()) throw std::invalid_argument("--quant-opt and --calib need --quant METHOD");
@@ -226,7 +226,7 @@ quant::QuantResult QuantArgs::apply(LanguageModel& model) const {
   for (const std::string& kv : opts) nn::set_option(o, kv, "--quant-opt");
   std::unique_ptr<quant::Calibration> cal;
   if (!calib.empty()) cal = std::make_unique<quant::Calibration>(quant::Calibration::load(calib));
-  q = quant::quantize_model(model, method, o, cal.get());
+  q = quant::quantize_model(model, method, o, given ? given : cal.get());
   std::fprintf(stderr, "quantized: %s %s | %.3f bits/weight, %.3f bits/activation (%zu Linears)\n", q.method.c_str(),
                q.options.dump().c_str(), q.avg_w_bits, q.avg_a_bits, q.layers.size());
   return q;

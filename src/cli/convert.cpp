@@ -21,6 +21,7 @@ void add_convert(CLI::App& app, Commands& cmds) {
                     if (a->to != "compactlm" && a->to != "llama2c" && a->to != "gguf")
                       throw std::invalid_argument("--to must be compactlm, llama2c or gguf");
                     LoadedModel lm = load_model(a->model_path, DType::f32, a->tok_path);
+                    refuse_quantized(lm, "convert");
                     const auto w = lm.model->named_weights();
                     if (a->to == "compactlm") {
                       save_model_files(a->out, *lm.model, lm.tokenizer.get());

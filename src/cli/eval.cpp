@@ -11,6 +11,7 @@
 #include "eval/tasks.h"
 #include "kernels/kernels.h"
 #include "models/io.h"
+#include "quant/checkpoint.h"
 #include "quant/methods.h"
 #include "util/fs.h"
 
@@ -51,7 +52,10 @@ int run_tasks(const EvalArgs& a, LoadedModel& lm, const Tokenizer& tok) {
     else names.push_back(t);
   std::vector<Task> tasks;
   for (const auto& n : names) tasks.push_back(load_task(n, a.tasks_dir, a.limit));  // every file checked before scoring
-  const quant::QuantResult q = a.quant.apply(*lm.model);
+  if (!lm.quant.is_null() && a.quant.given())
+    throw std::invalid_argument("'" + lm.dir + "' is already quantized (" + lm.quant.value("method", "?") + "): drop --quant");
+  const bool quantized = a.quant.given() || !lm.quant.is_null();
+  const quant::QuantResult q = lm.quant.is_null() ? a.quant.apply(*lm.model) : quant::loaded_quant_result(*lm.model, lm.quant);
   ScoreOptions o;
   o.batch = a.batch;
   o.max_len = a.window;
@@ -82,7 +86,7 @@ int run_tasks(const EvalArgs& a, LoadedModel& lm, const Tokenizer& tok) {
   if (!a.report.empty())
     for (const auto& r : results) {
       nlohmann::json j = {{"model", a.model_path}, {"task", r.task}, {"n", r.n}, {"acc", r.acc}, {"acc_stderr", r.acc_stderr},
-                          {"bos", a.bos}, {"limit", a.limit}, {"method", a.quant.given() ? q.method : "none"}};
+                          {"bos", a.bos}, {"limit", a.limit}, {"method", quantized ? q.method : "none"}};
       if (r.acc_norm >= 0) j["acc_norm"] = r.acc_norm, j["acc_norm_stderr"] = r.acc_norm_stderr;
       if (r.ppl >= 0) j["ppl"] = r.ppl;
       append_line(a.report, j);
@@ -122,8 +126,12 @@ int run_eval(const EvalArgs& a) {
   }
   if (lm.model->config().bidirectional())
     throw std::invalid_argument("'" + a.model_path + "' has bidirectional attention (a masked LM): score it with --mlm");
-  const quant::QuantResult q = a.quant.apply(*lm.model);
-  const bool through_infer = a.infer || a.quant.given();
+  // a quantized checkpoint scores through infer() as --quant does
+  if (!lm.quant.is_null() && a.quant.given())
+    throw std::invalid_argument("'" + lm.dir + "' is already quantized (" + lm.quant.value("method", "?") + "): drop --quant");
+  const bool quantized = a.quant.given() || !lm.quant.is_null();
+  const quant::QuantResult q = lm.quant.is_null() ? a.quant.apply(*lm.model) : quant::loaded_quant_result(*lm.model, lm.quant);
+  const bool through_infer = a.infer || quantized;
   if (parse_device(a.device) == Device::cuda) {
     if (through_infer || a.retrieval) throw std::invalid_argument("--device cuda scores the batched forward only (no --quant, --infer, --retrieval)");
     lm.model->to_device(Device::cuda);
@@ -133,7 +141,7 @@ int run_eval(const EvalArgs& a) {
     std::printf("NOT A CAUSAL LM: every position sees the tokens it predicts (a reproduction mode); the number below is not a perplexity\n");
   std::printf("%s: perplexity (per %s) %.3f | mean nll %.4f | %s\n", what.c_str(), tok->unit().c_str(), r.ppl(), r.mean_nll(),
               r.protocol.c_str());
-  if (a.quant.given())
+  if (quantized)
     std::printf("quantized: %s %s | %.3f bits/weight, %.3f bits/activation | kernel (activations rounded to 0) %.3f%%\n",
                 q.method.c_str(), q.options.dump().c_str(), q.avg_w_bits, q.avg_a_bits, 100 * q.kernel());
   std::vector<RetrievalPoint> rt;
@@ -146,9 +154,9 @@ int run_eval(const EvalArgs& a) {
   if (!a.report.empty()) {
     nlohmann::json j = {{"model", a.model_path}, {"data", what}, {"ppl", r.ppl()}, {"mean_nll", r.mean_nll()},
                         {"tokens", r.tokens}, {"protocol", r.protocol}, {"window", T}, {"sees_future", lm.model->config().sees_future()},
-                        {"position", lm.model->config().position}, {"position_opt", lm.model->config().position_opt}, {"method", a.quant.given() ? q.method : "none"},
-                        {"options", q.options}, {"w_bits", a.quant.given() ? q.avg_w_bits : 32.0},
-                        {"a_bits", a.quant.given() ? q.avg_a_bits : 32.0}, {"kernel", q.kernel()}};
+                        {"position", lm.model->config().position}, {"position_opt", lm.model->config().position_opt}, {"method", quantized ? q.method : "none"},
+                        {"options", q.options}, {"w_bits", quantized ? q.avg_w_bits : 32.0},
+                        {"a_bits", quantized ? q.avg_a_bits : 32.0}, {"kernel", q.kernel()}};
     for (auto& p : rt)
       j["retrieval"].push_back({{"depth", p.depth}, {"trials", p.trials}, {"accuracy", p.accuracy()},
                                 {"mean_logp", p.logp_sum / double(p.trials)}});

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
                  "adaptive (default): fewer threads while other processes keep cores busy, measured as it runs; fixed: exactly --threads");
   app.fallthrough();
   Commands cmds;
-  for (auto add : {add_train, add_eval, add_generate, add_serve, add_info, add_tokenize, add_convert, add_plot, add_calibrate, add_units, add_kvbench}) add(app, cmds);
+  for (auto add : {add_train, add_eval, add_generate, add_serve, add_info, add_tokenize, add_convert, add_plot, add_calibrate, add_quantize, add_units, add_kvbench}) add(app, cmds);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

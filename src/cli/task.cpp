@@ -57,6 +57,7 @@ int run_train_task(CLI::App* c, const std::string& task_name, ModelConfig mcfg, 
     resume_dir = resolve_checkpoint(resume);
     out = std::filesystem::path(resume_dir).parent_path().string();
     LoadedModel lm = load_model(resume_dir);
+    refuse_quantized(lm, "train --resume");
     if (lm.model->image_tokens() == 0) throw std::invalid_argument("--resume " + resume_dir + ": not a vision-language model");
     const nlohmann::json st = load_trainer_state(resume_dir);
     TrainConfig r = st.at("train_config").get<TrainConfig>();

@@ -83,6 +83,7 @@ int run_train(CLI::App* c, TrainArgs a) {
                                   "): a resumed run continues in its own folder");
     a.out = run_dir;
     LoadedModel lm = load_model(resume_dir);
+    refuse_quantized(lm, "train --resume");
     nlohmann::json want = mcfg, have = lm.model->config();
     for (auto it = want.begin(); it != want.end(); ++it) {
       std::string flag = "--" + it.key();
@@ -134,6 +135,7 @@ int run_train(CLI::App* c, TrainArgs a) {
         throw std::invalid_argument(std::string("--init-from keeps the model's shape and tokenizer: ") + f +
                                     " cannot change (only --embedding, --embedding-opt and --dropout)");
     LoadedModel lm = load_model(a.init_from);
+    refuse_quantized(lm, "train --init-from");
     if (!lm.tokenizer) throw std::runtime_error("--init-from '" + a.init_from + "': no tokenizer beside the model");
     ModelConfig m = lm.model->config();
     if (c->count("--embedding")) m.embedding = mcfg.embedding, m.embedding_opt = mcfg.embedding_opt;

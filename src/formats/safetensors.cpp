@@ -20,6 +20,8 @@ const char* st_dtype(DType d) {
     case DType::bf16: return "BF16";
     case DType::f16: return "F16";
     case DType::i32: return "I32";
+    case DType::i8: return "I8";
+    case DType::u8: return "U8";
   }
   return "?";
 }

@@ -30,6 +30,26 @@ std::vector<std::string> FormatRegistry::names() const {
   return v;
 }
 
+StoredFormats& StoredFormats::get() {
+  static StoredFormats r;
+  return r;
+}
+
+bool StoredFormats::add(StoredFormat f) {
+  for (auto& e : kinds_)
+    if (e.kind == f.kind) throw std::logic_error("stored format '" + f.kind + "' registered twice");
+  kinds_.push_back(std::move(f));
+  return true;
+}
+
+const StoredFormat& StoredFormats::at(const std::string& kind) const {
+  for (auto& e : kinds_)
+    if (e.kind == kind) return e;
+  std::string known;
+  for (auto& e : kinds_) known += (known.empty() ? "" : ", ") + e.kind;
+  throw std::invalid_argument("unknown stored weight format '" + kind + "' (known: " + known + ")");
+}
+
 std::unique_ptr<WeightFormat> pack_weight(const std::string& format, const Tensor& w) {
   const FormatInfo& f = FormatRegistry::get().at(format);
   if (w.shape().size() != 2) throw std::invalid_argument("pack: weights must be a matrix");

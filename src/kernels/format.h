@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tensor/tensor.h"
 
 namespace clm::kernels {
@@ -26,6 +28,13 @@ class WeightFormat {
   virtual void dequantize(float* out) const = 0;  // row-major [rows, cols]
   virtual size_t bytes() const = 0;               // storage read per product
   virtual const std::string& name() const = 0;
+  // A quantized checkpoint's stored form: the format's own tensors (codes, scales, channel order),
+  // named `prefix` + a suffix, and what else rebuilds it (meta["kind"] names the StoredFormats
+  // entry). false: a format with no stored form (f32 / bf16 are stored as the dense weight instead).
+  virtual bool store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const {
+    (void)prefix, (void)out, (void)meta;
+    return false;
+  }
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
   double bits_per_weight() const { return 8.0 * double(bytes()) / double(rows_ * cols_); }
@@ -52,6 +61,24 @@ class FormatRegistry {
 
  private:
   std::vector<FormatInfo> formats_;
+};
+
+// Formats rebuilt from a quantized checkpoint (WeightFormat::store): kind -> restore(meta, tensor),
+// where tensor(suffix) returns the stored tensor prefix + suffix or throws naming it. restore checks
+// every shape and value it reads: a checkpoint may be corrupt.
+struct StoredFormat {
+  std::string kind;
+  std::function<std::unique_ptr<WeightFormat>(const nlohmann::json& meta, const std::function<const Tensor&(const std::string&)>& tensor)>
+      restore;
+};
+class StoredFormats {
+ public:
+  static StoredFormats& get();
+  bool add(StoredFormat f);
+  const StoredFormat& at(const std::string& kind) const;  // throws naming the known kinds
+
+ private:
+  std::vector<StoredFormat> kinds_;
 };
 
 // Packs a row-major matrix [rows, cols] (f32, bf16 or f16) into the named format.

@@ -8,6 +8,7 @@
 #include "formats/hf.h"
 #include "formats/llama2c.h"
 #include "formats/safetensors.h"
+#include "kernels/format.h"
 #include "tokenizers/bpe.h"
 #include "tokenizers/llama2c.h"
 #include "tokenizers/spm.h"
@@ -39,22 +40,26 @@ std::string resolve_checkpoint(const std::string& path) {
 }
 
 void assign_weights(LanguageModel& m, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file,
-                    bool keep_views) {
+                    bool keep_views, const std::set<std::string>& stored_packed) {
   std::map<std::string, const Tensor*> by_name;
   for (auto& [n, t] : tensors) by_name[n] = &t;
   std::set<const ag::Node*> linear;  // weights the packed formats read in any float dtype
   if (keep_views) m.linears([&](const std::string&, nn::Linear& l) { linear.insert(l.w.get()); });
   m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
     auto it = by_name.find(n);
+    if (it == by_name.end() && stored_packed.count(n)) {
+      v->value = Tensor();
+      return;
+    }
     if (it == by_name.end()) throw std::runtime_error("'" + file + "': missing tensor '" + n + "'");
     if (it->second->shape() != v->value.shape())
       throw std::runtime_error("'" + file + "': tensor '" + n + "' has shape " + shape_str(it->second->shape()) +
                                ", config.json implies " + shape_str(v->value.shape()));
     // copy_ would convert integers to floats without a word: weights stored as integers are corrupt
-    if (it->second->dtype() == DType::i32)
-      throw std::runtime_error("'" + file + "': tensor '" + n + "' has dtype i32, expected floating point weights");
     const Tensor& t = *it->second;
     const bool floaty = t.dtype() == DType::f32 || t.dtype() == DType::bf16 || t.dtype() == DType::f16;
+    if (!floaty && t.dtype() != DType::f64)
+      throw std::runtime_error("'" + file + "': tensor '" + n + "' has dtype " + dtype_name(t.dtype()) + ", expected floating point weights");
     // Linear weights, and the token table (its inference lookup reads bf16 / f16 rows), stay views
     const bool table = n.size() >= 19 && n.compare(n.size() - 19, 19, "embed_tokens.weight") == 0;
     if ((linear.count(v.get()) || (keep_views && table)) && floaty && t.is_contiguous())
@@ -64,6 +69,12 @@ void assign_weights(LanguageModel& m, const std::vector<std::pair<std::string, T
     by_name.erase(it);  // what is left over was not asked for
   });
   if (!by_name.empty()) throw std::runtime_error("'" + file + "': unexpected tensor '" + by_name.begin()->first + "'");
+}
+
+void refuse_quantized(const LoadedModel& lm, const std::string& command) {
+  if (!lm.quant.is_null())
+    throw std::invalid_argument("'" + lm.dir + "' is a quantized checkpoint (" + lm.quant.value("method", "?") + "): " + command +
+                                " needs the dense weights; use the model it was quantized from");
 }
 
 std::unique_ptr<Tokenizer> load_any_tokenizer(const std::string& path) {
@@ -101,6 +112,59 @@ void check_before_allocating(const ModelConfig& c, const std::vector<std::pair<s
     throw std::runtime_error("'" + file + "': the config's n_layers is " + std::to_string(c.n_layers) + ", the file holds tensors of " +
                              std::to_string(layers.size()) + (layers.size() == 1 ? " layer" : " layers"));
   check_memory(need, "the weights of '" + file + "'");
+}
+
+nlohmann::json read_quant_json(const std::string& path) {
+  nlohmann::json q;
+  try {
+    q = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("'" + path + "': bad JSON: " + e.what());
+  }
+  if (!q.is_object() || !q.contains("method") || !q["method"].is_string() || !q.contains("layers") || !q["layers"].is_object() ||
+      q["layers"].empty())
+    throw std::runtime_error("'" + path + "': needs \"method\" (a string) and \"layers\" (an object naming each quantized Linear)");
+  return q;
+}
+
+// The quantized Linears of a built model, from their stored forms (before assign_weights empties
+// their dense weights). Every Linear named in
+// quant.json must exist, every tensor of quant.safetensors must be used.
+void restore_quantized(LanguageModel& m, const nlohmann::json& q, const std::string& file) {
+  SafeTensors st = load_safetensors(file);
+  std::map<std::string, const Tensor*> by_name;
+  for (auto& [n, t] : st.tensors) by_name[n] = &t;
+  std::set<std::string> left;
+  for (auto it = q["layers"].begin(); it != q["layers"].end(); ++it) left.insert(it.key());
+  m.linears([&](const std::string& name, nn::Linear& l) {
+    if (!left.count(name)) return;
+    left.erase(name);
+    const nlohmann::json& meta = q["layers"][name];
+    auto tensor = [&](const std::string& suffix) -> const Tensor& {
+      auto it = by_name.find(name + "." + suffix);
+      if (it == by_name.end()) throw std::runtime_error("missing tensor '" + name + "." + suffix + "'");
+      const Tensor* t = it->second;
+      by_name.erase(it);
+      return *t;
+    };
+    try {
+      if (!meta.is_object() || !meta.contains("kind") || !meta["kind"].is_string()) throw std::runtime_error("no \"kind\"");
+      auto f = kernels::StoredFormats::get().at(meta["kind"].get<std::string>()).restore(meta, tensor);
+      // the stored shape against the config's (the model is built, its weights not yet emptied)
+      const int64_t in = l.w->value.dim(1), out = l.w->value.dim(0);
+      if (f->rows() != out || f->cols() != in)
+        throw std::runtime_error("stored as [" + std::to_string(f->rows()) + ", " + std::to_string(f->cols()) + "], config.json implies [" +
+                                 std::to_string(out) + ", " + std::to_string(in) + "]");
+      l.packed = std::move(f);
+      l.quantized = true;
+    } catch (const nlohmann::json::exception& e) {
+      throw std::runtime_error("'" + file + "': Linear '" + name + "': bad metadata: " + e.what());
+    } catch (const std::exception& e) {
+      throw std::runtime_error("'" + file + "': Linear '" + name + "': " + e.what());
+    }
+  });
+  if (!left.empty()) throw std::runtime_error("'" + file + "': quant.json names '" + *left.begin() + "', which the model does not have");
+  if (!by_name.empty()) throw std::runtime_error("'" + file + "': unexpected tensor '" + by_name.begin()->first + "'");
 }
 
 // make_model for a loader: a model too large for memory is blamed on the config that describes it.
@@ -150,9 +214,16 @@ LoadedModel load(const std::string& path, DType dtype, const std::string& tokeni
       throw std::runtime_error("'" + cfg_path + "': " + e.what());
     }
     SafeTensors st = load_safetensors(w_path);
+    const bool quantized = fs::exists(lm.dir + "/" + kQuantJson);
+    std::set<std::string> packed;
+    if (quantized) {
+      lm.quant = read_quant_json(lm.dir + "/" + kQuantJson);
+      for (auto it = lm.quant["layers"].begin(); it != lm.quant["layers"].end(); ++it) packed.insert(it.key() + ".weight");
+    }
     check_before_allocating(cfg, st.tensors, w_path, dtype, views);
     lm.model = build(edit(cfg), dtype, cfg_path);
-    assign_weights(*lm.model, st.tensors, w_path, views);
+    if (quantized) restore_quantized(*lm.model, lm.quant, lm.dir + "/" + kQuantTensors);
+    assign_weights(*lm.model, st.tensors, w_path, views, packed);
     if (fs::exists(lm.dir + "/tokenizer.json")) lm.tokenizer = load_tokenizer(lm.dir + "/tokenizer.json");
   }
   if (!tokenizer_path.empty()) lm.tokenizer = load_any_tokenizer(tokenizer_path);

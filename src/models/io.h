@@ -2,6 +2,7 @@
 // and, through the importers in formats/, checkpoints trained elsewhere.
 #pragma once
 #include <memory>
+#include <set>
 #include <string>
 
 #include "models/lm.h"
@@ -17,6 +18,7 @@ struct LoadedModel {
   std::unique_ptr<Tokenizer> tokenizer;  // null if none was found
   std::string dir;                       // what was loaded (folder or file)
   std::string format;                    // "compactlm" | "llama2c" | "hf-<model_type>"
+  nlohmann::json quant;                  // a quantized checkpoint's quant.json (null otherwise)
 };
 
 // `path` is a CompactLM step folder, a run folder (its `latest` is used), a Hugging Face model
@@ -43,7 +45,18 @@ std::unique_ptr<Tokenizer> load_any_tokenizer(const std::string& path);
 // Copies named tensors into the model's parameters; every parameter must be present with its
 // shape, and no tensor may be left over. `file` names the source in errors.
 // keep_views: Linear weights take the file's tensors themselves (any float dtype) instead of a copy.
+// stored_packed: parameters that are not in `tensors` because they are stored packed elsewhere
+// (a quantized checkpoint's Linears): they are emptied instead.
 void assign_weights(LanguageModel& m, const std::vector<std::pair<std::string, Tensor>>& tensors, const std::string& file,
-                    bool keep_views = false);
+                    bool keep_views = false, const std::set<std::string>& stored_packed = {});
+
+// A quantized checkpoint (quant/checkpoint.h writes it): a CompactLM folder with quant.json (the
+// method, and per quantized Linear its stored format's meta) and quant.safetensors (their codes and
+// scales). The loader restores those Linears packed (WeightFormat::store / StoredFormats) with
+// their dense weights empty: such a model runs infer(), not forward() or training.
+constexpr const char* kQuantJson = "quant.json";
+// For commands that need dense weights (train --resume / --init-from, convert): a one-line refusal.
+void refuse_quantized(const LoadedModel& lm, const std::string& command);
+constexpr const char* kQuantTensors = "quant.safetensors";
 
 }  // namespace clm

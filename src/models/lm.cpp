@@ -35,7 +35,7 @@ std::vector<std::pair<std::string, Tensor>> LanguageModel::named_weights() {
 int64_t LanguageModel::num_params() {
   int64_t n = 0;
   visit([&](const std::string&, nn::Var& p, nn::ParamKind k) {
-    if (k != nn::ParamKind::buffer) n += p->value.numel();
+    if (k != nn::ParamKind::buffer && p->value.defined()) n += p->value.numel();  // a quantized checkpoint's packed Linears: not here
   });
   return n;
 }

@@ -1,5 +1,7 @@
 #include "nn/module.h"
 
+#include <stdexcept>
+
 #include "autograd/ops.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
@@ -25,7 +27,10 @@ Linear::Linear(int64_t in, int64_t out, bool bias, Init& init, double stddev) {
   if (bias) b = init.constant({out}, 0.0);
 }
 
-Var Linear::operator()(const Var& x) const { return ag::linear(x, w, b); }
+Var Linear::operator()(const Var& x) const {
+  if (quantized) throw std::invalid_argument("a quantized checkpoint runs the inference path only (its dense weights are not stored)");
+  return ag::linear(x, w, b);
+}
 
 void Linear::visit(const std::string& prefix, const ParamVisitor& f) {
   f(prefix + ".weight", w, ParamKind::weight);
@@ -83,6 +88,7 @@ void Linear::infer(const float* x, int64_t n, float* y) const {
 }
 
 void Linear::pack(const std::string& format) {
+  if (quantized) return;
   if (format.empty()) {
     packed.reset();
     return;

@@ -251,6 +251,8 @@ using VisionRegistry = Registry<VisionEncoder, const ModelConfig&, Init&>;
 struct Linear : Module {
   Var w, b;  // w [out, in], b [out] or null
   std::shared_ptr<const kernels::WeightFormat> packed;
+  // packed holds a quantized checkpoint's weights and w is empty: inference only, and pack() keeps it
+  bool quantized = false;
   // Called with every inference input x [n, in] before the product (calibration statistics).
   std::function<void(const float* x, int64_t n, int64_t in)> observer;
 
@@ -260,8 +262,8 @@ struct Linear : Module {
   Var operator()(const Var& x) const;
   void infer(const float* x, int64_t n, float* y) const;  // y [n, out]
   void pack(const std::string& format);                   // "" drops the packed copy
-  int64_t in() const { return w->value.dim(1); }
-  int64_t out() const { return w->value.dim(0); }
+  int64_t in() const { return packed ? packed->cols() : w->value.dim(1); }
+  int64_t out() const { return packed ? packed->rows() : w->value.dim(0); }
   void visit(const std::string& prefix, const ParamVisitor& f) override;
 };
 

@@ -10,7 +10,8 @@
 namespace clm::quant {
 
 Int8Format::Int8Format(const Tensor& w, Act act, std::shared_ptr<LayerReport> rep, std::string name)
-    : act_(std::move(act)), rep_(std::move(rep)), name_(std::move(name)) {
+    : act_(std::move(act)), name_(std::move(name)) {
+  rep_ = std::move(rep);
   rows_ = w.dim(0);
   cols_ = w.dim(1);
   kp_ = (cols_ + 63) / 64 * 64;
@@ -86,5 +87,70 @@ void Int8Format::matmul(const float* x, int64_t n, float* y) const {
     }
   }
 }
+
+}  // namespace clm::quant
+
+namespace clm::quant {
+
+namespace {
+Tensor floats(const std::vector<float>& v) { return Tensor::from(v, {int64_t(v.size())}); }
+// A stored f32 vector of `n` finite positive values (smoothing scales, CrossQuant's c^(1-α)).
+std::vector<float> positive(const Tensor& t, int64_t n, const char* what) {
+  if (t.dtype() != DType::f32 || t.shape() != Shape{n}) throw std::runtime_error(std::string(what) + " must be f32 [" + std::to_string(n) + "]");
+  std::vector<float> v(t.data<float>(), t.data<float>() + n);
+  for (float x : v)
+    if (!(std::isfinite(x) && x > 0)) throw std::runtime_error(std::string(what) + " holds a value that is not finite and > 0");
+  return v;
+}
+}  // namespace
+
+bool Int8Format::store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const {
+  Tensor q = Tensor::empty({rows_, cols_}, DType::i8);
+  for (int64_t r = 0; r < rows_; ++r) std::copy_n(q_.data() + r * kp_, cols_, q.data<int8_t>() + r * cols_);
+  out.emplace_back(prefix + "q", q);
+  out.emplace_back(prefix + "scales", floats(sw_));
+  if (!act_.smooth.empty()) out.emplace_back(prefix + "smooth", floats(act_.smooth));
+  if (act_.cross) out.emplace_back(prefix + "cw", floats(act_.cw));
+  meta = {{"kind", "int8"}, {"name", name_}, {"rows", rows_}, {"cols", cols_}, {"smooth", !act_.smooth.empty()},
+          {"cross", act_.cross}, {"alpha", act_.alpha}, {"report", report_json(*rep_)}};
+  return true;
+}
+
+std::unique_ptr<kernels::WeightFormat> Int8Format::restore(const nlohmann::json& meta,
+                                                           const std::function<const Tensor&(const std::string&)>& tensor) {
+  std::unique_ptr<Int8Format> f(new Int8Format());
+  f->rows_ = meta.at("rows").get<int64_t>();
+  f->cols_ = meta.at("cols").get<int64_t>();
+  if (f->rows_ <= 0 || f->cols_ <= 0) throw std::runtime_error("rows and cols must be > 0");
+  f->name_ = meta.at("name").get<std::string>();
+  f->rep_ = report_from_json(meta);
+  f->act_.cross = meta.at("cross").get<bool>();
+  f->act_.alpha = meta.at("alpha").get<double>();
+  if (!(f->act_.alpha >= 0 && f->act_.alpha <= 1)) throw std::runtime_error("alpha must be in [0, 1]");
+  f->kp_ = (f->cols_ + 63) / 64 * 64;
+  f->rp_ = (f->rows_ + 3) / 4 * 4;
+  const Tensor& q = tensor("q");
+  if (q.dtype() != DType::i8 || q.shape() != Shape{f->rows_, f->cols_})
+    throw std::runtime_error("q must be i8 [" + std::to_string(f->rows_) + ", " + std::to_string(f->cols_) + "]");
+  f->q_.assign(size_t(f->rp_ * f->kp_), 0);
+  for (int64_t r = 0; r < f->rows_; ++r)
+    for (int64_t j = 0; j < f->cols_; ++j) {
+      const int8_t v = q.data<int8_t>()[r * f->cols_ + j];
+      if (v == -128) throw std::runtime_error("q holds -128 (codes are in [-127, 127])");
+      f->q_[size_t(r * f->kp_ + j)] = v;
+    }
+  const Tensor& s = tensor("scales");
+  if (s.dtype() != DType::f32 || s.shape() != Shape{f->rows_}) throw std::runtime_error("scales must be f32 [" + std::to_string(f->rows_) + "]");
+  f->sw_.assign(s.data<float>(), s.data<float>() + f->rows_);
+  for (float v : f->sw_)
+    if (!(std::isfinite(v) && v >= 0)) throw std::runtime_error("scales hold a value that is negative or not finite");
+  if (meta.at("smooth").get<bool>()) f->act_.smooth = positive(tensor("smooth"), f->cols_, "smooth");
+  if (f->act_.cross) f->act_.cw = positive(tensor("cw"), f->cols_, "cw");
+  return f;
+}
+
+namespace {
+const bool reg = kernels::StoredFormats::get().add({"int8", Int8Format::restore});
+}  // namespace
 
 }  // namespace clm::quant

@@ -13,7 +13,7 @@
 
 namespace clm::quant {
 
-class Int8Format : public kernels::WeightFormat {
+class Int8Format : public QuantFormat {
  public:
   struct Act {
     std::vector<float> smooth;  // per-token rule: x / smooth[j] first (empty: none)
@@ -27,13 +27,16 @@ class Int8Format : public kernels::WeightFormat {
   void dequantize(float* out) const override;
   size_t bytes() const override { return size_t(rows_ * cols_ + rows_ * 4); }
   const std::string& name() const override { return name_; }
+  bool store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const override;
+  static std::unique_ptr<kernels::WeightFormat> restore(const nlohmann::json& meta,
+                                                        const std::function<const Tensor&(const std::string&)>& tensor);
 
  private:
+  Int8Format() = default;
   int64_t kp_ = 0, rp_ = 0;     // columns padded to 64, rows to 4
   std::vector<int8_t> q_;       // [rp_, kp_]
   std::vector<float> sw_;       // [rows]
   Act act_;
-  std::shared_ptr<LayerReport> rep_;
   std::string name_;
 };
 

@@ -9,6 +9,7 @@
 #include "kernels/kernels.h"
 #include "quant/int8_format.h"
 #include "quant/nvfp4_format.h"
+#include "quant/weight_only.h"
 
 namespace clm::quant {
 
@@ -16,7 +17,8 @@ using nn::OptionSpec;
 using nlohmann::json;
 
 FakeQuantFormat::FakeQuantFormat(std::string name, Tensor w_eff, ActFn act, std::shared_ptr<LayerReport> rep, double w_bits)
-    : name_(std::move(name)), w_(std::move(w_eff)), act_(std::move(act)), rep_(std::move(rep)), w_bits_(w_bits) {
+    : name_(std::move(name)), w_(std::move(w_eff)), act_(std::move(act)), w_bits_(w_bits) {
+  rep_ = std::move(rep);
   rows_ = w_.dim(0);
   k_eff_ = w_.dim(1);
   cols_ = rep_->in;
@@ -31,6 +33,27 @@ void FakeQuantFormat::matmul(const float* x, int64_t n, float* y) const {
 
 void FakeQuantFormat::dequantize(float* out) const { std::copy_n(w_.data<float>(), rows_ * k_eff_, out); }
 
+json report_json(const LayerReport& r) {
+  return {{"name", r.name}, {"in", r.in}, {"k_eff", r.k_eff}, {"w_bits", r.w_bits}, {"a_bits", r.a_bits}};
+}
+
+std::shared_ptr<LayerReport> report_from_json(const json& meta) {
+  auto r = std::make_shared<LayerReport>();
+  try {
+    const json& j = meta.at("report");
+    r->name = j.at("name").get<std::string>();
+    r->in = j.at("in").get<int64_t>();
+    r->k_eff = j.at("k_eff").get<int64_t>();
+    r->w_bits = j.at("w_bits").get<double>();
+    r->a_bits = j.at("a_bits").get<double>();
+  } catch (const json::exception& e) {
+    throw std::runtime_error(std::string("bad report: ") + e.what());
+  }
+  if (r->in <= 0 || r->k_eff < r->in || !(r->w_bits > 0 && r->w_bits <= 64) || !(r->a_bits > 0 && r->a_bits <= 64))
+    throw std::runtime_error("bad report: in, k_eff or bits out of range");
+  return r;
+}
+
 // ---- registry ----
 MethodRegistry& MethodRegistry::get() {
   static MethodRegistry r;
@@ -44,9 +67,12 @@ bool MethodRegistry::add(QuantMethod m) {
 const QuantMethod& MethodRegistry::at(const std::string& name) const {
   for (auto& m : methods_)
     if (m.name == name) return m;
+  throw std::invalid_argument("unknown quantization method '" + name + "' (known: " + names() + ")");
+}
+std::string MethodRegistry::names() const {
   std::string known;
   for (auto& m : methods_) known += (known.empty() ? "" : ", ") + m.name;
-  throw std::invalid_argument("unknown quantization method '" + name + "' (known: " + known + ")");
+  return known;
 }
 std::string MethodRegistry::describe() const {
   std::string s;
@@ -104,10 +130,12 @@ std::shared_ptr<LayerReport> report(const std::string& name, int64_t in, int64_t
   return r;
 }
 
-// kernel = auto | fake | int8 | nvfp4: whether integer kernels run this Linear (W8A8, or NVFP4 W4A4).
+// kernel = auto | fake | int8 | nvfp4 | w-only: whether low-bit kernels run this Linear (W8A8, NVFP4
+// W4A4, or weight-only codes with f32 activations).
 const OptionSpec kKernelOpt{"kernel", "auto",
-                            "auto (integer kernels where the formats have them) | fake (quantize-dequantize in f32) | int8 (W8A8) | nvfp4 (W4A4)",
-                            [](const json& v) { return one_of(v, {"auto", "fake", "int8", "nvfp4"}); }};
+                            "auto (low-bit kernels where the formats have them) | fake (quantize-dequantize in f32) | int8 (W8A8) | nvfp4 (W4A4) | "
+                            "w-only (weight codes, f32 activations)",
+                            [](const json& v) { return one_of(v, {"auto", "fake", "int8", "nvfp4", "w-only"}); }};
 // Which integer kernel runs: "int8", "nvfp4" or "" (fake), given the one the formats allow ("" none).
 std::string pick_kernel(const nn::Options& o, const std::string& possible, const std::string& method) {
   const std::string k = o.str("kernel");
@@ -115,7 +143,7 @@ std::string pick_kernel(const nn::Options& o, const std::string& possible, const
   if (k == "fake") return "";
   if (k != possible)
     throw std::invalid_argument(method + ": kernel=" + k + " does not run these formats (int8: w=int8 and a=int8 per row; " +
-                                "nvfp4: w=nvfp4 and a=nvfp4; crossquant only in static mode)");
+                                "nvfp4: w=nvfp4 and a=nvfp4; crossquant only in static mode; w-only: rtn with a=none)");
   return k;
 }
 bool int8_row(const ElemSpec& e) { return e.format == "int8" && e.gran == Granularity::row; }
@@ -139,7 +167,12 @@ const bool reg_rtn = MethodRegistry::get().add(
      [](const std::vector<std::string>& names, const std::vector<Tensor>& ws, const InputStats*, const nn::Options& o,
         std::vector<std::shared_ptr<LayerReport>>& reps) {
        const ElemSpec w = ElemSpec::parse(o.str("w")), a = ElemSpec::parse(o.str("a"));
-       const std::string kern = pick_kernel(o, int8_row(w) && int8_row(a) ? "int8" : w.format == "nvfp4" && a.format == "nvfp4" ? "nvfp4" : "", "rtn");
+       const std::string kern = pick_kernel(o,
+                                            int8_row(w) && int8_row(a)                   ? "int8"
+                                            : w.format == "nvfp4" && a.format == "nvfp4" ? "nvfp4"
+                                            : a.format == "none" && w.format != "none"   ? "w-only"
+                                                                                         : "",
+                                            "rtn");
        const bool i8 = kern == "int8";
        std::vector<std::shared_ptr<kernels::WeightFormat>> out;
        for (size_t i = 0; i < ws.size(); ++i) {
@@ -155,6 +188,10 @@ const bool reg_rtn = MethodRegistry::get().add(
            float amax = 0;
            for (int64_t e = 0; e < wq.numel(); ++e) amax = std::max(amax, std::fabs(wq.data<float>()[e]));
            out.push_back(std::make_shared<Nvfp4Format>(wq, std::vector<int64_t>{}, 0, amax, false, rep, "rtn:w4a4-nvfp4"));
+           continue;
+         }
+         if (kern == "w-only") {
+           out.push_back(std::make_shared<WeightOnlyFormat>(wq, w, rep, "rtn:" + w.str() + "-weight-only"));
            continue;
          }
          fake_quant(w, wq.data<float>(), wq.dim(0), in);
@@ -269,10 +306,11 @@ std::vector<float> pow_vec(const std::vector<float>& c, double e) {
 }
 
 // Dynamic mode: c from the current batch, the weights rescaled and quantized per call.
-class CrossDynamicFormat : public kernels::WeightFormat {
+class CrossDynamicFormat : public QuantFormat {
  public:
   CrossDynamicFormat(Tensor w, double alpha, ElemSpec wspec, std::shared_ptr<LayerReport> rep)
-      : w_(std::move(w)), alpha_(alpha), wspec_(std::move(wspec)), rep_(std::move(rep)), name_("crossquant-dynamic:" + wspec_.str()) {
+      : w_(std::move(w)), alpha_(alpha), wspec_(std::move(wspec)), name_("crossquant-dynamic:" + wspec_.str()) {
+    rep_ = std::move(rep);
     rows_ = w_.dim(0);
     cols_ = w_.dim(1);
   }
@@ -301,7 +339,6 @@ class CrossDynamicFormat : public kernels::WeightFormat {
   Tensor w_;
   double alpha_;
   ElemSpec wspec_;
-  std::shared_ptr<LayerReport> rep_;
   std::string name_;
 };
 
@@ -447,6 +484,7 @@ QuantResult quantize_model(LanguageModel& model, const std::string& method, cons
   };
   std::vector<Item> items;
   model.linears([&](const std::string& name, nn::Linear& l) {
+    if (l.quantized) throw std::invalid_argument("'" + name + "' is already quantized (a quantized checkpoint): quantize the original model");
     if (name != "lm_head" || o.flag("head")) items.push_back({name, &l});
   });
   // groups of Linears sharing an input (from calibration), in model order

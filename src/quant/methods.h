@@ -37,9 +37,21 @@ struct LayerReport {
   double kernel() const { return elems ? double(zeroed) / double(elems) : 0; }
 };
 
+// Every quantized Linear's format: what it reports (bits, activations rounded to zero). Formats with
+// a stored form (store / restore: quantized checkpoints) keep the report's fixed fields in meta["report"].
+class QuantFormat : public kernels::WeightFormat {
+ public:
+  const std::shared_ptr<LayerReport>& report() const { return rep_; }
+
+ protected:
+  std::shared_ptr<LayerReport> rep_;
+};
+nlohmann::json report_json(const LayerReport& r);
+std::shared_ptr<LayerReport> report_from_json(const nlohmann::json& meta);  // meta["report"], checked
+
 // A fake-quant weight format: dequantized weights W' [rows, k_eff] and an activation transform
 // x [n, in] -> x' [n, k_eff] (scaling, permutation, quantize-dequantize, augmentation).
-class FakeQuantFormat : public kernels::WeightFormat {
+class FakeQuantFormat : public QuantFormat {
  public:
   using ActFn = std::function<void(const float* x, int64_t n, float* xq, LayerReport& rep)>;
   FakeQuantFormat(std::string name, Tensor w_eff, ActFn act, std::shared_ptr<LayerReport> rep, double w_bits);
@@ -53,7 +65,6 @@ class FakeQuantFormat : public kernels::WeightFormat {
   Tensor w_;
   int64_t k_eff_;
   ActFn act_;
-  std::shared_ptr<LayerReport> rep_;
   double w_bits_;
 };
 
@@ -75,6 +86,7 @@ class MethodRegistry {
   bool add(QuantMethod m);
   const QuantMethod& at(const std::string& name) const;  // throws naming the known methods
   std::string describe() const;
+  std::string names() const;  // "rtn, smoothquant, ..."
 
  private:
   std::vector<QuantMethod> methods_;

@@ -29,7 +29,8 @@ void encode_run(const float* v, int64_t n, float st, uint8_t* codes, float* scal
 
 Nvfp4Format::Nvfp4Format(const Tensor& w, std::vector<int64_t> perm, int64_t ke, float w_amax, bool bf16_residual,
                          std::shared_ptr<LayerReport> rep, std::string name)
-    : ke_(ke), perm_(std::move(perm)), bf16_res_(bf16_residual), rep_(std::move(rep)), name_(std::move(name)) {
+    : ke_(ke), perm_(std::move(perm)), bf16_res_(bf16_residual), name_(std::move(name)) {
+  rep_ = std::move(rep);
   rows_ = w.dim(0);
   cols_ = w.dim(1);
   const int64_t K = cols_;
@@ -116,5 +117,81 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
       y[t * rows_ + r] = st * dot(codes_.data() + r * kp_ / 2, scales_.data() + r * kp_ / kNvBlock, xq.data() + t * kp_,
                                   xs.data() + t * kp_ / kNvBlock, kp_);
 }
+
+}  // namespace clm::quant
+
+namespace clm::quant {
+
+bool Nvfp4Format::store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const {
+  Tensor c = Tensor::empty({rows_, kp_ / 2}, DType::u8);
+  std::copy(codes_.begin(), codes_.end(), c.data<uint8_t>());
+  Tensor s = Tensor::empty({rows_, kp_ / kNvBlock}, DType::u8);
+  for (size_t i = 0; i < scales_.size(); ++i) {
+    const uint8_t sc = kUE4M3.encode(scales_[i]);
+    if (kUE4M3.decode(sc) != scales_[i]) throw std::logic_error("nvfp4: a block scale is not an E4M3 value");
+    s.data<uint8_t>()[i] = sc;
+  }
+  out.emplace_back(prefix + "codes", c);
+  out.emplace_back(prefix + "scales", s);
+  if (!perm_.empty()) {
+    std::vector<int32_t> p(perm_.begin(), perm_.end());
+    out.emplace_back(prefix + "perm", Tensor::from(p, {cols_}));
+  }
+  meta = {{"kind", "nvfp4"}, {"name", name_}, {"rows", rows_}, {"cols", cols_}, {"ke", ke_}, {"tensor_scale", st_w_},
+          {"bf16_residual", bf16_res_}, {"perm", !perm_.empty()}, {"report", report_json(*rep_)}};
+  return true;
+}
+
+std::unique_ptr<kernels::WeightFormat> Nvfp4Format::restore(const nlohmann::json& meta,
+                                                            const std::function<const Tensor&(const std::string&)>& tensor) {
+  std::unique_ptr<Nvfp4Format> f(new Nvfp4Format());
+  f->rows_ = meta.at("rows").get<int64_t>();
+  f->cols_ = meta.at("cols").get<int64_t>();
+  f->ke_ = meta.at("ke").get<int64_t>();
+  const int64_t K = f->cols_;
+  if (f->rows_ <= 0 || K <= 0) throw std::runtime_error("rows and cols must be > 0");
+  if (f->ke_ < 0 || f->ke_ > K || (f->ke_ > 0 && (f->ke_ % kNvBlock || K % kNvBlock)))
+    throw std::runtime_error("ke must be a multiple of 16 in [0, cols], with cols a multiple of 16 when ke > 0");
+  f->name_ = meta.at("name").get<std::string>();
+  f->rep_ = report_from_json(meta);
+  f->st_w_ = meta.at("tensor_scale").get<float>();
+  if (!(std::isfinite(f->st_w_) && f->st_w_ > 0)) throw std::runtime_error("tensor_scale must be finite and > 0");
+  f->bf16_res_ = meta.at("bf16_residual").get<bool>();
+  f->ka_ = K + f->ke_;
+  f->kp_ = (f->ka_ + 31) / 32 * 32;
+  const Tensor& c = tensor("codes");
+  if (c.dtype() != DType::u8 || c.shape() != Shape{f->rows_, f->kp_ / 2})
+    throw std::runtime_error("codes must be u8 [" + std::to_string(f->rows_) + ", " + std::to_string(f->kp_ / 2) + "]");
+  f->codes_.assign(c.data<uint8_t>(), c.data<uint8_t>() + c.numel());
+  for (int64_t r = 0; r < f->rows_; ++r)  // the padding beyond K + KE multiplies zeros: it must be zero
+    for (int64_t k = f->ka_; k < f->kp_; ++k)
+      if ((f->codes_[size_t((r * f->kp_ + k) / 2)] >> (4 * (k % 2))) & 0xF) throw std::runtime_error("codes: padding is not zero");
+  const Tensor& s = tensor("scales");
+  if (s.dtype() != DType::u8 || s.shape() != Shape{f->rows_, f->kp_ / kNvBlock})
+    throw std::runtime_error("scales must be u8 [" + std::to_string(f->rows_) + ", " + std::to_string(f->kp_ / kNvBlock) + "]");
+  f->scales_.resize(size_t(s.numel()));
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    const uint8_t sc = s.data<uint8_t>()[i];
+    if (kUE4M3.is_nan(sc)) throw std::runtime_error("a block scale is NaN");
+    f->scales_[size_t(i)] = kUE4M3.decode(sc);
+  }
+  if (meta.at("report").at("k_eff").get<int64_t>() != f->ka_) throw std::runtime_error("report k_eff is not cols + ke");
+  if (meta.at("perm").get<bool>()) {  // else the identity order
+    const Tensor& pt = tensor("perm");
+    if (pt.dtype() != DType::i32 || pt.shape() != Shape{K}) throw std::runtime_error("perm must be i32 [" + std::to_string(K) + "]");
+    const std::vector<int32_t> p(pt.data<int32_t>(), pt.data<int32_t>() + K);
+    std::vector<char> seen(size_t(K), 0);
+    for (int32_t v : p) {
+      if (v < 0 || v >= K || seen[size_t(v)]) throw std::runtime_error("perm is not a permutation of 0.." + std::to_string(K - 1));
+      seen[size_t(v)] = 1;
+    }
+    f->perm_.assign(p.begin(), p.end());
+  }
+  return f;
+}
+
+namespace {
+const bool reg = kernels::StoredFormats::get().add({"nvfp4", Nvfp4Format::restore});
+}  // namespace
 
 }  // namespace clm::quant

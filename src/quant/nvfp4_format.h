@@ -13,7 +13,7 @@
 
 namespace clm::quant {
 
-class Nvfp4Format : public kernels::WeightFormat {
+class Nvfp4Format : public QuantFormat {
  public:
   // w [rows, K] f32 in the original channel order; perm (empty = identity) the channel order;
   // w_amax the weight tensor scale's amax (max|W|, or the official code's signed max).
@@ -23,15 +23,18 @@ class Nvfp4Format : public kernels::WeightFormat {
   void dequantize(float* out) const override;  // [rows, K + KE], permuted order
   size_t bytes() const override { return codes_.size() + scales_.size() + 4; }  // scales stored as E4M3 bytes
   const std::string& name() const override { return name_; }
+  bool store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const override;
+  static std::unique_ptr<kernels::WeightFormat> restore(const nlohmann::json& meta,
+                                                        const std::function<const Tensor&(const std::string&)>& tensor);
 
  private:
+  Nvfp4Format() = default;
   int64_t ke_ = 0, ka_ = 0, kp_ = 0;  // residual channels, K + KE, padded to 32
   std::vector<int64_t> perm_;
   std::vector<uint8_t> codes_;  // [rows, kp_ / 2]
   std::vector<float> scales_;   // [rows, kp_ / 16]: decoded E4M3 block scales
   float st_w_ = 1;
-  bool bf16_res_;
-  std::shared_ptr<LayerReport> rep_;
+  bool bf16_res_ = false;
   std::string name_;
 };
 

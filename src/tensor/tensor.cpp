@@ -16,6 +16,8 @@ size_t dtype_size(DType t) {
     case DType::bf16: return 2;
     case DType::f16: return 2;
     case DType::i32: return 4;
+    case DType::i8: return 1;
+    case DType::u8: return 1;
   }
   return 0;
 }
@@ -27,6 +29,8 @@ const char* dtype_name(DType t) {
     case DType::bf16: return "bf16";
     case DType::f16: return "f16";
     case DType::i32: return "i32";
+    case DType::i8: return "i8";
+    case DType::u8: return "u8";
   }
   return "?";
 }
@@ -37,6 +41,8 @@ DType dtype_from_name(const std::string& n) {
   if (n == "bf16" || n == "BF16") return DType::bf16;
   if (n == "f16" || n == "F16") return DType::f16;
   if (n == "i32" || n == "I32") return DType::i32;
+  if (n == "i8" || n == "I8") return DType::i8;
+  if (n == "u8" || n == "U8") return DType::u8;
   throw std::invalid_argument("unknown dtype '" + n + "'");
 }
 
@@ -258,6 +264,8 @@ static double load_as_double(const void* base, DType t, int64_t i) {
     case DType::bf16: return bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
     case DType::f16: return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
     case DType::i32: return static_cast<const int32_t*>(base)[i];
+    case DType::i8: return static_cast<const int8_t*>(base)[i];
+    case DType::u8: return static_cast<const uint8_t*>(base)[i];
   }
   return 0;
 }
@@ -269,6 +277,8 @@ static void store_from_double(void* base, DType t, int64_t i, double v) {
     case DType::bf16: static_cast<uint16_t*>(base)[i] = f32_to_bf16((float)v); break;
     case DType::f16: static_cast<uint16_t*>(base)[i] = f32_to_f16((float)v); break;
     case DType::i32: static_cast<int32_t*>(base)[i] = (int32_t)v; break;
+    case DType::i8: static_cast<int8_t*>(base)[i] = (int8_t)v; break;
+    case DType::u8: static_cast<uint8_t*>(base)[i] = (uint8_t)v; break;
   }
 }
 

@@ -13,7 +13,7 @@
 
 namespace clm {
 
-enum class DType : uint8_t { f32, f64, bf16, f16, i32 };
+enum class DType : uint8_t { f32, f64, bf16, f16, i32, i8, u8 };  // i8 / u8: packed quantized codes
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);      // "f32", ...
@@ -23,6 +23,8 @@ template <class T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::f32; }
 template <> constexpr DType dtype_of<double>() { return DType::f64; }
 template <> constexpr DType dtype_of<int32_t>() { return DType::i32; }
+template <> constexpr DType dtype_of<int8_t>() { return DType::i8; }
+template <> constexpr DType dtype_of<uint8_t>() { return DType::u8; }
 
 using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& s);

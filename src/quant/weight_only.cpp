@@ -1,0 +1,189 @@
+#include "quant/weight_only.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "kernels/cpu/vec.h"
+#include "quant/numfmt.h"
+
+namespace clm::quant {
+
+namespace {
+float amax_of(const float* x, int64_t n) {
+  float m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
+  return m;
+}
+bool is_mx(const std::string& f) { return f == "mxfp4" || f == "mxfp8"; }
+const MiniFloat* minifloat(const std::string& f) {
+  if (f == "e4m3" || f == "mxfp8") return &kE4M3;
+  if (f == "e5m2") return &kE5M2;
+  if (f == "mxfp4" || f == "nvfp4") return &kE2M1;
+  return nullptr;
+}
+}  // namespace
+
+void WeightOnlyFormat::init(const ElemSpec& spec, int64_t rows, int64_t cols) {
+  if (spec.format == "none") throw std::invalid_argument("weight-only format: no element format");
+  spec_ = spec;
+  rows_ = rows;
+  cols_ = cols;
+  block_ = spec.block() > 0 ? spec.block() : cols;
+  nb_ = (cols + block_ - 1) / block_;
+  nibbles_ = spec.format == "int4" || spec.format == "mxfp4" || spec.format == "nvfp4";
+  row_bytes_ = nibbles_ ? (cols + 1) / 2 : cols;
+  const MiniFloat* m = minifloat(spec.format);
+  for (int c = 0; c < (nibbles_ ? 16 : 256); ++c) {
+    if (m) lut_[c] = m->is_nan(uint8_t(c)) ? NAN : m->decode(uint8_t(c));
+    else if (nibbles_) lut_[c] = float(c >= 8 ? c - 16 : c);  // int4: two's complement nibble
+    else lut_[c] = float(int8_t(uint8_t(c)));
+  }
+  codes_.assign(size_t(rows * row_bytes_), 0);
+  scales_.assign(size_t(rows * nb_), 0.0f);
+}
+
+WeightOnlyFormat::WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::shared_ptr<LayerReport> rep, std::string name)
+    : name_(std::move(name)) {
+  rep_ = std::move(rep);
+  init(spec, w.dim(0), w.dim(1));
+  const float* p = w.data<float>();
+  const int64_t K = cols_;
+  const std::string& f = spec.format;
+  const bool mx = is_mx(f), nv = f == "nvfp4";
+  if (mx || nv) scale_codes_.assign(size_t(rows_ * nb_), 0);
+  float tensor_amax = 0;
+  for (int64_t e = 0; e < rows_ * K; ++e) {
+    if (!std::isfinite(p[e])) throw std::invalid_argument("quantize: non-finite weight in '" + name_ + "'");
+    tensor_amax = std::max(tensor_amax, std::fabs(p[e]));
+  }
+  if (nv) tensor_scale_ = nvfp4_tensor_scale(tensor_amax);
+  const MiniFloat* m = minifloat(f);
+  const int qmax = f == "int8" ? 127 : 7;
+  std::vector<uint8_t> c(static_cast<size_t>(block_));
+  for (int64_t r = 0; r < rows_; ++r) {
+    uint8_t* row = codes_.data() + r * row_bytes_;
+    for (int64_t b = 0; b < nb_; ++b) {
+      const float* x = p + r * K + b * block_;
+      const int n = int(std::min(block_, K - b * block_));
+      float scale = 0;
+      if (mx) {
+        const uint8_t sc = mx_encode_block(*m, x, n, c.data());
+        scale_codes_[size_t(r * nb_ + b)] = sc;
+        scale = e8m0_decode(sc);
+      } else if (nv) {
+        const uint8_t sc = nvfp4_encode_block(x, n, tensor_scale_, c.data());
+        scale_codes_[size_t(r * nb_ + b)] = sc;
+        scale = kUE4M3.decode(sc) * tensor_scale_;
+      } else {
+        const float amax = spec.gran == Granularity::tensor ? tensor_amax : amax_of(x, n);
+        scale = amax > 0 ? amax / (m ? m->max : float(qmax)) : 0.0f;
+        for (int i = 0; i < n; ++i)
+          c[i] = scale == 0 ? 0 : m ? m->encode(x[i] / scale) : uint8_t(int_encode(x[i], scale, qmax));
+      }
+      scales_[size_t(r * nb_ + b)] = scale;
+      for (int i = 0; i < n; ++i) {
+        const int64_t e = b * block_ + i;
+        if (nibbles_) row[e / 2] = uint8_t(row[e / 2] | ((c[i] & 0xF) << (4 * (e % 2))));
+        else row[e] = c[i];
+      }
+    }
+  }
+}
+
+void WeightOnlyFormat::decode_row(int64_t r, float* out) const {
+  const uint8_t* row = codes_.data() + r * row_bytes_;
+  const float* s = scales_.data() + r * nb_;
+  if (nibbles_) {
+    for (int64_t e = 0; e + 1 < cols_; e += 2) {
+      const uint8_t v = row[e / 2];
+      out[e] = lut_[v & 0xF] * s[e / block_];
+      out[e + 1] = lut_[v >> 4] * s[(e + 1) / block_];
+    }
+    if (cols_ % 2) out[cols_ - 1] = lut_[row[(cols_ - 1) / 2] & 0xF] * s[(cols_ - 1) / block_];
+    return;
+  }
+  for (int64_t b = 0; b < nb_; ++b) {
+    const float d = s[b];
+    const int64_t e1 = std::min(cols_, (b + 1) * block_);
+    for (int64_t e = b * block_; e < e1; ++e) out[e] = lut_[row[e]] * d;
+  }
+}
+
+void WeightOnlyFormat::dequantize(float* out) const {
+  for (int64_t r = 0; r < rows_; ++r) decode_row(r, out + r * cols_);
+}
+
+void WeightOnlyFormat::matmul(const float* x, int64_t n, float* y) const {
+  const auto dot = kernels::vec().dot;
+#pragma omp parallel if (rows_ * cols_ > (1 << 15))
+  {
+    std::vector<float> w(static_cast<size_t>(cols_));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows_; ++r) {
+      decode_row(r, w.data());
+      for (int64_t t = 0; t < n; ++t) y[t * rows_ + r] = dot(w.data(), x + t * cols_, cols_);
+    }
+  }
+}
+
+bool WeightOnlyFormat::store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const {
+  Tensor c = Tensor::empty({rows_, row_bytes_}, DType::u8);
+  std::copy(codes_.begin(), codes_.end(), c.data<uint8_t>());
+  out.emplace_back(prefix + "codes", c);
+  if (scale_codes_.empty()) {
+    out.emplace_back(prefix + "scales", Tensor::from(scales_, {rows_, nb_}));
+  } else {
+    Tensor s = Tensor::empty({rows_, nb_}, DType::u8);
+    std::copy(scale_codes_.begin(), scale_codes_.end(), s.data<uint8_t>());
+    out.emplace_back(prefix + "scales", s);
+  }
+  meta = {{"kind", "weight-only"}, {"name", name_}, {"spec", spec_.str()}, {"rows", rows_}, {"cols", cols_},
+          {"tensor_scale", tensor_scale_}, {"report", report_json(*rep_)}};
+  return true;
+}
+
+std::unique_ptr<kernels::WeightFormat> WeightOnlyFormat::restore(const nlohmann::json& meta,
+                                                                 const std::function<const Tensor&(const std::string&)>& tensor) {
+  std::unique_ptr<WeightOnlyFormat> f(new WeightOnlyFormat());
+  const int64_t rows = meta.at("rows").get<int64_t>(), cols = meta.at("cols").get<int64_t>();
+  if (rows <= 0 || cols <= 0) throw std::runtime_error("rows and cols must be > 0");
+  f->init(ElemSpec::parse(meta.at("spec").get<std::string>()), rows, cols);
+  f->name_ = meta.at("name").get<std::string>();
+  f->rep_ = report_from_json(meta);
+  f->tensor_scale_ = meta.at("tensor_scale").get<float>();
+  if (!(std::isfinite(f->tensor_scale_) && f->tensor_scale_ > 0)) throw std::runtime_error("tensor_scale must be finite and > 0");
+  const Tensor& c = tensor("codes");
+  if (c.dtype() != DType::u8 || c.shape() != Shape{rows, f->row_bytes_})
+    throw std::runtime_error("codes must be u8 [" + std::to_string(rows) + ", " + std::to_string(f->row_bytes_) + "]");
+  std::copy_n(c.data<uint8_t>(), c.numel(), f->codes_.data());
+  const Tensor& s = tensor("scales");
+  const std::string& fm = f->spec_.format;
+  const bool coded = is_mx(fm) || fm == "nvfp4";
+  if (s.shape() != Shape{rows, f->nb_} || s.dtype() != (coded ? DType::u8 : DType::f32))
+    throw std::runtime_error(std::string("scales must be ") + (coded ? "u8" : "f32") + " [" + std::to_string(rows) + ", " +
+                             std::to_string(f->nb_) + "]");
+  for (int64_t i = 0; i < rows * f->nb_; ++i) {
+    float v;
+    if (coded) {
+      const uint8_t sc = s.data<uint8_t>()[i];
+      if (is_mx(fm) ? sc == 0xFF : kUE4M3.is_nan(sc)) throw std::runtime_error("a block scale is NaN");
+      f->scale_codes_.push_back(sc);
+      v = is_mx(fm) ? e8m0_decode(sc) : kUE4M3.decode(sc) * f->tensor_scale_;
+    } else {
+      v = s.data<float>()[i];
+    }
+    if (!(std::isfinite(v) && v >= 0)) throw std::runtime_error("a block scale is negative or not finite");
+    f->scales_[size_t(i)] = v;
+  }
+  if (minifloat(fm) && !f->nibbles_)  // e4m3 / e5m2 / mxfp8 have NaN (and e5m2 Inf) codes
+    for (uint8_t v : f->codes_)
+      if (!std::isfinite(f->lut_[v])) throw std::runtime_error("a weight code is NaN or Inf");
+  return f;
+}
+
+namespace {
+const bool reg = kernels::StoredFormats::get().add({"weight-only", WeightOnlyFormat::restore});
+}  // namespace
+
+}  // namespace clm::quant

@@ -1,0 +1,44 @@
+// Weight-only quantized Linears: codes and block scales in memory, f32 activations. Each product
+// decodes a row of weights (code -> value through a table, times its block's scale) into an L1
+// buffer and takes its dot product with every input row, so a decode step reads 4 or 8 bits per
+// weight instead of 16 or 32. Every element format of numfmt.h, at every granularity:
+//   int8, int4 (per tensor, row or group), e4m3, e5m2 (scaled by absmax), mxfp4, mxfp8, nvfp4.
+// The values are fake_quant's exactly (tested), so this path and the fake-quant reference agree up
+// to summation order.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "quant/methods.h"
+
+namespace clm::quant {
+
+class WeightOnlyFormat : public QuantFormat {
+ public:
+  // w [rows, cols] f32; spec's format must not be "none".
+  WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::shared_ptr<LayerReport> rep, std::string name);
+  void matmul(const float* x, int64_t n, float* y) const override;
+  void dequantize(float* out) const override;
+  size_t bytes() const override { return codes_.size() + scale_codes_.size() + (scale_codes_.empty() ? scales_.size() * 4 : 0); }
+  const std::string& name() const override { return name_; }
+  bool store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const override;
+  static std::unique_ptr<kernels::WeightFormat> restore(const nlohmann::json& meta,
+                                                        const std::function<const Tensor&(const std::string&)>& tensor);
+
+ private:
+  WeightOnlyFormat() = default;
+  void init(const ElemSpec& spec, int64_t rows, int64_t cols);  // sizes, tables
+  void decode_row(int64_t r, float* out) const;
+
+  ElemSpec spec_;
+  int64_t block_ = 0, nb_ = 0, row_bytes_ = 0;  // elements per scale, scales per row, code bytes per row
+  bool nibbles_ = false;
+  float lut_[256] = {};             // code -> element value (before the block scale)
+  std::vector<uint8_t> codes_;      // [rows, row_bytes_]
+  std::vector<float> scales_;       // [rows, nb_]: each block's multiplier, decoded
+  std::vector<uint8_t> scale_codes_;  // mxfp4 / mxfp8: E8M0, nvfp4: unsigned E4M3 ([rows, nb_]); empty for f32 scales
+  float tensor_scale_ = 1;          // nvfp4's s_t
+  std::string name_;
+};
+
+}  // namespace clm::quant
