@@ -607,13 +607,23 @@ TEST(WeightOnly, ValuesAreFakeQuantsAndProductsAgree) {
       std::vector<float> deq(size_t(R * K));
       f.dequantize(deq.data());
       for (size_t i = 0; i < deq.size(); ++i) ASSERT_EQ(deq[i], ref[i]) << sp << " K=" << K << " element " << i;
-      std::vector<float> y(size_t(n * R));
-      f.matmul(x.data(), n, y.data());
-      for (int64_t t = 0; t < n; ++t)
-        for (int64_t r = 0; r < R; ++r) {
-          double truth = 0, mag = 0;
-          for (int64_t k = 0; k < K; ++k) truth += double(ref[size_t(r * K + k)]) * x[size_t(t * K + k)], mag += std::fabs(ref[size_t(r * K + k)] * x[size_t(t * K + k)]);
-          EXPECT_NEAR(y[size_t(t * R + r)], truth, 1e-5 * (mag + 1)) << sp;
+      // one token and two (the fused kernels), three (a decoded row per weight row), on every tier
+      std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
+      for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
+        if (t) tiers.push_back(t);
+      for (auto* tier : tiers)
+        for (int64_t nt : {int64_t(1), int64_t(2), n}) {
+          kernels::set_vec(tier);
+          std::vector<float> y(size_t(nt * R));
+          f.matmul(x.data(), nt, y.data());
+          kernels::set_vec(nullptr);
+          for (int64_t t = 0; t < nt; ++t)
+            for (int64_t r = 0; r < R; ++r) {
+              double truth = 0, mag = 0;
+              for (int64_t k = 0; k < K; ++k)
+                truth += double(ref[size_t(r * K + k)]) * x[size_t(t * K + k)], mag += std::fabs(ref[size_t(r * K + k)] * x[size_t(t * K + k)]);
+              EXPECT_NEAR(y[size_t(t * R + r)], truth, 1e-5 * (mag + 1)) << sp << " " << tier->isa << " n=" << nt;
+            }
         }
       // storage: 4 or 8 bits per weight plus one scale per block (a byte for MX / NVFP4, else f32)
       const bool nib = spec.format == "int4" || spec.format == "mxfp4" || spec.format == "nvfp4";

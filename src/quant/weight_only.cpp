@@ -41,6 +41,16 @@ void WeightOnlyFormat::init(const ElemSpec& spec, int64_t rows, int64_t cols) {
   }
   codes_.assign(size_t(rows * row_bytes_), 0);
   scales_.assign(size_t(rows * nb_), 0.0f);
+  // the fused kernels: int8 codes, or 4-bit codes as int8 through a table; blocks of even length
+  // (or one block) so that every block starts on a byte
+  fused_ = (spec.format == "int8" || nibbles_) && (block_ % 2 == 0 || nb_ == 1);
+  for (int c = 0; c < 16; ++c) lut4_[c] = m ? kernels::kE2M1Doubled[c] : int8_t(c >= 8 ? c - 16 : c);
+}
+
+void WeightOnlyFormat::finish() {
+  const float mult = minifloat(spec_.format) && nibbles_ ? 0.5f : 1.0f;  // E2M1 doubled in lut4_
+  kscales_.resize(scales_.size());
+  for (size_t i = 0; i < scales_.size(); ++i) kscales_[i] = scales_[i] * mult;
 }
 
 WeightOnlyFormat::WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::shared_ptr<LayerReport> rep, std::string name)
@@ -89,24 +99,19 @@ WeightOnlyFormat::WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::s
       }
     }
   }
+  finish();
 }
 
 void WeightOnlyFormat::decode_row(int64_t r, float* out) const {
   const uint8_t* row = codes_.data() + r * row_bytes_;
   const float* s = scales_.data() + r * nb_;
-  if (nibbles_) {
-    for (int64_t e = 0; e + 1 < cols_; e += 2) {
-      const uint8_t v = row[e / 2];
-      out[e] = lut_[v & 0xF] * s[e / block_];
-      out[e + 1] = lut_[v >> 4] * s[(e + 1) / block_];
-    }
-    if (cols_ % 2) out[cols_ - 1] = lut_[row[(cols_ - 1) / 2] & 0xF] * s[(cols_ - 1) / block_];
-    return;
-  }
   for (int64_t b = 0; b < nb_; ++b) {
     const float d = s[b];
     const int64_t e1 = std::min(cols_, (b + 1) * block_);
-    for (int64_t e = b * block_; e < e1; ++e) out[e] = lut_[row[e]] * d;
+    if (nibbles_)
+      for (int64_t e = b * block_; e < e1; ++e) out[e] = lut_[(row[e / 2] >> (4 * (e % 2))) & 0xF] * d;
+    else
+      for (int64_t e = b * block_; e < e1; ++e) out[e] = lut_[row[e]] * d;
   }
 }
 
@@ -114,15 +119,26 @@ void WeightOnlyFormat::dequantize(float* out) const {
   for (int64_t r = 0; r < rows_; ++r) decode_row(r, out + r * cols_);
 }
 
+// Few tokens (decode): the fused kernels read the codes once per token. More: one decoded row
+// serves every token.
 void WeightOnlyFormat::matmul(const float* x, int64_t n, float* y) const {
-  const auto dot = kernels::vec().dot;
+  const auto& k = kernels::vec();
+  const bool fused = fused_ && n <= 2;
 #pragma omp parallel if (rows_ * cols_ > (1 << 15))
   {
-    std::vector<float> w(static_cast<size_t>(cols_));
+    std::vector<float> w(fused ? 0 : static_cast<size_t>(cols_));
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows_; ++r) {
+      const uint8_t* c = codes_.data() + r * row_bytes_;
+      const float* s = kscales_.data() + r * nb_;
+      if (fused) {
+        for (int64_t t = 0; t < n; ++t)
+          y[t * rows_ + r] = nibbles_ ? k.dot_w4(c, lut4_, s, block_, x + t * cols_, cols_)
+                                      : k.dot_w8(reinterpret_cast<const int8_t*>(c), s, block_, x + t * cols_, cols_);
+        continue;
+      }
       decode_row(r, w.data());
-      for (int64_t t = 0; t < n; ++t) y[t * rows_ + r] = dot(w.data(), x + t * cols_, cols_);
+      for (int64_t t = 0; t < n; ++t) y[t * rows_ + r] = k.dot(w.data(), x + t * cols_, cols_);
     }
   }
 }
@@ -179,6 +195,10 @@ std::unique_ptr<kernels::WeightFormat> WeightOnlyFormat::restore(const nlohmann:
   if (minifloat(fm) && !f->nibbles_)  // e4m3 / e5m2 / mxfp8 have NaN (and e5m2 Inf) codes
     for (uint8_t v : f->codes_)
       if (!std::isfinite(f->lut_[v])) throw std::runtime_error("a weight code is NaN or Inf");
+  if (fm == "int8")
+    for (uint8_t v : f->codes_)
+      if (v == 0x80) throw std::runtime_error("a weight code is -128 (codes are in [-127, 127])");
+  f->finish();
   return f;
 }
 

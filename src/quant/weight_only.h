@@ -28,12 +28,16 @@ class WeightOnlyFormat : public QuantFormat {
  private:
   WeightOnlyFormat() = default;
   void init(const ElemSpec& spec, int64_t rows, int64_t cols);  // sizes, tables
+  void finish();  // kscales_ from scales_
   void decode_row(int64_t r, float* out) const;
 
   ElemSpec spec_;
   int64_t block_ = 0, nb_ = 0, row_bytes_ = 0;  // elements per scale, scales per row, code bytes per row
   bool nibbles_ = false;
+  bool fused_ = false;              // int8 / 4-bit codes: vec().dot_w8 / dot_w4 without a decoded row
   float lut_[256] = {};             // code -> element value (before the block scale)
+  int8_t lut4_[16] = {};            // 4-bit codes -> int8 (E2M1 doubled, with kscales_ halved)
+  std::vector<float> kscales_;      // the scales the fused kernels apply (E2M1: scales_ / 2)
   std::vector<uint8_t> codes_;      // [rows, row_bytes_]
   std::vector<float> scales_;       // [rows, nb_]: each block's multiplier, decoded
   std::vector<uint8_t> scale_codes_;  // mxfp4 / mxfp8: E8M0, nvfp4: unsigned E4M3 ([rows, nb_]); empty for f32 scales

@@ -90,6 +90,13 @@ struct Avx512 {
   }
   static int32_t hsum_i(I v) { return _mm512_reduce_add_epi32(v); }
   static constexpr auto dot_nvfp4 = dot_nvfp4_avx2;  // 256-bit: two blocks per step suit the scales
+  static V load_w8(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p))); }
+  static V load_w4(const uint8_t* p, const int8_t* lut) {  // 16 nibbles from 8 bytes, in element order
+    const __m128i v = _mm_loadl_epi64((const __m128i*)p), m = _mm_set1_epi8(0x0F);
+    const __m128i idx = _mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m));
+    const __m128i vals = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i*)lut), idx);
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(vals));
+  }
 };
 
 #ifdef __AVX512VNNI__

@@ -40,6 +40,11 @@ struct VecKernels {
   // activations as doubled E2M1 values (int8 in {0, ±1, ±2, ±3, ±4, ±6, ±8, ±12}); ws / xs one
   // float scale per 16 elements. Returns sum_b ws[b]·xs[b]·(sum_i 2w_i · x_i) / 4; n a multiple of 32.
   float (*dot_nvfp4)(const uint8_t* w, const float* ws, const int8_t* x, const float* xs, int64_t n);
+  // Weight-only rows (quant/weight_only.h) times f32 x over n elements in blocks of `block` (even;
+  // the last may be shorter): sum_b scales[b] · sum_{i in b} v_i · x_i, where v_i = w[i] (dot_w8,
+  // int8 codes) or lut[nibble i] (dot_w4; element 2k the low nibble of byte k, lut 16 int8 values).
+  float (*dot_w8)(const int8_t* w, const float* scales, int64_t block, const float* x, int64_t n);
+  float (*dot_w4)(const uint8_t* w, const int8_t* lut, const float* scales, int64_t block, const float* x, int64_t n);
 };
 // The doubled E2M1 value of each 4-bit code (bit 3 the sign): the int8 set the NVFP4 kernels multiply.
 inline constexpr int8_t kE2M1Doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};

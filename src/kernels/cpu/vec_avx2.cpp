@@ -92,6 +92,19 @@ struct Avx2 {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
   }
   static constexpr auto dot_nvfp4 = dot_nvfp4_avx2;
+  static V load_w8(const int8_t* p) {
+    int64_t b;
+    std::memcpy(&b, p, 8);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(b)));
+  }
+  static V load_w4(const uint8_t* p, const int8_t* lut) {  // 8 nibbles from 4 bytes, in element order
+    int32_t b;
+    std::memcpy(&b, p, 4);
+    const __m128i v = _mm_cvtsi32_si128(b), m = _mm_set1_epi8(0x0F);
+    const __m128i idx = _mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m));
+    const __m128i vals = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i*)lut), idx);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(vals));
+  }
   static int32_t hsum_i(I v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));

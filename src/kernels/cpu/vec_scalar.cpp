@@ -93,10 +93,20 @@ float dot_nvfp4(const uint8_t* w, const float* ws, const int8_t* x, const float*
   }
   return acc * 0.25f;
 }
+float dot_w8(const int8_t* w, const float* scales, int64_t block, const float* x, int64_t n) {
+  float acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += scales[i / block] * float(w[i]) * x[i];
+  return acc;
+}
+float dot_w4(const uint8_t* w, const int8_t* lut, const float* scales, int64_t block, const float* x, int64_t n) {
+  float acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += scales[i / block] * float(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]) * x[i];
+  return acc;
+}
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, dot_nvfp4};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, dot_nvfp4, dot_w8, dot_w4};
   return k;
 }
 

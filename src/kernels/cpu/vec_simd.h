@@ -6,7 +6,8 @@
 //   differently per width); G, the register-widths of vectors in a panel_gemm tile (4·G + G + 1
 //   registers must fit);
 //   I (integer register of B bytes), load_i (B bytes), dot_i8(acc, w, x): acc (int32 lanes) +=
-//   products of signed bytes summed in groups of four, hsum_i (int32 lanes); dot_nvfp4 (vec.h).
+//   products of signed bytes summed in groups of four, hsum_i (int32 lanes); dot_nvfp4 (vec.h);
+//   load_w8 (N int8 -> f32), load_w4 (N nibbles from N/2 bytes, through a 16-entry int8 table -> f32).
 // A new ISA tier (e.g. NEON) is one such S; a new kernel is one function here plus the scalar
 // reference in vec_scalar.cpp.
 #pragma once
@@ -167,8 +168,35 @@ template <class S> struct SimdVec {
     }
     out[0] = S::hsum_i(a0), out[1] = S::hsum_i(a1), out[2] = S::hsum_i(a2), out[3] = S::hsum_i(a3);
   }
+  // Weight-only rows: each vector of codes widened to f32 and multiplied by its block's scale, then
+  // accumulated against x (no reduction per block: blocks of 16 would pay a horizontal sum each).
+  template <class LoadW, class Code>
+  static float dot_wblocks(const float* scales, int64_t block, const float* x, int64_t n, LoadW loadw, Code code) {
+    V a0 = S::zero(), a1 = S::zero();
+    float tail = 0;
+    for (int64_t b0 = 0, bi = 0; b0 < n; b0 += block, ++bi) {
+      const int64_t e = n - b0 < block ? n : b0 + block;
+      const V sc = S::set1(scales[bi]);
+      int64_t i = b0;
+      for (; i + 2 * N <= e; i += 2 * N) {
+        a0 = S::fmadd(S::mul(loadw(i), sc), S::load(x + i), a0);
+        a1 = S::fmadd(S::mul(loadw(i + N), sc), S::load(x + i + N), a1);
+      }
+      for (; i + N <= e; i += N) a0 = S::fmadd(S::mul(loadw(i), sc), S::load(x + i), a0);
+      for (; i < e; ++i) tail += scales[bi] * code(i) * x[i];
+    }
+    return S::hsum(S::add(a0, a1)) + tail;
+  }
+  static float dot_w8(const int8_t* w, const float* scales, int64_t block, const float* x, int64_t n) {
+    return dot_wblocks(scales, block, x, n, [w](int64_t i) { return S::load_w8(w + i); }, [w](int64_t i) { return float(w[i]); });
+  }
+  static float dot_w4(const uint8_t* w, const int8_t* lut, const float* scales, int64_t block, const float* x, int64_t n) {
+    return dot_wblocks(
+        scales, block, x, n, [w, lut](int64_t i) { return S::load_w4(w + i / 2, lut); },
+        [w, lut](int64_t i) { return float(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]); });
+  }
   static constexpr VecKernels table(const char* isa) {
-    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, S::dot_nvfp4};
+    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, S::dot_nvfp4, dot_w8, dot_w4};
   }
 };
 
