@@ -299,6 +299,45 @@ TEST(Convert, Stories260KToGgufAndCompactlm) {
     else
       EXPECT_LT(err, 1e-2) << dtype_name(dt);
   }
+  // Q8_0: every weight with rows a multiple of 32 long as ggml's blocks (f16 d = amax/127, codes
+  // round(x/d) away from zero), the d_ff-172 ones f16; the file type llama.cpp reads as MOSTLY_Q8_0
+  {
+    write_gguf(d.path + "/q.gguf", lm.model->config(), lm.model->named_weights(), *lm.tokenizer, "q8_0", "stories260K");
+    GgufFile g = read_gguf(d.path + "/q.gguf");
+    EXPECT_EQ(g.kv.at("general.file_type"), 7);
+    EXPECT_EQ(g.tensors.at("blk.0.attn_q.weight").type, 8u);
+    EXPECT_EQ(g.tensors.at("blk.0.ffn_up.weight").type, 8u);     // [172, 64]: rows of 64
+    EXPECT_EQ(g.tensors.at("blk.0.ffn_down.weight").type, 1u);   // [64, 172]: rows of 172 -> f16
+    EXPECT_EQ(g.tensors.at("blk.0.attn_norm.weight").type, 0u);  // norms f32
+    lm.model->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
+      if (n != "model.layers.0.self_attn.q_proj.weight") return;
+      const float* w = v->value.data<float>();
+      const float* q = g.tensors.at("blk.0.attn_q.weight").data.data<float>();
+      for (int64_t b = 0; b < v->value.numel() / 32; ++b) {
+        float amax = 0;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(w[b * 32 + j]));
+        const float dh = f16_to_f32(f32_to_f16(amax / 127.0f));
+        for (int j = 0; j < 32; ++j) {
+          const float want = dh * float(int8_t(std::round(w[b * 32 + j] * (127.0f / amax))));
+          ASSERT_NEAR(q[b * 32 + j], want, 1e-6f * amax) << "block " << b;  // the reciprocal's rounding
+          ASSERT_LE(std::fabs(q[b * 32 + j] - w[b * 32 + j]), 0.5f * dh + 1e-3f * amax);
+        }
+      }
+    });
+    // a known block: the maximum maps to ±127, a tie rounds away from zero
+    std::vector<float> x(32, 0.0f);
+    x[0] = 127.0f, x[1] = -63.5f, x[2] = 2.5f, x[3] = -0.49f;
+    uint8_t blk[34];
+    quantize_q8_0(x.data(), 32, blk);
+    uint16_t h;
+    std::memcpy(&h, blk, 2);
+    EXPECT_EQ(f16_to_f32(h), 1.0f);
+    EXPECT_EQ(int8_t(blk[2]), 127);
+    EXPECT_EQ(int8_t(blk[3]), -64);
+    EXPECT_EQ(int8_t(blk[4]), 3);
+    EXPECT_EQ(int8_t(blk[5]), 0);
+    EXPECT_THROW(write_gguf(d.path + "/x.gguf", lm.model->config(), lm.model->named_weights(), *lm.tokenizer, "q4_k"), std::invalid_argument);
+  }
   // a tokenizer llama.cpp cannot express is refused with a reason
   ByteTokenizer bt;
   EXPECT_THROW(write_gguf(d.path + "/x.gguf", lm.model->config(), lm.model->named_weights(), bt, DType::f32), std::invalid_argument);

@@ -16,7 +16,7 @@ void add_convert(CLI::App& app, Commands& cmds) {
   cv->add_option("--tokenizer", a->tok_path, "Tokenizer file; default: the checkpoint's");
   cv->add_option("--to", a->to, "compactlm | llama2c | gguf")->required();
   cv->add_option("--out", a->out, "Output folder (compactlm) or file")->required();
-  cv->add_option("--dtype", a->dtype, "GGUF weight type: f32 | f16 | bf16")->capture_default_str();
+  cv->add_option("--dtype", a->dtype, "GGUF weight type: f32 | f16 | bf16 | q8_0 (ggml's Q8_0; rows not a multiple of 32 stay f16)")->capture_default_str();
   cmds.push_back({cv, [a] {
                     if (a->to != "compactlm" && a->to != "llama2c" && a->to != "gguf")
                       throw std::invalid_argument("--to must be compactlm, llama2c or gguf");
@@ -29,7 +29,7 @@ void add_convert(CLI::App& app, Commands& cmds) {
                       write_llama2c_checkpoint(a->out, lm.model->config(), w);
                     } else {
                       if (!lm.tokenizer) throw std::runtime_error("GGUF needs a tokenizer: give --tokenizer");
-                      write_gguf(a->out, lm.model->config(), w, *lm.tokenizer, dtype_from_name(a->dtype));
+                      write_gguf(a->out, lm.model->config(), w, *lm.tokenizer, a->dtype);
                     }
                     std::printf("wrote %s (%s, from %s %s)\n", a->out.c_str(), a->to.c_str(), lm.format.c_str(), lm.dir.c_str());
                     return 0;

@@ -1,5 +1,7 @@
 #include "formats/gguf.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <stdexcept>
@@ -13,7 +15,8 @@ namespace clm {
 
 namespace {
 enum : uint32_t { U8 = 0, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 };
-enum : uint32_t { GGML_F32 = 0, GGML_F16 = 1, GGML_BF16 = 30 };
+enum : uint32_t { GGML_F32 = 0, GGML_F16 = 1, GGML_Q8_0 = 8, GGML_BF16 = 30 };
+constexpr int64_t kQ8Block = 32, kQ8Bytes = 34;  // ggml's block_q8_0: f16 d, int8 qs[32]
 constexpr uint64_t kAlign = 32;
 
 struct Writer {
@@ -126,8 +129,20 @@ void write_gguf_tokenizer(Writer& w, const Tokenizer& tok, int64_t model_vocab, 
 
 }  // namespace
 
+void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / kQ8Block; ++b, out += kQ8Bytes) {
+    const float* v = x + b * kQ8Block;
+    float amax = 0;
+    for (int64_t j = 0; j < kQ8Block; ++j) amax = std::max(amax, std::fabs(v[j]));
+    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    const uint16_t h = f32_to_f16(d);
+    std::memcpy(out, &h, 2);
+    for (int64_t j = 0; j < kQ8Block; ++j) out[2 + j] = uint8_t(int8_t(std::round(v[j] * id)));
+  }
+}
+
 void write_gguf(const std::string& path, const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                const Tokenizer& tok, DType dtype, const std::string& name) {
+                const Tokenizer& tok, const std::string& type, const std::string& name) {
   auto fail = [&](const std::string& m) -> void { throw std::invalid_argument("'" + path + "': " + m); };
   // "llama": no biases, and llama.cpp rotates interleaved pairs (q/k rows are permuted from
   // rotate-half). "qwen2": Llama plus q/k/v biases, rotate-half rotary as in Hugging Face.
@@ -137,7 +152,8 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   if (!is_plain_llama(c) && !qwen2)
     fail("only Llama-architecture models (rmsnorm, swiglu, plain rope, softmax attention, a standard embedding; q/k/v biases as Qwen2) can be written as GGUF");
   if (qwen2 && c.rope_interleaved) fail("llama.cpp's qwen2 rotates halves; this model rotates interleaved pairs");
-  if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16) fail("dtype must be f32, f16 or bf16");
+  if (type != "f32" && type != "f16" && type != "bf16" && type != "q8_0") fail("type must be f32, f16, bf16 or q8_0, not '" + type + "'");
+  const DType dtype = type == "q8_0" ? DType::f16 : dtype_from_name(type);  // q8_0's fallback for short rows: f16
   const std::string arch = qwen2 ? "qwen2" : "llama";
   auto get = [&](const std::string& n) {  // llama: q/k rows interleaved; qwen2: as they are
     return qwen2 ? named_f32_tensor(tensors, n, path) : interleaved_llama_tensor(c, tensors, n, path);
@@ -162,14 +178,30 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   }
   out.push_back({"output_norm.weight", get("model.norm.weight")});
   if (!c.tie_embeddings) out.push_back({"output.weight", get("lm_head.weight")});
-  for (auto& [n, t] : out)
-    if (t.ndim() == 2 && dtype != DType::f32) t = t.to(dtype);
+  // ggml type per tensor; Q8_0 tensors become their bytes [rows, blocks * 34]
+  std::vector<uint32_t> types(out.size(), GGML_F32);
+  std::vector<std::vector<uint64_t>> ne(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    Tensor& t = out[i].second;
+    for (int d = t.ndim() - 1; d >= 0; --d) ne[i].push_back(uint64_t(t.dim(d)));
+    if (t.ndim() != 2) continue;
+    if (type == "q8_0" && t.dim(1) % kQ8Block == 0) {
+      const Tensor f = t.contiguous();
+      Tensor q = Tensor::empty({t.dim(0), t.dim(1) / kQ8Block * kQ8Bytes}, DType::u8);
+      for (int64_t r = 0; r < t.dim(0); ++r) quantize_q8_0(f.data<float>() + r * t.dim(1), t.dim(1), q.data<uint8_t>() + r * q.dim(1));
+      t = q;
+      types[i] = GGML_Q8_0;
+    } else if (dtype != DType::f32) {
+      t = t.to(dtype);
+      types[i] = dtype == DType::f16 ? GGML_F16 : GGML_BF16;
+    }
+  }
 
   Writer m;  // metadata (counted as it is written)
   m.kv_str("general.architecture", arch);
   m.kv_str("general.name", name);
   m.kv_u32("general.alignment", uint32_t(kAlign));
-  m.kv_u32("general.file_type", dtype == DType::f32 ? 0 : dtype == DType::f16 ? 1 : 32);
+  m.kv_u32("general.file_type", type == "f32" ? 0 : type == "f16" ? 1 : type == "q8_0" ? 7 : 32);  // llama_ftype
   m.kv_u32(arch + ".context_length", uint32_t(c.max_seq_len));
   m.kv_u32(arch + ".embedding_length", uint32_t(c.d_model));
   m.kv_u32(arch + ".block_count", uint32_t(c.n_layers));
@@ -189,11 +221,12 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   w.b += m.b;
   // tensor infos
   uint64_t off = 0;
-  for (auto& [n, t] : out) {
-    w.str(n);
-    w.put<uint32_t>(uint32_t(t.ndim()));
-    for (int d = t.ndim() - 1; d >= 0; --d) w.put<uint64_t>(uint64_t(t.dim(d)));
-    w.put<uint32_t>(t.dtype() == DType::f32 ? GGML_F32 : t.dtype() == DType::f16 ? GGML_F16 : GGML_BF16);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const Tensor& t = out[i].second;
+    w.str(out[i].first);
+    w.put<uint32_t>(uint32_t(ne[i].size()));
+    for (uint64_t d : ne[i]) w.put<uint64_t>(d);
+    w.put<uint32_t>(types[i]);
     w.put<uint64_t>(off);
     off += (t.nbytes() + kAlign - 1) / kAlign * kAlign;
   }
@@ -285,9 +318,14 @@ GgufFile read_gguf(const std::string& path) {
   }
   const size_t data0 = (off + kAlign - 1) / kAlign * kAlign;
   for (auto& in : infos) {
-    DType dt = in.type == GGML_F32 ? DType::f32 : in.type == GGML_F16 ? DType::f16 : in.type == GGML_BF16 ? DType::bf16 : DType::i32;
+    const bool q8 = in.type == GGML_Q8_0;
+    DType dt = in.type == GGML_F32 ? DType::f32 : in.type == GGML_F16 ? DType::f16 : in.type == GGML_BF16 ? DType::bf16 : q8 ? DType::u8 : DType::i32;
     if (dt == DType::i32) fail("tensor '" + in.name + "': unsupported ggml type " + std::to_string(in.type));
     Shape s(in.ne.rbegin(), in.ne.rend());
+    if (q8) {  // stored as bytes: [..., ne0 / 32 * 34]
+      if (s.empty() || in.ne[0] % kQ8Block != 0 || in.ne[0] == 0) fail("tensor '" + in.name + "': Q8_0 rows must be a multiple of 32 long");
+      s.back() = int64_t(in.ne[0] / kQ8Block * kQ8Bytes);
+    }
     // Its size is checked against the file before anything is allocated: dims of 2^31 x 4 would
     // ask for 32 GiB, 2^32 x 2^32 overflow (out of memory under fuzz/fuzz_gguf).
     uint64_t nbytes = dtype_size(dt);
@@ -300,6 +338,19 @@ GgufFile read_gguf(const std::string& path) {
       fail("tensor '" + in.name + "' lies outside the file");
     Tensor t = Tensor::empty(s, dt);
     std::memcpy(t.raw(), b.data() + data0 + in.off, t.nbytes());
+    if (q8) {  // dequantized: d (f16) times each code
+      Shape full(in.ne.rbegin(), in.ne.rend());
+      Tensor f = Tensor::empty(full, DType::f32);
+      const uint8_t* p = t.data<uint8_t>();
+      float* o = f.data<float>();
+      for (int64_t blk = 0; blk < f.numel() / kQ8Block; ++blk, p += kQ8Bytes) {
+        uint16_t h;
+        std::memcpy(&h, p, 2);
+        const float d = f16_to_f32(h);
+        for (int64_t j = 0; j < kQ8Block; ++j) o[blk * kQ8Block + j] = d * float(int8_t(p[2 + j]));
+      }
+      t = f;
+    }
     g.tensors[in.name] = {in.ne, in.type, t};
   }
   return g;

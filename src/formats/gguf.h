@@ -16,16 +16,25 @@
 
 namespace clm {
 
-// dtype: f32, f16 or bf16 for 2-D weights (norms stay f32, as llama.cpp expects).
+// type: f32, f16, bf16 or q8_0 for 2-D weights (norms stay f32, as llama.cpp expects). q8_0 is
+// ggml's Q8_0 (blocks of 32: an f16 scale d = amax/127 and 32 int8 codes round(x/d), ties away
+// from zero, as ggml's reference quantizer rounds); a weight whose rows are not a multiple of 32
+// long (stories260K's d_ff 172) stays f16, as llama.cpp's quantizer falls back.
 void write_gguf(const std::string& path, const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                const Tokenizer& tok, DType dtype, const std::string& name = "compactlm");
+                const Tokenizer& tok, const std::string& type, const std::string& name = "compactlm");
+inline void write_gguf(const std::string& path, const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                       const Tokenizer& tok, DType dtype, const std::string& name = "compactlm") {
+  write_gguf(path, c, tensors, tok, dtype_name(dtype), name);
+}
+// One row of Q8_0: n (a multiple of 32) values into n/32 blocks of 34 bytes.
+void quantize_q8_0(const float* x, int64_t n, uint8_t* out);
 
 struct GgufFile {
   nlohmann::json kv;  // scalars, strings and arrays as JSON
   struct TensorInfo {
     std::vector<uint64_t> ne;  // ggml order (innermost first)
     uint32_t type;
-    Tensor data;               // as stored (f32 / f16 / bf16), shape = reversed ne
+    Tensor data;               // as stored (f32 / f16 / bf16; Q8_0 dequantized to f32), shape = reversed ne
   };
   std::map<std::string, TensorInfo> tensors;
 };
