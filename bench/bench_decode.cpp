@@ -76,6 +76,8 @@ int main(int argc, char** argv) {
                  "f32 | bf16 | w8a8 | w4a4 | w8 | w4g32 | w4nv | w4mx (default: all; the quantized ones: the layers on int8 / NVFP4 "
                  "kernels or weight-only int8, int4/g32, NVFP4, MXFP4 codes with f32 activations, the head in bf16)");
   app.add_option("--export-llama2c", export_path, "Also write the model as a llama2.c checkpoint");
+  bool quant_head = false;
+  app.add_flag("--quant-head", quant_head, "Quantize the output head too in the quantized rows (as llama.cpp's Q8_0 files do)");
   CLI11_PARSE(app, argc, argv);
   if (c.n_kv_heads > c.n_heads) c.n_kv_heads = c.n_heads;
   kernels::set_num_threads(threads);
@@ -96,7 +98,11 @@ int main(int argc, char** argv) {
   for (const auto& [tag, qopt] : rows) {
     if (!only.empty() && only != tag) continue;
     model.pack(tag == "f32" ? "f32" : "bf16");
-    if (!qopt.is_null()) quant::quantize_model(model, "rtn", qopt, nullptr);
+    if (!qopt.is_null()) {
+      nlohmann::json o = qopt;
+      o["head"] = quant_head;
+      quant::quantize_model(model, "rtn", o, nullptr);
+    }
     InferState s = model.make_state(prompt + tokens + 8);
     std::vector<int32_t> ids(prompt);
     for (int64_t i = 0; i < prompt; ++i) ids[i] = int32_t((i * 7919) % c.vocab_size);

@@ -470,9 +470,12 @@ TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
       ref[r] = 0;
       for (int64_t i = 0; i < n; ++i) ref[r] += int32_t(w[size_t(r * ld + i)]) * x[size_t(i)];
     }
+    std::vector<int8_t> panel(size_t(4 * n));  // the kernel's layout: 64-column chunks of the four rows
+    for (int r = 0; r < 4; ++r)
+      for (int64_t i = 0; i < n; ++i) panel[size_t((4 * (i / 64) + r) * 64 + i % 64)] = w[size_t(r * ld + i)];
     for (auto* t : tiers) {
       int32_t out[4];
-      t->dot4_i8(w.data(), ld, x.data(), n, out);
+      t->dot4_i8(panel.data(), x.data(), n, out);
       for (int r = 0; r < 4; ++r) EXPECT_EQ(out[r], ref[r]) << t->isa << " n " << n << " row " << r;
     }
   }

@@ -9,6 +9,10 @@
 
 namespace clm::quant {
 
+// Where column j of row r lives in q_: rows in blocks of four, interleaved in chunks of 64 columns
+// (the layout vec().dot4_i8 reads as one stream).
+size_t Int8Format::at(int64_t r, int64_t j) const { return size_t((r / 4) * 4 * kp_ + ((j / 64) * 4 + r % 4) * 64 + j % 64); }
+
 Int8Format::Int8Format(const Tensor& w, Act act, std::shared_ptr<LayerReport> rep, std::string name)
     : act_(std::move(act)), name_(std::move(name)) {
   rep_ = std::move(rep);
@@ -25,13 +29,13 @@ Int8Format::Int8Format(const Tensor& w, Act act, std::shared_ptr<LayerReport> re
     if (amax == 0) continue;
     const float scale = amax / 127.0f;  // as fake_quant int8 per row
     sw_[size_t(r)] = scale;
-    for (int64_t j = 0; j < cols_; ++j) q_[size_t(r * kp_ + j)] = int_encode(p[r * cols_ + j], scale, 127);
+    for (int64_t j = 0; j < cols_; ++j) q_[at(r, j)] = int_encode(p[r * cols_ + j], scale, 127);
   }
 }
 
 void Int8Format::dequantize(float* out) const {
   for (int64_t r = 0; r < rows_; ++r)
-    for (int64_t j = 0; j < cols_; ++j) out[r * cols_ + j] = float(q_[size_t(r * kp_ + j)]) * sw_[size_t(r)];
+    for (int64_t j = 0; j < cols_; ++j) out[r * cols_ + j] = float(q_[at(r, j)]) * sw_[size_t(r)];
 }
 
 void Int8Format::matmul(const float* x, int64_t n, float* y) const {
@@ -82,7 +86,7 @@ void Int8Format::matmul(const float* x, int64_t n, float* y) const {
     const int64_t r0 = b * 4;
     int32_t acc[4];
     for (int64_t t = 0; t < n; ++t) {
-      dot4(q_.data() + r0 * kp_, kp_, xq.data() + t * kp_, kp_, acc);
+      dot4(q_.data() + r0 * kp_, xq.data() + t * kp_, kp_, acc);
       for (int64_t k = 0; k < 4 && r0 + k < rows_; ++k) y[t * rows_ + r0 + k] = float(acc[k]) * sx[size_t(t)] * sw_[size_t(r0 + k)];
     }
   }
@@ -106,7 +110,8 @@ std::vector<float> positive(const Tensor& t, int64_t n, const char* what) {
 
 bool Int8Format::store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const {
   Tensor q = Tensor::empty({rows_, cols_}, DType::i8);
-  for (int64_t r = 0; r < rows_; ++r) std::copy_n(q_.data() + r * kp_, cols_, q.data<int8_t>() + r * cols_);
+  for (int64_t r = 0; r < rows_; ++r)
+    for (int64_t j = 0; j < cols_; ++j) q.data<int8_t>()[r * cols_ + j] = q_[at(r, j)];
   out.emplace_back(prefix + "q", q);
   out.emplace_back(prefix + "scales", floats(sw_));
   if (!act_.smooth.empty()) out.emplace_back(prefix + "smooth", floats(act_.smooth));
@@ -137,7 +142,7 @@ std::unique_ptr<kernels::WeightFormat> Int8Format::restore(const nlohmann::json&
     for (int64_t j = 0; j < f->cols_; ++j) {
       const int8_t v = q.data<int8_t>()[r * f->cols_ + j];
       if (v == -128) throw std::runtime_error("q holds -128 (codes are in [-127, 127])");
-      f->q_[size_t(r * f->kp_ + j)] = v;
+      f->q_[f->at(r, j)] = v;
     }
   const Tensor& s = tensor("scales");
   if (s.dtype() != DType::f32 || s.shape() != Shape{f->rows_}) throw std::runtime_error("scales must be f32 [" + std::to_string(f->rows_) + "]");

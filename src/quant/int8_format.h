@@ -33,8 +33,9 @@ class Int8Format : public QuantFormat {
 
  private:
   Int8Format() = default;
+  size_t at(int64_t r, int64_t j) const;  // index of element (r, j) in q_
   int64_t kp_ = 0, rp_ = 0;     // columns padded to 64, rows to 4
-  std::vector<int8_t> q_;       // [rp_, kp_]
+  std::vector<int8_t> q_;       // [rp_, kp_], blocks of four rows interleaved in 64-column chunks (at())
   std::vector<float> sw_;       // [rows]
   Act act_;
   std::string name_;

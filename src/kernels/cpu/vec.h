@@ -33,9 +33,10 @@ struct VecKernels {
   void (*widen_bf16)(const uint16_t* x, float* y, int64_t n);  // y = x as f32, exactly
   int64_t gemm_tile;  // vectors per panel_gemm tile (nt is a multiple of the ISA's lanes, not of this)
   int64_t lanes;      // nt's granularity
-  // Four int8 rows w, w + ldw, w + 2·ldw, w + 3·ldw times the int8 vector x over n columns (a
-  // multiple of 64): out[r] = sum_i w_r[i] · x[i] in int32. Values in [-127, 127] (no -128).
-  void (*dot4_i8)(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out);
+  // Four int8 rows times the int8 vector x over n columns (a multiple of 64): out[r] = sum_i
+  // w_r[i] · x[i] in int32. The rows are interleaved in chunks of 64 columns, so that the kernel
+  // reads one stream: columns 64c..64c+63 of row r at w + (4c + r)·64. Values in [-127, 127].
+  void (*dot4_i8)(const int8_t* w, const int8_t* x, int64_t n, int32_t* out);
   // NVFP4 blocks: w holds n E2M1 codes, two per byte (element 2k in the low nibble), x the
   // activations as doubled E2M1 values (int8 in {0, ±1, ±2, ±3, ±4, ±6, ±8, ±12}); ws / xs one
   // float scale per 16 elements. Returns sum_b ws[b]·xs[b]·(sum_i 2w_i · x_i) / 4; n a multiple of 32.

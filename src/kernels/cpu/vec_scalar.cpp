@@ -77,10 +77,10 @@ void panel_gemm(const float* p, int64_t np, const float* xp, int64_t n, int64_t 
         out[(4 * q + r) * ldo + t] = s;
       }
 }
-void dot4_i8(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out) {
+void dot4_i8(const int8_t* w, const int8_t* x, int64_t n, int32_t* out) {
   for (int r = 0; r < 4; ++r) {
     int32_t s = 0;
-    for (int64_t i = 0; i < n; ++i) s += int32_t(w[r * ldw + i]) * int32_t(x[i]);
+    for (int64_t i = 0; i < n; ++i) s += int32_t(w[(4 * (i / 64) + r) * 64 + i % 64]) * int32_t(x[i]);
     out[r] = s;
   }
 }

@@ -156,16 +156,17 @@ template <class S> struct SimdVec {
       }
     }
   }
-  static void dot4_i8(const int8_t* w, int64_t ldw, const int8_t* x, int64_t n, int32_t* out) {
+  static void dot4_i8(const int8_t* w, const int8_t* x, int64_t n, int32_t* out) {
     using I = typename S::I;
     I a0 = S::zero_i(), a1 = S::zero_i(), a2 = S::zero_i(), a3 = S::zero_i();
-    for (int64_t i = 0; i < n; i += S::B) {
-      const I xv = S::load_i(x + i);
-      a0 = S::dot_i8(a0, S::load_i(w + i), xv);
-      a1 = S::dot_i8(a1, S::load_i(w + ldw + i), xv);
-      a2 = S::dot_i8(a2, S::load_i(w + 2 * ldw + i), xv);
-      a3 = S::dot_i8(a3, S::load_i(w + 3 * ldw + i), xv);
-    }
+    for (int64_t i = 0; i < n; i += 64, w += 256)  // one chunk of 64 columns of the four rows
+      for (int64_t j = 0; j < 64; j += S::B) {
+        const I xv = S::load_i(x + i + j);
+        a0 = S::dot_i8(a0, S::load_i(w + j), xv);
+        a1 = S::dot_i8(a1, S::load_i(w + 64 + j), xv);
+        a2 = S::dot_i8(a2, S::load_i(w + 128 + j), xv);
+        a3 = S::dot_i8(a3, S::load_i(w + 192 + j), xv);
+      }
     out[0] = S::hsum_i(a0), out[1] = S::hsum_i(a1), out[2] = S::hsum_i(a2), out[3] = S::hsum_i(a3);
   }
   // Weight-only rows: each vector of codes widened to f32 and multiplied by its block's scale, then
