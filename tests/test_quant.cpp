@@ -454,6 +454,24 @@ TEST(QuantMethods, ArcQuantResidualIsTheActivationsSecondQuantization) {
   EXPECT_LT(e64, 0.3 * e0);  // all of them: a second quantization of every residual
 }
 
+// The vectorised activation quantizer gives int_encode's codes: ties to even, clamping, signs.
+TEST(Int8Kernels, QuantizeGivesIntEncodesCodesOnEveryTier) {
+  std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
+  for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
+    if (t) tiers.push_back(t);
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0, 40);
+  std::vector<float> x(1003);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = i % 3 == 0 ? float(int(nd(rng))) + 0.5f : nd(rng);  // ties, then anything
+  x[0] = 1000, x[1] = -1000, x[2] = -0.5f, x[4] = 126.5f, x[5] = -127.5f;
+  const float scale = 1.0f;
+  for (auto* t : tiers) {
+    std::vector<int8_t> q(x.size());
+    t->quantize_i8(x.data(), scale, q.data(), int64_t(x.size()));
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(q[i], int_encode(x[i], scale, 127)) << t->isa << " " << x[i];
+  }
+}
+
 TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
   std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
   for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
@@ -473,10 +491,25 @@ TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
     std::vector<int8_t> panel(size_t(4 * n));  // the kernel's layout: 64-column chunks of the four rows
     for (int r = 0; r < 4; ++r)
       for (int64_t i = 0; i < n; ++i) panel[size_t((4 * (i / 64) + r) * 64 + i % 64)] = w[size_t(r * ld + i)];
+    // four tokens for the 4x4 tile: x, its negation, all -127, random
+    std::vector<int8_t> xs(size_t(4 * (n + 64)));
+    const int64_t ldx = n + 64;
+    for (int64_t i = 0; i < n; ++i) {
+      xs[size_t(i)] = x[size_t(i)], xs[size_t(ldx + i)] = int8_t(-x[size_t(i)]), xs[size_t(2 * ldx + i)] = -127;
+      xs[size_t(3 * ldx + i)] = int8_t(int(rng() % 255) - 127);
+    }
+    int32_t ref16[16];
+    for (int t = 0; t < 4; ++t)
+      for (int r = 0; r < 4; ++r) {
+        ref16[4 * t + r] = 0;
+        for (int64_t i = 0; i < n; ++i) ref16[4 * t + r] += int32_t(w[size_t(r * ld + i)]) * xs[size_t(t * ldx + i)];
+      }
     for (auto* t : tiers) {
-      int32_t out[4];
+      int32_t out[4], out16[16];
       t->dot4_i8(panel.data(), x.data(), n, out);
       for (int r = 0; r < 4; ++r) EXPECT_EQ(out[r], ref[r]) << t->isa << " n " << n << " row " << r;
+      t->gemm4x4_i8(panel.data(), xs.data(), ldx, n, out16);
+      for (int i = 0; i < 16; ++i) EXPECT_EQ(out16[i], ref16[i]) << t->isa << " gemm4x4 n " << n << " token " << i / 4 << " row " << i % 4;
     }
   }
   std::printf("int8 dot tiers checked: %zu\n", tiers.size());

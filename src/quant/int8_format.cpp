@@ -70,26 +70,41 @@ void Int8Format::matmul(const float* x, int64_t n, float* y) const {
         if (amax == 0) continue;
       }
       const float scale = amax / 127.0f;
-      for (int64_t j = 0; j < cols_; ++j) {
-        qr[j] = int_encode(xs[j], scale, 127);
-        zeroed += qr[j] == 0 && xs[j] != 0;
-      }
+      kernels::vec().quantize_i8(xs, scale, qr, cols_);  // int_encode's codes, vectorised
+      for (int64_t j = 0; j < cols_; ++j) zeroed += qr[j] == 0 && xs[j] != 0;
       sx[size_t(t)] = scale;
     }
   }
   rep_->zeroed += zeroed;
   rep_->elems += n * cols_;
-  const auto dot4 = kernels::vec().dot4_i8;
+  const auto& k = kernels::vec();
   const int64_t blocks = rp_ / 4;
+  if (n < 4) {  // decode: one stream of weights per token
 #pragma omp parallel for schedule(static) if (blocks * n * kp_ > (1 << 16))
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t r0 = b * 4;
-    int32_t acc[4];
-    for (int64_t t = 0; t < n; ++t) {
-      dot4(q_.data() + r0 * kp_, xq.data() + t * kp_, kp_, acc);
-      for (int64_t k = 0; k < 4 && r0 + k < rows_; ++k) y[t * rows_ + r0 + k] = float(acc[k]) * sx[size_t(t)] * sw_[size_t(r0 + k)];
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * 4;
+      int32_t acc[4];
+      for (int64_t t = 0; t < n; ++t) {
+        k.dot4_i8(q_.data() + r0 * kp_, xq.data() + t * kp_, kp_, acc);
+        for (int64_t r = 0; r < 4 && r0 + r < rows_; ++r) y[t * rows_ + r0 + r] = float(acc[r]) * sx[size_t(t)] * sw_[size_t(r0 + r)];
+      }
     }
+    return;
   }
+  // GEMM: 4x4 tiles; a group of 16 row blocks (64 rows, in L2) meets every tile of four tokens (in L1)
+  xq.resize(size_t((n + 3) / 4 * 4 * kp_), 0);  // tokens padded to four (their outputs are not stored)
+  const int64_t groups = (blocks + 15) / 16;
+#pragma omp parallel for schedule(dynamic) if (blocks * n * kp_ > (1 << 16))
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t t0 = 0; t0 < n; t0 += 4)
+      for (int64_t b = g * 16; b < std::min(blocks, g * 16 + 16); ++b) {
+        const int64_t r0 = b * 4;
+        int32_t acc[16];
+        k.gemm4x4_i8(q_.data() + r0 * kp_, xq.data() + t0 * kp_, kp_, kp_, acc);
+        for (int64_t t = 0; t < 4 && t0 + t < n; ++t)
+          for (int64_t r = 0; r < 4 && r0 + r < rows_; ++r)
+            y[(t0 + t) * rows_ + r0 + r] = float(acc[4 * t + r]) * sx[size_t(t0 + t)] * sw_[size_t(r0 + r)];
+      }
 }
 
 }  // namespace clm::quant

@@ -37,10 +37,16 @@ struct VecKernels {
   // w_r[i] · x[i] in int32. The rows are interleaved in chunks of 64 columns, so that the kernel
   // reads one stream: columns 64c..64c+63 of row r at w + (4c + r)·64. Values in [-127, 127].
   void (*dot4_i8)(const int8_t* w, const int8_t* x, int64_t n, int32_t* out);
+  // The same four rows times four int8 vectors x + t·ldx (t = 0..3): out[4t + r] (a 4x4 tile of a
+  // GEMM: each weight load serves four tokens).
+  void (*gemm4x4_i8)(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, int32_t* out);
   // NVFP4 blocks: w holds n E2M1 codes, two per byte (element 2k in the low nibble), x the
   // activations as doubled E2M1 values (int8 in {0, ±1, ±2, ±3, ±4, ±6, ±8, ±12}); ws / xs one
   // float scale per 16 elements. Returns sum_b ws[b]·xs[b]·(sum_i 2w_i · x_i) / 4; n a multiple of 32.
   float (*dot_nvfp4)(const uint8_t* w, const float* ws, const int8_t* x, const float* xs, int64_t n);
+  // Symmetric INT8 codes: q[i] = clamp(round_half_even(x[i] / scale), ±127), scale > 0 (the
+  // division and rounding of quant::int_encode, so both give the same codes).
+  void (*quantize_i8)(const float* x, float scale, int8_t* q, int64_t n);
   // Weight-only rows (quant/weight_only.h) times f32 x over n elements in blocks of `block` (even;
   // the last may be shorter): sum_b scales[b] · sum_{i in b} v_i · x_i, where v_i = w[i] (dot_w8,
   // int8 codes) or lut[nibble i] (dot_w4; element 2k the low nibble of byte k, lut 16 int8 values).

@@ -25,6 +25,12 @@ struct Avx2 {
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V fnmadd(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }
   static V min(V a, V b) { return _mm256_min_ps(a, b); }
+  static V div(V a, V b) { return _mm256_div_ps(a, b); }
+  static void store_i8(int8_t* p, V v) {
+    const __m256i i = _mm256_cvtps_epi32(v);
+    const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64((__m128i*)p, _mm_packs_epi16(p16, p16));
+  }
   static V max(V a, V b) { return _mm256_max_ps(a, b); }
   static V round(V a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static V scale2(V p, V n) {  // p * 2^n through the exponent bits
@@ -92,6 +98,8 @@ struct Avx2 {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
   }
   static constexpr auto dot_nvfp4 = dot_nvfp4_avx2;
+  static constexpr bool kU8Dot = false;  // maddubs would saturate (w + 128)·x pairs in int16
+  static void gemm4x4(const int8_t*, const int8_t*, int64_t, int64_t, int32_t*) {}
   static V load_w8(const int8_t* p) {
     int64_t b;
     std::memcpy(&b, p, 8);

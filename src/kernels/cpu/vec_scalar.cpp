@@ -84,6 +84,9 @@ void dot4_i8(const int8_t* w, const int8_t* x, int64_t n, int32_t* out) {
     out[r] = s;
   }
 }
+void gemm4x4_i8(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, int32_t* out) {
+  for (int t = 0; t < 4; ++t) dot4_i8(w, x + t * ldx, n, out + 4 * t);
+}
 float dot_nvfp4(const uint8_t* w, const float* ws, const int8_t* x, const float* xs, int64_t n) {
   float acc = 0;
   for (int64_t b = 0; b < n / 16; ++b) {
@@ -92,6 +95,9 @@ float dot_nvfp4(const uint8_t* w, const float* ws, const int8_t* x, const float*
     acc += float(s) * ws[b] * xs[b];
   }
   return acc * 0.25f;
+}
+void quantize_i8(const float* x, float scale, int8_t* q, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) q[i] = int8_t(std::clamp(std::nearbyint(x[i] / scale), -127.0f, 127.0f));
 }
 float dot_w8(const int8_t* w, const float* scales, int64_t block, const float* x, int64_t n) {
   float acc = 0;
@@ -106,7 +112,7 @@ float dot_w4(const uint8_t* w, const int8_t* lut, const float* scales, int64_t b
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, dot_nvfp4, dot_w8, dot_w4};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, dot_nvfp4, quantize_i8, dot_w8, dot_w4};
   return k;
 }
 

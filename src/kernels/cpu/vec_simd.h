@@ -7,7 +7,7 @@
 //   registers must fit);
 //   I (integer register of B bytes), load_i (B bytes), dot_i8(acc, w, x): acc (int32 lanes) +=
 //   products of signed bytes summed in groups of four, hsum_i (int32 lanes); dot_nvfp4 (vec.h);
-//   load_w8 (N int8 -> f32), load_w4 (N nibbles from N/2 bytes, through a 16-entry int8 table -> f32).
+//   div, store_i8 (N f32 holding integers in [-127, 127] -> N int8); load_w8 (N int8 -> f32), load_w4 (N nibbles from N/2 bytes, through a 16-entry int8 table -> f32).
 // A new ISA tier (e.g. NEON) is one such S; a new kernel is one function here plus the scalar
 // reference in vec_scalar.cpp.
 #pragma once
@@ -169,6 +169,40 @@ template <class S> struct SimdVec {
       }
     out[0] = S::hsum_i(a0), out[1] = S::hsum_i(a1), out[2] = S::hsum_i(a2), out[3] = S::hsum_i(a3);
   }
+  // A 4x4 tile. With VNNI (S::kU8Dot) the tier's own S::gemm4x4: the weights' sign bit flipped
+  // makes them unsigned, w + 128, so that one dpbusd takes each pair; sum (w + 128)·x = sum w·x +
+  // 128·sum x, and the sums of x (one more dpbusd by ones per token) take the 128 back out. Else
+  // the tier's signed dot_i8.
+  static void gemm4x4_i8(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, int32_t* out) {
+    if constexpr (S::kU8Dot) {
+      S::gemm4x4(w, x, ldx, n, out);
+      return;
+    }
+    using I = typename S::I;
+    I acc[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) acc[i] = S::zero_i();
+    for (int64_t i = 0; i < n; i += 64, w += 256)
+      for (int64_t j = 0; j < 64; j += S::B) {
+        I wv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) wv[r] = S::load_i(w + 64 * r + j);
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; ++t) {
+          const I xv = S::load_i(x + t * ldx + i + j);
+#pragma GCC unroll 4
+          for (int r = 0; r < 4; ++r) acc[4 * t + r] = S::dot_i8(acc[4 * t + r], wv[r], xv);
+        }
+      }
+    for (int t = 0; t < 4; ++t)
+      for (int r = 0; r < 4; ++r) out[4 * t + r] = S::hsum_i(acc[4 * t + r]);
+  }
+  static void quantize_i8(const float* x, float scale, int8_t* q, int64_t n) {
+    const V d = S::set1(scale), lo = S::set1(-127.0f), hi = S::set1(127.0f);
+    int64_t i = 0;
+    for (; i + N <= n; i += N) S::store_i8(q + i, S::min(S::max(S::round(S::div(S::load(x + i), d)), lo), hi));
+    for (; i < n; ++i) q[i] = int8_t(std::fmin(std::fmax(std::nearbyint(x[i] / scale), -127.0f), 127.0f));
+  }
   // Weight-only rows: each vector of codes widened to f32 and multiplied by its block's scale, then
   // accumulated against x (no reduction per block: blocks of 16 would pay a horizontal sum each).
   template <class LoadW, class Code>
@@ -197,7 +231,7 @@ template <class S> struct SimdVec {
         [w, lut](int64_t i) { return float(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]); });
   }
   static constexpr VecKernels table(const char* isa) {
-    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, S::dot_nvfp4, dot_w8, dot_w4};
+    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, gemm4x4_i8, S::dot_nvfp4, quantize_i8, dot_w8, dot_w4};
   }
 };
 
