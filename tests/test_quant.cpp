@@ -508,7 +508,10 @@ TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
       int32_t out[4], out16[16];
       t->dot4_i8(panel.data(), x.data(), n, out);
       for (int r = 0; r < 4; ++r) EXPECT_EQ(out[r], ref[r]) << t->isa << " n " << n << " row " << r;
-      t->gemm4x4_i8(panel.data(), xs.data(), ldx, n, out16);
+      int32_t xsum[4] = {0, 0, 0, 0};
+      for (int tt = 0; tt < 4; ++tt)
+        for (int64_t i = 0; i < n; ++i) xsum[tt] += xs[size_t(tt * ldx + i)];
+      t->gemm4x4_i8(panel.data(), xs.data(), ldx, n, xsum, out16);
       for (int i = 0; i < 16; ++i) EXPECT_EQ(out16[i], ref16[i]) << t->isa << " gemm4x4 n " << n << " token " << i / 4 << " row " << i % 4;
     }
   }

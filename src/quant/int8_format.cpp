@@ -93,6 +93,9 @@ void Int8Format::matmul(const float* x, int64_t n, float* y) const {
   }
   // GEMM: 4x4 tiles; a group of 16 row blocks (64 rows, in L2) meets every tile of four tokens (in L1)
   xq.resize(size_t((n + 3) / 4 * 4 * kp_), 0);  // tokens padded to four (their outputs are not stored)
+  std::vector<int32_t> xsum(size_t((n + 3) / 4 * 4), 0);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < cols_; ++j) xsum[size_t(t)] += xq[size_t(t * kp_ + j)];
   const int64_t groups = (blocks + 15) / 16;
 #pragma omp parallel for schedule(dynamic) if (blocks * n * kp_ > (1 << 16))
   for (int64_t g = 0; g < groups; ++g)
@@ -100,7 +103,7 @@ void Int8Format::matmul(const float* x, int64_t n, float* y) const {
       for (int64_t b = g * 16; b < std::min(blocks, g * 16 + 16); ++b) {
         const int64_t r0 = b * 4;
         int32_t acc[16];
-        k.gemm4x4_i8(q_.data() + r0 * kp_, xq.data() + t0 * kp_, kp_, kp_, acc);
+        k.gemm4x4_i8(q_.data() + r0 * kp_, xq.data() + t0 * kp_, kp_, kp_, xsum.data() + t0, acc);
         for (int64_t t = 0; t < 4 && t0 + t < n; ++t)
           for (int64_t r = 0; r < 4 && r0 + r < rows_; ++r)
             y[(t0 + t) * rows_ + r0 + r] = float(acc[4 * t + r]) * sx[size_t(t0 + t)] * sw_[size_t(r0 + r)];

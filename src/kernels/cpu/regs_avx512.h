@@ -92,7 +92,7 @@ struct Avx512 {
   }
   static int32_t hsum_i(I v) { return _mm512_reduce_add_epi32(v); }
   static constexpr bool kU8Dot = false;  // no unsigned x signed byte dot into int32 without VNNI
-  static void gemm4x4(const int8_t*, const int8_t*, int64_t, int64_t, int32_t*) {}
+  static void gemm4x4(const int8_t*, const int8_t*, int64_t, int64_t, const int32_t*, int32_t*) {}
   static constexpr auto dot_nvfp4 = dot_nvfp4_avx2;  // 256-bit: two blocks per step suit the scales
   static V load_w8(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p))); }
   static V load_w4(const uint8_t* p, const int8_t* lut) {  // 16 nibbles from 8 bytes, in element order
@@ -108,31 +108,30 @@ struct Avx512 {
 struct Avx512Vnni : Avx512 {
   static I dot_i8(I acc, I w, I x) { return _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(w), sign_moved(w, x)); }
   static constexpr bool kU8Dot = true;
-  // vec_simd.h's 4x4 tile written out: 16 accumulators, 4 sums of x, 4 weights, one x, the two
-  // constants (27 of the 32 registers), so that nothing spills.
-  static void gemm4x4(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, int32_t* out) {
-    const I flip = _mm512_set1_epi8(char(0x80)), one = _mm512_set1_epi8(1);
+  // vec_simd.h's 4x4 tile written out: 16 accumulators, 4 weights, one x, the sign flip (22 of the
+  // 32 registers), so that nothing spills.
+  static void gemm4x4(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, const int32_t* xsum, int32_t* out) {
+    const I flip = _mm512_set1_epi8(char(0x80));
     I a00 = zero_i(), a01 = zero_i(), a02 = zero_i(), a03 = zero_i(), a10 = zero_i(), a11 = zero_i(), a12 = zero_i(), a13 = zero_i();
     I a20 = zero_i(), a21 = zero_i(), a22 = zero_i(), a23 = zero_i(), a30 = zero_i(), a31 = zero_i(), a32 = zero_i(), a33 = zero_i();
-    I s0 = zero_i(), s1 = zero_i(), s2 = zero_i(), s3 = zero_i();
     const int8_t *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx;
     for (int64_t i = 0; i < n; i += 64, w += 256) {
       const I w0 = _mm512_xor_si512(load_i(w), flip), w1 = _mm512_xor_si512(load_i(w + 64), flip);
       const I w2 = _mm512_xor_si512(load_i(w + 128), flip), w3 = _mm512_xor_si512(load_i(w + 192), flip);
       I xv = load_i(x0 + i);
       a00 = _mm512_dpbusd_epi32(a00, w0, xv), a01 = _mm512_dpbusd_epi32(a01, w1, xv);
-      a02 = _mm512_dpbusd_epi32(a02, w2, xv), a03 = _mm512_dpbusd_epi32(a03, w3, xv), s0 = _mm512_dpbusd_epi32(s0, one, xv);
+      a02 = _mm512_dpbusd_epi32(a02, w2, xv), a03 = _mm512_dpbusd_epi32(a03, w3, xv);
       xv = load_i(x1 + i);
       a10 = _mm512_dpbusd_epi32(a10, w0, xv), a11 = _mm512_dpbusd_epi32(a11, w1, xv);
-      a12 = _mm512_dpbusd_epi32(a12, w2, xv), a13 = _mm512_dpbusd_epi32(a13, w3, xv), s1 = _mm512_dpbusd_epi32(s1, one, xv);
+      a12 = _mm512_dpbusd_epi32(a12, w2, xv), a13 = _mm512_dpbusd_epi32(a13, w3, xv);
       xv = load_i(x2 + i);
       a20 = _mm512_dpbusd_epi32(a20, w0, xv), a21 = _mm512_dpbusd_epi32(a21, w1, xv);
-      a22 = _mm512_dpbusd_epi32(a22, w2, xv), a23 = _mm512_dpbusd_epi32(a23, w3, xv), s2 = _mm512_dpbusd_epi32(s2, one, xv);
+      a22 = _mm512_dpbusd_epi32(a22, w2, xv), a23 = _mm512_dpbusd_epi32(a23, w3, xv);
       xv = load_i(x3 + i);
       a30 = _mm512_dpbusd_epi32(a30, w0, xv), a31 = _mm512_dpbusd_epi32(a31, w1, xv);
-      a32 = _mm512_dpbusd_epi32(a32, w2, xv), a33 = _mm512_dpbusd_epi32(a33, w3, xv), s3 = _mm512_dpbusd_epi32(s3, one, xv);
+      a32 = _mm512_dpbusd_epi32(a32, w2, xv), a33 = _mm512_dpbusd_epi32(a33, w3, xv);
     }
-    const int32_t c0 = 128 * hsum_i(s0), c1 = 128 * hsum_i(s1), c2 = 128 * hsum_i(s2), c3 = 128 * hsum_i(s3);
+    const int32_t c0 = 128 * xsum[0], c1 = 128 * xsum[1], c2 = 128 * xsum[2], c3 = 128 * xsum[3];
     out[0] = hsum_i(a00) - c0, out[1] = hsum_i(a01) - c0, out[2] = hsum_i(a02) - c0, out[3] = hsum_i(a03) - c0;
     out[4] = hsum_i(a10) - c1, out[5] = hsum_i(a11) - c1, out[6] = hsum_i(a12) - c1, out[7] = hsum_i(a13) - c1;
     out[8] = hsum_i(a20) - c2, out[9] = hsum_i(a21) - c2, out[10] = hsum_i(a22) - c2, out[11] = hsum_i(a23) - c2;

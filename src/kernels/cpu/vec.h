@@ -38,8 +38,9 @@ struct VecKernels {
   // reads one stream: columns 64c..64c+63 of row r at w + (4c + r)·64. Values in [-127, 127].
   void (*dot4_i8)(const int8_t* w, const int8_t* x, int64_t n, int32_t* out);
   // The same four rows times four int8 vectors x + t·ldx (t = 0..3): out[4t + r] (a 4x4 tile of a
-  // GEMM: each weight load serves four tokens).
-  void (*gemm4x4_i8)(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, int32_t* out);
+  // GEMM: each weight load serves four tokens). xsum[t]: the sum of vector t's n values (the VNNI
+  // tier needs it; the others ignore it).
+  void (*gemm4x4_i8)(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, const int32_t* xsum, int32_t* out);
   // NVFP4 blocks: w holds n E2M1 codes, two per byte (element 2k in the low nibble), x the
   // activations as doubled E2M1 values (int8 in {0, ±1, ±2, ±3, ±4, ±6, ±8, ±12}); ws / xs one
   // float scale per 16 elements. Returns sum_b ws[b]·xs[b]·(sum_i 2w_i · x_i) / 4; n a multiple of 32.

@@ -84,7 +84,7 @@ void dot4_i8(const int8_t* w, const int8_t* x, int64_t n, int32_t* out) {
     out[r] = s;
   }
 }
-void gemm4x4_i8(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, int32_t* out) {
+void gemm4x4_i8(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, const int32_t*, int32_t* out) {
   for (int t = 0; t < 4; ++t) dot4_i8(w, x + t * ldx, n, out + 4 * t);
 }
 float dot_nvfp4(const uint8_t* w, const float* ws, const int8_t* x, const float* xs, int64_t n) {

@@ -171,11 +171,11 @@ template <class S> struct SimdVec {
   }
   // A 4x4 tile. With VNNI (S::kU8Dot) the tier's own S::gemm4x4: the weights' sign bit flipped
   // makes them unsigned, w + 128, so that one dpbusd takes each pair; sum (w + 128)·x = sum w·x +
-  // 128·sum x, and the sums of x (one more dpbusd by ones per token) take the 128 back out. Else
+  // 128·sum x, and the sums of x (xsum) take the 128 back out. Else
   // the tier's signed dot_i8.
-  static void gemm4x4_i8(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, int32_t* out) {
+  static void gemm4x4_i8(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, const int32_t* xsum, int32_t* out) {
     if constexpr (S::kU8Dot) {
-      S::gemm4x4(w, x, ldx, n, out);
+      S::gemm4x4(w, x, ldx, n, xsum, out);
       return;
     }
     using I = typename S::I;
