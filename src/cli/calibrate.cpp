@@ -28,10 +28,7 @@ int run_calibrate(const CalibArgs& a) {
   std::string what;
   const std::vector<int32_t> stream = token_stream(tok, a.data, a.split, a.file, what);
   const std::string source = what + ", " + std::to_string(a.windows) + " windows of " + std::to_string(a.window) + " tokens";
-  quant::Calibration c = quant::calibrate(*lm.model, stream, a.windows, a.window, source, [](int64_t i, int64_t n) {
-    std::fprintf(stderr, "\rcalibrating: window %lld/%lld", (long long)i, (long long)n);
-    if (i == n) std::fprintf(stderr, "\n");
-  });
+  quant::Calibration c = quant::calibrate(*lm.model, stream, a.windows, a.window, source, calibration_progress);
   c.save(a.out);
   int groups = 0;
   for (auto& [name, s] : c.inputs) groups = std::max(groups, s.group + 1);

@@ -52,6 +52,9 @@ struct DataArgs {
 
 // --quant METHOD, --quant-opt k=v, --calib FILE: quantize a loaded model in memory (clm eval,
 // generate, chat).
+// Calibration progress: a rewritten line on a terminal, a line per tenth in a log.
+void calibration_progress(int64_t window, int64_t windows);
+
 struct QuantArgs {
   std::string method, calib;
   std::vector<std::string> opts;

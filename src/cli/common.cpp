@@ -1,3 +1,4 @@
+#include <unistd.h>
 #include <cstdio>
 #include <iostream>
 
@@ -208,6 +209,13 @@ std::vector<int32_t> token_stream(const std::shared_ptr<Tokenizer>& tok, const D
     what = ds.name + " " + split;
   }
   return stream;
+}
+
+void calibration_progress(int64_t i, int64_t n) {
+  // a terminal: one line rewritten; a log: a line per tenth
+  static const bool tty = isatty(fileno(stderr));
+  if (tty) std::fprintf(stderr, "\rcalibrating: window %lld/%lld%s", (long long)i, (long long)n, i == n ? "\n" : "");
+  else if (i == n || i * 10 / n != (i - 1) * 10 / n) std::fprintf(stderr, "calibrating: window %lld/%lld\n", (long long)i, (long long)n);
 }
 
 void QuantArgs::add(CLI::App* c) {

@@ -54,10 +54,7 @@ int run_quantize(const QuantizeArgs& a) {
     std::string what;
     const std::vector<int32_t> stream = token_stream(tok, a.data, a.split, a.file, what);
     const std::string source = what + ", " + std::to_string(a.windows) + " windows of " + std::to_string(a.window) + " tokens";
-    cal = std::make_unique<quant::Calibration>(quant::calibrate(*lm.model, stream, a.windows, a.window, source, [](int64_t i, int64_t n) {
-      std::fprintf(stderr, "\rcalibrating: window %lld/%lld", (long long)i, (long long)n);
-      if (i == n) std::fprintf(stderr, "\n");
-    }));
+    cal = std::make_unique<quant::Calibration>(quant::calibrate(*lm.model, stream, a.windows, a.window, source, calibration_progress));
   }
   const quant::QuantResult q = a.quant.apply(*lm.model, cal.get());
   // written beside --out, then moved into place: a good folder is never half replaced
