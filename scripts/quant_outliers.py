@@ -27,5 +27,5 @@ for step in sorted(rows):
     f, q, arc = r["none"]["ppl"], r["rtn"]["ppl"], r["arcquant"]["ppl"]
     ke = [(l["k_eff"] - l["in"]) / l["in"] for l in r["arcquant"].get("layers", [])]
     rec = (q - arc) / (q - f) if q != f else float("nan")
-    print(f"| {step} | {statistics.mean(ratios):.1f} | {statistics.mean(above):.1%} | {f:.2f} | {q:.2f} (+{q / f - 1:.2%}) | "
-          f"{arc:.2f} (+{arc / f - 1:.2%}) | {r['arcquant']['w_bits']:.2f} | {statistics.mean(ke):.2f} | {rec:.0%} |")
+    print(f"| {step} | {statistics.mean(ratios):.1f} | {statistics.mean(above):.1%} | {f:.2f} | {q:.2f} ({q / f - 1:+.2%}) | "
+          f"{arc:.2f} ({arc / f - 1:+.2%}) | {r['arcquant']['w_bits']:.2f} | {statistics.mean(ke):.2f} | {rec:.0%} |")
