@@ -207,9 +207,11 @@ void Engine::finish(Slot& s, const std::string& reason, const std::string& error
     s.req.reset();
     if (!tail.text.empty()) r->on_token(tail);
   }
+  {  // counted before the client hears of it: a client that reads stats after its reply sees itself
+    std::lock_guard<std::mutex> g(mu_);
+    ++served_;
+  }
   if (r->on_finish) r->on_finish({reason, error, int64_t(r->prompt.size()), s.generated});
-  std::lock_guard<std::mutex> g(mu_);
-  ++served_;
 }
 
 void Engine::loop() {
