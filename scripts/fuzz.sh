@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-20}
 shift $(($# > 0 ? 1 : 0))
-TARGETS=(safetensors config tokenizer_json gpt2 llama2c_bin llama2c_tokenizer gguf)
+TARGETS=(safetensors config tokenizer_json gpt2 llama2c_bin llama2c_tokenizer gguf quant)
 (($#)) && TARGETS=("$@")
 B=${BUILD:-build-fuzz}
 RUN=(nice -n "${NICE:-0}")

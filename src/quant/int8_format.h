@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/format.h"
-#include "quant/methods.h"
+#include "quant/quant_format.h"
 
 namespace clm::quant {
 

@@ -25,29 +25,9 @@
 #include "nn/options.h"
 #include "quant/calibrate.h"
 #include "quant/numfmt.h"
+#include "quant/quant_format.h"
 
 namespace clm::quant {
-
-// What one quantized Linear reports.
-struct LayerReport {
-  std::string name;
-  int64_t in = 0, k_eff = 0;     // input channels, and after augmentation (ARCQuant: K + KE)
-  double w_bits = 32, a_bits = 32;
-  std::atomic<int64_t> zeroed{0}, elems{0};  // activation elements rounded to zero / quantized
-  double kernel() const { return elems ? double(zeroed) / double(elems) : 0; }
-};
-
-// Every quantized Linear's format: what it reports (bits, activations rounded to zero). Formats with
-// a stored form (store / restore: quantized checkpoints) keep the report's fixed fields in meta["report"].
-class QuantFormat : public kernels::WeightFormat {
- public:
-  const std::shared_ptr<LayerReport>& report() const { return rep_; }
-
- protected:
-  std::shared_ptr<LayerReport> rep_;
-};
-nlohmann::json report_json(const LayerReport& r);
-std::shared_ptr<LayerReport> report_from_json(const nlohmann::json& meta);  // meta["report"], checked
 
 // A fake-quant weight format: dequantized weights W' [rows, k_eff] and an activation transform
 // x [n, in] -> x' [n, k_eff] (scaling, permutation, quantize-dequantize, augmentation).

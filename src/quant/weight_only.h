@@ -9,7 +9,8 @@
 #include <memory>
 #include <vector>
 
-#include "quant/methods.h"
+#include "quant/numfmt.h"
+#include "quant/quant_format.h"
 
 namespace clm::quant {
 
