@@ -52,8 +52,6 @@ int run_tasks(const EvalArgs& a, LoadedModel& lm, const Tokenizer& tok) {
     else names.push_back(t);
   std::vector<Task> tasks;
   for (const auto& n : names) tasks.push_back(load_task(n, a.tasks_dir, a.limit));  // every file checked before scoring
-  if (!lm.quant.is_null() && a.quant.given())
-    throw std::invalid_argument("'" + lm.dir + "' is already quantized (" + lm.quant.value("method", "?") + "): drop --quant");
   const bool quantized = a.quant.given() || !lm.quant.is_null();
   const quant::QuantResult q = lm.quant.is_null() ? a.quant.apply(*lm.model) : quant::loaded_quant_result(*lm.model, lm.quant);
   ScoreOptions o;
@@ -100,6 +98,8 @@ int run_eval(const EvalArgs& a) {
     throw std::invalid_argument("--window and --stride must be >= 0, --batch-size > 0, --threads >= 0");
   kernels::set_num_threads(a.threads);
   LoadedModel lm = load_model(a.model_path, DType::f32, a.tok_path, a.position.opts);
+  if (!lm.quant.is_null() && a.quant.given())
+    throw std::invalid_argument("'" + lm.dir + "' is already quantized (" + lm.quant.value("method", "?") + "): drop --quant");
   if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json (give --tokenizer)");
   std::shared_ptr<Tokenizer> tok(std::move(lm.tokenizer));
   if (!a.tasks.empty()) {
@@ -127,8 +127,6 @@ int run_eval(const EvalArgs& a) {
   if (lm.model->config().bidirectional())
     throw std::invalid_argument("'" + a.model_path + "' has bidirectional attention (a masked LM): score it with --mlm");
   // a quantized checkpoint scores through infer() as --quant does
-  if (!lm.quant.is_null() && a.quant.given())
-    throw std::invalid_argument("'" + lm.dir + "' is already quantized (" + lm.quant.value("method", "?") + "): drop --quant");
   const bool quantized = a.quant.given() || !lm.quant.is_null();
   const quant::QuantResult q = lm.quant.is_null() ? a.quant.apply(*lm.model) : quant::loaded_quant_result(*lm.model, lm.quant);
   const bool through_infer = a.infer || quantized;

@@ -128,7 +128,6 @@ struct Avx512 {
   }
   static int32_t hsum_i(I v) { return _mm512_reduce_add_epi32(v); }
   static constexpr bool kU8Dot = false;  // no unsigned x signed byte dot into int32 without VNNI
-  static void gemm4x4(const int8_t*, const int8_t*, int64_t, int64_t, const int32_t*, int32_t*) {}
   static constexpr auto dot_nvfp4 = dot_nvfp4_avx512<false>;
   static V load_w8(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p))); }
   static V load_w4(const uint8_t* p, const int8_t* lut) {  // 16 nibbles from 8 bytes, in element order

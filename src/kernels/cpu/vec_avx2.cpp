@@ -99,7 +99,6 @@ struct Avx2 {
   }
   static constexpr auto dot_nvfp4 = dot_nvfp4_avx2;
   static constexpr bool kU8Dot = false;  // maddubs would saturate (w + 128)·x pairs in int16
-  static void gemm4x4(const int8_t*, const int8_t*, int64_t, int64_t, const int32_t*, int32_t*) {}
   static V load_w8(const int8_t* p) {
     int64_t b;
     std::memcpy(&b, p, 8);
