@@ -9,6 +9,11 @@
 #   train   clm train --device cuda on WikiText-2 (TRAIN_STEPS, capped at TRAIN_S seconds), then the test
 #           perplexity of its checkpoint with clm eval on the GPU and on the host CPU
 #   resume  two identical GPU runs, one resumed midway: the final weights must be the same bytes
+#   decode  batch-1 decoding: clm_bench_decode_cuda against transformers (bench/hf_decode_cuda.py) on a
+#           ~110M and a 1B-class Llama, alternating (COMPILE=1 adds transformers' static cache +
+#           torch.compile); then clm generate --device cuda against --device cpu on stories260K
+#           (pack it as a second corpus folder: ../shared/data/wikitext-2:../shared/models/stories260K)
+#   gemm    clm_bench_gemm_cuda: bf16, FP8 and INT8 tensor-core GEMMs at 2048^3 .. 8192^3
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -28,15 +33,15 @@ for f in /tmp/dev/devlib/*.so*; do
 done
 rundp() { local b=$1; shift; LD_LIBRARY_PATH=/tmp/dev/devlib2:$cudalib:$drvlib:$nccllib /tmp/dev/devlib/$b "$@"; }
 echo "cuBLAS from $cudalib, driver from $drvlib, NCCL from $nccllib"; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+b() { echo "== $*" | tee -a $OUT/bench.log; "$@" 2>>$OUT/bench.err | tee -a $OUT/bench.jsonl; }
 for stage in "$@"; do
 case $stage in
 test)
-  run test_cuda --gtest_output=json:$OUT/test_cuda.json 2>&1 | tee $OUT/test_cuda.log | tail -40 ;;
+  run test_cuda --gtest_filter="${TEST_FILTER:-*}" --gtest_output=json:$OUT/test_cuda.json 2>&1 | tee $OUT/test_cuda.log | tail -40 ;;
 bench)
   # The reference CPU shape, then a ~125M-parameter Llama at sequence 1024 (issue #13's bar).
   small="--d-model 256 --n-layers 6 --n-heads 8 --n-kv-heads 4 --d-ff 688 --batch 8 --seq 256"
   big="--vocab 32000 --d-model 768 --n-layers 12 --n-heads 12 --n-kv-heads 4 --d-ff 2048 --batch 8 --seq 1024"
-  b() { echo "== $*" | tee -a $OUT/bench.log; "$@" 2>>$OUT/bench.err | tee -a $OUT/bench.jsonl; }
   for r in $(seq ${ROUNDS:-2}); do
     b run clm_bench_train --device cuda --steps 10 --warmup 3 $small
     b python3 bench/torch_train.py --device cuda --steps 10 --warmup 3 $small
@@ -74,6 +79,27 @@ resume)
   tr '\r' '\n' < $OUT/resume.log | grep -E "resuming|perplexity|error" | tee -a $OUT/resume.txt
   cmp /tmp/ra/step-00000060/model.safetensors /tmp/rb/step-00000060/model.safetensors && echo "resume: step-60 weights identical" | tee -a $OUT/resume.txt
   cmp /tmp/ra/step-00000060/optimizer.safetensors /tmp/rb/step-00000060/optimizer.safetensors && echo "resume: step-60 optimizer state identical" | tee -a $OUT/resume.txt ;;
+gemm)
+  b run clm_bench_gemm_cuda ;;
+decode)
+  peak=$(nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && echo 4800 || echo 3350)
+  shapes=("--dim 768 --layers 12 --heads 12 --kv-heads 4 --hidden 2048" "--dim 2048 --layers 16 --heads 32 --kv-heads 8 --hidden 8192")
+  for r in $(seq ${ROUNDS:-1}); do
+    for s in "${shapes[@]}"; do
+      b run clm_bench_decode_cuda $s --peak-gbs $peak
+      [ "${PEER:-1}" = 1 ] && b python3 bench/hf_decode_cuda.py $s
+    done
+  done
+  if [ -n "${COMPILE:-}" ]; then for s in "${shapes[@]}"; do b python3 bench/hf_decode_cuda.py $s --compile; done; fi
+  M=/tmp/dev/devdata/stories260K
+  if [ -d $M ]; then
+    for d in cuda cpu; do
+      run clm generate --device $d --model $M/stories260K.bin --tokenizer $M/tok512.bin --prompt "Once upon a time" \
+        --temperature 0 --max-new-tokens 200 > $OUT/generate_$d.txt 2> $OUT/generate_$d.err
+      tail -1 $OUT/generate_$d.err
+    done
+    cmp $OUT/generate_cuda.txt $OUT/generate_cpu.txt && echo "generate: --device cuda and cpu give the same 200 greedy tokens"
+  fi ;;
 dp)
   # Data parallel on the two-GPU machine: (1) two GPUs with batch 8 each follow one GPU with batch
   # 16 step for step; (2) throughput of one and of two GPUs at batch 32 each (101M model, bf16).

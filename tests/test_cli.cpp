@@ -253,6 +253,15 @@ TEST(Cli, TrainEvalGenerateInfoPlotAndCorruptCheckpoints) {
   expect_error(run_clm("tokenize --tokenizer /nonexistent/tok.json hi"), "/nonexistent/tok.json");
   expect_error(run_clm("generate --model " + run.path + "/r --weights fp8"), "--weights: unknown weight format 'fp8'");
   expect_error(run_clm("chat --model " + run.path + "/r --weights fp8 < /dev/null"), "--weights: unknown weight format 'fp8'");
+  // --device cuda for decoding: the flags it cannot take are refused before loading; a build or a
+  // machine without the backend says which.
+  expect_error(run_clm("generate --model " + run.path + "/r --device cuda --weights generic"), "--device cuda: --weights must be bf16 or f32");
+  expect_error(run_clm("generate --model " + run.path + "/r --device cuda --kv-policy h2o --kv-budget 0.5"), "--quant and --kv-policy run on the CPU only");
+  expect_error(run_clm("serve --model " + run.path + "/r --device tpu"), "unknown device 'tpu'");
+  if (!gpu::built())
+    expect_error(run_clm("chat --model " + run.path + "/r --device cuda < /dev/null"), "-DCLM_CUDA=ON");
+  else if (gpu::count() == 0)
+    expect_error(run_clm("chat --model " + run.path + "/r --device cuda < /dev/null"), "no CUDA device");
   CliRun i = run_clm("info --model " + run.path + "/r");
   EXPECT_EQ(i.rc, 0) << i.err;
   EXPECT_NE(i.out.find("parameters:"), std::string::npos);

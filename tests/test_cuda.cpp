@@ -9,6 +9,10 @@
 #include "autograd/ops_cuda.h"
 #include "common.h"
 #include "formats/safetensors.h"
+#include "infer/generate.h"
+#include "infer/gpu_decoder.h"
+#include "kernels/cuda/cuda.h"
+#include "quant/numfmt.h"
 #include "models/io.h"
 #include "models/lm.h"
 #include "train/optim.h"
@@ -307,4 +311,153 @@ TEST(Cuda, UnsupportedModelsRefuseToMove) {
   auto m = make_model(c, 1);
   EXPECT_THROW(m->to_device(Device::cuda), std::invalid_argument);
   EXPECT_EQ(m->device(), Device::cpu);
+}
+
+// The GPU decoder (infer/gpu_decoder.h) against the CPU's infer: a prompt of 250 tokens (prefill
+// passes of 64, the cache's 256-key chunks crossed), then 20 decoded tokens, the CPU's greedy choice
+// fed to both; logits compared at every step, for each family of slots the decoder reads.
+namespace {
+void decoder_follows_cpu(const ModelConfig& c, const char* what, const std::string& weights = "f32", double tol = 2e-5) {
+  auto cpu = make_model(c, 17);
+  if (weights == "bf16") cpu->pack("bf16");
+  auto gpu = gpu_decoder(make_model(c, 17), weights);
+  InferState sc = cpu->make_state(300), sg = gpu->make_state(300);
+  Rng r(3);
+  std::vector<int32_t> prompt(250);
+  for (auto& t : prompt) t = int32_t(r.uniform() * double(c.vocab_size));
+  const int64_t V = c.vocab_size;
+  auto cmp = [&](const float* a, const float* b, int step) {
+    Tensor ta = Tensor::from(std::vector<float>(a, a + V), {V}), tb = Tensor::from(std::vector<float>(b, b + V), {V});
+    EXPECT_LT(rel_err(tb, ta), tol) << what << ", step " << step;
+  };
+  const float* lc = cpu->infer(sc, prompt);
+  cmp(lc, gpu->infer(sg, prompt), -1);
+  for (int s = 0; s < 20; ++s) {
+    const int32_t next = int32_t(std::max_element(lc, lc + V) - lc);
+    const int32_t one[1] = {next};
+    lc = cpu->infer(sc, one);
+    cmp(lc, gpu->infer(sg, one), s);
+  }
+  EXPECT_EQ(sg.next_pos, 270);
+}
+}  // namespace
+
+TEST(Cuda, DecoderFollowsTheCpu) {
+  NEED_GPU();
+  ModelConfig c;
+  c.vocab_size = 301, c.d_model = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 96, c.max_seq_len = 512;
+  decoder_follows_cpu(c, "llama (rope, GQA, swiglu)");
+  decoder_follows_cpu(c, "llama, bf16 weights", "bf16", 2e-2);
+  ModelConfig g = c;  // Gemma-like: interleaved rotary with YaRN, (1 + w) norms, GELU-gated MLP, embeddings scaled, biases
+  g.rope_interleaved = true, g.norm = "rmsnorm_1p", g.mlp = "geglu_tanh", g.embed_scale = 8.0, g.attn_bias = true, g.mlp_bias = true;
+  g.position_opt = {{"scaling", "yarn"}, {"scale", 4.0}};
+  decoder_follows_cpu(g, "interleaved rope + yarn, rmsnorm_1p, geglu, biases");
+  ModelConfig p = c;  // GPT-2: learned positions, LayerNorm, GELU, tied embeddings, MHA
+  p.position = "learned", p.norm = "layernorm", p.mlp = "gelu_tanh", p.tie_embeddings = true, p.n_kv_heads = 4, p.attn_bias = true;
+  decoder_follows_cpu(p, "gpt-2 shape");
+  ModelConfig a = c;
+  a.position = "alibi";
+  decoder_follows_cpu(a, "alibi");
+  ModelConfig d = c;
+  d.position = "3d-rpe", d.d_model = 96, d.n_heads = 3, d.n_kv_heads = 1;  // head dim 32
+  decoder_follows_cpu(d, "3d-rpe, head dim 32, one KV head");
+}
+
+// What a user runs: greedy generation through the Generator (chunked prefill, graph replay) gives
+// the CPU's tokens; a chat's prefix reuse (truncate, feed the rest) gives the same logits as a fresh
+// state; scoring (all_logits) gives every position's logits; the refusals are one line each.
+TEST(Cuda, DecoderGeneratesTheCpuTokens) {
+  NEED_GPU();
+  ModelConfig c;
+  c.vocab_size = 301, c.d_model = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 96, c.max_seq_len = 512;
+  auto cpu = make_model(c, 5);
+  auto gpu = gpu_decoder(make_model(c, 5), "f32");
+  std::vector<int32_t> prompt = {1, 5, 9, 14, 200, 33, 7};
+  GenerateConfig gc;
+  gc.max_new_tokens = 60;
+  SamplerConfig greedy{0.0};
+  Sampler s1(greedy), s2(greedy);
+  EXPECT_EQ(generate(*gpu, prompt, gc, s2), generate(*cpu, prompt, gc, s1));
+
+  auto logits = [&](InferState& st, std::span<const int32_t> x) {
+    const float* l = gpu->infer(st, x);
+    return Tensor::from(std::vector<float>(l, l + c.vocab_size), {c.vocab_size});
+  };
+  std::vector<int32_t> ids(90);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t((i * 37 + 11) % 301);
+  const std::span<const int32_t> all(ids);
+  InferState a = gpu->make_state(128);
+  const Tensor whole = logits(a, all);
+  ASSERT_TRUE(a.truncate(50));
+  EXPECT_LT(rel_err(logits(a, all.subspan(50)), whole), 1e-6) << "prefix reuse";
+  InferState b = gpu->make_state(128), one = gpu->make_state(128);
+  b.all_logits = true;
+  gpu->infer(b, all);
+  ASSERT_EQ(b.logits.size(), size_t(90 * c.vocab_size));
+  const Tensor row40 = logits(one, all.subspan(0, 41));
+  EXPECT_LT(rel_err(Tensor::from(std::vector<float>(b.logits.begin() + 40 * c.vocab_size, b.logits.begin() + 41 * c.vocab_size), {c.vocab_size}), row40), 1e-6);
+  EXPECT_LT(rel_err(Tensor::from(std::vector<float>(b.logits.end() - c.vocab_size, b.logits.end()), {c.vocab_size}), whole), 1e-6);
+
+  InferState full = gpu->make_state(4);
+  EXPECT_THROW(gpu->infer(full, all.subspan(0, 5)), std::length_error);
+  const int32_t bad[1] = {301};
+  EXPECT_THROW(gpu->infer(full, bad), std::out_of_range);
+  full.on_attention = [](const nn::AttnEvent&) {};
+  EXPECT_THROW(gpu->infer(full, all.subspan(0, 1)), std::invalid_argument);
+  EXPECT_THROW(gpu_decoder(make_model(c, 5), "int8"), std::invalid_argument);
+  ModelConfig t = c;
+  t.attention = "tensorcoder";
+  EXPECT_THROW(gpu_decoder(make_model(t, 5), "f32"), std::invalid_argument);
+}
+
+// cuBLASLt's tensor-core GEMMs of codes: INT8 exact against integer sums, FP8 E4M3 against the
+// decoded codes' products in double (the CPU's E4M3 decoder: quant/numfmt.h), per-tensor scales.
+TEST(Cuda, Int8AndFp8Gemms) {
+  NEED_GPU();
+  const int M = 48, N = 80, K = 160;
+  Rng r(8);
+  Tensor a = Tensor::empty({M, K}, DType::i8), b = Tensor::empty({N, K}, DType::i8);
+  int8_t *pa = static_cast<int8_t*>(a.raw()), *pb = static_cast<int8_t*>(b.raw());
+  for (int i = 0; i < M * K; ++i) pa[i] = int8_t(int(r.uniform() * 255) - 127);
+  for (int i = 0; i < N * K; ++i) pb[i] = int8_t(int(r.uniform() * 255) - 127);
+  Tensor c = Tensor::empty({M, N}, DType::i32, Device::cuda);
+  cuda::gemm_i8(M, N, K, static_cast<const int8_t*>(a.to_device(Device::cuda).raw()), static_cast<const int8_t*>(b.to_device(Device::cuda).raw()),
+                c.data<int32_t>());
+  const Tensor ch = c.cpu();
+  int bad = 0;
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      int64_t s = 0;
+      for (int k = 0; k < K; ++k) s += int64_t(pa[i * K + k]) * pb[j * K + k];
+      bad += ch.data<int32_t>()[i * N + j] != s;
+    }
+  EXPECT_EQ(bad, 0) << "INT8 sums that differ";
+
+  // FP8: every code but the two NaNs, decoded on the CPU.
+  Tensor fa = Tensor::empty({M, K}, DType::u8), fb = Tensor::empty({N, K}, DType::u8);
+  uint8_t *qa = static_cast<uint8_t*>(fa.raw()), *qb = static_cast<uint8_t*>(fb.raw());
+  auto code = [&] {
+    uint8_t v;
+    do v = uint8_t(r.uniform() * 256); while ((v & 0x7f) == 0x7f);
+    return v;
+  };
+  for (int i = 0; i < M * K; ++i) qa[i] = code();
+  for (int i = 0; i < N * K; ++i) qb[i] = code();
+  const Tensor sa = Tensor::from(std::vector<float>{0.5f}, {1}).to_device(Device::cuda), sb = Tensor::from(std::vector<float>{3.f}, {1}).to_device(Device::cuda);
+  Tensor want = Tensor::empty({M, N}, DType::f64);
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      double s = 0;
+      for (int k = 0; k < K; ++k) s += double(quant::kE4M3.decode(qa[i * K + k])) * quant::kE4M3.decode(qb[j * K + k]);
+      want.data<double>()[i * N + j] = 1.5 * s;
+    }
+  const Tensor da = fa.to_device(Device::cuda), db = fb.to_device(Device::cuda);
+  Tensor f32 = Tensor::empty({M, N}, DType::f32, Device::cuda), bf = Tensor::empty({M, N}, DType::bf16, Device::cuda);
+  cuda::gemm_fp8(M, N, K, static_cast<const uint8_t*>(da.raw()), static_cast<const uint8_t*>(db.raw()), sa.data<float>(), sb.data<float>(),
+                 f32.raw(), false);
+  cuda::gemm_fp8(M, N, K, static_cast<const uint8_t*>(da.raw()), static_cast<const uint8_t*>(db.raw()), sa.data<float>(), sb.data<float>(),
+                 bf.raw(), true);
+  EXPECT_LT(rel_err(f32.cpu().to(DType::f64), want), 1e-3);  // Hopper accumulates FP8 products in reduced precision between promotions
+  EXPECT_LT(rel_err(bf.cpu().to(DType::f64), want), 4e-3);
+  EXPECT_THROW(cuda::gemm_i8(40, 48, 64, nullptr, nullptr, nullptr), std::invalid_argument);
 }

@@ -94,8 +94,11 @@ void check_weights(const std::string& weights);
 GenerateConfig decode_config(const Tokenizer& tok, int64_t max_new, int32_t eos, const std::string& weights);
 // A model for decoding (generate, chat, serve): the flags checked, the weights packed in `weights`
 // (or dense for "generic"), then quantized; refuses masked LMs and a missing tokenizer.
+// device "cuda": the model runs through the GPU decoder (infer/gpu_decoder.h) with weights bf16 or
+// f32; --quant and --kv-policy are refused there, before anything is loaded.
 LoadedModel load_for_decoding(const std::string& model, const std::string& tok, const std::string& weights, int threads,
-                              const QuantArgs& quant, const PositionOverride& position, const KVArgs& kv);
+                              const QuantArgs& quant, const PositionOverride& position, const KVArgs& kv,
+                              const std::string& device = "cpu");
 void check_sampling(const SamplerConfig& s, int64_t max_new);
 
 // The context a generation may use: --ctx (default: the model's max_seq_len) and what to do with

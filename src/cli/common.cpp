@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 
 #include "data/dataset.h"
+#include "infer/gpu_decoder.h"
 #include "util/fs.h"
 #include "kernels/format.h"
 #include "kernels/kernels.h"
@@ -85,12 +86,24 @@ void check_weights(const std::string& weights) {
 }
 
 LoadedModel load_for_decoding(const std::string& model, const std::string& tok, const std::string& weights, int threads,
-                              const QuantArgs& quant, const PositionOverride& position, const KVArgs& kv) {
+                              const QuantArgs& quant, const PositionOverride& position, const KVArgs& kv,
+                              const std::string& device) {
   if (threads < 0) throw std::invalid_argument("--threads must be >= 0");
   kernels::set_num_threads(threads);
   check_weights(weights);  // before any loading
   GenerateConfig probe;
   kv.apply(probe);
+  if (parse_device(device) == Device::cuda) {
+    if (weights != "bf16" && weights != "f32") throw std::invalid_argument("--device cuda: --weights must be bf16 or f32");
+    if (quant.given() || !kv.policy.empty()) throw std::invalid_argument("--device cuda: --quant and --kv-policy run on the CPU only");
+    gpu::require("--device cuda");
+    LoadedModel lm = load_model(model, DType::f32, tok, position.opts);
+    if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
+    if (lm.model->config().bidirectional())
+      throw std::invalid_argument("'" + model + "' has bidirectional attention (a masked LM): it cannot generate");
+    lm.model = gpu_decoder(std::move(lm.model), weights);
+    return lm;
+  }
   // packed formats: weights stay in the file's dtype until packed; generic: the dense f32 model
   LoadedModel lm = weights == "generic" ? load_model(model, DType::f32, tok, position.opts)
                                         : load_model_for_inference(model, weights, tok, position.opts);
@@ -185,9 +198,10 @@ void stream_generate(LanguageModel& model, const Tokenizer& tok, const std::stri
     prev = t;
   }, &st);
   std::cout << "\n";
-  std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s | decode %lld tokens: %.1f tok/s | %s path, %d threads]\n",
+  const std::string where = model.device() == Device::cuda ? gpu::describe() : std::to_string(kernels::num_threads()) + " threads";
+  std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s | decode %lld tokens: %.1f tok/s | %s path, %s]\n",
                (long long)st.prompt_tokens, st.prompt_tokens / std::max(st.prefill_s, 1e-9), (long long)st.new_tokens,
-               st.new_tokens / std::max(st.decode_s, 1e-9), st.path.c_str(), kernels::num_threads());
+               st.new_tokens / std::max(st.decode_s, 1e-9), st.path.c_str(), where.c_str());
   if (!gc.kv_policy.empty())
     std::fprintf(stderr, "[kv policy %s: %s of cells in use at the end; %lld cells evicted, %lld hidden, %lld restored, %lld tokens pruned; %.1f ms bookkeeping]\n",
                  gc.kv_policy.c_str(), human_bytes(double(st.state_bytes)).c_str(), (long long)st.kv.evicted, (long long)st.kv.hidden,

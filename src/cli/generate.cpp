@@ -13,7 +13,7 @@ namespace clm::cli {
 
 namespace {
 struct GenArgs {
-  std::string model_path, tok_path, prompt, weights = "f32", tmpl = "llama3", system;
+  std::string model_path, tok_path, prompt, weights = "f32", tmpl = "llama3", system, device = "cpu";
   SamplerConfig scfg;
   int64_t max_new = 200, ctx = 0;
   bool stop_eos = true;
@@ -26,7 +26,7 @@ struct GenArgs {
 
 LoadedModel load_for_decoding(const GenArgs& a) {
   check_sampling(a.scfg, a.max_new);
-  return load_for_decoding(a.model_path, a.tok_path, a.weights, a.threads, a.quant, a.position, a.kv);
+  return load_for_decoding(a.model_path, a.tok_path, a.weights, a.threads, a.quant, a.position, a.kv, a.device);
 }
 
 int run_generate(const GenArgs& a) {
@@ -66,6 +66,7 @@ int run_chat(const GenArgs& a) {
 void add_generate(CLI::App& app, Commands& cmds) {
   auto a = std::make_shared<GenArgs>();
   const std::string weights_help = "Weight format for inference: f32 | bf16 (packed once) | generic (dense weights through BLAS)";
+  const std::string device_help = "cpu | cuda (KV-cached decoding on a GPU, --weights bf16 or f32; a build with -DCLM_CUDA=ON)";
   auto* ge = app.add_subcommand("generate", "Sample text from a trained model (KV-cached decoding, streamed)");
   ge->add_option("--model", a->model_path, "Checkpoint: run or step folder, or a llama2.c .bin")->required();
   ge->add_option("--tokenizer", a->tok_path, "Tokenizer file (tokenizer.json, llama2.c tokenizer .bin); default: the checkpoint's");
@@ -78,6 +79,7 @@ void add_generate(CLI::App& app, Commands& cmds) {
   ge->add_option("--stop-at-eos", a->stop_eos, "Stop when the end-of-sequence token is sampled")->capture_default_str();
   ge->add_option("--threads", a->threads, "Threads (0 = all cores)");
   ge->add_option("--weights", a->weights, weights_help)->capture_default_str();
+  ge->add_option("--device", a->device, device_help)->capture_default_str();
   a->quant.add(ge);
   a->position.add(ge);
   a->kv.add(ge);
@@ -96,6 +98,7 @@ void add_generate(CLI::App& app, Commands& cmds) {
   ch->add_option("--top-p", c->scfg.top_p, "Nucleus mass")->capture_default_str();
   ch->add_option("--seed", c->scfg.seed, "Sampling seed")->capture_default_str();
   ch->add_option("--weights", c->weights, weights_help)->capture_default_str();
+  ch->add_option("--device", c->device, device_help)->capture_default_str();
   c->quant.add(ch);
   c->position.add(ch);
   c->kv.add(ch);

@@ -12,7 +12,7 @@ namespace clm::cli {
 
 namespace {
 struct ServeArgs {
-  std::string model_path, tok_path, weights = "f32", host = "127.0.0.1", name;
+  std::string model_path, tok_path, weights = "f32", host = "127.0.0.1", name, device = "cpu";
   int port = 8080;
   int threads = 0, http_threads = 0;
   serve::EngineConfig engine;
@@ -42,7 +42,7 @@ int run_serve(ServeArgs& a) {
   // with 16 threads, 313 tokens/s with 14).
   const int hw = int(std::thread::hardware_concurrency());
   const int threads = a.threads > 0 ? a.threads : hw > 4 ? hw - 2 : 0;
-  LoadedModel lm = load_for_decoding(a.model_path, a.tok_path, a.weights, threads, a.quant, a.position, a.kv);
+  LoadedModel lm = load_for_decoding(a.model_path, a.tok_path, a.weights, threads, a.quant, a.position, a.kv, a.device);
   const Tokenizer& tok = *lm.tokenizer;
   a.engine.ctx = resolve_ctx(a.engine.ctx, *lm.model, 2048, a.engine.slots);
   a.engine.gen = decode_config(tok, 1, tok.eos_id(), a.weights);
@@ -101,6 +101,7 @@ void add_serve(CLI::App& app, Commands& cmds) {
   s->add_option("--http-threads", a->http_threads, "HTTP worker threads (0: slots + 8)");
   s->add_option("--threads", a->threads, "Compute threads (0 = all cores, but two left to the HTTP side above 4 cores)");
   s->add_option("--weights", a->weights, "Weight format for inference: f32 | bf16 | ... | generic")->capture_default_str();
+  s->add_option("--device", a->device, "cpu | cuda (requests decoded on a GPU, one at a time; --weights bf16 or f32)")->capture_default_str();
   a->quant.add(s);
   a->position.add(s);
   a->kv.add(s);

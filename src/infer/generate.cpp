@@ -56,6 +56,7 @@ Generator::Generator(LanguageModel& model, const GenerateConfig& g, int64_t capa
   if (model.packed_format() != g.weights) model.pack(g.weights);
   state_ = model.make_state(capacity);
   path_ = g.weights.empty() ? "dense" : g.weights;
+  if (model.device() == Device::cuda) path_ = "cuda " + path_;
   if (!g.kv_policy.empty()) {
     policy_ = make_kv_policy(g.kv_policy, g.kv_opt, g.kv_budget);
     policy_->attach(state_);

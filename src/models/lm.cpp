@@ -56,7 +56,7 @@ size_t LanguageModel::packed_bytes() {
 }
 
 // What the CUDA backend runs: a transformer built from slots that have GPU kernels. "" when it can.
-static std::string cuda_refusal(const ModelConfig& c, DType dt) {
+std::string cuda_refusal(const ModelConfig& c, DType dt) {
   auto is = [](const std::string& v, std::initializer_list<const char*> ok) {
     for (const char* o : ok)
       if (v == o) return true;

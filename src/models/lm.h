@@ -104,6 +104,9 @@ class LanguageModel {
   const std::string& packed_format() const { return packed_; }
   size_t packed_bytes();  // weight bytes one decoded token reads through the Linears
 
+ protected:
+  void set_device(Device d) { device_ = d; }  // a model that runs elsewhere by construction (the GPU decoder)
+
  private:
   std::string packed_;
   Device device_ = Device::cpu;
@@ -115,6 +118,8 @@ using ModelRegistry = nn::Registry<LanguageModel, const ModelConfig&, const nn::
 // The memory the parameters need at least (ModelConfig::min_params) is checked first: a model that
 // cannot fit is refused in one line naming its sizes, as is a std::bad_alloc while building it.
 std::unique_ptr<LanguageModel> make_model(const ModelConfig& cfg, uint64_t seed = 0, DType dtype = DType::f32, bool init = true);
+// What the CUDA backend cannot run in this model ("attention 'tensorcoder'", ...), "" when it can.
+std::string cuda_refusal(const ModelConfig& c, DType dt);
 // "vocab_size V, d_model D, n_layers L, d_ff F": the sizes a message about memory names.
 std::string describe_size(const ModelConfig& c);
 

@@ -23,6 +23,7 @@ class TransformerLM final : public LanguageModel {
   void visit(const nn::ParamVisitor& f) override;
   void bind_vocabulary(const std::vector<std::string>& words) override { embed_->bind_vocabulary(words); }
   nn::TokenEmbedding* embedding() override { return embed_.get(); }
+  nn::PositionEncoding& position() { return *pos_; }  // e.g. probed for tables by the GPU decoder
   void set_images(const Tensor& images) override;
   int64_t image_tokens() const override { return vision_ ? vision_->tokens() : 0; }
   void linears(const nn::LinearVisitor& f) override;

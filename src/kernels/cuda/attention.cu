@@ -268,7 +268,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   check_shape(s);
   if (s.B * s.T * s.H == 0) return;
   const size_t smem = sizeof(float) * size_t(2 * kTile * (s.hd + 1) + kRows * s.hd);
-  k_attn_fwd<<<dim3(unsigned((s.T + kRows - 1) / kRows), unsigned(s.H), unsigned(s.B)), 32 * kRows, smem>>>(out, lse, q, k, v, s);
+  k_attn_fwd<<<dim3(unsigned((s.T + kRows - 1) / kRows), unsigned(s.H), unsigned(s.B)), 32 * kRows, smem, launch_stream()>>>(out, lse, q, k, v, s);
   check_launch("k_attn_fwd");
 }
 
@@ -277,17 +277,17 @@ void attention_backward(float* dq, float* dk, float* dv, float* scratch, const f
   check_shape(s);
   const int64_t rows = s.B * s.T * s.H;
   if (rows == 0) return;
-  k_attn_rowdot<<<unsigned((rows + kRows - 1) / kRows), 32 * kRows>>>(scratch, dout, out, s);
+  k_attn_rowdot<<<unsigned((rows + kRows - 1) / kRows), 32 * kRows, 0, launch_stream()>>>(scratch, dout, out, s);
   check_launch("k_attn_rowdot");
   const unsigned tiles = unsigned((s.T + kRows - 1) / kRows);
   if (dq) {
     const size_t smem = sizeof(float) * size_t(2 * kTile * (s.hd + 1) + 2 * kRows * s.hd);
-    k_attn_dq<<<dim3(tiles, unsigned(s.H), unsigned(s.B)), 32 * kRows, smem>>>(dq, dout, lse, scratch, q, k, v, s);
+    k_attn_dq<<<dim3(tiles, unsigned(s.H), unsigned(s.B)), 32 * kRows, smem, launch_stream()>>>(dq, dout, lse, scratch, q, k, v, s);
     check_launch("k_attn_dq");
   }
   if (dk && dv) {
     const size_t smem = sizeof(float) * size_t(2 * kTile * (s.hd + 1) + 2 * kRows * s.hd + 2 * kTile);
-    k_attn_dkv<<<dim3(tiles, unsigned(s.Hkv), unsigned(s.B)), 32 * kRows, smem>>>(dk, dv, dout, lse, scratch, q, k, v, s);
+    k_attn_dkv<<<dim3(tiles, unsigned(s.Hkv), unsigned(s.B)), 32 * kRows, smem, launch_stream()>>>(dk, dv, dout, lse, scratch, q, k, v, s);
     check_launch("k_attn_dkv");
   }
 }
@@ -304,11 +304,11 @@ void attention_forward_gemm(float* out, float* P, const float* q, const float* k
     gemm_batched(false, true, int(T), int(T), int(hd), s.scale, q + h * hd, qs, T * H * hd, k + (h / g) * hd, ks, T * Hkv * hd, 0.f,
                  P + h * T * T, int(T), H * T * T, int(s.B));
   const unsigned rows = unsigned(s.B * H * T);
-  if (T <= 256) k_attn_softmax_rows_reg<1><<<rows, 256>>>(P, s);
-  else if (T <= 512) k_attn_softmax_rows_reg<2><<<rows, 256>>>(P, s);
-  else if (T <= 1024) k_attn_softmax_rows_reg<4><<<rows, 256>>>(P, s);
-  else if (T <= 2048) k_attn_softmax_rows_reg<8><<<rows, 256>>>(P, s);
-  else k_attn_softmax_rows<<<rows, 256>>>(P, s);
+  if (T <= 256) k_attn_softmax_rows_reg<1><<<rows, 256, 0, launch_stream()>>>(P, s);
+  else if (T <= 512) k_attn_softmax_rows_reg<2><<<rows, 256, 0, launch_stream()>>>(P, s);
+  else if (T <= 1024) k_attn_softmax_rows_reg<4><<<rows, 256, 0, launch_stream()>>>(P, s);
+  else if (T <= 2048) k_attn_softmax_rows_reg<8><<<rows, 256, 0, launch_stream()>>>(P, s);
+  else k_attn_softmax_rows<<<rows, 256, 0, launch_stream()>>>(P, s);
   check_launch("k_attn_softmax_rows");
   for (int64_t h = 0; h < H; ++h)
     gemm_batched(false, false, int(T), int(hd), int(T), 1.f, P + h * T * T, int(T), H * T * T, v + (h / g) * hd, ks, T * Hkv * hd, 0.f,
@@ -329,11 +329,11 @@ void attention_backward_gemm(float* dq, float* dk, float* dv, float* dP, const f
     // dP = dO V^T, then dS = P (dP - rowsum(P dP))
     gemm_batched(false, true, int(T), int(T), int(hd), 1.f, dout + h * hd, qs, q_b, v + kh * hd, ks, kv_b, 0.f, dP, int(T), d_b, int(s.B));
     const dim3 grid(unsigned(T), unsigned(s.B));
-    if (T <= 256) k_attn_softmax_bwd_rows_reg<1><<<grid, 256>>>(dP, Ph, T, p_b, d_b, s.causal);
-    else if (T <= 512) k_attn_softmax_bwd_rows_reg<2><<<grid, 256>>>(dP, Ph, T, p_b, d_b, s.causal);
-    else if (T <= 1024) k_attn_softmax_bwd_rows_reg<4><<<grid, 256>>>(dP, Ph, T, p_b, d_b, s.causal);
-    else if (T <= 2048) k_attn_softmax_bwd_rows_reg<8><<<grid, 256>>>(dP, Ph, T, p_b, d_b, s.causal);
-    else k_attn_softmax_bwd_rows<<<grid, 256>>>(dP, Ph, T, p_b, d_b);
+    if (T <= 256) k_attn_softmax_bwd_rows_reg<1><<<grid, 256, 0, launch_stream()>>>(dP, Ph, T, p_b, d_b, s.causal);
+    else if (T <= 512) k_attn_softmax_bwd_rows_reg<2><<<grid, 256, 0, launch_stream()>>>(dP, Ph, T, p_b, d_b, s.causal);
+    else if (T <= 1024) k_attn_softmax_bwd_rows_reg<4><<<grid, 256, 0, launch_stream()>>>(dP, Ph, T, p_b, d_b, s.causal);
+    else if (T <= 2048) k_attn_softmax_bwd_rows_reg<8><<<grid, 256, 0, launch_stream()>>>(dP, Ph, T, p_b, d_b, s.causal);
+    else k_attn_softmax_bwd_rows<<<grid, 256, 0, launch_stream()>>>(dP, Ph, T, p_b, d_b);
     check_launch("k_attn_softmax_bwd_rows");
     // dQ += scale dS K, dK += scale dS^T Q
     gemm_batched(false, false, int(T), int(hd), int(T), s.scale, dP, int(T), d_b, k + kh * hd, ks, kv_b, 1.f, dq + h * hd, qs, q_b, int(s.B));

@@ -8,6 +8,12 @@
 
 namespace clm::cuda {
 
+// The stream every launcher queues on: the default one, or the stream the GPU decoder set while it
+// captures a step (decode.h set_stream).
+cudaStream_t launch_stream();
+
+#define CLM_GRID_STRIDE(i, n) for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
+
 inline void check_launch(const char* kernel) {
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA kernel ") + kernel + ": " + cudaGetErrorString(e));

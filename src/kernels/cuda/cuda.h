@@ -18,6 +18,15 @@ void gemm_batched(bool ta, bool tb, int M, int N, int K, float alpha, const floa
 void gemm_bf16(bool ta, bool tb, int M, int N, int K, float alpha, const uint16_t* A, int lda, const uint16_t* B, int ldb,
                float beta, float* C, int ldc);
 void to_bf16(uint16_t* y, const float* x, int64_t n);  // round to nearest even
+// Tensor-core GEMMs of quantized codes through cuBLASLt (kernels/cuda/gemm_lt.cu), C = A B^T with
+// A [M, K] and B [N, K] row-major (activations and a weight), C [M, N] row-major; M, N, K multiples
+// of 16 (std::invalid_argument otherwise).
+// INT8 codes, exact INT32 sums:
+void gemm_i8(int M, int N, int K, const int8_t* A, const int8_t* B, int32_t* C);
+// FP8 E4M3 codes, f32 accumulation, C = a_scale[0] b_scale[0] A B^T (scales on the device, or null
+// for 1) stored as f32 or, with c_bf16, bf16:
+void gemm_fp8(int M, int N, int K, const uint8_t* A, const uint8_t* B, const float* a_scale, const float* b_scale, void* C,
+              bool c_bf16);
 // TF32 tensor-core GEMMs (10-bit mantissa products, f32 accumulation): off by default (exact f32).
 void set_tf32(bool on);
 

@@ -28,6 +28,7 @@ void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, in
   if (M == 0 || N == 0) return;
   cublasHandle_t h = handle();
   cublasSetMathMode(h, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+  cublasSetStream(h, launch_stream());
   const cublasStatus_t st = cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
                                         ldb, A, lda, &beta, C, ldc);
   if (st != CUBLAS_STATUS_SUCCESS)
@@ -40,6 +41,7 @@ void gemm_batched(bool ta, bool tb, int M, int N, int K, float alpha, const floa
   if (M == 0 || N == 0 || batch == 0) return;
   cublasHandle_t h = handle();
   cublasSetMathMode(h, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+  cublasSetStream(h, launch_stream());
   const cublasStatus_t st = cublasSgemmStridedBatched(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
                                                       &alpha, B, ldb, sb, A, lda, sa, &beta, C, ldc, sc, batch);
   if (st != CUBLAS_STATUS_SUCCESS)
@@ -49,6 +51,7 @@ void gemm_batched(bool ta, bool tb, int M, int N, int K, float alpha, const floa
 void gemm_bf16(bool ta, bool tb, int M, int N, int K, float alpha, const uint16_t* A, int lda, const uint16_t* B, int ldb,
                float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
+  cublasSetStream(handle(), launch_stream());
   const cublasStatus_t st =
       cublasGemmEx(handle(), tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_16BF, ldb, A,
                    CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);

@@ -8,7 +8,6 @@ namespace clm::cuda {
 
 namespace {
 
-#define CLM_GRID_STRIDE(i, n) for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(gridDim.x) * blockDim.x)
 
 __global__ void k_add(float* y, const float* a, const float* b, int64_t n) { CLM_GRID_STRIDE(i, n) y[i] = a[i] + b[i]; }
 __global__ void k_axpy(float* y, float a, const float* x, int64_t n) { CLM_GRID_STRIDE(i, n) y[i] += a * x[i]; }
@@ -285,7 +284,7 @@ template <class T> T* scratch(size_t n) {
 
 #define CLM_LAUNCH(name, n, ...)                                \
   do {                                                          \
-    if ((n) > 0) name<<<grid_for(n), 256>>>(__VA_ARGS__);       \
+    if ((n) > 0) name<<<grid_for(n), 256, 0, launch_stream()>>>(__VA_ARGS__);       \
     check_launch(#name);                                        \
   } while (0)
 
@@ -298,7 +297,7 @@ void fill(float* y, float v, int64_t n) { CLM_LAUNCH(k_fill, n, y, v, n); }
 void to_bf16(uint16_t* y, const float* x, int64_t n) { CLM_LAUNCH(k_to_bf16, n, y, x, n); }
 void add_scalar(float* y, const float* s, int64_t n) { CLM_LAUNCH(k_add_scalar, n, y, s, n); }
 void sum(float* out, const float* x, int64_t n) {
-  k_sum_scaled<<<1, 1024>>>(out, x, n, 1.f);
+  k_sum_scaled<<<1, 1024, 0, launch_stream()>>>(out, x, n, 1.f);
   check_launch("k_sum_scaled");
 }
 void rows_set(float* y, const float* row, int64_t N, int64_t M) { CLM_LAUNCH(k_rows_set, N * M, y, row, N, M); }
@@ -307,22 +306,22 @@ void col_sum_acc(float* out, const float* x, const float* z, const float* r, int
   if (N == 0 || M == 0) return;
   const int64_t chunks = (N + kColChunk - 1) / kColChunk;
   float* part = scratch<float>(size_t(chunks * M));
-  k_col_partial<<<dim3(unsigned((M + 31) / 32), unsigned(chunks)), dim3(32, 8)>>>(part, x, z, r, mu, N, M);
+  k_col_partial<<<dim3(unsigned((M + 31) / 32), unsigned(chunks)), dim3(32, 8), 0, launch_stream()>>>(part, x, z, r, mu, N, M);
   check_launch("k_col_partial");
-  k_col_finish<<<grid_for(M), 256>>>(out, part, chunks, M);
+  k_col_finish<<<grid_for(M), 256, 0, launch_stream()>>>(out, part, chunks, M);
   check_launch("k_col_finish");
 }
 
 void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t N, int64_t D, float eps, float offset) {
   if (N == 0) return;
-  k_rmsnorm_fwd<<<unsigned(N), 256>>>(y, rstd, x, w, D, eps, offset);
+  k_rmsnorm_fwd<<<unsigned(N), 256, 0, launch_stream()>>>(y, rstd, x, w, D, eps, offset);
   check_launch("k_rmsnorm_fwd");
 }
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int64_t N,
                       int64_t D, float offset) {
   if (N == 0) return;
   if (dx) {
-    k_rmsnorm_bwd_dx<<<unsigned(N), 256>>>(dx, dy, x, w, rstd, D, offset);
+    k_rmsnorm_bwd_dx<<<unsigned(N), 256, 0, launch_stream()>>>(dx, dy, x, w, rstd, D, offset);
     check_launch("k_rmsnorm_bwd_dx");
   }
   if (dw) col_sum_acc(dw, dy, x, rstd, N, D);
@@ -331,14 +330,14 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
 void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b, int64_t N, int64_t D,
                        float eps) {
   if (N == 0) return;
-  k_layernorm_fwd<<<unsigned(N), 256>>>(y, mean, rstd, x, w, b, D, eps);
+  k_layernorm_fwd<<<unsigned(N), 256, 0, launch_stream()>>>(y, mean, rstd, x, w, b, D, eps);
   check_launch("k_layernorm_fwd");
 }
 void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, const float* mean,
                         const float* rstd, int64_t N, int64_t D) {
   if (N == 0) return;
   if (dx) {
-    k_layernorm_bwd_dx<<<unsigned(N), 256>>>(dx, dy, x, w, mean, rstd, D);
+    k_layernorm_bwd_dx<<<unsigned(N), 256, 0, launch_stream()>>>(dx, dy, x, w, mean, rstd, D);
     check_launch("k_layernorm_bwd_dx");
   }
   if (dw) col_sum_acc(dw, dy, x, rstd, N, D, mean);
@@ -379,7 +378,7 @@ void embedding_forward(float* out, const float* table, const int32_t* ids, int64
 void embedding_backward(float* dtable, const float* dout, const int32_t* uid, const int32_t* starts, const int32_t* order,
                         int64_t U, int64_t D) {
   if (U == 0) return;
-  k_embedding_bwd<<<unsigned(U), 128>>>(dtable, dout, uid, starts, order, D);
+  k_embedding_bwd<<<unsigned(U), 128, 0, launch_stream()>>>(dtable, dout, uid, starts, order, D);
   check_launch("k_embedding_bwd");
 }
 
@@ -387,16 +386,16 @@ void cross_entropy_forward(float* loss, float* lse, const float* z, const int32_
                            float inv_count) {
   float* rows = scratch<float>(size_t(N > 0 ? N : 1));
   if (N > 0) {
-    k_ce_rows<<<unsigned(N), 256>>>(rows, lse, z, targets, V);
+    k_ce_rows<<<unsigned(N), 256, 0, launch_stream()>>>(rows, lse, z, targets, V);
     check_launch("k_ce_rows");
   }
-  k_sum_scaled<<<1, 1024>>>(loss, rows, N, inv_count);
+  k_sum_scaled<<<1, 1024, 0, launch_stream()>>>(loss, rows, N, inv_count);
   check_launch("k_sum_scaled");
 }
 void cross_entropy_backward(float* dz, const float* g, const float* z, const float* lse, const int32_t* targets, int64_t N,
                             int64_t V, float inv_count) {
   if (N == 0) return;
-  k_ce_bwd<<<unsigned(N), 256>>>(dz, g, z, lse, targets, V, inv_count);
+  k_ce_bwd<<<unsigned(N), 256, 0, launch_stream()>>>(dz, g, z, lse, targets, V, inv_count);
   check_launch("k_ce_bwd");
 }
 
@@ -407,9 +406,9 @@ void adamw(float* w, const float* g, float* m, float* v, int64_t n, float b1, fl
 
 void sum_squares(double* out, const float* x, int64_t n) {
   double* part = scratch<double>(kSumBlocks);
-  k_sumsq_partial<<<kSumBlocks, 256>>>(part, x, n);
+  k_sumsq_partial<<<kSumBlocks, 256, 0, launch_stream()>>>(part, x, n);
   check_launch("k_sumsq_partial");
-  k_sum_partials<<<1, kSumBlocks>>>(out, part, kSumBlocks);
+  k_sum_partials<<<1, kSumBlocks, 0, launch_stream()>>>(out, part, kSumBlocks);
   check_launch("k_sum_partials");
 }
 

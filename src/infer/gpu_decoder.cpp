@@ -1,0 +1,400 @@
+// The GPU decoder (gpu_decoder.h): a transformer's inference path on a CUDA device.
+#include "infer/gpu_decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <stdexcept>
+
+#include "tensor/device.h"
+
+#ifdef CLM_CUDA
+#include "kernels/cuda/cuda.h"
+#include "kernels/cuda/decode.h"
+#include "models/transformer.h"
+#endif
+
+namespace clm {
+
+#ifndef CLM_CUDA
+
+std::unique_ptr<LanguageModel> gpu_decoder(std::unique_ptr<LanguageModel>, const std::string&) {
+  gpu::require("--device cuda");  // throws: this build has no CUDA backend
+  throw std::logic_error("unreachable");
+}
+
+#else
+
+namespace {
+
+namespace c = clm::cuda;
+constexpr int64_t kChunkTokens = 64;  // prefill tokens per pass (the scratch buffers' rows)
+constexpr int64_t kGemmTokens = 16;   // passes of this many tokens or more multiply through cuBLAS
+
+float* fp(const Tensor& t) { return t.defined() ? const_cast<float*>(t.data<float>()) : nullptr; }
+
+// One sequence's device state: the KV cells of every layer, the position tables for its capacity,
+// the attention's partial-softmax scratch, and the captured one-token step that reads them.
+class GpuState final : public nn::LayerState {
+ public:
+  Tensor k, v;        // [L, capacity, Hkv, hd]
+  Tensor rot, table;  // rotation [capacity, hd] / learned rows [positions, D], or undefined
+  Tensor part;        // decode_attention's scratch
+  int64_t capacity = 0, chunks = 0, tokens_per_pass = 1, positions = 0;  // positions: the table's limit
+  size_t bytes_per_token = 0;
+  int64_t len = 0;
+  c::Graph step = nullptr;
+  ~GpuState() override { c::graph_destroy(step); }
+  size_t bytes() const override { return size_t(len) * bytes_per_token; }
+  void reset() override { len = 0; }
+  bool truncate(int64_t pos) override {  // cells past pos are overwritten before they are read again
+    len = std::min(len, pos);
+    return true;
+  }
+};
+
+struct Layer {
+  Tensor qkv, qkv_b, o, gu, gu_b, down, down_b;  // matrices in the chosen storage, biases f32
+  Tensor n1w, n1b, n2w, n2b;
+};
+
+class GpuDecoder final : public LanguageModel {
+ public:
+  GpuDecoder(std::unique_ptr<LanguageModel> m, bool bf16) : host_(std::move(m)), bf16_(bf16) {
+    cfg_ = host_->config();
+    tlm_ = dynamic_cast<TransformerLM*>(host_.get());
+    if (!tlm_) throw std::invalid_argument("--device cuda: inference on the GPU runs transformers (arch '" + cfg_.arch + "')");
+    if (std::string why = cuda_refusal(cfg_, host_->dtype()); !why.empty())
+      throw std::invalid_argument("--device cuda: the GPU decoder has no kernels for " + why + "; use --device cpu");
+    if (!host_->packed_format().empty()) throw std::invalid_argument("--device cuda: the model's Linears are already packed for the CPU");
+    bool quantized = false;
+    host_->linears([&](const std::string&, nn::Linear& l) { quantized = quantized || l.quantized; });
+    if (quantized) throw std::invalid_argument("--device cuda: quantized Linears run on the CPU only (drop --quant or --device cuda)");
+    gpu::require("--device cuda");
+    H_ = cfg_.n_heads, Hkv_ = cfg_.n_kv_heads, hd_ = cfg_.hd(), D_ = cfg_.d_model, F_ = cfg_.d_ff, V_ = cfg_.vocab_size;
+    gated_ = cfg_.mlp == "swiglu" || cfg_.mlp == "geglu_tanh";
+    upload();
+    const int64_t Wq = (H_ + 2 * Hkv_) * hd_, R = kChunkTokens;
+    x_ = Tensor::empty({R, D_}, DType::f32, Device::cuda);
+    h_ = Tensor::empty({R, D_}, DType::f32, Device::cuda);
+    qkv_ = Tensor::empty({R, Wq}, DType::f32, Device::cuda);
+    att_ = Tensor::empty({R, H_ * hd_}, DType::f32, Device::cuda);
+    gu_ = Tensor::empty({R, gated_ ? 2 * F_ : F_}, DType::f32, Device::cuda);
+    act_ = Tensor::empty({R, F_}, DType::f32, Device::cuda);
+    stat_ = Tensor::empty({2, R}, DType::f32, Device::cuda);
+    logits_ = Tensor::empty({R, V_}, DType::f32, Device::cuda);
+    xb_ = Tensor::empty({R, std::max({D_, H_ * hd_, F_})}, DType::bf16, Device::cuda);
+    io_ = Tensor::empty({R + 1}, DType::i32, Device::cuda);
+    host_io_ = static_cast<int32_t*>(c::host_alloc(sizeof(int32_t) * size_t(R + 1)));
+    host_logits_ = static_cast<float*>(c::host_alloc(sizeof(float) * size_t(R * V_)));
+    stream_ = c::stream_create();
+    set_device(Device::cuda);
+    gpu::sync();  // uploads and zero fills on the default stream finish before this stream runs
+  }
+  ~GpuDecoder() override {
+    c::stream_destroy(stream_);
+    c::host_free(host_io_);
+    c::host_free(host_logits_);
+  }
+
+  const ModelConfig& config() const override { return cfg_; }
+  DType dtype() const override { return DType::f32; }
+  void visit(const nn::ParamVisitor& f) override { host_->visit(f); }
+  void linears(const nn::LinearVisitor&) override {}  // none on the host: nothing to pack
+  nn::Var forward(const Tensor&, int64_t, int64_t) override {
+    throw std::invalid_argument("the GPU decoder runs inference only (training and clm eval use the model moved with --device cuda)");
+  }
+  size_t state_bytes_per_token() const override { return size_t(2 * cfg_.n_layers * Hkv_ * hd_) * sizeof(float); }
+
+  InferState make_state(int64_t capacity) override {
+    if (capacity <= 0) throw std::invalid_argument("make_state: capacity must be > 0");
+    auto st = std::make_unique<GpuState>();
+    GpuState& g = *st;
+    g.capacity = capacity;
+    g.bytes_per_token = state_bytes_per_token();
+    const int64_t L = cfg_.n_layers;
+    g.k = Tensor::zeros({L, capacity, Hkv_, hd_}, DType::f32, Device::cuda);
+    g.v = Tensor::zeros({L, capacity, Hkv_, hd_}, DType::f32, Device::cuda);
+    g.chunks = (capacity + c::kDecodeChunk - 1) / c::kDecodeChunk;
+    // Prefill passes sized so that the attention scratch stays under 64 MiB.
+    const int64_t per_token = H_ * g.chunks * (hd_ + 2);
+    g.tokens_per_pass = std::clamp<int64_t>((int64_t(16) << 20) / per_token, 1, kChunkTokens);
+    g.part = Tensor::empty({g.tokens_per_pass * per_token}, DType::f32, Device::cuda);
+    probe_positions(g);
+    gpu::sync();
+    InferState s;
+    s.layers.push_back(std::move(st));
+    return s;
+  }
+
+  const float* infer(InferState& s, std::span<const int32_t> ids) override {
+    GpuState* g = s.layers.size() == 1 ? dynamic_cast<GpuState*>(s.layers[0].get()) : nullptr;
+    if (!g) throw std::invalid_argument("infer: state made for another model");
+    if (ids.empty()) throw std::invalid_argument("infer: no tokens");
+    if (s.token_filter || s.on_call_start || s.on_call_end || s.on_attention)
+      throw std::invalid_argument("--device cuda: KV policies, token filters and attention observers run on the CPU only");
+    for (int32_t id : ids)
+      if (id < 0 || id >= V_) throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(V_));
+    const int64_t T = int64_t(ids.size()), p0 = s.next_pos;
+    if (p0 + T > g->capacity) throw std::length_error("KV cache full (" + std::to_string(g->capacity) + " positions)");
+    if (g->positions && p0 + T > g->positions)
+      throw std::length_error("position " + std::to_string(p0 + T - 1) + " beyond the learned table of " + std::to_string(g->positions));
+    s.tags.clear();
+    c::set_stream(stream_);
+    try {
+      if (T == 1 && !s.all_logits) {
+        host_io_[0] = int32_t(p0), host_io_[1] = ids[0];
+        if (!g->step) {  // first token of this state: capture the step once
+          c::capture_begin(stream_);
+          try {
+            queue_call(*g, 1, 1);
+          } catch (...) {
+            try {
+              c::graph_destroy(c::capture_end(stream_));
+            } catch (...) {
+            }
+            throw;
+          }
+          g->step = c::capture_end(stream_);
+        }
+        c::graph_launch(g->step, stream_);
+        c::stream_sync(stream_);
+        s.logits.assign(host_logits_, host_logits_ + V_);
+      } else {
+        const int64_t rows_total = s.all_logits ? T : 1;
+        s.logits.resize(size_t(rows_total * V_));
+        for (int64_t t0 = 0; t0 < T; t0 += g->tokens_per_pass) {
+          const int64_t n = std::min(g->tokens_per_pass, T - t0);
+          const int64_t rows = s.all_logits ? n : (t0 + n == T ? 1 : 0);
+          host_io_[0] = int32_t(p0 + t0);
+          std::copy(ids.begin() + t0, ids.begin() + t0 + n, host_io_ + 1);
+          queue_call(*g, n, rows);
+          c::stream_sync(stream_);
+          if (rows) std::copy(host_logits_, host_logits_ + rows * V_, s.logits.data() + (s.all_logits ? t0 * V_ : 0));
+        }
+      }
+    } catch (...) {
+      c::set_stream(nullptr);
+      throw;
+    }
+    c::set_stream(nullptr);
+    g->len = p0 + T;
+    s.next_pos = p0 + T;
+    return s.logits.data() + (s.all_logits ? (T - 1) * V_ : 0);
+  }
+
+ private:
+  Tensor upload_matrix(const std::vector<const Tensor*>& parts) {  // rows stacked, in the chosen storage
+    int64_t rows = 0, K = parts[0]->dim(1);
+    for (const Tensor* p : parts) rows += p->dim(0);
+    Tensor host = Tensor::empty({rows, K}, bf16_ ? DType::bf16 : DType::f32);
+    int64_t r0 = 0;
+    for (const Tensor* p : parts) {
+      const Tensor t = p->contiguous();
+      const float* src = t.data<float>();
+      const int64_t n = t.numel();
+      if (bf16_)
+        for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(host.raw())[r0 * K + i] = f32_to_bf16(src[i]);
+      else
+        std::copy(src, src + n, host.data<float>() + r0 * K);
+      r0 += p->dim(0);
+    }
+    return host.to_device(Device::cuda);
+  }
+  Tensor upload_vector(const std::vector<const Tensor*>& parts) {  // concatenated f32; undefined when absent
+    if (parts.empty() || !parts[0]) return {};
+    int64_t n = 0;
+    for (const Tensor* p : parts) n += p->numel();
+    Tensor host = Tensor::empty({n}, DType::f32);
+    int64_t o = 0;
+    for (const Tensor* p : parts) {
+      const Tensor t = p->contiguous();
+      std::copy(t.data<float>(), t.data<float>() + t.numel(), host.data<float>() + o);
+      o += t.numel();
+    }
+    return host.to_device(Device::cuda);
+  }
+
+  void upload() {
+    std::map<std::string, Tensor> w;
+    for (auto& [name, t] : host_->named_weights()) w[name] = t;
+    auto get = [&](const std::string& n) -> const Tensor* {
+      auto it = w.find(n);
+      if (it == w.end()) throw std::invalid_argument("--device cuda: the model has no tensor '" + n + "'");
+      if (it->second.dtype() != DType::f32) throw std::invalid_argument("--device cuda: '" + n + "' is not f32");
+      return &it->second;
+    };
+    auto opt = [&](const std::string& n) -> const Tensor* { return w.count(n) ? get(n) : nullptr; };
+    embed_ = get("model.embed_tokens.weight")->to_device(Device::cuda);
+    head_ = upload_matrix({cfg_.tie_embeddings || !w.count("lm_head.weight") ? get("model.embed_tokens.weight") : get("lm_head.weight")});
+    fnw_ = upload_vector({get("model.norm.weight")});
+    fnb_ = upload_vector({opt("model.norm.bias")});
+    for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l);
+      Layer L;
+      const std::string a = p + ".self_attn.", m = p + ".mlp.";
+      L.qkv = upload_matrix({get(a + "q_proj.weight"), get(a + "k_proj.weight"), get(a + "v_proj.weight")});
+      if (cfg_.attn_bias) L.qkv_b = upload_vector({get(a + "q_proj.bias"), get(a + "k_proj.bias"), get(a + "v_proj.bias")});
+      L.o = upload_matrix({get(a + "o_proj.weight")});
+      if (gated_) {
+        L.gu = upload_matrix({get(m + "gate_proj.weight"), get(m + "up_proj.weight")});
+        if (cfg_.mlp_bias) L.gu_b = upload_vector({get(m + "gate_proj.bias"), get(m + "up_proj.bias")});
+      } else {
+        L.gu = upload_matrix({get(m + "up_proj.weight")});
+        if (cfg_.mlp_bias) L.gu_b = upload_vector({get(m + "up_proj.bias")});
+      }
+      L.down = upload_matrix({get(m + "down_proj.weight")});
+      if (cfg_.mlp_bias) L.down_b = upload_vector({get(m + "down_proj.bias")});
+      L.n1w = upload_vector({get(p + ".input_layernorm.weight")});
+      L.n1b = upload_vector({opt(p + ".input_layernorm.bias")});
+      L.n2w = upload_vector({get(p + ".post_attention_layernorm.weight")});
+      L.n2b = upload_vector({opt(p + ".post_attention_layernorm.bias")});
+      layers_.push_back(std::move(L));
+    }
+    nn::PositionEncoding& pe = tlm_->position();
+    if (pe.alibi_slope(0, H_) != 0.0) {
+      std::vector<float> sl(static_cast<size_t>(H_));
+      for (int64_t h = 0; h < H_; ++h) sl[size_t(h)] = float(pe.alibi_slope(h, H_));
+      slopes_ = Tensor::from(sl, {H_}).to_device(Device::cuda);
+    }
+  }
+
+  // The position slot's action, read off the CPU model: a rotary variant rotates each pair (a, b)
+  // of every head by an angle of the position, so rotating (1, 0) gives (cos, sin) and (0, 1) must give
+  // (-sin, cos); anything else (a rotation that mixes pairs, or differs between heads) is refused.
+  // Learned positions are the rows added to zero embeddings.
+  void probe_positions(GpuState& g) {
+    nn::PositionEncoding& pe = tlm_->position();
+    const int64_t cap = g.capacity, half = hd_ / 2;
+    const bool il = cfg_.rope_interleaved;
+    std::vector<int32_t> pos(static_cast<size_t>(cap));
+    std::iota(pos.begin(), pos.end(), 0);
+    nn::Workspace ws;
+    nn::InferCtx ctx{cap, pos.data(), 0, nullptr, 0, &ws, nullptr};
+    if (cfg_.position == "learned") {
+      const int64_t P = std::min(cap, cfg_.max_seq_len);
+      std::vector<float> rows(size_t(P * D_), 0.f);
+      ctx.T = P;
+      pe.infer_embed(rows.data(), ctx);
+      g.table = Tensor::from(rows, {P, D_}).to_device(Device::cuda);
+      g.positions = cfg_.max_seq_len;
+      return;
+    }
+    pe.reserve(cap);
+    std::vector<float> a(size_t(cap * hd_), 0.f), b(size_t(cap * hd_), 0.f);
+    auto ia = [&](int64_t j) { return il ? 2 * j : j; };
+    auto ib = [&](int64_t j) { return il ? 2 * j + 1 : j + half; };
+    for (int64_t p = 0; p < cap; ++p)
+      for (int64_t j = 0; j < half; ++j) a[size_t(p * hd_ + ia(j))] = 1.f, b[size_t(p * hd_ + ib(j))] = 1.f;
+    pe.infer_rotate(a.data(), 1, ctx);
+    pe.infer_rotate(b.data(), 1, ctx);
+    std::vector<float> rot(size_t(cap * hd_));
+    bool identity = true;
+    for (int64_t p = 0; p < cap; ++p)
+      for (int64_t j = 0; j < half; ++j) {
+        const float cs = a[size_t(p * hd_ + ia(j))], sn = a[size_t(p * hd_ + ib(j))];
+        const float ms = -b[size_t(p * hd_ + ia(j))], cs2 = b[size_t(p * hd_ + ib(j))];
+        const float tol = 1e-6f * (std::fabs(cs) + std::fabs(sn) + 1e-30f);
+        if (std::fabs(ms - sn) > tol || std::fabs(cs2 - cs) > tol)
+          throw std::invalid_argument("--device cuda: position '" + cfg_.position + "' does not rotate pairs of dimensions; use --device cpu");
+        rot[size_t(p * hd_ + j)] = cs, rot[size_t(p * hd_ + half + j)] = sn;
+        identity = identity && cs == 1.f && sn == 0.f;
+      }
+    // Every head the same: a few positions with H heads.
+    const int64_t P = std::min<int64_t>(cap, 8);
+    std::vector<float> x(size_t(P * H_ * hd_));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % size_t(hd_) + 1) / float(hd_);
+    ctx.T = P;
+    pe.infer_rotate(x.data(), H_, ctx);
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t h = 1; h < H_; ++h)
+        for (int64_t d = 0; d < hd_; ++d)
+          if (x[size_t((p * H_ + h) * hd_ + d)] != x[size_t(p * H_ * hd_ + d)])
+            throw std::invalid_argument("--device cuda: position '" + cfg_.position + "' rotates heads differently; use --device cpu");
+    if (!identity) g.rot = Tensor::from(rot, {cap, hd_}).to_device(Device::cuda);
+  }
+
+  void norm(float* y, const float* x, const Tensor& w, const Tensor& b, int64_t T) {
+    float* st = fp(stat_);
+    const float eps = float(cfg_.norm_eps);
+    if (cfg_.norm == "layernorm") c::layernorm_forward(y, st, st + kChunkTokens, x, fp(w), fp(b), T, D_, eps);
+    else c::rmsnorm_forward(y, st, x, fp(w), T, D_, eps, cfg_.norm == "rmsnorm_1p" ? 1.f : 0.f);
+  }
+  // y (= or +=) x W^T + bias for T tokens. Decoding (and short calls) reads each weight once per 8
+  // tokens on CUDA cores; a prefill pass of 16 or more tokens goes through cuBLAS (f32 weights: SGEMM,
+  // the same products; bf16 weights: tensor cores with the activations rounded to bf16).
+  void gemv(float* y, const Tensor& W, const Tensor& bias, const float* x, int64_t T, bool acc) {
+    const int64_t N = W.dim(0), K = W.dim(1);
+    if (T >= kGemmTokens) {
+      if (bf16_) {
+        uint16_t* xb = static_cast<uint16_t*>(xb_.raw());
+        c::to_bf16(xb, x, T * K);
+        c::gemm_bf16(false, true, int(T), int(N), int(K), 1.f, xb, int(K), static_cast<const uint16_t*>(W.raw()), int(K), acc ? 1.f : 0.f, y,
+                     int(N));
+      } else {
+        c::gemm(false, true, int(T), int(N), int(K), 1.f, x, int(K), W.data<float>(), int(K), acc ? 1.f : 0.f, y, int(N));
+      }
+      if (bias.defined()) c::add_bias(y, fp(bias), T, N);
+      return;
+    }
+    if (bf16_) c::gemv_bf16(y, static_cast<const uint16_t*>(W.raw()), fp(bias), x, N, K, T, acc);
+    else c::gemv_f32(y, W.data<float>(), fp(bias), x, N, K, T, acc);
+  }
+
+  // Queues one call of T tokens (ids and the first position in host_io_) on the stream: copies them
+  // in, runs every layer, and copies the logits of the last `rows` tokens out to host_logits_.
+  void queue_call(GpuState& g, int64_t T, int64_t rows) {
+    int32_t* io = io_.data<int32_t>();
+    const int32_t* pos0 = io;
+    c::copy_async(io, host_io_, sizeof(int32_t) * size_t(T + 1), stream_);
+    float *x = fp(x_), *h = fp(h_), *qkv = fp(qkv_), *att = fp(att_), *gu = fp(gu_), *act = fp(act_);
+    c::embedding_forward(x, fp(embed_), io + 1, T, D_);
+    if (cfg_.embed_scale != 1.0) c::scale(x, float(cfg_.embed_scale), x, T * D_);
+    if (g.table.defined()) c::add_position_rows(x, fp(g.table), pos0, T, D_);
+    const int64_t cells = g.capacity * Hkv_ * hd_;
+    const float scale = float(1.0 / std::sqrt(double(hd_)));
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const Layer& L = layers_[l];
+      float *kc = fp(g.k) + int64_t(l) * cells, *vc = fp(g.v) + int64_t(l) * cells;
+      norm(h, x, L.n1w, L.n1b, T);
+      gemv(qkv, L.qkv, L.qkv_b, h, T, false);
+      c::rope_append(qkv, kc, vc, fp(g.rot), pos0, T, H_, Hkv_, hd_, cfg_.rope_interleaved);
+      c::decode_attention(att, fp(g.part), qkv, kc, vc, pos0, T, H_, Hkv_, hd_, g.chunks, scale, fp(slopes_));
+      gemv(x, L.o, Tensor(), att, T, true);
+      norm(h, x, L.n2w, L.n2b, T);
+      gemv(gu, L.gu, L.gu_b, h, T, false);
+      if (gated_) c::glu(act, gu, T, F_, cfg_.mlp == "geglu_tanh");
+      else c::gelu_forward(act, gu, T * F_, cfg_.mlp == "gelu_tanh");
+      gemv(x, L.down, L.down_b, act, T, true);
+    }
+    if (rows == 0) return;
+    norm(h, x + (T - rows) * D_, fnw_, fnb_, rows);
+    gemv(fp(logits_), head_, Tensor(), h, rows, false);
+    c::copy_async(host_logits_, fp(logits_), sizeof(float) * size_t(rows * V_), stream_);
+  }
+
+  std::unique_ptr<LanguageModel> host_;
+  TransformerLM* tlm_ = nullptr;
+  ModelConfig cfg_;
+  bool bf16_, gated_ = true;
+  int64_t H_ = 0, Hkv_ = 0, hd_ = 0, D_ = 0, F_ = 0, V_ = 0;
+  Tensor embed_, head_, fnw_, fnb_, slopes_;
+  std::vector<Layer> layers_;
+  Tensor x_, h_, qkv_, att_, gu_, act_, stat_, logits_, io_, xb_;
+  int32_t* host_io_ = nullptr;
+  float* host_logits_ = nullptr;
+  c::Stream stream_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<LanguageModel> gpu_decoder(std::unique_ptr<LanguageModel> model, const std::string& weights) {
+  if (weights != "bf16" && weights != "f32")
+    throw std::invalid_argument("--device cuda: --weights must be bf16 or f32 (got '" + weights + "')");
+  return std::make_unique<GpuDecoder>(std::move(model), weights == "bf16");
+}
+
+#endif
+
+}  // namespace clm
