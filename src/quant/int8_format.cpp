@@ -14,8 +14,7 @@ namespace clm::quant {
 size_t Int8Format::at(int64_t r, int64_t j) const { return size_t((r / 4) * 4 * kp_ + ((j / 64) * 4 + r % 4) * 64 + j % 64); }
 
 Int8Format::Int8Format(const Tensor& w, Act act, std::shared_ptr<LayerReport> rep, std::string name)
-    : act_(std::move(act)), name_(std::move(name)) {
-  rep_ = std::move(rep);
+    : QuantFormat(std::move(name), std::move(rep)), act_(std::move(act)) {
   rows_ = w.dim(0);
   cols_ = w.dim(1);
   kp_ = (cols_ + 63) / 64 * 64;
@@ -142,11 +141,7 @@ bool Int8Format::store(const std::string& prefix, std::vector<std::pair<std::str
 std::unique_ptr<kernels::WeightFormat> Int8Format::restore(const nlohmann::json& meta,
                                                            const std::function<const Tensor&(const std::string&)>& tensor) {
   std::unique_ptr<Int8Format> f(new Int8Format());
-  f->rows_ = meta.at("rows").get<int64_t>();
-  f->cols_ = meta.at("cols").get<int64_t>();
-  if (f->rows_ <= 0 || f->cols_ <= 0) throw std::runtime_error("rows and cols must be > 0");
-  f->name_ = meta.at("name").get<std::string>();
-  f->rep_ = report_from_json(meta);
+  std::tie(f->rows_, f->cols_) = f->restore_common(meta);
   f->act_.cross = meta.at("cross").get<bool>();
   f->act_.alpha = meta.at("alpha").get<double>();
   if (!(f->act_.alpha >= 0 && f->act_.alpha <= 1)) throw std::runtime_error("alpha must be in [0, 1]");

@@ -26,7 +26,6 @@ class Int8Format : public QuantFormat {
   void matmul(const float* x, int64_t n, float* y) const override;
   void dequantize(float* out) const override;
   size_t bytes() const override { return size_t(rows_ * cols_ + rows_ * 4); }
-  const std::string& name() const override { return name_; }
   bool store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const override;
   static std::unique_ptr<kernels::WeightFormat> restore(const nlohmann::json& meta,
                                                         const std::function<const Tensor&(const std::string&)>& tensor);
@@ -38,7 +37,6 @@ class Int8Format : public QuantFormat {
   std::vector<int8_t> q_;       // [rp_, kp_], blocks of four rows interleaved in 64-column chunks (at())
   std::vector<float> sw_;       // [rows]
   Act act_;
-  std::string name_;
 };
 
 }  // namespace clm::quant

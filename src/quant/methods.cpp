@@ -17,8 +17,7 @@ using nn::OptionSpec;
 using nlohmann::json;
 
 FakeQuantFormat::FakeQuantFormat(std::string name, Tensor w_eff, ActFn act, std::shared_ptr<LayerReport> rep, double w_bits)
-    : name_(std::move(name)), w_(std::move(w_eff)), act_(std::move(act)), w_bits_(w_bits) {
-  rep_ = std::move(rep);
+    : QuantFormat(std::move(name), std::move(rep)), w_(std::move(w_eff)), act_(std::move(act)), w_bits_(w_bits) {
   rows_ = w_.dim(0);
   k_eff_ = w_.dim(1);
   cols_ = rep_->in;
@@ -288,8 +287,7 @@ std::vector<float> pow_vec(const std::vector<float>& c, double e) {
 class CrossDynamicFormat : public QuantFormat {
  public:
   CrossDynamicFormat(Tensor w, double alpha, ElemSpec wspec, std::shared_ptr<LayerReport> rep)
-      : w_(std::move(w)), alpha_(alpha), wspec_(std::move(wspec)), name_("crossquant-dynamic:" + wspec_.str()) {
-    rep_ = std::move(rep);
+      : QuantFormat("crossquant-dynamic:" + wspec.str(), std::move(rep)), w_(std::move(w)), alpha_(alpha), wspec_(std::move(wspec)) {
     rows_ = w_.dim(0);
     cols_ = w_.dim(1);
   }
@@ -312,13 +310,11 @@ class CrossDynamicFormat : public QuantFormat {
     std::copy_n(wq.data<float>(), wq.numel(), out);
   }
   size_t bytes() const override { return size_t(double(rows_ * cols_) * wspec_.bits() / 8); }
-  const std::string& name() const override { return name_; }
 
  private:
   Tensor w_;
   double alpha_;
   ElemSpec wspec_;
-  std::string name_;
 };
 
 const bool reg_cross = MethodRegistry::get().add(

@@ -38,10 +38,8 @@ class FakeQuantFormat : public QuantFormat {
   void matmul(const float* x, int64_t n, float* y) const override;
   void dequantize(float* out) const override;  // W' (k_eff columns)
   size_t bytes() const override { return size_t(double(rows_ * k_eff_) * w_bits_ / 8); }
-  const std::string& name() const override { return name_; }
 
  private:
-  std::string name_;
   Tensor w_;
   int64_t k_eff_;
   ActFn act_;

@@ -29,8 +29,7 @@ void encode_run(const float* v, int64_t n, float st, uint8_t* codes, float* scal
 
 Nvfp4Format::Nvfp4Format(const Tensor& w, std::vector<int64_t> perm, int64_t ke, float w_amax, bool bf16_residual,
                          std::shared_ptr<LayerReport> rep, std::string name)
-    : ke_(ke), perm_(std::move(perm)), bf16_res_(bf16_residual), name_(std::move(name)) {
-  rep_ = std::move(rep);
+    : QuantFormat(std::move(name), std::move(rep)), ke_(ke), perm_(std::move(perm)), bf16_res_(bf16_residual) {
   rows_ = w.dim(0);
   cols_ = w.dim(1);
   const int64_t K = cols_;
@@ -145,15 +144,11 @@ bool Nvfp4Format::store(const std::string& prefix, std::vector<std::pair<std::st
 std::unique_ptr<kernels::WeightFormat> Nvfp4Format::restore(const nlohmann::json& meta,
                                                             const std::function<const Tensor&(const std::string&)>& tensor) {
   std::unique_ptr<Nvfp4Format> f(new Nvfp4Format());
-  f->rows_ = meta.at("rows").get<int64_t>();
-  f->cols_ = meta.at("cols").get<int64_t>();
+  std::tie(f->rows_, f->cols_) = f->restore_common(meta);
   f->ke_ = meta.at("ke").get<int64_t>();
   const int64_t K = f->cols_;
-  if (f->rows_ <= 0 || K <= 0) throw std::runtime_error("rows and cols must be > 0");
   if (f->ke_ < 0 || f->ke_ > K || (f->ke_ > 0 && (f->ke_ % kNvBlock || K % kNvBlock)))
     throw std::runtime_error("ke must be a multiple of 16 in [0, cols], with cols a multiple of 16 when ke > 0");
-  f->name_ = meta.at("name").get<std::string>();
-  f->rep_ = report_from_json(meta);
   f->st_w_ = meta.at("tensor_scale").get<float>();
   if (!(std::isfinite(f->st_w_) && f->st_w_ > 0)) throw std::runtime_error("tensor_scale must be finite and > 0");
   f->bf16_res_ = meta.at("bf16_residual").get<bool>();

@@ -22,7 +22,6 @@ class Nvfp4Format : public QuantFormat {
   void matmul(const float* x, int64_t n, float* y) const override;
   void dequantize(float* out) const override;  // [rows, K + KE], permuted order
   size_t bytes() const override { return codes_.size() + scales_.size() + 4; }  // scales stored as E4M3 bytes
-  const std::string& name() const override { return name_; }
   bool store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const override;
   static std::unique_ptr<kernels::WeightFormat> restore(const nlohmann::json& meta,
                                                         const std::function<const Tensor&(const std::string&)>& tensor);
@@ -35,7 +34,6 @@ class Nvfp4Format : public QuantFormat {
   std::vector<float> scales_;   // [rows, kp_ / 16]: decoded E4M3 block scales
   float st_w_ = 1;
   bool bf16_res_ = false;
-  std::string name_;
 };
 
 }  // namespace clm::quant

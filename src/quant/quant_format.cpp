@@ -27,4 +27,12 @@ std::shared_ptr<LayerReport> report_from_json(const json& meta) {
   return r;
 }
 
+std::pair<int64_t, int64_t> QuantFormat::restore_common(const nlohmann::json& meta) {
+  const int64_t rows = meta.at("rows").get<int64_t>(), cols = meta.at("cols").get<int64_t>();
+  if (rows <= 0 || cols <= 0) throw std::runtime_error("rows and cols must be > 0");
+  name_ = meta.at("name").get<std::string>();
+  rep_ = report_from_json(meta);
+  return {rows, cols};
+}
+
 }  // namespace clm::quant

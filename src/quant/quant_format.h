@@ -25,8 +25,14 @@ struct LayerReport {
 class QuantFormat : public kernels::WeightFormat {
  public:
   const std::shared_ptr<LayerReport>& report() const { return rep_; }
+  const std::string& name() const override { return name_; }
 
  protected:
+  QuantFormat() = default;
+  QuantFormat(std::string name, std::shared_ptr<LayerReport> rep) : name_(std::move(name)), rep_(std::move(rep)) {}
+  // What every stored form's meta holds: sets name_ and rep_ (checked), returns {rows, cols} (> 0).
+  std::pair<int64_t, int64_t> restore_common(const nlohmann::json& meta);
+  std::string name_;
   std::shared_ptr<LayerReport> rep_;
 };
 nlohmann::json report_json(const LayerReport& r);

@@ -54,8 +54,7 @@ void WeightOnlyFormat::finish() {
 }
 
 WeightOnlyFormat::WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::shared_ptr<LayerReport> rep, std::string name)
-    : name_(std::move(name)) {
-  rep_ = std::move(rep);
+    : QuantFormat(std::move(name), std::move(rep)) {
   init(spec, w.dim(0), w.dim(1));
   const float* p = w.data<float>();
   const int64_t K = cols_;
@@ -162,11 +161,8 @@ bool WeightOnlyFormat::store(const std::string& prefix, std::vector<std::pair<st
 std::unique_ptr<kernels::WeightFormat> WeightOnlyFormat::restore(const nlohmann::json& meta,
                                                                  const std::function<const Tensor&(const std::string&)>& tensor) {
   std::unique_ptr<WeightOnlyFormat> f(new WeightOnlyFormat());
-  const int64_t rows = meta.at("rows").get<int64_t>(), cols = meta.at("cols").get<int64_t>();
-  if (rows <= 0 || cols <= 0) throw std::runtime_error("rows and cols must be > 0");
+  const auto [rows, cols] = f->restore_common(meta);
   f->init(ElemSpec::parse(meta.at("spec").get<std::string>()), rows, cols);
-  f->name_ = meta.at("name").get<std::string>();
-  f->rep_ = report_from_json(meta);
   f->tensor_scale_ = meta.at("tensor_scale").get<float>();
   if (!(std::isfinite(f->tensor_scale_) && f->tensor_scale_ > 0)) throw std::runtime_error("tensor_scale must be finite and > 0");
   const Tensor& c = tensor("codes");

@@ -21,7 +21,6 @@ class WeightOnlyFormat : public QuantFormat {
   void matmul(const float* x, int64_t n, float* y) const override;
   void dequantize(float* out) const override;
   size_t bytes() const override { return codes_.size() + scale_codes_.size() + (scale_codes_.empty() ? scales_.size() * 4 : 0); }
-  const std::string& name() const override { return name_; }
   bool store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const override;
   static std::unique_ptr<kernels::WeightFormat> restore(const nlohmann::json& meta,
                                                         const std::function<const Tensor&(const std::string&)>& tensor);
@@ -43,7 +42,6 @@ class WeightOnlyFormat : public QuantFormat {
   std::vector<float> scales_;       // [rows, nb_]: each block's multiplier, decoded
   std::vector<uint8_t> scale_codes_;  // mxfp4 / mxfp8: E8M0, nvfp4: unsigned E4M3 ([rows, nb_]); empty for f32 scales
   float tensor_scale_ = 1;          // nvfp4's s_t
-  std::string name_;
 };
 
 }  // namespace clm::quant
