@@ -26,9 +26,7 @@ int run_calibrate(const CalibArgs& a) {
   if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer.json (give --tokenizer)");
   std::shared_ptr<Tokenizer> tok(std::move(lm.tokenizer));
   std::string what;
-  const std::vector<int32_t> stream = token_stream(tok, a.data, a.split, a.file, what);
-  const std::string source = what + ", " + std::to_string(a.windows) + " windows of " + std::to_string(a.window) + " tokens";
-  quant::Calibration c = quant::calibrate(*lm.model, stream, a.windows, a.window, source, calibration_progress);
+  quant::Calibration c = calibrate_on(*lm.model, tok, a.data, a.split, a.file, a.windows, a.window, &what);
   c.save(a.out);
   int groups = 0;
   for (auto& [name, s] : c.inputs) groups = std::max(groups, s.group + 1);

@@ -11,6 +11,7 @@
 #include "models/io.h"
 #include "train/trainer.h"
 #include "nn/config.h"
+#include "quant/calibrate.h"
 #include "quant/methods.h"
 #include "tokenizers/tokenizer.h"
 #include "util/memory.h"
@@ -54,6 +55,10 @@ struct DataArgs {
 // generate, chat).
 // Calibration progress: a rewritten line on a terminal, a line per tenth in a log.
 void calibration_progress(int64_t window, int64_t windows);
+// Runs `windows` windows of `window` tokens of the calibration text (--data's split or --file)
+// through the model with observers on every Linear (clm calibrate, clm quantize); *what names the text.
+quant::Calibration calibrate_on(LanguageModel& model, const std::shared_ptr<Tokenizer>& tok, const DataArgs& data,
+                                const std::string& split, const std::string& file, int64_t windows, int64_t window, std::string* what);
 
 struct QuantArgs {
   std::string method, calib;

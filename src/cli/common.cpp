@@ -225,6 +225,15 @@ std::vector<int32_t> token_stream(const std::shared_ptr<Tokenizer>& tok, const D
   return stream;
 }
 
+quant::Calibration calibrate_on(LanguageModel& model, const std::shared_ptr<Tokenizer>& tok, const DataArgs& data,
+                                const std::string& split, const std::string& file, int64_t windows, int64_t window, std::string* what) {
+  std::string text;
+  const std::vector<int32_t> stream = token_stream(tok, data, split, file, text);
+  const std::string source = text + ", " + std::to_string(windows) + " windows of " + std::to_string(window) + " tokens";
+  if (what) *what = text;
+  return quant::calibrate(model, stream, windows, window, source, calibration_progress);
+}
+
 void calibration_progress(int64_t i, int64_t n) {
   // a terminal: one line rewritten; a log: a line per tenth
   static const bool tty = isatty(fileno(stderr));

@@ -51,10 +51,7 @@ int run_quantize(const QuantizeArgs& a) {
   std::unique_ptr<quant::Calibration> cal;
   if (calibrate) {
     if (!tok) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
-    std::string what;
-    const std::vector<int32_t> stream = token_stream(tok, a.data, a.split, a.file, what);
-    const std::string source = what + ", " + std::to_string(a.windows) + " windows of " + std::to_string(a.window) + " tokens";
-    cal = std::make_unique<quant::Calibration>(quant::calibrate(*lm.model, stream, a.windows, a.window, source, calibration_progress));
+    cal = std::make_unique<quant::Calibration>(calibrate_on(*lm.model, tok, a.data, a.split, a.file, a.windows, a.window, nullptr));
   }
   const quant::QuantResult q = a.quant.apply(*lm.model, cal.get());
   // written beside --out, then moved into place: a good folder is never half replaced
