@@ -48,9 +48,10 @@ void WeightOnlyFormat::init(const ElemSpec& spec, int64_t rows, int64_t cols) {
 }
 
 void WeightOnlyFormat::finish() {
-  const float mult = minifloat(spec_.format) && nibbles_ ? 0.5f : 1.0f;  // E2M1 doubled in lut4_
-  kscales_.resize(scales_.size());
-  for (size_t i = 0; i < scales_.size(); ++i) kscales_[i] = scales_[i] * mult;
+  // E2M1 is doubled in lut4_, so its kernels apply halved scales; every other format applies scales_
+  kscales_.clear();
+  if (minifloat(spec_.format) && nibbles_)
+    for (float s : scales_) kscales_.push_back(s * 0.5f);
 }
 
 WeightOnlyFormat::WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::shared_ptr<LayerReport> rep, std::string name)
@@ -129,7 +130,7 @@ void WeightOnlyFormat::matmul(const float* x, int64_t n, float* y) const {
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows_; ++r) {
       const uint8_t* c = codes_.data() + r * row_bytes_;
-      const float* s = kscales_.data() + r * nb_;
+      const float* s = (kscales_.empty() ? scales_.data() : kscales_.data()) + r * nb_;
       if (fused) {
         for (int64_t t = 0; t < n; ++t)
           y[t * rows_ + r] = nibbles_ ? k.dot_w4(c, lut4_, s, block_, x + t * cols_, cols_)

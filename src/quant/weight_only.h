@@ -37,7 +37,7 @@ class WeightOnlyFormat : public QuantFormat {
   bool fused_ = false;              // int8 / 4-bit codes: vec().dot_w8 / dot_w4 without a decoded row
   float lut_[256] = {};             // code -> element value (before the block scale)
   int8_t lut4_[16] = {};            // 4-bit codes -> int8 (E2M1 doubled, with kscales_ halved)
-  std::vector<float> kscales_;      // the scales the fused kernels apply (E2M1: scales_ / 2)
+  std::vector<float> kscales_;      // E2M1 only: the halved scales its fused kernels apply (else empty: scales_)
   std::vector<uint8_t> codes_;      // [rows, row_bytes_]
   std::vector<float> scales_;       // [rows, nb_]: each block's multiplier, decoded
   std::vector<uint8_t> scale_codes_;  // mxfp4 / mxfp8: E8M0, nvfp4: unsigned E4M3 ([rows, nb_]); empty for f32 scales
