@@ -57,7 +57,20 @@ int main(int argc, char** argv) {
     const double t_i8 = median_s([&] {
       cuda::gemm_i8(n, n, n, reinterpret_cast<const int8_t*>(A8), reinterpret_cast<const int8_t*>(B8), ci.data<int32_t>());
     }, reps);
+    // Whole linear layers on f32 activations: bf16 (round x, GEMM) and W8A8 (quantize x per token,
+    // INT8 GEMM, scales applied).
+    Tensor x = Tensor::zeros({nn}, DType::f32, Device::cuda), sx = Tensor::zeros({n}, DType::f32, Device::cuda);
+    Tensor sw = Tensor::zeros({n}, DType::f32, Device::cuda);
+    const double t_lin_bf16 = median_s([&] {
+      cuda::to_bf16(static_cast<uint16_t*>(a16.raw()), x.data<float>(), nn);
+      cuda::gemm_bf16(false, true, n, n, n, 1.f, A16, n, B16, n, 0.f, c32.data<float>(), n);
+    }, reps);
+    const double t_lin_i8 = median_s([&] {
+      cuda::linear_i8(c32.data<float>(), x.data<float>(), reinterpret_cast<const int8_t*>(B8), sw.data<float>(), n, n, n, nullptr, 0, 1.0,
+                      reinterpret_cast<int8_t*>(a8.raw()), sx.data<float>(), ci.data<int32_t>());
+    }, reps);
     nlohmann::json o = {{"device", gpu::describe()}, {"M", n}, {"N", n}, {"K", n},
+                        {"linear_bf16_ms", t_lin_bf16 * 1e3}, {"linear_w8a8_ms", t_lin_i8 * 1e3}, {"linear_w8a8_vs_bf16", t_lin_bf16 / t_lin_i8},
                         {"bf16_tflops", flop / t_bf16 / 1e12}, {"fp8_bf16out_tflops", flop / t_fp8_bf16 / 1e12},
                         {"fp8_f32out_tflops", flop / t_fp8_f32 / 1e12}, {"int8_tops", flop / t_i8 / 1e12},
                         {"fp8_vs_bf16", t_bf16 / t_fp8_bf16}, {"int8_vs_bf16", t_bf16 / t_i8}};

@@ -21,7 +21,9 @@ cfg = LlamaConfig(vocab_size=a.vocab, hidden_size=a.dim, intermediate_size=a.hid
                   num_attention_heads=a.heads, num_key_value_heads=a.kv_heads, max_position_embeddings=a.prompt + a.tokens + 8,
                   tie_word_embeddings=False)
 torch.manual_seed(0)
-model = LlamaForCausalLM(cfg).to(device="cuda", dtype=dt).eval()
+torch.set_default_dtype(dt)
+with torch.device("cuda"):  # initialised on the GPU: a 7B model in seconds
+    model = LlamaForCausalLM(cfg).eval()
 ids = torch.tensor([[(i * 7919) % a.vocab for i in range(a.prompt)]], device="cuda")
 dec, pre = [], []
 if a.compile:

@@ -84,6 +84,7 @@ gemm)
 decode)
   peak=$(nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && echo 4800 || echo 3350)
   shapes=("--dim 768 --layers 12 --heads 12 --kv-heads 4 --hidden 2048" "--dim 2048 --layers 16 --heads 32 --kv-heads 8 --hidden 8192")
+  [ -n "${SHAPES:-}" ] && IFS=';' read -ra shapes <<< "$SHAPES"  # e.g. SHAPES="--dim 4096 --layers 32 ..."
   for r in $(seq ${ROUNDS:-1}); do
     for s in "${shapes[@]}"; do
       b run clm_bench_decode_cuda $s --peak-gbs $peak

@@ -12,6 +12,7 @@
 #include "infer/generate.h"
 #include "infer/gpu_decoder.h"
 #include "kernels/cuda/cuda.h"
+#include "quant/int8_format.h"
 #include "quant/numfmt.h"
 #include "models/io.h"
 #include "models/lm.h"
@@ -460,4 +461,40 @@ TEST(Cuda, Int8AndFp8Gemms) {
   EXPECT_LT(rel_err(f32.cpu().to(DType::f64), want), 1e-3);  // Hopper accumulates FP8 products in reduced precision between promotions
   EXPECT_LT(rel_err(bf.cpu().to(DType::f64), want), 4e-3);
   EXPECT_THROW(cuda::gemm_i8(40, 48, 64, nullptr, nullptr, nullptr), std::invalid_argument);
+}
+
+// W8A8 on the GPU against the CPU's Int8Format (the kernel every INT8 method runs): the same codes
+// from its stored form, activations quantized on the device by the same rules, for per-token INT8,
+// SmoothQuant's division and CrossQuant's t^alpha c^(1-alpha) steps; M not a multiple of 16.
+TEST(Cuda, W8A8LinearFollowsTheCpuInt8Format) {
+  NEED_GPU();
+  const int64_t M = 37, N = 96, K = 160;
+  Rng r(12);
+  Tensor w = randn({N, K}, r, 0.05), x = randn({M, K}, r);
+  for (int64_t t = 0; t < M; ++t) x.data<float>()[t * K + 7] *= 20.f;  // an outlier channel
+  std::vector<float> col(static_cast<size_t>(K));
+  for (auto& v : col) v = float(0.5 + r.uniform());
+  for (int mode = 0; mode < 3; ++mode) {
+    quant::Int8Format::Act act;
+    if (mode == 1) act.smooth = col;
+    if (mode == 2) act.cross = true, act.alpha = 0.45, act.cw = col;
+    quant::Int8Format f(w, act, std::make_shared<quant::LayerReport>(), "w");
+    std::vector<float> want(static_cast<size_t>(M * N));
+    f.matmul(x.data<float>(), M, want.data());
+    std::vector<std::pair<std::string, Tensor>> parts;
+    nlohmann::json meta;
+    ASSERT_TRUE(f.store("", parts, meta));
+    const Tensor q = parts[0].second.to_device(Device::cuda), sw = parts[1].second.to_device(Device::cuda);
+    const Tensor cv = Tensor::from(col, {K}).to_device(Device::cuda), xd = x.to_device(Device::cuda);
+    const int64_t Mp = cuda::linear_i8_rows(M);
+    Tensor y = Tensor::empty({M, N}, DType::f32, Device::cuda), xq = Tensor::empty({Mp, K}, DType::i8, Device::cuda);
+    Tensor sx = Tensor::empty({Mp}, DType::f32, Device::cuda), acc = Tensor::empty({Mp, N}, DType::i32, Device::cuda);
+    cuda::linear_i8(y.data<float>(), xd.data<float>(), static_cast<const int8_t*>(q.raw()), sw.data<float>(), M, N, K,
+                    mode ? cv.data<float>() : nullptr, mode, act.alpha, static_cast<int8_t*>(xq.raw()), sx.data<float>(), acc.data<int32_t>());
+    const Tensor got = y.cpu();
+    int64_t differ = 0;
+    for (int64_t i = 0; i < M * N; ++i) differ += got.data<float>()[i] != want[size_t(i)];
+    EXPECT_LT(rel_err(got, Tensor::from(want, {M, N})), 1e-6) << "mode " << mode;
+    EXPECT_EQ(differ, 0) << "mode " << mode << ": outputs not bit-identical to the CPU's";
+  }
 }

@@ -318,7 +318,9 @@ class GpuDecoder final : public LanguageModel {
   void norm(float* y, const float* x, const Tensor& w, const Tensor& b, int64_t T) {
     float* st = fp(stat_);
     const float eps = float(cfg_.norm_eps);
-    if (cfg_.norm == "layernorm") c::layernorm_forward(y, st, st + kChunkTokens, x, fp(w), fp(b), T, D_, eps);
+    const bool ln = cfg_.norm == "layernorm";
+    if (c::norm_rows(y, x, fp(w), fp(b), T, D_, eps, cfg_.norm == "rmsnorm_1p" ? 1.f : 0.f, ln)) return;
+    if (ln) c::layernorm_forward(y, st, st + kChunkTokens, x, fp(w), fp(b), T, D_, eps);
     else c::rmsnorm_forward(y, st, x, fp(w), T, D_, eps, cfg_.norm == "rmsnorm_1p" ? 1.f : 0.f);
   }
   // y (= or +=) x W^T + bias for T tokens. Decoding (and short calls) reads each weight once per 8

@@ -27,6 +27,14 @@ void gemm_i8(int M, int N, int K, const int8_t* A, const int8_t* B, int32_t* C);
 // for 1) stored as f32 or, with c_bf16, bf16:
 void gemm_fp8(int M, int N, int K, const uint8_t* A, const uint8_t* B, const float* a_scale, const float* b_scale, void* C,
               bool c_bf16);
+// A W8A8 linear layer, y [M, N] = dequant(Q(x) Wq^T): x [M, K] f32 quantized per token on the device
+// as quant::Int8Format does on the CPU (mode 0: absmax / 127; 1, SmoothQuant: x / cvec first;
+// 2, CrossQuant: step (absmax^alpha / 127) cvec[j]), wq [N, K] INT8 codes with per-row scales sw [N],
+// then gemm_i8 and y = acc sx[t] sw[n]. N and K multiples of 16; scratch: xq [linear_i8_rows(M), K],
+// sx [linear_i8_rows(M)], acc [linear_i8_rows(M), N]. Non-finite inputs are not checked here.
+int64_t linear_i8_rows(int64_t M);  // M rounded up to 16
+void linear_i8(float* y, const float* x, const int8_t* wq, const float* sw, int64_t M, int64_t N, int64_t K, const float* cvec, int mode,
+               double alpha, int8_t* xq, float* sx, int32_t* acc);
 // TF32 tensor-core GEMMs (10-bit mantissa products, f32 accumulation): off by default (exact f32).
 void set_tf32(bool on);
 

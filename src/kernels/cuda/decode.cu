@@ -54,6 +54,29 @@ void copy_async(void* dst, const void* src, size_t nbytes, Stream s) {
 
 namespace {
 
+// Programmatic dependent launch (Hopper): every kernel here is launched with PDL allowed, so the next
+// one in the stream may start while this one finishes. Each kernel first does what needs no
+// earlier result (a GEMV loads its first weights), then waits for the previous grid to complete
+// (griddepcontrol.wait: its writes are visible), then lets the next grid launch.
+__device__ inline void wait_for_previous() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+template <class... KArgs, class... Args>
+void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, const char* name, Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = 0, cfg.stream = g_stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr, cfg.numAttrs = 1;
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
+  if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA kernel ") + name + ": " + cudaGetErrorString(e));
+}
+
 // Eight consecutive weights as floats (16- or 32-byte aligned loads that skip L1: read once).
 __device__ inline void load8(const uint16_t* p, float w[8]) {
   const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
@@ -81,12 +104,33 @@ __global__ void k_gemv(float* y, const W* w, const float* bias, const float* x, 
   float a[TT];
 #pragma unroll
   for (int t = 0; t < TT; ++t) a[t] = 0.f;
+  const W* row = w + (n < N ? n : 0) * K;
+  const int64_t stride = int64_t(wpr) * 32, c0 = int64_t(sub) * 32 + lane;
+  // The first weights do not depend on the previous kernel: load them before waiting for it.
+  constexpr int kPre = 2;
+  float pre[kPre][8];
+  if (VEC && n < N) {
+#pragma unroll
+    for (int i = 0; i < kPre; ++i)
+      if (c0 + i * stride < K / 8) load8(row + (c0 + i * stride) * 8, pre[i]);
+  }
+  wait_for_previous();
   if (n < N) {
-    const W* row = w + n * K;
-    const int64_t stride = int64_t(wpr) * 32;
     if (VEC) {
+#pragma unroll
+      for (int i = 0; i < kPre; ++i) {
+        const int64_t k = (c0 + i * stride) * 8;
+        if (k >= K) break;
+#pragma unroll
+        for (int t = 0; t < TT; ++t)
+          if (t < T) {
+            const float4 x0 = *reinterpret_cast<const float4*>(x + t * K + k), x1 = *reinterpret_cast<const float4*>(x + t * K + k + 4);
+            const float* wv = pre[i];
+            a[t] += wv[0] * x0.x + wv[1] * x0.y + wv[2] * x0.z + wv[3] * x0.w + wv[4] * x1.x + wv[5] * x1.y + wv[6] * x1.z + wv[7] * x1.w;
+          }
+      }
 #pragma unroll 4
-      for (int64_t c = int64_t(sub) * 32 + lane; c < K / 8; c += stride) {
+      for (int64_t c = c0 + kPre * stride; c < K / 8; c += stride) {
         const int64_t k = c * 8;
         float wv[8];
         load8(row + k, wv);
@@ -98,7 +142,7 @@ __global__ void k_gemv(float* y, const W* w, const float* bias, const float* x, 
           }
       }
     } else {
-      for (int64_t k = int64_t(sub) * 32 + lane; k < K; k += stride) {
+      for (int64_t k = c0; k < K; k += stride) {
         const float wv = to_f(row[k]);
 #pragma unroll
         for (int t = 0; t < TT; ++t)
@@ -134,16 +178,17 @@ void gemv(float* y, const W* w, const float* bias, const float* x, int64_t N, in
     const int nt = int(T - t0 < 8 ? T - t0 : 8);
     float* yt = y + t0 * N;
     const float* xt = x + t0 * K;
-    if (nt == 1 && vec) k_gemv<W, 1, true><<<grid, 256, 0, g_stream>>>(yt, w, bias, xt, N, K, 1, acc, wpr);
-    else if (nt == 1) k_gemv<W, 1, false><<<grid, 256, 0, g_stream>>>(yt, w, bias, xt, N, K, 1, acc, wpr);
-    else if (vec) k_gemv<W, 8, true><<<grid, 256, 0, g_stream>>>(yt, w, bias, xt, N, K, nt, acc, wpr);
-    else k_gemv<W, 8, false><<<grid, 256, 0, g_stream>>>(yt, w, bias, xt, N, K, nt, acc, wpr);
+    if (nt == 1 && vec) launch(k_gemv<W, 1, true>, grid, 256, "k_gemv", yt, w, bias, xt, N, K, 1, acc, wpr);
+    else if (nt == 1) launch(k_gemv<W, 1, false>, grid, 256, "k_gemv", yt, w, bias, xt, N, K, 1, acc, wpr);
+    else if (vec) launch(k_gemv<W, 8, true>, grid, 256, "k_gemv", yt, w, bias, xt, N, K, nt, acc, wpr);
+    else launch(k_gemv<W, 8, false>, grid, 256, "k_gemv", yt, w, bias, xt, N, K, nt, acc, wpr);
     check_launch("k_gemv");
   }
 }
 
 __global__ void k_rope_append(float* qkv, float* kc, float* vc, const float* rot, const int32_t* pos0, int64_t H, int64_t Hkv,
                               int64_t hd, bool interleaved) {
+  wait_for_previous();
   const int64_t t = blockIdx.x, p = *pos0 + t, half = hd / 2, ld = (H + 2 * Hkv) * hd;
   float* row = qkv + t * ld;
   for (int64_t i = threadIdx.x; i < (H + Hkv) * half; i += blockDim.x) {
@@ -166,6 +211,7 @@ __global__ void k_rope_append(float* qkv, float* kc, float* vc, const float* rot
 }
 
 __global__ void k_add_position_rows(float* x, const float* table, const int32_t* pos0, int64_t D) {
+  wait_for_previous();
   const int64_t t = blockIdx.x, p = *pos0 + t;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) x[t * D + i] += table[p * D + i];
 }
@@ -176,7 +222,9 @@ constexpr int kThreads = 256;
 static_assert(kDecodeChunk == kThreads, "one key per thread");
 __global__ void k_attn_partial(float* part, const float* qkv, const float* kc, const float* vc, const int32_t* pos0, int64_t T,
                                int64_t H, int64_t Hkv, int64_t hd, int64_t chunks, float scale, const float* slopes) {
-  __shared__ float q[256], sc[kThreads], red[kThreads], sh[32];
+  wait_for_previous();
+  __shared__ float q[256], sc[kThreads], sh[32];
+  __shared__ float4 red[kThreads];
   const int64_t c = blockIdx.x, h = blockIdx.y, t = blockIdx.z, tid = threadIdx.x;
   const int64_t p = *pos0 + t, j0 = c * kDecodeChunk, slot = (t * H + h) * chunks + c;
   float* ml = part + T * H * chunks * hd + 2 * slot;
@@ -194,6 +242,7 @@ __global__ void k_attn_partial(float* part, const float* qkv, const float* kc, c
     const float* kj = kc + (j * Hkv + kvh) * hd;
     float dot = 0.f;
     if (hd % 4 == 0) {
+#pragma unroll 8
       for (int64_t d = 0; d < hd; d += 4) {
         const float4 kv = *reinterpret_cast<const float4*>(kj + d);
         dot += q[d] * kv.x + q[d + 1] * kv.y + q[d + 2] * kv.z + q[d + 3] * kv.w;
@@ -207,21 +256,49 @@ __global__ void k_attn_partial(float* part, const float* qkv, const float* kc, c
   const float e = tid < len ? __expf(s - m) : 0.f;
   sc[tid] = e;
   const float l = block_sum(e, sh);  // synchronises: sc is complete
-  const int64_t G = kThreads / hd, d = tid % hd, g = tid / hd;
-  float acc = 0.f;
-  if (g < G)
-    for (int64_t jj = g; jj < len; jj += G) acc += sc[jj] * vc[((j0 + jj) * Hkv + kvh) * hd + d];
-  red[tid] = acc;
-  __syncthreads();
-  if (tid < hd) {
-    float o = 0.f;
-    for (int64_t gg = 0; gg < G; ++gg) o += red[gg * hd + tid];
-    part[slot * hd + tid] = o;
+  // Values: thread (group g, dims 4 d4 .. 4 d4 + 3) sums every G-th key of the chunk, its loads
+  // unrolled so that several are in flight (a sequential loop here waited on one load per key).
+  if (hd % 4 == 0) {
+    const int64_t q4 = hd / 4, G = kThreads / q4, d4 = tid % q4, g = tid / q4;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (g < G) {
+#pragma unroll 8
+      for (int64_t jj = g; jj < len; jj += G) {
+        const float w = sc[jj];
+        const float4 v = *reinterpret_cast<const float4*>(vc + ((j0 + jj) * Hkv + kvh) * hd + 4 * d4);
+        acc.x += w * v.x, acc.y += w * v.y, acc.z += w * v.z, acc.w += w * v.w;
+      }
+    }
+    red[tid] = acc;
+    __syncthreads();
+    if (tid < q4) {
+      float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+      for (int64_t gg = 0; gg < G; ++gg) {
+        const float4 r = red[gg * q4 + tid];
+        o.x += r.x, o.y += r.y, o.z += r.z, o.w += r.w;
+      }
+      *reinterpret_cast<float4*>(part + slot * hd + 4 * tid) = o;
+    }
+  } else {
+    float* red1 = reinterpret_cast<float*>(red);
+    const int64_t G = kThreads / hd, d = tid % hd, g = tid / hd;
+    float acc = 0.f;
+    if (g < G)
+#pragma unroll 8
+      for (int64_t jj = g; jj < len; jj += G) acc += sc[jj] * vc[((j0 + jj) * Hkv + kvh) * hd + d];
+    red1[tid] = acc;
+    __syncthreads();
+    if (tid < hd) {
+      float o = 0.f;
+      for (int64_t gg = 0; gg < G; ++gg) o += red1[gg * hd + tid];
+      part[slot * hd + tid] = o;
+    }
   }
   if (tid == 0) ml[0] = m, ml[1] = l;
 }
 
 __global__ void k_attn_combine(float* out, const float* part, int64_t T, int64_t H, int64_t hd, int64_t chunks) {
+  wait_for_previous();
   const int64_t h = blockIdx.x, t = blockIdx.y, base = (t * H + h) * chunks;
   const float* ml = part + T * H * chunks * hd;
   float M = -INFINITY;
@@ -238,11 +315,50 @@ __global__ void k_attn_combine(float* out, const float* part, int64_t T, int64_t
   }
 }
 
+// RMSNorm / LayerNorm of a few rows (block per row): each thread keeps its elements in registers,
+// so the row is read once and the loads are issued together.
+constexpr int kNormThreads = 512, kNormPerThread = 16;
+template <bool LN>
+__global__ void k_norm(float* y, const float* x, const float* w, const float* b, int64_t D, float eps, float offset) {
+  wait_for_previous();
+  __shared__ float sh[32];
+  const float* xr = x + int64_t(blockIdx.x) * D;
+  float* yr = y + int64_t(blockIdx.x) * D;
+  float v[kNormPerThread];
+#pragma unroll
+  for (int i = 0; i < kNormPerThread; ++i) {
+    const int64_t j = threadIdx.x + int64_t(i) * kNormThreads;
+    v[i] = j < D ? xr[j] : 0.f;
+  }
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < kNormPerThread; ++i) s += LN ? v[i] : v[i] * v[i];
+  s = block_sum(s, sh);
+  float mean = 0.f, r;
+  if (LN) {
+    mean = s / float(D);
+    float q = 0.f;
+#pragma unroll
+    for (int i = 0; i < kNormPerThread; ++i)
+      if (threadIdx.x + int64_t(i) * kNormThreads < D) q += (v[i] - mean) * (v[i] - mean);
+    r = 1.f / sqrtf(block_sum(q, sh) / float(D) + eps);
+  } else {
+    r = 1.f / sqrtf(s / float(D) + eps);
+  }
+#pragma unroll
+  for (int i = 0; i < kNormPerThread; ++i) {
+    const int64_t j = threadIdx.x + int64_t(i) * kNormThreads;
+    if (j < D) yr[j] = LN ? (v[i] - mean) * r * w[j] + (b ? b[j] : 0.f) : v[i] * r * (w[j] + offset);
+  }
+}
+
 __global__ void k_add_bias(float* y, const float* bias, int64_t T, int64_t N) {
+  wait_for_previous();
   CLM_GRID_STRIDE(i, T * N) y[i] += bias[i % N];
 }
 
 __global__ void k_glu(float* y, const float* gu, int64_t T, int64_t F, bool gelu_tanh) {
+  wait_for_previous();
   CLM_GRID_STRIDE(i, T * F) {
     const int64_t t = i / F, f = i % F;
     const float g = gu[t * 2 * F + f], u = gu[t * 2 * F + F + f];
@@ -265,13 +381,13 @@ void gemv_f32(float* y, const float* W, const float* bias, const float* x, int64
 void rope_append(float* qkv, float* kc, float* vc, const float* rot, const int32_t* pos0, int64_t T, int64_t H, int64_t Hkv,
                  int64_t hd, bool interleaved) {
   if (T == 0) return;
-  k_rope_append<<<unsigned(T), 256, 0, g_stream>>>(qkv, kc, vc, rot, pos0, H, Hkv, hd, interleaved);
+  launch(k_rope_append, unsigned(T), 256, "k_rope_append", qkv, kc, vc, rot, pos0, H, Hkv, hd, interleaved);
   check_launch("k_rope_append");
 }
 
 void add_position_rows(float* x, const float* table, const int32_t* pos0, int64_t T, int64_t D) {
   if (T == 0) return;
-  k_add_position_rows<<<unsigned(T), 256, 0, g_stream>>>(x, table, pos0, D);
+  launch(k_add_position_rows, unsigned(T), 256, "k_add_position_rows", x, table, pos0, D);
   check_launch("k_add_position_rows");
 }
 
@@ -279,22 +395,31 @@ void decode_attention(float* out, float* part, const float* qkv, const float* kc
                       int64_t T, int64_t H, int64_t Hkv, int64_t hd, int64_t chunks, float scale, const float* slopes) {
   if (T == 0) return;
   if (hd > 256) throw std::invalid_argument("decode_attention: head dim above 256");
-  k_attn_partial<<<dim3(unsigned(chunks), unsigned(H), unsigned(T)), kThreads, 0, g_stream>>>(part, qkv, kc, vc, pos0, T, H, Hkv,
+  launch(k_attn_partial, dim3(unsigned(chunks), unsigned(H), unsigned(T)), kThreads, "k_attn_partial", part, qkv, kc, vc, pos0, T, H, Hkv,
                                                                                              hd, chunks, scale, slopes);
   check_launch("k_attn_partial");
-  k_attn_combine<<<dim3(unsigned(H), unsigned(T)), 128, 0, g_stream>>>(out, part, T, H, hd, chunks);
+  launch(k_attn_combine, dim3(unsigned(H), unsigned(T)), 128, "k_attn_combine", out, part, T, H, hd, chunks);
   check_launch("k_attn_combine");
+}
+
+bool norm_rows(float* y, const float* x, const float* w, const float* b, int64_t T, int64_t D, float eps, float offset, bool layernorm) {
+  if (D > int64_t(kNormThreads) * kNormPerThread) return false;
+  if (T == 0) return true;
+  if (layernorm) launch(k_norm<true>, unsigned(T), kNormThreads, "k_norm", y, x, w, b, D, eps, 0.f);
+  else launch(k_norm<false>, unsigned(T), kNormThreads, "k_norm", y, x, w, nullptr, D, eps, offset);
+  check_launch("k_norm");
+  return true;
 }
 
 void add_bias(float* y, const float* bias, int64_t T, int64_t N) {
   if (T * N == 0) return;
-  k_add_bias<<<grid_for(T * N), 256, 0, g_stream>>>(y, bias, T, N);
+  launch(k_add_bias, grid_for(T * N), 256, "k_add_bias", y, bias, T, N);
   check_launch("k_add_bias");
 }
 
 void glu(float* y, const float* gu, int64_t T, int64_t F, bool gelu_tanh) {
   if (T * F == 0) return;
-  k_glu<<<grid_for(T * F), 256, 0, g_stream>>>(y, gu, T, F, gelu_tanh);
+  launch(k_glu, grid_for(T * F), 256, "k_glu", y, gu, T, F, gelu_tanh);
   check_launch("k_glu");
 }
 

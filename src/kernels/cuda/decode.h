@@ -52,6 +52,10 @@ constexpr int64_t kDecodeChunk = 256;
 void decode_attention(float* out, float* part, const float* qkv, const float* kc, const float* vc, const int32_t* pos0,
                       int64_t T, int64_t H, int64_t Hkv, int64_t hd, int64_t chunks, float scale, const float* slopes);
 
+// y = RMSNorm(x) (weights w + offset) or LayerNorm(x) (w, b: b may be null) over rows of D: the
+// formulas of cuda.h's rmsnorm_forward / layernorm_forward, each row read once. False (nothing
+// launched) when D > 8192: use those.
+bool norm_rows(float* y, const float* x, const float* w, const float* b, int64_t T, int64_t D, float eps, float offset, bool layernorm);
 void add_bias(float* y, const float* bias, int64_t T, int64_t N);  // y[t, n] += bias[n]
 
 // Gated MLP activations: gu [T, 2F] = [gate | up] rows -> y [T, F] = act(gate) * up, act = SiLU or
