@@ -14,6 +14,7 @@
 #           torch.compile); then clm generate --device cuda against --device cpu on stories260K
 #           (pack it as a second corpus folder: ../shared/data/wikitext-2:../shared/models/stories260K)
 #   gemm    clm_bench_gemm_cuda: bf16, FP8 and INT8 tensor-core GEMMs at 2048^3 .. 8192^3
+#   serve   clm serve --device cuda and --device cpu on stories260K: the same greedy completion
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -101,6 +102,22 @@ decode)
     done
     cmp $OUT/generate_cuda.txt $OUT/generate_cpu.txt && echo "generate: --device cuda and cpu give the same 200 greedy tokens"
   fi ;;
+serve)
+  M=/tmp/dev/devdata/stories260K
+  for d in cuda cpu; do
+    run clm serve --device $d --model $M/stories260K.bin --tokenizer $M/tok512.bin --port 18080 --slots 2 > $OUT/serve_$d.log 2>&1 &
+    pid=$!
+    for i in $(seq 60); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:18080/health')" 2>/dev/null && break; sleep 1; done
+    python3 - $d > $OUT/serve_$d.json <<'PY'
+import json, sys, urllib.request
+req = {"prompt": "Once upon a time", "max_tokens": 60, "temperature": 0}
+r = urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:18080/v1/completions", json.dumps(req).encode(), {"Content-Type": "application/json"}))
+print(json.loads(r.read())["choices"][0]["text"])
+PY
+    kill $pid; wait $pid 2>/dev/null
+    echo "serve $d: $(head -c 120 $OUT/serve_$d.json)"
+  done
+  cmp $OUT/serve_cuda.json $OUT/serve_cpu.json && echo "serve: --device cuda and cpu give the same 60-token completion" ;;
 dp)
   # Data parallel on the two-GPU machine: (1) two GPUs with batch 8 each follow one GPU with batch
   # 16 step for step; (2) throughput of one and of two GPUs at batch 32 each (101M model, bf16).
