@@ -14,6 +14,7 @@
 #include "infer/gpu_decoder.h"
 #include "kernels/cuda/decode.h"
 #include "models/lm.h"
+#include "quant/methods.h"
 #include "tensor/device.h"
 #include "tensor/tensor.h"
 
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   int64_t prompt = 128, tokens = 256, rounds = 3;
   std::string weights = "bf16";
   double peak_gbs = 0;
+  bool w8a8 = false;
   CLI::App app{"GPU decode benchmark"};
   app.add_option("--dim", c.d_model);
   app.add_option("--layers", c.n_layers);
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "Rounds (the median is reported)");
   app.add_option("--weights", weights, "bf16 | f32");
   app.add_option("--peak-gbs", peak_gbs, "The card's data-sheet bandwidth in GB/s (H100 SXM 3350, H200 4800)");
+  app.add_flag("--w8a8", w8a8, "Quantize every Linear but the head to W8A8 INT8 (rtn w=int8 a=int8) first");
   CLI11_PARSE(app, argc, argv);
   c.max_seq_len = std::max<int64_t>(c.max_seq_len, prompt + tokens + 8);
   gpu::require("bench_decode_cuda");
@@ -63,9 +66,10 @@ int main(int argc, char** argv) {
   const bool init = c.min_params() < int64_t(2e9);
   auto host = make_model(c, 1234, DType::f32, init);
   const int64_t params = host->num_params();
-  const double wbytes = double(weights == "bf16" ? 2 : 4) *
-                        double(params - c.vocab_size * c.d_model * (c.tie_embeddings ? 0 : 1) -
-                               (2 * c.n_layers + 1) * c.d_model);  // matrices + head; not the embedding table or norms
+  const double wb = weights == "bf16" ? 2 : 4, head = double(c.vocab_size * c.d_model);
+  const double mats = double(params - c.vocab_size * c.d_model * (c.tie_embeddings ? 1 : 2) - (2 * c.n_layers + 1) * c.d_model);
+  const double wbytes = (w8a8 ? 1 : wb) * mats + wb * head;  // the layers' matrices + the head; not the embedding table or norms
+  if (w8a8) quant::quantize_model(*host, "rtn", {{"w", "int8"}, {"a", "int8"}}, nullptr);
   auto model = gpu_decoder(std::move(host), weights);
   std::vector<int32_t> ids(static_cast<size_t>(prompt));
   for (int64_t i = 0; i < prompt; ++i) ids[size_t(i)] = int32_t((i * 7919) % c.vocab_size);
@@ -87,7 +91,7 @@ int main(int argc, char** argv) {
   std::sort(dec.begin(), dec.end());
   std::sort(pre.begin(), pre.end());
   const double tps = dec[dec.size() / 2], read = gemv_read_gbs();
-  nlohmann::json out = {{"impl", "compactlm"}, {"device", gpu::describe()}, {"params", params}, {"weights", weights}, {"random_init", init},
+  nlohmann::json out = {{"impl", "compactlm"}, {"device", gpu::describe()}, {"params", params}, {"weights", weights}, {"w8a8", w8a8}, {"random_init", init},
                         {"prompt", prompt}, {"tokens", tokens}, {"decode_tok_s", tps}, {"decode_tok_s_all", dec},
                         {"prefill_tok_s", pre[pre.size() / 2]}, {"weight_bytes", wbytes}, {"gemv_read_gbs", read},
                         {"achieved_gbs", tps * wbytes / 1e9}, {"fraction_of_gemv_read", tps * wbytes / (read * 1e9)}};

@@ -89,6 +89,7 @@ decode)
   for r in $(seq ${ROUNDS:-1}); do
     for s in "${shapes[@]}"; do
       b run clm_bench_decode_cuda $s --peak-gbs $peak
+      [ -n "${W8A8:-}" ] && b run clm_bench_decode_cuda $s --peak-gbs $peak --w8a8
       [ "${PEER:-1}" = 1 ] && b python3 bench/hf_decode_cuda.py $s
     done
   done
@@ -101,6 +102,14 @@ decode)
       tail -1 $OUT/generate_$d.err
     done
     cmp $OUT/generate_cuda.txt $OUT/generate_cpu.txt && echo "generate: --device cuda and cpu give the same 200 greedy tokens"
+    W=/tmp/dev/devdata/wikitext-2
+    if [ -d $W ]; then  # W8A8 (CrossQuant static, calibrated on the train split) scored on the GPU and on the CPU
+      run clm calibrate --model $M/stories260K.bin --tokenizer $M/tok512.bin --data $W --windows 32 --out /tmp/cal.json > /dev/null 2>&1
+      for d in cuda cpu; do
+        run clm eval --device $d --model $M/stories260K.bin --tokenizer $M/tok512.bin --data $W --split test --window 256 \
+          --quant crossquant --quant-opt alpha=0.45 --calib /tmp/cal.json 2>&1 | grep -E "perplexity|quantized|error" | sed "s/^/eval $d: /"
+      done
+    fi
   fi ;;
 serve)
   M=/tmp/dev/devdata/stories260K

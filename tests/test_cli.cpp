@@ -256,7 +256,7 @@ TEST(Cli, TrainEvalGenerateInfoPlotAndCorruptCheckpoints) {
   // --device cuda for decoding: the flags it cannot take are refused before loading; a build or a
   // machine without the backend says which.
   expect_error(run_clm("generate --model " + run.path + "/r --device cuda --weights generic"), "--device cuda: --weights must be bf16 or f32");
-  expect_error(run_clm("generate --model " + run.path + "/r --device cuda --kv-policy h2o --kv-budget 0.5"), "--quant and --kv-policy run on the CPU only");
+  expect_error(run_clm("generate --model " + run.path + "/r --device cuda --kv-policy h2o --kv-budget 0.5"), "--kv-policy runs on the CPU only");
   expect_error(run_clm("serve --model " + run.path + "/r --device tpu"), "unknown device 'tpu'");
   if (!gpu::built())
     expect_error(run_clm("chat --model " + run.path + "/r --device cuda < /dev/null"), "-DCLM_CUDA=ON");

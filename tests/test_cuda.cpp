@@ -12,7 +12,9 @@
 #include "infer/generate.h"
 #include "infer/gpu_decoder.h"
 #include "kernels/cuda/cuda.h"
+#include "quant/calibrate.h"
 #include "quant/int8_format.h"
+#include "quant/methods.h"
 #include "quant/numfmt.h"
 #include "models/io.h"
 #include "models/lm.h"
@@ -486,7 +488,7 @@ TEST(Cuda, W8A8LinearFollowsTheCpuInt8Format) {
     ASSERT_TRUE(f.store("", parts, meta));
     const Tensor q = parts[0].second.to_device(Device::cuda), sw = parts[1].second.to_device(Device::cuda);
     const Tensor cv = Tensor::from(col, {K}).to_device(Device::cuda), xd = x.to_device(Device::cuda);
-    const int64_t Mp = cuda::linear_i8_rows(M);
+    const int64_t Mp = cuda::i8_pad(M);
     Tensor y = Tensor::empty({M, N}, DType::f32, Device::cuda), xq = Tensor::empty({Mp, K}, DType::i8, Device::cuda);
     Tensor sx = Tensor::empty({Mp}, DType::f32, Device::cuda), acc = Tensor::empty({Mp, N}, DType::i32, Device::cuda);
     cuda::linear_i8(y.data<float>(), xd.data<float>(), static_cast<const int8_t*>(q.raw()), sw.data<float>(), M, N, K,
@@ -497,4 +499,43 @@ TEST(Cuda, W8A8LinearFollowsTheCpuInt8Format) {
     EXPECT_LT(rel_err(got, Tensor::from(want, {M, N})), 1e-6) << "mode " << mode;
     EXPECT_EQ(differ, 0) << "mode " << mode << ": outputs not bit-identical to the CPU's";
   }
+}
+
+// A model quantized to W8A8 (per-token INT8, SmoothQuant, CrossQuant static) decodes on the GPU as
+// on the CPU: every Linear through the INT8 GEMM, d_ff 92 (the GEMM's padding to 16), the head
+// quantized too. Tolerance: a code may round the other way where the two devices' activations
+// differ in their last bits.
+TEST(Cuda, DecoderRunsW8A8Models) {
+  NEED_GPU();
+  ModelConfig c;
+  c.vocab_size = 301, c.d_model = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 92, c.max_seq_len = 512;
+  Rng r(4);
+  std::vector<int32_t> calib(4096), prompt(100);
+  for (auto& t : calib) t = int32_t(r.uniform() * 301);
+  for (auto& t : prompt) t = int32_t(r.uniform() * 301);
+  const std::vector<std::pair<std::string, nlohmann::json>> methods = {
+      {"rtn", {{"w", "int8"}, {"a", "int8"}, {"head", true}}}, {"smoothquant", {{"alpha", 0.5}}}, {"crossquant", {{"alpha", 0.45}}}};
+  for (const auto& [method, opts] : methods) {
+    auto cpu = make_model(c, 17), host = make_model(c, 17);
+    const quant::Calibration cal = quant::calibrate(*cpu, calib, 8, 64, "random ids");
+    quant::quantize_model(*cpu, method, opts, &cal);
+    quant::quantize_model(*host, method, opts, &cal);
+    auto gpu = gpu_decoder(std::move(host), "f32");
+    InferState sc = cpu->make_state(128), sg = gpu->make_state(128);
+    auto cmp = [&](const float* a, const float* b, int step) {
+      Tensor ta = Tensor::from(std::vector<float>(a, a + c.vocab_size), {c.vocab_size});
+      Tensor tb = Tensor::from(std::vector<float>(b, b + c.vocab_size), {c.vocab_size});
+      EXPECT_LT(rel_err(tb, ta), 5e-3) << method << ", step " << step;
+    };
+    const float* lc = cpu->infer(sc, prompt);
+    cmp(lc, gpu->infer(sg, prompt), -1);
+    for (int s = 0; s < 10; ++s) {
+      const int32_t one[1] = {int32_t(std::max_element(lc, lc + c.vocab_size) - lc)};
+      lc = cpu->infer(sc, one);
+      cmp(lc, gpu->infer(sg, one), s);
+    }
+  }
+  auto nv = make_model(c, 17);
+  quant::quantize_model(*nv, "rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}}, nullptr);
+  EXPECT_THROW(gpu_decoder(std::move(nv), "f32"), std::invalid_argument);  // not a GPU format yet
 }

@@ -100,7 +100,8 @@ GenerateConfig decode_config(const Tokenizer& tok, int64_t max_new, int32_t eos,
 // A model for decoding (generate, chat, serve): the flags checked, the weights packed in `weights`
 // (or dense for "generic"), then quantized; refuses masked LMs and a missing tokenizer.
 // device "cuda": the model runs through the GPU decoder (infer/gpu_decoder.h) with weights bf16 or
-// f32; --quant and --kv-policy are refused there, before anything is loaded.
+// f32 (the dense matrices; W8A8 INT8 Linears from --quant or a quantized folder run as INT8);
+// --kv-policy is refused there, before anything is loaded.
 LoadedModel load_for_decoding(const std::string& model, const std::string& tok, const std::string& weights, int threads,
                               const QuantArgs& quant, const PositionOverride& position, const KVArgs& kv,
                               const std::string& device = "cpu");

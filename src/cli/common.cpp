@@ -95,12 +95,13 @@ LoadedModel load_for_decoding(const std::string& model, const std::string& tok, 
   kv.apply(probe);
   if (parse_device(device) == Device::cuda) {
     if (weights != "bf16" && weights != "f32") throw std::invalid_argument("--device cuda: --weights must be bf16 or f32");
-    if (quant.given() || !kv.policy.empty()) throw std::invalid_argument("--device cuda: --quant and --kv-policy run on the CPU only");
+    if (!kv.policy.empty()) throw std::invalid_argument("--device cuda: --kv-policy runs on the CPU only");
     gpu::require("--device cuda");
     LoadedModel lm = load_model(model, DType::f32, tok, position.opts);
     if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
     if (lm.model->config().bidirectional())
       throw std::invalid_argument("'" + model + "' has bidirectional attention (a masked LM): it cannot generate");
+    quant.apply(*lm.model);  // W8A8 INT8 Linears run on the GPU; the decoder refuses other formats
     lm.model = gpu_decoder(std::move(lm.model), weights);
     return lm;
   }

@@ -9,6 +9,7 @@
 #include "eval/perplexity.h"
 #include "eval/retrieval.h"
 #include "eval/tasks.h"
+#include "infer/gpu_decoder.h"
 #include "kernels/kernels.h"
 #include "models/io.h"
 #include "quant/checkpoint.h"
@@ -130,16 +131,22 @@ int run_eval(const EvalArgs& a) {
   const bool quantized = a.quant.given() || !lm.quant.is_null();
   const quant::QuantResult q = lm.quant.is_null() ? a.quant.apply(*lm.model) : quant::loaded_quant_result(*lm.model, lm.quant);
   const bool through_infer = a.infer || quantized;
-  if (parse_device(a.device) == Device::cuda) {
-    if (through_infer || a.retrieval) throw std::invalid_argument("--device cuda scores the batched forward only (no --quant, --infer, --retrieval)");
-    lm.model->to_device(Device::cuda);
+  const bool gpu = parse_device(a.device) == Device::cuda;
+  if (gpu) {
+    if (a.retrieval) throw std::invalid_argument("--device cuda: --retrieval scores on the CPU only");
+    // the batched forward on the device, or (--infer, --quant, a quantized folder) the GPU decoder
+    if (through_infer) lm.model = gpu_decoder(std::move(lm.model), "f32");
+    else lm.model->to_device(Device::cuda);
   }
   PerplexityResult r = perplexity(*lm.model, stream, T, a.stride > 0 ? a.stride : T, a.batch, 0, through_infer);
   if (lm.model->config().sees_future())
     std::printf("NOT A CAUSAL LM: every position sees the tokens it predicts (a reproduction mode); the number below is not a perplexity\n");
   std::printf("%s: perplexity (per %s) %.3f | mean nll %.4f | %s\n", what.c_str(), tok->unit().c_str(), r.ppl(), r.mean_nll(),
               r.protocol.c_str());
-  if (quantized)
+  if (quantized && gpu)  // the GPU's quantizer does not count the activations it rounds to zero
+    std::printf("quantized: %s %s | %.3f bits/weight, %.3f bits/activation | on the GPU (W8A8 INT8 GEMMs)\n", q.method.c_str(),
+                q.options.dump().c_str(), q.avg_w_bits, q.avg_a_bits);
+  else if (quantized)
     std::printf("quantized: %s %s | %.3f bits/weight, %.3f bits/activation | kernel (activations rounded to 0) %.3f%%\n",
                 q.method.c_str(), q.options.dump().c_str(), q.avg_w_bits, q.avg_a_bits, 100 * q.kernel());
   std::vector<RetrievalPoint> rt;
@@ -178,7 +185,7 @@ void add_eval(CLI::App& app, Commands& cmds) {
   ev->add_option("--stride", a->stride, "Window stride (0 = window: non-overlapping)");
   ev->add_option("--batch-size", a->batch, "Windows per forward")->capture_default_str();
   ev->add_option("--threads", a->threads, "Threads (0 = all cores)");
-  ev->add_option("--device", a->device, "cpu | cuda (the batched forward on a GPU; a build with -DCLM_CUDA=ON)")->capture_default_str();
+  ev->add_option("--device", a->device, "cpu | cuda (the batched forward on a GPU, or with --infer / --quant the GPU decoder; a build with -DCLM_CUDA=ON)")->capture_default_str();
   ev->add_flag("--infer", a->infer, "Score through the inference path (one window at a time; implied by --quant)");
   a->quant.add(ev);
   a->position.add(ev);

@@ -13,6 +13,7 @@
 #include "kernels/cuda/cuda.h"
 #include "kernels/cuda/decode.h"
 #include "models/transformer.h"
+#include "quant/int8_format.h"
 #endif
 
 namespace clm {
@@ -54,9 +55,21 @@ class GpuState final : public nn::LayerState {
   }
 };
 
+// A W8A8 Linear (quant::Int8Format's stored form on the device): codes [N, K], per-row scales, and
+// the activation rule (0 per token, 1 SmoothQuant's divisor, 2 CrossQuant's column factor).
+struct QLinear {
+  Tensor q, sw, cvec;
+  int mode = 0;
+  double alpha = 1;
+  int64_t N = 0, K = 0;
+};
+
 struct Layer {
   Tensor qkv, qkv_b, o, gu, gu_b, down, down_b;  // matrices in the chosen storage, biases f32
   Tensor n1w, n1b, n2w, n2b;
+  // Quantized: q, k, v, o, gate, up, down (gate unused without a gated MLP) instead of the matrices.
+  bool quant = false;
+  QLinear ql[7];
 };
 
 class GpuDecoder final : public LanguageModel {
@@ -68,14 +81,25 @@ class GpuDecoder final : public LanguageModel {
     if (std::string why = cuda_refusal(cfg_, host_->dtype()); !why.empty())
       throw std::invalid_argument("--device cuda: the GPU decoder has no kernels for " + why + "; use --device cpu");
     if (!host_->packed_format().empty()) throw std::invalid_argument("--device cuda: the model's Linears are already packed for the CPU");
-    bool quantized = false;
-    host_->linears([&](const std::string&, nn::Linear& l) { quantized = quantized || l.quantized; });
-    if (quantized) throw std::invalid_argument("--device cuda: quantized Linears run on the CPU only (drop --quant or --device cuda)");
+    host_->linears([&](const std::string& name, nn::Linear& l) {
+      if (!l.packed) return;
+      if (!dynamic_cast<const quant::Int8Format*>(l.packed.get()))
+        throw std::invalid_argument("--device cuda: '" + name + "' is quantized as " + l.packed->name() +
+                                    "; the GPU runs W8A8 INT8 Linears (rtn w=int8 a=int8, smoothquant, crossquant static) or dense ones");
+      linears_[name] = &l;
+    });
     gpu::require("--device cuda");
     H_ = cfg_.n_heads, Hkv_ = cfg_.n_kv_heads, hd_ = cfg_.hd(), D_ = cfg_.d_model, F_ = cfg_.d_ff, V_ = cfg_.vocab_size;
     gated_ = cfg_.mlp == "swiglu" || cfg_.mlp == "geglu_tanh";
     upload();
     const int64_t Wq = (H_ + 2 * Hkv_) * hd_, R = kChunkTokens;
+    if (max_n_) {  // W8A8 scratch, and cuBLASLt's handle and workspace made before any graph capture
+      const int64_t Mp = c::i8_pad(R);
+      i8x_ = Tensor::empty({Mp, max_k_}, DType::i8, Device::cuda);
+      i8s_ = Tensor::empty({Mp}, DType::f32, Device::cuda);
+      i8acc_ = Tensor::empty({Mp, max_n_}, DType::i32, Device::cuda);
+      c::gemm_lt_init();
+    }
     x_ = Tensor::empty({R, D_}, DType::f32, Device::cuda);
     h_ = Tensor::empty({R, D_}, DType::f32, Device::cuda);
     qkv_ = Tensor::empty({R, Wq}, DType::f32, Device::cuda);
@@ -216,6 +240,34 @@ class GpuDecoder final : public LanguageModel {
     return host.to_device(Device::cuda);
   }
 
+  QLinear upload_int8(const std::string& name) {
+    const auto* f = dynamic_cast<const quant::Int8Format*>(linears_.at(name)->packed.get());
+    std::vector<std::pair<std::string, Tensor>> parts;
+    nlohmann::json meta;
+    f->store("", parts, meta);
+    QLinear q;
+    q.N = f->rows(), q.K = f->cols();
+    for (auto& [k, t] : parts) {
+      if (k == "q") {  // padded with zero codes to the INT8 GEMM's multiples of 16
+        const int64_t Np = c::i8_pad(q.N), Kp = c::i8_pad(q.K);
+        Tensor pad = Tensor::zeros({Np, Kp}, DType::i8);
+        for (int64_t r = 0; r < q.N; ++r)
+          std::copy_n(static_cast<const int8_t*>(t.raw()) + r * q.K, q.K, static_cast<int8_t*>(pad.raw()) + r * Kp);
+        q.q = pad.to_device(Device::cuda);
+      } else if (k == "scales") q.sw = t.to_device(Device::cuda);
+      else if (k == "smooth" || k == "cw") q.cvec = t.to_device(Device::cuda);
+    }
+    q.mode = meta.at("cross").get<bool>() ? 2 : meta.at("smooth").get<bool>() ? 1 : 0;
+    q.alpha = meta.at("alpha").get<double>();
+    max_n_ = std::max(max_n_, c::i8_pad(q.N)), max_k_ = std::max(max_k_, c::i8_pad(q.K));
+    return q;
+  }
+  // y (rows ldy apart) (= or +=) the W8A8 product for T tokens; scratch sized in the constructor.
+  void linear(float* y, const QLinear& q, const float* x, int64_t T, int64_t ldy, bool acc) {
+    c::linear_i8(y, x, static_cast<const int8_t*>(q.q.raw()), q.sw.data<float>(), T, q.N, q.K, fp(q.cvec), q.mode, q.alpha,
+                 static_cast<int8_t*>(i8x_.raw()), fp(i8s_), i8acc_.data<int32_t>(), ldy, acc);
+  }
+
   void upload() {
     std::map<std::string, Tensor> w;
     for (auto& [name, t] : host_->named_weights()) w[name] = t;
@@ -227,13 +279,29 @@ class GpuDecoder final : public LanguageModel {
     };
     auto opt = [&](const std::string& n) -> const Tensor* { return w.count(n) ? get(n) : nullptr; };
     embed_ = get("model.embed_tokens.weight")->to_device(Device::cuda);
-    head_ = upload_matrix({cfg_.tie_embeddings || !w.count("lm_head.weight") ? get("model.embed_tokens.weight") : get("lm_head.weight")});
+    if (linears_.count("lm_head")) head_q_ = upload_int8("lm_head");
+    else head_ = upload_matrix({cfg_.tie_embeddings || !w.count("lm_head.weight") ? get("model.embed_tokens.weight") : get("lm_head.weight")});
     fnw_ = upload_vector({get("model.norm.weight")});
     fnb_ = upload_vector({opt("model.norm.bias")});
     for (int64_t l = 0; l < cfg_.n_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l);
       Layer L;
       const std::string a = p + ".self_attn.", m = p + ".mlp.";
+      const std::string names[7] = {a + "q_proj", a + "k_proj", a + "v_proj", a + "o_proj", m + "gate_proj", m + "up_proj", m + "down_proj"};
+      int quantized = 0;
+      for (int i = 0; i < 7; ++i) quantized += linears_.count(names[i]) > 0;
+      if (quantized) {  // every Linear of the layer, or refuse
+        if (quantized != (gated_ ? 7 : 6))
+          throw std::invalid_argument("--device cuda: layer " + std::to_string(l) + " is quantized only in part");
+        L.quant = true;
+        for (int i = 0; i < 7; ++i)
+          if (gated_ || i != 4) L.ql[i] = upload_int8(names[i]);
+        if (cfg_.attn_bias) L.qkv_b = upload_vector({get(a + "q_proj.bias"), get(a + "k_proj.bias"), get(a + "v_proj.bias")});
+        if (cfg_.mlp_bias) {
+          L.gu_b = gated_ ? upload_vector({get(m + "gate_proj.bias"), get(m + "up_proj.bias")}) : upload_vector({get(m + "up_proj.bias")});
+          L.down_b = upload_vector({get(m + "down_proj.bias")});
+        }
+      } else {
       L.qkv = upload_matrix({get(a + "q_proj.weight"), get(a + "k_proj.weight"), get(a + "v_proj.weight")});
       if (cfg_.attn_bias) L.qkv_b = upload_vector({get(a + "q_proj.bias"), get(a + "k_proj.bias"), get(a + "v_proj.bias")});
       L.o = upload_matrix({get(a + "o_proj.weight")});
@@ -245,6 +313,7 @@ class GpuDecoder final : public LanguageModel {
         if (cfg_.mlp_bias) L.gu_b = upload_vector({get(m + "up_proj.bias")});
       }
       L.down = upload_matrix({get(m + "down_proj.weight")});
+      }
       if (cfg_.mlp_bias) L.down_b = upload_vector({get(m + "down_proj.bias")});
       L.n1w = upload_vector({get(p + ".input_layernorm.weight")});
       L.n1b = upload_vector({opt(p + ".input_layernorm.bias")});
@@ -354,25 +423,46 @@ class GpuDecoder final : public LanguageModel {
     c::embedding_forward(x, fp(embed_), io + 1, T, D_);
     if (cfg_.embed_scale != 1.0) c::scale(x, float(cfg_.embed_scale), x, T * D_);
     if (g.table.defined()) c::add_position_rows(x, fp(g.table), pos0, T, D_);
-    const int64_t cells = g.capacity * Hkv_ * hd_;
+    const int64_t cells = g.capacity * Hkv_ * hd_, Wq = (H_ + 2 * Hkv_) * hd_;
     const float scale = float(1.0 / std::sqrt(double(hd_)));
     for (size_t l = 0; l < layers_.size(); ++l) {
       const Layer& L = layers_[l];
       float *kc = fp(g.k) + int64_t(l) * cells, *vc = fp(g.v) + int64_t(l) * cells;
       norm(h, x, L.n1w, L.n1b, T);
-      gemv(qkv, L.qkv, L.qkv_b, h, T, false);
+      if (L.quant) {
+        linear(qkv, L.ql[0], h, T, Wq, false);
+        linear(qkv + H_ * hd_, L.ql[1], h, T, Wq, false);
+        linear(qkv + (H_ + Hkv_) * hd_, L.ql[2], h, T, Wq, false);
+        if (L.qkv_b.defined()) c::add_bias(qkv, fp(L.qkv_b), T, Wq);
+      } else {
+        gemv(qkv, L.qkv, L.qkv_b, h, T, false);
+      }
       c::rope_append(qkv, kc, vc, fp(g.rot), pos0, T, H_, Hkv_, hd_, cfg_.rope_interleaved);
       c::decode_attention(att, fp(g.part), qkv, kc, vc, pos0, T, H_, Hkv_, hd_, g.chunks, scale, fp(slopes_));
-      gemv(x, L.o, Tensor(), att, T, true);
+      if (L.quant) linear(x, L.ql[3], att, T, D_, true);
+      else gemv(x, L.o, Tensor(), att, T, true);
       norm(h, x, L.n2w, L.n2b, T);
-      gemv(gu, L.gu, L.gu_b, h, T, false);
+      const int64_t G = gated_ ? 2 * F_ : F_;
+      if (L.quant) {
+        if (gated_) linear(gu, L.ql[4], h, T, G, false);
+        linear(gu + (gated_ ? F_ : 0), L.ql[5], h, T, G, false);
+        if (L.gu_b.defined()) c::add_bias(gu, fp(L.gu_b), T, G);
+      } else {
+        gemv(gu, L.gu, L.gu_b, h, T, false);
+      }
       if (gated_) c::glu(act, gu, T, F_, cfg_.mlp == "geglu_tanh");
       else c::gelu_forward(act, gu, T * F_, cfg_.mlp == "gelu_tanh");
-      gemv(x, L.down, L.down_b, act, T, true);
+      if (L.quant) {
+        linear(x, L.ql[6], act, T, D_, true);
+        if (L.down_b.defined()) c::add_bias(x, fp(L.down_b), T, D_);
+      } else {
+        gemv(x, L.down, L.down_b, act, T, true);
+      }
     }
     if (rows == 0) return;
     norm(h, x + (T - rows) * D_, fnw_, fnb_, rows);
-    gemv(fp(logits_), head_, Tensor(), h, rows, false);
+    if (head_q_.N) linear(fp(logits_), head_q_, h, rows, V_, false);
+    else gemv(fp(logits_), head_, Tensor(), h, rows, false);
     c::copy_async(host_logits_, fp(logits_), sizeof(float) * size_t(rows * V_), stream_);
   }
 
@@ -384,6 +474,10 @@ class GpuDecoder final : public LanguageModel {
   Tensor embed_, head_, fnw_, fnb_, slopes_;
   std::vector<Layer> layers_;
   Tensor x_, h_, qkv_, att_, gu_, act_, stat_, logits_, io_, xb_;
+  std::map<std::string, nn::Linear*> linears_;  // the quantized (INT8) Linears by name
+  QLinear head_q_;                                // a quantized output head (N = 0: none)
+  int64_t max_n_ = 0, max_k_ = 0;                 // the largest quantized Linear, for the scratch below
+  Tensor i8x_, i8s_, i8acc_;
   int32_t* host_io_ = nullptr;
   float* host_logits_ = nullptr;
   c::Stream stream_ = nullptr;

@@ -21,6 +21,7 @@ void to_bf16(uint16_t* y, const float* x, int64_t n);  // round to nearest even
 // Tensor-core GEMMs of quantized codes through cuBLASLt (kernels/cuda/gemm_lt.cu), C = A B^T with
 // A [M, K] and B [N, K] row-major (activations and a weight), C [M, N] row-major; M, N, K multiples
 // of 16 (std::invalid_argument otherwise).
+void gemm_lt_init();  // the cuBLASLt handle and workspace, made now (before capturing a graph)
 // INT8 codes, exact INT32 sums:
 void gemm_i8(int M, int N, int K, const int8_t* A, const int8_t* B, int32_t* C);
 // FP8 E4M3 codes, f32 accumulation, C = a_scale[0] b_scale[0] A B^T (scales on the device, or null
@@ -29,12 +30,14 @@ void gemm_fp8(int M, int N, int K, const uint8_t* A, const uint8_t* B, const flo
               bool c_bf16);
 // A W8A8 linear layer, y [M, N] = dequant(Q(x) Wq^T): x [M, K] f32 quantized per token on the device
 // as quant::Int8Format does on the CPU (mode 0: absmax / 127; 1, SmoothQuant: x / cvec first;
-// 2, CrossQuant: step (absmax^alpha / 127) cvec[j]), wq [N, K] INT8 codes with per-row scales sw [N],
-// then gemm_i8 and y = acc sx[t] sw[n]. N and K multiples of 16; scratch: xq [linear_i8_rows(M), K],
-// sx [linear_i8_rows(M)], acc [linear_i8_rows(M), N]. Non-finite inputs are not checked here.
-int64_t linear_i8_rows(int64_t M);  // M rounded up to 16
+// 2, CrossQuant: step (absmax^alpha / 127) cvec[j]), wq the INT8 codes with per-row scales sw [N],
+// then gemm_i8 and y = acc sx[t] sw[n]. The GEMM's dimensions are padded to multiples of 16 with
+// zero codes: wq is [i8_pad(N), i8_pad(K)] (zero beyond N rows / K columns); scratch xq
+// [i8_pad(M), i8_pad(K)], sx [i8_pad(M)], acc [i8_pad(M), i8_pad(N)]. Non-finite inputs are not
+// checked here. y's rows are ldy apart (0: N); accumulate adds to y instead of writing it.
+int64_t i8_pad(int64_t n);  // n rounded up to 16
 void linear_i8(float* y, const float* x, const int8_t* wq, const float* sw, int64_t M, int64_t N, int64_t K, const float* cvec, int mode,
-               double alpha, int8_t* xq, float* sx, int32_t* acc);
+               double alpha, int8_t* xq, float* sx, int32_t* acc, int64_t ldy = 0, bool accumulate = false);
 // TF32 tensor-core GEMMs (10-bit mantissa products, f32 accumulation): off by default (exact f32).
 void set_tf32(bool on);
 

@@ -26,7 +26,8 @@ void ok(cublasStatus_t st, const char* what, int M, int N, int K) {
                              std::to_string(M) + " N " + std::to_string(N) + " K " + std::to_string(K) + ")");
 }
 
-// A workspace for cuBLASLt's split-K kernels, kept for the process.
+// A workspace for cuBLASLt's split-K kernels, kept for the process (allocated by gemm_lt_init or the
+// first product: never inside a graph capture when the caller ran gemm_lt_init first).
 void* workspace(size_t& n) {
   static void* p = nullptr;
   n = size_t(32) << 20;
@@ -77,6 +78,12 @@ void lt_matmul(cublasComputeType_t compute, cudaDataType_t scale_type, cudaDataT
 }
 
 }  // namespace
+
+void gemm_lt_init() {
+  size_t n = 0;
+  lt();
+  workspace(n);
+}
 
 static void check_dims(int M, int N, int K, const char* what) {
   if (M % 16 || N % 16 || K % 16)
