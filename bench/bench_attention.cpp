@@ -6,6 +6,7 @@
 // reader (docs/RESULTS.md). Random weights: speed does not depend on them.
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -15,6 +16,8 @@
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
 #include "models/lm.h"
+#include "nn/module.h"
+#include "util/rng.h"
 
 using namespace clm;
 using clk = std::chrono::steady_clock;
@@ -74,6 +77,43 @@ int main(int argc, char** argv) {
       std::printf("%s\n", nlohmann::json{{"variant", v}, {"measure", "decode"}, {"context", n}, {"ms_per_token", dt * 1e3},
                                          {"prefill_s", prefill}, {"state_bytes", st.bytes()}, {"threads", threads}, {"weights", weights},
                                          {"isa", kernels::vec().isa}, {"params", m->num_params()}}
+                              .dump()
+                              .c_str());
+      std::fflush(stdout);
+    }
+    // The attention slot alone (one layer: its projections, rotation, cache or state, attention):
+    // the part of a decode step that differs between the variants, without the MLPs and the output
+    // layer that every variant pays alike.
+    for (int64_t n : contexts) {
+      nn::Init init{Rng(1), DType::f32, true};
+      auto pe = nn::PositionRegistry::get().create("position", mc.position, mc.position_opt, mc, init);
+      auto attn = nn::AttentionRegistry::get().create("attention", mc.attention, mc.attention_opt, mc, init);
+      attn->linears("", [&](const std::string&, nn::Linear& l) { l.pack(weights); });
+      pe->reserve(n + tokens);
+      auto state = attn->make_state(n + tokens);
+      nn::Workspace ws;
+      const int64_t D = mc.d_model, chunk = 256;
+      std::vector<float> x(static_cast<size_t>(chunk * D)), y(static_cast<size_t>(chunk * D));
+      Rng r(2);
+      for (auto& v : x) v = float(r.normal());
+      std::vector<int32_t> pos(static_cast<size_t>(chunk));
+      for (int64_t p0 = 0; p0 < n; p0 += chunk) {  // fill the cache / state to n positions
+        const int64_t len = std::min(chunk, n - p0);
+        for (int64_t t = 0; t < len; ++t) pos[size_t(t)] = int32_t(p0 + t);
+        ws.reset();
+        attn->infer(x.data(), y.data(), *pe, *state, nn::InferCtx{len, pos.data(), 0, nullptr, 0, &ws, nullptr});
+      }
+      std::vector<double> each;
+      for (int64_t i = 0; i < tokens; ++i) {
+        pos[0] = int32_t(n + i);
+        ws.reset();
+        auto t0 = clk::now();
+        attn->infer(x.data(), y.data(), *pe, *state, nn::InferCtx{1, pos.data(), 0, nullptr, 0, &ws, nullptr});
+        each.push_back(secs(t0));
+      }
+      std::sort(each.begin(), each.end());
+      std::printf("%s\n", nlohmann::json{{"variant", v}, {"measure", "attention_step"}, {"context", n}, {"ms_per_layer", each[each.size() / 2] * 1e3},
+                                         {"threads", threads}, {"weights", weights}, {"isa", kernels::vec().isa}}
                               .dump()
                               .c_str());
       std::fflush(stdout);
