@@ -12,7 +12,9 @@
 #   decode  batch-1 decoding: clm_bench_decode_cuda against transformers (bench/hf_decode_cuda.py) on a
 #           ~110M and a 1B-class Llama, alternating (COMPILE=1 adds transformers' static cache +
 #           torch.compile); then clm generate --device cuda against --device cpu on stories260K
-#           (pack it as a second corpus folder: ../shared/data/wikitext-2:../shared/models/stories260K)
+#           (pack it as a second corpus folder: ../shared/data/wikitext-2:../shared/models/stories260K);
+#           SHAPES="--dim .. --layers ..;..." other shapes, W8A8=1 adds a --w8a8 row, PEER=0 skips
+#           transformers; with WikiText-2 packed too, CrossQuant perplexity on the GPU and the CPU
 #   gemm    clm_bench_gemm_cuda: bf16, FP8 and INT8 tensor-core GEMMs at 2048^3 .. 8192^3
 #   serve   clm serve --device cuda and --device cpu on stories260K: the same greedy completion
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
