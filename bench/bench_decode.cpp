@@ -16,6 +16,7 @@
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
 #include "quant/methods.h"
+#include "shape_flags.h"
 
 using namespace clm;
 using clk = std::chrono::steady_clock;
@@ -62,14 +63,7 @@ int main(int argc, char** argv) {
   int threads = 2;
   std::string export_path, only;
   CLI::App app{"CompactLM decode benchmark"};
-  app.add_option("--dim", c.d_model);
-  app.add_option("--layers", c.n_layers);
-  app.add_option("--heads", c.n_heads);
-  app.add_option("--kv-heads", c.n_kv_heads);
-  app.add_option("--hidden", c.d_ff);
-  app.add_option("--vocab", c.vocab_size);
-  app.add_option("--prompt", prompt, "Prefill length");
-  app.add_option("--tokens", tokens, "Decoded tokens per measurement");
+  add_shape_flags(app, c, prompt, tokens);
   app.add_option("--threads", threads);
   app.add_option("--init-std", c.init_std, "Weight init std (larger: peaked logits, for greedy comparisons)");
   app.add_option("--only", only,

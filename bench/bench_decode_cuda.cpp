@@ -15,6 +15,7 @@
 #include "kernels/cuda/decode.h"
 #include "models/lm.h"
 #include "quant/methods.h"
+#include "shape_flags.h"
 #include "tensor/device.h"
 #include "tensor/tensor.h"
 
@@ -46,14 +47,7 @@ int main(int argc, char** argv) {
   double peak_gbs = 0;
   bool w8a8 = false;
   CLI::App app{"GPU decode benchmark"};
-  app.add_option("--dim", c.d_model);
-  app.add_option("--layers", c.n_layers);
-  app.add_option("--heads", c.n_heads);
-  app.add_option("--kv-heads", c.n_kv_heads);
-  app.add_option("--hidden", c.d_ff);
-  app.add_option("--vocab", c.vocab_size);
-  app.add_option("--prompt", prompt, "Prefill length");
-  app.add_option("--tokens", tokens, "Decoded tokens per round");
+  add_shape_flags(app, c, prompt, tokens);  // --tokens: per round
   app.add_option("--rounds", rounds, "Rounds (the median is reported)");
   app.add_option("--weights", weights, "bf16 | f32");
   app.add_option("--peak-gbs", peak_gbs, "The card's data-sheet bandwidth in GB/s (H100 SXM 3350, H200 4800)");

@@ -320,28 +320,34 @@ TEST(Cuda, UnsupportedModelsRefuseToMove) {
 // passes of 64, the cache's 256-key chunks crossed), then 20 decoded tokens, the CPU's greedy choice
 // fed to both; logits compared at every step, for each family of slots the decoder reads.
 namespace {
-void decoder_follows_cpu(const ModelConfig& c, const char* what, const std::string& weights = "f32", double tol = 2e-5) {
-  auto cpu = make_model(c, 17);
-  if (weights == "bf16") cpu->pack("bf16");
-  auto gpu = gpu_decoder(make_model(c, 17), weights);
-  InferState sc = cpu->make_state(300), sg = gpu->make_state(300);
-  Rng r(3);
-  std::vector<int32_t> prompt(250);
-  for (auto& t : prompt) t = int32_t(r.uniform() * double(c.vocab_size));
-  const int64_t V = c.vocab_size;
+// Feeds `prompt`, then `steps` greedy tokens of the CPU model to both models; their logits must stay
+// within `tol` (norm-wise relative) at every step.
+void follow(LanguageModel& cpu, LanguageModel& gpu, const std::vector<int32_t>& prompt, int steps, int64_t capacity, double tol,
+            const std::string& what) {
+  const int64_t V = cpu.config().vocab_size;
+  InferState sc = cpu.make_state(capacity), sg = gpu.make_state(capacity);
   auto cmp = [&](const float* a, const float* b, int step) {
     Tensor ta = Tensor::from(std::vector<float>(a, a + V), {V}), tb = Tensor::from(std::vector<float>(b, b + V), {V});
     EXPECT_LT(rel_err(tb, ta), tol) << what << ", step " << step;
   };
-  const float* lc = cpu->infer(sc, prompt);
-  cmp(lc, gpu->infer(sg, prompt), -1);
-  for (int s = 0; s < 20; ++s) {
-    const int32_t next = int32_t(std::max_element(lc, lc + V) - lc);
-    const int32_t one[1] = {next};
-    lc = cpu->infer(sc, one);
-    cmp(lc, gpu->infer(sg, one), s);
+  const float* lc = cpu.infer(sc, prompt);
+  cmp(lc, gpu.infer(sg, prompt), -1);
+  for (int s = 0; s < steps; ++s) {
+    const int32_t one[1] = {int32_t(std::max_element(lc, lc + V) - lc)};
+    lc = cpu.infer(sc, one);
+    cmp(lc, gpu.infer(sg, one), s);
   }
-  EXPECT_EQ(sg.next_pos, 270);
+  EXPECT_EQ(sg.next_pos, int64_t(prompt.size()) + steps) << what;
+}
+
+void decoder_follows_cpu(const ModelConfig& c, const char* what, const std::string& weights = "f32", double tol = 2e-5) {
+  auto cpu = make_model(c, 17);
+  if (weights == "bf16") cpu->pack("bf16");
+  auto gpu = gpu_decoder(make_model(c, 17), weights);
+  Rng r(3);
+  std::vector<int32_t> prompt(250);
+  for (auto& t : prompt) t = int32_t(r.uniform() * double(c.vocab_size));
+  follow(*cpu, *gpu, prompt, 20, 300, tol, what);
 }
 }  // namespace
 
@@ -521,19 +527,7 @@ TEST(Cuda, DecoderRunsW8A8Models) {
     quant::quantize_model(*cpu, method, opts, &cal);
     quant::quantize_model(*host, method, opts, &cal);
     auto gpu = gpu_decoder(std::move(host), "f32");
-    InferState sc = cpu->make_state(128), sg = gpu->make_state(128);
-    auto cmp = [&](const float* a, const float* b, int step) {
-      Tensor ta = Tensor::from(std::vector<float>(a, a + c.vocab_size), {c.vocab_size});
-      Tensor tb = Tensor::from(std::vector<float>(b, b + c.vocab_size), {c.vocab_size});
-      EXPECT_LT(rel_err(tb, ta), 5e-3) << method << ", step " << step;
-    };
-    const float* lc = cpu->infer(sc, prompt);
-    cmp(lc, gpu->infer(sg, prompt), -1);
-    for (int s = 0; s < 10; ++s) {
-      const int32_t one[1] = {int32_t(std::max_element(lc, lc + c.vocab_size) - lc)};
-      lc = cpu->infer(sc, one);
-      cmp(lc, gpu->infer(sg, one), s);
-    }
+    follow(*cpu, *gpu, prompt, 10, 128, 5e-3, method);
   }
   auto nv = make_model(c, 17);
   quant::quantize_model(*nv, "rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}}, nullptr);

@@ -93,25 +93,21 @@ LoadedModel load_for_decoding(const std::string& model, const std::string& tok, 
   check_weights(weights);  // before any loading
   GenerateConfig probe;
   kv.apply(probe);
-  if (parse_device(device) == Device::cuda) {
+  const bool gpu = parse_device(device) == Device::cuda;
+  if (gpu) {  // before any loading too
     if (weights != "bf16" && weights != "f32") throw std::invalid_argument("--device cuda: --weights must be bf16 or f32");
     if (!kv.policy.empty()) throw std::invalid_argument("--device cuda: --kv-policy runs on the CPU only");
     gpu::require("--device cuda");
-    LoadedModel lm = load_model(model, DType::f32, tok, position.opts);
-    if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
-    if (lm.model->config().bidirectional())
-      throw std::invalid_argument("'" + model + "' has bidirectional attention (a masked LM): it cannot generate");
-    quant.apply(*lm.model);  // W8A8 INT8 Linears run on the GPU; the decoder refuses other formats
-    lm.model = gpu_decoder(std::move(lm.model), weights);
-    return lm;
   }
-  // packed formats: weights stay in the file's dtype until packed; generic: the dense f32 model
-  LoadedModel lm = weights == "generic" ? load_model(model, DType::f32, tok, position.opts)
-                                        : load_model_for_inference(model, weights, tok, position.opts);
+  // packed formats: weights stay in the file's dtype until packed; generic, and the GPU decoder
+  // (which stores the matrices itself): the dense f32 model
+  LoadedModel lm = gpu || weights == "generic" ? load_model(model, DType::f32, tok, position.opts)
+                                               : load_model_for_inference(model, weights, tok, position.opts);
   if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer (give --tokenizer)");
   if (lm.model->config().bidirectional())
     throw std::invalid_argument("'" + model + "' has bidirectional attention (a masked LM): it cannot generate");
   quant.apply(*lm.model);  // after packing: the quantized Linears replace their packed copies
+  if (gpu) lm.model = gpu_decoder(std::move(lm.model), weights);  // W8A8 INT8 Linears run as such; other formats are refused
   return lm;
 }
 

@@ -143,12 +143,12 @@ int run_eval(const EvalArgs& a) {
     std::printf("NOT A CAUSAL LM: every position sees the tokens it predicts (a reproduction mode); the number below is not a perplexity\n");
   std::printf("%s: perplexity (per %s) %.3f | mean nll %.4f | %s\n", what.c_str(), tok->unit().c_str(), r.ppl(), r.mean_nll(),
               r.protocol.c_str());
-  if (quantized && gpu)  // the GPU's quantizer does not count the activations it rounds to zero
-    std::printf("quantized: %s %s | %.3f bits/weight, %.3f bits/activation | on the GPU (W8A8 INT8 GEMMs)\n", q.method.c_str(),
-                q.options.dump().c_str(), q.avg_w_bits, q.avg_a_bits);
-  else if (quantized)
-    std::printf("quantized: %s %s | %.3f bits/weight, %.3f bits/activation | kernel (activations rounded to 0) %.3f%%\n",
-                q.method.c_str(), q.options.dump().c_str(), q.avg_w_bits, q.avg_a_bits, 100 * q.kernel());
+  if (quantized) {  // the GPU's quantizer does not count the activations it rounds to zero
+    char kernel[64];
+    std::snprintf(kernel, sizeof kernel, "kernel (activations rounded to 0) %.3f%%", 100 * q.kernel());
+    std::printf("quantized: %s %s | %.3f bits/weight, %.3f bits/activation | %s\n", q.method.c_str(), q.options.dump().c_str(),
+                q.avg_w_bits, q.avg_a_bits, gpu ? "on the GPU (W8A8 INT8 GEMMs)" : kernel);
+  }
   std::vector<RetrievalPoint> rt;
   if (a.retrieval > 0) {
     rt = retrieval(*lm.model, stream, T, a.retrieval, {0.0, 0.25, 0.5, 0.75, 0.95}, a.batch);

@@ -35,6 +35,14 @@ constexpr int64_t kGemmTokens = 16;   // passes of this many tokens or more mult
 
 float* fp(const Tensor& t) { return t.defined() ? const_cast<float*>(t.data<float>()) : nullptr; }
 
+// The CUDA launchers queue on `s` while this lives (also when a launch throws).
+struct StreamScope {
+  explicit StreamScope(c::Stream s) { c::set_stream(s); }
+  ~StreamScope() { c::set_stream(nullptr); }
+  StreamScope(const StreamScope&) = delete;
+  StreamScope& operator=(const StreamScope&) = delete;
+};
+
 // One sequence's device state: the KV cells of every layer, the position tables for its capacity,
 // the attention's partial-softmax scratch, and the captured one-token step that reads them.
 class GpuState final : public nn::LayerState {
@@ -165,44 +173,38 @@ class GpuDecoder final : public LanguageModel {
     if (g->positions && p0 + T > g->positions)
       throw std::length_error("position " + std::to_string(p0 + T - 1) + " beyond the learned table of " + std::to_string(g->positions));
     s.tags.clear();
-    c::set_stream(stream_);
-    try {
-      if (T == 1 && !s.all_logits) {
-        host_io_[0] = int32_t(p0), host_io_[1] = ids[0];
-        if (!g->step) {  // first token of this state: capture the step once
-          c::capture_begin(stream_);
+    const StreamScope on(stream_);
+    if (T == 1 && !s.all_logits) {
+      host_io_[0] = int32_t(p0), host_io_[1] = ids[0];
+      if (!g->step) {  // first token of this state: capture the step once
+        c::capture_begin(stream_);
+        try {
+          queue_call(*g, 1, 1);
+        } catch (...) {
           try {
-            queue_call(*g, 1, 1);
+            c::graph_destroy(c::capture_end(stream_));
           } catch (...) {
-            try {
-              c::graph_destroy(c::capture_end(stream_));
-            } catch (...) {
-            }
-            throw;
           }
-          g->step = c::capture_end(stream_);
+          throw;
         }
-        c::graph_launch(g->step, stream_);
-        c::stream_sync(stream_);
-        s.logits.assign(host_logits_, host_logits_ + V_);
-      } else {
-        const int64_t rows_total = s.all_logits ? T : 1;
-        s.logits.resize(size_t(rows_total * V_));
-        for (int64_t t0 = 0; t0 < T; t0 += g->tokens_per_pass) {
-          const int64_t n = std::min(g->tokens_per_pass, T - t0);
-          const int64_t rows = s.all_logits ? n : (t0 + n == T ? 1 : 0);
-          host_io_[0] = int32_t(p0 + t0);
-          std::copy(ids.begin() + t0, ids.begin() + t0 + n, host_io_ + 1);
-          queue_call(*g, n, rows);
-          c::stream_sync(stream_);
-          if (rows) std::copy(host_logits_, host_logits_ + rows * V_, s.logits.data() + (s.all_logits ? t0 * V_ : 0));
-        }
+        g->step = c::capture_end(stream_);
       }
-    } catch (...) {
-      c::set_stream(nullptr);
-      throw;
+      c::graph_launch(g->step, stream_);
+      c::stream_sync(stream_);
+      s.logits.assign(host_logits_, host_logits_ + V_);
+    } else {
+      const int64_t rows_total = s.all_logits ? T : 1;
+      s.logits.resize(size_t(rows_total * V_));
+      for (int64_t t0 = 0; t0 < T; t0 += g->tokens_per_pass) {
+        const int64_t n = std::min(g->tokens_per_pass, T - t0);
+        const int64_t rows = s.all_logits ? n : (t0 + n == T ? 1 : 0);
+        host_io_[0] = int32_t(p0 + t0);
+        std::copy(ids.begin() + t0, ids.begin() + t0 + n, host_io_ + 1);
+        queue_call(*g, n, rows);
+        c::stream_sync(stream_);
+        if (rows) std::copy(host_logits_, host_logits_ + rows * V_, s.logits.data() + (s.all_logits ? t0 * V_ : 0));
+      }
     }
-    c::set_stream(nullptr);
     g->len = p0 + T;
     s.next_pos = p0 + T;
     return s.logits.data() + (s.all_logits ? (T - 1) * V_ : 0);
@@ -296,25 +298,18 @@ class GpuDecoder final : public LanguageModel {
         L.quant = true;
         for (int i = 0; i < 7; ++i)
           if (gated_ || i != 4) L.ql[i] = upload_int8(names[i]);
-        if (cfg_.attn_bias) L.qkv_b = upload_vector({get(a + "q_proj.bias"), get(a + "k_proj.bias"), get(a + "v_proj.bias")});
-        if (cfg_.mlp_bias) {
-          L.gu_b = gated_ ? upload_vector({get(m + "gate_proj.bias"), get(m + "up_proj.bias")}) : upload_vector({get(m + "up_proj.bias")});
-          L.down_b = upload_vector({get(m + "down_proj.bias")});
-        }
       } else {
-      L.qkv = upload_matrix({get(a + "q_proj.weight"), get(a + "k_proj.weight"), get(a + "v_proj.weight")});
+        L.qkv = upload_matrix({get(a + "q_proj.weight"), get(a + "k_proj.weight"), get(a + "v_proj.weight")});
+        L.o = upload_matrix({get(a + "o_proj.weight")});
+        L.gu = gated_ ? upload_matrix({get(m + "gate_proj.weight"), get(m + "up_proj.weight")}) : upload_matrix({get(m + "up_proj.weight")});
+        L.down = upload_matrix({get(m + "down_proj.weight")});
+      }
+      // Biases stay f32, stacked as the fused matrices' rows (the quantized path adds them after its products).
       if (cfg_.attn_bias) L.qkv_b = upload_vector({get(a + "q_proj.bias"), get(a + "k_proj.bias"), get(a + "v_proj.bias")});
-      L.o = upload_matrix({get(a + "o_proj.weight")});
-      if (gated_) {
-        L.gu = upload_matrix({get(m + "gate_proj.weight"), get(m + "up_proj.weight")});
-        if (cfg_.mlp_bias) L.gu_b = upload_vector({get(m + "gate_proj.bias"), get(m + "up_proj.bias")});
-      } else {
-        L.gu = upload_matrix({get(m + "up_proj.weight")});
-        if (cfg_.mlp_bias) L.gu_b = upload_vector({get(m + "up_proj.bias")});
+      if (cfg_.mlp_bias) {
+        L.gu_b = gated_ ? upload_vector({get(m + "gate_proj.bias"), get(m + "up_proj.bias")}) : upload_vector({get(m + "up_proj.bias")});
+        L.down_b = upload_vector({get(m + "down_proj.bias")});
       }
-      L.down = upload_matrix({get(m + "down_proj.weight")});
-      }
-      if (cfg_.mlp_bias) L.down_b = upload_vector({get(m + "down_proj.bias")});
       L.n1w = upload_vector({get(p + ".input_layernorm.weight")});
       L.n1b = upload_vector({opt(p + ".input_layernorm.bias")});
       L.n2w = upload_vector({get(p + ".post_attention_layernorm.weight")});
