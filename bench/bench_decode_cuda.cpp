@@ -14,6 +14,7 @@
 #include "infer/gpu_decoder.h"
 #include "kernels/cuda/decode.h"
 #include "models/lm.h"
+#include "quant/calibrate.h"
 #include "quant/methods.h"
 #include "shape_flags.h"
 #include "tensor/device.h"
@@ -39,19 +40,37 @@ static double gemv_read_gbs() {
   return best;
 }
 
+// The read bandwidth (GB/s) of the GEMV over one bf16 [N, K] matrix, one token, 50 launches back
+// to back after 5 warm-up ones: what each of a layer's products reaches on its own.
+static double gemv_gbs(int64_t N, int64_t K) {
+  Tensor W = Tensor::zeros({N * K / 2 + 16}, DType::f32, Device::cuda);
+  Tensor x = Tensor::zeros({K}, DType::f32, Device::cuda), y = Tensor::zeros({N}, DType::f32, Device::cuda);
+  auto once = [&] { cuda::gemv_bf16(y.data<float>(), static_cast<const uint16_t*>(W.raw()), nullptr, x.data<float>(), N, K, 1, false); };
+  for (int i = 0; i < 5; ++i) once();
+  gpu::sync();
+  auto t0 = clk::now();
+  for (int i = 0; i < 50; ++i) once();
+  gpu::sync();
+  const double dt = std::chrono::duration<double>(clk::now() - t0).count() / 50;
+  return 2.0 * double(N * K) / dt / 1e9;
+}
+
 int main(int argc, char** argv) {
   ModelConfig c;
   c.vocab_size = 32000, c.d_model = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 4, c.d_ff = 2048, c.max_seq_len = 4096;
   int64_t prompt = 128, tokens = 256, rounds = 3;
   std::string weights = "bf16";
   double peak_gbs = 0;
-  bool w8a8 = false;
+  std::string quant = "none";
   CLI::App app{"GPU decode benchmark"};
   add_shape_flags(app, c, prompt, tokens);  // --tokens: per round
   app.add_option("--rounds", rounds, "Rounds (the median is reported)");
   app.add_option("--weights", weights, "bf16 | f32");
   app.add_option("--peak-gbs", peak_gbs, "The card's data-sheet bandwidth in GB/s (H100 SXM 3350, H200 4800)");
-  app.add_flag("--w8a8", w8a8, "Quantize every Linear but the head to W8A8 INT8 (rtn w=int8 a=int8) first");
+  app.add_option("--quant", quant,
+                 "Quantize every Linear but the head first: none | w8a8 (rtn w=int8 a=int8) | nvfp4 (rtn w=nvfp4 a=nvfp4) | "
+                 "arcquant (calibrated on two windows of token ids, KE by the ratio rule)")
+      ->check(CLI::IsMember({"none", "w8a8", "nvfp4", "arcquant"}));
   CLI11_PARSE(app, argc, argv);
   c.max_seq_len = std::max<int64_t>(c.max_seq_len, prompt + tokens + 8);
   gpu::require("bench_decode_cuda");
@@ -62,8 +81,17 @@ int main(int argc, char** argv) {
   const int64_t params = host->num_params();
   const double wb = weights == "bf16" ? 2 : 4, head = double(c.vocab_size * c.d_model);
   const double mats = double(params - c.vocab_size * c.d_model * (c.tie_embeddings ? 1 : 2) - (2 * c.n_layers + 1) * c.d_model);
-  const double wbytes = (w8a8 ? 1 : wb) * mats + wb * head;  // the layers' matrices + the head; not the embedding table or norms
-  if (w8a8) quant::quantize_model(*host, "rtn", {{"w", "int8"}, {"a", "int8"}}, nullptr);
+  if (quant == "w8a8") quant::quantize_model(*host, "rtn", {{"w", "int8"}, {"a", "int8"}}, nullptr);
+  if (quant == "nvfp4") quant::quantize_model(*host, "rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}}, nullptr);
+  if (quant == "arcquant") {
+    std::vector<int32_t> calib(256);
+    for (size_t i = 0; i < calib.size(); ++i) calib[i] = int32_t((i * 104729) % size_t(c.vocab_size));
+    const quant::Calibration cal = quant::calibrate(*host, calib, 2, 128, "token ids");
+    quant::quantize_model(*host, "arcquant", {}, &cal);
+  }
+  double qbytes = 0;  // the quantized Linears' stored bytes (codes and scales)
+  host->linears([&](const std::string&, nn::Linear& l) { qbytes += l.packed ? double(l.packed->bytes()) : 0.0; });
+  const double wbytes = (quant == "none" ? wb * mats : qbytes) + wb * head;  // the layers' matrices + the head; not the embedding table or norms
   auto model = gpu_decoder(std::move(host), weights);
   std::vector<int32_t> ids(static_cast<size_t>(prompt));
   for (int64_t i = 0; i < prompt; ++i) ids[size_t(i)] = int32_t((i * 7919) % c.vocab_size);
@@ -85,10 +113,15 @@ int main(int argc, char** argv) {
   std::sort(dec.begin(), dec.end());
   std::sort(pre.begin(), pre.end());
   const double tps = dec[dec.size() / 2], read = gemv_read_gbs();
-  nlohmann::json out = {{"impl", "compactlm"}, {"device", gpu::describe()}, {"params", params}, {"weights", weights}, {"w8a8", w8a8}, {"random_init", init},
+  nlohmann::json out = {{"impl", "compactlm"}, {"device", gpu::describe()}, {"params", params}, {"weights", weights}, {"quant", quant}, {"random_init", init},
                         {"prompt", prompt}, {"tokens", tokens}, {"decode_tok_s", tps}, {"decode_tok_s_all", dec},
                         {"prefill_tok_s", pre[pre.size() / 2]}, {"weight_bytes", wbytes}, {"gemv_read_gbs", read},
                         {"achieved_gbs", tps * wbytes / 1e9}, {"fraction_of_gemv_read", tps * wbytes / (read * 1e9)}};
   if (peak_gbs > 0) out["peak_gbs"] = peak_gbs, out["fraction_of_peak"] = tps * wbytes / (peak_gbs * 1e9);
+  if (quant == "none") {  // the layer's four products and the head, each on its own
+    const int64_t hd = c.d_model / c.n_heads, D = c.d_model, F = c.d_ff;
+    out["gemv_gbs_by_matrix"] = {{"qkv", gemv_gbs((c.n_heads + 2 * c.n_kv_heads) * hd, D)}, {"o", gemv_gbs(D, c.n_heads * hd)},
+                                 {"gate_up", gemv_gbs(2 * F, D)}, {"down", gemv_gbs(D, F)}, {"head", gemv_gbs(c.vocab_size, D)}};
+  }
   std::printf("%s\n", out.dump().c_str());
 }

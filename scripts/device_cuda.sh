@@ -13,9 +13,11 @@
 #           ~110M and a 1B-class Llama, alternating (COMPILE=1 adds transformers' static cache +
 #           torch.compile); then clm generate --device cuda against --device cpu on stories260K
 #           (pack it as a second corpus folder: ../shared/data/wikitext-2:../shared/models/stories260K);
-#           SHAPES="--dim .. --layers ..;..." other shapes, W8A8=1 adds a --w8a8 row, PEER=0 skips
-#           transformers; with WikiText-2 packed too, CrossQuant perplexity on the GPU and the CPU
+#           SHAPES="--dim .. --layers ..;..." other shapes, QUANT="w8a8 nvfp4 arcquant" adds those rows, PEER=0 skips
+#           transformers; with WikiText-2 packed too, CrossQuant, NVFP4 and ARCQuant perplexity on the GPU and
+#           the CPU (EVAL_DEVICES=cuda: the GPU only)
 #   gemm    clm_bench_gemm_cuda: bf16, FP8 and INT8 tensor-core GEMMs at 2048^3 .. 8192^3
+#   quant   NVFP4 and ARCQuant perplexity on the GPU (QMODEL: a checkpoint folder packed in devdata)
 #   serve   clm serve --device cuda and --device cpu on stories260K: the same greedy completion
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
@@ -91,7 +93,7 @@ decode)
   for r in $(seq ${ROUNDS:-1}); do
     for s in "${shapes[@]}"; do
       b run clm_bench_decode_cuda $s --peak-gbs $peak
-      [ -n "${W8A8:-}" ] && b run clm_bench_decode_cuda $s --peak-gbs $peak --w8a8
+      for q in ${QUANT:-}; do b run clm_bench_decode_cuda $s --peak-gbs $peak --quant $q; done
       [ "${PEER:-1}" = 1 ] && b python3 bench/hf_decode_cuda.py $s
     done
   done
@@ -107,12 +109,28 @@ decode)
     W=/tmp/dev/devdata/wikitext-2
     if [ -d $W ]; then  # W8A8 (CrossQuant static, calibrated on the train split) scored on the GPU and on the CPU
       run clm calibrate --model $M/stories260K.bin --tokenizer $M/tok512.bin --data $W --windows 32 --out /tmp/cal.json > /dev/null 2>&1
-      for d in cuda cpu; do
+      for d in ${EVAL_DEVICES:-cuda cpu}; do
         run clm eval --device $d --model $M/stories260K.bin --tokenizer $M/tok512.bin --data $W --split test --window 256 \
           --quant crossquant --quant-opt alpha=0.45 --calib /tmp/cal.json 2>&1 | grep -E "perplexity|quantized|error" | sed "s/^/eval $d: /"
+        # NVFP4 W4A4: RTN, and ARCQuant where its KE fits the integer kernels
+        for q in "rtn --quant-opt w=nvfp4 --quant-opt a=nvfp4" "arcquant --calib /tmp/cal.json"; do
+          run clm eval --device $d --model $M/stories260K.bin --tokenizer $M/tok512.bin --data $W --split test --window 256 \
+            --quant $q 2>&1 | grep -E "perplexity|quantized|error" | sed "s/^/eval $d ${q%% *}: /"
+        done
       done
     fi
   fi ;;
+quant)
+  # NVFP4 W4A4 (RTN) and ARCQuant on the GPU: a CompactLM checkpoint packed as devdata/$QMODEL with its
+  # calibration (calib.json) and a test text (test.txt), scored at windows of 64 and 128 tokens.
+  Q=/tmp/dev/devdata/${QMODEL:-wt2m}
+  for w in 64 128; do
+    for q in f32 "rtn --quant-opt w=nvfp4 --quant-opt a=nvfp4" "arcquant --calib $Q/calib.json"; do
+      [ "$q" = f32 ] && flags="" || flags="--quant $q"
+      run clm eval --device cuda --model $Q --file $Q/test.txt --window $w $flags 2>&1 | grep -E "perplexity|quantized|error" |
+        sed "s|^|window $w ${q%% *}: |" | tee -a $OUT/quant.txt
+    done
+  done ;;
 serve)
   M=/tmp/dev/devdata/stories260K
   for d in cuda cpu; do

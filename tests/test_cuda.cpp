@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <map>
+#include <numeric>
 
 #include "autograd/ops.h"
 #include "autograd/ops_cuda.h"
@@ -14,6 +16,7 @@
 #include "kernels/cuda/cuda.h"
 #include "quant/calibrate.h"
 #include "quant/int8_format.h"
+#include "quant/nvfp4_format.h"
 #include "quant/methods.h"
 #include "quant/numfmt.h"
 #include "models/io.h"
@@ -529,7 +532,97 @@ TEST(Cuda, DecoderRunsW8A8Models) {
     auto gpu = gpu_decoder(std::move(host), "f32");
     follow(*cpu, *gpu, prompt, 10, 128, 5e-3, method);
   }
-  auto nv = make_model(c, 17);
-  quant::quantize_model(*nv, "rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}}, nullptr);
-  EXPECT_THROW(gpu_decoder(std::move(nv), "f32"), std::invalid_argument);  // not a GPU format yet
+  auto wo = make_model(c, 17);
+  quant::quantize_model(*wo, "rtn", {{"w", "int4"}, {"a", "none"}}, nullptr);
+  EXPECT_THROW(gpu_decoder(std::move(wo), "f32"), std::invalid_argument);  // weight-only: not a GPU format
+}
+
+// NVFP4 W4A4 on the GPU (linear_nvfp4) against the CPU's Nvfp4Format on the same input: plain
+// (K = 150: a short last block, and padding to 32), and ARCQuant's channel order with 32 residual
+// channels in f32 and bf16, for one token (decoding) and 37 (five groups of 8, one tensor scale).
+// The codes and scales are the CPU's bit for bit and the block sums exact integers, so what differs
+// is the order of the float sums: a single code rounded the other way would cost far more than 1e-6.
+TEST(Cuda, Nvfp4LinearFollowsTheCpuFormat) {
+  NEED_GPU();
+  struct Case {
+    int64_t K, ke;
+    bool perm, bf16;
+  };
+  for (const Case cs : {Case{150, 0, false, false}, Case{160, 0, true, false}, Case{160, 32, true, false}, Case{160, 32, true, true}}) {
+    const int64_t N = 72, K = cs.K;
+    Rng r(21);
+    Tensor w = randn({N, K}, r, 0.05), x = randn({37, K}, r);
+    for (int64_t t = 0; t < 37; ++t) x.data<float>()[t * K + 11] *= 30.f, x.data<float>()[t * K + 3] *= 8.f;  // outlier channels
+    std::vector<int64_t> perm;
+    if (cs.perm) {
+      perm.resize(size_t(K));
+      std::iota(perm.begin(), perm.end(), 0);
+      std::swap(perm[11], perm[size_t(K - 1)]), std::swap(perm[3], perm[size_t(K - 20)]), std::swap(perm[0], perm[size_t(K / 2)]);
+    }
+    float wmax = 0;
+    for (int64_t i = 0; i < w.numel(); ++i) wmax = std::max(wmax, std::fabs(w.data<float>()[i]));
+    quant::Nvfp4Format f(w, perm, cs.ke, wmax, cs.bf16, std::make_shared<quant::LayerReport>(), "w");
+    std::vector<std::pair<std::string, Tensor>> parts;
+    nlohmann::json meta;
+    ASSERT_TRUE(f.store("", parts, meta));
+    std::map<std::string, Tensor> dev;
+    for (auto& [k, t] : parts) dev[k] = t.to_device(Device::cuda);
+    const int64_t Kp = cuda::nvfp4_pad(K + cs.ke);
+    const Tensor stw = Tensor::from(std::vector<float>(size_t(N), meta.at("tensor_scale").get<float>()), {N}).to_device(Device::cuda);
+    for (int64_t M : {int64_t(1), int64_t(37)}) {
+      const std::string what = "K " + std::to_string(K) + " ke " + std::to_string(cs.ke) + (cs.perm ? " perm" : "") +
+                               (cs.bf16 ? " bf16" : "") + " M " + std::to_string(M);
+      std::vector<float> want(static_cast<size_t>(M * N));
+      f.matmul(x.data<float>(), M, want.data());
+      const Tensor xd = x.to_device(Device::cuda);
+      Tensor y = Tensor::empty({M, N}, DType::f32, Device::cuda), xq = Tensor::empty({M, Kp}, DType::i8, Device::cuda);
+      Tensor xs = Tensor::empty({M, Kp / 16}, DType::f32, Device::cuda), amax = Tensor::empty({1}, DType::f32, Device::cuda);
+      cuda::linear_nvfp4(y.data<float>(), xd.data<float>(), static_cast<const uint8_t*>(dev["codes"].raw()),
+                         static_cast<const uint8_t*>(dev["scales"].raw()), stw.data<float>(), M, N, K, cs.ke,
+                         cs.perm ? dev["perm"].data<int32_t>() : nullptr, cs.bf16, static_cast<int8_t*>(xq.raw()), xs.data<float>(),
+                         amax.data<float>());
+      EXPECT_LT(rel_err(y.cpu(), Tensor::from(want, {M, N})), 1e-6) << what;
+      // accumulate into rows ldy apart
+      Tensor y2 = Tensor::zeros({M, 2 * N}, DType::f32, Device::cuda);
+      for (int rep = 0; rep < 2; ++rep)
+        cuda::linear_nvfp4(y2.data<float>() + N, xd.data<float>(), static_cast<const uint8_t*>(dev["codes"].raw()),
+                           static_cast<const uint8_t*>(dev["scales"].raw()), stw.data<float>(), M, N, K, cs.ke,
+                           cs.perm ? dev["perm"].data<int32_t>() : nullptr, cs.bf16, static_cast<int8_t*>(xq.raw()), xs.data<float>(),
+                           amax.data<float>(), 2 * N, true);
+      const Tensor h2 = y2.cpu();
+      double e = 0, n2 = 0;
+      for (int64_t t = 0; t < M; ++t)
+        for (int64_t n = 0; n < N; ++n) {
+          const double a = h2.data<float>()[t * 2 * N + N + n], b = 2.0 * want[size_t(t * N + n)];
+          e += (a - b) * (a - b), n2 += b * b;
+          EXPECT_EQ(h2.data<float>()[t * 2 * N + n], 0.f) << what;
+        }
+      EXPECT_LT(std::sqrt(e / n2), 1e-6) << what << " (accumulated, ldy 2N)";
+    }
+  }
+}
+
+// A model quantized to NVFP4 W4A4 (RTN) and to ARCQuant (fixed KE 32, f32 and bf16 residuals)
+// decodes on the GPU as on the CPU. The prompt fits one prefill pass, so both devices quantize it
+// under one activation tensor scale.
+TEST(Cuda, DecoderRunsNvfp4Models) {
+  NEED_GPU();
+  ModelConfig c;
+  c.vocab_size = 301, c.d_model = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 96, c.max_seq_len = 512;
+  Rng r(5);
+  std::vector<int32_t> calib(4096), prompt(60);
+  for (auto& t : calib) t = int32_t(r.uniform() * 301);
+  for (auto& t : prompt) t = int32_t(r.uniform() * 301);
+  const std::vector<std::pair<std::string, nlohmann::json>> methods = {
+      {"rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}}},
+      {"arcquant", {{"ke", 32}}},
+      {"arcquant", {{"ke", 32}, {"residual", "bf16"}, {"w_scale", "signed_max"}}}};
+  for (const auto& [method, opts] : methods) {
+    auto cpu = make_model(c, 17), host = make_model(c, 17);
+    const quant::Calibration cal = quant::calibrate(*cpu, calib, 8, 64, "random ids");
+    quant::quantize_model(*cpu, method, opts, &cal);
+    quant::quantize_model(*host, method, opts, &cal);
+    auto gpu = gpu_decoder(std::move(host), "f32");
+    follow(*cpu, *gpu, prompt, 10, 128, 5e-3, method + " " + opts.dump());
+  }
 }

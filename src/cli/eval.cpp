@@ -147,7 +147,7 @@ int run_eval(const EvalArgs& a) {
     char kernel[64];
     std::snprintf(kernel, sizeof kernel, "kernel (activations rounded to 0) %.3f%%", 100 * q.kernel());
     std::printf("quantized: %s %s | %.3f bits/weight, %.3f bits/activation | %s\n", q.method.c_str(), q.options.dump().c_str(),
-                q.avg_w_bits, q.avg_a_bits, gpu ? "on the GPU (W8A8 INT8 GEMMs)" : kernel);
+                q.avg_w_bits, q.avg_a_bits, gpu ? "on the GPU (INT8 GEMMs / NVFP4 dp4a kernels)" : kernel);
   }
   std::vector<RetrievalPoint> rt;
   if (a.retrieval > 0) {

@@ -14,6 +14,7 @@
 #include "kernels/cuda/decode.h"
 #include "models/transformer.h"
 #include "quant/int8_format.h"
+#include "quant/nvfp4_format.h"
 #endif
 
 namespace clm {
@@ -63,21 +64,30 @@ class GpuState final : public nn::LayerState {
   }
 };
 
-// A W8A8 Linear (quant::Int8Format's stored form on the device): codes [N, K], per-row scales, and
-// the activation rule (0 per token, 1 SmoothQuant's divisor, 2 CrossQuant's column factor).
+// Quantized Linears in their stored form on the device, writing columns off .. off + N of the output.
+// W8A8 (quant::Int8Format): codes [N, K], per-row scales, the activation rule (0 per token, 1
+// SmoothQuant's divisor, 2 CrossQuant's column factor). NVFP4 W4A4 (quant::Nvfp4Format; ARCQuant with
+// a channel order and residual channels): E2M1 codes, E4M3 block scales, each row's tensor scale.
+// Linears that read the same input (q/k/v, gate/up) and quantize it by the same rule are stacked
+// into one, so their input is quantized once and one kernel multiplies them all.
 struct QLinear {
-  Tensor q, sw, cvec;
+  bool nvfp4 = false;
+  int64_t off = 0, N = 0, K = 0;
+  Tensor q, sw, cvec;  // INT8
   int mode = 0;
   double alpha = 1;
-  int64_t N = 0, K = 0;
+  Tensor codes, scales, st_w, perm;  // NVFP4
+  int64_t ke = 0;
+  bool bf16_res = false;
 };
+using QGroup = std::vector<QLinear>;
 
 struct Layer {
   Tensor qkv, qkv_b, o, gu, gu_b, down, down_b;  // matrices in the chosen storage, biases f32
   Tensor n1w, n1b, n2w, n2b;
-  // Quantized: q, k, v, o, gate, up, down (gate unused without a gated MLP) instead of the matrices.
+  // Quantized: these instead of the matrices.
   bool quant = false;
-  QLinear ql[7];
+  QGroup qkv_q, o_q, gu_q, down_q;
 };
 
 class GpuDecoder final : public LanguageModel {
@@ -91,9 +101,10 @@ class GpuDecoder final : public LanguageModel {
     if (!host_->packed_format().empty()) throw std::invalid_argument("--device cuda: the model's Linears are already packed for the CPU");
     host_->linears([&](const std::string& name, nn::Linear& l) {
       if (!l.packed) return;
-      if (!dynamic_cast<const quant::Int8Format*>(l.packed.get()))
+      if (!dynamic_cast<const quant::Int8Format*>(l.packed.get()) && !dynamic_cast<const quant::Nvfp4Format*>(l.packed.get()))
         throw std::invalid_argument("--device cuda: '" + name + "' is quantized as " + l.packed->name() +
-                                    "; the GPU runs W8A8 INT8 Linears (rtn w=int8 a=int8, smoothquant, crossquant static) or dense ones");
+                                    "; the GPU runs W8A8 INT8 Linears (rtn w=int8 a=int8, smoothquant, crossquant static), NVFP4 W4A4 "
+                                    "ones (rtn w=nvfp4 a=nvfp4, arcquant) or dense ones");
       linears_[name] = &l;
     });
     gpu::require("--device cuda");
@@ -101,6 +112,11 @@ class GpuDecoder final : public LanguageModel {
     gated_ = cfg_.mlp == "swiglu" || cfg_.mlp == "geglu_tanh";
     upload();
     const int64_t Wq = (H_ + 2 * Hkv_) * hd_, R = kChunkTokens;
+    if (max_kp_) {  // NVFP4 scratch: the call's activation codes, block scales and absmax
+      nvx_ = Tensor::empty({R, max_kp_}, DType::i8, Device::cuda);
+      nvs_ = Tensor::empty({R, max_kp_ / 16}, DType::f32, Device::cuda);
+      nvamax_ = Tensor::empty({1}, DType::f32, Device::cuda);
+    }
     if (max_n_) {  // W8A8 scratch, and cuBLASLt's handle and workspace made before any graph capture
       const int64_t Mp = c::i8_pad(R);
       i8x_ = Tensor::empty({Mp, max_k_}, DType::i8, Device::cuda);
@@ -242,32 +258,100 @@ class GpuDecoder final : public LanguageModel {
     return host.to_device(Device::cuda);
   }
 
-  QLinear upload_int8(const std::string& name) {
-    const auto* f = dynamic_cast<const quant::Int8Format*>(linears_.at(name)->packed.get());
-    std::vector<std::pair<std::string, Tensor>> parts;
-    nlohmann::json meta;
-    f->store("", parts, meta);
-    QLinear q;
-    q.N = f->rows(), q.K = f->cols();
-    for (auto& [k, t] : parts) {
-      if (k == "q") {  // padded with zero codes to the INT8 GEMM's multiples of 16
-        const int64_t Np = c::i8_pad(q.N), Kp = c::i8_pad(q.K);
-        Tensor pad = Tensor::zeros({Np, Kp}, DType::i8);
-        for (int64_t r = 0; r < q.N; ++r)
-          std::copy_n(static_cast<const int8_t*>(t.raw()) + r * q.K, q.K, static_cast<int8_t*>(pad.raw()) + r * Kp);
-        q.q = pad.to_device(Device::cuda);
-      } else if (k == "scales") q.sw = t.to_device(Device::cuda);
-      else if (k == "smooth" || k == "cw") q.cvec = t.to_device(Device::cuda);
+  // The Linears `names` (one input, outputs side by side) on the device, stacked where they agree.
+  QGroup upload_quant(const std::vector<std::string>& names) {
+    struct Part {
+      bool nvfp4;
+      int64_t N, K;
+      nlohmann::json meta;
+      std::map<std::string, Tensor> t;
+    };
+    std::vector<Part> parts;
+    for (const std::string& name : names) {
+      const kernels::WeightFormat* pf = linears_.at(name)->packed.get();
+      std::vector<std::pair<std::string, Tensor>> ts;
+      Part p{dynamic_cast<const quant::Nvfp4Format*>(pf) != nullptr, pf->rows(), pf->cols(), {}, {}};
+      pf->store("", ts, p.meta);
+      for (auto& [k, t] : ts) p.t[k] = t;
+      parts.push_back(std::move(p));
     }
-    q.mode = meta.at("cross").get<bool>() ? 2 : meta.at("smooth").get<bool>() ? 1 : 0;
-    q.alpha = meta.at("alpha").get<double>();
-    max_n_ = std::max(max_n_, c::i8_pad(q.N)), max_k_ = std::max(max_k_, c::i8_pad(q.K));
-    return q;
+    auto same = [](const std::map<std::string, Tensor>& a, const std::map<std::string, Tensor>& b, const std::string& k) {
+      const bool ha = a.count(k) > 0, hb = b.count(k) > 0;
+      if (!ha || !hb) return ha == hb;
+      const Tensor &x = a.at(k), &y = b.at(k);
+      return x.nbytes() == y.nbytes() && std::equal(static_cast<const char*>(x.raw()), static_cast<const char*>(x.raw()) + x.nbytes(),
+                                                    static_cast<const char*>(y.raw()));
+    };
+    auto agree = [&](const Part& a, const Part& b) {  // one quantized input serves both
+      if (a.nvfp4 != b.nvfp4 || a.K != b.K) return false;
+      if (a.nvfp4)
+        return a.meta.at("ke") == b.meta.at("ke") && a.meta.at("bf16_residual") == b.meta.at("bf16_residual") && same(a.t, b.t, "perm");
+      return a.meta.at("cross") == b.meta.at("cross") && a.meta.at("smooth") == b.meta.at("smooth") &&
+             a.meta.at("alpha") == b.meta.at("alpha") && same(a.t, b.t, "smooth") && same(a.t, b.t, "cw");
+    };
+    QGroup g;
+    int64_t off = 0;
+    for (size_t i = 0; i < parts.size();) {
+      size_t j = i + 1;
+      while (j < parts.size() && agree(parts[i], parts[j])) ++j;
+      QLinear q;
+      q.nvfp4 = parts[i].nvfp4, q.off = off, q.K = parts[i].K;
+      for (size_t p = i; p < j; ++p) q.N += parts[p].N;
+      auto stack = [&](const std::string& k, int64_t row_bytes, int64_t rows_padded) {  // the parts' rows, zero-padded
+        Tensor h = Tensor::zeros({rows_padded, row_bytes}, DType::u8);
+        int64_t r0 = 0;
+        for (size_t p = i; p < j; ++p) {
+          const Tensor& t = parts[p].t.at(k);
+          const int64_t rb = int64_t(t.nbytes()) / parts[p].N;
+          for (int64_t r = 0; r < parts[p].N; ++r)
+            std::copy_n(static_cast<const uint8_t*>(t.raw()) + r * rb, rb, static_cast<uint8_t*>(h.raw()) + (r0 + r) * row_bytes);
+          r0 += parts[p].N;
+        }
+        return h.to_device(Device::cuda);
+      };
+      const nlohmann::json& m = parts[i].meta;
+      if (q.nvfp4) {
+        q.ke = m.at("ke").get<int64_t>();
+        q.bf16_res = m.at("bf16_residual").get<bool>();
+        const int64_t Kp = c::nvfp4_pad(q.K + q.ke);
+        q.codes = stack("codes", Kp / 2, q.N);
+        q.scales = stack("scales", Kp / 16, q.N);
+        std::vector<float> stw;
+        for (size_t p = i; p < j; ++p) stw.insert(stw.end(), size_t(parts[p].N), parts[p].meta.at("tensor_scale").get<float>());
+        q.st_w = Tensor::from(stw, {q.N}).to_device(Device::cuda);
+        if (parts[i].t.count("perm")) q.perm = parts[i].t.at("perm").to_device(Device::cuda);
+        max_kp_ = std::max(max_kp_, Kp);
+      } else {
+        q.q = stack("q", c::i8_pad(q.K), c::i8_pad(q.N));  // padded with zero codes to the INT8 GEMM's multiples of 16
+        std::vector<float> sw;
+        for (size_t p = i; p < j; ++p) {
+          const Tensor& t = parts[p].t.at("scales");
+          sw.insert(sw.end(), t.data<float>(), t.data<float>() + t.numel());
+        }
+        q.sw = Tensor::from(sw, {q.N}).to_device(Device::cuda);
+        for (const char* k : {"smooth", "cw"})
+          if (parts[i].t.count(k)) q.cvec = parts[i].t.at(k).to_device(Device::cuda);
+        q.mode = m.at("cross").get<bool>() ? 2 : m.at("smooth").get<bool>() ? 1 : 0;
+        q.alpha = m.at("alpha").get<double>();
+        max_n_ = std::max(max_n_, c::i8_pad(q.N)), max_k_ = std::max(max_k_, c::i8_pad(q.K));
+      }
+      g.push_back(std::move(q));
+      for (size_t p = i; p < j; ++p) off += parts[p].N;
+      i = j;
+    }
+    return g;
   }
-  // y (rows ldy apart) (= or +=) the W8A8 product for T tokens; scratch sized in the constructor.
-  void linear(float* y, const QLinear& q, const float* x, int64_t T, int64_t ldy, bool acc) {
-    c::linear_i8(y, x, static_cast<const int8_t*>(q.q.raw()), q.sw.data<float>(), T, q.N, q.K, fp(q.cvec), q.mode, q.alpha,
-                 static_cast<int8_t*>(i8x_.raw()), fp(i8s_), i8acc_.data<int32_t>(), ldy, acc);
+  // y (rows ldy apart) (= or +=) the quantized products for T tokens; scratch sized in the constructor.
+  void linear(float* y, const QGroup& g, const float* x, int64_t T, int64_t ldy, bool acc) {
+    for (const QLinear& q : g) {
+      if (q.nvfp4)
+        c::linear_nvfp4(y + q.off, x, static_cast<const uint8_t*>(q.codes.raw()), static_cast<const uint8_t*>(q.scales.raw()), fp(q.st_w), T,
+                        q.N, q.K, q.ke, q.perm.defined() ? q.perm.data<int32_t>() : nullptr, q.bf16_res, static_cast<int8_t*>(nvx_.raw()),
+                        fp(nvs_), fp(nvamax_), ldy, acc);
+      else
+        c::linear_i8(y + q.off, x, static_cast<const int8_t*>(q.q.raw()), q.sw.data<float>(), T, q.N, q.K, fp(q.cvec), q.mode, q.alpha,
+                     static_cast<int8_t*>(i8x_.raw()), fp(i8s_), i8acc_.data<int32_t>(), ldy, acc);
+    }
   }
 
   void upload() {
@@ -281,7 +365,7 @@ class GpuDecoder final : public LanguageModel {
     };
     auto opt = [&](const std::string& n) -> const Tensor* { return w.count(n) ? get(n) : nullptr; };
     embed_ = get("model.embed_tokens.weight")->to_device(Device::cuda);
-    if (linears_.count("lm_head")) head_q_ = upload_int8("lm_head");
+    if (linears_.count("lm_head")) head_q_ = upload_quant({"lm_head"});
     else head_ = upload_matrix({cfg_.tie_embeddings || !w.count("lm_head.weight") ? get("model.embed_tokens.weight") : get("lm_head.weight")});
     fnw_ = upload_vector({get("model.norm.weight")});
     fnb_ = upload_vector({opt("model.norm.bias")});
@@ -296,8 +380,10 @@ class GpuDecoder final : public LanguageModel {
         if (quantized != (gated_ ? 7 : 6))
           throw std::invalid_argument("--device cuda: layer " + std::to_string(l) + " is quantized only in part");
         L.quant = true;
-        for (int i = 0; i < 7; ++i)
-          if (gated_ || i != 4) L.ql[i] = upload_int8(names[i]);
+        L.qkv_q = upload_quant({names[0], names[1], names[2]});
+        L.o_q = upload_quant({names[3]});
+        L.gu_q = gated_ ? upload_quant({names[4], names[5]}) : upload_quant({names[5]});
+        L.down_q = upload_quant({names[6]});
       } else {
         L.qkv = upload_matrix({get(a + "q_proj.weight"), get(a + "k_proj.weight"), get(a + "v_proj.weight")});
         L.o = upload_matrix({get(a + "o_proj.weight")});
@@ -425,22 +511,19 @@ class GpuDecoder final : public LanguageModel {
       float *kc = fp(g.k) + int64_t(l) * cells, *vc = fp(g.v) + int64_t(l) * cells;
       norm(h, x, L.n1w, L.n1b, T);
       if (L.quant) {
-        linear(qkv, L.ql[0], h, T, Wq, false);
-        linear(qkv + H_ * hd_, L.ql[1], h, T, Wq, false);
-        linear(qkv + (H_ + Hkv_) * hd_, L.ql[2], h, T, Wq, false);
+        linear(qkv, L.qkv_q, h, T, Wq, false);
         if (L.qkv_b.defined()) c::add_bias(qkv, fp(L.qkv_b), T, Wq);
       } else {
         gemv(qkv, L.qkv, L.qkv_b, h, T, false);
       }
       c::rope_append(qkv, kc, vc, fp(g.rot), pos0, T, H_, Hkv_, hd_, cfg_.rope_interleaved);
       c::decode_attention(att, fp(g.part), qkv, kc, vc, pos0, T, H_, Hkv_, hd_, g.chunks, scale, fp(slopes_));
-      if (L.quant) linear(x, L.ql[3], att, T, D_, true);
+      if (L.quant) linear(x, L.o_q, att, T, D_, true);
       else gemv(x, L.o, Tensor(), att, T, true);
       norm(h, x, L.n2w, L.n2b, T);
       const int64_t G = gated_ ? 2 * F_ : F_;
       if (L.quant) {
-        if (gated_) linear(gu, L.ql[4], h, T, G, false);
-        linear(gu + (gated_ ? F_ : 0), L.ql[5], h, T, G, false);
+        linear(gu, L.gu_q, h, T, G, false);
         if (L.gu_b.defined()) c::add_bias(gu, fp(L.gu_b), T, G);
       } else {
         gemv(gu, L.gu, L.gu_b, h, T, false);
@@ -448,7 +531,7 @@ class GpuDecoder final : public LanguageModel {
       if (gated_) c::glu(act, gu, T, F_, cfg_.mlp == "geglu_tanh");
       else c::gelu_forward(act, gu, T * F_, cfg_.mlp == "gelu_tanh");
       if (L.quant) {
-        linear(x, L.ql[6], act, T, D_, true);
+        linear(x, L.down_q, act, T, D_, true);
         if (L.down_b.defined()) c::add_bias(x, fp(L.down_b), T, D_);
       } else {
         gemv(x, L.down, L.down_b, act, T, true);
@@ -456,7 +539,7 @@ class GpuDecoder final : public LanguageModel {
     }
     if (rows == 0) return;
     norm(h, x + (T - rows) * D_, fnw_, fnb_, rows);
-    if (head_q_.N) linear(fp(logits_), head_q_, h, rows, V_, false);
+    if (!head_q_.empty()) linear(fp(logits_), head_q_, h, rows, V_, false);
     else gemv(fp(logits_), head_, Tensor(), h, rows, false);
     c::copy_async(host_logits_, fp(logits_), sizeof(float) * size_t(rows * V_), stream_);
   }
@@ -469,10 +552,12 @@ class GpuDecoder final : public LanguageModel {
   Tensor embed_, head_, fnw_, fnb_, slopes_;
   std::vector<Layer> layers_;
   Tensor x_, h_, qkv_, att_, gu_, act_, stat_, logits_, io_, xb_;
-  std::map<std::string, nn::Linear*> linears_;  // the quantized (INT8) Linears by name
-  QLinear head_q_;                                // a quantized output head (N = 0: none)
-  int64_t max_n_ = 0, max_k_ = 0;                 // the largest quantized Linear, for the scratch below
+  std::map<std::string, nn::Linear*> linears_;  // the quantized (INT8, NVFP4) Linears by name
+  QGroup head_q_;                                 // a quantized output head (empty: none)
+  int64_t max_n_ = 0, max_k_ = 0;                 // the largest INT8 Linear, for the scratch below
   Tensor i8x_, i8s_, i8acc_;
+  int64_t max_kp_ = 0;                            // the largest NVFP4 Linear's padded K + KE
+  Tensor nvx_, nvs_, nvamax_;
   int32_t* host_io_ = nullptr;
   float* host_logits_ = nullptr;
   c::Stream stream_ = nullptr;

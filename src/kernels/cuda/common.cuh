@@ -19,6 +19,33 @@ inline void check_launch(const char* kernel) {
   if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA kernel ") + kernel + ": " + cudaGetErrorString(e));
 }
 
+// Programmatic dependent launch (Hopper): a kernel queued by launch() may start while the previous one
+// in the stream finishes. So each such kernel first does what needs no earlier result (a GEMV loads
+// its first weights), then calls wait_for_previous() before it reads anything an earlier kernel
+// wrote (griddepcontrol.wait: the previous grid has completed and its writes are visible), which
+// also lets the next grid launch.
+__device__ inline void wait_for_previous() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+template <class... KArgs, class... Args>
+void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, const char* name, Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = 0, cfg.stream = launch_stream();
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr, cfg.numAttrs = 1;
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();  // a failed launch leaves no sticky error: later launches report their own
+    throw std::runtime_error(std::string("CUDA kernel ") + name + ": " + cudaGetErrorString(e));
+  }
+}
+
 // Blocks of 256 threads for n elements with a grid-stride loop: at most 4096 blocks.
 inline unsigned grid_for(int64_t n, int threads = 256) {
   const int64_t b = (n + threads - 1) / threads;

@@ -38,6 +38,19 @@ void gemm_fp8(int M, int N, int K, const uint8_t* A, const uint8_t* B, const flo
 int64_t i8_pad(int64_t n);  // n rounded up to 16
 void linear_i8(float* y, const float* x, const int8_t* wq, const float* sw, int64_t M, int64_t N, int64_t K, const float* cvec, int mode,
                double alpha, int8_t* xq, float* sx, int32_t* acc, int64_t ldy = 0, bool accumulate = false);
+// An NVFP4 W4A4 linear layer (quant::Nvfp4Format on the device; ARCQuant when perm / ke are given):
+// y [M, N] (= or +=) st_w[n] st_x sum_b ws_b xs_b sum_{k in b} w_k x_k. Weights: codes [N, Kp / 2]
+// (E2M1, element 2k the low nibble of byte k), block scales [N, Kp / 16] (unsigned E4M3 bytes), the
+// tensor scale of each row st_w [N] (Linears that share an input stack their rows); Kp = nvfp4_pad(K + ke). Activations x [M, K] f32, quantized on the device by the CPU format's
+// rules: reordered by perm [K] (null: identity), one tensor scale st_x over the M tokens, blocks of 16,
+// and with ke > 0 the residual of the last ke reordered channels (bf16-rounded when bf16_residual)
+// quantized again and appended at K (K and ke multiples of 16). Codes and scales come out as the CPU's
+// bit for bit; the products are int8 dot products of doubled E2M1 values, one weight read per 8
+// tokens. Scratch: xq [M, Kp] int8, xs [M, Kp / 16] f32, amax [1] f32. y's rows are ldy apart (0: N).
+int64_t nvfp4_pad(int64_t k);  // k rounded up to 32
+void linear_nvfp4(float* y, const float* x, const uint8_t* codes, const uint8_t* scales, const float* st_w, int64_t M, int64_t N,
+                  int64_t K, int64_t ke, const int32_t* perm, bool bf16_residual, int8_t* xq, float* xs, float* amax, int64_t ldy = 0,
+                  bool accumulate = false);
 // TF32 tensor-core GEMMs (10-bit mantissa products, f32 accumulation): off by default (exact f32).
 void set_tf32(bool on);
 

@@ -54,29 +54,6 @@ void copy_async(void* dst, const void* src, size_t nbytes, Stream s) {
 
 namespace {
 
-// Programmatic dependent launch (Hopper): every kernel here is launched with PDL allowed, so the next
-// one in the stream may start while this one finishes. Each kernel first does what needs no
-// earlier result (a GEMV loads its first weights), then waits for the previous grid to complete
-// (griddepcontrol.wait: its writes are visible), then lets the next grid launch.
-__device__ inline void wait_for_previous() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;");
-#endif
-}
-
-template <class... KArgs, class... Args>
-void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, const char* name, Args... args) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = 0, cfg.stream = g_stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr, cfg.numAttrs = 1;
-  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
-  if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA kernel ") + name + ": " + cudaGetErrorString(e));
-}
-
 // Eight consecutive weights as floats (16- or 32-byte aligned loads that skip L1: read once).
 __device__ inline void load8(const uint16_t* p, float w[8]) {
   const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
