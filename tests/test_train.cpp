@@ -4,6 +4,7 @@
 #include <barrier>
 #include <chrono>
 #include <cstring>
+#include <sstream>
 #include <thread>
 
 #include "common.h"
@@ -247,11 +248,71 @@ TEST(Train, ScheduleAndClipping) {
   EXPECT_NEAR(p->grad.at(1), 0.8, 1e-5);
 }
 
+// Plain SGD: w -= lr g exactly, no state; the step schedule: warmup, the full rate until `start`,
+// then one more factor of `decay` at start and every `every` steps after.
+TEST(Train, SgdAndTheStepSchedule) {
+  nn::Var p = ag::leaf(Tensor::from<float>({1.5f, -2.0f, 0.25f}, {3}), true);
+  p->grad = Tensor::from<float>({0.5f, 1.0f, -4.0f}, {3});
+  SGD sgd({{"p", p, nn::ParamKind::weight}});
+  sgd.step(0.5);
+  EXPECT_EQ(p->value.at(0), 1.5f - 0.5f * 0.5f);
+  EXPECT_EQ(p->value.at(1), -2.0f - 0.5f * 1.0f);
+  EXPECT_EQ(p->value.at(2), 0.25f + 0.5f * 4.0f);
+  EXPECT_EQ(sgd.steps(), 1);
+  EXPECT_TRUE(sgd.state().empty());
+  EXPECT_THROW(sgd.load_state({{"m.p", Tensor::zeros({3})}}, 1, "f"), std::runtime_error);  // another optimizer's state
+  EXPECT_THROW(make_optimizer("lion", {}, AdamWConfig{}), std::invalid_argument);
+  // Zaremba et al.'s small LSTM: 2 epochs of 10 steps at lr 1, then halved every epoch (warmup 0)
+  EXPECT_DOUBLE_EQ(lr_step_at(0, 0, 1.0, 20, 10, 0.5), 1.0);
+  EXPECT_DOUBLE_EQ(lr_step_at(19, 0, 1.0, 20, 10, 0.5), 1.0);
+  EXPECT_DOUBLE_EQ(lr_step_at(20, 0, 1.0, 20, 10, 0.5), 0.5);
+  EXPECT_DOUBLE_EQ(lr_step_at(29, 0, 1.0, 20, 10, 0.5), 0.5);
+  EXPECT_DOUBLE_EQ(lr_step_at(30, 0, 1.0, 20, 10, 0.5), 0.25);
+  EXPECT_DOUBLE_EQ(lr_step_at(2, 5, 1.0, 20, 10, 0.5), 0.6);  // warmup
+}
+
+// A run with SGD and the step schedule (in epochs of the stream) resumes exactly like an AdamW run,
+// its learning rate follows the epochs, and a short model still learns with it.
+TEST(Train, SgdRunResumesStepForStepAndFollowsTheEpochs) {
+  ByteTokenizer tok;
+  auto s = stream(tok, 20);  // 2,900 bytes: an epoch of 4 x 32-token batches is 22.7 steps
+  test::TempDir a, b;
+  TrainConfig cfg = quick(40);
+  cfg.optimizer = "sgd", cfg.schedule = "step", cfg.lr = 0.5, cfg.warmup = 0, cfg.decay_start = 1, cfg.decay_every = 0.5;
+  cfg.ckpt_every = 20, cfg.log_every = 1;
+  TransformerLM m1(tiny(tok.vocab_size()), 7);
+  TrainResult full = train(m1, tok, s, cfg, a.path, "", silent());
+  EXPECT_LT(full.losses.back(), full.losses.front() - 1.0);
+  fs::copy(a.path + "/step-00000020", b.path + "/step-00000020", fs::copy_options::recursive);
+  LoadedModel lm = load_model(b.path + "/step-00000020");
+  TrainResult resumed = train(*lm.model, tok, s, cfg, b.path, b.path + "/step-00000020", silent());
+  ASSERT_EQ(resumed.losses.size(), 20u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(resumed.losses[i], full.losses[20 + i]) << "step " << 21 + i;
+  EXPECT_EQ(read_file(a.path + "/step-00000040/model.safetensors"), read_file(b.path + "/step-00000040/model.safetensors"));
+  // the logged rates: 0.5 for the first epoch (steps 1..23), then halved every half epoch
+  const double epoch = double(s.size()) / double(cfg.batch_size * cfg.seq_len);
+  std::istringstream rows(read_file(a.path + "/metrics.jsonl"));
+  std::string line;
+  int checked = 0;
+  while (std::getline(rows, line)) {
+    const nlohmann::json r = nlohmann::json::parse(line);
+    if (!r.contains("lr")) continue;
+    const int64_t step = r.at("step").get<int64_t>() - 1;  // the row of step k logs the rate of update k
+    const double k = double(step) < epoch ? 0.0 : 1.0 + std::floor((double(step) - epoch) / (0.5 * epoch));
+    EXPECT_NEAR(r.at("lr").get<double>(), 0.5 * std::pow(0.5, k), 1e-12) << "step " << step;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 40);
+  EXPECT_EQ(fs::exists(a.path + "/step-00000040/optimizer.safetensors"), true);
+}
+
 TEST(Train, ImpossibleHyperparametersAreRejected) {
   for (auto f : std::vector<std::function<void(TrainConfig&)>>{
            [](TrainConfig& c) { c.lr = 0; }, [](TrainConfig& c) { c.batch_size = 0; },
            [](TrainConfig& c) { c.seq_len = -1; }, [](TrainConfig& c) { c.grad_accum = 0; },
-           [](TrainConfig& c) { c.min_lr_ratio = 2; }}) {
+           [](TrainConfig& c) { c.min_lr_ratio = 2; }, [](TrainConfig& c) { c.optimizer = "lion"; },
+           [](TrainConfig& c) { c.schedule = "linear"; }, [](TrainConfig& c) { c.lr_decay = 0; },
+           [](TrainConfig& c) { c.decay_every = 0; }, [](TrainConfig& c) { c.decay_start = -1; }}) {
     TrainConfig c;
     f(c);
     EXPECT_THROW(c.validate(), std::invalid_argument);

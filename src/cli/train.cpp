@@ -37,7 +37,9 @@ const std::vector<std::pair<const char*, const char*>> kFixedOnResume = {
     {"--batch-size", "batch_size"}, {"--seq-len", "seq_len"},     {"--grad-accum", "grad_accum"},
     {"--lr", "lr"},                 {"--min-lr-ratio", "min_lr_ratio"}, {"--warmup", "warmup"},
     {"--weight-decay", "weight_decay"}, {"--beta2", "beta2"},     {"--clip", "clip"},
-    {"--objective", "objective"},   {"--mask-prob", "mask_prob"},
+    {"--objective", "objective"},   {"--mask-prob", "mask_prob"},  {"--optimizer", "optimizer"},
+    {"--schedule", "schedule"},     {"--lr-decay", "lr_decay"},    {"--decay-start", "decay_start"},
+    {"--decay-every", "decay_every"},
     {"--eval-every", "eval_every"}, {"--ckpt-every", "ckpt_every"}, {"--log-every", "log_every"},
     {"--seed", "seed"}};
 
@@ -304,6 +306,15 @@ void add_train(CLI::App& app, Commands& cmds) {
   tr->add_option("--lr", t.lr, "Peak learning rate")->capture_default_str();
   tr->add_option("--min-lr-ratio", t.min_lr_ratio, "Final lr as a fraction of the peak")->capture_default_str();
   tr->add_option("--warmup", t.warmup, "Linear warmup steps")->capture_default_str();
+  tr->add_option("--optimizer", t.optimizer, "adamw | sgd (plain: w -= lr g; --weight-decay and --beta2 are AdamW's)")
+      ->capture_default_str();
+  tr->add_option("--schedule", t.schedule,
+                 "cosine (warmup, then cosine to --min-lr-ratio) | step (warmup, then x --lr-decay every --decay-every epochs "
+                 "from --decay-start epochs)")
+      ->capture_default_str();
+  tr->add_option("--lr-decay", t.lr_decay, "--schedule step: the factor per decay")->capture_default_str();
+  tr->add_option("--decay-start", t.decay_start, "--schedule step: epochs at the full rate before the first decay")->capture_default_str();
+  tr->add_option("--decay-every", t.decay_every, "--schedule step: epochs between decays")->capture_default_str();
   tr->add_option("--weight-decay", t.adam.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
   tr->add_option("--beta2", t.adam.beta2, "AdamW beta2")->capture_default_str();
   tr->add_option("--clip", t.clip, "Clip gradients to this global norm (0 = off)")->capture_default_str();

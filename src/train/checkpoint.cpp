@@ -12,7 +12,7 @@ namespace clm {
 namespace fs = std::filesystem;
 
 void save_checkpoint(const std::string& run_dir, int64_t step, LanguageModel& model, const Tokenizer& tok,
-                     const AdamW& opt, const nlohmann::json& trainer_state, int keep_last) {
+                     const Optimizer& opt, const nlohmann::json& trainer_state, int keep_last) {
   char name[32];
   std::snprintf(name, sizeof name, "step-%08lld", (long long)step);
   const std::string final_dir = run_dir + "/" + name, tmp = run_dir + "/.tmp-" + name;
@@ -53,7 +53,7 @@ nlohmann::json load_trainer_state(const std::string& step_dir) {
   }
 }
 
-void load_optimizer(const std::string& step_dir, AdamW& opt, int64_t steps) {
+void load_optimizer(const std::string& step_dir, Optimizer& opt, int64_t steps) {
   const std::string p = step_dir + "/optimizer.safetensors";
   SafeTensors st = load_safetensors(p);
   opt.load_state(st.tensors, steps, p);

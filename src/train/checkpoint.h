@@ -17,8 +17,8 @@ namespace clm {
 
 // Full training checkpoint.
 void save_checkpoint(const std::string& run_dir, int64_t step, LanguageModel& model, const Tokenizer& tok,
-                     const AdamW& opt, const nlohmann::json& trainer_state, int keep_last = 2);
+                     const Optimizer& opt, const nlohmann::json& trainer_state, int keep_last = 2);
 nlohmann::json load_trainer_state(const std::string& step_dir);
-void load_optimizer(const std::string& step_dir, AdamW& opt, int64_t steps);
+void load_optimizer(const std::string& step_dir, Optimizer& opt, int64_t steps);
 
 }  // namespace clm

@@ -17,7 +17,7 @@ std::vector<ParamRef> collect_params(LanguageModel& m) {
   return ps;
 }
 
-AdamW::AdamW(std::vector<ParamRef> params, AdamWConfig cfg) : params_(std::move(params)), cfg_(cfg) {
+AdamW::AdamW(std::vector<ParamRef> params, AdamWConfig cfg) : Optimizer(std::move(params)), cfg_(cfg) {
   for (auto& p : params_) {
     m_.push_back(Tensor::zeros(p.var->value.shape(), p.var->value.dtype(), p.var->value.device()));
     v_.push_back(Tensor::zeros(p.var->value.shape(), p.var->value.dtype(), p.var->value.device()));
@@ -92,6 +92,46 @@ void AdamW::load_state(const std::vector<std::pair<std::string, Tensor>>& tensor
     }
   }
   t_ = steps;
+}
+
+void SGD::step(double lr) {
+  ++t_;
+  for (auto& p : params_) {
+    if (!p.var->grad.defined()) continue;
+    const int64_t n = p.var->value.numel();
+#ifdef CLM_CUDA
+    if (p.var->value.is_cuda()) {
+      cuda::axpy(p.var->value.data<float>(), float(-lr), p.var->grad.data<float>(), n);
+      continue;
+    }
+#endif
+    ag::dispatch_float(p.var->value.dtype(), [&]<class T>() {
+      T* w = p.var->value.data<T>();
+      const T* g = p.var->grad.data<T>();
+      const T a = T(lr);
+#pragma omp parallel for schedule(static) if (n > (1 << 16))
+      for (int64_t j = 0; j < n; ++j) w[j] -= a * g[j];
+    });
+  }
+}
+
+void SGD::load_state(const std::vector<std::pair<std::string, Tensor>>& tensors, int64_t steps, const std::string& file) {
+  if (!tensors.empty())
+    throw std::runtime_error("'" + file + "': holds " + std::to_string(tensors.size()) +
+                             " optimizer tensors; SGD keeps none (a checkpoint of another optimizer?)");
+  t_ = steps;
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, std::vector<ParamRef> params, const AdamWConfig& adam) {
+  if (name == "adamw") return std::make_unique<AdamW>(std::move(params), adam);
+  if (name == "sgd") return std::make_unique<SGD>(std::move(params));
+  throw std::invalid_argument("unknown optimizer '" + name + "' (known: adamw, sgd)");
+}
+
+double lr_step_at(int64_t step, int64_t warmup, double lr, double start, double every, double decay) {
+  if (warmup > 0 && step < warmup) return lr * double(step + 1) / double(warmup);
+  if (double(step) < start) return lr;
+  return lr * std::pow(decay, 1.0 + std::floor((double(step) - start) / every));
 }
 
 double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, double min_ratio) {

@@ -1,6 +1,7 @@
-// AdamW (decoupled weight decay, PyTorch semantics), the warmup + cosine schedule and global-norm
-// gradient clipping.
+// The optimizers (AdamW with decoupled weight decay, PyTorch semantics; plain SGD), the learning-rate
+// schedules (warmup + cosine; warmup + step decay) and global-norm gradient clipping.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,27 +22,57 @@ struct AdamWConfig {
   bool decay_embeddings = true;
 };
 
-class AdamW {
+// What the trainer and the checkpoints need of an optimizer.
+class Optimizer {
  public:
-  AdamW(std::vector<ParamRef> params, AdamWConfig cfg);
+  virtual ~Optimizer() = default;
   // One update with learning rate lr from the accumulated .grad of every parameter.
-  void step(double lr);
+  virtual void step(double lr) = 0;
   int64_t steps() const { return t_; }
-  // Moments as named tensors ("m.<param>", "v.<param>") for checkpoints.
-  std::vector<std::pair<std::string, Tensor>> state() const;
-  void load_state(const std::vector<std::pair<std::string, Tensor>>& tensors, int64_t steps, const std::string& file);
+  // Its state as named tensors, for checkpoints (none for SGD).
+  virtual std::vector<std::pair<std::string, Tensor>> state() const = 0;
+  virtual void load_state(const std::vector<std::pair<std::string, Tensor>>& tensors, int64_t steps, const std::string& file) = 0;
   const std::vector<ParamRef>& params() const { return params_; }
 
- private:
-  bool decays(const ParamRef& p) const;
+ protected:
+  explicit Optimizer(std::vector<ParamRef> params) : params_(std::move(params)) {}
   std::vector<ParamRef> params_;
-  std::vector<Tensor> m_, v_;
-  AdamWConfig cfg_;
   int64_t t_ = 0;
 };
 
+class AdamW final : public Optimizer {
+ public:
+  AdamW(std::vector<ParamRef> params, AdamWConfig cfg);
+  void step(double lr) override;
+  // Moments as named tensors ("m.<param>", "v.<param>").
+  std::vector<std::pair<std::string, Tensor>> state() const override;
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& tensors, int64_t steps, const std::string& file) override;
+
+ private:
+  bool decays(const ParamRef& p) const;
+  std::vector<Tensor> m_, v_;
+  AdamWConfig cfg_;
+};
+
+// Plain stochastic gradient descent, w -= lr · g: no momentum, no weight decay (the recurrent LM
+// papers' optimizer: Zaremba et al.'s LSTMs, TSLM).
+class SGD final : public Optimizer {
+ public:
+  explicit SGD(std::vector<ParamRef> params) : Optimizer(std::move(params)) {}
+  void step(double lr) override;
+  std::vector<std::pair<std::string, Tensor>> state() const override { return {}; }
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& tensors, int64_t steps, const std::string& file) override;
+};
+
+// "adamw" or "sgd" (std::invalid_argument otherwise).
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, std::vector<ParamRef> params, const AdamWConfig& adam);
+
 // Linear warmup over `warmup` steps to lr, then cosine decay to lr*min_ratio at `total` steps.
 double lr_at(int64_t step, int64_t total, int64_t warmup, double lr, double min_ratio);
+// Linear warmup, then lr · decay^k: k = 0 before step `start`, 1 + floor((step - start) / every)
+// from it (start and every in steps, fractions allowed): Zaremba et al.'s schedule, the rate halved
+// every epoch after the fourth, is start = 4 epochs, every = 1 epoch, decay = 0.5.
+double lr_step_at(int64_t step, int64_t warmup, double lr, double start, double every, double decay);
 
 // Global L2 norm of all gradients (missing grads count as zero); scales them down to max_norm if
 // max_norm > 0 and the norm exceeds it. Returns the norm before clipping.

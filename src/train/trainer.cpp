@@ -31,13 +31,19 @@ void TrainConfig::validate() const {
   if (eval_every < 0 || ckpt_every < 0 || log_every <= 0) fail("--eval-every and --ckpt-every must be >= 0, --log-every > 0");
   if (!(time_budget_s >= 0)) fail("--time-budget must be >= 0");
   if (!(adam.eps > 0)) fail("Adam eps must be > 0");
+  if (optimizer != "adamw" && optimizer != "sgd") fail("--optimizer must be adamw or sgd, got '" + optimizer + "'");
+  if (schedule != "cosine" && schedule != "step") fail("--schedule must be cosine or step, got '" + schedule + "'");
+  if (!(lr_decay > 0 && lr_decay <= 1)) fail("--lr-decay must be in (0, 1]");
+  if (!(decay_start >= 0) || !std::isfinite(decay_start)) fail("--decay-start must be >= 0 epochs");
+  if (!(decay_every > 0) || !std::isfinite(decay_every)) fail("--decay-every must be > 0 epochs");
   if (checked_mul({batch_size, seq_len, grad_accum, steps}) < 0)
     fail("--batch-size x --seq-len x --grad-accum x --steps overflows a 64-bit token count");
 }
 
 #define CLM_TRAIN_FIELDS(X)                                                                                     \
   X(batch_size) X(seq_len) X(grad_accum) X(steps) X(warmup) X(lr) X(min_lr_ratio) X(clip) X(eval_every)         \
-  X(ckpt_every) X(log_every) X(time_budget_s) X(seed) X(objective) X(mask_prob)
+  X(ckpt_every) X(log_every) X(time_budget_s) X(seed) X(objective) X(mask_prob) X(optimizer) X(schedule) X(lr_decay)   \
+  X(decay_start) X(decay_every)
 
 void to_json(nlohmann::json& j, const TrainConfig& c) {
   j = nlohmann::json::object();
@@ -73,7 +79,8 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
   cfg.validate();
   kernels::set_num_threads(cfg.threads);
   auto params = collect_params(model);
-  AdamW opt(params, cfg.adam);
+  const std::unique_ptr<Optimizer> optimizer = make_optimizer(cfg.optimizer, params, cfg.adam);
+  Optimizer& opt = *optimizer;
   if (hooks.world < 1 || hooks.rank < 0 || hooks.rank >= hooks.world) throw std::invalid_argument("train: bad data-parallel rank");
   if (hooks.world > 1 && hooks.batch) throw std::invalid_argument("train: data parallelism over a batch hook is not supported");
   const int64_t W = hooks.world, R = hooks.rank, BT = cfg.batch_size * cfg.seq_len;
@@ -109,6 +116,8 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
 
   TrainResult res;
   const int64_t tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum * W;
+  // An epoch: one pass of the loader over the training stream (a batch hook's task: the same count).
+  const double steps_per_epoch = std::max(1.0, double(train_stream.size()) / double(tokens_per_step));
   const auto t0 = clock::now();
   auto window_t = t0;
   int64_t window_tokens = 0;
@@ -117,7 +126,9 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
   kernels::ThreadGovernor threads;  // fewer threads while other processes keep cores busy (kernels/threads.h)
   while (step < cfg.steps) {
     threads.begin();
-    const double lr = lr_at(step, cfg.steps, cfg.warmup, cfg.lr, cfg.min_lr_ratio);
+    const double lr = cfg.schedule == "step" ? lr_step_at(step, cfg.warmup, cfg.lr, cfg.decay_start * steps_per_epoch,
+                                                          cfg.decay_every * steps_per_epoch, cfg.lr_decay)
+                                             : lr_at(step, cfg.steps, cfg.warmup, cfg.lr, cfg.min_lr_ratio);
     double loss_sum = 0;
     for (int64_t micro = 0; micro < cfg.grad_accum; ++micro) {
       Tensor x, y;

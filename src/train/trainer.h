@@ -14,7 +14,12 @@ namespace clm {
 struct TrainConfig {
   int64_t batch_size = 16, seq_len = 128, grad_accum = 1, steps = 1000, warmup = 100;
   double lr = 1e-3, min_lr_ratio = 0.1, clip = 1.0;
+  std::string optimizer = "adamw";  // adamw | sgd
   AdamWConfig adam;
+  // cosine: warmup, then cosine to lr · min_lr_ratio. step: warmup, then lr · lr_decay^k, k = 0
+  // before decay_start epochs and 1 + floor((epoch − decay_start) / decay_every) after (optim.h lr_step_at).
+  std::string schedule = "cosine";
+  double lr_decay = 0.5, decay_start = 4, decay_every = 1;
   int64_t eval_every = 200;  // 0 = only at the end
   int64_t ckpt_every = 0;    // 0 = at each evaluation and at the end
   int64_t log_every = 10;
