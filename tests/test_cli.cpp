@@ -709,7 +709,7 @@ TEST(Cli, QuantizeWritesAFolderEveryCommandLoads) {
   expect_error(run_clm("quantize --model " + q + " --quant rtn --out " + run.path + "/q3"), "is a quantized checkpoint");
   expect_error(run_clm("convert --model " + q + " --to llama2c --out " + run.path + "/x.bin"), "convert needs the dense weights");
   expect_error(run_clm("convert" + m.substr(0, m.find(" --threads")) + " --to gguf --dtype q4_k --out " + run.path + "/x.gguf"),
-               "type must be f32, f16, bf16 or q8_0, not 'q4_k'");
+               "type must be f32, f16, bf16, q8_0 or mxfp4, not 'q4_k'");
   expect_error(run_clm("train --data " + c.dir.path + " --init-from " + q + " --steps 2 --threads 1 --out " + run.path + "/t"),
                "train --init-from needs the dense weights");
   expect_error(run_clm("eval --model " + q + " --data " + c.dir.path + " --quant rtn"), "already quantized");

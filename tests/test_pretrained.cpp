@@ -17,6 +17,7 @@
 #include "tokenizers/llama2c.h"
 #include "util/fs.h"
 #include "formats/gguf.h"
+#include "quant/numfmt.h"
 
 using namespace clm;
 
@@ -337,6 +338,37 @@ TEST(Convert, Stories260KToGgufAndCompactlm) {
     EXPECT_EQ(int8_t(blk[4]), 3);
     EXPECT_EQ(int8_t(blk[5]), 0);
     EXPECT_THROW(write_gguf(d.path + "/x.gguf", lm.model->config(), lm.model->named_weights(), *lm.tokenizer, "q4_k"), std::invalid_argument);
+  }
+  // MXFP4: ggml's blocks holding CompactLM's OCP MX codes, so what llama.cpp dequantizes is exactly
+  // the engine's MXFP4 fake-quant of the weight (element j low nibble, j + 16 high, value code ·
+  // 2^(e - 127)); rows of 172 stay f16; the file type llama.cpp names MOSTLY_MXFP4_MOE.
+  {
+    write_gguf(d.path + "/mx.gguf", lm.model->config(), lm.model->named_weights(), *lm.tokenizer, "mxfp4", "stories260K");
+    GgufFile g = read_gguf(d.path + "/mx.gguf");
+    EXPECT_EQ(g.kv.at("general.file_type"), 38);
+    EXPECT_EQ(g.tensors.at("blk.0.attn_q.weight").type, 39u);
+    EXPECT_EQ(g.tensors.at("token_embd.weight").type, 39u);
+    EXPECT_EQ(g.tensors.at("blk.0.ffn_down.weight").type, 1u);  // rows of 172 -> f16
+    int checked = 0;
+    lm.model->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
+      if (n != "model.layers.0.self_attn.q_proj.weight" && n != "model.layers.1.mlp.up_proj.weight") return;
+      Tensor want = v->value.contiguous().clone();
+      quant::fake_quant_count_zeroed(quant::ElemSpec::parse("mxfp4"), want.data<float>(), want.dim(0), want.dim(1));
+      const std::string gn = n.find("q_proj") != std::string::npos ? "blk.0.attn_q.weight" : "blk.1.ffn_up.weight";
+      const Tensor& got = g.tensors.at(gn).data;
+      ASSERT_EQ(got.numel(), want.numel());
+      for (int64_t i = 0; i < want.numel(); ++i) ASSERT_EQ(got.data<float>()[i], want.data<float>()[i]) << gn << " element " << i;
+      ++checked;
+    });
+    EXPECT_EQ(checked, 2);
+    // a known block: amax 6 -> e = 127 + floor(log2 6) - 2 = 127; codes 6 (0x7), -0.5 (0x9), 1.5 (0x3), a tie 2.5 -> 2 (0x4)
+    std::vector<float> x(32, 0.0f);
+    x[0] = 6.0f, x[1] = -0.5f, x[16] = 1.5f, x[17] = 2.5f;
+    uint8_t blk[17];
+    quantize_mxfp4(x.data(), 32, blk);
+    EXPECT_EQ(blk[0], 127);
+    EXPECT_EQ(blk[1], 0x37);  // element 0 low (6 -> 0x7), element 16 high (1.5 -> 0x3)
+    EXPECT_EQ(blk[2], 0x49);  // element 1 low (-0.5 -> 0x9), element 17 high (2.5 -> 2 -> 0x4)
   }
   // a tokenizer llama.cpp cannot express is refused with a reason
   ByteTokenizer bt;

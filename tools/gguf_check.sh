@@ -32,6 +32,12 @@ node tools/gguf_greedy.mjs "$NLC" "$T/q.gguf" 200 2>/dev/null | norm > "$T/q8.tx
 node tools/gguf_greedy.mjs "$NLC" "$T/s.gguf" 200 2>/dev/null | norm > "$T/f.txt"
 echo "q8_0       stories260K: llama.cpp loads it ($(wc -c < "$T/q.gguf") bytes); greedy 200 agrees with its f16 run for \
 $(python3 -c "import sys; a, b = open(sys.argv[1], 'rb').read(), open(sys.argv[2], 'rb').read(); print(next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))), 'of', len(b), 'bytes')" "$T/q8.txt" "$T/f.txt")"
+# MXFP4 (weights only: llama.cpp quantizes the activations to Q8_0 for its products): loaded, and
+# compared with its f16 run the same way
+$CLM convert --model $S/stories260K.bin --tokenizer $S/tok512.bin --to gguf --dtype mxfp4 --out "$T/mx.gguf" > /dev/null
+node tools/gguf_greedy.mjs "$NLC" "$T/mx.gguf" 200 2>/dev/null | norm > "$T/mx.txt"
+echo "mxfp4      stories260K: llama.cpp loads it ($(wc -c < "$T/mx.gguf") bytes); greedy 200 agrees with its f16 run for \
+$(python3 -c "import sys; a, b = open(sys.argv[1], 'rb').read(), open(sys.argv[2], 'rb').read(); print(next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))), 'of', len(b), 'bytes')" "$T/mx.txt" "$T/f.txt")"
 for spec in "llama3-mha:$L3:128256:4:4:0.3:llama3" "llama3-gqa:$L3:128256:4:2:0.02:llama3" "llama2-style:$L2:32000:4:2:0.3:llama2"; do
   IFS=: read -r name tok vocab h kv std key <<< "$spec"
   [ -f "$tok" ] || { echo "skipped    $name: no $tok"; continue; }

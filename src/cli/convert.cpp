@@ -16,7 +16,7 @@ void add_convert(CLI::App& app, Commands& cmds) {
   cv->add_option("--tokenizer", a->tok_path, "Tokenizer file; default: the checkpoint's");
   cv->add_option("--to", a->to, "compactlm | llama2c | gguf")->required();
   cv->add_option("--out", a->out, "Output folder (compactlm) or file")->required();
-  cv->add_option("--dtype", a->dtype, "GGUF weight type: f32 | f16 | bf16 | q8_0 (ggml's Q8_0; rows not a multiple of 32 stay f16)")->capture_default_str();
+  cv->add_option("--dtype", a->dtype, "GGUF weight type: f32 | f16 | bf16 | q8_0 (ggml's Q8_0) | mxfp4 (ggml's MXFP4, OCP MX codes); rows not a multiple of 32 stay f16")->capture_default_str();
   cmds.push_back({cv, [a] {
                     if (a->to != "compactlm" && a->to != "llama2c" && a->to != "gguf")
                       throw std::invalid_argument("--to must be compactlm, llama2c or gguf");

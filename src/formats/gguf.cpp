@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "formats/llama2c.h"
+#include "quant/numfmt.h"
 #include "tokenizers/bpe.h"
 #include "tokenizers/llama2c.h"
 #include "util/fs.h"
@@ -15,8 +16,9 @@ namespace clm {
 
 namespace {
 enum : uint32_t { U8 = 0, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 };
-enum : uint32_t { GGML_F32 = 0, GGML_F16 = 1, GGML_Q8_0 = 8, GGML_BF16 = 30 };
+enum : uint32_t { GGML_F32 = 0, GGML_F16 = 1, GGML_Q8_0 = 8, GGML_BF16 = 30, GGML_MXFP4 = 39 };
 constexpr int64_t kQ8Block = 32, kQ8Bytes = 34;  // ggml's block_q8_0: f16 d, int8 qs[32]
+constexpr int64_t kMxBytes = 17;                 // ggml's block_mxfp4: E8M0 e, 16 bytes of E2M1 pairs (32 elements)
 constexpr uint64_t kAlign = 32;
 
 struct Writer {
@@ -141,6 +143,14 @@ void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
   }
 }
 
+void quantize_mxfp4(const float* x, int64_t n, uint8_t* out) {
+  uint8_t codes[quant::kMxBlock];
+  for (int64_t b = 0; b < n / quant::kMxBlock; ++b, out += kMxBytes) {
+    out[0] = quant::mx_encode_block(quant::kE2M1, x + b * quant::kMxBlock, quant::kMxBlock, codes);
+    for (int j = 0; j < 16; ++j) out[1 + j] = uint8_t(codes[j] | (codes[j + 16] << 4));  // element j low, j + 16 high
+  }
+}
+
 void write_gguf(const std::string& path, const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors,
                 const Tokenizer& tok, const std::string& type, const std::string& name) {
   auto fail = [&](const std::string& m) -> void { throw std::invalid_argument("'" + path + "': " + m); };
@@ -152,8 +162,9 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   if (!is_plain_llama(c) && !qwen2)
     fail("only Llama-architecture models (rmsnorm, swiglu, plain rope, softmax attention, a standard embedding; q/k/v biases as Qwen2) can be written as GGUF");
   if (qwen2 && c.rope_interleaved) fail("llama.cpp's qwen2 rotates halves; this model rotates interleaved pairs");
-  if (type != "f32" && type != "f16" && type != "bf16" && type != "q8_0") fail("type must be f32, f16, bf16 or q8_0, not '" + type + "'");
-  const DType dtype = type == "q8_0" ? DType::f16 : dtype_from_name(type);  // q8_0's fallback for short rows: f16
+  const bool blocks = type == "q8_0" || type == "mxfp4";
+  if (type != "f32" && type != "f16" && type != "bf16" && !blocks) fail("type must be f32, f16, bf16, q8_0 or mxfp4, not '" + type + "'");
+  const DType dtype = blocks ? DType::f16 : dtype_from_name(type);  // the block types' fallback for short rows: f16
   const std::string arch = qwen2 ? "qwen2" : "llama";
   auto get = [&](const std::string& n) {  // llama: q/k rows interleaved; qwen2: as they are
     return qwen2 ? named_f32_tensor(tensors, n, path) : interleaved_llama_tensor(c, tensors, n, path);
@@ -178,7 +189,7 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   }
   out.push_back({"output_norm.weight", get("model.norm.weight")});
   if (!c.tie_embeddings) out.push_back({"output.weight", get("lm_head.weight")});
-  // ggml type per tensor; Q8_0 tensors become their bytes [rows, blocks * 34]
+  // ggml type per tensor; Q8_0 / MXFP4 tensors become their bytes [rows, blocks * 34 / 17]
   std::vector<uint32_t> types(out.size(), GGML_F32);
   std::vector<std::vector<uint64_t>> ne(out.size());
   for (size_t i = 0; i < out.size(); ++i) {
@@ -191,6 +202,12 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
       for (int64_t r = 0; r < t.dim(0); ++r) quantize_q8_0(f.data<float>() + r * t.dim(1), t.dim(1), q.data<uint8_t>() + r * q.dim(1));
       t = q;
       types[i] = GGML_Q8_0;
+    } else if (type == "mxfp4" && t.dim(1) % quant::kMxBlock == 0) {
+      const Tensor f = t.contiguous();
+      Tensor q = Tensor::empty({t.dim(0), t.dim(1) / quant::kMxBlock * kMxBytes}, DType::u8);
+      for (int64_t r = 0; r < t.dim(0); ++r) quantize_mxfp4(f.data<float>() + r * t.dim(1), t.dim(1), q.data<uint8_t>() + r * q.dim(1));
+      t = q;
+      types[i] = GGML_MXFP4;
     } else if (dtype != DType::f32) {
       t = t.to(dtype);
       types[i] = dtype == DType::f16 ? GGML_F16 : GGML_BF16;
@@ -201,7 +218,8 @@ void write_gguf(const std::string& path, const ModelConfig& c, const std::vector
   m.kv_str("general.architecture", arch);
   m.kv_str("general.name", name);
   m.kv_u32("general.alignment", uint32_t(kAlign));
-  m.kv_u32("general.file_type", type == "f32" ? 0 : type == "f16" ? 1 : type == "q8_0" ? 7 : 32);  // llama_ftype
+  // llama_ftype (MXFP4: MOSTLY_MXFP4_MOE, the one file type llama.cpp names for it)
+  m.kv_u32("general.file_type", type == "f32" ? 0 : type == "f16" ? 1 : type == "q8_0" ? 7 : type == "mxfp4" ? 38 : 32);
   m.kv_u32(arch + ".context_length", uint32_t(c.max_seq_len));
   m.kv_u32(arch + ".embedding_length", uint32_t(c.d_model));
   m.kv_u32(arch + ".block_count", uint32_t(c.n_layers));
@@ -318,13 +336,18 @@ GgufFile read_gguf(const std::string& path) {
   }
   const size_t data0 = (off + kAlign - 1) / kAlign * kAlign;
   for (auto& in : infos) {
-    const bool q8 = in.type == GGML_Q8_0;
-    DType dt = in.type == GGML_F32 ? DType::f32 : in.type == GGML_F16 ? DType::f16 : in.type == GGML_BF16 ? DType::bf16 : q8 ? DType::u8 : DType::i32;
+    const bool q8 = in.type == GGML_Q8_0, mx = in.type == GGML_MXFP4;
+    DType dt = in.type == GGML_F32    ? DType::f32
+               : in.type == GGML_F16  ? DType::f16
+               : in.type == GGML_BF16 ? DType::bf16
+               : q8 || mx             ? DType::u8
+                                      : DType::i32;
     if (dt == DType::i32) fail("tensor '" + in.name + "': unsupported ggml type " + std::to_string(in.type));
     Shape s(in.ne.rbegin(), in.ne.rend());
-    if (q8) {  // stored as bytes: [..., ne0 / 32 * 34]
-      if (s.empty() || in.ne[0] % kQ8Block != 0 || in.ne[0] == 0) fail("tensor '" + in.name + "': Q8_0 rows must be a multiple of 32 long");
-      s.back() = int64_t(in.ne[0] / kQ8Block * kQ8Bytes);
+    if (q8 || mx) {  // stored as bytes: [..., ne0 / 32 * (34 or 17)]
+      if (s.empty() || in.ne[0] % kQ8Block != 0 || in.ne[0] == 0)
+        fail("tensor '" + in.name + "': " + (q8 ? "Q8_0" : "MXFP4") + " rows must be a multiple of 32 long");
+      s.back() = int64_t(in.ne[0] / kQ8Block * (q8 ? kQ8Bytes : kMxBytes));
     }
     // Its size is checked against the file before anything is allocated: dims of 2^31 x 4 would
     // ask for 32 GiB, 2^32 x 2^32 overflow (out of memory under fuzz/fuzz_gguf).
@@ -338,6 +361,19 @@ GgufFile read_gguf(const std::string& path) {
       fail("tensor '" + in.name + "' lies outside the file");
     Tensor t = Tensor::empty(s, dt);
     std::memcpy(t.raw(), b.data() + data0 + in.off, t.nbytes());
+    if (mx) {  // dequantized: each E2M1 code times 2^(e - 127)
+      Shape full(in.ne.rbegin(), in.ne.rend());
+      Tensor f = Tensor::empty(full, DType::f32);
+      const uint8_t* p = t.data<uint8_t>();
+      float* o = f.data<float>();
+      for (int64_t blk = 0; blk < f.numel() / quant::kMxBlock; ++blk, p += kMxBytes)
+        for (int j = 0; j < 16; ++j) {
+          const uint8_t lo = p[1 + j] & 0xF, hi = p[1 + j] >> 4;
+          quant::mx_decode_block(quant::kE2M1, p[0], &lo, 1, o + blk * quant::kMxBlock + j);
+          quant::mx_decode_block(quant::kE2M1, p[0], &hi, 1, o + blk * quant::kMxBlock + j + 16);
+        }
+      t = f;
+    }
     if (q8) {  // dequantized: d (f16) times each code
       Shape full(in.ne.rbegin(), in.ne.rend());
       Tensor f = Tensor::empty(full, DType::f32);
