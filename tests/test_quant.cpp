@@ -442,7 +442,8 @@ TEST(QuantMethods, ArcQuantResidualIsTheActivationsSecondQuantization) {
   const quant::QuantMethod& arc = quant::MethodRegistry::get().at("arcquant");
   auto run = [&](int64_t ke) {
     std::vector<std::shared_ptr<quant::LayerReport>> reps;
-    auto f = arc.make({"l"}, {w}, &st, nn::Options({{"ke", ke}}, arc.options, "arcquant"), reps);
+    quant::GroupInput input;
+    auto f = arc.make({"l"}, {w}, &st, nn::Options({{"ke", ke}}, arc.options, "arcquant"), reps, input);
     std::vector<float> y(size_t(n * R));
     f[0]->matmul(x.data(), n, y.data());
     EXPECT_EQ(reps[0]->k_eff, K + ke);
@@ -519,6 +520,67 @@ TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
   EXPECT_GE(tiers.size(), 2u);  // scalar and at least AVX2 on every x86-64 host this project supports
 }
 
+// SmoothQuant's division folded into the norms (fold=norm, the default): the q/k/v and gate/up
+// formats divide by nothing and the norms' weights are the originals over s (the s that fold=none
+// divides by at run time); o_proj and down_proj, which no norm feeds, keep the run-time division.
+// The dense model stays the same function (norm / s, weights · s), and the two quantized models
+// give the same logits up to a few codes rounded the other way.
+TEST(QuantMethods, SmoothQuantFoldsIntoTheNorms) {
+  auto folded = outlier_model(), runtime = outlier_model(), orig = outlier_model();
+  const auto ids = tokens(40, 61);
+  quant::Calibration c = quant::calibrate(*orig, tokens(128, 62), 4, 32, "test");
+  quant::quantize_model(*folded, "smoothquant", {{"alpha", 0.5}}, &c);
+  quant::quantize_model(*runtime, "smoothquant", {{"alpha", 0.5}, {"fold", "none"}}, &c);
+  std::map<std::string, Tensor> smooth;  // fold=none: each Linear's run-time divisor
+  std::map<std::string, bool> divides;   // fold=norm: whether the format still divides
+  auto stored = [](nn::Linear& l, nlohmann::json& meta) {
+    std::vector<std::pair<std::string, Tensor>> parts;
+    l.packed->store("", parts, meta);
+    return parts;
+  };
+  runtime->linears([&](const std::string& n, nn::Linear& l) {
+    if (!l.packed) return;
+    nlohmann::json meta;
+    for (auto& [k, t] : stored(l, meta))
+      if (k == "smooth") smooth[n] = t;
+  });
+  folded->linears([&](const std::string& n, nn::Linear& l) {
+    if (!l.packed) return;
+    nlohmann::json meta;
+    stored(l, meta);
+    divides[n] = meta.at("smooth").get<bool>();
+  });
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    for (const char* n : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"})
+      EXPECT_FALSE(divides.at(p + n)) << p + n;
+    for (const char* n : {"self_attn.o_proj", "mlp.down_proj"}) EXPECT_TRUE(divides.at(p + n)) << p + n;
+    for (auto [norm, lin] : {std::pair{"input_layernorm", "self_attn.q_proj"}, std::pair{"post_attention_layernorm", "mlp.gate_proj"}}) {
+      const Tensor& s = smooth.at(p + lin);
+      Tensor before, after;
+      for (auto& [n, t] : orig->named_weights())
+        if (n == p + norm + ".weight") before = t;
+      for (auto& [n, t] : folded->named_weights())
+        if (n == p + norm + ".weight") after = t;
+      ASSERT_EQ(after.numel(), s.numel());
+      for (int64_t j = 0; j < s.numel(); ++j)
+        EXPECT_NEAR(after.data<float>()[j], before.data<float>()[j] / s.data<float>()[j], 1e-6 * std::fabs(before.data<float>()[j])) << norm;
+    }
+  }
+  // the quantized models agree (a few codes may round the other way: x·(w/s) against (x·w)/s)
+  const auto lf = all_logits(*folded, ids), lr = all_logits(*runtime, ids), lo = all_logits(*orig, ids);
+  double scale = 0;
+  for (float v : lo) scale = std::max(scale, double(std::fabs(v)));
+  EXPECT_LE(rms_diff(lf, lr), 1e-3 * scale);
+  EXPECT_GT(max_abs_diff(lf, lo), 1e-5 * scale);  // and they do quantize
+  // the dense model is the same function: its training forward
+  Tensor x = Tensor::from(ids, {1, int64_t(ids.size())});
+  const Tensor df = folded->forward(x, 1, int64_t(ids.size()))->value, dor = orig->forward(x, 1, int64_t(ids.size()))->value;
+  std::vector<float> a(df.data<float>(), df.data<float>() + df.numel()), b(dor.data<float>(), dor.data<float>() + dor.numel());
+  EXPECT_LE(max_abs_diff(a, b), 1e-4 * scale);
+  EXPECT_THROW(quant::quantize_model(*orig, "smoothquant", {{"fold", "weights"}}, &c), std::invalid_argument);
+}
+
 // The integer kernels and the fake-quant reference compute the same quantization: same codes,
 // logits equal up to summation order.
 TEST(Int8Kernels, RealAndFakePathsAgree) {
@@ -531,15 +593,16 @@ TEST(Int8Kernels, RealAndFakePathsAgree) {
     nlohmann::json fo = o, io = o;
     fo["kernel"] = "fake";
     io["kernel"] = "int8";
-    quant::QuantResult rf = quant::quantize_model(*m, method, fo, &c);
-    const auto lf = all_logits(*m, ids);
-    quant::QuantResult ri = quant::quantize_model(*m, method, io, &c);
+    auto mf = outlier_model(), mi = outlier_model();  // fresh copies: SmoothQuant folds into the norms
+    quant::QuantResult rf = quant::quantize_model(*mf, method, fo, &c);
+    const auto lf = all_logits(*mf, ids);
+    quant::QuantResult ri = quant::quantize_model(*mi, method, io, &c);
     std::string fmt;
-    m->linears([&](const std::string& n, nn::Linear& l) {
+    mi->linears([&](const std::string& n, nn::Linear& l) {
       if (n == "model.layers.0.mlp.up_proj") fmt = l.packed->name();
     });
     EXPECT_EQ(fmt, method + ":w8a8");
-    const auto li = all_logits(*m, ids);
+    const auto li = all_logits(*mi, ids);
     double scale = 0;
     for (float v : lf) scale = std::max(scale, double(std::fabs(v)));
     EXPECT_LE(max_abs_diff(lf, li), 1e-4 * scale) << method;

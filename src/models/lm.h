@@ -89,6 +89,11 @@ class LanguageModel {
   virtual int64_t image_tokens() const { return 0; }  // placeholder tokens per image (0: no vision slot)
   // The token-embedding slot (compressing an embedding, fitting it to another model's), if any.
   virtual nn::TokenEmbedding* embedding() { return nullptr; }
+  // Whether the Linears `group` (by name) read a norm's output that nothing else reads, and dividing
+  // that output per channel by `div` (by rescaling the norm's weights; SmoothQuant's fold). The
+  // division returns false, changing nothing, where input_is_norm_output is false.
+  virtual bool input_is_norm_output(const std::vector<std::string>& /*group*/) const { return false; }
+  virtual bool divide_norm_output(const std::vector<std::string>& /*group*/, const std::vector<float>& /*div*/) { return false; }
 
   // Moves every parameter to `d` (training and evaluation on a GPU: models/lm.cpp lists the slot
   // variants the CUDA backend runs; any other refuses with a one-line error before anything moves).

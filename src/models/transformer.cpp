@@ -1,5 +1,6 @@
 #include "models/transformer.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "autograd/ops.h"
@@ -286,6 +287,25 @@ void TransformerLM::linears(const nn::LinearVisitor& f) {
     blocks_[l].mlp->linears(p + ".mlp", f);
   }
   f("lm_head", head_);
+}
+
+nn::Norm* TransformerLM::norm_feeding(const std::vector<std::string>& group) const {
+  std::vector<std::string> g = group;
+  std::sort(g.begin(), g.end());
+  const bool gated = cfg_.mlp == "swiglu" || cfg_.mlp == "geglu_tanh";
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    const std::string p = "model.layers." + std::to_string(l);
+    if (cfg_.attention == "causal" && g == std::vector<std::string>{p + ".self_attn.k_proj", p + ".self_attn.q_proj", p + ".self_attn.v_proj"})
+      return blocks_[l].attn_norm.get();
+    if (gated ? g == std::vector<std::string>{p + ".mlp.gate_proj", p + ".mlp.up_proj"} : g == std::vector<std::string>{p + ".mlp.up_proj"})
+      return blocks_[l].mlp_norm.get();
+  }
+  return nullptr;
+}
+
+bool TransformerLM::divide_norm_output(const std::vector<std::string>& group, const std::vector<float>& div) {
+  nn::Norm* n = norm_feeding(group);
+  return n && n->divide_output(div);
 }
 
 namespace {

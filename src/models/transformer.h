@@ -23,6 +23,10 @@ class TransformerLM final : public LanguageModel {
   void visit(const nn::ParamVisitor& f) override;
   void bind_vocabulary(const std::vector<std::string>& words) override { embed_->bind_vocabulary(words); }
   nn::TokenEmbedding* embedding() override { return embed_.get(); }
+  // softmax attention's q/k/v read the input norm's output, a gated MLP's gate/up (or a plain MLP's
+  // up) the post-attention norm's, and nothing else does
+  bool input_is_norm_output(const std::vector<std::string>& group) const override { return norm_feeding(group) != nullptr; }
+  bool divide_norm_output(const std::vector<std::string>& group, const std::vector<float>& div) override;
   nn::PositionEncoding& position() { return *pos_; }  // e.g. probed for tables by the GPU decoder
   void set_images(const Tensor& images) override;
   int64_t image_tokens() const override { return vision_ ? vision_->tokens() : 0; }
@@ -43,6 +47,7 @@ class TransformerLM final : public LanguageModel {
   std::unique_ptr<nn::VisionEncoder> vision_;  // null without images
   Tensor images_;                              // for the next call, consumed by it
   std::vector<int64_t> image_rows(const int32_t* ids, int64_t n);  // placeholder rows, checked against images_
+  nn::Norm* norm_feeding(const std::vector<std::string>& group) const;  // the norm whose output only `group` reads, or null
   std::unique_ptr<nn::PositionEncoding> pos_;
   std::vector<Block> blocks_;
   std::unique_ptr<nn::Norm> final_norm_;

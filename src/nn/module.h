@@ -151,6 +151,9 @@ class Norm : public Module {
  public:
   virtual Var forward(const Var& x) = 0;
   virtual void infer(const float* x, float* y, int64_t T) const = 0;  // [T, dim]
+  // Rescales the weights (and bias) so that the output comes out divided by div[j] per channel
+  // (each div > 0); false, changing nothing, for a norm that cannot.
+  virtual bool divide_output(const std::vector<float>& /*div*/) { return false; }
 };
 
 class TokenEmbedding : public Module {

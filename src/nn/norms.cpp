@@ -21,6 +21,12 @@ struct RmsNorm : Norm {
     }
   }
   void visit(const std::string& p, const ParamVisitor& f) override { f(p + ".weight", w, ParamKind::norm); }
+  bool divide_output(const std::vector<float>& div) override {  // (w' + offset) = (w + offset) / div
+    if (int64_t(div.size()) != w->value.numel() || w->value.dtype() != DType::f32 || w->value.is_cuda()) return false;
+    float* p = w->value.data<float>();
+    for (size_t j = 0; j < div.size(); ++j) p[j] = float((double(p[j]) + offset) / double(div[j]) - offset);
+    return true;
+  }
 };
 
 struct LayerNorm : Norm {
@@ -40,6 +46,12 @@ struct LayerNorm : Norm {
   void visit(const std::string& p, const ParamVisitor& f) override {
     f(p + ".weight", w, ParamKind::norm);
     f(p + ".bias", b, ParamKind::bias);
+  }
+  bool divide_output(const std::vector<float>& div) override {
+    if (int64_t(div.size()) != w->value.numel() || w->value.dtype() != DType::f32 || w->value.is_cuda()) return false;
+    float *pw = w->value.data<float>(), *pb = b->value.data<float>();
+    for (size_t j = 0; j < div.size(); ++j) pw[j] /= div[j], pb[j] /= div[j];
+    return true;
   }
 };
 

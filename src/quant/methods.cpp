@@ -143,7 +143,7 @@ const bool reg_rtn = MethodRegistry::get().add(
       kKernelOpt},
      false,
      [](const std::vector<std::string>& names, const std::vector<Tensor>& ws, const InputStats*, const nn::Options& o,
-        std::vector<std::shared_ptr<LayerReport>>& reps) {
+        std::vector<std::shared_ptr<LayerReport>>& reps, GroupInput&) {
        const ElemSpec w = ElemSpec::parse(o.str("w")), a = ElemSpec::parse(o.str("a"));
        const std::string kern = pick_kernel(o,
                                             int8_row(w) && int8_row(a)                   ? "int8"
@@ -206,10 +206,13 @@ const bool reg_smooth = MethodRegistry::get().add(
      {{"alpha", 0.5, "migration strength", check_unit},
       {"w", "int8", "weight format (per output channel)", check_spec},
       {"a", "int8", "activation format (per token)", check_spec},
+      {"fold", "norm", "where the division by s happens: norm (folded into the norm whose output only q/k/v or gate/up read; "
+                       "elsewhere at run time) | none (always at run time)",
+       [](const json& v) { return one_of(v, {"norm", "none"}); }},
       kKernelOpt},
      true,
      [](const std::vector<std::string>& names, const std::vector<Tensor>& ws, const InputStats* st, const nn::Options& o,
-        std::vector<std::shared_ptr<LayerReport>>& reps) {
+        std::vector<std::shared_ptr<LayerReport>>& reps, GroupInput& input) {
        const ElemSpec w = ElemSpec::parse(o.str("w")), a = ElemSpec::parse(o.str("a"));
        const double alpha = o.num("alpha");
        const std::vector<float> wmax = column_absmax(ws);
@@ -220,6 +223,10 @@ const bool reg_smooth = MethodRegistry::get().add(
          const double v = xm > 0 && wm > 0 ? std::pow(xm, alpha) / std::pow(wm, 1 - alpha) : 1.0;
          (*s)[size_t(j)] = float(std::clamp(v, 1e-5, 1e5));
        }
+       // folded: the norm's output arrives divided by s already, and the formats divide by nothing
+       const bool folded = input.norm_output && o.str("fold") == "norm";
+       if (folded) input.fold = *s;
+       const std::vector<float> run_div = folded ? std::vector<float>{} : *s;
        std::vector<std::shared_ptr<kernels::WeightFormat>> out;
        const bool i8 = pick_kernel(o, int8_row(w) && int8_row(a) ? "int8" : "", "smoothquant") == "int8";
        for (size_t i = 0; i < ws.size(); ++i) {
@@ -228,15 +235,15 @@ const bool reg_smooth = MethodRegistry::get().add(
          auto rep = report(names[i], in, in, w.bits(), a.bits());
          reps.push_back(rep);
          if (i8) {
-           out.push_back(std::make_shared<Int8Format>(wq, Int8Format::Act{*s, false, 1, {}}, rep, "smoothquant:w8a8"));
+           out.push_back(std::make_shared<Int8Format>(wq, Int8Format::Act{run_div, false, 1, {}}, rep, "smoothquant:w8a8"));
            continue;
          }
          fake_quant(w, wq.data<float>(), wq.dim(0), in);
          out.push_back(std::make_shared<FakeQuantFormat>(
              "smoothquant:" + w.str() + "+" + a.str(), wq,
-             [a, in, s](const float* x, int64_t n, float* xq, LayerReport& r) {
+             [a, in, s, folded](const float* x, int64_t n, float* xq, LayerReport& r) {
                for (int64_t t = 0; t < n; ++t)
-                 for (int64_t j = 0; j < in; ++j) xq[t * in + j] = x[t * in + j] / (*s)[size_t(j)];
+                 for (int64_t j = 0; j < in; ++j) xq[t * in + j] = folded ? x[t * in + j] : x[t * in + j] / (*s)[size_t(j)];
                if (a.format == "none") return;
                r.zeroed += fake_quant_count_zeroed(a, xq, n, in);
                r.elems += n * in;
@@ -327,7 +334,7 @@ const bool reg_cross = MethodRegistry::get().add(
       kKernelOpt},
      true,
      [](const std::vector<std::string>& names, const std::vector<Tensor>& ws, const InputStats* st, const nn::Options& o,
-        std::vector<std::shared_ptr<LayerReport>>& reps) {
+        std::vector<std::shared_ptr<LayerReport>>& reps, GroupInput&) {
        const ElemSpec w = ElemSpec::parse(o.str("w"));
        const double alpha = o.num("alpha");
        const int64_t in = ws[0].dim(1);
@@ -372,7 +379,7 @@ const bool reg_arc = MethodRegistry::get().add(
       kKernelOpt},
      true,
      [](const std::vector<std::string>& names, const std::vector<Tensor>& ws, const InputStats* st, const nn::Options& o,
-        std::vector<std::shared_ptr<LayerReport>>& reps) {
+        std::vector<std::shared_ptr<LayerReport>>& reps, GroupInput&) {
        const int64_t K = ws[0].dim(1);
        // channel order: ascending calibrated absmax, outliers last
        auto perm = std::make_shared<std::vector<int64_t>>(size_t(K));
@@ -489,7 +496,14 @@ QuantResult quantize_model(LanguageModel& model, const std::string& method, cons
       throw std::invalid_argument("calibration for '" + names[0] + "' has " + std::to_string(st->in) + " input channels, the model " +
                                   std::to_string(ws[0].dim(1)));
     std::vector<std::shared_ptr<LayerReport>> reps;
-    auto fmts = m.make(names, ws, st, o, reps);
+    GroupInput input;
+    input.norm_output = model.input_is_norm_output(names);
+    auto fmts = m.make(names, ws, st, o, reps, input);
+    if (!input.fold.empty()) {  // the equivalence made permanent: norm output / s, dense weights · s
+      if (!model.divide_norm_output(names, input.fold))
+        throw std::logic_error("quantize: could not fold the input scale of '" + names[0] + "' into its norm");
+      for (size_t i : g) scale_columns(items[i].l->w->value, input.fold);
+    }
     for (size_t k = 0; k < g.size(); ++k) {
       items[g[k]].l->packed = fmts[k];
       const double e = double(ws[k].numel());

@@ -9,8 +9,8 @@
 //   arcquant    NVFP4 W4A4, channels ordered by absmax, the salient channels' residual appended (K+KE)
 //
 // Linears that read the same input (q/k/v, gate/up; found by calibration) share what depends on the
-// input: SmoothQuant's scales, ARCQuant's order and KE. The output head stays in high precision
-// unless head=true.
+// input: SmoothQuant's scales (folded into the norm that produces the input where there is one),
+// ARCQuant's order and KE. The output head stays in high precision unless head=true.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -46,6 +46,12 @@ class FakeQuantFormat : public QuantFormat {
   double w_bits_;
 };
 
+// What a method may do to a group's shared input beyond its own formats.
+struct GroupInput {
+  bool norm_output = false;  // in: the input is a norm's output that only this group reads
+  std::vector<float> fold;   // out: divide the input by this per channel (folded into that norm)
+};
+
 struct QuantMethod {
   std::string name, about;
   std::vector<nn::OptionSpec> options;
@@ -54,7 +60,7 @@ struct QuantMethod {
   // (null without calibration). Returns one format per weight.
   std::function<std::vector<std::shared_ptr<kernels::WeightFormat>>(
       const std::vector<std::string>& names, const std::vector<Tensor>& weights, const InputStats* stats,
-      const nn::Options& opt, std::vector<std::shared_ptr<LayerReport>>& reports)>
+      const nn::Options& opt, std::vector<std::shared_ptr<LayerReport>>& reports, GroupInput& input)>
       make;
 };
 
