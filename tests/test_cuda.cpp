@@ -352,6 +352,25 @@ void decoder_follows_cpu(const ModelConfig& c, const char* what, const std::stri
   for (auto& t : prompt) t = int32_t(r.uniform() * double(c.vocab_size));
   follow(*cpu, *gpu, prompt, 20, 300, tol, what);
 }
+
+// Each method's quantized model (calibrated on random ids) decodes on the GPU as on the CPU: a
+// prompt of prompt_len tokens, then 10 greedy steps, logits within 5e-3 (a code may round the other
+// way where the two devices' activations differ in their last bits).
+void quantized_models_follow(const ModelConfig& c, uint64_t seed, size_t prompt_len,
+                             const std::vector<std::pair<std::string, nlohmann::json>>& methods) {
+  Rng r(seed);
+  std::vector<int32_t> calib(4096), prompt(prompt_len);
+  for (auto& t : calib) t = int32_t(r.uniform() * double(c.vocab_size));
+  for (auto& t : prompt) t = int32_t(r.uniform() * double(c.vocab_size));
+  for (const auto& [method, opts] : methods) {
+    auto cpu = make_model(c, 17), host = make_model(c, 17);
+    const quant::Calibration cal = quant::calibrate(*cpu, calib, 8, 64, "random ids");
+    quant::quantize_model(*cpu, method, opts, &cal);
+    quant::quantize_model(*host, method, opts, &cal);
+    auto gpu = gpu_decoder(std::move(host), "f32");
+    follow(*cpu, *gpu, prompt, 10, 128, 5e-3, method + " " + opts.dump());
+  }
+}
 }  // namespace
 
 TEST(Cuda, DecoderFollowsTheCpu) {
@@ -510,28 +529,18 @@ TEST(Cuda, W8A8LinearFollowsTheCpuInt8Format) {
   }
 }
 
-// A model quantized to W8A8 (per-token INT8, SmoothQuant, CrossQuant static) decodes on the GPU as
-// on the CPU: every Linear through the INT8 GEMM, d_ff 92 (the GEMM's padding to 16), the head
-// quantized too. Tolerance: a code may round the other way where the two devices' activations
-// differ in their last bits.
+// A model quantized to W8A8 (per-token INT8, SmoothQuant folded into the norms and unfolded,
+// CrossQuant static) decodes on the GPU as on the CPU: every Linear through the INT8 GEMM, d_ff 92
+// (the GEMM's padding to 16), the head quantized too.
 TEST(Cuda, DecoderRunsW8A8Models) {
   NEED_GPU();
   ModelConfig c;
   c.vocab_size = 301, c.d_model = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 92, c.max_seq_len = 512;
-  Rng r(4);
-  std::vector<int32_t> calib(4096), prompt(100);
-  for (auto& t : calib) t = int32_t(r.uniform() * 301);
-  for (auto& t : prompt) t = int32_t(r.uniform() * 301);
-  const std::vector<std::pair<std::string, nlohmann::json>> methods = {
-      {"rtn", {{"w", "int8"}, {"a", "int8"}, {"head", true}}}, {"smoothquant", {{"alpha", 0.5}}}, {"crossquant", {{"alpha", 0.45}}}};
-  for (const auto& [method, opts] : methods) {
-    auto cpu = make_model(c, 17), host = make_model(c, 17);
-    const quant::Calibration cal = quant::calibrate(*cpu, calib, 8, 64, "random ids");
-    quant::quantize_model(*cpu, method, opts, &cal);
-    quant::quantize_model(*host, method, opts, &cal);
-    auto gpu = gpu_decoder(std::move(host), "f32");
-    follow(*cpu, *gpu, prompt, 10, 128, 5e-3, method);
-  }
+  quantized_models_follow(c, 4, 100,
+                          {{"rtn", {{"w", "int8"}, {"a", "int8"}, {"head", true}}},
+                           {"smoothquant", {{"alpha", 0.5}}},
+                           {"smoothquant", {{"alpha", 0.5}, {"fold", "none"}}},
+                           {"crossquant", {{"alpha", 0.45}}}});
   auto wo = make_model(c, 17);
   quant::quantize_model(*wo, "rtn", {{"w", "int4"}, {"a", "none"}}, nullptr);
   EXPECT_THROW(gpu_decoder(std::move(wo), "f32"), std::invalid_argument);  // weight-only: not a GPU format
@@ -609,20 +618,8 @@ TEST(Cuda, DecoderRunsNvfp4Models) {
   NEED_GPU();
   ModelConfig c;
   c.vocab_size = 301, c.d_model = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 96, c.max_seq_len = 512;
-  Rng r(5);
-  std::vector<int32_t> calib(4096), prompt(60);
-  for (auto& t : calib) t = int32_t(r.uniform() * 301);
-  for (auto& t : prompt) t = int32_t(r.uniform() * 301);
-  const std::vector<std::pair<std::string, nlohmann::json>> methods = {
-      {"rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}}},
-      {"arcquant", {{"ke", 32}}},
-      {"arcquant", {{"ke", 32}, {"residual", "bf16"}, {"w_scale", "signed_max"}}}};
-  for (const auto& [method, opts] : methods) {
-    auto cpu = make_model(c, 17), host = make_model(c, 17);
-    const quant::Calibration cal = quant::calibrate(*cpu, calib, 8, 64, "random ids");
-    quant::quantize_model(*cpu, method, opts, &cal);
-    quant::quantize_model(*host, method, opts, &cal);
-    auto gpu = gpu_decoder(std::move(host), "f32");
-    follow(*cpu, *gpu, prompt, 10, 128, 5e-3, method + " " + opts.dump());
-  }
+  quantized_models_follow(c, 5, 60,
+                          {{"rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}}},
+                           {"arcquant", {{"ke", 32}}},
+                           {"arcquant", {{"ke", 32}, {"residual", "bf16"}, {"w_scale", "signed_max"}}}});
 }

@@ -67,24 +67,35 @@ TEST(Train, TinyModelOverfitsShortText) {
   EXPECT_LT(r.last_loss, 0.5);
 }
 
+// Trains cfg (checkpointing every cfg.ckpt_every steps) into folder a, then "crashes" after the
+// first checkpoint: a new process resumes from a copy of it in folder b. The resumed run must repeat
+// the uninterrupted one's losses step for step and end with the same weights. Returns the full run.
+static TrainResult expect_resume_matches(const TrainConfig& cfg, const ByteTokenizer& tok, const std::vector<int32_t>& s,
+                                  const std::string& a, const std::string& b) {
+  char at[32], end[32];
+  std::snprintf(at, sizeof at, "/step-%08lld", (long long)cfg.ckpt_every);
+  std::snprintf(end, sizeof end, "/step-%08lld", (long long)cfg.steps);
+  TransformerLM m1(tiny(tok.vocab_size()), 7);
+  TrainResult full = train(m1, tok, s, cfg, a, "", silent());
+  EXPECT_TRUE(fs::exists(a + at));
+  fs::copy(a + at, b + at, fs::copy_options::recursive);
+  LoadedModel lm = load_model(b + at);
+  TrainResult resumed = train(*lm.model, tok, s, cfg, b, b + at, silent());
+  const size_t rest = size_t(cfg.steps - cfg.ckpt_every);
+  EXPECT_EQ(resumed.losses.size(), rest);
+  for (size_t i = 0; i < std::min(rest, resumed.losses.size()); ++i)
+    EXPECT_EQ(resumed.losses[i], full.losses[size_t(cfg.ckpt_every) + i]) << "step " << cfg.ckpt_every + int64_t(i) + 1;
+  EXPECT_EQ(read_file(a + end + "/model.safetensors"), read_file(b + end + "/model.safetensors"));
+  EXPECT_EQ(read_file(a + "/latest"), std::string(end + 1) + "\n");
+  return full;
+}
+
 TEST(Train, ResumeMatchesUninterruptedRunStepForStep) {
   ByteTokenizer tok;
-  auto s = stream(tok, 20);
   test::TempDir a, b;
   TrainConfig cfg = quick(20);
   cfg.ckpt_every = 10;
-  TransformerLM m1(tiny(tok.vocab_size()), 7);
-  TrainResult full = train(m1, tok, s, cfg, a.path, "", silent());
-  ASSERT_TRUE(fs::exists(a.path + "/step-00000010"));
-  // "Crash" after step 10: a new process starts from the step-10 checkpoint in another folder.
-  fs::copy(a.path + "/step-00000010", b.path + "/step-00000010", fs::copy_options::recursive);
-  LoadedModel lm = load_model(b.path + "/step-00000010");
-  TrainResult resumed = train(*lm.model, tok, s, cfg, b.path, b.path + "/step-00000010", silent());
-  ASSERT_EQ(resumed.losses.size(), 10u);
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(resumed.losses[i], full.losses[10 + i]) << "step " << 11 + i;
-  // and the final weights are identical
-  EXPECT_EQ(read_file(a.path + "/step-00000020/model.safetensors"), read_file(b.path + "/step-00000020/model.safetensors"));
-  EXPECT_EQ(read_file(a.path + "/latest"), "step-00000020\n");
+  expect_resume_matches(cfg, tok, stream(tok, 20), a.path, b.path);
 }
 
 // The trainer's data-parallel contract (what --gpus runs over NCCL), here with two threads and a
@@ -280,15 +291,8 @@ TEST(Train, SgdRunResumesStepForStepAndFollowsTheEpochs) {
   TrainConfig cfg = quick(40);
   cfg.optimizer = "sgd", cfg.schedule = "step", cfg.lr = 0.5, cfg.warmup = 0, cfg.decay_start = 1, cfg.decay_every = 0.5;
   cfg.ckpt_every = 20, cfg.log_every = 1;
-  TransformerLM m1(tiny(tok.vocab_size()), 7);
-  TrainResult full = train(m1, tok, s, cfg, a.path, "", silent());
+  const TrainResult full = expect_resume_matches(cfg, tok, s, a.path, b.path);
   EXPECT_LT(full.losses.back(), full.losses.front() - 1.0);
-  fs::copy(a.path + "/step-00000020", b.path + "/step-00000020", fs::copy_options::recursive);
-  LoadedModel lm = load_model(b.path + "/step-00000020");
-  TrainResult resumed = train(*lm.model, tok, s, cfg, b.path, b.path + "/step-00000020", silent());
-  ASSERT_EQ(resumed.losses.size(), 20u);
-  for (int i = 0; i < 20; ++i) EXPECT_EQ(resumed.losses[i], full.losses[20 + i]) << "step " << 21 + i;
-  EXPECT_EQ(read_file(a.path + "/step-00000040/model.safetensors"), read_file(b.path + "/step-00000040/model.safetensors"));
   // the logged rates: 0.5 for the first epoch (steps 1..23), then halved every half epoch
   const double epoch = double(s.size()) / double(cfg.batch_size * cfg.seq_len);
   std::istringstream rows(read_file(a.path + "/metrics.jsonl"));
