@@ -7,7 +7,9 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -53,6 +55,35 @@ static double gemv_gbs(int64_t N, int64_t K) {
   gpu::sync();
   const double dt = std::chrono::duration<double>(clk::now() - t0).count() / 50;
   return 2.0 * double(N * K) / dt / 1e9;
+}
+
+// Microseconds per launch of the other kernels of a decode step at the model's shapes (one token at
+// position `pos` of a cache of `cap`), each launched 50 times back to back after 5 warm-up launches:
+// with the GEMVs' times, what a layer would cost if its kernels did not wait on each other.
+static nlohmann::json small_kernel_us(const ModelConfig& c, int64_t pos, int64_t cap) {
+  const int64_t H = c.n_heads, Hkv = c.n_kv_heads, hd = c.d_model / c.n_heads, D = c.d_model, F = c.d_ff;
+  const int64_t chunks = (cap + cuda::kDecodeChunk - 1) / cuda::kDecodeChunk;
+  auto dev = [](int64_t n) { return Tensor::zeros({n}, DType::f32, Device::cuda); };
+  Tensor x = dev(D), y = dev(D), w = dev(D), qkv = dev((H + 2 * Hkv) * hd), kc = dev(cap * Hkv * hd), vc = dev(cap * Hkv * hd);
+  Tensor rot = dev(cap * hd), att = dev(H * hd), part = dev(H * chunks * (hd + 2)), gu = dev(2 * F), act = dev(F);
+  Tensor p0 = Tensor::from(std::vector<int32_t>{int32_t(pos)}, {1}).to_device(Device::cuda);
+  const int32_t* pp = p0.data<int32_t>();
+  auto time = [](const std::function<void()>& f) {
+    for (int i = 0; i < 5; ++i) f();
+    gpu::sync();
+    auto t0 = clk::now();
+    for (int i = 0; i < 50; ++i) f();
+    gpu::sync();
+    return std::chrono::duration<double>(clk::now() - t0).count() / 50 * 1e6;
+  };
+  const float scale = float(1.0 / std::sqrt(double(hd)));
+  return {{"norm", time([&] { cuda::norm_rows(y.data<float>(), x.data<float>(), w.data<float>(), nullptr, 1, D, 1e-5f, 0.f, false); })},
+          {"rope_append", time([&] { cuda::rope_append(qkv.data<float>(), kc.data<float>(), vc.data<float>(), rot.data<float>(), pp, 1, H, Hkv, hd, false); })},
+          {"attention", time([&] {
+             cuda::decode_attention(att.data<float>(), part.data<float>(), qkv.data<float>(), kc.data<float>(), vc.data<float>(), pp, 1, H,
+                                    Hkv, hd, chunks, scale, nullptr);
+           })},
+          {"glu", time([&] { cuda::glu(act.data<float>(), gu.data<float>(), 1, F, false); })}};
 }
 
 int main(int argc, char** argv) {
@@ -118,10 +149,11 @@ int main(int argc, char** argv) {
                         {"prefill_tok_s", pre[pre.size() / 2]}, {"weight_bytes", wbytes}, {"gemv_read_gbs", read},
                         {"achieved_gbs", tps * wbytes / 1e9}, {"fraction_of_gemv_read", tps * wbytes / (read * 1e9)}};
   if (peak_gbs > 0) out["peak_gbs"] = peak_gbs, out["fraction_of_peak"] = tps * wbytes / (peak_gbs * 1e9);
-  if (quant == "none") {  // the layer's four products and the head, each on its own
+  if (quant == "none") {  // the layer's four products and the head, and the other kernels, each on its own
     const int64_t hd = c.d_model / c.n_heads, D = c.d_model, F = c.d_ff;
     out["gemv_gbs_by_matrix"] = {{"qkv", gemv_gbs((c.n_heads + 2 * c.n_kv_heads) * hd, D)}, {"o", gemv_gbs(D, c.n_heads * hd)},
                                  {"gate_up", gemv_gbs(2 * F, D)}, {"down", gemv_gbs(D, F)}, {"head", gemv_gbs(c.vocab_size, D)}};
+    out["kernel_us"] = small_kernel_us(c, prompt + tokens / 2, prompt + tokens + 8);
   }
   std::printf("%s\n", out.dump().c_str());
 }
