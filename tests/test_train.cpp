@@ -308,6 +308,11 @@ TEST(Train, SgdRunResumesStepForStepAndFollowsTheEpochs) {
   }
   EXPECT_EQ(checked, 40);
   EXPECT_EQ(fs::exists(a.path + "/step-00000040/optimizer.safetensors"), true);
+  // a task without a token stream (a batch hook) has no epochs: the step schedule is refused
+  TrainHooks task = silent();
+  task.batch = [](LanguageModel&, int64_t, int64_t, Tensor&, Tensor&) {};
+  TransformerLM m2(tiny(tok.vocab_size()), 7);
+  EXPECT_THROW(train(m2, tok, {}, cfg, "", "", task), std::invalid_argument);
 }
 
 TEST(Train, ImpossibleHyperparametersAreRejected) {

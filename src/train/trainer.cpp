@@ -116,7 +116,10 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
 
   TrainResult res;
   const int64_t tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum * W;
-  // An epoch: one pass of the loader over the training stream (a batch hook's task: the same count).
+  // An epoch: one pass of the loader over the training stream. A batch hook's task has no stream to
+  // count epochs in, so the step schedule needs one.
+  if (cfg.schedule == "step" && train_stream.empty())
+    throw std::invalid_argument("--schedule step counts epochs of the training text; this task has none (use --schedule cosine)");
   const double steps_per_epoch = std::max(1.0, double(train_stream.size()) / double(tokens_per_step));
   const auto t0 = clock::now();
   auto window_t = t0;
