@@ -67,8 +67,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   app.add_option("--init-std", c.init_std, "Weight init std (larger: peaked logits, for greedy comparisons)");
   app.add_option("--only", only,
-                 "f32 | bf16 | w8a8 | w4a4 | w8 | w4g32 | w4nv | w4mx (default: all; the quantized ones: the layers on int8 / NVFP4 "
-                 "kernels or weight-only int8, int4/g32, NVFP4, MXFP4 codes with f32 activations, the head in bf16)");
+                 "f32 | bf16 | w8a8 | w4a4 | w4a8 | w8 | w4g32 | w4nv | w4mx (default: all; the quantized ones: the layers on int8 / NVFP4 "
+                 "kernels, MXFP4 codes with int8 activations per 32 (w4a8), or weight-only int8, int4/g32, NVFP4, MXFP4 codes with f32 "
+                 "activations; the head in bf16 unless --quant-head)");
   app.add_option("--export-llama2c", export_path, "Also write the model as a llama2.c checkpoint");
   bool quant_head = false;
   app.add_flag("--quant-head", quant_head, "Quantize the output head too in the quantized rows (as llama.cpp's Q8_0 files do)");
@@ -85,6 +86,7 @@ int main(int argc, char** argv) {
       {"bf16", nullptr},
       {"w8a8", {{"w", "int8"}, {"a", "int8"}, {"kernel", "int8"}}},
       {"w4a4", {{"w", "nvfp4"}, {"a", "nvfp4"}, {"kernel", "nvfp4"}}},
+      {"w4a8", {{"w", "mxfp4"}, {"a", "int8/g32"}, {"kernel", "w4a8"}}},
       {"w8", {{"w", "int8"}, {"kernel", "w-only"}}},
       {"w4g32", {{"w", "int4/g32"}, {"kernel", "w-only"}}},
       {"w4nv", {{"w", "nvfp4"}, {"kernel", "w-only"}}},

@@ -14,9 +14,10 @@ int8 per token, int32 dot products) and weight-only int8 (f32 activations). llam
 quantizes activations to Q8_0 blocks as well: it is W8A8 with blocks of 32.
 
 --format mxfp4: the GGUF holds ggml MXFP4 blocks written from CompactLM's own OCP MX codes (`clm convert
---dtype mxfp4`); CompactLM runs the same codes weight-only (w4mx: E2M1 codes with E8M0 scales, f32
+--dtype mxfp4`); CompactLM runs the same codes with int8 activations per block of 32 (w4a8: llama.cpp's
+own design, whose MXFP4 product quantizes the activations to Q8_0), weight-only (w4mx: f32
 activations) and, for its W4A4 path, NVFP4 W4A4 of the same f32 weights (w4a4: a different 4-bit
-format, the head included). llama.cpp's MXFP4 product quantizes the activations to Q8_0."""
+format). The head is quantized in every row."""
 import argparse, json, os, statistics, subprocess
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -35,7 +36,7 @@ if not os.path.exists(a.model):
     subprocess.run([a.bench, "--tokens", "4", "--only", "f32", "--export-llama2c", a.model], check=True, capture_output=True)
 gguf = a.model + "." + a.format + ".gguf"
 peer = "llama.cpp " + a.format
-tags = ("w8a8", "w8", "bf16") if a.format == "q8_0" else ("w4a4", "w4mx", "bf16")
+tags = ("w8a8", "w8", "bf16") if a.format == "q8_0" else ("w4a8", "w4a4", "w4mx", "bf16")
 if not os.path.exists(gguf):
     subprocess.run([a.clm, "convert", "--model", a.model, "--tokenizer", a.tokenizer, "--to", "gguf", "--dtype", a.format, "--out", gguf],
                    check=True, capture_output=True)
@@ -55,4 +56,4 @@ med = statistics.median
 for t in a.threads.split(","):
     base = rows[(peer, t)]
     print(f"{t} thread(s), decode tok/s medians: " + ", ".join(f"{k[0]} {med(v):.1f}" for k, v in rows.items() if k[1] == t) +
-          "".join(f" | {tag} / {peer} per round: {', '.join(f'{x / y:.2f}' for x, y in zip(rows[(tag, t)], base))}" for tag in tags[:2]))
+          "".join(f" | {tag} / {peer} per round: {', '.join(f'{x / y:.2f}' for x, y in zip(rows[(tag, t)], base))}" for tag in tags[:-1]))

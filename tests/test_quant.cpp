@@ -736,6 +736,130 @@ TEST(WeightOnly, ValuesAreFakeQuantsAndProductsAgree) {
   }
 }
 
+// W4A8's block dot product: every tier against a float64 truth of vec.h's definition (any table of
+// values in [0, 127], any offset term), at lengths of one block, whole 64s and a last 32.
+TEST(W4A8Kernels, BlockDotMatchesItsDefinitionOnEveryTier) {
+  std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
+  for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
+    if (t) tiers.push_back(t);
+  std::mt19937 rng(61);
+  std::uniform_real_distribution<float> u(0.01f, 3.0f);
+  for (int64_t n : {32, 64, 96, 128, 160, 1056}) {
+    std::vector<uint8_t> w(size_t(n / 2)), lut(16);
+    std::vector<int8_t> x(static_cast<size_t>(n));
+    std::vector<float> ws(size_t(n / 32)), xs(size_t(n / 32));
+    std::vector<int32_t> xb(size_t(n / 4));
+    for (auto& v : w) v = uint8_t(rng());
+    for (auto& v : lut) v = uint8_t(rng() % 128);
+    lut[0] = 127;  // the extremes: 127 x -127 in every pair must not saturate maddubs
+    for (auto& v : x) v = int8_t(int(rng() % 255) - 127);
+    for (auto& v : ws) v = u(rng);
+    for (auto& v : xs) v = u(rng);
+    for (auto& v : xb) v = int32_t(rng() % 4001) - 2000;
+    double truth = 0, mag = 0;
+    for (int64_t b = 0; b < n / 32; ++b) {
+      double s = 0;
+      for (int64_t i = b * 32; i < b * 32 + 32; ++i) s += double(lut[(w[size_t(i / 2)] >> (4 * (i % 2))) & 0xF]) * x[size_t(i)];
+      for (int64_t j = b * 8; j < b * 8 + 8; ++j) s += xb[size_t(j)];
+      truth += s * ws[size_t(b)] * xs[size_t(b)], mag += std::fabs(s * ws[size_t(b)] * xs[size_t(b)]);
+    }
+    for (auto* t : tiers)
+      EXPECT_NEAR(t->dot_w4a8(w.data(), lut.data(), ws.data(), x.data(), xs.data(), xb.data(), n), truth, 1e-5 * (mag + 1))
+          << t->isa << " n=" << n;
+    // four rows: the row above and three others (codes and scales at their strides), each its own dot
+    const int64_t ldw = n / 2 + 16, ldws = n / 32 + 3;
+    std::vector<uint8_t> w4(size_t(4 * ldw));
+    std::vector<float> ws4(size_t(4 * ldws));
+    for (auto& v : w4) v = uint8_t(rng());
+    for (auto& v : ws4) v = u(rng);
+    std::copy(w.begin(), w.end(), w4.begin());
+    std::copy(ws.begin(), ws.end(), ws4.begin());
+    for (auto* t : tiers) {
+      float o[4];
+      t->dot4_w4a8(w4.data(), ldw, lut.data(), ws4.data(), ldws, x.data(), xs.data(), xb.data(), n, o);
+      EXPECT_NEAR(o[0], truth, 1e-5 * (mag + 1)) << t->isa << " n=" << n;
+      for (int r = 1; r < 4; ++r)
+        EXPECT_NEAR(o[r], kernels::vec_scalar().dot_w4a8(w4.data() + r * ldw, lut.data(), ws4.data() + r * ldws, x.data(), xs.data(), xb.data(), n),
+                    1e-5 * (mag + 1))
+            << t->isa << " n=" << n << " row " << r;
+    }
+  }
+}
+
+// W4A8 Linears (mxfp4 and int4/g32 weights, int8/g32 activations) compute the fake-quant product of
+// the same codes on every tier, count the activations rounded to zero as fake quant does, come back
+// from storage exactly, and refuse what they cannot run.
+TEST(W4A8Kernels, RealAndFakePathsAgree) {
+  std::mt19937 rng(62);
+  std::normal_distribution<float> nd(0, 1);
+  const ElemSpec a = ElemSpec::parse("int8/g32");
+  for (const char* sp : {"mxfp4", "int4/g32"})
+    for (int64_t K : {32, 160, 256}) {
+      const ElemSpec spec = ElemSpec::parse(sp);
+      const int64_t R = 9, n = 3;
+      Tensor w = Tensor::empty({R, K});
+      for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = nd(rng) * (i % 11 == 0 ? 6.0f : 1.0f);
+      std::vector<float> x(size_t(n * K));
+      for (size_t i = 0; i < x.size(); ++i) x[i] = i % 37 == 5 ? 0.0f : nd(rng) * (i % 29 == 0 ? 40.0f : 1.0f);
+      std::vector<float> wq(w.data<float>(), w.data<float>() + w.numel()), xq = x;
+      fake_quant(spec, wq.data(), R, K);
+      const int64_t zeroed = quant::fake_quant_count_zeroed(a, xq.data(), n, K);
+      auto rep = std::make_shared<quant::LayerReport>();
+      rep->in = rep->k_eff = K;
+      quant::WeightOnlyFormat f(w, spec, rep, "t", a);
+      std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
+      for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
+        if (t) tiers.push_back(t);
+      for (auto* tier : tiers) {
+        kernels::set_vec(tier);
+        std::vector<float> y(size_t(n * R));
+        f.matmul(x.data(), n, y.data());
+        kernels::set_vec(nullptr);
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t r = 0; r < R; ++r) {
+            double truth = 0, mag = 0;
+            for (int64_t k = 0; k < K; ++k) {
+              const double p = double(wq[size_t(r * K + k)]) * xq[size_t(t * K + k)];
+              truth += p, mag += std::fabs(p);
+            }
+            EXPECT_NEAR(y[size_t(t * R + r)], truth, 1e-5 * (mag + 1)) << sp << " K=" << K << " " << tier->isa;
+          }
+      }
+      EXPECT_EQ(rep->zeroed.load(), zeroed * int64_t(tiers.size())) << sp;
+      EXPECT_EQ(rep->elems.load(), n * K * int64_t(tiers.size()));
+      std::vector<std::pair<std::string, Tensor>> out;
+      nlohmann::json meta;
+      ASSERT_TRUE(f.store("L.", out, meta));
+      EXPECT_EQ(meta.at("act"), "int8/g32");
+    }
+  Tensor w = Tensor::zeros({4, 48});
+  auto rep = std::make_shared<quant::LayerReport>();
+  EXPECT_THROW(quant::WeightOnlyFormat(w, ElemSpec::parse("mxfp4"), rep, "t", a), std::invalid_argument);  // 48 inputs
+  EXPECT_THROW(quant::WeightOnlyFormat(Tensor::zeros({4, 64}), ElemSpec::parse("nvfp4"), rep, "t", a), std::invalid_argument);
+  Tensor w64 = Tensor::zeros({4, 64});
+  quant::WeightOnlyFormat ok(w64, ElemSpec::parse("mxfp4"), rep, "t", a);
+  std::vector<float> xn(64, 1.0f), y(4);
+  xn[7] = NAN;
+  EXPECT_THROW(ok.matmul(xn.data(), 1, y.data()), std::invalid_argument);
+}
+
+// Through a whole model: rtn w=mxfp4 a=int8/g32 picks the W4A8 kernel where the inputs allow it, and
+// its logits follow the fake-quant model's.
+TEST(W4A8Kernels, ModelsFollowTheFakeQuantModel) {
+  const auto ids = tokens(40, 63);
+  auto mf = outlier_model(), mi = outlier_model();
+  quant::quantize_model(*mf, "rtn", {{"w", "mxfp4"}, {"a", "int8/g32"}, {"kernel", "fake"}}, nullptr);
+  quant::quantize_model(*mi, "rtn", {{"w", "mxfp4"}, {"a", "int8/g32"}}, nullptr);
+  int w4a8 = 0;
+  mi->linears([&](const std::string&, nn::Linear& l) { w4a8 += l.packed && l.packed->name() == "rtn:mxfp4-w4a8"; });
+  EXPECT_EQ(w4a8, 14);
+  const auto lf = all_logits(*mf, ids), li = all_logits(*mi, ids);
+  double scale = 0;
+  for (float v : lf) scale = std::max(scale, double(std::fabs(v)));
+  EXPECT_LE(max_abs_diff(lf, li), 1e-4 * scale);
+  EXPECT_THROW(quant::quantize_model(*mi, "rtn", {{"w", "nvfp4"}, {"a", "int8/g32"}, {"kernel", "w4a8"}}, nullptr), std::invalid_argument);
+}
+
 namespace {
 // store -> restore through the registry; `edit` may corrupt the stored tensors / meta first.
 std::unique_ptr<kernels::WeightFormat> round_trip(const kernels::WeightFormat& f,
@@ -771,7 +895,7 @@ TEST(QuantCheckpoint, StoredFormatsRestoreExactlyAndRefuseCorruptParts) {
       {"rtn", {{"w", "int8"}, {"a", "int8"}}}, {"smoothquant", nlohmann::json::object()}, {"crossquant", {{"alpha", 0.4}}},
       {"rtn", {{"w", "nvfp4"}, {"a", "nvfp4"}}}, {"arcquant", nlohmann::json::object()},   {"arcquant", {{"ke", 32}, {"residual", "bf16"}}},
       {"rtn", {{"w", "int4/g32"}}},            {"rtn", {{"w", "mxfp4"}}},                 {"rtn", {{"w", "nvfp4"}}},
-      {"rtn", {{"w", "e5m2"}}}};
+      {"rtn", {{"w", "e5m2"}}},                {"rtn", {{"w", "mxfp4"}, {"a", "int8/g32"}}}};
   std::mt19937 rng(53);
   std::normal_distribution<float> nd(0, 1);
   for (auto& [method, o] : cases) {

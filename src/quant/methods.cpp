@@ -108,12 +108,12 @@ std::shared_ptr<LayerReport> report(const std::string& name, int64_t in, int64_t
   return r;
 }
 
-// kernel = auto | fake | int8 | nvfp4 | w-only: whether low-bit kernels run this Linear (W8A8, NVFP4
-// W4A4, or weight-only codes with f32 activations).
+// kernel = auto | fake | int8 | nvfp4 | w4a8 | w-only: whether low-bit kernels run this Linear (W8A8,
+// NVFP4 W4A4, 4-bit weights with int8 activations per 32, or weight-only codes with f32 activations).
 const OptionSpec kKernelOpt{"kernel", "auto",
                             "auto (low-bit kernels where the formats have them) | fake (quantize-dequantize in f32) | int8 (W8A8) | nvfp4 (W4A4) | "
-                            "w-only (weight codes, f32 activations)",
-                            [](const json& v) { return one_of(v, {"auto", "fake", "int8", "nvfp4", "w-only"}); }};
+                            "w4a8 (w=mxfp4 or int4/g32, a=int8/g32) | w-only (weight codes, f32 activations)",
+                            [](const json& v) { return one_of(v, {"auto", "fake", "int8", "nvfp4", "w4a8", "w-only"}); }};
 // Which integer kernel runs: "int8", "nvfp4" or "" (fake), given the one the formats allow ("" none).
 std::string pick_kernel(const nn::Options& o, const std::string& possible, const std::string& method) {
   const std::string k = o.str("kernel");
@@ -121,7 +121,8 @@ std::string pick_kernel(const nn::Options& o, const std::string& possible, const
   if (k == "fake") return "";
   if (k != possible)
     throw std::invalid_argument(method + ": kernel=" + k + " does not run these formats (int8: w=int8 and a=int8 per row; " +
-                                "nvfp4: w=nvfp4 and a=nvfp4; crossquant only in static mode; w-only: rtn with a=none)");
+                                "nvfp4: w=nvfp4 and a=nvfp4; w4a8: w=mxfp4 or int4/g32 and a=int8/g32; crossquant only in static mode; "
+                                "w-only: rtn with a=none)");
   return k;
 }
 bool int8_row(const ElemSpec& e) { return e.format == "int8" && e.gran == Granularity::row; }
@@ -147,9 +148,10 @@ const bool reg_rtn = MethodRegistry::get().add(
        const ElemSpec w = ElemSpec::parse(o.str("w")), a = ElemSpec::parse(o.str("a"));
        const std::string kern = pick_kernel(o,
                                             int8_row(w) && int8_row(a)                   ? "int8"
-                                            : w.format == "nvfp4" && a.format == "nvfp4" ? "nvfp4"
-                                            : a.format == "none" && w.format != "none"   ? "w-only"
-                                                                                         : "",
+                                            : w.format == "nvfp4" && a.format == "nvfp4"           ? "nvfp4"
+                                            : WeightOnlyFormat::w4a8_possible(w, a, 32)            ? "w4a8"
+                                            : a.format == "none" && w.format != "none"             ? "w-only"
+                                                                                                   : "",
                                             "rtn");
        const bool i8 = kern == "int8";
        std::vector<std::shared_ptr<kernels::WeightFormat>> out;
@@ -170,6 +172,10 @@ const bool reg_rtn = MethodRegistry::get().add(
          }
          if (kern == "w-only") {
            out.push_back(std::make_shared<WeightOnlyFormat>(wq, w, rep, "rtn:" + w.str() + "-weight-only"));
+           continue;
+         }
+         if (kern == "w4a8" && WeightOnlyFormat::w4a8_possible(w, a, in)) {  // else (inputs not a multiple of 32) fake quant
+           out.push_back(std::make_shared<WeightOnlyFormat>(wq, w, rep, "rtn:" + w.str() + "-w4a8", a));
            continue;
          }
          fake_quant(w, wq.data<float>(), wq.dim(0), in);

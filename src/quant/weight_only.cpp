@@ -24,9 +24,18 @@ const MiniFloat* minifloat(const std::string& f) {
 }
 }  // namespace
 
-void WeightOnlyFormat::init(const ElemSpec& spec, int64_t rows, int64_t cols) {
+bool WeightOnlyFormat::w4a8_possible(const ElemSpec& w, const ElemSpec& act, int64_t cols) {
+  const bool w4 = w.format == "mxfp4" || (w.format == "int4" && w.gran == Granularity::group && w.group == 32);
+  return w4 && act.format == "int8" && act.gran == Granularity::group && act.group == 32 && cols % 32 == 0;
+}
+
+void WeightOnlyFormat::init(const ElemSpec& spec, int64_t rows, int64_t cols, const ElemSpec& act) {
   if (spec.format == "none") throw std::invalid_argument("weight-only format: no element format");
+  if (act.format != "none" && !w4a8_possible(spec, act, cols))
+    throw std::invalid_argument("W4A8 needs w=mxfp4 or int4/g32, a=int8/g32 and inputs a multiple of 32 (got w=" + spec.str() +
+                                " a=" + act.str() + ", " + std::to_string(cols) + " inputs)");
   spec_ = spec;
+  act_ = act;
   rows_ = rows;
   cols_ = cols;
   block_ = spec.block() > 0 ? spec.block() : cols;
@@ -45,6 +54,8 @@ void WeightOnlyFormat::init(const ElemSpec& spec, int64_t rows, int64_t cols) {
   // (or one block) so that every block starts on a byte
   fused_ = (spec.format == "int8" || nibbles_) && (block_ % 2 == 0 || nb_ == 1);
   for (int c = 0; c < 16; ++c) lut4_[c] = m ? kernels::kE2M1Doubled[c] : int8_t(c >= 8 ? c - 16 : c);
+  offset_ = m ? 12 : 8;  // the unsigned table for dot_w4a8: [0, 24] or [0, 15]
+  for (int c = 0; c < 16; ++c) lutu_[c] = uint8_t(lut4_[c] + offset_);
 }
 
 void WeightOnlyFormat::finish() {
@@ -54,9 +65,10 @@ void WeightOnlyFormat::finish() {
     for (float s : scales_) kscales_.push_back(s * 0.5f);
 }
 
-WeightOnlyFormat::WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::shared_ptr<LayerReport> rep, std::string name)
+WeightOnlyFormat::WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::shared_ptr<LayerReport> rep, std::string name,
+                                   const ElemSpec& act)
     : QuantFormat(std::move(name), std::move(rep)) {
-  init(spec, w.dim(0), w.dim(1));
+  init(spec, w.dim(0), w.dim(1), act);
   const float* p = w.data<float>();
   const int64_t K = cols_;
   const std::string& f = spec.format;
@@ -119,9 +131,54 @@ void WeightOnlyFormat::dequantize(float* out) const {
   for (int64_t r = 0; r < rows_; ++r) decode_row(r, out + r * cols_);
 }
 
+// W4A8: each token's blocks of 32 to int8 by absmax / 127 (fake_quant's int8/g32, the same codes),
+// with the sums dot_w4a8 needs to take the table's offset back out; then every row against every token.
+void WeightOnlyFormat::matmul_w4a8(const float* x, int64_t n, float* y) const {
+  const auto& k = kernels::vec();
+  const int64_t K = cols_, nb = K / 32;
+  std::vector<int8_t> q(size_t(n * K));
+  std::vector<float> xs(size_t(n * nb));
+  std::vector<int32_t> xb(size_t(n * K / 4));
+  int64_t zeroed = 0;
+  for (int64_t b = 0; b < n * nb; ++b) {
+    const float* xr = x + b * 32;
+    int8_t* qr = q.data() + b * 32;
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) {
+      if (!std::isfinite(xr[i])) throw std::invalid_argument("quantize: non-finite value in the input");
+      amax = std::max(amax, std::fabs(xr[i]));
+    }
+    xs[size_t(b)] = amax / 127.0f;
+    if (amax > 0) k.quantize_i8(xr, amax / 127.0f, qr, 32);
+    else std::fill_n(qr, 32, int8_t(0));
+    for (int j = 0; j < 8; ++j) xb[size_t(b * 8 + j)] = -offset_ * (qr[4 * j] + qr[4 * j + 1] + qr[4 * j + 2] + qr[4 * j + 3]);
+    for (int i = 0; i < 32; ++i) zeroed += qr[i] == 0 && xr[i] != 0;
+  }
+  rep_->zeroed += zeroed;
+  rep_->elems += n * K;
+  const float* sc = kscales_.empty() ? scales_.data() : kscales_.data();
+  const int64_t quads = (rows_ + 3) / 4;  // four rows per kernel call, the last rows one by one
+#pragma omp parallel for schedule(static) if (rows_ * cols_ > (1 << 15))
+  for (int64_t g = 0; g < quads; ++g)
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t r0 = 4 * g;
+      const int8_t* xt = q.data() + t * K;
+      const float* st = xs.data() + t * nb;
+      const int32_t* bt = xb.data() + t * K / 4;
+      if (r0 + 4 <= rows_) {
+        float o[4];
+        k.dot4_w4a8(codes_.data() + r0 * row_bytes_, row_bytes_, lutu_, sc + r0 * nb_, nb_, xt, st, bt, K, o);
+        for (int r = 0; r < 4; ++r) y[t * rows_ + r0 + r] = o[r];
+      } else {
+        for (int64_t r = r0; r < rows_; ++r) y[t * rows_ + r] = k.dot_w4a8(codes_.data() + r * row_bytes_, lutu_, sc + r * nb_, xt, st, bt, K);
+      }
+    }
+}
+
 // Few tokens (decode): the fused kernels read the codes once per token. More: one decoded row
 // serves every token.
 void WeightOnlyFormat::matmul(const float* x, int64_t n, float* y) const {
+  if (act_.format != "none") return matmul_w4a8(x, n, y);
   const auto& k = kernels::vec();
   const bool fused = fused_ && n <= 2;
 #pragma omp parallel if (rows_ * cols_ > (1 << 15))
@@ -156,6 +213,7 @@ bool WeightOnlyFormat::store(const std::string& prefix, std::vector<std::pair<st
   }
   meta = {{"kind", "weight-only"}, {"name", name_}, {"spec", spec_.str()}, {"rows", rows_}, {"cols", cols_},
           {"tensor_scale", tensor_scale_}, {"report", report_json(*rep_)}};
+  if (act_.format != "none") meta["act"] = act_.str();
   return true;
 }
 
@@ -163,7 +221,7 @@ std::unique_ptr<kernels::WeightFormat> WeightOnlyFormat::restore(const nlohmann:
                                                                  const std::function<const Tensor&(const std::string&)>& tensor) {
   std::unique_ptr<WeightOnlyFormat> f(new WeightOnlyFormat());
   const auto [rows, cols] = f->restore_common(meta);
-  f->init(ElemSpec::parse(meta.at("spec").get<std::string>()), rows, cols);
+  f->init(ElemSpec::parse(meta.at("spec").get<std::string>()), rows, cols, ElemSpec::parse(meta.value("act", std::string("none"))));
   f->tensor_scale_ = meta.at("tensor_scale").get<float>();
   if (!(std::isfinite(f->tensor_scale_) && f->tensor_scale_ > 0)) throw std::runtime_error("tensor_scale must be finite and > 0");
   const Tensor& c = tensor("codes");

@@ -5,6 +5,9 @@
 //   int8, int4 (per tensor, row or group), e4m3, e5m2 (scaled by absmax), mxfp4, mxfp8, nvfp4.
 // The values are fake_quant's exactly (tested), so this path and the fake-quant reference agree up
 // to summation order.
+// W4A8: 4-bit codes in blocks of 32 (mxfp4, int4/g32) with activations quantized per block of 32
+// to int8 (int8/g32, as fake_quant does it) and integer dot products (vec().dot_w4a8): the design
+// of llama.cpp's MXFP4 and Q4_0 products, whose activations are Q8_0.
 #pragma once
 #include <memory>
 #include <vector>
@@ -17,7 +20,10 @@ namespace clm::quant {
 class WeightOnlyFormat : public QuantFormat {
  public:
   // w [rows, cols] f32; spec's format must not be "none".
-  WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::shared_ptr<LayerReport> rep, std::string name);
+  // act: "none" (f32 activations) or int8/g32 (W4A8; w4a8_possible(spec, act, cols) must hold).
+  WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::shared_ptr<LayerReport> rep, std::string name,
+                   const ElemSpec& act = ElemSpec{"none"});
+  static bool w4a8_possible(const ElemSpec& w, const ElemSpec& act, int64_t cols);
   void matmul(const float* x, int64_t n, float* y) const override;
   void dequantize(float* out) const override;
   size_t bytes() const override { return codes_.size() + scale_codes_.size() + (scale_codes_.empty() ? scales_.size() * 4 : 0); }
@@ -27,7 +33,8 @@ class WeightOnlyFormat : public QuantFormat {
 
  private:
   WeightOnlyFormat() = default;
-  void init(const ElemSpec& spec, int64_t rows, int64_t cols);  // sizes, tables
+  void init(const ElemSpec& spec, int64_t rows, int64_t cols, const ElemSpec& act);  // sizes, tables
+  void matmul_w4a8(const float* x, int64_t n, float* y) const;
   void finish();  // kscales_ from scales_
   void decode_row(int64_t r, float* out) const;
 
@@ -37,6 +44,9 @@ class WeightOnlyFormat : public QuantFormat {
   bool fused_ = false;              // int8 / 4-bit codes: vec().dot_w8 / dot_w4 without a decoded row
   float lut_[256] = {};             // code -> element value (before the block scale)
   int8_t lut4_[16] = {};            // 4-bit codes -> int8 (E2M1 doubled, with kscales_ halved)
+  ElemSpec act_{"none"};            // int8/g32: W4A8
+  uint8_t lutu_[16] = {};           // W4A8: lut4_ + offset_, unsigned
+  int offset_ = 0;
   std::vector<float> kscales_;      // E2M1 only: the halved scales its fused kernels apply (else empty: scales_)
   std::vector<uint8_t> codes_;      // [rows, row_bytes_]
   std::vector<float> scales_;       // [rows, nb_]: each block's multiplier, decoded

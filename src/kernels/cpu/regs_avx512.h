@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/nvfp4_avx2.h"
+#include "kernels/cpu/w4a8_avx2.h"
 #include "kernels/cpu/vec_simd.h"
 
 namespace clm::kernels {
@@ -45,6 +46,66 @@ inline float dot_nvfp4_avx512(const uint8_t* w, const float* ws, const int8_t* x
   float s = _mm512_reduce_add_ps(acc) * 0.25f;
   if (i < n) s += dot_nvfp4_avx2(w + i / 2, ws + i / 16, x + i, xs + i / 16, n - i);
   return s;
+}
+
+// The W4A8 block dot product (vec.h dot_w4a8) 64 elements (two blocks) per step: 32 bytes of codes
+// widened to their nibbles in element order (w4_codes_avx2's trick, the mask by one ternary-logic
+// op), through the table by one byte shuffle, times x into int32 lanes starting from the offset
+// term xb (Vnni: one dpbusd); lanes 0-7 then take block 0's ws·xs, 8-15 block 1's, by one permute.
+// Two accumulators; a last block of 32: the 256-bit kernel.
+template <bool Vnni>
+inline float dot_w4a8_avx512(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb,
+                             int64_t n) {
+  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)lut));
+  const __m512i nibbles = _mm512_set1_epi16(0x0F0F);
+  const __m512i lane_block = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  auto step = [&](int64_t i, __m512 acc) {
+    const __m512i z = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(w + i / 2)));
+    const __m512i u = _mm512_shuffle_epi8(table, _mm512_ternarylogic_epi32(z, _mm512_slli_epi16(z, 4), nibbles, 0xA8));  // (z | z<<4) & m
+    const __m512i xv = _mm512_loadu_si512(x + i), bias = _mm512_loadu_si512(xb + i / 4);
+    __m512i p;
+    if constexpr (Vnni) p = _mm512_dpbusd_epi32(bias, u, xv);
+    else p = _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(u, xv), _mm512_set1_epi16(1)), bias);
+    const __m128 sc2 = _mm_mul_ps(_mm_castpd_ps(_mm_load_sd((const double*)(ws + i / 32))), _mm_castpd_ps(_mm_load_sd((const double*)(xs + i / 32))));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(sc2)), acc);
+  };
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 128 <= n; i += 128) a0 = step(i, a0), a1 = step(i + 64, a1);
+  if (i + 64 <= n) a0 = step(i, a0), i += 64;
+  float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+  if (i < n) s += dot_w4a8_avx2(w + i / 2, lut, ws + i / 32, x + i, xs + i / 32, xb + i / 4, n - i);
+  return s;
+}
+
+// Four rows (vec.h dot4_w4a8): dot_w4a8_avx512's step per row, x, its offset term and its two
+// scales loaded once for the four; a last block of 32: the 256-bit kernel per row.
+template <bool Vnni>
+inline void dot4_w4a8_avx512(const uint8_t* w, int64_t ldw, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x,
+                             const float* xs, const int32_t* xb, int64_t n, float* out) {
+  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)lut));
+  const __m512i nibbles = _mm512_set1_epi16(0x0F0F);
+  const __m512i lane_block = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i xv = _mm512_loadu_si512(x + i), bias = _mm512_loadu_si512(xb + i / 4);
+    const __m128 x2 = _mm_castpd_ps(_mm_load_sd((const double*)(xs + i / 32)));
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      const __m512i z = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(w + r * ldw + i / 2)));
+      const __m512i u = _mm512_shuffle_epi8(table, _mm512_ternarylogic_epi32(z, _mm512_slli_epi16(z, 4), nibbles, 0xA8));
+      __m512i p;
+      if constexpr (Vnni) p = _mm512_dpbusd_epi32(bias, u, xv);
+      else p = _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(u, xv), _mm512_set1_epi16(1)), bias);
+      const __m128 sc2 = _mm_mul_ps(_mm_castpd_ps(_mm_load_sd((const double*)(ws + r * ldws + i / 32))), x2);
+      a[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(sc2)), a[r]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    out[r] = _mm512_reduce_add_ps(a[r]);
+    if (i < n) out[r] += dot_w4a8_avx2(w + r * ldw + i / 2, lut, ws + r * ldws + i / 32, x + i, xs + i / 32, xb + i / 4, n - i);
+  }
 }
 
 struct Avx512 {
@@ -129,6 +190,8 @@ struct Avx512 {
   static int32_t hsum_i(I v) { return _mm512_reduce_add_epi32(v); }
   static constexpr bool kU8Dot = false;  // no unsigned x signed byte dot into int32 without VNNI
   static constexpr auto dot_nvfp4 = dot_nvfp4_avx512<false>;
+  static constexpr auto dot_w4a8 = dot_w4a8_avx512<false>;
+  static constexpr auto dot4_w4a8 = dot4_w4a8_avx512<false>;
   static V load_w8(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p))); }
   static V load_w4(const uint8_t* p, const int8_t* lut) {  // 16 nibbles from 8 bytes, in element order
     const __m128i v = _mm_loadl_epi64((const __m128i*)p), m = _mm_set1_epi8(0x0F);
@@ -143,6 +206,8 @@ struct Avx512 {
 struct Avx512Vnni : Avx512 {
   static I dot_i8(I acc, I w, I x) { return _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(w), sign_moved(w, x)); }
   static constexpr auto dot_nvfp4 = dot_nvfp4_avx512<true>;
+  static constexpr auto dot_w4a8 = dot_w4a8_avx512<true>;
+  static constexpr auto dot4_w4a8 = dot4_w4a8_avx512<true>;
   static constexpr bool kU8Dot = true;
   // vec_simd.h's 4x4 tile written out: 16 accumulators, 4 weights, one x, the sign flip (22 of the
   // 32 registers), so that nothing spills.

@@ -53,6 +53,16 @@ struct VecKernels {
   // int8 codes) or lut[nibble i] (dot_w4; element 2k the low nibble of byte k, lut 16 int8 values).
   float (*dot_w8)(const int8_t* w, const float* scales, int64_t block, const float* x, int64_t n);
   float (*dot_w4)(const uint8_t* w, const int8_t* lut, const float* scales, int64_t block, const float* x, int64_t n);
+  // W4A8 (the design of llama.cpp's 4-bit x Q8_0 products): 4-bit codes w (as dot_w4) through lut,
+  // 16 unsigned values in [0, 127] (a signed table plus an offset), times int8 activations x, in
+  // blocks of 32 (n a multiple of 32): sum_b ws[b]·xs[b]·(sum_{i in b} lut[w_i]·x_i + sum_{j in b}
+  // xb[j]), where xb holds one int32 per 4 elements (i/4): the caller's -offset·(x_4j + .. + x_4j+3),
+  // which takes the offset back out exactly.
+  float (*dot_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb, int64_t n);
+  // The same for four rows, w + r·ldw with their scales at ws + r·ldws (r = 0..3), into out[r]: each
+  // load of x, of its scales and of xb serves four rows.
+  void (*dot4_w4a8)(const uint8_t* w, int64_t ldw, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
+                    const int32_t* xb, int64_t n, float* out);
 };
 // The doubled E2M1 value of each 4-bit code (bit 3 the sign): the int8 set the NVFP4 kernels multiply.
 inline constexpr int8_t kE2M1Doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};

@@ -109,10 +109,24 @@ float dot_w4(const uint8_t* w, const int8_t* lut, const float* scales, int64_t b
   for (int64_t i = 0; i < n; ++i) acc += scales[i / block] * float(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]) * x[i];
   return acc;
 }
+float dot_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb, int64_t n) {
+  float acc = 0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    int32_t s = 0;
+    for (int64_t i = b * 32; i < b * 32 + 32; ++i) s += int32_t(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]) * x[i];
+    for (int64_t j = b * 8; j < b * 8 + 8; ++j) s += xb[j];
+    acc += float(s) * ws[b] * xs[b];
+  }
+  return acc;
+}
+void dot4_w4a8(const uint8_t* w, int64_t ldw, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
+               const int32_t* xb, int64_t n, float* out) {
+  for (int r = 0; r < 4; ++r) out[r] = dot_w4a8(w + r * ldw, lut, ws + r * ldws, x, xs, xb, n);
+}
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, dot_nvfp4, quantize_i8, dot_w8, dot_w4};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, dot_nvfp4, quantize_i8, dot_w8, dot_w4, dot_w4a8, dot4_w4a8};
   return k;
 }
 

@@ -108,6 +108,8 @@ __device__ inline uint32_t e2m1_encode(float x) {
   const uint32_t m = uint32_t(a > 0.25f) + (a >= 0.75f) + (a > 1.25f) + (a >= 1.75f) + (a > 2.5f) + (a >= 3.5f) + (a > 5.0f);
   return m | (signbit(x) ? 8u : 0u);
 }
+// quant::nvfp4_tensor_scale: the call's absmax spread over E2M1's 6 times UE4M3's 448.
+__device__ inline float nvfp4_tensor_scale(float amax) { return amax > 0.f ? amax / (6.0f * 448.0f) : 1.0f; }
 // Doubled E2M1 magnitudes {0, 1, 2, 3, 4, 6, 8, 12} as the bytes of two words, picked by prmt.
 constexpr uint32_t kMagLo = 0x03020100u, kMagHi = 0x0C080604u;
 __device__ inline int e2m1_doubled(uint32_t c) {
@@ -132,7 +134,7 @@ __global__ void __launch_bounds__(256) k_nv_quant(int8_t* xq, float* xs, float* 
   for (int64_t i = threadIdx.x; i < M * K; i += blockDim.x) mx = fmaxf(mx, fabsf(x[i]));
   mx = block_max(mx, sh);
   if (threadIdx.x == 0) amax[0] = mx;
-  const float st = mx > 0.f ? mx / (6.0f * 448.0f) : 1.0f;
+  const float st = nvfp4_tensor_scale(mx);
   const int64_t nb = Kp / 16, main_blocks = (K + 15) / 16, pad_from = main_blocks + ke / 16;
   for (int64_t i = threadIdx.x; i < M * nb; i += blockDim.x) {
     const int64_t row = i / nb, b = i % nb;
@@ -233,7 +235,7 @@ __global__ void k_nv_gemv(float* y, const uint8_t* codes, const uint8_t* scales,
         }
     }
   }
-  const float st = st_w[n] * (amax[0] > 0.f ? amax[0] / (6.0f * 448.0f) : 1.0f);
+  const float st = st_w[n] * nvfp4_tensor_scale(amax[0]);
 #pragma unroll
   for (int t = 0; t < TT; ++t)
     if (t < T) {
