@@ -766,20 +766,26 @@ TEST(W4A8Kernels, BlockDotMatchesItsDefinitionOnEveryTier) {
     for (auto* t : tiers)
       EXPECT_NEAR(t->dot_w4a8(w.data(), lut.data(), ws.data(), x.data(), xs.data(), xb.data(), n), truth, 1e-5 * (mag + 1))
           << t->isa << " n=" << n;
-    // four rows: the row above and three others (codes and scales at their strides), each its own dot
-    const int64_t ldw = n / 2 + 16, ldws = n / 32 + 3;
-    std::vector<uint8_t> w4(size_t(4 * ldw));
+    // four rows: the row above and three others, interleaved per 64 elements (a last 32: per 16
+    // bytes), their scales at a stride; each is its own row's dot
+    const int64_t rb = n / 2, ldws = n / 32 + 3;
+    std::vector<uint8_t> rows(size_t(4 * rb)), w4(size_t(4 * rb));
     std::vector<float> ws4(size_t(4 * ldws));
-    for (auto& v : w4) v = uint8_t(rng());
+    for (auto& v : rows) v = uint8_t(rng());
     for (auto& v : ws4) v = u(rng);
-    std::copy(w.begin(), w.end(), w4.begin());
+    std::copy(w.begin(), w.end(), rows.begin());
     std::copy(ws.begin(), ws.end(), ws4.begin());
+    for (int64_t r = 0; r < 4; ++r)
+      for (int64_t j = 0; j < rb; ++j) {
+        const int64_t c = j / 32, len = std::min<int64_t>(32, rb - 32 * c);
+        w4[size_t(128 * c + len * r + j % 32)] = rows[size_t(r * rb + j)];
+      }
     for (auto* t : tiers) {
       float o[4];
-      t->dot4_w4a8(w4.data(), ldw, lut.data(), ws4.data(), ldws, x.data(), xs.data(), xb.data(), n, o);
+      t->dot4_w4a8(w4.data(), lut.data(), ws4.data(), ldws, x.data(), xs.data(), xb.data(), n, o);
       EXPECT_NEAR(o[0], truth, 1e-5 * (mag + 1)) << t->isa << " n=" << n;
       for (int r = 1; r < 4; ++r)
-        EXPECT_NEAR(o[r], kernels::vec_scalar().dot_w4a8(w4.data() + r * ldw, lut.data(), ws4.data() + r * ldws, x.data(), xs.data(), xb.data(), n),
+        EXPECT_NEAR(o[r], kernels::vec_scalar().dot_w4a8(rows.data() + r * rb, lut.data(), ws4.data() + r * ldws, x.data(), xs.data(), xb.data(), n),
                     1e-5 * (mag + 1))
             << t->isa << " n=" << n << " row " << r;
     }
@@ -807,6 +813,9 @@ TEST(W4A8Kernels, RealAndFakePathsAgree) {
       auto rep = std::make_shared<quant::LayerReport>();
       rep->in = rep->k_eff = K;
       quant::WeightOnlyFormat f(w, spec, rep, "t", a);
+      std::vector<float> deq(size_t(R * K));  // the interleaved codes read back in row order
+      f.dequantize(deq.data());
+      ASSERT_EQ(deq, wq) << sp << " K=" << K;
       std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
       for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
         if (t) tiers.push_back(t);

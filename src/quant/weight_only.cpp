@@ -58,7 +58,29 @@ void WeightOnlyFormat::init(const ElemSpec& spec, int64_t rows, int64_t cols, co
   for (int c = 0; c < 16; ++c) lutu_[c] = uint8_t(lut4_[c] + offset_);
 }
 
+// W4A8 keeps each full group of four rows interleaved per 64 elements (vec.h dot4_w4a8's layout: the
+// four rows' bytes for elements 64c..64c+63 side by side), so that a product reads one sequential
+// stream; rows past the last full group stay as they are.
+int64_t WeightOnlyFormat::quad_offset(int64_t r, int64_t byte) const {
+  const int64_t g = r / 4, c = byte / 32, len = std::min<int64_t>(32, row_bytes_ - 32 * c);
+  return g * 4 * row_bytes_ + 128 * c + len * (r % 4) + byte % 32;
+}
+const uint8_t* WeightOnlyFormat::row_codes(int64_t r, std::vector<uint8_t>& buf) const {
+  if (!interleaved_ || r >= rows_ / 4 * 4) return codes_.data() + r * row_bytes_;
+  buf.resize(size_t(row_bytes_));
+  for (int64_t j = 0; j < row_bytes_; ++j) buf[size_t(j)] = codes_[size_t(quad_offset(r, j))];
+  return buf.data();
+}
+
 void WeightOnlyFormat::finish() {
+  if (act_.format != "none" && !interleaved_) {
+    std::vector<uint8_t> q(codes_.size());
+    for (int64_t r = 0; r < rows_; ++r)
+      for (int64_t j = 0; j < row_bytes_; ++j)
+        q[size_t(r < rows_ / 4 * 4 ? quad_offset(r, j) : r * row_bytes_ + j)] = codes_[size_t(r * row_bytes_ + j)];
+    codes_.swap(q);
+    interleaved_ = true;
+  }
   // E2M1 is doubled in lut4_, so its kernels apply halved scales; every other format applies scales_
   kscales_.clear();
   if (minifloat(spec_.format) && nibbles_)
@@ -115,7 +137,8 @@ WeightOnlyFormat::WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::s
 }
 
 void WeightOnlyFormat::decode_row(int64_t r, float* out) const {
-  const uint8_t* row = codes_.data() + r * row_bytes_;
+  std::vector<uint8_t> buf;
+  const uint8_t* row = row_codes(r, buf);
   const float* s = scales_.data() + r * nb_;
   for (int64_t b = 0; b < nb_; ++b) {
     const float d = s[b];
@@ -167,7 +190,7 @@ void WeightOnlyFormat::matmul_w4a8(const float* x, int64_t n, float* y) const {
       const int32_t* bt = xb.data() + t * K / 4;
       if (r0 + 4 <= rows_) {
         float o[4];
-        k.dot4_w4a8(codes_.data() + r0 * row_bytes_, row_bytes_, lutu_, sc + r0 * nb_, nb_, xt, st, bt, K, o);
+        k.dot4_w4a8(codes_.data() + r0 * row_bytes_, lutu_, sc + r0 * nb_, nb_, xt, st, bt, K, o);
         for (int r = 0; r < 4; ++r) y[t * rows_ + r0 + r] = o[r];
       } else {
         for (int64_t r = r0; r < rows_; ++r) y[t * rows_ + r] = k.dot_w4a8(codes_.data() + r * row_bytes_, lutu_, sc + r * nb_, xt, st, bt, K);
@@ -201,8 +224,9 @@ void WeightOnlyFormat::matmul(const float* x, int64_t n, float* y) const {
 }
 
 bool WeightOnlyFormat::store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const {
-  Tensor c = Tensor::empty({rows_, row_bytes_}, DType::u8);
-  std::copy(codes_.begin(), codes_.end(), c.data<uint8_t>());
+  Tensor c = Tensor::empty({rows_, row_bytes_}, DType::u8);  // the canonical row-major codes
+  std::vector<uint8_t> buf;
+  for (int64_t r = 0; r < rows_; ++r) std::copy_n(row_codes(r, buf), row_bytes_, c.data<uint8_t>() + r * row_bytes_);
   out.emplace_back(prefix + "codes", c);
   if (scale_codes_.empty()) {
     out.emplace_back(prefix + "scales", Tensor::from(scales_, {rows_, nb_}));

@@ -78,11 +78,12 @@ inline float dot_w4a8_avx512(const uint8_t* w, const uint8_t* lut, const float* 
   return s;
 }
 
-// Four rows (vec.h dot4_w4a8): dot_w4a8_avx512's step per row, x, its offset term and its two
-// scales loaded once for the four; a last block of 32: the 256-bit kernel per row.
+// Four interleaved rows (vec.h dot4_w4a8): dot_w4a8_avx512's step per row, reading the rows' codes
+// as one stream; x, its offset term and its two scales loaded once for the four; a last block of
+// 32: the 256-bit kernel per row.
 template <bool Vnni>
-inline void dot4_w4a8_avx512(const uint8_t* w, int64_t ldw, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x,
-                             const float* xs, const int32_t* xb, int64_t n, float* out) {
+inline void dot4_w4a8_avx512(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
+                             const int32_t* xb, int64_t n, float* out) {
   const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)lut));
   const __m512i nibbles = _mm512_set1_epi16(0x0F0F);
   const __m512i lane_block = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -93,7 +94,7 @@ inline void dot4_w4a8_avx512(const uint8_t* w, int64_t ldw, const uint8_t* lut, 
     const __m128 x2 = _mm_castpd_ps(_mm_load_sd((const double*)(xs + i / 32)));
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
-      const __m512i z = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(w + r * ldw + i / 2)));
+      const __m512i z = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(w + 2 * i + 32 * r)));
       const __m512i u = _mm512_shuffle_epi8(table, _mm512_ternarylogic_epi32(z, _mm512_slli_epi16(z, 4), nibbles, 0xA8));
       __m512i p;
       if constexpr (Vnni) p = _mm512_dpbusd_epi32(bias, u, xv);
@@ -104,7 +105,7 @@ inline void dot4_w4a8_avx512(const uint8_t* w, int64_t ldw, const uint8_t* lut, 
   }
   for (int r = 0; r < 4; ++r) {
     out[r] = _mm512_reduce_add_ps(a[r]);
-    if (i < n) out[r] += dot_w4a8_avx2(w + r * ldw + i / 2, lut, ws + r * ldws + i / 32, x + i, xs + i / 32, xb + i / 4, n - i);
+    if (i < n) out[r] += dot_w4a8_avx2(w + 2 * i + 16 * r, lut, ws + r * ldws + i / 32, x + i, xs + i / 32, xb + i / 4, n - i);
   }
 }
 

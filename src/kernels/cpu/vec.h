@@ -59,9 +59,11 @@ struct VecKernels {
   // xb[j]), where xb holds one int32 per 4 elements (i/4): the caller's -offset·(x_4j + .. + x_4j+3),
   // which takes the offset back out exactly.
   float (*dot_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb, int64_t n);
-  // The same for four rows, w + r·ldw with their scales at ws + r·ldws (r = 0..3), into out[r]: each
-  // load of x, of its scales and of xb serves four rows.
-  void (*dot4_w4a8)(const uint8_t* w, int64_t ldw, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
+  // The same for four rows interleaved per 64 elements, so that they are one sequential stream: row
+  // r's 32 bytes for elements 64c..64c+63 at w + 128·c + 32·r (a last block of 32: its 16 bytes at
+  // w + 128·c + 16·r); their scales at ws + r·ldws; into out[r]. Each load of x, of its scales and
+  // of xb serves four rows.
+  void (*dot4_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
                     const int32_t* xb, int64_t n, float* out);
 };
 // The doubled E2M1 value of each 4-bit code (bit 3 the sign): the int8 set the NVFP4 kernels multiply.

@@ -119,9 +119,21 @@ float dot_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, const int8
   }
   return acc;
 }
-void dot4_w4a8(const uint8_t* w, int64_t ldw, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
-               const int32_t* xb, int64_t n, float* out) {
-  for (int r = 0; r < 4; ++r) out[r] = dot_w4a8(w + r * ldw, lut, ws + r * ldws, x, xs, xb, n);
+void dot4_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs, const int32_t* xb,
+               int64_t n, float* out) {
+  for (int r = 0; r < 4; ++r) {
+    uint8_t row[8192];
+    float acc = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += 8192 * 2) {  // row r's codes gathered a piece at a time
+      const int64_t m = std::min<int64_t>(n - i0, 8192 * 2);
+      for (int64_t j = 0; j < m / 2; ++j) {
+        const int64_t byte = i0 / 2 + j, c = byte / 32, len = std::min<int64_t>(32, n / 2 - 32 * c);
+        row[j] = w[128 * c + len * r + byte % 32];
+      }
+      acc += dot_w4a8(row, lut, ws + r * ldws + i0 / 32, x + i0, xs + i0 / 32, xb + i0 / 4, m);
+    }
+    out[r] = acc;
+  }
 }
 }  // namespace
 

@@ -44,17 +44,22 @@ inline float dot_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws
   return hsum_avx2(_mm256_add_ps(a0, a1));
 }
 
-// Four rows, one block at a time: x's block and its offset term loaded once for the four.
-inline void dot4_w4a8_avx2(const uint8_t* w, int64_t ldw, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x,
-                           const float* xs, const int32_t* xb, int64_t n, float* out) {
+// Four interleaved rows (vec.h dot4_w4a8), one block at a time: x's block and its offset term
+// loaded once for the four. Row r's bytes for block b: w + 128·(b/2) + 32·r + 16·(b%2), or in a last
+// block of 32 (b even, b + 1 = n/32), w + 128·(b/2) + 16·r.
+inline void dot4_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
+                           const int32_t* xb, int64_t n, float* out) {
   const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)lut));
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  for (int64_t b = 0; b < n / 32; ++b) {
+  const int64_t nb = n / 32;
+  for (int64_t b = 0; b < nb; ++b) {
     const __m256i xv = _mm256_loadu_si256((const __m256i*)(x + 32 * b)), bias = _mm256_loadu_si256((const __m256i*)(xb + 8 * b));
+    const uint8_t* wb = w + 128 * (b / 2) + 16 * (b % 2);
+    const int64_t stride = b % 2 == 0 && b + 1 == nb ? 16 : 32;
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
-      const __m256i u = _mm256_shuffle_epi8(t, w4_codes_avx2(w + r * ldw + 16 * b));
+      const __m256i u = _mm256_shuffle_epi8(t, w4_codes_avx2(wb + stride * r));
       const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), ones), bias);
       a[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(ws[r * ldws + b] * xs[b]), a[r]);
     }
