@@ -14,6 +14,7 @@
 #include "common.h"
 #include "eval/perplexity.h"
 #include "models/lm.h"
+#include "kernels/cpu/quads.h"
 #include "kernels/cpu/vec.h"
 #include "formats/safetensors.h"
 #include "models/io.h"
@@ -634,6 +635,25 @@ TEST(Nvfp4Kernels, BlockDotMatchesTheScalarReferenceOnEveryTier) {
     const float ref = kernels::vec_scalar().dot_nvfp4(w.data(), ws.data(), x.data(), xs.data(), n);
     EXPECT_NEAR(ref, truth, 1e-5 * (std::fabs(truth) + 1)) << n;
     for (auto* t : tiers) EXPECT_NEAR(t->dot_nvfp4(w.data(), ws.data(), x.data(), xs.data(), n), truth, 1e-5 * (std::fabs(truth) + 1)) << t->isa;
+    // four rows in the four-row layout (the row above and three others), scales at a stride
+    const int64_t rb = n / 2, ldws = n / 16 + 5;
+    std::vector<uint8_t> rows(size_t(4 * rb));
+    std::vector<float> ws4(size_t(4 * ldws));
+    for (auto& v : rows) v = uint8_t(rng());
+    for (auto& v : ws4) v = u(rng);
+    std::copy(w.begin(), w.end(), rows.begin());
+    std::copy(ws.begin(), ws.end(), ws4.begin());
+    std::vector<uint8_t> w4 = rows;
+    kernels::interleave_quads(w4, 4, rb);
+    for (auto* t : tiers) {
+      float o[4];
+      t->dot4_nvfp4(w4.data(), ws4.data(), ldws, x.data(), xs.data(), n, o);
+      EXPECT_NEAR(o[0], truth, 1e-5 * (std::fabs(truth) + 1)) << t->isa << " n=" << n;
+      for (int r = 1; r < 4; ++r) {
+        const float want = kernels::vec_scalar().dot_nvfp4(rows.data() + r * rb, ws4.data() + r * ldws, x.data(), xs.data(), n);
+        EXPECT_NEAR(o[r], want, 1e-5 * (std::fabs(want) + 1)) << t->isa << " n=" << n << " row " << r;
+      }
+    }
   }
 }
 

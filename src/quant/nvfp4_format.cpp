@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "kernels/cpu/quads.h"
 #include "kernels/cpu/vec.h"
 #include "quant/numfmt.h"
 
@@ -54,14 +55,18 @@ Nvfp4Format::Nvfp4Format(const Tensor& w, std::vector<int64_t> perm, int64_t ke,
     }
     for (int64_t b = 0; b < ke_ / kNvBlock; ++b) s[K / kNvBlock + b] = s[(K - ke_) / kNvBlock + b];
   }
+  kernels::interleave_quads(codes_, rows_, kp_ / 2);
 }
 
 void Nvfp4Format::dequantize(float* out) const {
-  for (int64_t r = 0; r < rows_; ++r)
+  std::vector<uint8_t> buf;
+  for (int64_t r = 0; r < rows_; ++r) {
+    const uint8_t* row = kernels::quad_row(codes_.data(), rows_, kp_ / 2, r, buf);
     for (int64_t k = 0; k < ka_; ++k) {
-      const uint8_t code = (codes_[size_t((r * kp_ + k) / 2)] >> (4 * (k % 2))) & 0xF;
+      const uint8_t code = (row[k / 2] >> (4 * (k % 2))) & 0xF;
       out[r * ka_ + k] = kE2M1.decode(code) * scales_[size_t((r * kp_ + k) / kNvBlock)] * st_w_;
     }
+  }
 }
 
 void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
@@ -108,13 +113,24 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
   }
   rep_->zeroed += zeroed;
   rep_->elems += n * K;
-  const auto dot = kernels::vec().dot_nvfp4;
+  const auto& k = kernels::vec();
   const float st = st_w_ * st_x;
+  const int64_t nbr = kp_ / kNvBlock, quads = (rows_ + 3) / 4;  // four rows per call (the four-row layout), the last ones alone
 #pragma omp parallel for schedule(static) if (rows_ * n * kp_ > (1 << 16))
-  for (int64_t r = 0; r < rows_; ++r)
-    for (int64_t t = 0; t < n; ++t)
-      y[t * rows_ + r] = st * dot(codes_.data() + r * kp_ / 2, scales_.data() + r * kp_ / kNvBlock, xq.data() + t * kp_,
-                                  xs.data() + t * kp_ / kNvBlock, kp_);
+  for (int64_t g = 0; g < quads; ++g)
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t r0 = 4 * g;
+      const int8_t* xt = xq.data() + t * kp_;
+      const float* st_x_blocks = xs.data() + t * nbr;
+      if (r0 + 4 <= rows_) {
+        float o[4];
+        k.dot4_nvfp4(codes_.data() + r0 * kp_ / 2, scales_.data() + r0 * nbr, nbr, xt, st_x_blocks, kp_, o);
+        for (int r = 0; r < 4; ++r) y[t * rows_ + r0 + r] = st * o[r];
+      } else {
+        for (int64_t r = r0; r < rows_; ++r)
+          y[t * rows_ + r] = st * k.dot_nvfp4(codes_.data() + r * kp_ / 2, scales_.data() + r * nbr, xt, st_x_blocks, kp_);
+      }
+    }
 }
 
 }  // namespace clm::quant
@@ -122,8 +138,9 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
 namespace clm::quant {
 
 bool Nvfp4Format::store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const {
-  Tensor c = Tensor::empty({rows_, kp_ / 2}, DType::u8);
-  std::copy(codes_.begin(), codes_.end(), c.data<uint8_t>());
+  Tensor c = Tensor::empty({rows_, kp_ / 2}, DType::u8);  // the canonical row-major codes
+  std::vector<uint8_t> buf;
+  for (int64_t r = 0; r < rows_; ++r) std::copy_n(kernels::quad_row(codes_.data(), rows_, kp_ / 2, r, buf), kp_ / 2, c.data<uint8_t>() + r * kp_ / 2);
   Tensor s = Tensor::empty({rows_, kp_ / kNvBlock}, DType::u8);
   for (size_t i = 0; i < scales_.size(); ++i) {
     const uint8_t sc = kUE4M3.encode(scales_[i]);
@@ -161,6 +178,7 @@ std::unique_ptr<kernels::WeightFormat> Nvfp4Format::restore(const nlohmann::json
   for (int64_t r = 0; r < f->rows_; ++r)  // the padding beyond K + KE multiplies zeros: it must be zero
     for (int64_t k = f->ka_; k < f->kp_; ++k)
       if ((f->codes_[size_t((r * f->kp_ + k) / 2)] >> (4 * (k % 2))) & 0xF) throw std::runtime_error("codes: padding is not zero");
+  kernels::interleave_quads(f->codes_, f->rows_, f->kp_ / 2);
   const Tensor& s = tensor("scales");
   if (s.dtype() != DType::u8 || s.shape() != Shape{f->rows_, f->kp_ / kNvBlock})
     throw std::runtime_error("scales must be u8 [" + std::to_string(f->rows_) + ", " + std::to_string(f->kp_ / kNvBlock) + "]");

@@ -30,7 +30,7 @@ class Nvfp4Format : public QuantFormat {
   Nvfp4Format() = default;
   int64_t ke_ = 0, ka_ = 0, kp_ = 0;  // residual channels, K + KE, padded to 32
   std::vector<int64_t> perm_;
-  std::vector<uint8_t> codes_;  // [rows, kp_ / 2]
+  std::vector<uint8_t> codes_;  // [rows, kp_ / 2] in the four-row layout (kernels/cpu/quads.h)
   std::vector<float> scales_;   // [rows, kp_ / 16]: decoded E4M3 block scales
   float st_w_ = 1;
   bool bf16_res_ = false;

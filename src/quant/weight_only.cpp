@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/cpu/quads.h"
 #include "kernels/cpu/vec.h"
 #include "quant/numfmt.h"
 
@@ -58,27 +59,15 @@ void WeightOnlyFormat::init(const ElemSpec& spec, int64_t rows, int64_t cols, co
   for (int c = 0; c < 16; ++c) lutu_[c] = uint8_t(lut4_[c] + offset_);
 }
 
-// W4A8 keeps each full group of four rows interleaved per 64 elements (vec.h dot4_w4a8's layout: the
-// four rows' bytes for elements 64c..64c+63 side by side), so that a product reads one sequential
-// stream; rows past the last full group stay as they are.
-int64_t WeightOnlyFormat::quad_offset(int64_t r, int64_t byte) const {
-  const int64_t g = r / 4, c = byte / 32, len = std::min<int64_t>(32, row_bytes_ - 32 * c);
-  return g * 4 * row_bytes_ + 128 * c + len * (r % 4) + byte % 32;
-}
+// W4A8 keeps each full group of four rows interleaved (kernels/cpu/quads.h), so that a product
+// reads one sequential stream.
 const uint8_t* WeightOnlyFormat::row_codes(int64_t r, std::vector<uint8_t>& buf) const {
-  if (!interleaved_ || r >= rows_ / 4 * 4) return codes_.data() + r * row_bytes_;
-  buf.resize(size_t(row_bytes_));
-  for (int64_t j = 0; j < row_bytes_; ++j) buf[size_t(j)] = codes_[size_t(quad_offset(r, j))];
-  return buf.data();
+  return interleaved_ ? kernels::quad_row(codes_.data(), rows_, row_bytes_, r, buf) : codes_.data() + r * row_bytes_;
 }
 
 void WeightOnlyFormat::finish() {
   if (act_.format != "none" && !interleaved_) {
-    std::vector<uint8_t> q(codes_.size());
-    for (int64_t r = 0; r < rows_; ++r)
-      for (int64_t j = 0; j < row_bytes_; ++j)
-        q[size_t(r < rows_ / 4 * 4 ? quad_offset(r, j) : r * row_bytes_ + j)] = codes_[size_t(r * row_bytes_ + j)];
-    codes_.swap(q);
+    kernels::interleave_quads(codes_, rows_, row_bytes_);
     interleaved_ = true;
   }
   // E2M1 is doubled in lut4_, so its kernels apply halved scales; every other format applies scales_

@@ -37,7 +37,6 @@ class WeightOnlyFormat : public QuantFormat {
   void matmul_w4a8(const float* x, int64_t n, float* y) const;
   void finish();  // kscales_ from scales_
   void decode_row(int64_t r, float* out) const;
-  int64_t quad_offset(int64_t r, int64_t byte) const;                       // W4A8's interleaved layout
   const uint8_t* row_codes(int64_t r, std::vector<uint8_t>& buf) const;  // row r's codes in row order
 
   ElemSpec spec_;
@@ -50,7 +49,7 @@ class WeightOnlyFormat : public QuantFormat {
   uint8_t lutu_[16] = {};           // W4A8: lut4_ + offset_, unsigned
   int offset_ = 0;
   std::vector<float> kscales_;      // E2M1 only: the halved scales its fused kernels apply (else empty: scales_)
-  std::vector<uint8_t> codes_;      // [rows, row_bytes_]; W4A8: full groups of four rows interleaved
+  std::vector<uint8_t> codes_;      // [rows, row_bytes_]; W4A8: in the four-row layout (kernels/cpu/quads.h)
   bool interleaved_ = false;
   std::vector<float> scales_;       // [rows, nb_]: each block's multiplier, decoded
   std::vector<uint8_t> scale_codes_;  // mxfp4 / mxfp8: E8M0, nvfp4: unsigned E4M3 ([rows, nb_]); empty for f32 scales

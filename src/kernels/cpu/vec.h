@@ -59,12 +59,14 @@ struct VecKernels {
   // xb[j]), where xb holds one int32 per 4 elements (i/4): the caller's -offset·(x_4j + .. + x_4j+3),
   // which takes the offset back out exactly.
   float (*dot_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb, int64_t n);
-  // The same for four rows interleaved per 64 elements, so that they are one sequential stream: row
-  // r's 32 bytes for elements 64c..64c+63 at w + 128·c + 32·r (a last block of 32: its 16 bytes at
+  // The same for four rows in the four-row layout (kernels/cpu/quads.h: one sequential stream; row
+  // r's 32 bytes for elements 64c..64c+63 at w + 128·c + 32·r, a last 32 elements' 16 bytes at
   // w + 128·c + 16·r); their scales at ws + r·ldws; into out[r]. Each load of x, of its scales and
   // of xb serves four rows.
   void (*dot4_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
                     const int32_t* xb, int64_t n, float* out);
+  // dot_nvfp4 for four rows in the four-row layout, their block scales at ws + r·ldws: out[r].
+  void (*dot4_nvfp4)(const uint8_t* w, const float* ws, int64_t ldws, const int8_t* x, const float* xs, int64_t n, float* out);
 };
 // The doubled E2M1 value of each 4-bit code (bit 3 the sign): the int8 set the NVFP4 kernels multiply.
 inline constexpr int8_t kE2M1Doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};

@@ -99,6 +99,7 @@ struct Avx2 {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
   }
   static constexpr auto dot_nvfp4 = dot_nvfp4_avx2;
+  static constexpr auto dot4_nvfp4 = dot4_nvfp4_avx2;
   static constexpr auto dot_w4a8 = dot_w4a8_avx2;
   static constexpr auto dot4_w4a8 = dot4_w4a8_avx2;
   static constexpr bool kU8Dot = false;  // maddubs would saturate (w + 128)·x pairs in int16

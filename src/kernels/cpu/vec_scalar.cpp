@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/quads.h"
 #include "kernels/cpu/vec.h"
 
 namespace clm::kernels {
@@ -126,11 +127,20 @@ void dot4_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ld
     float acc = 0;
     for (int64_t i0 = 0; i0 < n; i0 += 8192 * 2) {  // row r's codes gathered a piece at a time
       const int64_t m = std::min<int64_t>(n - i0, 8192 * 2);
-      for (int64_t j = 0; j < m / 2; ++j) {
-        const int64_t byte = i0 / 2 + j, c = byte / 32, len = std::min<int64_t>(32, n / 2 - 32 * c);
-        row[j] = w[128 * c + len * r + byte % 32];
-      }
+      for (int64_t j = 0; j < m / 2; ++j) row[j] = w[quad_offset(r, i0 / 2 + j, n / 2)];
       acc += dot_w4a8(row, lut, ws + r * ldws + i0 / 32, x + i0, xs + i0 / 32, xb + i0 / 4, m);
+    }
+    out[r] = acc;
+  }
+}
+void dot4_nvfp4(const uint8_t* w, const float* ws, int64_t ldws, const int8_t* x, const float* xs, int64_t n, float* out) {
+  for (int r = 0; r < 4; ++r) {
+    uint8_t row[8192];
+    float acc = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += 8192 * 2) {
+      const int64_t m = std::min<int64_t>(n - i0, 8192 * 2);
+      for (int64_t j = 0; j < m / 2; ++j) row[j] = w[quad_offset(r, i0 / 2 + j, n / 2)];
+      acc += dot_nvfp4(row, ws + r * ldws + i0 / 16, x + i0, xs + i0 / 16, m);
     }
     out[r] = acc;
   }
@@ -138,7 +148,7 @@ void dot4_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ld
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, dot_nvfp4, quantize_i8, dot_w8, dot_w4, dot_w4a8, dot4_w4a8};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, dot_nvfp4, quantize_i8, dot_w8, dot_w4, dot_w4a8, dot4_w4a8, dot4_nvfp4};
   return k;
 }
 

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/nvfp4_avx2.h"  // hsum8_avx2
+
 namespace clm::kernels {
 namespace {
 
@@ -24,12 +26,6 @@ inline __m256 w4a8_block_avx2(const uint8_t* w, __m256i lut, const int8_t* x, co
   return _mm256_cvtepi32_ps(_mm256_add_epi32(p, _mm256_loadu_si256((const __m256i*)xb)));
 }
 
-inline float hsum_avx2(__m256 a) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
 inline float dot_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb,
                            int64_t n) {
   const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)lut));
@@ -41,7 +37,7 @@ inline float dot_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws
     a1 = _mm256_fmadd_ps(w4a8_block_avx2(w + 16 * b + 16, t, x + 32 * b + 32, xb + 8 * b + 8), _mm256_set1_ps(ws[b + 1] * xs[b + 1]), a1);
   }
   if (b < nb) a0 = _mm256_fmadd_ps(w4a8_block_avx2(w + 16 * b, t, x + 32 * b, xb + 8 * b), _mm256_set1_ps(ws[b] * xs[b]), a0);
-  return hsum_avx2(_mm256_add_ps(a0, a1));
+  return hsum8_avx2(_mm256_add_ps(a0, a1));
 }
 
 // Four interleaved rows (vec.h dot4_w4a8), one block at a time: x's block and its offset term
@@ -64,7 +60,7 @@ inline void dot4_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws
       a[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(ws[r * ldws + b] * xs[b]), a[r]);
     }
   }
-  for (int r = 0; r < 4; ++r) out[r] = hsum_avx2(a[r]);
+  for (int r = 0; r < 4; ++r) out[r] = hsum8_avx2(a[r]);
 }
 
 }  // namespace
