@@ -614,44 +614,44 @@ TEST(Int8Kernels, RealAndFakePathsAgree) {
   EXPECT_THROW(quant::quantize_model(*m, "crossquant", {{"mode", "dynamic"}, {"kernel", "int8"}}, &c), std::invalid_argument);
 }
 
-TEST(Nvfp4Kernels, BlockDotMatchesTheScalarReferenceOnEveryTier) {
-  std::vector<const kernels::VecKernels*> tiers;
+// NVFP4 W4A4's products as Nvfp4Format runs them: E2M1 weight codes through the unsigned table
+// (doubled values + 12) times doubled-E2M1 activations, blocks of 16, the offset taken out by
+// -12·(sums of four), on every tier, one row and four interleaved, against a float64 truth of
+// E2M1 values times their scales.
+TEST(Nvfp4Kernels, BlockDotMatchesE2M1ValuesOnEveryTier) {
+  std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
   for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
     if (t) tiers.push_back(t);
+  uint8_t lut[16];
+  for (int c = 0; c < 16; ++c) lut[c] = uint8_t(kernels::kE2M1Doubled[c] + 12);
   std::mt19937 rng(31);
   std::uniform_real_distribution<float> u(0.01f, 3.0f);
   for (int64_t n : {32, 64, 256, 1056}) {
-    std::vector<uint8_t> w(size_t(n / 2));
+    const int64_t rb = n / 2, nb = n / 16, ldws = nb + 5;
+    std::vector<uint8_t> rows(size_t(4 * rb));
     std::vector<int8_t> x(static_cast<size_t>(n));
-    std::vector<float> ws(size_t(n / 16)), xs(size_t(n / 16));
-    for (auto& v : w) v = uint8_t(rng());
+    std::vector<float> ws(size_t(4 * ldws)), xs(static_cast<size_t>(nb));
+    std::vector<int32_t> xb(size_t(n / 4));
+    for (auto& v : rows) v = uint8_t(rng());
     for (auto& v : x) v = kernels::kE2M1Doubled[rng() % 16];
     for (auto& v : ws) v = u(rng);
     for (auto& v : xs) v = u(rng);
-    // float64 truth
-    double truth = 0;
-    for (int64_t i = 0; i < n; ++i)
-      truth += double(kE2M1.decode((w[size_t(i / 2)] >> (4 * (i % 2))) & 0xF)) * 2 * x[size_t(i)] * ws[size_t(i / 16)] * xs[size_t(i / 16)] / 4;
-    const float ref = kernels::vec_scalar().dot_nvfp4(w.data(), ws.data(), x.data(), xs.data(), n);
-    EXPECT_NEAR(ref, truth, 1e-5 * (std::fabs(truth) + 1)) << n;
-    for (auto* t : tiers) EXPECT_NEAR(t->dot_nvfp4(w.data(), ws.data(), x.data(), xs.data(), n), truth, 1e-5 * (std::fabs(truth) + 1)) << t->isa;
-    // four rows in the four-row layout (the row above and three others), scales at a stride
-    const int64_t rb = n / 2, ldws = n / 16 + 5;
-    std::vector<uint8_t> rows(size_t(4 * rb));
-    std::vector<float> ws4(size_t(4 * ldws));
-    for (auto& v : rows) v = uint8_t(rng());
-    for (auto& v : ws4) v = u(rng);
-    std::copy(w.begin(), w.end(), rows.begin());
-    std::copy(ws.begin(), ws.end(), ws4.begin());
+    for (int64_t j = 0; j < n / 4; ++j) xb[size_t(j)] = -12 * (x[size_t(4 * j)] + x[size_t(4 * j + 1)] + x[size_t(4 * j + 2)] + x[size_t(4 * j + 3)]);
     std::vector<uint8_t> w4 = rows;
     kernels::interleave_quads(w4, 4, rb);
-    for (auto* t : tiers) {
-      float o[4];
-      t->dot4_nvfp4(w4.data(), ws4.data(), ldws, x.data(), xs.data(), n, o);
-      EXPECT_NEAR(o[0], truth, 1e-5 * (std::fabs(truth) + 1)) << t->isa << " n=" << n;
-      for (int r = 1; r < 4; ++r) {
-        const float want = kernels::vec_scalar().dot_nvfp4(rows.data() + r * rb, ws4.data() + r * ldws, x.data(), xs.data(), n);
-        EXPECT_NEAR(o[r], want, 1e-5 * (std::fabs(want) + 1)) << t->isa << " n=" << n << " row " << r;
+    for (int64_t r = 0; r < 4; ++r) {
+      double truth = 0, mag = 0;  // float64: E2M1 value x (x / 2, the activation's E2M1 value) x both scales
+      for (int64_t i = 0; i < n; ++i) {
+        const double p = double(kE2M1.decode((rows[size_t(r * rb + i / 2)] >> (4 * (i % 2))) & 0xF)) * x[size_t(i)] / 2 *
+                         ws[size_t(r * ldws + i / 16)] * xs[size_t(i / 16)];
+        truth += p, mag += std::fabs(p);
+      }
+      for (auto* t : tiers) {
+        float o[4];
+        t->dot4_w4a8(w4.data(), lut, ws.data(), ldws, x.data(), xs.data(), xb.data(), n, 16, o);
+        EXPECT_NEAR(o[r] * 0.25, truth, 1e-5 * (mag + 1)) << t->isa << " n=" << n << " row " << r << " (four rows)";
+        const float one = t->dot_w4a8(rows.data() + r * rb, lut, ws.data() + r * ldws, x.data(), xs.data(), xb.data(), n, 16);
+        EXPECT_NEAR(one * 0.25, truth, 1e-5 * (mag + 1)) << t->isa << " n=" << n << " row " << r;
       }
     }
   }
@@ -757,17 +757,18 @@ TEST(WeightOnly, ValuesAreFakeQuantsAndProductsAgree) {
 }
 
 // W4A8's block dot product: every tier against a float64 truth of vec.h's definition (any table of
-// values in [0, 127], any offset term), at lengths of one block, whole 64s and a last 32.
+// values in [0, 127], any offset term), blocks of 16 and 32, at lengths of 32, whole 64s and a last 32.
 TEST(W4A8Kernels, BlockDotMatchesItsDefinitionOnEveryTier) {
   std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
   for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
     if (t) tiers.push_back(t);
   std::mt19937 rng(61);
   std::uniform_real_distribution<float> u(0.01f, 3.0f);
+  for (int64_t block : {16, 32})
   for (int64_t n : {32, 64, 96, 128, 160, 1056}) {
     std::vector<uint8_t> w(size_t(n / 2)), lut(16);
     std::vector<int8_t> x(static_cast<size_t>(n));
-    std::vector<float> ws(size_t(n / 32)), xs(size_t(n / 32));
+    std::vector<float> ws(size_t(n / block)), xs(size_t(n / block));
     std::vector<int32_t> xb(size_t(n / 4));
     for (auto& v : w) v = uint8_t(rng());
     for (auto& v : lut) v = uint8_t(rng() % 128);
@@ -777,18 +778,18 @@ TEST(W4A8Kernels, BlockDotMatchesItsDefinitionOnEveryTier) {
     for (auto& v : xs) v = u(rng);
     for (auto& v : xb) v = int32_t(rng() % 4001) - 2000;
     double truth = 0, mag = 0;
-    for (int64_t b = 0; b < n / 32; ++b) {
+    for (int64_t b = 0; b < n / block; ++b) {
       double s = 0;
-      for (int64_t i = b * 32; i < b * 32 + 32; ++i) s += double(lut[(w[size_t(i / 2)] >> (4 * (i % 2))) & 0xF]) * x[size_t(i)];
-      for (int64_t j = b * 8; j < b * 8 + 8; ++j) s += xb[size_t(j)];
+      for (int64_t i = b * block; i < (b + 1) * block; ++i) s += double(lut[(w[size_t(i / 2)] >> (4 * (i % 2))) & 0xF]) * x[size_t(i)];
+      for (int64_t j = b * block / 4; j < (b + 1) * block / 4; ++j) s += xb[size_t(j)];
       truth += s * ws[size_t(b)] * xs[size_t(b)], mag += std::fabs(s * ws[size_t(b)] * xs[size_t(b)]);
     }
     for (auto* t : tiers)
-      EXPECT_NEAR(t->dot_w4a8(w.data(), lut.data(), ws.data(), x.data(), xs.data(), xb.data(), n), truth, 1e-5 * (mag + 1))
-          << t->isa << " n=" << n;
+      EXPECT_NEAR(t->dot_w4a8(w.data(), lut.data(), ws.data(), x.data(), xs.data(), xb.data(), n, block), truth, 1e-5 * (mag + 1))
+          << t->isa << " n=" << n << " block " << block;
     // four rows: the row above and three others, interleaved per 64 elements (a last 32: per 16
     // bytes), their scales at a stride; each is its own row's dot
-    const int64_t rb = n / 2, ldws = n / 32 + 3;
+    const int64_t rb = n / 2, ldws = n / block + 3;
     std::vector<uint8_t> rows(size_t(4 * rb)), w4(size_t(4 * rb));
     std::vector<float> ws4(size_t(4 * ldws));
     for (auto& v : rows) v = uint8_t(rng());
@@ -802,10 +803,10 @@ TEST(W4A8Kernels, BlockDotMatchesItsDefinitionOnEveryTier) {
       }
     for (auto* t : tiers) {
       float o[4];
-      t->dot4_w4a8(w4.data(), lut.data(), ws4.data(), ldws, x.data(), xs.data(), xb.data(), n, o);
-      EXPECT_NEAR(o[0], truth, 1e-5 * (mag + 1)) << t->isa << " n=" << n;
+      t->dot4_w4a8(w4.data(), lut.data(), ws4.data(), ldws, x.data(), xs.data(), xb.data(), n, block, o);
+      EXPECT_NEAR(o[0], truth, 1e-5 * (mag + 1)) << t->isa << " n=" << n << " block " << block;
       for (int r = 1; r < 4; ++r)
-        EXPECT_NEAR(o[r], kernels::vec_scalar().dot_w4a8(rows.data() + r * rb, lut.data(), ws4.data() + r * ldws, x.data(), xs.data(), xb.data(), n),
+        EXPECT_NEAR(o[r], kernels::vec_scalar().dot_w4a8(rows.data() + r * rb, lut.data(), ws4.data() + r * ldws, x.data(), xs.data(), xb.data(), n, block),
                     1e-5 * (mag + 1))
             << t->isa << " n=" << n << " row " << r;
     }

@@ -1,6 +1,7 @@
 #include "quant/nvfp4_format.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -113,8 +114,17 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
   }
   rep_->zeroed += zeroed;
   rep_->elems += n * K;
+  // The integer kernels multiply E2M1 codes through an unsigned table (doubled values + 12) and take
+  // the offset back out with -12 x (each four activations' sum); doubled twice: the 1/4.
+  static const auto lutu = [] {
+    std::array<uint8_t, 16> t{};
+    for (int c = 0; c < 16; ++c) t[size_t(c)] = uint8_t(kernels::kE2M1Doubled[c] + 12);
+    return t;
+  }();
+  std::vector<int32_t> xb(size_t(n * kp_ / 4));
+  for (size_t j = 0; j < xb.size(); ++j) xb[j] = -12 * (xq[4 * j] + xq[4 * j + 1] + xq[4 * j + 2] + xq[4 * j + 3]);
   const auto& k = kernels::vec();
-  const float st = st_w_ * st_x;
+  const float st = st_w_ * st_x * 0.25f;
   const int64_t nbr = kp_ / kNvBlock, quads = (rows_ + 3) / 4;  // four rows per call (the four-row layout), the last ones alone
 #pragma omp parallel for schedule(static) if (rows_ * n * kp_ > (1 << 16))
   for (int64_t g = 0; g < quads; ++g)
@@ -122,13 +132,14 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
       const int64_t r0 = 4 * g;
       const int8_t* xt = xq.data() + t * kp_;
       const float* st_x_blocks = xs.data() + t * nbr;
+      const int32_t* bt = xb.data() + t * kp_ / 4;
       if (r0 + 4 <= rows_) {
         float o[4];
-        k.dot4_nvfp4(codes_.data() + r0 * kp_ / 2, scales_.data() + r0 * nbr, nbr, xt, st_x_blocks, kp_, o);
+        k.dot4_w4a8(codes_.data() + r0 * kp_ / 2, lutu.data(), scales_.data() + r0 * nbr, nbr, xt, st_x_blocks, bt, kp_, kNvBlock, o);
         for (int r = 0; r < 4; ++r) y[t * rows_ + r0 + r] = st * o[r];
       } else {
         for (int64_t r = r0; r < rows_; ++r)
-          y[t * rows_ + r] = st * k.dot_nvfp4(codes_.data() + r * kp_ / 2, scales_.data() + r * nbr, xt, st_x_blocks, kp_);
+          y[t * rows_ + r] = st * k.dot_w4a8(codes_.data() + r * kp_ / 2, lutu.data(), scales_.data() + r * nbr, xt, st_x_blocks, bt, kp_, kNvBlock);
       }
     }
 }

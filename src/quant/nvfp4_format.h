@@ -1,4 +1,4 @@
-// NVFP4 W4A4 on integer kernels (vec().dot_nvfp4): weights stored as E2M1 codes, two per byte, with
+// NVFP4 W4A4 on integer kernels (vec().dot4_w4a8 with blocks of 16): weights stored as E2M1 codes, two per byte, with
 // an unsigned-E4M3 scale per 16 and an FP32 tensor scale; activations quantized per call the same
 // way (tensor scale over the call's tokens) and multiplied as doubled E2M1 int8 values. With a
 // channel order and KE > 0 it is ARCQuant: x is permuted, the residual of its last KE channels is

@@ -179,10 +179,10 @@ void WeightOnlyFormat::matmul_w4a8(const float* x, int64_t n, float* y) const {
       const int32_t* bt = xb.data() + t * K / 4;
       if (r0 + 4 <= rows_) {
         float o[4];
-        k.dot4_w4a8(codes_.data() + r0 * row_bytes_, lutu_, sc + r0 * nb_, nb_, xt, st, bt, K, o);
+        k.dot4_w4a8(codes_.data() + r0 * row_bytes_, lutu_, sc + r0 * nb_, nb_, xt, st, bt, K, 32, o);
         for (int r = 0; r < 4; ++r) y[t * rows_ + r0 + r] = o[r];
       } else {
-        for (int64_t r = r0; r < rows_; ++r) y[t * rows_ + r] = k.dot_w4a8(codes_.data() + r * row_bytes_, lutu_, sc + r * nb_, xt, st, bt, K);
+        for (int64_t r = r0; r < rows_; ++r) y[t * rows_ + r] = k.dot_w4a8(codes_.data() + r * row_bytes_, lutu_, sc + r * nb_, xt, st, bt, K, 32);
       }
     }
 }

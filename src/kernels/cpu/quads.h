@@ -1,4 +1,4 @@
-// The layout of four-row kernels over 4-bit codes (vec.h dot4_w4a8, dot4_nvfp4): each full group of
+// The layout of four-row kernels over 4-bit codes (vec.h dot4_w4a8): each full group of
 // four rows of `row_bytes` bytes is interleaved per 32 bytes (64 elements), row r's bytes 32c..32c+31
 // at 128·c + 32·r of the group (a last piece of 16 bytes: at 128·c + 16·r), so that a product reads
 // the four rows as one sequential stream. Rows past the last full group stay row-major. row_bytes is

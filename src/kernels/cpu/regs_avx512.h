@@ -4,7 +4,6 @@
 #pragma once
 #include <immintrin.h>
 
-#include "kernels/cpu/nvfp4_avx2.h"
 #include "kernels/cpu/w4a8_avx2.h"
 #include "kernels/cpu/vec_simd.h"
 
@@ -12,128 +11,65 @@ namespace clm::kernels {
 // Internal linkage on purpose: each tier's file compiles these with its own flags.
 namespace {
 
-// The NVFP4 block dot product (vec.h dot_nvfp4) 64 elements (four blocks) per step: 32 bytes of
-// codes split into nibbles in element order, decoded by one byte shuffle, multiplied as |w| times
-// x with w's sign moved onto x; each block's four int32 lanes then take ws·xs by one permute of
-// the four scale products. Vnni: the byte products summed by one dpbusd. n < 64 or a remainder of
-// 32: the 256-bit kernel.
-// One row's 64 elements (32 bytes of codes at w32) times xv: acc += the products, each block's four
-// lanes scaled by sc (its ws·xs, permuted to the lanes).
+// The 4-bit-weight × int8 block dot products (vec.h dot_w4a8, dot4_w4a8) 64 elements per step: 32
+// bytes of codes widened to their nibbles in element order (w4_codes_avx2's trick, the mask by one
+// ternary-logic op), through the unsigned table by one byte shuffle, times x into int32 lanes
+// starting from the offset term xb (Vnni: one dpbusd, else maddubs + madd); the lanes then take
+// their block's ws·xs (two blocks of 32 or four of 16) by one permute. A last 32 elements: the
+// 256-bit step.
 template <bool Vnni>
-inline __m512 nvfp4_step64_avx512(const uint8_t* w32, __m512i xv, __m512 sc, __m512 acc) {
-  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)kE2M1Doubled));
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const __m256i packed = _mm256_loadu_si256((const __m256i*)w32);
-  const __m256i lo = _mm256_and_si256(packed, low4), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
-  // element order: bytes 0-15 give elements 0-31 (unpack within 128-bit lanes), bytes 16-31 the rest
-  const __m256i e0 = _mm256_unpacklo_epi8(lo, hi), e1 = _mm256_unpackhi_epi8(lo, hi);  // [0-15 | 32-47], [16-31 | 48-63]
-  const __m512i codes = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_permute2x128_si256(e0, e1, 0x20)),
-                                           _mm256_permute2x128_si256(e0, e1, 0x31), 1);
-  const __m512i wv = _mm512_shuffle_epi8(table, codes);
-  const __m512i aw = _mm512_abs_epi8(wv);
-  const __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), _mm512_setzero_si512(), xv);
-  __m512i p32;
-  if constexpr (Vnni) p32 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, sx);
-  else p32 = _mm512_madd_epi16(_mm512_maddubs_epi16(aw, sx), _mm512_set1_epi16(1));
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p32), sc, acc);
+inline __m512 w4a8_step64_avx512(const uint8_t* w32, __m512i table, __m512i xv, __m512i xb, __m512 sc, __m512 acc) {
+  const __m512i z = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)w32));
+  const __m512i u = _mm512_shuffle_epi8(table, _mm512_ternarylogic_epi32(z, _mm512_slli_epi16(z, 4), _mm512_set1_epi16(0x0F0F), 0xA8));
+  __m512i p;
+  if constexpr (Vnni) p = _mm512_dpbusd_epi32(xb, u, xv);
+  else p = _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(u, xv), _mm512_set1_epi16(1)), xb);
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc);
 }
-inline __m512 nvfp4_lane_scales(__m128 sc4) {
-  return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), _mm512_castps128_ps512(sc4));
+// Each lane's scale for 64 elements from element i: ws·xs of the block it belongs to.
+inline __m512 w4a8_scales64_avx512(const float* ws, const float* xs, int64_t i, int64_t block) {
+  if (block == 32) {
+    const __m128 s2 = _mm_mul_ps(_mm_castpd_ps(_mm_load_sd((const double*)(ws + i / 32))), _mm_castpd_ps(_mm_load_sd((const double*)(xs + i / 32))));
+    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castps128_ps512(s2));
+  }
+  const __m128 s4 = _mm_mul_ps(_mm_loadu_ps(ws + i / 16), _mm_loadu_ps(xs + i / 16));
+  return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), _mm512_castps128_ps512(s4));
 }
 
-// The NVFP4 block dot product (vec.h dot_nvfp4) 64 elements (four blocks) per step: 32 bytes of
-// codes split into nibbles in element order, decoded by one byte shuffle, multiplied as |w| times
-// x with w's sign moved onto x; each block's four int32 lanes then take ws·xs by one permute of
-// the four scale products. Vnni: the byte products summed by one dpbusd. n < 64 or a remainder of
-// 32: the 256-bit kernel.
-template <bool Vnni>
-inline float dot_nvfp4_avx512(const uint8_t* w, const float* ws, const int8_t* x, const float* xs, int64_t n) {
-  __m512 acc = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64)
-    acc = nvfp4_step64_avx512<Vnni>(w + i / 2, _mm512_loadu_si512(x + i),
-                                    nvfp4_lane_scales(_mm_mul_ps(_mm_loadu_ps(ws + i / 16), _mm_loadu_ps(xs + i / 16))), acc);
-  float s = _mm512_reduce_add_ps(acc) * 0.25f;
-  if (i < n) s += dot_nvfp4_avx2(w + i / 2, ws + i / 16, x + i, xs + i / 16, n - i);
-  return s;
-}
-// Four rows in the four-row layout (kernels/cpu/quads.h): one stream of codes, x and its scales
-// loaded once for the four; a last 32 elements: the 256-bit step per row.
-template <bool Vnni>
-inline void dot4_nvfp4_avx512(const uint8_t* w, const float* ws, int64_t ldws, const int8_t* x, const float* xs, int64_t n, float* out) {
-  __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    const __m512i xv = _mm512_loadu_si512(x + i);
-    const __m128 x4 = _mm_loadu_ps(xs + i / 16);
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r)
-      a[r] = nvfp4_step64_avx512<Vnni>(w + 2 * i + 32 * r, xv, nvfp4_lane_scales(_mm_mul_ps(_mm_loadu_ps(ws + r * ldws + i / 16), x4)), a[r]);
-  }
-  for (int r = 0; r < 4; ++r) {
-    out[r] = _mm512_reduce_add_ps(a[r]) * 0.25f;
-    if (i < n) out[r] += dot_nvfp4_avx2(w + 2 * i + 16 * r, ws + r * ldws + i / 16, x + i, xs + i / 16, n - i);
-  }
-}
-
-// The W4A8 block dot product (vec.h dot_w4a8) 64 elements (two blocks) per step: 32 bytes of codes
-// widened to their nibbles in element order (w4_codes_avx2's trick, the mask by one ternary-logic
-// op), through the table by one byte shuffle, times x into int32 lanes starting from the offset
-// term xb (Vnni: one dpbusd); lanes 0-7 then take block 0's ws·xs, 8-15 block 1's, by one permute.
-// Two accumulators; a last block of 32: the 256-bit kernel.
 template <bool Vnni>
 inline float dot_w4a8_avx512(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb,
-                             int64_t n) {
+                             int64_t n, int64_t block) {
   const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)lut));
-  const __m512i nibbles = _mm512_set1_epi16(0x0F0F);
-  const __m512i lane_block = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   auto step = [&](int64_t i, __m512 acc) {
-    const __m512i z = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(w + i / 2)));
-    const __m512i u = _mm512_shuffle_epi8(table, _mm512_ternarylogic_epi32(z, _mm512_slli_epi16(z, 4), nibbles, 0xA8));  // (z | z<<4) & m
-    const __m512i xv = _mm512_loadu_si512(x + i), bias = _mm512_loadu_si512(xb + i / 4);
-    __m512i p;
-    if constexpr (Vnni) p = _mm512_dpbusd_epi32(bias, u, xv);
-    else p = _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(u, xv), _mm512_set1_epi16(1)), bias);
-    const __m128 sc2 = _mm_mul_ps(_mm_castpd_ps(_mm_load_sd((const double*)(ws + i / 32))), _mm_castpd_ps(_mm_load_sd((const double*)(xs + i / 32))));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(sc2)), acc);
+    return w4a8_step64_avx512<Vnni>(w + i / 2, table, _mm512_loadu_si512(x + i), _mm512_loadu_si512(xb + i / 4),
+                                    w4a8_scales64_avx512(ws, xs, i, block), acc);
   };
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 128 <= n; i += 128) a0 = step(i, a0), a1 = step(i + 64, a1);
   if (i + 64 <= n) a0 = step(i, a0), i += 64;
   float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-  if (i < n) s += dot_w4a8_avx2(w + i / 2, lut, ws + i / 32, x + i, xs + i / 32, xb + i / 4, n - i);
+  if (i < n) s += dot_w4a8_avx2(w + i / 2, lut, ws + i / block, x + i, xs + i / block, xb + i / 4, n - i, block);
   return s;
 }
 
-// Four interleaved rows (vec.h dot4_w4a8): dot_w4a8_avx512's step per row, reading the rows' codes
-// as one stream; x, its offset term and its two scales loaded once for the four; a last block of
-// 32: the 256-bit kernel per row.
+// Four rows in the four-row layout (kernels/cpu/quads.h): the codes one stream, x, its offset term
+// and its scales loaded once for the four.
 template <bool Vnni>
 inline void dot4_w4a8_avx512(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
-                             const int32_t* xb, int64_t n, float* out) {
+                             const int32_t* xb, int64_t n, int64_t block, float* out) {
   const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)lut));
-  const __m512i nibbles = _mm512_set1_epi16(0x0F0F);
-  const __m512i lane_block = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
     const __m512i xv = _mm512_loadu_si512(x + i), bias = _mm512_loadu_si512(xb + i / 4);
-    const __m128 x2 = _mm_castpd_ps(_mm_load_sd((const double*)(xs + i / 32)));
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
-      const __m512i z = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(w + 2 * i + 32 * r)));
-      const __m512i u = _mm512_shuffle_epi8(table, _mm512_ternarylogic_epi32(z, _mm512_slli_epi16(z, 4), nibbles, 0xA8));
-      __m512i p;
-      if constexpr (Vnni) p = _mm512_dpbusd_epi32(bias, u, xv);
-      else p = _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(u, xv), _mm512_set1_epi16(1)), bias);
-      const __m128 sc2 = _mm_mul_ps(_mm_castpd_ps(_mm_load_sd((const double*)(ws + r * ldws + i / 32))), x2);
-      a[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(sc2)), a[r]);
-    }
+    for (int r = 0; r < 4; ++r)
+      a[r] = w4a8_step64_avx512<Vnni>(w + 2 * i + 32 * r, table, xv, bias, w4a8_scales64_avx512(ws + r * ldws, xs, i, block), a[r]);
   }
   for (int r = 0; r < 4; ++r) {
     out[r] = _mm512_reduce_add_ps(a[r]);
-    if (i < n) out[r] += dot_w4a8_avx2(w + 2 * i + 16 * r, lut, ws + r * ldws + i / 32, x + i, xs + i / 32, xb + i / 4, n - i);
+    if (i < n) out[r] += dot_w4a8_avx2(w + 2 * i + 16 * r, lut, ws + r * ldws + i / block, x + i, xs + i / block, xb + i / 4, n - i, block);
   }
 }
 
@@ -218,8 +154,6 @@ struct Avx512 {
   }
   static int32_t hsum_i(I v) { return _mm512_reduce_add_epi32(v); }
   static constexpr bool kU8Dot = false;  // no unsigned x signed byte dot into int32 without VNNI
-  static constexpr auto dot_nvfp4 = dot_nvfp4_avx512<false>;
-  static constexpr auto dot4_nvfp4 = dot4_nvfp4_avx512<false>;
   static constexpr auto dot_w4a8 = dot_w4a8_avx512<false>;
   static constexpr auto dot4_w4a8 = dot4_w4a8_avx512<false>;
   static V load_w8(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p))); }
@@ -235,8 +169,6 @@ struct Avx512 {
 // VNNI: one instruction for the unsigned × signed byte products and their sum into int32.
 struct Avx512Vnni : Avx512 {
   static I dot_i8(I acc, I w, I x) { return _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(w), sign_moved(w, x)); }
-  static constexpr auto dot_nvfp4 = dot_nvfp4_avx512<true>;
-  static constexpr auto dot4_nvfp4 = dot4_nvfp4_avx512<true>;
   static constexpr auto dot_w4a8 = dot_w4a8_avx512<true>;
   static constexpr auto dot4_w4a8 = dot4_w4a8_avx512<true>;
   static constexpr bool kU8Dot = true;

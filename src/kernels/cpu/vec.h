@@ -41,10 +41,6 @@ struct VecKernels {
   // GEMM: each weight load serves four tokens). xsum[t]: the sum of vector t's n values (the VNNI
   // tier needs it; the others ignore it).
   void (*gemm4x4_i8)(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, const int32_t* xsum, int32_t* out);
-  // NVFP4 blocks: w holds n E2M1 codes, two per byte (element 2k in the low nibble), x the
-  // activations as doubled E2M1 values (int8 in {0, ±1, ±2, ±3, ±4, ±6, ±8, ±12}); ws / xs one
-  // float scale per 16 elements. Returns sum_b ws[b]·xs[b]·(sum_i 2w_i · x_i) / 4; n a multiple of 32.
-  float (*dot_nvfp4)(const uint8_t* w, const float* ws, const int8_t* x, const float* xs, int64_t n);
   // Symmetric INT8 codes: q[i] = clamp(round_half_even(x[i] / scale), ±127), scale > 0 (the
   // division and rounding of quant::int_encode, so both give the same codes).
   void (*quantize_i8)(const float* x, float scale, int8_t* q, int64_t n);
@@ -53,20 +49,20 @@ struct VecKernels {
   // int8 codes) or lut[nibble i] (dot_w4; element 2k the low nibble of byte k, lut 16 int8 values).
   float (*dot_w8)(const int8_t* w, const float* scales, int64_t block, const float* x, int64_t n);
   float (*dot_w4)(const uint8_t* w, const int8_t* lut, const float* scales, int64_t block, const float* x, int64_t n);
-  // W4A8 (the design of llama.cpp's 4-bit x Q8_0 products): 4-bit codes w (as dot_w4) through lut,
-  // 16 unsigned values in [0, 127] (a signed table plus an offset), times int8 activations x, in
-  // blocks of 32 (n a multiple of 32): sum_b ws[b]·xs[b]·(sum_{i in b} lut[w_i]·x_i + sum_{j in b}
-  // xb[j]), where xb holds one int32 per 4 elements (i/4): the caller's -offset·(x_4j + .. + x_4j+3),
-  // which takes the offset back out exactly.
-  float (*dot_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb, int64_t n);
+  // 4-bit weights times int8 activations (W4A8, the design of llama.cpp's 4-bit x Q8_0 products, and
+  // NVFP4 W4A4, whose activations are doubled E2M1 values in int8): 4-bit codes w (as dot_w4)
+  // through lut, 16 unsigned values in [0, 127] (a signed table plus an offset), times int8 x with
+  // |x| <= 127, in blocks of `block` = 16 or 32 (n a multiple of 32): sum_b ws[b]·xs[b]·(sum_{i in b}
+  // lut[w_i]·x_i + sum_{j in b} xb[j]), where xb holds one int32 per 4 elements (i/4): the caller's
+  // -offset·(x_4j + .. + x_4j+3), which takes the offset back out exactly.
+  float (*dot_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb, int64_t n,
+                    int64_t block);
   // The same for four rows in the four-row layout (kernels/cpu/quads.h: one sequential stream; row
   // r's 32 bytes for elements 64c..64c+63 at w + 128·c + 32·r, a last 32 elements' 16 bytes at
   // w + 128·c + 16·r); their scales at ws + r·ldws; into out[r]. Each load of x, of its scales and
   // of xb serves four rows.
   void (*dot4_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
-                    const int32_t* xb, int64_t n, float* out);
-  // dot_nvfp4 for four rows in the four-row layout, their block scales at ws + r·ldws: out[r].
-  void (*dot4_nvfp4)(const uint8_t* w, const float* ws, int64_t ldws, const int8_t* x, const float* xs, int64_t n, float* out);
+                    const int32_t* xb, int64_t n, int64_t block, float* out);
 };
 // The doubled E2M1 value of each 4-bit code (bit 3 the sign): the int8 set the NVFP4 kernels multiply.
 inline constexpr int8_t kE2M1Doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};

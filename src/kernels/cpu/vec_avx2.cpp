@@ -1,7 +1,6 @@
 // AVX2 + FMA tier (this file is compiled with -mavx2 -mfma): the registers for vec_simd.h.
 #include <immintrin.h>
 
-#include "kernels/cpu/nvfp4_avx2.h"
 #include "kernels/cpu/w4a8_avx2.h"
 #include "kernels/cpu/vec_simd.h"
 
@@ -98,8 +97,6 @@ struct Avx2 {
     const I p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
   }
-  static constexpr auto dot_nvfp4 = dot_nvfp4_avx2;
-  static constexpr auto dot4_nvfp4 = dot4_nvfp4_avx2;
   static constexpr auto dot_w4a8 = dot_w4a8_avx2;
   static constexpr auto dot4_w4a8 = dot4_w4a8_avx2;
   static constexpr bool kU8Dot = false;  // maddubs would saturate (w + 128)·x pairs in int16

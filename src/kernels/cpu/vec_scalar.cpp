@@ -88,15 +88,6 @@ void dot4_i8(const int8_t* w, const int8_t* x, int64_t n, int32_t* out) {
 void gemm4x4_i8(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, const int32_t*, int32_t* out) {
   for (int t = 0; t < 4; ++t) dot4_i8(w, x + t * ldx, n, out + 4 * t);
 }
-float dot_nvfp4(const uint8_t* w, const float* ws, const int8_t* x, const float* xs, int64_t n) {
-  float acc = 0;
-  for (int64_t b = 0; b < n / 16; ++b) {
-    int32_t s = 0;
-    for (int64_t i = b * 16; i < b * 16 + 16; ++i) s += int32_t(kE2M1Doubled[(w[i / 2] >> (4 * (i % 2))) & 0xF]) * x[i];
-    acc += float(s) * ws[b] * xs[b];
-  }
-  return acc * 0.25f;
-}
 void quantize_i8(const float* x, float scale, int8_t* q, int64_t n) {
   for (int64_t i = 0; i < n; ++i) q[i] = int8_t(std::clamp(std::nearbyint(x[i] / scale), -127.0f, 127.0f));
 }
@@ -110,37 +101,26 @@ float dot_w4(const uint8_t* w, const int8_t* lut, const float* scales, int64_t b
   for (int64_t i = 0; i < n; ++i) acc += scales[i / block] * float(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]) * x[i];
   return acc;
 }
-float dot_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb, int64_t n) {
+float dot_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb, int64_t n,
+               int64_t block) {
   float acc = 0;
-  for (int64_t b = 0; b < n / 32; ++b) {
+  for (int64_t b = 0; b < n / block; ++b) {
     int32_t s = 0;
-    for (int64_t i = b * 32; i < b * 32 + 32; ++i) s += int32_t(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]) * x[i];
-    for (int64_t j = b * 8; j < b * 8 + 8; ++j) s += xb[j];
+    for (int64_t i = b * block; i < (b + 1) * block; ++i) s += int32_t(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]) * x[i];
+    for (int64_t j = b * block / 4; j < (b + 1) * block / 4; ++j) s += xb[j];
     acc += float(s) * ws[b] * xs[b];
   }
   return acc;
 }
 void dot4_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs, const int32_t* xb,
-               int64_t n, float* out) {
+               int64_t n, int64_t block, float* out) {
   for (int r = 0; r < 4; ++r) {
     uint8_t row[8192];
     float acc = 0;
     for (int64_t i0 = 0; i0 < n; i0 += 8192 * 2) {  // row r's codes gathered a piece at a time
       const int64_t m = std::min<int64_t>(n - i0, 8192 * 2);
       for (int64_t j = 0; j < m / 2; ++j) row[j] = w[quad_offset(r, i0 / 2 + j, n / 2)];
-      acc += dot_w4a8(row, lut, ws + r * ldws + i0 / 32, x + i0, xs + i0 / 32, xb + i0 / 4, m);
-    }
-    out[r] = acc;
-  }
-}
-void dot4_nvfp4(const uint8_t* w, const float* ws, int64_t ldws, const int8_t* x, const float* xs, int64_t n, float* out) {
-  for (int r = 0; r < 4; ++r) {
-    uint8_t row[8192];
-    float acc = 0;
-    for (int64_t i0 = 0; i0 < n; i0 += 8192 * 2) {
-      const int64_t m = std::min<int64_t>(n - i0, 8192 * 2);
-      for (int64_t j = 0; j < m / 2; ++j) row[j] = w[quad_offset(r, i0 / 2 + j, n / 2)];
-      acc += dot_nvfp4(row, ws + r * ldws + i0 / 16, x + i0, xs + i0 / 16, m);
+      acc += dot_w4a8(row, lut, ws + r * ldws + i0 / block, x + i0, xs + i0 / block, xb + i0 / 4, m, block);
     }
     out[r] = acc;
   }
@@ -148,7 +128,7 @@ void dot4_nvfp4(const uint8_t* w, const float* ws, int64_t ldws, const int8_t* x
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, dot_nvfp4, quantize_i8, dot_w8, dot_w4, dot_w4a8, dot4_w4a8, dot4_nvfp4};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, quantize_i8, dot_w8, dot_w4, dot_w4a8, dot4_w4a8};
   return k;
 }
 
