@@ -189,7 +189,7 @@ __device__ inline void expand32(const uint4 u, uint32_t w8[8]) {
 // One warp per output row, up to TT tokens: each lane takes 32 channels (16 code bytes, two block
 // scales) at a time, two such chunks loaded before either is used, expands the codes to doubled int8
 // and dots them with each token's doubled codes by dp4a; each block's integer sum is scaled by its
-// two scales (Nvfp4Format's dot_nvfp4 order). st_w: the weight tensor scale of each row.
+// two scales (as Nvfp4Format's CPU kernel does per block of 16). st_w: the weight tensor scale of each row.
 template <int TT>
 __global__ void k_nv_gemv(float* y, const uint8_t* codes, const uint8_t* scales, const float* st_w, const int8_t* xq, const float* xs,
                           const float* amax, int64_t N, int64_t Kp, int T, int64_t ldy, bool acc) {
