@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "infer/gpu_decoder.h"
+#include "kernels/cuda/cuda.h"
 #include "kernels/cuda/decode.h"
 #include "models/lm.h"
 #include "quant/calibrate.h"
@@ -55,6 +56,26 @@ static double gemv_gbs(int64_t N, int64_t K) {
   gpu::sync();
   const double dt = std::chrono::duration<double>(clk::now() - t0).count() / 50;
   return 2.0 * double(N * K) / dt / 1e9;
+}
+
+// Microseconds per NVFP4 W4A4 product of one token at [N, K] (zero codes: the speed does not depend on
+// them), the activations' quantization included; 50 products back to back after 5 warm-up ones.
+// With N = 8 it is almost all quantization (one block encodes the whole input: k_nv_quant).
+static double nvfp4_us(int64_t N, int64_t K) {
+  const int64_t Kp = cuda::nvfp4_pad(K);
+  auto dev = [](int64_t n) { return Tensor::zeros({n}, DType::f32, Device::cuda); };
+  Tensor codes = dev(N * Kp / 8 + 16), scales = dev(N * Kp / 64 + 16), stw = dev(N), x = dev(K), y = dev(N), xq = dev(Kp / 4 + 16),
+         xs = dev(Kp / 16 + 16), amax = dev(1);
+  auto once = [&] {
+    cuda::linear_nvfp4(y.data<float>(), x.data<float>(), static_cast<const uint8_t*>(codes.raw()), static_cast<const uint8_t*>(scales.raw()),
+                       stw.data<float>(), 1, N, K, 0, nullptr, false, static_cast<int8_t*>(xq.raw()), xs.data<float>(), amax.data<float>());
+  };
+  for (int i = 0; i < 5; ++i) once();
+  gpu::sync();
+  auto t0 = clk::now();
+  for (int i = 0; i < 50; ++i) once();
+  gpu::sync();
+  return std::chrono::duration<double>(clk::now() - t0).count() / 50 * 1e6;
 }
 
 // Microseconds per launch of the other kernels of a decode step at the model's shapes (one token at
@@ -154,6 +175,12 @@ int main(int argc, char** argv) {
     out["gemv_gbs_by_matrix"] = {{"qkv", gemv_gbs((c.n_heads + 2 * c.n_kv_heads) * hd, D)}, {"o", gemv_gbs(D, c.n_heads * hd)},
                                  {"gate_up", gemv_gbs(2 * F, D)}, {"down", gemv_gbs(D, F)}, {"head", gemv_gbs(c.vocab_size, D)}};
     out["kernel_us"] = small_kernel_us(c, prompt + tokens / 2, prompt + tokens + 8);
+  }
+  if (quant == "nvfp4") {  // where an NVFP4 layer's time goes: each product, and the quantization alone (N = 8)
+    const int64_t hd = c.d_model / c.n_heads, D = c.d_model, F = c.d_ff;
+    out["nvfp4_us_by_matrix"] = {{"qkv", nvfp4_us((c.n_heads + 2 * c.n_kv_heads) * hd, D)}, {"o", nvfp4_us(D, c.n_heads * hd)},
+                                 {"gate_up", nvfp4_us(2 * F, D)}, {"down", nvfp4_us(D, F)}};
+    out["nvfp4_quant_us"] = {{"K=d_model", nvfp4_us(8, D)}, {"K=d_ff", nvfp4_us(8, F)}};
   }
   std::printf("%s\n", out.dump().c_str());
 }

@@ -2,6 +2,8 @@
 // device-held positions, split-key attention over the cache, and streams / graphs.
 #include <cuda_bf16.h>
 
+#include <algorithm>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/decode.h"
 
@@ -163,12 +165,15 @@ void gemv(float* y, const W* w, const float* bias, const float* x, int64_t N, in
   }
 }
 
+// Grid (token, piece): each block takes blockDim.x rotation pairs and as many value elements of its
+// token, so that one decoded token spreads over (H + Hkv)·hd/2 / blockDim.x blocks instead of one.
 __global__ void k_rope_append(float* qkv, float* kc, float* vc, const float* rot, const int32_t* pos0, int64_t H, int64_t Hkv,
                               int64_t hd, bool interleaved) {
   wait_for_previous();
   const int64_t t = blockIdx.x, p = *pos0 + t, half = hd / 2, ld = (H + 2 * Hkv) * hd;
+  const int64_t first = int64_t(blockIdx.y) * blockDim.x, stride = int64_t(gridDim.y) * blockDim.x;
   float* row = qkv + t * ld;
-  for (int64_t i = threadIdx.x; i < (H + Hkv) * half; i += blockDim.x) {
+  for (int64_t i = first + threadIdx.x; i < (H + Hkv) * half; i += stride) {
     const int64_t head = i / half, j = i % half;
     float* h = row + head * hd;
     const int64_t a = interleaved ? 2 * j : j, b = interleaved ? 2 * j + 1 : j + half;
@@ -184,7 +189,7 @@ __global__ void k_rope_append(float* qkv, float* kc, float* vc, const float* rot
       dst[a] = xa, dst[b] = xb;
     }
   }
-  for (int64_t i = threadIdx.x; i < Hkv * hd; i += blockDim.x) vc[p * Hkv * hd + i] = row[(H + Hkv) * hd + i];
+  for (int64_t i = first + threadIdx.x; i < Hkv * hd; i += stride) vc[p * Hkv * hd + i] = row[(H + Hkv) * hd + i];
 }
 
 __global__ void k_add_position_rows(float* x, const float* table, const int32_t* pos0, int64_t D) {
@@ -358,7 +363,8 @@ void gemv_f32(float* y, const float* W, const float* bias, const float* x, int64
 void rope_append(float* qkv, float* kc, float* vc, const float* rot, const int32_t* pos0, int64_t T, int64_t H, int64_t Hkv,
                  int64_t hd, bool interleaved) {
   if (T == 0) return;
-  launch(k_rope_append, unsigned(T), 256, "k_rope_append", qkv, kc, vc, rot, pos0, H, Hkv, hd, interleaved);
+  const int64_t work = std::max((H + Hkv) * (hd / 2), Hkv * hd), pieces = std::min<int64_t>((work + 255) / 256, 64);
+  launch(k_rope_append, dim3(unsigned(T), unsigned(pieces)), 256, "k_rope_append", qkv, kc, vc, rot, pos0, H, Hkv, hd, interleaved);
   check_launch("k_rope_append");
 }
 
