@@ -23,7 +23,7 @@ void save_quantized(const std::string& dir, LanguageModel& model, const Tokenize
     if (!l.packed->store(name + ".", packed, meta))
       throw std::invalid_argument("'" + name + "' is quantized as " + l.packed->name() +
                                   ", which runs as fake-quant only and has no stored form; clm quantize saves the low-bit kernels' formats "
-                                  "(kernel=int8, nvfp4 or w-only; see clm eval --quant for the rest)");
+                                  "(kernel=int8, nvfp4, w4a8 or w-only; see clm eval --quant for the rest)");
     layers[name] = meta;
     stored.insert(name + ".weight");
   });

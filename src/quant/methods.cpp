@@ -174,7 +174,7 @@ const bool reg_rtn = MethodRegistry::get().add(
            out.push_back(std::make_shared<WeightOnlyFormat>(wq, w, rep, "rtn:" + w.str() + "-weight-only"));
            continue;
          }
-         if (kern == "w4a8" && WeightOnlyFormat::w4a8_possible(w, a, in)) {  // else (inputs not a multiple of 32) fake quant
+         if (kern == "w4a8") {
            out.push_back(std::make_shared<WeightOnlyFormat>(wq, w, rep, "rtn:" + w.str() + "-w4a8", a));
            continue;
          }

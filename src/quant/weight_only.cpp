@@ -27,14 +27,13 @@ const MiniFloat* minifloat(const std::string& f) {
 
 bool WeightOnlyFormat::w4a8_possible(const ElemSpec& w, const ElemSpec& act, int64_t cols) {
   const bool w4 = w.format == "mxfp4" || (w.format == "int4" && w.gran == Granularity::group && w.group == 32);
-  return w4 && act.format == "int8" && act.gran == Granularity::group && act.group == 32 && cols % 32 == 0;
+  return w4 && act.format == "int8" && act.gran == Granularity::group && act.group == 32 && cols > 0;
 }
 
 void WeightOnlyFormat::init(const ElemSpec& spec, int64_t rows, int64_t cols, const ElemSpec& act) {
   if (spec.format == "none") throw std::invalid_argument("weight-only format: no element format");
   if (act.format != "none" && !w4a8_possible(spec, act, cols))
-    throw std::invalid_argument("W4A8 needs w=mxfp4 or int4/g32, a=int8/g32 and inputs a multiple of 32 (got w=" + spec.str() +
-                                " a=" + act.str() + ", " + std::to_string(cols) + " inputs)");
+    throw std::invalid_argument("W4A8 needs w=mxfp4 or int4/g32 and a=int8/g32 (got w=" + spec.str() + " a=" + act.str() + ")");
   spec_ = spec;
   act_ = act;
   rows_ = rows;
@@ -61,13 +60,19 @@ void WeightOnlyFormat::init(const ElemSpec& spec, int64_t rows, int64_t cols, co
 
 // W4A8 keeps each full group of four rows interleaved (kernels/cpu/quads.h), so that a product
 // reads one sequential stream.
+// Its rows are padded with zero codes to a multiple of 32 elements (kp_), which the zero-padded
+// activations multiply.
 const uint8_t* WeightOnlyFormat::row_codes(int64_t r, std::vector<uint8_t>& buf) const {
-  return interleaved_ ? kernels::quad_row(codes_.data(), rows_, row_bytes_, r, buf) : codes_.data() + r * row_bytes_;
+  return interleaved_ ? kernels::quad_row(codes_.data(), rows_, kp_ / 2, r, buf) : codes_.data() + r * row_bytes_;
 }
 
 void WeightOnlyFormat::finish() {
   if (act_.format != "none" && !interleaved_) {
-    kernels::interleave_quads(codes_, rows_, row_bytes_);
+    kp_ = (cols_ + 31) / 32 * 32;
+    std::vector<uint8_t> padded(size_t(rows_ * kp_ / 2), 0);
+    for (int64_t r = 0; r < rows_; ++r) std::copy_n(codes_.data() + r * row_bytes_, row_bytes_, padded.data() + r * kp_ / 2);
+    codes_.swap(padded);
+    kernels::interleave_quads(codes_, rows_, kp_ / 2);
     interleaved_ = true;
   }
   // E2M1 is doubled in lut4_, so its kernels apply halved scales; every other format applies scales_
@@ -143,29 +148,31 @@ void WeightOnlyFormat::dequantize(float* out) const {
   for (int64_t r = 0; r < rows_; ++r) decode_row(r, out + r * cols_);
 }
 
-// W4A8: each token's blocks of 32 to int8 by absmax / 127 (fake_quant's int8/g32, the same codes),
-// with the sums dot_w4a8 needs to take the table's offset back out; then every row against every token.
+// W4A8: each token's blocks of 32 to int8 by absmax / 127 (fake_quant's int8/g32, the same codes; a
+// short last block as if zero-padded), with the sums dot_w4a8 needs to take the table's offset back
+// out; then every row against every token, over kp_ elements (the padding multiplies zeros).
 void WeightOnlyFormat::matmul_w4a8(const float* x, int64_t n, float* y) const {
   const auto& k = kernels::vec();
-  const int64_t K = cols_, nb = K / 32;
-  std::vector<int8_t> q(size_t(n * K));
+  const int64_t K = cols_, Kp = kp_, nb = Kp / 32;
+  std::vector<int8_t> q(size_t(n * Kp), 0);
   std::vector<float> xs(size_t(n * nb));
-  std::vector<int32_t> xb(size_t(n * K / 4));
+  std::vector<int32_t> xb(size_t(n * Kp / 4));
   int64_t zeroed = 0;
-  for (int64_t b = 0; b < n * nb; ++b) {
-    const float* xr = x + b * 32;
-    int8_t* qr = q.data() + b * 32;
-    float amax = 0;
-    for (int i = 0; i < 32; ++i) {
-      if (!std::isfinite(xr[i])) throw std::invalid_argument("quantize: non-finite value in the input");
-      amax = std::max(amax, std::fabs(xr[i]));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xr = x + t * K + b * 32;
+      const int m = int(std::min<int64_t>(32, K - b * 32));
+      int8_t* qr = q.data() + t * Kp + b * 32;
+      float amax = 0;
+      for (int i = 0; i < m; ++i) {
+        if (!std::isfinite(xr[i])) throw std::invalid_argument("quantize: non-finite value in the input");
+        amax = std::max(amax, std::fabs(xr[i]));
+      }
+      xs[size_t(t * nb + b)] = amax / 127.0f;
+      if (amax > 0) k.quantize_i8(xr, amax / 127.0f, qr, m);
+      for (int j = 0; j < 8; ++j) xb[size_t((t * Kp + b * 32) / 4 + j)] = -offset_ * (qr[4 * j] + qr[4 * j + 1] + qr[4 * j + 2] + qr[4 * j + 3]);
+      for (int i = 0; i < m; ++i) zeroed += qr[i] == 0 && xr[i] != 0;
     }
-    xs[size_t(b)] = amax / 127.0f;
-    if (amax > 0) k.quantize_i8(xr, amax / 127.0f, qr, 32);
-    else std::fill_n(qr, 32, int8_t(0));
-    for (int j = 0; j < 8; ++j) xb[size_t(b * 8 + j)] = -offset_ * (qr[4 * j] + qr[4 * j + 1] + qr[4 * j + 2] + qr[4 * j + 3]);
-    for (int i = 0; i < 32; ++i) zeroed += qr[i] == 0 && xr[i] != 0;
-  }
   rep_->zeroed += zeroed;
   rep_->elems += n * K;
   const float* sc = kscales_.empty() ? scales_.data() : kscales_.data();
@@ -174,15 +181,15 @@ void WeightOnlyFormat::matmul_w4a8(const float* x, int64_t n, float* y) const {
   for (int64_t g = 0; g < quads; ++g)
     for (int64_t t = 0; t < n; ++t) {
       const int64_t r0 = 4 * g;
-      const int8_t* xt = q.data() + t * K;
+      const int8_t* xt = q.data() + t * Kp;
       const float* st = xs.data() + t * nb;
-      const int32_t* bt = xb.data() + t * K / 4;
+      const int32_t* bt = xb.data() + t * Kp / 4;
       if (r0 + 4 <= rows_) {
         float o[4];
-        k.dot4_w4a8(codes_.data() + r0 * row_bytes_, lutu_, sc + r0 * nb_, nb_, xt, st, bt, K, 32, o);
+        k.dot4_w4a8(codes_.data() + r0 * Kp / 2, lutu_, sc + r0 * nb_, nb_, xt, st, bt, Kp, 32, o);
         for (int r = 0; r < 4; ++r) y[t * rows_ + r0 + r] = o[r];
       } else {
-        for (int64_t r = r0; r < rows_; ++r) y[t * rows_ + r] = k.dot_w4a8(codes_.data() + r * row_bytes_, lutu_, sc + r * nb_, xt, st, bt, K, 32);
+        for (int64_t r = r0; r < rows_; ++r) y[t * rows_ + r] = k.dot_w4a8(codes_.data() + r * Kp / 2, lutu_, sc + r * nb_, xt, st, bt, Kp, 32);
       }
     }
 }

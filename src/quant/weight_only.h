@@ -20,7 +20,8 @@ namespace clm::quant {
 class WeightOnlyFormat : public QuantFormat {
  public:
   // w [rows, cols] f32; spec's format must not be "none".
-  // act: "none" (f32 activations) or int8/g32 (W4A8; w4a8_possible(spec, act, cols) must hold).
+  // act: "none" (f32 activations) or int8/g32 (W4A8; w4a8_possible(spec, act, cols) must hold: any
+  // number of inputs, the rows padded to a multiple of 32 in memory).
   WeightOnlyFormat(const Tensor& w, const ElemSpec& spec, std::shared_ptr<LayerReport> rep, std::string name,
                    const ElemSpec& act = ElemSpec{"none"});
   static bool w4a8_possible(const ElemSpec& w, const ElemSpec& act, int64_t cols);
@@ -48,6 +49,7 @@ class WeightOnlyFormat : public QuantFormat {
   ElemSpec act_{"none"};            // int8/g32: W4A8
   uint8_t lutu_[16] = {};           // W4A8: lut4_ + offset_, unsigned
   int offset_ = 0;
+  int64_t kp_ = 0;                  // W4A8: cols rounded up to 32, the padded row length of codes_
   std::vector<float> kscales_;      // E2M1 only: the halved scales its fused kernels apply (else empty: scales_)
   std::vector<uint8_t> codes_;      // [rows, row_bytes_]; W4A8: in the four-row layout (kernels/cpu/quads.h)
   bool interleaved_ = false;
