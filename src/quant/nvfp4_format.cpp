@@ -123,25 +123,8 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
   }();
   std::vector<int32_t> xb(size_t(n * kp_ / 4));
   for (size_t j = 0; j < xb.size(); ++j) xb[j] = -12 * (xq[4 * j] + xq[4 * j + 1] + xq[4 * j + 2] + xq[4 * j + 3]);
-  const auto& k = kernels::vec();
-  const float st = st_w_ * st_x * 0.25f;
-  const int64_t nbr = kp_ / kNvBlock, quads = (rows_ + 3) / 4;  // four rows per call (the four-row layout), the last ones alone
-#pragma omp parallel for schedule(static) if (rows_ * n * kp_ > (1 << 16))
-  for (int64_t g = 0; g < quads; ++g)
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t r0 = 4 * g;
-      const int8_t* xt = xq.data() + t * kp_;
-      const float* st_x_blocks = xs.data() + t * nbr;
-      const int32_t* bt = xb.data() + t * kp_ / 4;
-      if (r0 + 4 <= rows_) {
-        float o[4];
-        k.dot4_w4a8(codes_.data() + r0 * kp_ / 2, lutu.data(), scales_.data() + r0 * nbr, nbr, xt, st_x_blocks, bt, kp_, kNvBlock, o);
-        for (int r = 0; r < 4; ++r) y[t * rows_ + r0 + r] = st * o[r];
-      } else {
-        for (int64_t r = r0; r < rows_; ++r)
-          y[t * rows_ + r] = st * k.dot_w4a8(codes_.data() + r * kp_ / 2, lutu.data(), scales_.data() + r * nbr, xt, st_x_blocks, bt, kp_, kNvBlock);
-      }
-    }
+  kernels::gemv_w4a8_rows(codes_.data(), lutu.data(), scales_.data(), rows_, kp_, kNvBlock, xq.data(), xs.data(), xb.data(), n,
+                          st_w_ * st_x * 0.25f, y);
 }
 
 }  // namespace clm::quant

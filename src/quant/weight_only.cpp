@@ -175,23 +175,8 @@ void WeightOnlyFormat::matmul_w4a8(const float* x, int64_t n, float* y) const {
     }
   rep_->zeroed += zeroed;
   rep_->elems += n * K;
-  const float* sc = kscales_.empty() ? scales_.data() : kscales_.data();
-  const int64_t quads = (rows_ + 3) / 4;  // four rows per kernel call, the last rows one by one
-#pragma omp parallel for schedule(static) if (rows_ * cols_ > (1 << 15))
-  for (int64_t g = 0; g < quads; ++g)
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t r0 = 4 * g;
-      const int8_t* xt = q.data() + t * Kp;
-      const float* st = xs.data() + t * nb;
-      const int32_t* bt = xb.data() + t * Kp / 4;
-      if (r0 + 4 <= rows_) {
-        float o[4];
-        k.dot4_w4a8(codes_.data() + r0 * Kp / 2, lutu_, sc + r0 * nb_, nb_, xt, st, bt, Kp, 32, o);
-        for (int r = 0; r < 4; ++r) y[t * rows_ + r0 + r] = o[r];
-      } else {
-        for (int64_t r = r0; r < rows_; ++r) y[t * rows_ + r] = k.dot_w4a8(codes_.data() + r * Kp / 2, lutu_, sc + r * nb_, xt, st, bt, Kp, 32);
-      }
-    }
+  kernels::gemv_w4a8_rows(codes_.data(), lutu_, kscales_.empty() ? scales_.data() : kscales_.data(), rows_, Kp, 32, q.data(), xs.data(),
+                          xb.data(), n, 1.0f, y);
 }
 
 // Few tokens (decode): the fused kernels read the codes once per token. More: one decoded row

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/vec.h"
+
 namespace clm::kernels {
 
 inline int64_t quad_offset(int64_t r, int64_t byte, int64_t row_bytes) {
@@ -28,6 +30,31 @@ inline const uint8_t* quad_row(const uint8_t* codes, int64_t rows, int64_t row_b
   buf.resize(size_t(row_bytes));
   for (int64_t j = 0; j < row_bytes; ++j) buf[size_t(j)] = codes[quad_offset(r, j, row_bytes)];
   return buf.data();
+}
+
+// y[t·rows + r] = scale · (row r of codes · token t) for n tokens, through vec().dot4_w4a8 / dot_w4a8:
+// codes in the four-row layout with rows of kp elements (a multiple of 32), their block scales ws
+// [rows, kp / block], the tokens' int8 values x [n, kp], block scales xs [n, kp / block] and offset
+// terms xb [n, kp / 4]. Groups of four rows are spread over the threads; the last rows go one by one.
+inline void gemv_w4a8_rows(const uint8_t* codes, const uint8_t* lut, const float* ws, int64_t rows, int64_t kp, int64_t block,
+                           const int8_t* x, const float* xs, const int32_t* xb, int64_t n, float scale, float* y) {
+  const VecKernels& k = vec();
+  const int64_t nb = kp / block, quads = (rows + 3) / 4;
+#pragma omp parallel for schedule(static) if (rows * n * kp > (1 << 15))
+  for (int64_t g = 0; g < quads; ++g)
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t r0 = 4 * g;
+      const int8_t* xt = x + t * kp;
+      const float* st = xs + t * nb;
+      const int32_t* bt = xb + t * kp / 4;
+      if (r0 + 4 <= rows) {
+        float o[4];
+        k.dot4_w4a8(codes + r0 * kp / 2, lut, ws + r0 * nb, nb, xt, st, bt, kp, block, o);
+        for (int r = 0; r < 4; ++r) y[t * rows + r0 + r] = scale * o[r];
+      } else {
+        for (int64_t r = r0; r < rows; ++r) y[t * rows + r] = scale * k.dot_w4a8(codes + r * kp / 2, lut, ws + r * nb, xt, st, bt, kp, block);
+      }
+    }
 }
 
 }  // namespace clm::kernels
