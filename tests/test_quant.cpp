@@ -810,6 +810,28 @@ TEST(W4A8Kernels, BlockDotMatchesItsDefinitionOnEveryTier) {
                     1e-5 * (mag + 1))
             << t->isa << " n=" << n << " row " << r;
     }
+    // four tokens (token 0 the one above, three more at strides): each row and token its own dot
+    const int64_t ldx = n + 64, ldxs = n / block + 2, ldxb = n / 4 + 8;
+    std::vector<int8_t> x4(size_t(4 * ldx));
+    std::vector<float> xs4(size_t(4 * ldxs));
+    std::vector<int32_t> xb4(size_t(4 * ldxb));
+    for (auto& v : x4) v = int8_t(int(rng() % 255) - 127);
+    for (auto& v : xs4) v = u(rng);
+    for (auto& v : xb4) v = int32_t(rng() % 4001) - 2000;
+    std::copy(x.begin(), x.end(), x4.begin());
+    std::copy(xs.begin(), xs.end(), xs4.begin());
+    std::copy(xb.begin(), xb.end(), xb4.begin());
+    for (auto* t : tiers) {
+      float o[16];
+      t->gemm4x4_w4a8(w4.data(), lut.data(), ws4.data(), ldws, x4.data(), ldx, xs4.data(), ldxs, xb4.data(), ldxb, n, block, o);
+      EXPECT_NEAR(o[0], truth, 1e-5 * (mag + 1)) << t->isa << " n=" << n << " (tile)";
+      for (int tt = 0; tt < 4; ++tt)
+        for (int r = 0; r < 4; ++r) {
+          const float want = kernels::vec_scalar().dot_w4a8(rows.data() + r * rb, lut.data(), ws4.data() + r * ldws, x4.data() + tt * ldx,
+                                                            xs4.data() + tt * ldxs, xb4.data() + tt * ldxb, n, block);
+          EXPECT_NEAR(o[4 * tt + r], want, 1e-5 * (std::fabs(want) + mag + 1)) << t->isa << " n=" << n << " token " << tt << " row " << r;
+        }
+    }
   }
 }
 
@@ -823,7 +845,7 @@ TEST(W4A8Kernels, RealAndFakePathsAgree) {
   for (const char* sp : {"mxfp4", "int4/g32"})
     for (int64_t K : {32, 33, 48, 100, 160, 256}) {  // any K: rows padded to 32 in memory
       const ElemSpec spec = ElemSpec::parse(sp);
-      const int64_t R = 9, n = 3;
+      const int64_t R = 9, n = 6;  // a tile of four tokens and two more
       Tensor w = Tensor::empty({R, K});
       for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = nd(rng) * (i % 11 == 0 ? 6.0f : 1.0f);
       std::vector<float> x(size_t(n * K));

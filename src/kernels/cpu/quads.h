@@ -44,6 +44,14 @@ inline void gemv_w4a8_rows(const uint8_t* codes, const uint8_t* lut, const float
   for (int64_t g = 0; g < quads; ++g)
     for (int64_t t = 0; t < n; ++t) {
       const int64_t r0 = 4 * g;
+      if (r0 + 4 <= rows && t + 4 <= n) {  // a tile of four tokens: the codes expanded once for the four
+        float o[16];
+        k.gemm4x4_w4a8(codes + r0 * kp / 2, lut, ws + r0 * nb, nb, x + t * kp, kp, xs + t * nb, nb, xb + t * kp / 4, kp / 4, kp, block, o);
+        for (int tt = 0; tt < 4; ++tt)
+          for (int r = 0; r < 4; ++r) y[(t + tt) * rows + r0 + r] = scale * o[4 * tt + r];
+        t += 3;
+        continue;
+      }
       const int8_t* xt = x + t * kp;
       const float* st = xs + t * nb;
       const int32_t* bt = xb + t * kp / 4;

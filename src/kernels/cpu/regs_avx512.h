@@ -26,6 +26,13 @@ inline __m512 w4a8_step64_avx512(const uint8_t* w32, __m512i table, __m512i xv, 
   else p = _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(u, xv), _mm512_set1_epi16(1)), xb);
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc);
 }
+// One scale array's values for 64 elements from element i, each on the lanes of its block.
+inline __m512 w4a8_lanes64_avx512(const float* s, int64_t i, int64_t block) {
+  if (block == 32)
+    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                                 _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double*)(s + i / 32)))));
+  return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), _mm512_castps128_ps512(_mm_loadu_ps(s + i / 16)));
+}
 // Each lane's scale for 64 elements from element i: ws·xs of the block it belongs to.
 inline __m512 w4a8_scales64_avx512(const float* ws, const float* xs, int64_t i, int64_t block) {
   if (block == 32) {
@@ -71,6 +78,49 @@ inline void dot4_w4a8_avx512(const uint8_t* w, const uint8_t* lut, const float* 
     out[r] = _mm512_reduce_add_ps(a[r]);
     if (i < n) out[r] += dot_w4a8_avx2(w + 2 * i + 16 * r, lut, ws + r * ldws + i / block, x + i, xs + i / block, xb + i / 4, n - i, block);
   }
+}
+
+// Four rows times four tokens (vec.h gemm4x4_w4a8): per 64 elements each row's codes are expanded
+// once (four shuffled byte vectors) and each row's and token's scales permuted to their lanes once;
+// the 16 products then cost a dot, a conversion, a multiply of the two scale vectors and an FMA each.
+template <bool Vnni>
+inline void gemm4x4_w4a8_avx512(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, int64_t ldx,
+                                const float* xs, int64_t ldxs, const int32_t* xb, int64_t ldxb, int64_t n, int64_t block, float* out) {
+  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)lut));
+  __m512 a[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) a[i] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m512i u[4];
+    __m512 sw[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      const __m512i z = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(w + 2 * i + 32 * r)));
+      u[r] = _mm512_shuffle_epi8(table, _mm512_ternarylogic_epi32(z, _mm512_slli_epi16(z, 4), _mm512_set1_epi16(0x0F0F), 0xA8));
+      sw[r] = w4a8_lanes64_avx512(ws + r * ldws, i, block);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < 4; ++t) {
+      const __m512i xv = _mm512_loadu_si512(x + t * ldx + i), bias = _mm512_loadu_si512(xb + t * ldxb + i / 4);
+      const __m512 sx = w4a8_lanes64_avx512(xs + t * ldxs, i, block);
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {
+        __m512i p;
+        if constexpr (Vnni) p = _mm512_dpbusd_epi32(bias, u[r], xv);
+        else p = _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(u[r], xv), _mm512_set1_epi16(1)), bias);
+        a[4 * t + r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(sw[r], sx), a[4 * t + r]);
+      }
+    }
+  }
+  for (int t = 0; t < 4; ++t)
+    for (int r = 0; r < 4; ++r) {
+      float v = _mm512_reduce_add_ps(a[4 * t + r]);
+      if (i < n)
+        v += dot_w4a8_avx2(w + 2 * i + 16 * r, lut, ws + r * ldws + i / block, x + t * ldx + i, xs + t * ldxs + i / block,
+                           xb + t * ldxb + i / 4, n - i, block);
+      out[4 * t + r] = v;
+    }
 }
 
 struct Avx512 {
@@ -156,6 +206,7 @@ struct Avx512 {
   static constexpr bool kU8Dot = false;  // no unsigned x signed byte dot into int32 without VNNI
   static constexpr auto dot_w4a8 = dot_w4a8_avx512<false>;
   static constexpr auto dot4_w4a8 = dot4_w4a8_avx512<false>;
+  static constexpr auto gemm4x4_w4a8 = gemm4x4_w4a8_avx512<false>;
   static V load_w8(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p))); }
   static V load_w4(const uint8_t* p, const int8_t* lut) {  // 16 nibbles from 8 bytes, in element order
     const __m128i v = _mm_loadl_epi64((const __m128i*)p), m = _mm_set1_epi8(0x0F);
@@ -171,6 +222,7 @@ struct Avx512Vnni : Avx512 {
   static I dot_i8(I acc, I w, I x) { return _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(w), sign_moved(w, x)); }
   static constexpr auto dot_w4a8 = dot_w4a8_avx512<true>;
   static constexpr auto dot4_w4a8 = dot4_w4a8_avx512<true>;
+  static constexpr auto gemm4x4_w4a8 = gemm4x4_w4a8_avx512<true>;
   static constexpr bool kU8Dot = true;
   // vec_simd.h's 4x4 tile written out: 16 accumulators, 4 weights, one x, the sign flip (22 of the
   // 32 registers), so that nothing spills.

@@ -63,6 +63,11 @@ struct VecKernels {
   // of xb serves four rows.
   void (*dot4_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
                     const int32_t* xb, int64_t n, int64_t block, float* out);
+  // The same four rows times four tokens (a prompt's tile): token t's values, scales and offset terms
+  // at x + t·ldx, xs + t·ldxs, xb + t·ldxb; out[4t + r]. Each row's codes are expanded once for the
+  // four tokens.
+  void (*gemm4x4_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, int64_t ldx, const float* xs,
+                       int64_t ldxs, const int32_t* xb, int64_t ldxb, int64_t n, int64_t block, float* out);
 };
 // The doubled E2M1 value of each 4-bit code (bit 3 the sign): the int8 set the NVFP4 kernels multiply.
 inline constexpr int8_t kE2M1Doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};

@@ -125,10 +125,14 @@ void dot4_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ld
     out[r] = acc;
   }
 }
+void gemm4x4_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, int64_t ldx, const float* xs,
+                  int64_t ldxs, const int32_t* xb, int64_t ldxb, int64_t n, int64_t block, float* out) {
+  for (int t = 0; t < 4; ++t) dot4_w4a8(w, lut, ws, ldws, x + t * ldx, xs + t * ldxs, xb + t * ldxb, n, block, out + 4 * t);
+}
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, quantize_i8, dot_w8, dot_w4, dot_w4a8, dot4_w4a8};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, quantize_i8, dot_w8, dot_w4, dot_w4a8, dot4_w4a8, gemm4x4_w4a8};
   return k;
 }
 

@@ -6,7 +6,7 @@
 //   differently per width); G, the register-widths of vectors in a panel_gemm tile (4·G + G + 1
 //   registers must fit);
 //   I (integer register of B bytes), load_i (B bytes), dot_i8(acc, w, x): acc (int32 lanes) +=
-//   products of signed bytes summed in groups of four, hsum_i (int32 lanes); dot_w4a8, dot4_w4a8 (vec.h);
+//   products of signed bytes summed in groups of four, hsum_i (int32 lanes); dot_w4a8, dot4_w4a8, gemm4x4_w4a8 (vec.h);
 //   div, store_i8 (N f32 holding integers in [-127, 127] -> N int8); load_w8 (N int8 -> f32), load_w4 (N nibbles from N/2 bytes, through a 16-entry int8 table -> f32).
 // A new ISA tier (e.g. NEON) is one such S; a new kernel is one function here plus the scalar
 // reference in vec_scalar.cpp.
@@ -231,7 +231,7 @@ template <class S> struct SimdVec {
         [w, lut](int64_t i) { return float(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]); });
   }
   static constexpr VecKernels table(const char* isa) {
-    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, gemm4x4_i8, quantize_i8, dot_w8, dot_w4, S::dot_w4a8, S::dot4_w4a8};
+    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, gemm4x4_i8, quantize_i8, dot_w8, dot_w4, S::dot_w4a8, S::dot4_w4a8, S::gemm4x4_w4a8};
   }
 };
 

@@ -67,5 +67,12 @@ inline void dot4_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws
   for (int r = 0; r < 4; ++r) out[r] = hsum8_avx2(a[r]);
 }
 
+// Four rows times four tokens: four passes of dot4_w4a8_avx2 (the 256-bit tier has too few registers
+// for a tile that keeps the expanded codes).
+inline void gemm4x4_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, int64_t ldx,
+                              const float* xs, int64_t ldxs, const int32_t* xb, int64_t ldxb, int64_t n, int64_t block, float* out) {
+  for (int t = 0; t < 4; ++t) dot4_w4a8_avx2(w, lut, ws, ldws, x + t * ldx, xs + t * ldxs, xb + t * ldxb, n, block, out + 4 * t);
+}
+
 }  // namespace
 }  // namespace clm::kernels
