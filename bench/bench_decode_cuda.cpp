@@ -43,39 +43,37 @@ static double gemv_read_gbs() {
   return best;
 }
 
-// The read bandwidth (GB/s) of the GEMV over one bf16 [N, K] matrix, one token, 50 launches back
-// to back after 5 warm-up ones: what each of a layer's products reaches on its own.
+// Microseconds per call of f on the device: 50 calls back to back after 5 warm-up ones.
+static double us_per_call(const std::function<void()>& f) {
+  for (int i = 0; i < 5; ++i) f();
+  gpu::sync();
+  auto t0 = clk::now();
+  for (int i = 0; i < 50; ++i) f();
+  gpu::sync();
+  return std::chrono::duration<double>(clk::now() - t0).count() / 50 * 1e6;
+}
+
+// The read bandwidth (GB/s) of the GEMV over one bf16 [N, K] matrix, one token: what each of a
+// layer's products reaches on its own.
 static double gemv_gbs(int64_t N, int64_t K) {
   Tensor W = Tensor::zeros({N * K / 2 + 16}, DType::f32, Device::cuda);
   Tensor x = Tensor::zeros({K}, DType::f32, Device::cuda), y = Tensor::zeros({N}, DType::f32, Device::cuda);
-  auto once = [&] { cuda::gemv_bf16(y.data<float>(), static_cast<const uint16_t*>(W.raw()), nullptr, x.data<float>(), N, K, 1, false); };
-  for (int i = 0; i < 5; ++i) once();
-  gpu::sync();
-  auto t0 = clk::now();
-  for (int i = 0; i < 50; ++i) once();
-  gpu::sync();
-  const double dt = std::chrono::duration<double>(clk::now() - t0).count() / 50;
-  return 2.0 * double(N * K) / dt / 1e9;
+  const double us = us_per_call([&] { cuda::gemv_bf16(y.data<float>(), static_cast<const uint16_t*>(W.raw()), nullptr, x.data<float>(), N, K, 1, false); });
+  return 2.0 * double(N * K) / us / 1e3;
 }
 
 // Microseconds per NVFP4 W4A4 product of one token at [N, K] (zero codes: the speed does not depend on
-// them), the activations' quantization included; 50 products back to back after 5 warm-up ones.
-// With N = 8 it is almost all quantization (one block encodes the whole input: k_nv_quant).
+// them), the activations' quantization included. With N = 8 it is almost all quantization (one
+// block encodes the whole input: k_nv_quant).
 static double nvfp4_us(int64_t N, int64_t K) {
   const int64_t Kp = cuda::nvfp4_pad(K);
   auto dev = [](int64_t n) { return Tensor::zeros({n}, DType::f32, Device::cuda); };
   Tensor codes = dev(N * Kp / 8 + 16), scales = dev(N * Kp / 64 + 16), stw = dev(N), x = dev(K), y = dev(N), xq = dev(Kp / 4 + 16),
          xs = dev(Kp / 16 + 16), amax = dev(1);
-  auto once = [&] {
+  return us_per_call([&] {
     cuda::linear_nvfp4(y.data<float>(), x.data<float>(), static_cast<const uint8_t*>(codes.raw()), static_cast<const uint8_t*>(scales.raw()),
                        stw.data<float>(), 1, N, K, 0, nullptr, false, static_cast<int8_t*>(xq.raw()), xs.data<float>(), amax.data<float>());
-  };
-  for (int i = 0; i < 5; ++i) once();
-  gpu::sync();
-  auto t0 = clk::now();
-  for (int i = 0; i < 50; ++i) once();
-  gpu::sync();
-  return std::chrono::duration<double>(clk::now() - t0).count() / 50 * 1e6;
+  });
 }
 
 // Microseconds per launch of the other kernels of a decode step at the model's shapes (one token at
@@ -89,14 +87,7 @@ static nlohmann::json small_kernel_us(const ModelConfig& c, int64_t pos, int64_t
   Tensor rot = dev(cap * hd), att = dev(H * hd), part = dev(H * chunks * (hd + 2)), gu = dev(2 * F), act = dev(F);
   Tensor p0 = Tensor::from(std::vector<int32_t>{int32_t(pos)}, {1}).to_device(Device::cuda);
   const int32_t* pp = p0.data<int32_t>();
-  auto time = [](const std::function<void()>& f) {
-    for (int i = 0; i < 5; ++i) f();
-    gpu::sync();
-    auto t0 = clk::now();
-    for (int i = 0; i < 50; ++i) f();
-    gpu::sync();
-    return std::chrono::duration<double>(clk::now() - t0).count() / 50 * 1e6;
-  };
+  const auto& time = us_per_call;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   return {{"norm", time([&] { cuda::norm_rows(y.data<float>(), x.data<float>(), w.data<float>(), nullptr, 1, D, 1e-5f, 0.f, false); })},
           {"rope_append", time([&] { cuda::rope_append(qkv.data<float>(), kc.data<float>(), vc.data<float>(), rot.data<float>(), pp, 1, H, Hkv, hd, false); })},

@@ -122,7 +122,7 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
     return t;
   }();
   std::vector<int32_t> xb(size_t(n * kp_ / 4));
-  for (size_t j = 0; j < xb.size(); ++j) xb[j] = -12 * (xq[4 * j] + xq[4 * j + 1] + xq[4 * j + 2] + xq[4 * j + 3]);
+  kernels::w4a8_offset_terms(xq.data(), n * kp_, 12, xb.data());
   kernels::gemv_w4a8_rows(codes_.data(), lutu.data(), scales_.data(), rows_, kp_, kNvBlock, xq.data(), xs.data(), xb.data(), n,
                           st_w_ * st_x * 0.25f, y);
 }

@@ -170,11 +170,11 @@ void WeightOnlyFormat::matmul_w4a8(const float* x, int64_t n, float* y) const {
       }
       xs[size_t(t * nb + b)] = amax / 127.0f;
       if (amax > 0) k.quantize_i8(xr, amax / 127.0f, qr, m);
-      for (int j = 0; j < 8; ++j) xb[size_t((t * Kp + b * 32) / 4 + j)] = -offset_ * (qr[4 * j] + qr[4 * j + 1] + qr[4 * j + 2] + qr[4 * j + 3]);
       for (int i = 0; i < m; ++i) zeroed += qr[i] == 0 && xr[i] != 0;
     }
   rep_->zeroed += zeroed;
   rep_->elems += n * K;
+  kernels::w4a8_offset_terms(q.data(), n * Kp, offset_, xb.data());
   kernels::gemv_w4a8_rows(codes_.data(), lutu_, kscales_.empty() ? scales_.data() : kscales_.data(), rows_, Kp, 32, q.data(), xs.data(),
                           xb.data(), n, 1.0f, y);
 }

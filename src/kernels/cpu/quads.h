@@ -32,6 +32,11 @@ inline const uint8_t* quad_row(const uint8_t* codes, int64_t rows, int64_t row_b
   return buf.data();
 }
 
+// The offset terms of dot_w4a8 for count int8 values q (a multiple of 4): xb[j] = -offset·(q_4j + .. + q_4j+3).
+inline void w4a8_offset_terms(const int8_t* q, int64_t count, int offset, int32_t* xb) {
+  for (int64_t j = 0; j < count / 4; ++j) xb[j] = -offset * (q[4 * j] + q[4 * j + 1] + q[4 * j + 2] + q[4 * j + 3]);
+}
+
 // y[t·rows + r] = scale · (row r of codes · token t) for n tokens, through vec().dot4_w4a8 / dot_w4a8:
 // codes in the four-row layout with rows of kp elements (a multiple of 32), their block scales ws
 // [rows, kp / block], the tokens' int8 values x [n, kp], block scales xs [n, kp / block] and offset
@@ -41,17 +46,17 @@ inline void gemv_w4a8_rows(const uint8_t* codes, const uint8_t* lut, const float
   const VecKernels& k = vec();
   const int64_t nb = kp / block, quads = (rows + 3) / 4;
 #pragma omp parallel for schedule(static) if (rows * n * kp > (1 << 15))
-  for (int64_t g = 0; g < quads; ++g)
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t r0 = 4 * g;
-      if (r0 + 4 <= rows && t + 4 <= n) {  // a tile of four tokens: the codes expanded once for the four
+  for (int64_t g = 0; g < quads; ++g) {
+    const int64_t r0 = 4 * g;
+    int64_t t = 0;
+    if (r0 + 4 <= rows)
+      for (; t + 4 <= n; t += 4) {  // tiles of four tokens: the codes expanded once for the four
         float o[16];
         k.gemm4x4_w4a8(codes + r0 * kp / 2, lut, ws + r0 * nb, nb, x + t * kp, kp, xs + t * nb, nb, xb + t * kp / 4, kp / 4, kp, block, o);
         for (int tt = 0; tt < 4; ++tt)
           for (int r = 0; r < 4; ++r) y[(t + tt) * rows + r0 + r] = scale * o[4 * tt + r];
-        t += 3;
-        continue;
       }
+    for (; t < n; ++t) {
       const int8_t* xt = x + t * kp;
       const float* st = xs + t * nb;
       const int32_t* bt = xb + t * kp / 4;
@@ -63,6 +68,7 @@ inline void gemv_w4a8_rows(const uint8_t* codes, const uint8_t* lut, const float
         for (int64_t r = r0; r < rows; ++r) y[t * rows + r] = scale * k.dot_w4a8(codes + r * kp / 2, lut, ws + r * nb, xt, st, bt, kp, block);
       }
     }
+  }
 }
 
 }  // namespace clm::kernels

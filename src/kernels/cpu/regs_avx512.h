@@ -17,30 +17,32 @@ namespace {
 // starting from the offset term xb (Vnni: one dpbusd, else maddubs + madd); the lanes then take
 // their block's ws·xs (two blocks of 32 or four of 16) by one permute. A last 32 elements: the
 // 256-bit step.
-template <bool Vnni>
-inline __m512 w4a8_step64_avx512(const uint8_t* w32, __m512i table, __m512i xv, __m512i xb, __m512 sc, __m512 acc) {
+// 32 bytes of codes -> 64 unsigned table values in element order.
+inline __m512i w4a8_expand64_avx512(const uint8_t* w32, __m512i table) {
   const __m512i z = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)w32));
-  const __m512i u = _mm512_shuffle_epi8(table, _mm512_ternarylogic_epi32(z, _mm512_slli_epi16(z, 4), _mm512_set1_epi16(0x0F0F), 0xA8));
+  return _mm512_shuffle_epi8(table, _mm512_ternarylogic_epi32(z, _mm512_slli_epi16(z, 4), _mm512_set1_epi16(0x0F0F), 0xA8));
+}
+// acc += the 64 products u·x (plus the offset term xb) as floats, times their lanes' scales sc.
+template <bool Vnni>
+inline __m512 w4a8_fma64_avx512(__m512i u, __m512i xv, __m512i xb, __m512 sc, __m512 acc) {
   __m512i p;
   if constexpr (Vnni) p = _mm512_dpbusd_epi32(xb, u, xv);
   else p = _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(u, xv), _mm512_set1_epi16(1)), xb);
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc);
 }
-// One scale array's values for 64 elements from element i, each on the lanes of its block.
-inline __m512 w4a8_lanes64_avx512(const float* s, int64_t i, int64_t block) {
-  if (block == 32)
-    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-                                 _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double*)(s + i / 32)))));
-  return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), _mm512_castps128_ps512(_mm_loadu_ps(s + i / 16)));
+// The scales of the blocks that 64 elements from element i span: two of 32 or four of 16.
+inline __m128 w4a8_load_scales(const float* s, int64_t i, int64_t block) {
+  return block == 32 ? _mm_castpd_ps(_mm_load_sd((const double*)(s + i / 32))) : _mm_loadu_ps(s + i / 16);
 }
-// Each lane's scale for 64 elements from element i: ws·xs of the block it belongs to.
+// Those scales, each on the int32 lanes of its block.
+inline __m512 w4a8_to_lanes(__m128 s, int64_t block) {
+  const __m512i idx = block == 32 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                                  : _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
+}
+// Each lane's ws·xs (one permute of the products).
 inline __m512 w4a8_scales64_avx512(const float* ws, const float* xs, int64_t i, int64_t block) {
-  if (block == 32) {
-    const __m128 s2 = _mm_mul_ps(_mm_castpd_ps(_mm_load_sd((const double*)(ws + i / 32))), _mm_castpd_ps(_mm_load_sd((const double*)(xs + i / 32))));
-    return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castps128_ps512(s2));
-  }
-  const __m128 s4 = _mm_mul_ps(_mm_loadu_ps(ws + i / 16), _mm_loadu_ps(xs + i / 16));
-  return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0), _mm512_castps128_ps512(s4));
+  return w4a8_to_lanes(_mm_mul_ps(w4a8_load_scales(ws, i, block), w4a8_load_scales(xs, i, block)), block);
 }
 
 template <bool Vnni>
@@ -48,8 +50,8 @@ inline float dot_w4a8_avx512(const uint8_t* w, const uint8_t* lut, const float* 
                              int64_t n, int64_t block) {
   const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)lut));
   auto step = [&](int64_t i, __m512 acc) {
-    return w4a8_step64_avx512<Vnni>(w + i / 2, table, _mm512_loadu_si512(x + i), _mm512_loadu_si512(xb + i / 4),
-                                    w4a8_scales64_avx512(ws, xs, i, block), acc);
+    return w4a8_fma64_avx512<Vnni>(w4a8_expand64_avx512(w + i / 2, table), _mm512_loadu_si512(x + i), _mm512_loadu_si512(xb + i / 4),
+                                   w4a8_scales64_avx512(ws, xs, i, block), acc);
   };
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
   int64_t i = 0;
@@ -72,7 +74,8 @@ inline void dot4_w4a8_avx512(const uint8_t* w, const uint8_t* lut, const float* 
     const __m512i xv = _mm512_loadu_si512(x + i), bias = _mm512_loadu_si512(xb + i / 4);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r)
-      a[r] = w4a8_step64_avx512<Vnni>(w + 2 * i + 32 * r, table, xv, bias, w4a8_scales64_avx512(ws + r * ldws, xs, i, block), a[r]);
+      a[r] = w4a8_fma64_avx512<Vnni>(w4a8_expand64_avx512(w + 2 * i + 32 * r, table), xv, bias, w4a8_scales64_avx512(ws + r * ldws, xs, i, block),
+                                     a[r]);
   }
   for (int r = 0; r < 4; ++r) {
     out[r] = _mm512_reduce_add_ps(a[r]);
@@ -96,21 +99,15 @@ inline void gemm4x4_w4a8_avx512(const uint8_t* w, const uint8_t* lut, const floa
     __m512 sw[4];
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
-      const __m512i z = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)(w + 2 * i + 32 * r)));
-      u[r] = _mm512_shuffle_epi8(table, _mm512_ternarylogic_epi32(z, _mm512_slli_epi16(z, 4), _mm512_set1_epi16(0x0F0F), 0xA8));
-      sw[r] = w4a8_lanes64_avx512(ws + r * ldws, i, block);
+      u[r] = w4a8_expand64_avx512(w + 2 * i + 32 * r, table);
+      sw[r] = w4a8_to_lanes(w4a8_load_scales(ws + r * ldws, i, block), block);
     }
 #pragma GCC unroll 4
     for (int t = 0; t < 4; ++t) {
       const __m512i xv = _mm512_loadu_si512(x + t * ldx + i), bias = _mm512_loadu_si512(xb + t * ldxb + i / 4);
-      const __m512 sx = w4a8_lanes64_avx512(xs + t * ldxs, i, block);
+      const __m512 sx = w4a8_to_lanes(w4a8_load_scales(xs + t * ldxs, i, block), block);
 #pragma GCC unroll 4
-      for (int r = 0; r < 4; ++r) {
-        __m512i p;
-        if constexpr (Vnni) p = _mm512_dpbusd_epi32(bias, u[r], xv);
-        else p = _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(u[r], xv), _mm512_set1_epi16(1)), bias);
-        a[4 * t + r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(sw[r], sx), a[4 * t + r]);
-      }
+      for (int r = 0; r < 4; ++r) a[4 * t + r] = w4a8_fma64_avx512<Vnni>(u[r], xv, bias, _mm512_mul_ps(sw[r], sx), a[4 * t + r]);
     }
   }
   for (int t = 0; t < 4; ++t)
