@@ -347,3 +347,21 @@ TEST(Bpe, DeeplyNestedSequencesAreRejected) {
     EXPECT_EQ(std::string(e.what()), "'" + d.path + "/tokenizer.json': normalizer Sequences nested deeper than 64");
   }
 }
+
+// fuzz/fuzz_tokenizer_json (CI, session 16): a TemplateProcessing whose "single" entry had a
+// SpecialToken without an "id" reached json's unchecked const operator[] (an assertion, undefined
+// behaviour without one). Any shape of "single" now loads; only the well-formed one names the BOS.
+TEST(Bpe, MalformedTemplateProcessingIsIgnored) {
+  auto file = [](const std::string& single) {
+    return nlohmann::json::parse(R"({"model": {"type": "BPE", "vocab": {"a": 0, "<b>": 1}, "merges": []},
+        "pre_tokenizer": {"type": "ByteLevel"},
+        "post_processor": {"type": "TemplateProcessing", "single": )" + single + "}}");
+  };
+  for (const char* single : {R"(3)", R"({"SpecialToken": {"id": "<b>"}})", R"([])", R"(["x"])", R"([{"SpecialToken": 5}])",
+                             R"([{"SpecialToken": {}}])", R"([{"SpecialToken": {"id": 5}}])", R"([{"Sequence": {"id": "A"}}])"}) {
+    std::unique_ptr<BpeTokenizer> t;
+    ASSERT_NO_THROW(t = BpeTokenizer::from_json(file(single), "t.json")) << single;
+    EXPECT_EQ(t->bos_id(), -1) << single;
+  }
+  EXPECT_EQ(BpeTokenizer::from_json(file(R"([{"SpecialToken": {"id": "<b>", "type_id": 0}}, {"Sequence": {"id": "A"}}])"), "t.json")->bos_id(), 1);
+}

@@ -238,9 +238,14 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json(const json& j, const std::
       if (!p.is_object()) return;
       if (auto q = p.find("processors"); p.value("type", "") == "Sequence" && q != p.end())
         for (auto& x : *q) post(x, depth + 1);
-      if (p.value("type", "") == "TemplateProcessing" && p.contains("single") && !p["single"].empty() &&
-          p["single"][0].contains("SpecialToken"))
-        t->bos_ = t->token_id(p["single"][0]["SpecialToken"]["id"].get<std::string>());
+      if (p.value("type", "") != "TemplateProcessing") return;
+      // "single": [{"SpecialToken": {"id": "<bos>", ...}}, ...]; anything else is ignored, never indexed blindly
+      const auto single = p.find("single");
+      if (single == p.end() || !single->is_array() || single->empty() || !(*single)[0].is_object()) return;
+      const auto special = (*single)[0].find("SpecialToken");
+      if (special == (*single)[0].end() || !special->is_object()) return;
+      const auto id = special->find("id");
+      if (id != special->end() && id->is_string()) t->bos_ = t->token_id(id->get<std::string>());
     };
     post(j["post_processor"], 0);
   }
