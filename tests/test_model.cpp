@@ -229,6 +229,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Variant{"tensorcoder_cols", "tensorcoder", "rope", {{"f", "softmax_cols"}, {"scale", "sqrt_n"}}},
                       Variant{"multilinear", "multilinear"}, Variant{"multilinear_r16_alibi", "multilinear", "alibi", {{"rank", 16}}},
                       Variant{"see", "causal", "rope", nullptr, nullptr, "see", {{"order", 2}, {"rank", 3}, {"rows", 20}}},
+                      Variant{"see_gain", "causal", "rope", nullptr, nullptr, "see", {{"order", 3}, {"rank", 2}, {"rows", 9}, {"word_gain", 1}}},
                       Variant{"factorized", "causal", "rope", nullptr, nullptr, "factorized", {{"k", 6}}},
                       Variant{"hashed", "causal", "rope", nullptr, nullptr, "hashed", {{"buckets", 9}}}),
     [](const auto& info) { return info.param.name; });

@@ -107,7 +107,7 @@ TEST_P(Parity, TenAdamWStepsFollowPyTorch) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Parity,
                          ::testing::Values("llama_tiny", "gpt_tiny", "tensorcoder_tiny", "tensorcoder_cols_tiny", "multilinear_tiny", "multilinear_split_tiny",
-                                           "rpe3d_tiny", "yarn_tiny", "alibi_tiny", "see_tiny", "see2_tiny", "tslm_tiny", "lstm_tiny",
+                                           "rpe3d_tiny", "yarn_tiny", "alibi_tiny", "see_tiny", "see2_tiny", "see_gain_tiny", "tslm_tiny", "lstm_tiny",
                                            "factorized_tiny", "hashed_tiny", "vision_tiny"));
 
 }  // namespace

@@ -41,6 +41,7 @@ CONFIGS.update({
     # compact embeddings, tied to the output projection (the table is built, then both read it)
     "see_tiny": dict(LLAMA, embedding="see", embedding_opt=dict(order=3, rank=2, rows=6), tie_embeddings=True),
     "see2_tiny": dict(LLAMA, embedding="see", embedding_opt=dict(order=2, rank=3, rows=5), tie_embeddings=True),
+    "see_gain_tiny": dict(LLAMA, embedding="see", embedding_opt=dict(order=3, rank=2, rows=6, word_gain=1), tie_embeddings=True),
     "factorized_tiny": dict(LLAMA, embedding="factorized", embedding_opt=dict(k=5), tie_embeddings=True),
     "hashed_tiny": dict(LLAMA, embedding="hashed", embedding_opt=dict(buckets=7, hashes=2), tie_embeddings=True),
 })
@@ -86,6 +87,7 @@ def make_params(c, g):
         p["model.embed_tokens.norm.weight"] = 1.0 + w(D)
         p["model.embed_tokens.norm.bias"] = w(D)
         p["model.embed_tokens.units"] = torch.randint(0, U, (V, n), generator=g).double()  # 0 = PAD
+        if eo.get("word_gain"): p["model.embed_tokens.word_gain"] = 1.0 + w(V, 1, std=0.5)
     elif e == "factorized":
         p["model.embed_tokens.weight"] = w(V, eo["k"], std=0.5)
         p["model.embed_tokens.proj.weight"] = w(D, eo["k"], std=0.5)
@@ -138,7 +140,8 @@ def embed_table(c, p):  # the [V, D] token table, as both the input embedding an
         t = f[:, u[:, 0], :]
         for j in range(1, u.shape[1]):
             t = (t[:, :, :, None] * f[:, u[:, j], :][:, :, None, :]).reshape(r, V, -1)
-        return F.layer_norm(t.sum(0)[:, :D], (D,), p["model.embed_tokens.norm.weight"], p["model.embed_tokens.norm.bias"], 1e-5)
+        rows = F.layer_norm(t.sum(0)[:, :D], (D,), p["model.embed_tokens.norm.weight"], p["model.embed_tokens.norm.bias"], 1e-5)
+        return rows * p["model.embed_tokens.word_gain"] if "model.embed_tokens.word_gain" in p else rows
     if e == "factorized":
         return p["model.embed_tokens.weight"] @ p["model.embed_tokens.proj.weight"].t()
     if e == "hashed":
@@ -336,7 +339,7 @@ def main(outdir, only=None):
         # 10 AdamW steps in float32 on the same batch.
         p = {k: v.detach().clone().requires_grad_(not k.endswith(BUFFERS)) for k, v in params.items()}
         trained = {k: v for k, v in p.items() if not k.endswith(BUFFERS)}
-        nd = lambda k: k.endswith("norm.weight") or k.endswith(".bias") or k.endswith(".dim_weight") or k.endswith(".core")
+        nd = lambda k: k.endswith("norm.weight") or k.endswith(".bias") or k.endswith(".dim_weight") or k.endswith(".core") or k.endswith(".word_gain")
         decay = [v for k, v in trained.items() if not nd(k)]
         no_decay = [v for k, v in trained.items() if nd(k)]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": OPT["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],

@@ -126,6 +126,8 @@ struct SeeEmbedding : BuiltEmbedding {
   int64_t n, r, U, q, d;
   std::string source;
   Var factors, ln_w, ln_b, units;  // units: [V, n] unit rows (0 = PAD), a buffer
+  Var gain;                        // word_gain: [V, 1] per-word scales of the normalised rows (or null)
+  Tensor row_ids;                  // 0..V-1 as [V, 1]: the gain applied through weighted_rows
   SeeEmbedding(const Options& o, const ModelConfig& c, Init& init)
       : BuiltEmbedding(c, init), n(o.integer("order")), r(o.integer("rank")), U(o.integer("rows")), d(c.d_model), source(o.str("units")) {
     q = factor_size(d, n);
@@ -139,6 +141,12 @@ struct SeeEmbedding : BuiltEmbedding {
     ln_w = init.constant({d}, c.init_std);
     ln_b = init.constant({d}, 0.0);
     units = ag::leaf(Tensor::zeros({c.vocab_size, n}, init.dtype));
+    if (o.integer("word_gain")) {
+      gain = init.constant({c.vocab_size, 1}, 1.0);
+      std::vector<int32_t> ids(size_t(c.vocab_size));
+      for (int64_t v = 0; v < c.vocab_size; ++v) ids[size_t(v)] = int32_t(v);
+      row_ids = Tensor::from(ids, {c.vocab_size, 1});
+    }
     if (init.random) assign(hash_units(id_words(c.vocab_size)));  // until bind_vocabulary: each id hashed into n rows
   }
   std::vector<std::vector<std::string>> hash_units(const std::vector<std::string>& words) const {
@@ -169,7 +177,7 @@ struct SeeEmbedding : BuiltEmbedding {
     if (report)
       std::fprintf(stderr, "see: %zu words, %zu distinct units into %lld rows (%lld shared by hashing), %zu distinct unit tuples, %lld parameters\n",
                    per_word.size(), order.size(), (long long)U, (long long)std::max<int64_t>(0, int64_t(order.size()) - (U - 1)),
-                   tuples.size(), (long long)(factors->value.numel() + 2 * d));
+                   tuples.size(), (long long)(factors->value.numel() + 2 * d + (gain ? gain->value.numel() : 0)));
   }
   void bind_vocabulary(const std::vector<std::string>& words) override {
     if (int64_t(words.size()) != units->value.dim(0))
@@ -209,13 +217,15 @@ struct SeeEmbedding : BuiltEmbedding {
     assign(per_word, true);
   }
   Var build() override {
-    return ag::layernorm(ag::tensor_product_rows(factors, ids_of(units), d), ln_w, ln_b, 1e-5);
+    Var rows = ag::layernorm(ag::tensor_product_rows(factors, ids_of(units), d), ln_w, ln_b, 1e-5);
+    return gain ? ag::weighted_rows(rows, row_ids, gain) : rows;
   }
   void visit(const std::string& p, const ParamVisitor& f) override {
     f(p + ".factors", factors, ParamKind::embedding);
     f(p + ".norm.weight", ln_w, ParamKind::norm);
     f(p + ".norm.bias", ln_b, ParamKind::norm);
     f(p + ".units", units, ParamKind::buffer);
+    if (gain) f(p + ".word_gain", gain, ParamKind::norm);
   }
 };
 
@@ -284,6 +294,8 @@ const bool reg_see = EmbeddingRegistry::get().add(
       [](const nlohmann::json& v) {
         return v.is_number() && v.get<double>() >= 0 && v.get<double>() <= 10 ? std::string() : std::string("must be in [0, 10]");
       }},
+     {"word_gain", 0, "1: a learned scale per word on the normalised rows (V parameters; the LayerNorm alone gives every row the same norm)",
+      int_in(0, 1)},
      {"units", "hash", "hash (n hashed units per word) | a file made by `clm units` (word<TAB>units)",
       [](const nlohmann::json& v) {
         return v.is_string() && !v.get<std::string>().empty() ? std::string() : std::string("must be hash or a units file");
