@@ -77,6 +77,28 @@ TEST(NumFmt, FastE2M1EncodeEqualsTheGenericOne) {
     EXPECT_EQ(e2m1_encode(x), kE2M1.encode(x)) << x;
 }
 
+// NVFP4's block scale by bit arithmetic: the generic encoder's code for every code's value, both
+// neighbours of every midpoint between codes (and the midpoint itself: the tie), a sweep of float
+// bit patterns from 0 to past the saturation point, and the specials.
+TEST(NumFmt, FastUE4M3EncodeEqualsTheGenericOne) {
+  std::vector<float> xs = {0.0f, -0.0f, -1.0f, 448.0f, 464.0f, 480.0f, 1e30f, INFINITY, -INFINITY, NAN, 0x1p-10f, 0x1p-9f, 0x1p-6f};
+  for (int c = 0; c < 0x7F; ++c) {
+    const float v = kUE4M3.decode(uint8_t(c)), next = kUE4M3.decode(uint8_t(c + 1));
+    const float mid = c + 1 < 0x7F ? (v + next) / 2 : 464.0f;  // exact: one more mantissa bit
+    for (float x : {v, mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e9f), std::nextafter(v, 0.0f), std::nextafter(v, 1e9f)}) xs.push_back(x);
+  }
+  for (uint32_t bits = 0; bits < 0x44000000u; bits += 997) {  // 0 .. 512
+    float x;
+    std::memcpy(&x, &bits, 4);
+    xs.push_back(x);
+  }
+  for (float x : xs) {
+    ASSERT_EQ(ue4m3_encode(x), kUE4M3.encode(x)) << x;
+    const uint8_t c = kUE4M3.encode(x);
+    if (!std::isnan(kUE4M3.decode(c))) ASSERT_EQ(ue4m3_decode(c), kUE4M3.decode(c)) << int(c);
+  }
+}
+
 TEST(NumFmt, E8M0MatchesMlDtypesOnEveryPowerOfTwo) {
   auto fx = load_fixture("e8m0");
   ASSERT_EQ(fx.size(), 255u);
@@ -654,6 +676,34 @@ TEST(Nvfp4Kernels, BlockDotMatchesE2M1ValuesOnEveryTier) {
         EXPECT_NEAR(one * 0.25, truth, 1e-5 * (mag + 1)) << t->isa << " n=" << n << " row " << r;
       }
     }
+  }
+}
+
+// NVFP4's activation codes as the kernels' int8 (doubled E2M1 values) on every tier, against
+// e2m1_encode(x / d) through kE2M1Doubled: every midpoint and code value times d with both
+// neighbours, saturation, signed zeros, random values; lengths with and without a vector tail.
+TEST(Nvfp4Kernels, ActivationCodesMatchE2M1OnEveryTier) {
+  std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
+  for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
+    if (t) tiers.push_back(t);
+  std::mt19937 rng(8);
+  std::normal_distribution<float> nd(0, 3);
+  for (float d : {1.0f, 0.375f, 3.0e-3f, 17.5f}) {
+    std::vector<float> x;
+    for (float v : {0.0f, 0.25f, 0.5f, 0.75f, 1.0f, 1.25f, 1.5f, 1.75f, 2.0f, 2.5f, 3.0f, 3.5f, 4.0f, 5.0f, 6.0f, 7.0f, 100.0f})
+      for (float s : {1.0f, -1.0f}) {
+        const float e = s * v * d;
+        for (float y : {e, std::nextafter(e, 1e30f), std::nextafter(e, -1e30f)}) x.push_back(y);
+      }
+    x.push_back(-0.0f);
+    while (x.size() < 203) x.push_back(nd(rng) * d);
+    for (auto* t : tiers)
+      for (int64_t n : {int64_t(x.size()), int64_t(16), int64_t(7)}) {
+        std::vector<int8_t> q(size_t(n), 99);
+        t->quantize_e2m1(x.data(), d, q.data(), n);
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(q[size_t(i)], kernels::kE2M1Doubled[e2m1_encode(x[size_t(i)] / d)]) << t->isa << " x " << x[size_t(i)] << " d " << d;
+      }
   }
 }
 

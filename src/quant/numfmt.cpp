@@ -1,7 +1,9 @@
 #include "quant/numfmt.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -55,6 +57,26 @@ float MiniFloat::decode(uint8_t code) const {
   return float(neg ? -v : v);
 }
 
+uint8_t ue4m3_encode(float a) {
+  if (!(a >= 0) || std::isinf(a)) return kUE4M3.encode(a);  // NaN, negative, Inf: the generic rules
+  if (a < 0x1p-6f) return uint8_t(std::nearbyint(a * 512.0f));  // subnormal: multiples of 2^-9 (8: the smallest normal)
+  uint32_t b;
+  std::memcpy(&b, &a, 4);
+  b += 0x7FFFFu + ((b >> 20) & 1u);  // round the 23 mantissa bits to 3, ties to even (a carry bumps the exponent)
+  const int32_t e = int32_t(b >> 23) - 127 + 7;
+  const uint32_t code = (uint32_t(e) << 3) | ((b >> 20) & 7u);
+  return uint8_t(e > 15 || code > 0x7E ? 0x7E : code);  // saturate at 448 (0x7F is NaN)
+}
+
+float ue4m3_decode(uint8_t code) {
+  static const auto table = [] {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 256; ++c) t[size_t(c)] = kUE4M3.decode(uint8_t(c));
+    return t;
+  }();
+  return table[code];
+}
+
 uint8_t e8m0_encode_exponent(int e) { return uint8_t(std::clamp(e, -127, 127) + 127); }
 float e8m0_decode(uint8_t code) {
   if (code == 0xFF) return std::numeric_limits<float>::quiet_NaN();
@@ -94,9 +116,9 @@ float nvfp4_tensor_scale(float amax) { return amax > 0 ? amax / (6.0f * 448.0f) 
 
 uint8_t nvfp4_encode_block(const float* x, int n, float s_t, uint8_t* codes) {
   const float amax = amax_of(x, n);
-  uint8_t sc = kUE4M3.encode(amax / (6.0f * s_t));
+  uint8_t sc = ue4m3_encode(amax / (6.0f * s_t));
   if (sc == 0) sc = 1;  // clamp to the smallest subnormal scale, 2^-9
-  const float d = kUE4M3.decode(sc) * s_t;
+  const float d = ue4m3_decode(sc) * s_t;
   for (int i = 0; i < n; ++i) codes[i] = e2m1_encode(x[i] / d);
   return sc;
 }

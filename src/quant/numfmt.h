@@ -39,6 +39,11 @@ inline uint8_t e2m1_encode(float x) {
   return uint8_t(m | (std::signbit(x) ? 8 : 0));
 }
 
+// UE4M3 (NVFP4's block scale) by bit arithmetic on the float: kUE4M3.encode's result for every
+// input (NaN and negative values go to it), and the decoded value from a table.
+uint8_t ue4m3_encode(float a);
+float ue4m3_decode(uint8_t code);
+
 // E8M0: an unbiased power of two 2^(code - 127), code 0xFF NaN (the MX shared scale).
 uint8_t e8m0_encode_exponent(int e);  // clamps e to [-127, 127]
 float e8m0_decode(uint8_t code);

@@ -87,22 +87,28 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
   std::vector<float> xs(size_t(n * kp_ / kNvBlock), 0.0f);
   std::vector<float> res(static_cast<size_t>(ke_));
   int64_t zeroed = 0;
-  uint8_t c[kNvBlock];
+  const auto& vk = kernels::vec();
   for (int64_t t = 0; t < n; ++t) {
     const float* v = xp.data() + t * K;
     int8_t* q = xq.data() + t * kp_;
     float* s = xs.data() + t * kp_ / kNvBlock;
+    // nvfp4_encode_block's scale and codes, the codes as their doubled values (the kernel's int8)
     auto run = [&](const float* src, int64_t len, int64_t at, bool count) {
       for (int64_t b = 0; b < len; b += kNvBlock) {
         const int m = int(std::min<int64_t>(kNvBlock, len - b));
-        const uint8_t sc = nvfp4_encode_block(src + b, m, st_x, c);
-        const float d = kUE4M3.decode(sc);
+        float amax = 0;
+        for (int i = 0; i < m; ++i) amax = std::max(amax, std::fabs(src[b + i]));
+        uint8_t sc = ue4m3_encode(amax / (6.0f * st_x));
+        if (sc == 0) sc = 1;
+        const float d = ue4m3_decode(sc);
         s[(at + b) / kNvBlock] = d;
-        for (int i = 0; i < m; ++i) {
-          q[at + b + i] = kernels::kE2M1Doubled[c[i]];
-          if (count) zeroed += (c[i] & 7) == 0 && src[b + i] != 0;
-          if (at == 0 && b + i >= K - ke_) res[size_t(b + i - (K - ke_))] = src[b + i] - kE2M1.decode(c[i]) * (d * st_x);  // as nvfp4_decode_block
-        }
+        int8_t* qb = q + at + b;
+        vk.quantize_e2m1(src + b, d * st_x, qb, m);
+        if (count)
+          for (int i = 0; i < m; ++i) zeroed += qb[i] == 0 && src[b + i] != 0;
+        if (at == 0)
+          for (int64_t i = std::max<int64_t>(b, K - ke_); i < b + m; ++i)  // as nvfp4_decode_block: E2M1 value x (d·s_t)
+            res[size_t(i - (K - ke_))] = src[i] - float(qb[i - b]) * 0.5f * (d * st_x);
       }
     };
     run(v, K, 0, true);

@@ -44,6 +44,10 @@ struct VecKernels {
   // Symmetric INT8 codes: q[i] = clamp(round_half_even(x[i] / scale), ±127), scale > 0 (the
   // division and rounding of quant::int_encode, so both give the same codes).
   void (*quantize_i8)(const float* x, float scale, int8_t* q, int64_t n);
+  // NVFP4 activations: q[i] = the doubled E2M1 value (kE2M1Doubled, in [-12, 12]) nearest x[i] / d,
+  // ties to even, saturating at ±6 — quant::e2m1_encode(x[i] / d) through kE2M1Doubled, the same
+  // division; d > 0, x finite.
+  void (*quantize_e2m1)(const float* x, float d, int8_t* q, int64_t n);
   // Weight-only rows (quant/weight_only.h) times f32 x over n elements in blocks of `block` (even;
   // the last may be shorter): sum_b scales[b] · sum_{i in b} v_i · x_i, where v_i = w[i] (dot_w8,
   // int8 codes) or lut[nibble i] (dot_w4; element 2k the low nibble of byte k, lut 16 int8 values).

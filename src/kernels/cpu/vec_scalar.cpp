@@ -91,6 +91,17 @@ void gemm4x4_i8(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, const 
 void quantize_i8(const float* x, float scale, int8_t* q, int64_t n) {
   for (int64_t i = 0; i < n; ++i) q[i] = int8_t(std::clamp(std::nearbyint(x[i] / scale), -127.0f, 127.0f));
 }
+// The E2M1 grid's midpoints: a value above a midpoint (or at one whose upper neighbour has the even
+// code) rounds up; the doubled values of codes 0..7.
+void quantize_e2m1(const float* x, float d, int8_t* q, int64_t n) {
+  static constexpr float mid[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] / d, a = std::fabs(v);
+    int c = 0;
+    for (int j = 0; j < 7; ++j) c += a > mid[j] || (a == mid[j] && j % 2 == 1);  // ties: codes 2, 4, 6 are even
+    q[i] = int8_t(v < 0 ? -kE2M1Doubled[c] : kE2M1Doubled[c]);
+  }
+}
 float dot_w8(const int8_t* w, const float* scales, int64_t block, const float* x, int64_t n) {
   float acc = 0;
   for (int64_t i = 0; i < n; ++i) acc += scales[i / block] * float(w[i]) * x[i];
@@ -132,7 +143,7 @@ void gemm4x4_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, quantize_i8, dot_w8, dot_w4, dot_w4a8, dot4_w4a8, gemm4x4_w4a8};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, quantize_i8, quantize_e2m1, dot_w8, dot_w4, dot_w4a8, dot4_w4a8, gemm4x4_w4a8};
   return k;
 }
 

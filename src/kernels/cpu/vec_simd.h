@@ -203,6 +203,30 @@ template <class S> struct SimdVec {
     for (; i + N <= n; i += N) S::store_i8(q + i, S::min(S::max(S::round(S::div(S::load(x + i), d)), lo), hi));
     for (; i < n; ++i) q[i] = int8_t(std::fmin(std::fmax(std::nearbyint(x[i] / scale), -127.0f), 127.0f));
   }
+  // E2M1 rounding of a >= 0, doubled: the grid 0, 0.5, .., 2 (steps 0.5), 3, 4 (steps 1), 6 (step 2)
+  // as three clamped pieces, each a round-half-even on an exactly computed value (a - 2 and a - 4
+  // are exact in their ranges); the pieces' ties are the grid's ties. 2·(0..2) + 2·(0..2) + 4·(0..1).
+  static V e2m1_doubled(V a) {
+    const V z = S::zero(), two = S::set1(2.0f), four = S::set1(4.0f);
+    const V r1 = S::round(S::mul(S::min(a, two), two));
+    const V r2 = S::mul(S::round(S::max(S::sub(S::min(a, four), two), z)), two);
+    const V r3 = S::mul(S::round(S::mul(S::max(S::sub(S::min(a, S::set1(6.0f)), four), z), S::set1(0.5f))), four);
+    return S::add(S::add(r1, r2), r3);
+  }
+  static void quantize_e2m1(const float* x, float d, int8_t* q, int64_t n) {
+    const V vd = S::set1(d), z = S::zero();
+    int64_t i = 0;
+    for (; i + N <= n; i += N) {
+      const V v = S::div(S::load(x + i), vd);
+      S::store_i8(q + i, S::sub(e2m1_doubled(S::max(v, z)), e2m1_doubled(S::max(S::sub(z, v), z))));
+    }
+    for (; i < n; ++i) {
+      const float v = x[i] / d, a = std::fabs(v);
+      const float r = std::nearbyint(2 * std::fmin(a, 2.0f)) + 2 * std::nearbyint(std::fmax(std::fmin(a, 4.0f) - 2, 0.0f)) +
+                      4 * std::nearbyint(std::fmax(std::fmin(a, 6.0f) - 4, 0.0f) * 0.5f);
+      q[i] = int8_t(v < 0 ? -r : r);
+    }
+  }
   // Weight-only rows: each vector of codes widened to f32 and multiplied by its block's scale, then
   // accumulated against x (no reduction per block: blocks of 16 would pay a horizontal sum each).
   template <class LoadW, class Code>
@@ -231,7 +255,7 @@ template <class S> struct SimdVec {
         [w, lut](int64_t i) { return float(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]); });
   }
   static constexpr VecKernels table(const char* isa) {
-    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, gemm4x4_i8, quantize_i8, dot_w8, dot_w4, S::dot_w4a8, S::dot4_w4a8, S::gemm4x4_w4a8};
+    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, gemm4x4_i8, quantize_i8, quantize_e2m1, dot_w8, dot_w4, S::dot_w4a8, S::dot4_w4a8, S::gemm4x4_w4a8};
   }
 };
 
