@@ -19,6 +19,7 @@
 #include "formats/safetensors.h"
 #include "models/io.h"
 #include "quant/calibrate.h"
+#include "quant/int8_format.h"
 #include "quant/checkpoint.h"
 #include "quant/weight_only.h"
 #include "quant/methods.h"
@@ -541,6 +542,29 @@ TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
   }
   std::printf("int8 dot tiers checked: %zu\n", tiers.size());
   EXPECT_GE(tiers.size(), 2u);  // scalar and at least AVX2 on every x86-64 host this project supports
+}
+
+// W8A8's matmul quantizes its tokens in parallel: a non-finite value in any token (one token,
+// a prompt, the first or the last) is refused with one message, never a crash or a silent zero.
+TEST(Int8Kernels, NonFiniteInputsAreRefusedInEveryPath) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd(0, 1);
+  Tensor w = Tensor::empty({8, 96});
+  for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = nd(rng);
+  quant::Int8Format f(w, quant::Int8Format::Act{}, std::make_shared<quant::LayerReport>(), "t");
+  for (int64_t n : {1, 3, 9, 600})
+    for (float bad : {NAN, INFINITY, -INFINITY})
+      for (int64_t at : {int64_t(0), n * 96 - 1}) {
+        std::vector<float> x(size_t(n * 96)), y(size_t(n * 8));
+        for (auto& v : x) v = nd(rng);
+        x[size_t(at)] = bad;
+        try {
+          f.matmul(x.data(), n, y.data());
+          ADD_FAILURE() << "accepted " << bad << " at " << at << " of " << n << " tokens";
+        } catch (const std::invalid_argument& e) {
+          EXPECT_STREQ(e.what(), "quantize: non-finite value in the input");
+        }
+      }
 }
 
 // SmoothQuant's division folded into the norms (fold=norm, the default): the q/k/v and gate/up
