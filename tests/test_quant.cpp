@@ -20,6 +20,7 @@
 #include "models/io.h"
 #include "quant/calibrate.h"
 #include "quant/int8_format.h"
+#include "quant/nvfp4_format.h"
 #include "quant/checkpoint.h"
 #include "quant/weight_only.h"
 #include "quant/methods.h"
@@ -544,14 +545,20 @@ TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
   EXPECT_GE(tiers.size(), 2u);  // scalar and at least AVX2 on every x86-64 host this project supports
 }
 
-// W8A8's matmul quantizes its tokens in parallel: a non-finite value in any token (one token,
-// a prompt, the first or the last) is refused with one message, never a crash or a silent zero.
+// W8A8, NVFP4 and W4A8 quantize a prompt's tokens in parallel: a non-finite value in any token
+// (one token, a prompt, the first value or the last) is refused with one message, never a crash or
+// a silent zero.
 TEST(Int8Kernels, NonFiniteInputsAreRefusedInEveryPath) {
   std::mt19937 rng(4);
   std::normal_distribution<float> nd(0, 1);
   Tensor w = Tensor::empty({8, 96});
   for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = nd(rng);
-  quant::Int8Format f(w, quant::Int8Format::Act{}, std::make_shared<quant::LayerReport>(), "t");
+  auto rep = std::make_shared<quant::LayerReport>();
+  rep->in = rep->k_eff = 96;
+  quant::Int8Format i8(w, quant::Int8Format::Act{}, rep, "t");
+  quant::Nvfp4Format nv(w, std::vector<int64_t>{}, 0, 4.0f, false, rep, "t");
+  quant::WeightOnlyFormat w4a8(w, ElemSpec::parse("mxfp4"), rep, "t", ElemSpec::parse("int8/g32"));
+  for (const kernels::WeightFormat* f : std::initializer_list<const kernels::WeightFormat*>{&i8, &nv, &w4a8})
   for (int64_t n : {1, 3, 9, 600})
     for (float bad : {NAN, INFINITY, -INFINITY})
       for (int64_t at : {int64_t(0), n * 96 - 1}) {
@@ -559,8 +566,8 @@ TEST(Int8Kernels, NonFiniteInputsAreRefusedInEveryPath) {
         for (auto& v : x) v = nd(rng);
         x[size_t(at)] = bad;
         try {
-          f.matmul(x.data(), n, y.data());
-          ADD_FAILURE() << "accepted " << bad << " at " << at << " of " << n << " tokens";
+          f->matmul(x.data(), n, y.data());
+          ADD_FAILURE() << f->name() << " accepted " << bad << " at " << at << " of " << n << " tokens";
         } catch (const std::invalid_argument& e) {
           EXPECT_STREQ(e.what(), "quantize: non-finite value in the input");
         }

@@ -72,50 +72,67 @@ void Nvfp4Format::dequantize(float* out) const {
 
 void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
   const int64_t K = cols_;
-  // permuted activations and their tensor scale over the call's tokens
+  // permuted activations and their tensor scale over the call's tokens (a prompt's tokens in
+  // parallel here and below; an exception cannot leave the loops: counted, thrown after)
   std::vector<float> xp(size_t(n * K));
   float amax = 0;
-  for (int64_t t = 0; t < n; ++t)
+  int64_t bad = 0;
+  const bool par = n > 1 && n * K > (1 << 15);
+#pragma omp parallel for schedule(static) reduction(max : amax) reduction(+ : bad) if (par)
+  for (int64_t t = 0; t < n; ++t) {
+    float* o = xp.data() + t * K;
+    const float* xt = x + t * K;
+    if (perm_.empty()) std::copy_n(xt, K, o);
+    else
+      for (int64_t k = 0; k < K; ++k) o[k] = xt[perm_[size_t(k)]];
+    int finite = 1;
+#pragma omp simd reduction(max : amax) reduction(& : finite)
     for (int64_t k = 0; k < K; ++k) {
-      const float v = x[t * K + (perm_.empty() ? k : perm_[size_t(k)])];
-      if (!std::isfinite(v)) throw std::invalid_argument("quantize: non-finite value in the input");
-      xp[size_t(t * K + k)] = v;
-      amax = std::max(amax, std::fabs(v));
+      const float a = std::fabs(o[k]);
+      finite &= a <= 3.4028235e38f;  // false for Inf and NaN
+      amax = a > amax ? a : amax;
     }
+    bad += !finite;
+  }
+  if (bad) throw std::invalid_argument("quantize: non-finite value in the input");
   const float st_x = nvfp4_tensor_scale(amax);
   std::vector<int8_t> xq(size_t(n * kp_), 0);
   std::vector<float> xs(size_t(n * kp_ / kNvBlock), 0.0f);
-  std::vector<float> res(static_cast<size_t>(ke_));
   int64_t zeroed = 0;
   const auto& vk = kernels::vec();
-  for (int64_t t = 0; t < n; ++t) {
-    const float* v = xp.data() + t * K;
-    int8_t* q = xq.data() + t * kp_;
-    float* s = xs.data() + t * kp_ / kNvBlock;
-    // nvfp4_encode_block's scale and codes, the codes as their doubled values (the kernel's int8)
-    auto run = [&](const float* src, int64_t len, int64_t at, bool count) {
-      for (int64_t b = 0; b < len; b += kNvBlock) {
-        const int m = int(std::min<int64_t>(kNvBlock, len - b));
-        float amax = 0;
-        for (int i = 0; i < m; ++i) amax = std::max(amax, std::fabs(src[b + i]));
-        uint8_t sc = ue4m3_encode(amax / (6.0f * st_x));
-        if (sc == 0) sc = 1;
-        const float d = ue4m3_decode(sc);
-        s[(at + b) / kNvBlock] = d;
-        int8_t* qb = q + at + b;
-        vk.quantize_e2m1(src + b, d * st_x, qb, m);
-        if (count)
-          for (int i = 0; i < m; ++i) zeroed += qb[i] == 0 && src[b + i] != 0;
-        if (at == 0)
-          for (int64_t i = std::max<int64_t>(b, K - ke_); i < b + m; ++i)  // as nvfp4_decode_block: E2M1 value x (d·s_t)
-            res[size_t(i - (K - ke_))] = src[i] - float(qb[i - b]) * 0.5f * (d * st_x);
+#pragma omp parallel if (par)
+  {
+    std::vector<float> res(static_cast<size_t>(ke_));
+#pragma omp for schedule(static) reduction(+ : zeroed)
+    for (int64_t t = 0; t < n; ++t) {
+      const float* v = xp.data() + t * K;
+      int8_t* q = xq.data() + t * kp_;
+      float* s = xs.data() + t * kp_ / kNvBlock;
+      // nvfp4_encode_block's scale and codes, the codes as their doubled values (the kernel's int8)
+      auto run = [&](const float* src, int64_t len, int64_t at, bool count) {
+        for (int64_t b = 0; b < len; b += kNvBlock) {
+          const int m = int(std::min<int64_t>(kNvBlock, len - b));
+          float bmax = 0;
+          for (int i = 0; i < m; ++i) bmax = std::max(bmax, std::fabs(src[b + i]));
+          uint8_t sc = ue4m3_encode(bmax / (6.0f * st_x));
+          if (sc == 0) sc = 1;
+          const float d = ue4m3_decode(sc);
+          s[(at + b) / kNvBlock] = d;
+          int8_t* qb = q + at + b;
+          vk.quantize_e2m1(src + b, d * st_x, qb, m);
+          if (count)
+            for (int i = 0; i < m; ++i) zeroed += qb[i] == 0 && src[b + i] != 0;
+          if (at == 0)
+            for (int64_t i = std::max<int64_t>(b, K - ke_); i < b + m; ++i)  // as nvfp4_decode_block: E2M1 value x (d·s_t)
+              res[size_t(i - (K - ke_))] = src[i] - float(qb[i - b]) * 0.5f * (d * st_x);
+        }
+      };
+      run(v, K, 0, true);
+      if (ke_ > 0) {
+        if (bf16_res_)
+          for (float& r : res) r = bf16_to_f32(f32_to_bf16(r));
+        run(res.data(), ke_, K, false);
       }
-    };
-    run(v, K, 0, true);
-    if (ke_ > 0) {
-      if (bf16_res_)
-        for (float& r : res) r = bf16_to_f32(f32_to_bf16(r));
-      run(res.data(), ke_, K, false);
     }
   }
   rep_->zeroed += zeroed;
@@ -128,7 +145,8 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
     return t;
   }();
   std::vector<int32_t> xb(size_t(n * kp_ / 4));
-  kernels::w4a8_offset_terms(xq.data(), n * kp_, 12, xb.data());
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t t = 0; t < n; ++t) kernels::w4a8_offset_terms(xq.data() + t * kp_, kp_, 12, xb.data() + t * kp_ / 4);
   kernels::gemv_w4a8_rows(codes_.data(), lutu.data(), scales_.data(), rows_, kp_, kNvBlock, xq.data(), xs.data(), xb.data(), n,
                           st_w_ * st_x * 0.25f, y);
 }

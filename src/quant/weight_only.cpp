@@ -157,24 +157,35 @@ void WeightOnlyFormat::matmul_w4a8(const float* x, int64_t n, float* y) const {
   std::vector<int8_t> q(size_t(n * Kp), 0);
   std::vector<float> xs(size_t(n * nb));
   std::vector<int32_t> xb(size_t(n * Kp / 4));
-  int64_t zeroed = 0;
-  for (int64_t t = 0; t < n; ++t)
+  int64_t zeroed = 0, bad = 0;
+  // tokens in parallel (a prompt's; an exception cannot leave the loop: counted, thrown below)
+#pragma omp parallel for schedule(static) reduction(+ : zeroed, bad) if (n > 1 && n * K > (1 << 15))
+  for (int64_t t = 0; t < n; ++t) {
     for (int64_t b = 0; b < nb; ++b) {
       const float* xr = x + t * K + b * 32;
       const int m = int(std::min<int64_t>(32, K - b * 32));
       int8_t* qr = q.data() + t * Kp + b * 32;
       float amax = 0;
+      int finite = 1;
+#pragma omp simd reduction(max : amax) reduction(& : finite)
       for (int i = 0; i < m; ++i) {
-        if (!std::isfinite(xr[i])) throw std::invalid_argument("quantize: non-finite value in the input");
-        amax = std::max(amax, std::fabs(xr[i]));
+        const float a = std::fabs(xr[i]);
+        finite &= a <= 3.4028235e38f;  // false for Inf and NaN
+        amax = a > amax ? a : amax;
       }
+      bad += !finite;
       xs[size_t(t * nb + b)] = amax / 127.0f;
-      if (amax > 0) k.quantize_i8(xr, amax / 127.0f, qr, m);
-      for (int i = 0; i < m; ++i) zeroed += qr[i] == 0 && xr[i] != 0;
+      if (amax > 0 && finite) k.quantize_i8(xr, amax / 127.0f, qr, m);
+      int z = 0;
+#pragma omp simd reduction(+ : z)
+      for (int i = 0; i < m; ++i) z += qr[i] == 0 && xr[i] != 0;
+      zeroed += z;
     }
+    kernels::w4a8_offset_terms(q.data() + t * Kp, Kp, offset_, xb.data() + t * Kp / 4);
+  }
+  if (bad) throw std::invalid_argument("quantize: non-finite value in the input");
   rep_->zeroed += zeroed;
   rep_->elems += n * K;
-  kernels::w4a8_offset_terms(q.data(), n * Kp, offset_, xb.data());
   kernels::gemv_w4a8_rows(codes_.data(), lutu_, kscales_.empty() ? scales_.data() : kscales_.data(), rows_, Kp, 32, q.data(), xs.data(),
                           xb.data(), n, 1.0f, y);
 }
