@@ -30,6 +30,7 @@ p.add_argument("--model", default="/tmp/clm_bench_110m.bin")
 p.add_argument("--rounds", type=int, default=3)
 p.add_argument("--threads", default="1,2", help="thread counts, each measured for both")
 p.add_argument("--format", default="q8_0", choices=["q8_0", "mxfp4"], help="the GGUF weight type and the CompactLM paths beside it")
+p.add_argument("--tags", default="", help="CompactLM rows, comma-separated (default: every path of the format)")
 a = p.parse_args()
 
 if not os.path.exists(a.model):
@@ -37,6 +38,7 @@ if not os.path.exists(a.model):
 gguf = a.model + "." + a.format + ".gguf"
 peer = "llama.cpp " + a.format
 tags = ("w8a8", "w8", "bf16") if a.format == "q8_0" else ("w4a8", "w4a4", "w4mx", "bf16")
+if a.tags: tags = tuple(a.tags.split(","))
 if not os.path.exists(gguf):
     subprocess.run([a.clm, "convert", "--model", a.model, "--tokenizer", a.tokenizer, "--to", "gguf", "--dtype", a.format, "--out", gguf],
                    check=True, capture_output=True)
@@ -56,4 +58,4 @@ med = statistics.median
 for t in a.threads.split(","):
     base = rows[(peer, t)]
     print(f"{t} thread(s), decode tok/s medians: " + ", ".join(f"{k[0]} {med(v):.1f}" for k, v in rows.items() if k[1] == t) +
-          "".join(f" | {tag} / {peer} per round: {', '.join(f'{x / y:.2f}' for x, y in zip(rows[(tag, t)], base))}" for tag in tags[:-1]))
+          "".join(f" | {tag} / {peer} per round: {', '.join(f'{x / y:.2f}' for x, y in zip(rows[(tag, t)], base))}" for tag in tags if tag != "bf16"))
