@@ -21,13 +21,15 @@ common=(--init-from "$dense" --data "$data" --fit-steps 500 --fit-lr 1e-2 --step
         --warmup 10 --seq-len "${SEQ:-256}" --batch-size "${BATCH:-8}" --eval-every 0 --threads 1)
 declare -A runs=(
   [see-wordnet-gain]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=$units"
+  [see-wordnet-gain-fw]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=$units --fit-weight ${FW:-0.5}"
+  [factorized-fw]="--embedding factorized --embedding-opt k=${K:-24} --fit-weight ${FW:-0.5}"
   [factorized]="--embedding factorized --embedding-opt k=${K:-24}"
   [see-hash-gain]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=hash"
   [dense]="--embedding standard"
   [see-wordnet]="--embedding see --embedding-opt rows=${ROWS:-5200} --embedding-opt std=0.3 --embedding-opt units=$units"
   [hashed]="--embedding hashed --embedding-opt buckets=${BUCKETS:-922}"
 )
-order=(see-wordnet-gain factorized see-hash-gain dense see-wordnet hashed)
+order=(see-wordnet-gain factorized see-hash-gain dense see-wordnet hashed)  # -fw: the fit weighted by frequency^FW (ONLY= to run them)
 [ -n "${ONLY:-}" ] && read -r -a order <<< "$ONLY"
 one() {
   local name=$1 distill=(--distill-alpha 0.5)

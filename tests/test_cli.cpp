@@ -129,14 +129,18 @@ TEST(Cli, CompactEmbeddingsAndTheirErrors) {
   // compressing a trained model's embedding: body copied, the new table fitted, then distillation
   ASSERT_EQ(run_clm(base + " --steps 3 --tie-embeddings --out " + d.path + "/dense").rc, 0);
   r = run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/dense --embedding see --embedding-opt rows=16 --fit-steps 20" +
-              " --distill-alpha 0.5 --steps 2 --batch-size 2 --seq-len 8 --threads 1 --sample-tokens 0 --out " + d.path + "/compressed");
+              " --fit-weight 0.5 --distill-alpha 0.5 --steps 2 --batch-size 2 --seq-len 8 --threads 1 --sample-tokens 0 --out " + d.path + "/compressed");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.err.find("body copied; new: model.embed_tokens.factors"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("embedding fitted to the original table"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("weighted mse"), std::string::npos) << r.err;
+  expect_error(run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/dense --embedding see --fit-weight 1.5 --out " + d.path + "/x"),
+               "--fit-weight must be in [0, 1]");
   expect_error(run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/dense --d-model 64 --out " + d.path + "/x"),
                "--init-from keeps the model's shape and tokenizer: --d-model cannot change");
   expect_error(run_clm(base + " --distill-alpha 0.5"), "--distill-alpha needs --init-from");
-  expect_error(run_clm(base + " --fit-steps 5"), "--fit-steps / --fit-lr need --init-from");
+  expect_error(run_clm(base + " --fit-steps 5"), "--fit-steps / --fit-lr / --fit-weight need --init-from");
+  expect_error(run_clm(base + " --fit-weight 0.5"), "--fit-steps / --fit-lr / --fit-weight need --init-from");
   expect_error(run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/dense --embedding see --fit-lr 0 --out " + d.path + "/x"),
                "--fit-lr must be > 0");
   expect_error(run_clm("train --resume " + d.path + "/compressed --steps 4"), "trained with distillation from another model");

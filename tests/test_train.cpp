@@ -10,6 +10,7 @@
 #include "common.h"
 #include "models/transformer.h"
 #include "data/dataset.h"
+#include "train/distill.h"
 #include "train/trainer.h"
 #include "formats/safetensors.h"
 #include "models/io.h"
@@ -366,4 +367,40 @@ TEST(Load, ForInferenceKeepsTheFileDtypeAndMatchesTheConvertedModel) {
     EXPECT_EQ(info.model->packed_format(), "");
     EXPECT_THROW(load_model_for_inference(d.path, "fp3"), std::invalid_argument);
   }
+}
+
+// SEE's stage 1 with row weights: the frequency weights are (count + 1)^p scaled to mean 1, and a
+// table that cannot be fitted exactly (a rank-2 factorised embedding against a random target) fits
+// the heavily weighted rows better than the uniform fit does, and the light ones worse.
+TEST(Distill, WeightedFitFavoursHeavyRows) {
+  EXPECT_EQ(frequency_weights({0, 0, 1}, 3, 1.0), (std::vector<float>{1.5f, 1.0f, 0.5f}));
+  EXPECT_EQ(frequency_weights({0, 0, 1}, 3, 0.0), (std::vector<float>{1.0f, 1.0f, 1.0f}));
+  ModelConfig c = tiny(12);
+  c.embedding = "factorized", c.embedding_opt = {{"k", 2}}, c.tie_embeddings = true;
+  Rng rng(3);
+  Tensor target = Tensor::empty({12, 32});
+  for (int64_t i = 0; i < target.numel(); ++i) target.data<float>()[i] = float(rng.normal()) * 0.05f;
+  std::vector<float> w(12, 0.2f);
+  w[0] = w[1] = 5.0f;  // rows 0 and 1 matter most
+  auto row_errors = [&](const std::vector<float>& weights) {
+    TransformerLM m(c, 1);
+    const double mse = fit_embedding(m, target, 300, 1e-2, 0, weights);
+    m.embedding()->refresh();
+    const Tensor& t = m.embedding()->output_weight()->value;
+    std::vector<double> e(12, 0.0);
+    double all = 0;
+    for (int64_t v = 0; v < 12; ++v)
+      for (int64_t j = 0; j < 32; ++j) {
+        const double d = double(t.data<float>()[v * 32 + j]) - double(target.data<float>()[v * 32 + j]);
+        e[size_t(v)] += d * d, all += d * d;
+      }
+    EXPECT_NEAR(mse, all / (12 * 32), 1e-6 * (1 + mse)) << "the returned error is the unweighted MSE";
+    return e;
+  };
+  const auto uniform = row_errors({}), weighted = row_errors(w);
+  EXPECT_LT(weighted[0] + weighted[1], 0.5 * (uniform[0] + uniform[1]));
+  double light_u = 0, light_w = 0;
+  for (int v = 2; v < 12; ++v) light_u += uniform[size_t(v)], light_w += weighted[size_t(v)];
+  EXPECT_GT(light_w, light_u);
+  EXPECT_THROW(fit_embedding(*make_model(c, 1), target, 1, 1e-2, 0, std::vector<float>(5, 1.0f)), std::invalid_argument);
 }

@@ -28,7 +28,7 @@ struct TrainArgs {
   int gpus = 1;
   double describe_frac = 0.2;
   int64_t max_vocab = 0, sample_tokens = 120, eval_tokens = 0, fit_steps = 500;
-  double distill_alpha = 0, fit_lr = 1e-2;
+  double distill_alpha = 0, fit_lr = 1e-2, fit_weight = 0;
 };
 
 // Training flags and their trainer_state keys: on --resume, one given explicitly must agree with the
@@ -154,7 +154,8 @@ int run_train(CLI::App* c, TrainArgs a) {
   if (a.eval_tokens < 0) throw std::invalid_argument("--eval-tokens must be >= 0");
   if (!(a.fit_lr > 0)) throw std::invalid_argument("--fit-lr must be > 0");
   if (a.fit_steps < 0) throw std::invalid_argument("--fit-steps must be >= 0");
-  if (!teacher && (c->count("--fit-steps") || c->count("--fit-lr"))) throw std::invalid_argument("--fit-steps / --fit-lr need --init-from");
+  if (!(a.fit_weight >= 0 && a.fit_weight <= 1)) throw std::invalid_argument("--fit-weight must be in [0, 1]");
+  if (!teacher && (c->count("--fit-steps") || c->count("--fit-lr") || c->count("--fit-weight"))) throw std::invalid_argument("--fit-steps / --fit-lr / --fit-weight need --init-from");
   if (a.distill_alpha > 0 && !teacher) throw std::invalid_argument("--distill-alpha needs --init-from (the teacher)");
   if (a.tok_kind.empty()) a.tok_kind = a.data.given() ? "word" : "byte";
   tcfg.validate();
@@ -197,7 +198,8 @@ int run_train(CLI::App* c, TrainArgs a) {
     std::fprintf(stderr, "init from %s: body copied; new: %s\n", a.init_from.c_str(), names.empty() ? "nothing" : names.c_str());
     if (!fresh.empty() && a.fit_steps > 0 && teacher->embedding() && model.embedding()) {
       teacher->embedding()->refresh();
-      const double mse = fit_embedding(model, teacher->embedding()->output_weight()->value, a.fit_steps, a.fit_lr);
+      const std::vector<float> w = a.fit_weight > 0 ? frequency_weights(ds.train, mcfg.vocab_size, a.fit_weight) : std::vector<float>{};
+      const double mse = fit_embedding(model, teacher->embedding()->output_weight()->value, a.fit_steps, a.fit_lr, 50, w);
       std::fprintf(stderr, "init from %s: embedding fitted to the original table, mse %.6g\n", a.init_from.c_str(), mse);
     }
   }
@@ -294,6 +296,9 @@ void add_train(CLI::App& app, Commands& cmds) {
                  "new --embedding the body is copied and the embedding fitted to the old table (compression)");
   tr->add_option("--fit-steps", a->fit_steps, "--init-from: AdamW steps fitting the new embedding to the old table")->capture_default_str();
   tr->add_option("--fit-lr", a->fit_lr, "--init-from: AdamW learning rate of that fit")->capture_default_str();
+  tr->add_option("--fit-weight", a->fit_weight,
+                 "--init-from: each row's error in that fit weighted by (its training count + 1)^p, p in [0, 1] (0: every row alike)")
+      ->capture_default_str();
   tr->add_option("--distill-alpha", a->distill_alpha,
                  "--init-from: weight of the original model's next-token distribution in the loss (0 = data only)")
       ->capture_default_str();

@@ -16,9 +16,15 @@ namespace clm {
 std::vector<std::string> copy_matching_params(LanguageModel& from, LanguageModel& to, bool copy_buffers);
 
 // Stage 1: fits `to`'s embedding table ([vocab, d_model], as its tied head reads it) to `target`
-// by mean squared error, AdamW at `lr` for `steps` steps on the embedding's own parameters.
-// Returns the final MSE per element; progress on stderr every `log_every` steps (0: silent).
-double fit_embedding(LanguageModel& to, const Tensor& target, int64_t steps, double lr, int64_t log_every = 50);
+// by mean squared error, AdamW at `lr` for `steps` steps on the embedding's own parameters; with
+// `row_weight` (vocab values, mean 1) each row's squared error counts that much (a frequent word's
+// row matters more to the loss than a rare one's). Returns the final unweighted MSE per element;
+// progress on stderr every `log_every` steps (0: silent).
+double fit_embedding(LanguageModel& to, const Tensor& target, int64_t steps, double lr, int64_t log_every = 50,
+                     const std::vector<float>& row_weight = {});
+// Row weights for fit_embedding from the training tokens: (count_v + 1)^power, scaled to mean 1
+// (power 0: uniform, 0.5: square root of the frequency, 1: the frequency).
+std::vector<float> frequency_weights(const std::vector<int32_t>& tokens, int64_t vocab, double power);
 
 // Stage 2 loss for one batch: (1 - alpha) * cross-entropy to the data + alpha * cross-entropy to the
 // teacher's next-token distribution (softmax of its logits, temperature 1).
