@@ -97,7 +97,9 @@ TEST(NumFmt, FastUE4M3EncodeEqualsTheGenericOne) {
   for (float x : xs) {
     ASSERT_EQ(ue4m3_encode(x), kUE4M3.encode(x)) << x;
     const uint8_t c = kUE4M3.encode(x);
-    if (!std::isnan(kUE4M3.decode(c))) ASSERT_EQ(ue4m3_decode(c), kUE4M3.decode(c)) << int(c);
+    if (!std::isnan(kUE4M3.decode(c))) {
+      ASSERT_EQ(ue4m3_decode(c), kUE4M3.decode(c)) << int(c);
+    }
   }
 }
 

@@ -52,15 +52,8 @@ void Int8Format::matmul(const float* x, int64_t n, float* y) const {
     for (int64_t t = 0; t < n; ++t) {
       const float* xr = x + t * cols_;
       int8_t* qr = xq.data() + t * kp_;
-      float amax = 0;
-      int finite = 1;
-#pragma omp simd reduction(max : amax) reduction(& : finite)
-      for (int64_t j = 0; j < cols_; ++j) {
-        const float a = std::fabs(xr[j]);
-        finite &= a <= 3.4028235e38f;  // false for Inf and NaN
-        amax = a > amax ? a : amax;
-      }
-      if (!finite) {
+      float amax;
+      if (!absmax_finite(xr, cols_, amax)) {
         ++bad;  // (an exception cannot leave the parallel loop: thrown below)
         continue;
       }

@@ -85,14 +85,9 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
     if (perm_.empty()) std::copy_n(xt, K, o);
     else
       for (int64_t k = 0; k < K; ++k) o[k] = xt[perm_[size_t(k)]];
-    int finite = 1;
-#pragma omp simd reduction(max : amax) reduction(& : finite)
-    for (int64_t k = 0; k < K; ++k) {
-      const float a = std::fabs(o[k]);
-      finite &= a <= 3.4028235e38f;  // false for Inf and NaN
-      amax = a > amax ? a : amax;
-    }
-    bad += !finite;
+    float m;
+    bad += !absmax_finite(o, K, m);
+    amax = std::max(amax, m);
   }
   if (bad) throw std::invalid_argument("quantize: non-finite value in the input");
   const float st_x = nvfp4_tensor_scale(amax);

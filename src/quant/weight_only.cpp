@@ -165,14 +165,8 @@ void WeightOnlyFormat::matmul_w4a8(const float* x, int64_t n, float* y) const {
       const float* xr = x + t * K + b * 32;
       const int m = int(std::min<int64_t>(32, K - b * 32));
       int8_t* qr = q.data() + t * Kp + b * 32;
-      float amax = 0;
-      int finite = 1;
-#pragma omp simd reduction(max : amax) reduction(& : finite)
-      for (int i = 0; i < m; ++i) {
-        const float a = std::fabs(xr[i]);
-        finite &= a <= 3.4028235e38f;  // false for Inf and NaN
-        amax = a > amax ? a : amax;
-      }
+      float amax;
+      const bool finite = absmax_finite(xr, m, amax);
       bad += !finite;
       xs[size_t(t * nb + b)] = amax / 127.0f;
       if (amax > 0 && finite) k.quantize_i8(xr, amax / 127.0f, qr, m);
