@@ -114,10 +114,13 @@ void mx_decode_block(const MiniFloat& elem, uint8_t scale, const uint8_t* codes,
 
 float nvfp4_tensor_scale(float amax) { return amax > 0 ? amax / (6.0f * 448.0f) : 1.0f; }
 
+uint8_t nvfp4_block_scale(const float* x, int n, float s_t) {
+  const uint8_t sc = ue4m3_encode(amax_of(x, n) / (6.0f * s_t));
+  return sc == 0 ? uint8_t(1) : sc;  // clamp to the smallest subnormal scale, 2^-9
+}
+
 uint8_t nvfp4_encode_block(const float* x, int n, float s_t, uint8_t* codes) {
-  const float amax = amax_of(x, n);
-  uint8_t sc = ue4m3_encode(amax / (6.0f * s_t));
-  if (sc == 0) sc = 1;  // clamp to the smallest subnormal scale, 2^-9
+  const uint8_t sc = nvfp4_block_scale(x, n, s_t);
   const float d = ue4m3_decode(sc) * s_t;
   for (int i = 0; i < n; ++i) codes[i] = e2m1_encode(x[i] / d);
   return sc;

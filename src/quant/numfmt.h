@@ -78,6 +78,7 @@ void mx_decode_block(const MiniFloat& elem, uint8_t scale, const uint8_t* codes,
 //   s_t = amax(tensor) / (6·448); sc = UE4M3(amax(block) / (6·s_t)); q = E2M1(x / (sc·s_t)).
 constexpr int kNvBlock = 16;
 float nvfp4_tensor_scale(float amax);  // s_t (1 for an all-zero tensor)
+uint8_t nvfp4_block_scale(const float* x, int n, float s_t);                    // the scale code of a block
 uint8_t nvfp4_encode_block(const float* x, int n, float s_t, uint8_t* codes);  // returns the scale code
 void nvfp4_decode_block(uint8_t scale, float s_t, const uint8_t* codes, int n, float* out);
 

@@ -93,6 +93,7 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
   const float st_x = nvfp4_tensor_scale(amax);
   std::vector<int8_t> xq(size_t(n * kp_), 0);
   std::vector<float> xs(size_t(n * kp_ / kNvBlock), 0.0f);
+  std::vector<int32_t> xb(size_t(n * kp_ / 4));  // the kernel's offset terms, -12 x each four codes' sum (below)
   int64_t zeroed = 0;
   const auto& vk = kernels::vec();
 #pragma omp parallel if (par)
@@ -107,11 +108,7 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
       auto run = [&](const float* src, int64_t len, int64_t at, bool count) {
         for (int64_t b = 0; b < len; b += kNvBlock) {
           const int m = int(std::min<int64_t>(kNvBlock, len - b));
-          float bmax = 0;
-          for (int i = 0; i < m; ++i) bmax = std::max(bmax, std::fabs(src[b + i]));
-          uint8_t sc = ue4m3_encode(bmax / (6.0f * st_x));
-          if (sc == 0) sc = 1;
-          const float d = ue4m3_decode(sc);
+          const float d = ue4m3_decode(nvfp4_block_scale(src + b, m, st_x));
           s[(at + b) / kNvBlock] = d;
           int8_t* qb = q + at + b;
           vk.quantize_e2m1(src + b, d * st_x, qb, m);
@@ -128,6 +125,7 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
           for (float& r : res) r = bf16_to_f32(f32_to_bf16(r));
         run(res.data(), ke_, K, false);
       }
+      kernels::w4a8_offset_terms(q, kp_, 12, xb.data() + t * kp_ / 4);
     }
   }
   rep_->zeroed += zeroed;
@@ -139,9 +137,6 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
     for (int c = 0; c < 16; ++c) t[size_t(c)] = uint8_t(kernels::kE2M1Doubled[c] + 12);
     return t;
   }();
-  std::vector<int32_t> xb(size_t(n * kp_ / 4));
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t t = 0; t < n; ++t) kernels::w4a8_offset_terms(xq.data() + t * kp_, kp_, 12, xb.data() + t * kp_ / 4);
   kernels::gemv_w4a8_rows(codes_.data(), lutu.data(), scales_.data(), rows_, kp_, kNvBlock, xq.data(), xs.data(), xb.data(), n,
                           st_w_ * st_x * 0.25f, y);
 }
