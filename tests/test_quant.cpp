@@ -32,6 +32,14 @@ using namespace clm::quant;
 
 namespace {
 
+// Every kernel tier this CPU runs: the scalar reference, then AVX2, AVX-512 and VNNI where present.
+std::vector<const kernels::VecKernels*> all_tiers() {
+  std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
+  for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
+    if (t) tiers.push_back(t);
+  return tiers;
+}
+
 std::vector<std::pair<float, uint8_t>> load_fixture(const std::string& name) {
   std::ifstream f(std::string(CLM_SOURCE_DIR) + "/tests/fixtures/numfmt/" + name + ".txt");
   EXPECT_TRUE(f.good()) << name;
@@ -484,9 +492,7 @@ TEST(QuantMethods, ArcQuantResidualIsTheActivationsSecondQuantization) {
 
 // The vectorised activation quantizer gives int_encode's codes: ties to even, clamping, signs.
 TEST(Int8Kernels, QuantizeGivesIntEncodesCodesOnEveryTier) {
-  std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
-  for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
-    if (t) tiers.push_back(t);
+  const auto tiers = all_tiers();
   std::mt19937 rng(13);
   std::normal_distribution<float> nd(0, 40);
   std::vector<float> x(1003);
@@ -501,9 +507,7 @@ TEST(Int8Kernels, QuantizeGivesIntEncodesCodesOnEveryTier) {
 }
 
 TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
-  std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
-  for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
-    if (t) tiers.push_back(t);
+  const auto tiers = all_tiers();
   std::mt19937 rng(12);
   for (int64_t n : {64, 128, 704, 4096}) {
     const int64_t ld = n + 64;
@@ -674,9 +678,7 @@ TEST(Int8Kernels, RealAndFakePathsAgree) {
 // -12·(sums of four), on every tier, one row and four interleaved, against a float64 truth of
 // E2M1 values times their scales.
 TEST(Nvfp4Kernels, BlockDotMatchesE2M1ValuesOnEveryTier) {
-  std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
-  for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
-    if (t) tiers.push_back(t);
+  const auto tiers = all_tiers();
   uint8_t lut[16];
   for (int c = 0; c < 16; ++c) lut[c] = uint8_t(kernels::kE2M1Doubled[c] + 12);
   std::mt19937 rng(31);
@@ -716,9 +718,7 @@ TEST(Nvfp4Kernels, BlockDotMatchesE2M1ValuesOnEveryTier) {
 // e2m1_encode(x / d) through kE2M1Doubled: every midpoint and code value times d with both
 // neighbours, saturation, signed zeros, random values; lengths with and without a vector tail.
 TEST(Nvfp4Kernels, ActivationCodesMatchE2M1OnEveryTier) {
-  std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
-  for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
-    if (t) tiers.push_back(t);
+  const auto tiers = all_tiers();
   std::mt19937 rng(8);
   std::normal_distribution<float> nd(0, 3);
   for (float d : {1.0f, 0.375f, 3.0e-3f, 17.5f}) {
@@ -813,9 +813,7 @@ TEST(WeightOnly, ValuesAreFakeQuantsAndProductsAgree) {
       f.dequantize(deq.data());
       for (size_t i = 0; i < deq.size(); ++i) ASSERT_EQ(deq[i], ref[i]) << sp << " K=" << K << " element " << i;
       // one token and two (the fused kernels), three (a decoded row per weight row), on every tier
-      std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
-      for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
-        if (t) tiers.push_back(t);
+      const auto tiers = all_tiers();
       for (auto* tier : tiers)
         for (int64_t nt : {int64_t(1), int64_t(2), n}) {
           kernels::set_vec(tier);
@@ -842,9 +840,7 @@ TEST(WeightOnly, ValuesAreFakeQuantsAndProductsAgree) {
 // W4A8's block dot product: every tier against a float64 truth of vec.h's definition (any table of
 // values in [0, 127], any offset term), blocks of 16 and 32, at lengths of 32, whole 64s and a last 32.
 TEST(W4A8Kernels, BlockDotMatchesItsDefinitionOnEveryTier) {
-  std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
-  for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
-    if (t) tiers.push_back(t);
+  const auto tiers = all_tiers();
   std::mt19937 rng(61);
   std::uniform_real_distribution<float> u(0.01f, 3.0f);
   for (int64_t block : {16, 32})
@@ -942,9 +938,7 @@ TEST(W4A8Kernels, RealAndFakePathsAgree) {
       std::vector<float> deq(size_t(R * K));  // the interleaved codes read back in row order
       f.dequantize(deq.data());
       ASSERT_EQ(deq, wq) << sp << " K=" << K;
-      std::vector<const kernels::VecKernels*> tiers = {&kernels::vec_scalar()};
-      for (auto* t : {kernels::vec_avx2(), kernels::vec_avx512(), kernels::vec_avx512vnni()})
-        if (t) tiers.push_back(t);
+      const auto tiers = all_tiers();
       for (auto* tier : tiers) {
         kernels::set_vec(tier);
         std::vector<float> y(size_t(n * R));
