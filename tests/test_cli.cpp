@@ -225,6 +225,12 @@ TEST(Cli, ResumeContinuesTheSameRunInItsFolder) {
   r = run_clm("train --resume " + d.path + "/b --steps 8 --threads 1 --sample-tokens 0");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_TRUE(std::filesystem::exists(d.path + "/b/step-00000008/model.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(d.path + "/b/step-00000004")) << "the two newest step folders are kept by default";
+  // --keep-checkpoints 0 keeps every step folder
+  ASSERT_EQ(run_clm("train --data " + c.dir.path + flags + " --steps 6 --keep-checkpoints 0 --out " + d.path + "/c").rc, 0);
+  for (const char* s : {"2", "4", "6"}) EXPECT_TRUE(std::filesystem::exists(d.path + "/c/step-0000000" + s + "/model.safetensors")) << s;
+  expect_error(run_clm("train --data " + c.dir.path + flags + " --steps 6 --keep-checkpoints -1 --out " + d.path + "/e"),
+               "--keep-checkpoints must be >= 0");
   // what would change the run is refused, naming the flag
   expect_error(run_clm("train --resume " + d.path + "/b --steps 10 --lr 0.5"), "--resume: --lr 0.5 but the checkpoint");
   expect_error(run_clm("train --resume " + d.path + "/b --steps 10 --out " + d.path + "/elsewhere"), "differs from the run being resumed");

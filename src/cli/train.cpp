@@ -326,6 +326,8 @@ void add_train(CLI::App& app, Commands& cmds) {
   tr->add_option("--eval-every", t.eval_every, "Validate every N steps (0 = at the end)")->capture_default_str();
   tr->add_option("--eval-tokens", a->eval_tokens, "Tokens scored per validation, periodic and final (0 = whole split)")->capture_default_str();
   tr->add_option("--ckpt-every", t.ckpt_every, "Checkpoint every N steps (0 = at each validation)")->capture_default_str();
+  tr->add_option("--keep-checkpoints", t.keep_checkpoints, "Step folders kept, the newest (0 = every one: a run's checkpoints for a study over training)")
+      ->capture_default_str();
   tr->add_option("--log-every", t.log_every, "Metrics row every N steps")->capture_default_str();
   tr->add_option("--seed", t.seed, "Seed for initialisation and sampling")->capture_default_str();
   tr->add_option("--objective", t.objective,

@@ -34,6 +34,7 @@ void save_checkpoint(const std::string& run_dir, int64_t step, LanguageModel& mo
   fsync_dir(run_dir);
   write_file_atomic(run_dir + "/latest", std::string(name) + "\n");
   // Prune older step folders.
+  if (keep_last <= 0) return;
   std::vector<std::string> steps;
   for (auto& e : fs::directory_iterator(run_dir)) {
     std::string f = e.path().filename().string();

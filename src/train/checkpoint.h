@@ -15,7 +15,7 @@
 
 namespace clm {
 
-// Full training checkpoint.
+// Full training checkpoint, as run_dir/step-NNNNNNNN; the keep_last newest step folders are kept (0: all).
 void save_checkpoint(const std::string& run_dir, int64_t step, LanguageModel& model, const Tokenizer& tok,
                      const Optimizer& opt, const nlohmann::json& trainer_state, int keep_last = 2);
 nlohmann::json load_trainer_state(const std::string& step_dir);

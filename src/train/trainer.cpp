@@ -29,6 +29,7 @@ void TrainConfig::validate() const {
   if (objective != "next" && objective != "mlm") fail("--objective must be next or mlm, got '" + objective + "'");
   if (!(mask_prob > 0 && mask_prob < 1)) fail("--mask-prob must be in (0, 1)");
   if (eval_every < 0 || ckpt_every < 0 || log_every <= 0) fail("--eval-every and --ckpt-every must be >= 0, --log-every > 0");
+  if (keep_checkpoints < 0) fail("--keep-checkpoints must be >= 0 (0 keeps every one)");
   if (!(time_budget_s >= 0)) fail("--time-budget must be >= 0");
   if (!(adam.eps > 0)) fail("Adam eps must be > 0");
   if (optimizer != "adamw" && optimizer != "sgd") fail("--optimizer must be adamw or sgd, got '" + optimizer + "'");
@@ -43,7 +44,7 @@ void TrainConfig::validate() const {
 #define CLM_TRAIN_FIELDS(X)                                                                                     \
   X(batch_size) X(seq_len) X(grad_accum) X(steps) X(warmup) X(lr) X(min_lr_ratio) X(clip) X(eval_every)         \
   X(ckpt_every) X(log_every) X(time_budget_s) X(seed) X(objective) X(mask_prob) X(optimizer) X(schedule) X(lr_decay)   \
-  X(decay_start) X(decay_every)
+  X(decay_start) X(decay_every) X(keep_checkpoints)
 
 void to_json(nlohmann::json& j, const TrainConfig& c) {
   j = nlohmann::json::object();
@@ -111,7 +112,7 @@ TrainResult train(LanguageModel& model, const Tokenizer& tok, const std::vector<
                          {"elapsed_s", elapsed},
                          {"train_config", cfg}};
     if (!hooks.run_info.is_null()) st["run"] = hooks.run_info;
-    save_checkpoint(run_dir, at_step, model, tok, opt, st);
+    save_checkpoint(run_dir, at_step, model, tok, opt, st, int(cfg.keep_checkpoints));
   };
 
   TrainResult res;

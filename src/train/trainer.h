@@ -22,6 +22,7 @@ struct TrainConfig {
   double lr_decay = 0.5, decay_start = 4, decay_every = 1;
   int64_t eval_every = 200;  // 0 = only at the end
   int64_t ckpt_every = 0;    // 0 = at each evaluation and at the end
+  int64_t keep_checkpoints = 2;  // step folders kept (the newest); 0 = every one
   int64_t log_every = 10;
   double time_budget_s = 0;  // > 0: stop (and checkpoint) once this much wall time has passed
   uint64_t seed = 1337;
