@@ -14,10 +14,11 @@
 #           torch.compile); then clm generate --device cuda against --device cpu on stories260K
 #           (pack it as a second corpus folder: ../shared/data/wikitext-2:../shared/models/stories260K);
 #           SHAPES="--dim .. --layers ..;..." other shapes, QUANT="w8a8 nvfp4 arcquant" adds those rows, PEER=0 skips
-#           transformers; with WikiText-2 packed too, CrossQuant, NVFP4 and ARCQuant perplexity on the GPU and
+#           transformers; FUSE_AB=1 adds each shape with CLM_GPU_FUSE=0 (the GLU as a kernel of its own); with WikiText-2 packed too, CrossQuant, NVFP4 and ARCQuant perplexity on the GPU and
 #           the CPU (EVAL_DEVICES=cuda: the GPU only)
 #   gemm    clm_bench_gemm_cuda: bf16, FP8 and INT8 tensor-core GEMMs at 2048^3 .. 8192^3
 #   quant   NVFP4 and ARCQuant perplexity on the GPU (QMODEL: a checkpoint folder packed in devdata)
+#   outliers a ~100M model trained here, its checkpoints quantized: ARCQuant's gain against the outliers' strength
 #   serve   clm serve --device cuda and --device cpu on stories260K: the same greedy completion
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
@@ -93,6 +94,7 @@ decode)
   for r in $(seq ${ROUNDS:-1}); do
     for s in "${shapes[@]}"; do
       b run clm_bench_decode_cuda $s --peak-gbs $peak
+      if [ "${FUSE_AB:-0}" = 1 ]; then export CLM_GPU_FUSE=0; b run clm_bench_decode_cuda $s --peak-gbs $peak; unset CLM_GPU_FUSE; fi
       for q in ${QUANT:-}; do b run clm_bench_decode_cuda $s --peak-gbs $peak --quant $q; done
       [ "${PEER:-1}" = 1 ] && b python3 bench/hf_decode_cuda.py $s
     done
@@ -131,6 +133,23 @@ quant)
         sed "s|^|window $w ${q%% *}: |" | tee -a $OUT/quant.txt
     done
   done ;;
+outliers)
+  # ARCQuant where activation outliers may be real: a ~100M Llama trained on WikiText-2 on the GPU (bf16
+  # autocast; MODEL, TRAIN_STEPS override), a checkpoint kept every OUTLIER_EVERY steps, then each one
+  # calibrated on the host CPU and scored through the GPU decoder (f32, RTN NVFP4 W4A4, ARCQuant) by
+  # scripts/quant_outliers.sh on the first 250,000 bytes of the test split; scripts/quant_outliers.py's table.
+  W=/tmp/dev/devdata/wikitext-2
+  printf '#!/bin/sh\nexec /tmp/dev/devlib/ld-linux-x86-64.so.2 --library-path "%s" /tmp/dev/devlib/clm "$@"\n' "$LIBP" > /tmp/clmw
+  chmod +x /tmp/clmw
+  head -c 250000 $W/test.txt > /tmp/wt2_test_head.txt
+  run clm train --device cuda --bf16 --data $W --out /tmp/run-q \
+    ${MODEL:---d-model 768 --n-layers 12 --n-heads 12 --n-kv-heads 4 --d-ff 2048 --lr 6e-4} --tie-embeddings --seq-len 256 \
+    --batch-size 32 --warmup 100 --steps ${TRAIN_STEPS:-1500} --eval-every ${OUTLIER_EVERY:-500} --keep-checkpoints 0 --sample-tokens 0 2>&1 |
+    tr '\r' '\n' | grep -v '^step ' | tee $OUT/outliers_train.log | tail -4
+  cp /tmp/run-q/metrics.jsonl $OUT/outliers_metrics.jsonl
+  CLM=/tmp/clmw EVAL_FLAGS="--device cuda" WINDOW=${OUTLIER_WINDOW:-128} scripts/quant_outliers.sh /tmp/run-q $W $OUT/outliers /tmp/wt2_test_head.txt 2>&1 |
+    tee $OUT/outliers.txt
+  python3 scripts/quant_outliers.py $OUT/outliers | tee -a $OUT/outliers.txt ;;
 serve)
   M=/tmp/dev/devdata/stories260K
   for d in cuda cpu; do

@@ -3,6 +3,7 @@
 // -DCLM_CUDA=ON; skips when no device is visible.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <numeric>
@@ -343,12 +344,13 @@ void follow(LanguageModel& cpu, LanguageModel& gpu, const std::vector<int32_t>& 
   EXPECT_EQ(sg.next_pos, int64_t(prompt.size()) + steps) << what;
 }
 
-void decoder_follows_cpu(const ModelConfig& c, const char* what, const std::string& weights = "f32", double tol = 2e-5) {
+void decoder_follows_cpu(const ModelConfig& c, const char* what, const std::string& weights = "f32", double tol = 2e-5,
+                         size_t prompt_len = 250) {
   auto cpu = make_model(c, 17);
   if (weights == "bf16") cpu->pack("bf16");
   auto gpu = gpu_decoder(make_model(c, 17), weights);
   Rng r(3);
-  std::vector<int32_t> prompt(250);
+  std::vector<int32_t> prompt(prompt_len);
   for (auto& t : prompt) t = int32_t(r.uniform() * double(c.vocab_size));
   follow(*cpu, *gpu, prompt, 20, 300, tol, what);
 }
@@ -379,6 +381,15 @@ TEST(Cuda, DecoderFollowsTheCpu) {
   c.vocab_size = 301, c.d_model = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 96, c.max_seq_len = 512;
   decoder_follows_cpu(c, "llama (rope, GQA, swiglu)");
   decoder_follows_cpu(c, "llama, bf16 weights", "bf16", 2e-2);
+  // 204 = 3 passes of 64 and one of 12: a short pass through the GLU-fused GEMV (8 tokens, then 4).
+  decoder_follows_cpu(c, "llama, a 12-token pass", "f32", 2e-5, 204);
+  ModelConfig b = c;  // biases on the gated MLP: the gate's and the up's interleaved as their rows
+  b.mlp_bias = true, b.attn_bias = true;
+  decoder_follows_cpu(b, "llama with biases, 12-token pass", "f32", 2e-5, 204);
+  setenv("CLM_GPU_FUSE", "0", 1);  // the GLU as a kernel of its own
+  decoder_follows_cpu(c, "llama, fusions off", "f32", 2e-5, 204);
+  decoder_follows_cpu(c, "llama, bf16 weights, fusions off", "bf16", 2e-2);
+  unsetenv("CLM_GPU_FUSE");
   ModelConfig g = c;  // Gemma-like: interleaved rotary with YaRN, (1 + w) norms, GELU-gated MLP, embeddings scaled, biases
   g.rope_interleaved = true, g.norm = "rmsnorm_1p", g.mlp = "geglu_tanh", g.embed_scale = 8.0, g.attn_bias = true, g.mlp_bias = true;
   g.position_opt = {{"scaling", "yarn"}, {"scale", 4.0}};
@@ -548,7 +559,9 @@ TEST(Cuda, DecoderRunsW8A8Models) {
 
 // NVFP4 W4A4 on the GPU (linear_nvfp4) against the CPU's Nvfp4Format on the same input: plain
 // (K = 150: a short last block, and padding to 32), and ARCQuant's channel order with 32 residual
-// channels in f32 and bf16, for one token (decoding) and 37 (five groups of 8, one tensor scale).
+// channels in f32 and bf16, for one token (decoding), 37 (five groups of 8, one tensor scale) and 230
+// (enough activations that their absmax goes through partial maxima); the calls of 16 tokens or more
+// also through the tensor-core path (bf16 values code x scale, exact, one GEMM).
 // The codes and scales are the CPU's bit for bit and the block sums exact integers, so what differs
 // is the order of the float sums: a single code rounded the other way would cost far more than 1e-6.
 TEST(Cuda, Nvfp4LinearFollowsTheCpuFormat) {
@@ -560,8 +573,8 @@ TEST(Cuda, Nvfp4LinearFollowsTheCpuFormat) {
   for (const Case cs : {Case{150, 0, false, false}, Case{160, 0, true, false}, Case{160, 32, true, false}, Case{160, 32, true, true}}) {
     const int64_t N = 72, K = cs.K;
     Rng r(21);
-    Tensor w = randn({N, K}, r, 0.05), x = randn({37, K}, r);
-    for (int64_t t = 0; t < 37; ++t) x.data<float>()[t * K + 11] *= 30.f, x.data<float>()[t * K + 3] *= 8.f;  // outlier channels
+    Tensor w = randn({N, K}, r, 0.05), x = randn({230, K}, r);
+    for (int64_t t = 0; t < 230; ++t) x.data<float>()[t * K + 11] *= 30.f, x.data<float>()[t * K + 3] *= 8.f;  // outlier channels
     std::vector<int64_t> perm;
     if (cs.perm) {
       perm.resize(size_t(K));
@@ -578,19 +591,28 @@ TEST(Cuda, Nvfp4LinearFollowsTheCpuFormat) {
     for (auto& [k, t] : parts) dev[k] = t.to_device(Device::cuda);
     const int64_t Kp = cuda::nvfp4_pad(K + cs.ke);
     const Tensor stw = Tensor::from(std::vector<float>(size_t(N), meta.at("tensor_scale").get<float>()), {N}).to_device(Device::cuda);
-    for (int64_t M : {int64_t(1), int64_t(37)}) {
+    for (int64_t M : {int64_t(1), int64_t(37), int64_t(230)}) {  // 230 x 160: the absmax through partial maxima first
       const std::string what = "K " + std::to_string(K) + " ke " + std::to_string(cs.ke) + (cs.perm ? " perm" : "") +
                                (cs.bf16 ? " bf16" : "") + " M " + std::to_string(M);
       std::vector<float> want(static_cast<size_t>(M * N));
       f.matmul(x.data<float>(), M, want.data());
       const Tensor xd = x.to_device(Device::cuda);
       Tensor y = Tensor::empty({M, N}, DType::f32, Device::cuda), xq = Tensor::empty({M, Kp}, DType::i8, Device::cuda);
-      Tensor xs = Tensor::empty({M, Kp / 16}, DType::f32, Device::cuda), amax = Tensor::empty({1}, DType::f32, Device::cuda);
+      Tensor xs = Tensor::empty({M, Kp / 16}, DType::f32, Device::cuda), amax = Tensor::empty({cuda::kNvfp4AmaxFloats}, DType::f32, Device::cuda);
       cuda::linear_nvfp4(y.data<float>(), xd.data<float>(), static_cast<const uint8_t*>(dev["codes"].raw()),
                          static_cast<const uint8_t*>(dev["scales"].raw()), stw.data<float>(), M, N, K, cs.ke,
                          cs.perm ? dev["perm"].data<int32_t>() : nullptr, cs.bf16, static_cast<int8_t*>(xq.raw()), xs.data<float>(),
                          amax.data<float>());
       EXPECT_LT(rel_err(y.cpu(), Tensor::from(want, {M, N})), 1e-6) << what;
+      if (M >= cuda::kNvfp4GemmTokens) {  // the tensor-core path: the same codes and scales, bf16 values, one GEMM
+        Tensor gw = Tensor::empty({N, Kp}, DType::bf16, Device::cuda), gx = Tensor::empty({M, Kp}, DType::bf16, Device::cuda);
+        Tensor gacc = Tensor::empty({M, N}, DType::f32, Device::cuda), y3 = Tensor::empty({M, N}, DType::f32, Device::cuda);
+        cuda::linear_nvfp4(y3.data<float>(), xd.data<float>(), static_cast<const uint8_t*>(dev["codes"].raw()),
+                           static_cast<const uint8_t*>(dev["scales"].raw()), stw.data<float>(), M, N, K, cs.ke,
+                           cs.perm ? dev["perm"].data<int32_t>() : nullptr, cs.bf16, static_cast<int8_t*>(xq.raw()), xs.data<float>(),
+                           amax.data<float>(), 0, false, {static_cast<uint16_t*>(gw.raw()), static_cast<uint16_t*>(gx.raw()), gacc.data<float>()});
+        EXPECT_LT(rel_err(y3.cpu(), Tensor::from(want, {M, N})), 1e-6) << what << " (tensor cores)";
+      }
       // accumulate into rows ldy apart
       Tensor y2 = Tensor::zeros({M, 2 * N}, DType::f32, Device::cuda);
       for (int rep = 0; rep < 2; ++rep)

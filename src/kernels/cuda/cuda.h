@@ -46,11 +46,23 @@ void linear_i8(float* y, const float* x, const int8_t* wq, const float* sw, int6
 // and with ke > 0 the residual of the last ke reordered channels (bf16-rounded when bf16_residual)
 // quantized again and appended at K (K and ke multiples of 16). Codes and scales come out as the CPU's
 // bit for bit; the products are int8 dot products of doubled E2M1 values, one weight read per 8
-// tokens. Scratch: xq [M, Kp] int8, xs [M, Kp / 16] f32, amax [1] f32. y's rows are ldy apart (0: N).
+// tokens. Scratch: xq [M, Kp] int8, xs [M, Kp / 16] f32, amax [kNvfp4AmaxFloats] f32 (amax[0]: the
+// call's activation absmax). y's rows are ldy apart (0: N).
+constexpr int64_t kNvfp4AmaxFloats = 129;
+// Calls of kNvfp4GemmTokens tokens or more, given this scratch, multiply on tensor cores instead:
+// weights and activations expanded to bf16 values code x block scale (exact: at most 6 significant
+// bits each), one bf16 GEMM with f32 accumulation, the two tensor scales applied to its output: the
+// same sums as the GEMV's in another order. w [N, Kp] bf16, x [M, Kp] bf16, acc [M, N] f32.
+constexpr int64_t kNvfp4GemmTokens = 16;
+struct Nvfp4GemmScratch {
+  uint16_t* w = nullptr;
+  uint16_t* x = nullptr;
+  float* acc = nullptr;
+};
 int64_t nvfp4_pad(int64_t k);  // k rounded up to 32
 void linear_nvfp4(float* y, const float* x, const uint8_t* codes, const uint8_t* scales, const float* st_w, int64_t M, int64_t N,
                   int64_t K, int64_t ke, const int32_t* perm, bool bf16_residual, int8_t* xq, float* xs, float* amax, int64_t ldy = 0,
-                  bool accumulate = false);
+                  bool accumulate = false, const Nvfp4GemmScratch& tc = {});
 // TF32 tensor-core GEMMs (10-bit mantissa products, f32 accumulation): off by default (exact f32).
 void set_tf32(bool on);
 

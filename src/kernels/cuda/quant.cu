@@ -123,59 +123,80 @@ __device__ inline uint32_t expand4(uint32_t w) {
   return __vsub4(mag ^ neg, neg);
 }
 
-// One block: the absmax over the call's M x K activations (the tensor scale), then every token's
-// blocks of 16 channels, one per thread at a time: Nvfp4Format::matmul's encoding (nvfp4_encode_block),
-// ARCQuant's residual written by the thread of its source block.
-__global__ void __launch_bounds__(256) k_nv_quant(int8_t* xq, float* xs, float* amax, const float* x, const int32_t* perm, int64_t M, int64_t K, int64_t ke,
-                           int64_t Kp, bool bf16_res) {
+// The activations' tensor scale needs the absmax of the whole call before any block of 16 can be
+// encoded. A decoded token's few thousand values are read by every encoding block (from L2: cheaper
+// than a kernel of its own); a longer call first reduces them to kNvParts partial maxima.
+constexpr int64_t kNvOnePass = int64_t(1) << 15;
+constexpr int kNvParts = int(kNvfp4AmaxFloats) - 1;
+
+__global__ void k_nv_absmax(float* part, const float* x, int64_t n) {
+  __shared__ float sh[32];
+  wait_for_previous();
+  float m = 0.f;
+  CLM_GRID_STRIDE(i, n) m = fmaxf(m, fabsf(x[i]));
+  m = block_max(m, sh);
+  if (threadIdx.x == 0) part[blockIdx.x] = m;
+}
+
+// Max over the 16 lanes of a half-warp (every lane of the warp takes part).
+__device__ inline float max16(float v) {
+#pragma unroll
+  for (int o = 8; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o, 16));
+  return v;
+}
+
+// Nvfp4Format::matmul's encoding (nvfp4_encode_block) spread over the grid: a half-warp per block
+// of 16 channels, a lane per channel; the block's absmax by shuffles, its lane 0 writing the scale.
+// ARCQuant's residual blocks are encoded by the half-warp of their source block. amax[0] gets the
+// call's absmax; with parts > 0, amax[1 .. parts] hold k_nv_absmax's partial maxima.
+__global__ void __launch_bounds__(256) k_nv_encode(int8_t* xq, float* xs, float* amax, const float* x, const int32_t* perm, int64_t M,
+                                                   int64_t K, int64_t ke, int64_t Kp, bool bf16_res, int parts) {
   __shared__ float sh[32];
   wait_for_previous();
   float mx = 0.f;
-  for (int64_t i = threadIdx.x; i < M * K; i += blockDim.x) mx = fmaxf(mx, fabsf(x[i]));
+  if (parts == 0) {
+#pragma unroll 8
+    for (int64_t i = threadIdx.x; i < M * K; i += blockDim.x) mx = fmaxf(mx, fabsf(x[i]));
+  } else {
+    for (int i = threadIdx.x; i < parts; i += blockDim.x) mx = fmaxf(mx, amax[1 + i]);
+  }
   mx = block_max(mx, sh);
-  if (threadIdx.x == 0) amax[0] = mx;
+  if (blockIdx.x == 0 && threadIdx.x == 0) amax[0] = mx;
   const float st = nvfp4_tensor_scale(mx);
-  const int64_t nb = Kp / 16, main_blocks = (K + 15) / 16, pad_from = main_blocks + ke / 16;
-  for (int64_t i = threadIdx.x; i < M * nb; i += blockDim.x) {
-    const int64_t row = i / nb, b = i % nb;
-    const float* xr = x + row * K;
+  const int64_t nb = Kp / 16, main_blocks = (K + 15) / 16, pad_from = main_blocks + ke / 16, groups = M * main_blocks;
+  const int j = threadIdx.x & 15;
+  // Its scale for 16 values (one per lane), written by lane 0 at block `at`; returns the step.
+  auto scale = [&](float v, float* s, int64_t at, bool write) {
+    const float bm = max16(fabsf(v));
+    uint32_t sc = ue4m3_encode(bm / (6.0f * st));
+    if (sc == 0) sc = 1;  // the smallest subnormal scale
+    const float dsc = ue4m3_decode(sc);
+    if (write && j == 0) s[at] = dsc;
+    return __fmul_rn(dsc, st);
+  };
+  // Every thread runs the same iterations (the shuffles need the whole warp); `live` marks real work.
+  for (int64_t base = int64_t(blockIdx.x) * 16; base < groups; base += int64_t(gridDim.x) * 16) {
+    const int64_t g = base + threadIdx.x / 16;
+    const bool live = g < groups;
+    const int64_t row = live ? g / main_blocks : 0, b = live ? g % main_blocks : 0, k = b * 16 + j;
+    const bool in = live && k < K;
     int8_t* q = xq + row * Kp;
     float* s = xs + row * nb;
-    auto encode = [&](const float* v, int64_t at) {  // the block scale of 16 values at channel `at`; returns its step
-      float bm = 0.f;
-      for (int j = 0; j < 16; ++j) bm = fmaxf(bm, fabsf(v[j]));
-      uint32_t sc = ue4m3_encode(bm / (6.0f * st));
-      if (sc == 0) sc = 1;  // the smallest subnormal scale
-      const float dsc = ue4m3_decode(sc);
-      s[at / 16] = dsc;
-      return __fmul_rn(dsc, st);
-    };
-    if (b >= main_blocks) {
-      if (b >= pad_from) {
-        for (int j = 0; j < 16; ++j) q[b * 16 + j] = 0;
-        s[b] = 0.f;
-      }
-      continue;  // residual blocks: written by their source blocks
+    const float v = in ? x[row * K + (perm ? perm[k] : k)] : 0.f;
+    const float d = scale(v, s, b, live);
+    const uint32_t c = in ? e2m1_encode(__fdiv_rn(v, d)) : 0u;
+    if (live) q[k] = int8_t(e2m1_doubled(c));
+    if (live && b == main_blocks - 1 && pad_from < nb) {  // the row's padding block
+      q[pad_from * 16 + j] = 0;
+      if (j == 0) s[pad_from] = 0.f;
     }
-    const int64_t k0 = b * 16;
-    const int m = K - k0 < 16 ? int(K - k0) : 16;
-    float v[16];
-    for (int j = 0; j < 16; ++j) v[j] = j < m ? xr[perm ? perm[k0 + j] : k0 + j] : 0.f;
-    const float d = encode(v, k0);
-    uint32_t c[16];
-    for (int j = 0; j < 16; ++j) {
-      c[j] = j < m ? e2m1_encode(__fdiv_rn(v[j], d)) : 0u;
-      q[k0 + j] = int8_t(e2m1_doubled(c[j]));
-    }
-    if (ke > 0 && k0 >= K - ke) {  // ARCQuant: what the codes missed, quantized again at K + (k0 - (K - ke))
-      float r[16];
-      for (int j = 0; j < 16; ++j) {
-        r[j] = __fsub_rn(v[j], __fmul_rn(float(e2m1_doubled(c[j])) * 0.5f, d));
-        if (bf16_res) r[j] = __bfloat162float(__float2bfloat16_rn(r[j]));
-      }
-      const int64_t at = K + k0 - (K - ke);
-      const float dr = encode(r, at);
-      for (int j = 0; j < 16; ++j) q[at + j] = int8_t(e2m1_doubled(e2m1_encode(__fdiv_rn(r[j], dr))));
+    if (ke > 0) {  // ARCQuant: what the codes missed in the last ke channels, quantized again at K + (k - (K - ke))
+      const bool res = live && b * 16 >= K - ke;
+      float r = __fsub_rn(v, __fmul_rn(float(e2m1_doubled(c)) * 0.5f, d));
+      if (bf16_res) r = __bfloat162float(__float2bfloat16_rn(r));
+      const int64_t at = K + b * 16 - (K - ke);
+      const float dr = scale(res ? r : 0.f, s, at / 16, res);
+      if (res) q[at + j] = int8_t(e2m1_doubled(e2m1_encode(__fdiv_rn(r, dr))));
     }
   }
 }
@@ -247,18 +268,75 @@ __global__ void k_nv_gemv(float* y, const uint8_t* codes, const uint8_t* scales,
     }
 }
 
+// Rows of NVFP4 weights [N, Kp] as bf16 values code x block scale, eight a thread (one scale each).
+__global__ void k_nv_expand_w(uint16_t* out, const uint8_t* codes, const uint8_t* scales, int64_t N, int64_t Kp) {
+  wait_for_previous();
+  const int64_t per_row = Kp / 8;
+  CLM_GRID_STRIDE(i, N * per_row) {
+    const int64_t n = i / per_row, k0 = (i % per_row) * 8;
+    const uint32_t w = *reinterpret_cast<const uint32_t*>(codes + n * (Kp / 2) + k0 / 2);
+    const float s = 0.5f * ue4m3_decode(scales[n * (Kp / 16) + k0 / 16]);
+    uint32_t v[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t lo = __bfloat16_as_ushort(__float2bfloat16_rn(float(e2m1_doubled((w >> (8 * j)) & 15u)) * s));
+      const uint32_t hi = __bfloat16_as_ushort(__float2bfloat16_rn(float(e2m1_doubled((w >> (8 * j + 4)) & 15u)) * s));
+      v[j] = lo | (hi << 16);
+    }
+    *reinterpret_cast<uint4*>(out + n * Kp + k0) = make_uint4(v[0], v[1], v[2], v[3]);
+  }
+}
+
+// The activations' doubled codes [M, Kp] and block scales as bf16 values, likewise.
+__global__ void k_nv_expand_x(uint16_t* out, const int8_t* xq, const float* xs, int64_t M, int64_t Kp) {
+  wait_for_previous();
+  CLM_GRID_STRIDE(i, M * Kp) {
+    const int64_t t = i / Kp, k = i % Kp;
+    out[i] = __bfloat16_as_ushort(__float2bfloat16_rn(float(xq[i]) * (0.5f * xs[t * (Kp / 16) + k / 16])));
+  }
+}
+
+// y (= or +=) st_w[n] st_x acc, rows ldy apart.
+__global__ void k_nv_scale_out(float* y, int64_t ldy, const float* acc, const float* st_w, const float* amax, int64_t M, int64_t N,
+                               bool accumulate) {
+  wait_for_previous();
+  const float sx = nvfp4_tensor_scale(amax[0]);
+  CLM_GRID_STRIDE(i, M * N) {
+    const int64_t t = i / N, n = i % N;
+    const float v = st_w[n] * sx * acc[i];
+    float* o = y + t * ldy + n;
+    *o = accumulate ? *o + v : v;
+  }
+}
+
 }  // namespace
 
 int64_t nvfp4_pad(int64_t k) { return (k + 31) / 32 * 32; }
 
 void linear_nvfp4(float* y, const float* x, const uint8_t* codes, const uint8_t* scales, const float* st_w, int64_t M, int64_t N,
                   int64_t K, int64_t ke, const int32_t* perm, bool bf16_residual, int8_t* xq, float* xs, float* amax, int64_t ldy,
-                  bool accumulate) {
+                  bool accumulate, const Nvfp4GemmScratch& tc) {
   if (M == 0) return;
   if (ke < 0 || (ke > 0 && (ke % 16 || K % 16))) throw std::invalid_argument("linear_nvfp4: ke and K must be multiples of 16 when ke > 0");
   const int64_t Kp = nvfp4_pad(K + ke);
-  launch(k_nv_quant, 1, 256, "k_nv_quant", xq, xs, amax, x, perm, M, K, ke, Kp, bf16_residual);
+  int parts = 0;
+  if (M * K > kNvOnePass) {
+    parts = int(std::min<int64_t>(kNvParts, (M * K + 4095) / 4096));
+    launch(k_nv_absmax, unsigned(parts), 256, "k_nv_absmax", amax + 1, x, M * K);
+  }
+  const int64_t groups = M * ((K + 15) / 16);
+  launch(k_nv_encode, unsigned(std::min<int64_t>((groups + 15) / 16, 1024)), 256, "k_nv_encode", xq, xs, amax, x, perm, M, K, ke, Kp,
+         bf16_residual, parts);
   if (ldy <= 0) ldy = N;
+  if (M >= kNvfp4GemmTokens && tc.w && tc.x && tc.acc) {  // tensor cores: the weights expanded once for the whole call
+    launch(k_nv_expand_w, grid_for(N * Kp / 8), 256, "k_nv_expand_w", tc.w, codes, scales, N, Kp);
+    launch(k_nv_expand_x, grid_for(M * Kp), 256, "k_nv_expand_x", tc.x, static_cast<const int8_t*>(xq), static_cast<const float*>(xs),
+           M, Kp);
+    gemm_bf16(false, true, int(M), int(N), int(Kp), 1.f, tc.x, int(Kp), tc.w, int(Kp), 0.f, tc.acc, int(N));
+    launch(k_nv_scale_out, grid_for(M * N), 256, "k_nv_scale_out", y, ldy, static_cast<const float*>(tc.acc), st_w,
+           static_cast<const float*>(amax), M, N, accumulate);
+    return;
+  }
   for (int64_t t0 = 0; t0 < M; t0 += 8) {  // each weight read once per 8 tokens
     const int T = int(std::min<int64_t>(8, M - t0));
     const unsigned grid = unsigned((N + 7) / 8);
