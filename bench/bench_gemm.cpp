@@ -11,6 +11,7 @@
 #include <random>
 
 #include "kernels/blas.h"
+#include "kernels/blas.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
 #include "quant/int8_format.h"
@@ -19,6 +20,7 @@ using namespace clm;
 using clk = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
+  kernels::use_best_blas_kernels(argv);  // before anything else (kernels/blas.h)
   int threads = 2, reps = 5;
   std::vector<std::string> shapes = {"2048x2048x2048", "512x2048x2048", "512x5632x2048", "2048x768x768"};
   CLI::App app{"INT8 GEMM (W8A8 Linear) vs OpenBLAS SGEMM"};

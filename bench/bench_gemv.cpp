@@ -13,6 +13,7 @@
 #include <sstream>
 #include <vector>
 
+#include "kernels/blas.h"
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
 #include "quant/int8_format.h"
@@ -23,6 +24,7 @@ using namespace clm;
 using clk = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
+  kernels::use_best_blas_kernels(argv);  // before anything else (kernels/blas.h)
   int threads = 1, reps = 200;
   std::string shapes = "2048x768,768x2048,5632x2048,32000x768";
   CLI::App app{"Low-bit GEMV kernels, one token"};
