@@ -147,7 +147,8 @@ outliers)
     --batch-size 32 --warmup 100 --steps ${TRAIN_STEPS:-1500} --eval-every ${OUTLIER_EVERY:-500} --keep-checkpoints 0 --sample-tokens 0 2>&1 |
     tr '\r' '\n' | grep -v '^step ' | tee $OUT/outliers_train.log | tail -4
   cp /tmp/run-q/metrics.jsonl $OUT/outliers_metrics.jsonl
-  CLM=/tmp/clmw EVAL_FLAGS="--device cuda" WINDOW=${OUTLIER_WINDOW:-128} scripts/quant_outliers.sh /tmp/run-q $W $OUT/outliers /tmp/wt2_test_head.txt 2>&1 |
+  # OUTLIER_STEPS: the checkpoints to score, in this order (default: all, oldest first)
+  CLM=/tmp/clmw EVAL_FLAGS="--device cuda" WINDOW=${OUTLIER_WINDOW:-128} scripts/quant_outliers.sh /tmp/run-q $W $OUT/outliers /tmp/wt2_test_head.txt ${OUTLIER_STEPS:-} 2>&1 |
     tee $OUT/outliers.txt
   python3 scripts/quant_outliers.py $OUT/outliers | tee -a $OUT/outliers.txt ;;
 serve)

@@ -551,6 +551,40 @@ TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
   EXPECT_GE(tiers.size(), 2u);  // scalar and at least AVX2 on every x86-64 host this project supports
 }
 
+// A prompt through the VNNI tier's outer-product panels (16 tokens or more) gives the floats of the
+// scalar tier's 4x4 tiles bit for bit: the int32 sums are exact and the scaling is the same two
+// products in the same order. Rows off the 16-row panels (70: a last panel of 6) and off the
+// 64-row groups, columns off the 64-column padding (130), token counts off the 6-token tile
+// (16 .. 23 and 100), extreme codes; and a second call reuses the packed panels.
+TEST(Int8Kernels, PanelGemmEqualsTheTiles) {
+  const kernels::VecKernels* vnni = kernels::vec_avx512vnni();
+  if (!vnni) GTEST_SKIP() << "this CPU has no AVX-512 VNNI (the only tier with the panel GEMM)";
+  ASSERT_NE(vnni->gemm_i8_panels, nullptr);
+  EXPECT_EQ(kernels::vec_scalar().gemm_i8_panels, nullptr);
+  std::mt19937 rng(31);
+  std::normal_distribution<float> nd(0, 1);
+  for (int64_t rows : {70, 130}) {
+    const int64_t cols = 130;
+    Tensor w = Tensor::empty({rows, cols});
+    for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = nd(rng);
+    w.data<float>()[5] = 40.f;  // row 0's scale set by one weight: the others small codes, one 127
+    auto rep = std::make_shared<quant::LayerReport>();
+    rep->in = rep->k_eff = cols;
+    const quant::Int8Format f(w, quant::Int8Format::Act{}, rep, "t");
+    for (int64_t n : {16, 17, 18, 19, 20, 21, 22, 23, 100, 16}) {
+      std::vector<float> x(size_t(n * cols)), want(size_t(n * rows)), got(size_t(n * rows));
+      for (auto& v : x) v = nd(rng);
+      x[3] = -9.f;  // token 0: a code of -127
+      kernels::set_vec(&kernels::vec_scalar());
+      f.matmul(x.data(), n, want.data());
+      kernels::set_vec(vnni);
+      f.matmul(x.data(), n, got.data());
+      kernels::set_vec(nullptr);
+      for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "rows " << rows << " tokens " << n << " at " << i;
+    }
+  }
+}
+
 // W8A8, NVFP4 and W4A8 quantize a prompt's tokens in parallel: a non-finite value in any token
 // (one token, a prompt, the first value or the last) is refused with one message, never a crash or
 // a silent zero.

@@ -37,6 +37,17 @@ void Int8Format::dequantize(float* out) const {
     for (int64_t j = 0; j < cols_; ++j) out[r * cols_ + j] = float(q_[at(r, j)]) * sw_[size_t(r)];
 }
 
+const uint8_t* Int8Format::panels() const {
+  std::call_once(panels_once_, [this] {
+    const int64_t np = (rp_ + 15) / 16;
+    panels_.assign(size_t(np * 16 * kp_), 0x80);  // padding rows: weight 0, sign-flipped
+    for (int64_t r = 0; r < rp_; ++r)
+      for (int64_t j = 0; j < kp_; ++j)
+        panels_[size_t((r / 16) * 16 * kp_ + (j / 4) * 64 + (r % 16) * 4 + j % 4)] = uint8_t(q_[at(r, j)]) ^ 0x80u;
+  });
+  return panels_.data();
+}
+
 void Int8Format::matmul(const float* x, int64_t n, float* y) const {
   const int64_t nt = n < 4 ? n : (n + 3) / 4 * 4;  // GEMM: tokens padded to four (their outputs are not stored)
   std::vector<int8_t> xq(size_t(nt * kp_), 0);
@@ -106,6 +117,15 @@ void Int8Format::matmul(const float* x, int64_t n, float* y) const {
         for (int64_t r = 0; r < 4 && r0 + r < rows_; ++r) y[t * rows_ + r0 + r] = float(acc[r]) * sx[size_t(t)] * sw_[size_t(r0 + r)];
       }
     }
+    return;
+  }
+  if (k.gemm_i8_panels && n >= kPanelTokens) {  // VNNI: groups of four 16-row panels (64 rows, in L2) against every token
+    const uint8_t* wp = panels();
+    const int64_t np = (rp_ + 15) / 16, pgroups = (np + 3) / 4;
+#pragma omp parallel for schedule(dynamic) if (blocks * n * kp_ > (1 << 16))
+    for (int64_t g = 0; g < pgroups; ++g)
+      k.gemm_i8_panels(wp + g * 4 * 16 * kp_, std::min<int64_t>(4, np - 4 * g), kp_, xq.data(), kp_, n, xsum.data(), sx.data(),
+                       sw_.data() + g * 64, rows_ - g * 64, y + g * 64, rows_);
     return;
   }
   // GEMM: 4x4 tiles; a group of 16 row blocks (64 rows, in L2) meets every tile of four tokens (in L1)

@@ -6,6 +6,7 @@
 // The arithmetic per element is the fake-quant path's, so the two agree up to summation order.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "kernels/format.h"
@@ -37,6 +38,12 @@ class Int8Format : public QuantFormat {
   std::vector<int8_t> q_;       // [rp_, kp_], blocks of four rows interleaved in 64-column chunks (at())
   std::vector<float> sw_;       // [rows]
   Act act_;
+  // Prompts on a VNNI CPU: the rows again in 16-row panels for the outer-product GEMM (vec.h
+  // GemmI8Panels), made at the first call of kPanelTokens tokens or more; +1 byte per weight.
+  static constexpr int64_t kPanelTokens = 16;
+  const uint8_t* panels() const;
+  mutable std::once_flag panels_once_;
+  mutable std::vector<uint8_t> panels_;
 };
 
 }  // namespace clm::quant

@@ -4,6 +4,9 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstring>
+#include <stdexcept>
+
 #include "kernels/cpu/w4a8_avx2.h"
 #include "kernels/cpu/vec_simd.h"
 
@@ -201,6 +204,7 @@ struct Avx512 {
   }
   static int32_t hsum_i(I v) { return _mm512_reduce_add_epi32(v); }
   static constexpr bool kU8Dot = false;  // no unsigned x signed byte dot into int32 without VNNI
+  static constexpr GemmI8Panels gemm_i8_panels = nullptr;
   static constexpr auto dot_w4a8 = dot_w4a8_avx512<false>;
   static constexpr auto dot4_w4a8 = dot4_w4a8_avx512<false>;
   static constexpr auto gemm4x4_w4a8 = gemm4x4_w4a8_avx512<false>;
@@ -214,6 +218,70 @@ struct Avx512 {
 };
 
 #ifdef __AVX512VNNI__
+// gemm_i8_panels' tile: T tokens x NP panels of 16 rows, T·NP accumulators (24 at most, + NP weights
+// + one broadcast: 29 of the 32 registers). Per group of four columns: NP loads of 64 bytes and T
+// broadcasts feed T·NP dpbusd, so the dot products run at the instruction's rate, not the loads'.
+template <int NP, int T>
+inline void i8_panel_tile(const uint8_t* wp, int64_t kp, const int8_t* x, int64_t ldx, const int32_t* xsum, const float* sx,
+                          const float* sw, int64_t rows, float* y, int64_t ldy) {
+  __m512i acc[T][NP];
+#pragma GCC unroll 6
+  for (int t = 0; t < T; ++t)
+#pragma GCC unroll 4
+    for (int p = 0; p < NP; ++p) acc[t][p] = _mm512_setzero_si512();
+  const int64_t groups = kp / 4, pstride = 16 * kp;
+  for (int64_t c = 0; c < groups; ++c) {
+    __m512i w[NP];
+#pragma GCC unroll 4
+    for (int p = 0; p < NP; ++p) w[p] = _mm512_loadu_si512(wp + p * pstride + 64 * c);
+#pragma GCC unroll 6
+    for (int t = 0; t < T; ++t) {
+      int32_t four;
+      std::memcpy(&four, x + t * ldx + 4 * c, 4);
+      const __m512i xb = _mm512_set1_epi32(four);
+#pragma GCC unroll 4
+      for (int p = 0; p < NP; ++p) acc[t][p] = _mm512_dpbusd_epi32(acc[t][p], w[p], xb);
+    }
+  }
+#pragma GCC unroll 6
+  for (int t = 0; t < T; ++t) {
+    const __m512i corr = _mm512_set1_epi32(128 * xsum[t]);
+    const __m512 s = _mm512_set1_ps(sx[t]);
+#pragma GCC unroll 4
+    for (int p = 0; p < NP; ++p) {
+      const int64_t n0 = 16 * p;
+      if (n0 >= rows) break;
+      const __mmask16 m = rows - n0 >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (rows - n0)) - 1);
+      const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[t][p], corr)), s);
+      _mm512_mask_storeu_ps(y + t * ldy + n0, m, _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, sw + n0)));
+    }
+  }
+}
+template <int NP>
+inline void i8_panels_np(const uint8_t* wp, int64_t kp, const int8_t* x, int64_t ldx, int64_t nt, const int32_t* xsum, const float* sx,
+                         const float* sw, int64_t rows, float* y, int64_t ldy) {
+  int64_t t = 0;
+  for (; t + 6 <= nt; t += 6) i8_panel_tile<NP, 6>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy);
+  switch (nt - t) {
+    case 5: i8_panel_tile<NP, 5>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy); break;
+    case 4: i8_panel_tile<NP, 4>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy); break;
+    case 3: i8_panel_tile<NP, 3>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy); break;
+    case 2: i8_panel_tile<NP, 2>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy); break;
+    case 1: i8_panel_tile<NP, 1>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy); break;
+    default: break;
+  }
+}
+inline void gemm_i8_panels_vnni(const uint8_t* wp, int64_t np, int64_t kp, const int8_t* x, int64_t ldx, int64_t nt, const int32_t* xsum,
+                                const float* sx, const float* sw, int64_t rows, float* y, int64_t ldy) {
+  switch (np) {
+    case 4: i8_panels_np<4>(wp, kp, x, ldx, nt, xsum, sx, sw, rows, y, ldy); break;
+    case 3: i8_panels_np<3>(wp, kp, x, ldx, nt, xsum, sx, sw, rows, y, ldy); break;
+    case 2: i8_panels_np<2>(wp, kp, x, ldx, nt, xsum, sx, sw, rows, y, ldy); break;
+    case 1: i8_panels_np<1>(wp, kp, x, ldx, nt, xsum, sx, sw, rows, y, ldy); break;
+    default: throw std::invalid_argument("gemm_i8_panels: 1 to 4 panels");
+  }
+}
+
 // VNNI: one instruction for the unsigned × signed byte products and their sum into int32.
 struct Avx512Vnni : Avx512 {
   static I dot_i8(I acc, I w, I x) { return _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(w), sign_moved(w, x)); }
@@ -221,6 +289,7 @@ struct Avx512Vnni : Avx512 {
   static constexpr auto dot4_w4a8 = dot4_w4a8_avx512<true>;
   static constexpr auto gemm4x4_w4a8 = gemm4x4_w4a8_avx512<true>;
   static constexpr bool kU8Dot = true;
+  static constexpr GemmI8Panels gemm_i8_panels = gemm_i8_panels_vnni;
   // vec_simd.h's 4x4 tile written out: 16 accumulators, 4 weights, one x, the sign flip (22 of the
   // 32 registers), so that nothing spills.
   static void gemm4x4(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, const int32_t* xsum, int32_t* out) {

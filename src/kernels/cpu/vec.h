@@ -72,7 +72,21 @@ struct VecKernels {
   // four tokens.
   void (*gemm4x4_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, int64_t ldx, const float* xs,
                        int64_t ldxs, const int32_t* xb, int64_t ldxb, int64_t n, int64_t block, float* out);
+  // The outer-product INT8 GEMM over panels (GemmI8Panels below); nullptr where the tier has no
+  // unsigned x signed byte dot product into int32 (everything but VNNI).
+  void (*gemm_i8_panels)(const uint8_t* wp, int64_t np, int64_t kp, const int8_t* x, int64_t ldx, int64_t nt, const int32_t* xsum,
+                         const float* sx, const float* sw, int64_t rows, float* y, int64_t ldy);
 };
+// INT8 weights packed for the outer-product GEMM (Int8Format's prompts, VNNI tier): panels of 16
+// rows, each a sequence of 64-byte groups, group c holding columns 4c..4c+3 of the panel's rows
+// (row j's four bytes at 4j), every byte sign-flipped (w + 128 as u8). gemm_i8_panels multiplies np
+// consecutive panels (np <= 4; kp columns, a multiple of 64; panel q at wp + q·16·kp) by tokens
+// x + t·ldx (t < nt; xsum[t] the sum of token t's codes, which takes the 128s back out) and writes
+// y[t·ldy + n] = float(w_n·x_t)·sx[t]·sw[n] for n < rows: the 4x4 tile's arithmetic, so the same
+// floats. Each token's four bytes are broadcast against 16 rows at once: no horizontal sums.
+using GemmI8Panels = void (*)(const uint8_t* wp, int64_t np, int64_t kp, const int8_t* x, int64_t ldx, int64_t nt, const int32_t* xsum,
+                              const float* sx, const float* sw, int64_t rows, float* y, int64_t ldy);
+
 // The doubled E2M1 value of each 4-bit code (bit 3 the sign): the int8 set the NVFP4 kernels multiply.
 inline constexpr int8_t kE2M1Doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 

@@ -101,6 +101,7 @@ struct Avx2 {
   static constexpr auto dot4_w4a8 = dot4_w4a8_avx2;
   static constexpr auto gemm4x4_w4a8 = gemm4x4_w4a8_avx2;
   static constexpr bool kU8Dot = false;  // maddubs would saturate (w + 128)·x pairs in int16
+  static constexpr GemmI8Panels gemm_i8_panels = nullptr;
   static V load_w8(const int8_t* p) {
     int64_t b;
     std::memcpy(&b, p, 8);
