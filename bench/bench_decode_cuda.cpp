@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -63,13 +62,6 @@ static double gemv_gbs(int64_t N, int64_t K) {
   return 2.0 * double(N * K) / us / 1e3;
 }
 
-// Microseconds per one-token bf16 GEMV over an [N, K] matrix of zeros, with what it absorbs.
-static double gemv_us(int64_t N, int64_t K, const cuda::GemvFuse& f) {
-  Tensor W = Tensor::zeros({N * K / 2}, DType::f32, Device::cuda), x = Tensor::zeros({K}, DType::f32, Device::cuda);
-  Tensor y = Tensor::zeros({N}, DType::f32, Device::cuda);
-  return us_per_call([&] { cuda::gemv_bf16(y.data<float>(), static_cast<const uint16_t*>(W.raw()), nullptr, x.data<float>(), N, K, 1, false, f); });
-}
-
 // Microseconds per NVFP4 W4A4 product of one token at [N, K] (zero codes: the speed does not depend on
 // them), the activations' quantization included. With N = 8 it is almost all quantization (k_nv_encode).
 static double nvfp4_us(int64_t N, int64_t K) {
@@ -102,10 +94,7 @@ static nlohmann::json small_kernel_us(const ModelConfig& c, int64_t pos, int64_t
              cuda::decode_attention(att.data<float>(), part.data<float>(), qkv.data<float>(), kc.data<float>(), vc.data<float>(), pp, 1, H,
                                     Hkv, hd, chunks, scale, nullptr);
            })},
-          {"glu", time([&] { cuda::glu(act.data<float>(), gu.data<float>(), 1, F, false); })},
-          // the product that absorbs the GLU (bf16 zeros, one token), without and with it
-          {"gate_up_gemv", gemv_us(2 * F, D, {})},
-          {"gate_up_gemv_glu", gemv_us(2 * F, D, {true, false})}};
+          {"glu", time([&] { cuda::glu(act.data<float>(), gu.data<float>(), 1, F, false); })}};
 }
 
 int main(int argc, char** argv) {
@@ -170,8 +159,6 @@ int main(int argc, char** argv) {
                         {"prompt", prompt}, {"tokens", tokens}, {"decode_tok_s", tps}, {"decode_tok_s_all", dec},
                         {"prefill_tok_s", pre[pre.size() / 2]}, {"weight_bytes", wbytes}, {"gemv_read_gbs", read},
                         {"achieved_gbs", tps * wbytes / 1e9}, {"fraction_of_gemv_read", tps * wbytes / (read * 1e9)}};
-  const char* fuse = std::getenv("CLM_GPU_FUSE");
-  out["fused"] = !(fuse && std::string(fuse) == "0");  // the GLU inside the gate/up GEMV (gpu_decoder.cpp)
   if (peak_gbs > 0) out["peak_gbs"] = peak_gbs, out["fraction_of_peak"] = tps * wbytes / (peak_gbs * 1e9);
   if (quant == "none") {  // the layer's four products and the head, and the other kernels, each on its own
     const int64_t hd = c.d_model / c.n_heads, D = c.d_model, F = c.d_ff;

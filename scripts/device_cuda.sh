@@ -14,7 +14,7 @@
 #           torch.compile); then clm generate --device cuda against --device cpu on stories260K
 #           (pack it as a second corpus folder: ../shared/data/wikitext-2:../shared/models/stories260K);
 #           SHAPES="--dim .. --layers ..;..." other shapes, QUANT="w8a8 nvfp4 arcquant" adds those rows, PEER=0 skips
-#           transformers; FUSE_AB=1 adds each shape with CLM_GPU_FUSE=0 (the GLU as a kernel of its own); with WikiText-2 packed too, CrossQuant, NVFP4 and ARCQuant perplexity on the GPU and
+#           transformers; with WikiText-2 packed too, CrossQuant, NVFP4 and ARCQuant perplexity on the GPU and
 #           the CPU (EVAL_DEVICES=cuda: the GPU only)
 #   gemm    clm_bench_gemm_cuda: bf16, FP8 and INT8 tensor-core GEMMs at 2048^3 .. 8192^3
 #   quant   NVFP4 and ARCQuant perplexity on the GPU (QMODEL: a checkpoint folder packed in devdata)
@@ -94,7 +94,6 @@ decode)
   for r in $(seq ${ROUNDS:-1}); do
     for s in "${shapes[@]}"; do
       b run clm_bench_decode_cuda $s --peak-gbs $peak
-      if [ "${FUSE_AB:-0}" = 1 ]; then export CLM_GPU_FUSE=0; b run clm_bench_decode_cuda $s --peak-gbs $peak; unset CLM_GPU_FUSE; fi
       for q in ${QUANT:-}; do b run clm_bench_decode_cuda $s --peak-gbs $peak --quant $q; done
       [ "${PEER:-1}" = 1 ] && b python3 bench/hf_decode_cuda.py $s
     done

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <map>
 #include <numeric>
 #include <stdexcept>
@@ -111,8 +110,6 @@ class GpuDecoder final : public LanguageModel {
     gpu::require("--device cuda");
     H_ = cfg_.n_heads, Hkv_ = cfg_.n_kv_heads, hd_ = cfg_.hd(), D_ = cfg_.d_model, F_ = cfg_.d_ff, V_ = cfg_.vocab_size;
     gated_ = cfg_.mlp == "swiglu" || cfg_.mlp == "geglu_tanh";
-    const char* fuse = std::getenv("CLM_GPU_FUSE");  // 0: the GLU as a kernel of its own (to measure the fusion)
-    fuse_ = !(fuse && std::string(fuse) == "0");
     upload();
     const int64_t Wq = (H_ + 2 * Hkv_) * hd_, R = kChunkTokens;
     if (max_kp_) {  // NVFP4 scratch: the call's activation codes, block scales and absmax
@@ -234,38 +231,32 @@ class GpuDecoder final : public LanguageModel {
   }
 
  private:
-  // Rows stacked in the chosen storage; interleaved (parts of equal rows): row i of every part in
-  // turn, as the gate/up GEMV's GLU epilogue wants them (gemv's GemvFuse::glu).
-  Tensor upload_matrix(const std::vector<const Tensor*>& parts, bool interleaved = false) {
+  Tensor upload_matrix(const std::vector<const Tensor*>& parts) {  // rows stacked, in the chosen storage
     int64_t rows = 0, K = parts[0]->dim(1);
     for (const Tensor* p : parts) rows += p->dim(0);
     Tensor host = Tensor::empty({rows, K}, bf16_ ? DType::bf16 : DType::f32);
-    const int64_t np = int64_t(parts.size());
     int64_t r0 = 0;
-    for (int64_t pi = 0; pi < np; ++pi) {
-      const Tensor t = parts[size_t(pi)]->contiguous();
+    for (const Tensor* p : parts) {
+      const Tensor t = p->contiguous();
       const float* src = t.data<float>();
-      for (int64_t r = 0; r < t.dim(0); ++r) {
-        const int64_t dst = interleaved ? r * np + pi : r0 + r;
-        if (bf16_)
-          for (int64_t k = 0; k < K; ++k) static_cast<uint16_t*>(host.raw())[dst * K + k] = f32_to_bf16(src[r * K + k]);
-        else
-          std::copy(src + r * K, src + (r + 1) * K, host.data<float>() + dst * K);
-      }
-      r0 += t.dim(0);
+      const int64_t n = t.numel();
+      if (bf16_)
+        for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(host.raw())[r0 * K + i] = f32_to_bf16(src[i]);
+      else
+        std::copy(src, src + n, host.data<float>() + r0 * K);
+      r0 += p->dim(0);
     }
     return host.to_device(Device::cuda);
   }
-  Tensor upload_vector(const std::vector<const Tensor*>& parts, bool interleaved = false) {  // concatenated f32; undefined when absent
+  Tensor upload_vector(const std::vector<const Tensor*>& parts) {  // concatenated f32; undefined when absent
     if (parts.empty() || !parts[0]) return {};
     int64_t n = 0;
     for (const Tensor* p : parts) n += p->numel();
     Tensor host = Tensor::empty({n}, DType::f32);
-    const int64_t np = int64_t(parts.size());
     int64_t o = 0;
-    for (int64_t pi = 0; pi < np; ++pi) {
-      const Tensor t = parts[size_t(pi)]->contiguous();
-      for (int64_t i = 0; i < t.numel(); ++i) host.data<float>()[interleaved ? i * np + pi : o + i] = t.data<float>()[i];
+    for (const Tensor* p : parts) {
+      const Tensor t = p->contiguous();
+      std::copy(t.data<float>(), t.data<float>() + t.numel(), host.data<float>() + o);
       o += t.numel();
     }
     return host.to_device(Device::cuda);
@@ -401,14 +392,13 @@ class GpuDecoder final : public LanguageModel {
       } else {
         L.qkv = upload_matrix({get(a + "q_proj.weight"), get(a + "k_proj.weight"), get(a + "v_proj.weight")});
         L.o = upload_matrix({get(a + "o_proj.weight")});
-        L.gu = gated_ ? upload_matrix({get(m + "gate_proj.weight"), get(m + "up_proj.weight")}, true) : upload_matrix({get(m + "up_proj.weight")});
+        L.gu = gated_ ? upload_matrix({get(m + "gate_proj.weight"), get(m + "up_proj.weight")}) : upload_matrix({get(m + "up_proj.weight")});
         L.down = upload_matrix({get(m + "down_proj.weight")});
       }
       // Biases stay f32, stacked as the fused matrices' rows (the quantized path adds them after its products).
       if (cfg_.attn_bias) L.qkv_b = upload_vector({get(a + "q_proj.bias"), get(a + "k_proj.bias"), get(a + "v_proj.bias")});
       if (cfg_.mlp_bias) {
-        L.gu_b = gated_ ? upload_vector({get(m + "gate_proj.bias"), get(m + "up_proj.bias")}, !L.quant)  // as L.gu's rows
-                        : upload_vector({get(m + "up_proj.bias")});
+        L.gu_b = gated_ ? upload_vector({get(m + "gate_proj.bias"), get(m + "up_proj.bias")}) : upload_vector({get(m + "up_proj.bias")});
         L.down_b = upload_vector({get(m + "down_proj.bias")});
       }
       L.n1w = upload_vector({get(p + ".input_layernorm.weight")});
@@ -491,33 +481,22 @@ class GpuDecoder final : public LanguageModel {
   // y (= or +=) x W^T + bias for T tokens. Decoding (and short calls) reads each weight once per 8
   // tokens on CUDA cores; a prefill pass of 16 or more tokens goes through cuBLAS (f32 weights: SGEMM,
   // the same products; bf16 weights: tensor cores with the activations rounded to bf16).
-  // glu (L.gu's interleaved rows): y = act(gate) * up, in a short call's GEMV epilogue or in a kernel
-  // after cuBLAS.
-  void gemv(float* y, const Tensor& W, const Tensor& bias, const float* x, int64_t T, bool acc, bool glu = false) {
+  void gemv(float* y, const Tensor& W, const Tensor& bias, const float* x, int64_t T, bool acc) {
     const int64_t N = W.dim(0), K = W.dim(1);
-    if (glu && fuse_ && T < kGemmTokens) {
-      c::GemvFuse f{true, cfg_.mlp == "geglu_tanh"};
-      if (bf16_) c::gemv_bf16(y, static_cast<const uint16_t*>(W.raw()), fp(bias), x, N, K, T, acc, f);
-      else c::gemv_f32(y, W.data<float>(), fp(bias), x, N, K, T, acc, f);
-      return;
-    }
-    float* out = glu ? fp(gu_) : y;
     if (T >= kGemmTokens) {
       if (bf16_) {
         uint16_t* xb = static_cast<uint16_t*>(xb_.raw());
         c::to_bf16(xb, x, T * K);
-        c::gemm_bf16(false, true, int(T), int(N), int(K), 1.f, xb, int(K), static_cast<const uint16_t*>(W.raw()), int(K), acc ? 1.f : 0.f, out,
+        c::gemm_bf16(false, true, int(T), int(N), int(K), 1.f, xb, int(K), static_cast<const uint16_t*>(W.raw()), int(K), acc ? 1.f : 0.f, y,
                      int(N));
       } else {
-        c::gemm(false, true, int(T), int(N), int(K), 1.f, x, int(K), W.data<float>(), int(K), acc ? 1.f : 0.f, out, int(N));
+        c::gemm(false, true, int(T), int(N), int(K), 1.f, x, int(K), W.data<float>(), int(K), acc ? 1.f : 0.f, y, int(N));
       }
-      if (bias.defined()) c::add_bias(out, fp(bias), T, N);
-    } else if (bf16_) {
-      c::gemv_bf16(out, static_cast<const uint16_t*>(W.raw()), fp(bias), x, N, K, T, acc);
-    } else {
-      c::gemv_f32(out, W.data<float>(), fp(bias), x, N, K, T, acc);
+      if (bias.defined()) c::add_bias(y, fp(bias), T, N);
+      return;
     }
-    if (glu) c::glu(y, out, T, N / 2, cfg_.mlp == "geglu_tanh", true);
+    if (bf16_) c::gemv_bf16(y, static_cast<const uint16_t*>(W.raw()), fp(bias), x, N, K, T, acc);
+    else c::gemv_f32(y, W.data<float>(), fp(bias), x, N, K, T, acc);
   }
 
   // Queues one call of T tokens (ids and the first position in host_io_) on the stream: copies them
@@ -551,11 +530,11 @@ class GpuDecoder final : public LanguageModel {
       if (L.quant) {
         linear(gu, L.gu_q, h, T, G, false);
         if (L.gu_b.defined()) c::add_bias(gu, fp(L.gu_b), T, G);
-        if (gated_) c::glu(act, gu, T, F_, cfg_.mlp == "geglu_tanh");
       } else {
-        gemv(gated_ ? act : gu, L.gu, L.gu_b, h, T, false, gated_);
+        gemv(gu, L.gu, L.gu_b, h, T, false);
       }
-      if (!gated_) c::gelu_forward(act, gu, T * F_, cfg_.mlp == "gelu_tanh");
+      if (gated_) c::glu(act, gu, T, F_, cfg_.mlp == "geglu_tanh");
+      else c::gelu_forward(act, gu, T * F_, cfg_.mlp == "gelu_tanh");
       if (L.quant) {
         linear(x, L.down_q, act, T, D_, true);
         if (L.down_b.defined()) c::add_bias(x, fp(L.down_b), T, D_);
@@ -573,7 +552,7 @@ class GpuDecoder final : public LanguageModel {
   std::unique_ptr<LanguageModel> host_;
   TransformerLM* tlm_ = nullptr;
   ModelConfig cfg_;
-  bool bf16_, gated_ = true, fuse_ = true;
+  bool bf16_, gated_ = true;
   int64_t H_ = 0, Hkv_ = 0, hd_ = 0, D_ = 0, F_ = 0, V_ = 0;
   Tensor embed_, head_, fnw_, fnb_, slopes_;
   std::vector<Layer> layers_;

@@ -70,21 +70,14 @@ __device__ inline void load8(const float* p, float w[8]) {
 __device__ inline float to_f(uint16_t b) { return __uint_as_float(uint32_t(b) << 16); }
 __device__ inline float to_f(float v) { return v; }
 
-__device__ inline float glu_act(float g, bool gelu_tanh) {  // SiLU or GELU (tanh form) of the gate
-  return gelu_tanh ? 0.5f * g * (1.f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g))) : g / (1.f + expf(-g));
-}
-
 // WPR warps per output row (a block of 8 warps holds 8 / WPR rows): the row's lanes stride over K
 // eight weights at a time, each dotting them with up to TT tokens' activations; the partial sums
 // are reduced across lanes, then across the row's warps. Several warps per row keep enough loads
 // in flight when a matrix has few rows (a 2048 x 8192 down projection fills a quarter of the SMs'
 // warp slots with one warp per row).
-// glu: rows 2f and 2f + 1 are gate f and up f; the block's rows are combined in pairs and
-// y [T, N / 2] = act(gate) * up is written instead (8 / wpr must be even).
 template <class W, int TT, bool VEC>
-__global__ void k_gemv(float* y, const W* w, const float* bias, const float* x, int64_t N, int64_t K, int T, bool acc, int wpr, bool glu,
-                       bool gelu_tanh) {
-  __shared__ float part[8][TT], outv[8][TT];
+__global__ void k_gemv(float* y, const W* w, const float* bias, const float* x, int64_t N, int64_t K, int T, bool acc, int wpr) {
+  __shared__ float part[8][TT];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, sub = warp % wpr;
   const int64_t n = int64_t(blockIdx.x) * (8 / wpr) + warp / wpr;
   float a[TT];
@@ -92,14 +85,6 @@ __global__ void k_gemv(float* y, const W* w, const float* bias, const float* x, 
   for (int t = 0; t < TT; ++t) a[t] = 0.f;
   const W* row = w + (n < N ? n : 0) * K;
   const int64_t stride = int64_t(wpr) * 32, c0 = int64_t(sub) * 32 + lane;
-  auto dot8 = [&](const float* wv, int64_t k) {  // eight weights at k against each token's x[k .. k + 8)
-#pragma unroll
-    for (int t = 0; t < TT; ++t)
-      if (t < T) {
-        const float4 x0 = *reinterpret_cast<const float4*>(x + t * K + k), x1 = *reinterpret_cast<const float4*>(x + t * K + k + 4);
-        a[t] += wv[0] * x0.x + wv[1] * x0.y + wv[2] * x0.z + wv[3] * x0.w + wv[4] * x1.x + wv[5] * x1.y + wv[6] * x1.z + wv[7] * x1.w;
-      }
-  };
   // The first weights do not depend on the previous kernel: load them before waiting for it.
   constexpr int kPre = 2;
   float pre[kPre][8];
@@ -115,13 +100,25 @@ __global__ void k_gemv(float* y, const W* w, const float* bias, const float* x, 
       for (int i = 0; i < kPre; ++i) {
         const int64_t k = (c0 + i * stride) * 8;
         if (k >= K) break;
-        dot8(pre[i], k);
+#pragma unroll
+        for (int t = 0; t < TT; ++t)
+          if (t < T) {
+            const float4 x0 = *reinterpret_cast<const float4*>(x + t * K + k), x1 = *reinterpret_cast<const float4*>(x + t * K + k + 4);
+            const float* wv = pre[i];
+            a[t] += wv[0] * x0.x + wv[1] * x0.y + wv[2] * x0.z + wv[3] * x0.w + wv[4] * x1.x + wv[5] * x1.y + wv[6] * x1.z + wv[7] * x1.w;
+          }
       }
 #pragma unroll 4
       for (int64_t c = c0 + kPre * stride; c < K / 8; c += stride) {
+        const int64_t k = c * 8;
         float wv[8];
-        load8(row + c * 8, wv);
-        dot8(wv, c * 8);
+        load8(row + k, wv);
+#pragma unroll
+        for (int t = 0; t < TT; ++t)
+          if (t < T) {
+            const float4 x0 = *reinterpret_cast<const float4*>(x + t * K + k), x1 = *reinterpret_cast<const float4*>(x + t * K + k + 4);
+            a[t] += wv[0] * x0.x + wv[1] * x0.y + wv[2] * x0.z + wv[3] * x0.w + wv[4] * x1.x + wv[5] * x1.y + wv[6] * x1.z + wv[7] * x1.w;
+          }
       }
     } else {
       for (int64_t k = c0; k < K; k += stride) {
@@ -141,44 +138,29 @@ __global__ void k_gemv(float* y, const W* w, const float* bias, const float* x, 
   if (sub == 0 && lane < T && lane < TT && n < N) {
     float v = 0.f;
     for (int s = 0; s < wpr; ++s) v += part[warp + s][lane];
-    v += bias ? bias[n] : 0.f;
-    if (glu) {
-      outv[warp / wpr][lane] = v;
-    } else {
-      float* o = y + int64_t(lane) * N + n;
-      *o = (acc ? *o : 0.f) + v;
-    }
-  }
-  if (glu) {
-    __syncthreads();
-    const int rows = 8 / wpr;
-    const int64_t n0 = int64_t(blockIdx.x) * rows;
-    for (int i = threadIdx.x; i < rows / 2 * T; i += blockDim.x) {
-      const int p = i / T, t = i % T;
-      if (n0 + 2 * p + 1 < N) y[int64_t(t) * (N / 2) + n0 / 2 + p] = glu_act(outv[2 * p][t], gelu_tanh) * outv[2 * p + 1][t];
-    }
+    float* o = y + int64_t(lane) * N + n;
+    *o = (acc ? *o : 0.f) + v + (bias ? bias[n] : 0.f);
   }
 }
 
 template <class W>
-void gemv(float* y, const W* w, const float* bias, const float* x, int64_t N, int64_t K, int64_t T, bool acc, const GemvFuse& f) {
+void gemv(float* y, const W* w, const float* bias, const float* x, int64_t N, int64_t K, int64_t T, bool acc) {
   if (N == 0 || T == 0) return;
-  if (f.glu && (N % 2 || acc)) throw std::invalid_argument("gemv: glu needs an even number of rows and no accumulation");
   const bool vec = K % 8 == 0 && reinterpret_cast<uintptr_t>(w) % 32 == 0 && reinterpret_cast<uintptr_t>(x) % 32 == 0;
-  // Warps per row: up to 8 (4 with glu: rows pair up within a block), while the matrix has fewer than
-  // 16k row-warps and each warp keeps at least one full 256-weight stride of work.
+  // Warps per row: up to 8, while the matrix has fewer than 16k row-warps and each warp keeps at
+  // least one full 256-weight stride of work.
   int wpr = 1;
-  while (wpr < (f.glu ? 4 : 8) && N * wpr < 16384 && K >= int64_t(wpr) * 2 * 256) wpr *= 2;
+  while (wpr < 8 && N * wpr < 16384 && K >= int64_t(wpr) * 2 * 256) wpr *= 2;
   const int rows = 8 / wpr;
   const unsigned grid = unsigned((N + rows - 1) / rows);
-  const int64_t ldo = f.glu ? N / 2 : N;
   for (int64_t t0 = 0; t0 < T; t0 += 8) {
     const int nt = int(T - t0 < 8 ? T - t0 : 8);
-    float* yt = y + t0 * ldo;
+    float* yt = y + t0 * N;
     const float* xt = x + t0 * K;
-    auto go = [&](auto kernel) { launch(kernel, grid, 256, "k_gemv", yt, w, bias, xt, N, K, nt, acc, wpr, f.glu, f.gelu_tanh); };
-    if (nt == 1) vec ? go(k_gemv<W, 1, true>) : go(k_gemv<W, 1, false>);
-    else vec ? go(k_gemv<W, 8, true>) : go(k_gemv<W, 8, false>);
+    if (nt == 1 && vec) launch(k_gemv<W, 1, true>, grid, 256, "k_gemv", yt, w, bias, xt, N, K, 1, acc, wpr);
+    else if (nt == 1) launch(k_gemv<W, 1, false>, grid, 256, "k_gemv", yt, w, bias, xt, N, K, 1, acc, wpr);
+    else if (vec) launch(k_gemv<W, 8, true>, grid, 256, "k_gemv", yt, w, bias, xt, N, K, nt, acc, wpr);
+    else launch(k_gemv<W, 8, false>, grid, 256, "k_gemv", yt, w, bias, xt, N, K, nt, acc, wpr);
     check_launch("k_gemv");
   }
 }
@@ -357,25 +339,25 @@ __global__ void k_add_bias(float* y, const float* bias, int64_t T, int64_t N) {
   CLM_GRID_STRIDE(i, T * N) y[i] += bias[i % N];
 }
 
-__global__ void k_glu(float* y, const float* gu, int64_t T, int64_t F, bool gelu_tanh, bool interleaved) {
+__global__ void k_glu(float* y, const float* gu, int64_t T, int64_t F, bool gelu_tanh) {
   wait_for_previous();
   CLM_GRID_STRIDE(i, T * F) {
     const int64_t t = i / F, f = i % F;
-    const float* r = gu + t * 2 * F;
-    const float g = interleaved ? r[2 * f] : r[f], u = interleaved ? r[2 * f + 1] : r[F + f];
-    y[i] = glu_act(g, gelu_tanh) * u;
+    const float g = gu[t * 2 * F + f], u = gu[t * 2 * F + F + f];
+    float a;
+    if (gelu_tanh) a = 0.5f * g * (1.f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+    else a = g / (1.f + expf(-g));
+    y[i] = a * u;
   }
 }
 
 }  // namespace
 
-void gemv_bf16(float* y, const uint16_t* W, const float* bias, const float* x, int64_t N, int64_t K, int64_t T, bool accumulate,
-               const GemvFuse& f) {
-  gemv(y, W, bias, x, N, K, T, accumulate, f);
+void gemv_bf16(float* y, const uint16_t* W, const float* bias, const float* x, int64_t N, int64_t K, int64_t T, bool accumulate) {
+  gemv(y, W, bias, x, N, K, T, accumulate);
 }
-void gemv_f32(float* y, const float* W, const float* bias, const float* x, int64_t N, int64_t K, int64_t T, bool accumulate,
-              const GemvFuse& f) {
-  gemv(y, W, bias, x, N, K, T, accumulate, f);
+void gemv_f32(float* y, const float* W, const float* bias, const float* x, int64_t N, int64_t K, int64_t T, bool accumulate) {
+  gemv(y, W, bias, x, N, K, T, accumulate);
 }
 
 void rope_append(float* qkv, float* kc, float* vc, const float* rot, const int32_t* pos0, int64_t T, int64_t H, int64_t Hkv,
@@ -418,9 +400,9 @@ void add_bias(float* y, const float* bias, int64_t T, int64_t N) {
   check_launch("k_add_bias");
 }
 
-void glu(float* y, const float* gu, int64_t T, int64_t F, bool gelu_tanh, bool interleaved) {
+void glu(float* y, const float* gu, int64_t T, int64_t F, bool gelu_tanh) {
   if (T * F == 0) return;
-  launch(k_glu, grid_for(T * F), 256, "k_glu", y, gu, T, F, gelu_tanh, interleaved);
+  launch(k_glu, grid_for(T * F), 256, "k_glu", y, gu, T, F, gelu_tanh);
   check_launch("k_glu");
 }
 

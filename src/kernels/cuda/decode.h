@@ -29,18 +29,10 @@ void* host_alloc(size_t nbytes);  // page-locked host memory (copies in a captur
 void host_free(void* p);
 void copy_async(void* dst, const void* src, size_t nbytes, Stream s);  // any direction, on s
 
-// What a GEMV may do after its product, so that a decoding step needs fewer kernels: glu: the rows
-// come in pairs (row 2f gate f, row 2f + 1 up f) and y [T, N / 2] = act(gate) * up, act SiLU or GELU
-// (tanh form); not with accumulate.
-struct GemvFuse {
-  bool glu = false, gelu_tanh = false;
-};
 // y[t, n] (= or +=) sum_k W[n, k] x[t, k] + bias[n] for t < T: W [N, K] row-major, bf16 (raw bits)
-// or f32, f32 accumulation; bias may be null. One to eight warps per row, every row read once per 8 tokens.
-void gemv_bf16(float* y, const uint16_t* W, const float* bias, const float* x, int64_t N, int64_t K, int64_t T, bool accumulate,
-               const GemvFuse& fuse = {});
-void gemv_f32(float* y, const float* W, const float* bias, const float* x, int64_t N, int64_t K, int64_t T, bool accumulate,
-              const GemvFuse& fuse = {});
+// or f32, f32 accumulation; bias may be null. One warp per row, every row read once per 8 tokens.
+void gemv_bf16(float* y, const uint16_t* W, const float* bias, const float* x, int64_t N, int64_t K, int64_t T, bool accumulate);
+void gemv_f32(float* y, const float* W, const float* bias, const float* x, int64_t N, int64_t K, int64_t T, bool accumulate);
 
 // The call's T tokens sit at positions *pos0 + t. Rows of qkv [T, (H + 2 Hkv) hd] are [q | k | v]:
 // q and k are rotated in place by the table rot [positions, hd] (cos of pair i at i, sin at hd/2 + i;
@@ -66,8 +58,8 @@ void decode_attention(float* out, float* part, const float* qkv, const float* kc
 bool norm_rows(float* y, const float* x, const float* w, const float* b, int64_t T, int64_t D, float eps, float offset, bool layernorm);
 void add_bias(float* y, const float* bias, int64_t T, int64_t N);  // y[t, n] += bias[n]
 
-// Gated MLP activations: gu [T, 2F] = [gate | up] rows (interleaved: [g0 u0 g1 u1 ...]) -> y [T, F] =
-// act(gate) * up, act = SiLU or GELU (tanh form).
-void glu(float* y, const float* gu, int64_t T, int64_t F, bool gelu_tanh, bool interleaved = false);
+// Gated MLP activations: gu [T, 2F] = [gate | up] rows -> y [T, F] = act(gate) * up, act = SiLU or
+// GELU (tanh form).
+void glu(float* y, const float* gu, int64_t T, int64_t F, bool gelu_tanh);
 
 }  // namespace clm::cuda
