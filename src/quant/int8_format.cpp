@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "kernels/cpu/vec.h"
@@ -41,9 +42,18 @@ const uint8_t* Int8Format::panels() const {
   std::call_once(panels_once_, [this] {
     const int64_t np = (rp_ + 15) / 16;
     panels_.assign(size_t(np * 16 * kp_), 0x80);  // padding rows: weight 0, sign-flipped
-    for (int64_t r = 0; r < rp_; ++r)
-      for (int64_t j = 0; j < kp_; ++j)
-        panels_[size_t((r / 16) * 16 * kp_ + (j / 4) * 64 + (r % 16) * 4 + j % 4)] = uint8_t(q_[at(r, j)]) ^ 0x80u;
+    // A 64-column chunk of a panel is 1 KiB of output: the 16 rows' chunks (64 contiguous bytes each
+    // in q_, at()) as 16 x 16 words, transposed, so that it is written in order.
+#pragma omp parallel for schedule(static) if (rp_ * kp_ > (1 << 16))
+    for (int64_t p = 0; p < rp_ / 16 + (rp_ % 16 != 0); ++p)
+      for (int64_t c = 0; c < kp_; c += 64) {
+        uint32_t* dst = reinterpret_cast<uint32_t*>(panels_.data() + p * 16 * kp_ + c * 16);
+        for (int64_t j = 0; j < 16 && p * 16 + j < rp_; ++j) {
+          uint32_t v[16];
+          std::memcpy(v, q_.data() + at(p * 16 + j, c), 64);
+          for (int g = 0; g < 16; ++g) dst[g * 16 + j] = v[g] ^ 0x80808080u;
+        }
+      }
   });
   return panels_.data();
 }
