@@ -1,4 +1,5 @@
 #include <cblas.h>
+#include <strings.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -13,10 +14,29 @@
 
 namespace clm::kernels {
 
+// Whether OpenBLAS's threaded SGEMM gives the same bits at every thread count. With its Haswell
+// kernels (also what AVX2-only AMD hosts get) it does not: edge tiles sum in another order, and the
+// threads' split decides which columns are edges (440 of 1,200 small shapes differed between one and
+// two threads on an Emerald Rapids Xeon), which would break bit-exact resumes under the adaptive
+// thread policy. The AVX-512 kernels measured thread-invariant (0 of 1,200) keep OpenBLAS's own
+// threads; with the others OpenBLAS runs one thread and gemm<float> splits the product itself.
+static bool blas_threads_invariant() {
+  static const bool ok = [] {
+    const char* c = openblas_get_corename();
+    for (const char* k : {"skylakex", "cooperlake", "sapphirerapids"})
+      if (c && strcasecmp(c, k) == 0) return true;
+    const int omp = omp_get_max_threads();
+    openblas_set_num_threads(1);  // (OpenBLAS's OpenMP build sets OpenMP's count too: put it back)
+    omp_set_num_threads(omp);
+    return false;
+  }();
+  return ok;
+}
+
 void set_num_threads(int n) {
   if (n > 0) {
+    openblas_set_num_threads(blas_threads_invariant() ? n : 1);  // before OpenMP's: it sets that too
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
   }
 }
 int num_threads() { return omp_get_max_threads(); }
@@ -28,8 +48,24 @@ template <class T> inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); 
 template <>
 void gemm<float>(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
                  int ldb, float beta, float* C, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-              lda, B, ldb, beta, C, ldc);
+  auto sgemm = [&](int m, int n, const float* a, const float* b, float* c) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, K, alpha, a, lda, b, ldb, beta, c,
+                ldc);
+  };
+  if (blas_threads_invariant() || int64_t(M) * N * K < (int64_t(1) << 18)) {
+    sgemm(M, N, A, B, C);  // OpenBLAS's own threads where they are invariant; else one thread
+    return;
+  }
+  // A fixed grid of blocks along the longer output side (sixteen parts, at least 64 wide: a function
+  // of the shape only, whatever the thread count), each a one-thread SGEMM, spread over the threads.
+  const bool cols = N >= M;
+  const int dim = cols ? N : M, part = std::max(64, (dim / 16 + 15) / 16 * 16), parts = (dim + part - 1) / part;
+#pragma omp parallel for schedule(dynamic) if (!omp_in_parallel())
+  for (int p = 0; p < parts; ++p) {
+    const int o = p * part, n = std::min(part, dim - o);
+    if (cols) sgemm(M, n, A, tb ? B + int64_t(o) * ldb : B + o, C + o);                    // C[:, o:o+n] = A · B[:, o:o+n]
+    else sgemm(n, N, ta ? A + o : A + int64_t(o) * lda, B, C + int64_t(o) * ldc);  // C[o:o+n, :] = A[o:o+n, :] · B
+  }
 }
 template <>
 void gemm<double>(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B,
