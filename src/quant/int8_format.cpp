@@ -45,7 +45,7 @@ const uint8_t* Int8Format::panels() const {
     // A 64-column chunk of a panel is 1 KiB of output: the 16 rows' chunks (64 contiguous bytes each
     // in q_, at()) as 16 x 16 words, transposed, so that it is written in order.
 #pragma omp parallel for schedule(static) if (rp_ * kp_ > (1 << 16))
-    for (int64_t p = 0; p < rp_ / 16 + (rp_ % 16 != 0); ++p)
+    for (int64_t p = 0; p < np; ++p)
       for (int64_t c = 0; c < kp_; c += 64) {
         uint32_t* dst = reinterpret_cast<uint32_t*>(panels_.data() + p * 16 * kp_ + c * 16);
         for (int64_t j = 0; j < 16 && p * 16 + j < rp_; ++j) {
