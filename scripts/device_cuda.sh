@@ -20,6 +20,7 @@
 #   quant   NVFP4 and ARCQuant perplexity on the GPU (QMODEL: a checkpoint folder packed in devdata)
 #   outliers a ~100M model trained here, its checkpoints quantized: ARCQuant's gain against the outliers' strength
 #   serve   clm serve --device cuda and --device cpu on stories260K: the same greedy completion
+#   recurrent TSLM (its code's SGD recipe) and the medium LSTM on PTB, side by side, then their perplexity
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -166,6 +167,43 @@ PY
     echo "serve $d: $(head -c 120 $OUT/serve_$d.json)"
   done
   cmp $OUT/serve_cuda.json $OUT/serve_cpu.json && echo "serve: --device cuda and cpu give the same 60-token completion" ;;
+recurrent)
+  # Issue #11 on the GPU (pack ../shared/data/ptb): TSLM under its code's SGD recipe (100 epochs) and
+  # Zaremba et al.'s medium LSTM (39 epochs), trained side by side on one GPU for REC_S seconds each
+  # (a run folder left by an earlier call is resumed from its last checkpoint; REC_TRAIN=0 skips
+  # training), then each run's PTB valid/test perplexity with the state carried through the whole
+  # split, on the GPU and on the host CPU.
+  P=/tmp/dev/devdata/ptb
+  rec() {
+    local n=$1; shift
+    local last; last=$(ls -d /tmp/rec-$n/step-* 2>/dev/null | sort | tail -1)
+    if [ -n "$last" ]; then run clm train --device cuda --resume "$last" --time-budget ${REC_S:-420} --sample-tokens 0
+    else run clm train --device cuda --data $P "$@" --time-budget ${REC_S:-420} --sample-tokens 0 --out /tmp/rec-$n; fi
+  }
+  if [ "${REC_TRAIN:-1}" = 1 ]; then
+    rec tslm --arch tslm --d-model 512 --n-layers 2 --dropout 0.5 --seq-len 35 --batch-size 32 --optimizer sgd --lr 17.5 \
+      --clip 0.143 --schedule step --decay-start 30 --decay-every 1 --lr-decay 0.5 --warmup 0 --init-std 0.0577 --steps 83000 \
+      --eval-every 830 --ckpt-every 4150 > /tmp/rec-tslm.log 2>&1 &
+    rec lstm --arch lstm --d-model 650 --n-layers 2 --dropout 0.5 --seq-len 35 --batch-size 20 --optimizer sgd --lr 35 \
+      --clip 0.143 --schedule step --decay-start 6 --decay-every 1 --lr-decay 0.8333333 --warmup 0 --init-std 0.0289 --steps 51792 \
+      --eval-every 1328 --ckpt-every 6640 > /tmp/rec-lstm.log 2>&1 &
+    wait
+    for n in tslm lstm; do
+      tr '\r' '\n' < /tmp/rec-$n.log | grep -v '^step ' | sed "s/^/$n: /" | tee -a $OUT/rec.log | tail -6
+      tr '\r' '\n' < /tmp/rec-$n.log | grep '^step ' | tail -1 | sed "s/^/$n: /" | tee -a $OUT/rec.log
+      cp /tmp/rec-$n/metrics.jsonl $OUT/rec_$n.jsonl
+    done
+  fi
+  for n in tslm lstm; do
+    for d in ${EVAL_DEVICES:-cuda cpu}; do
+      for split in valid test; do
+        t0=$SECONDS
+        run clm eval --device $d --model /tmp/rec-$n --data $P --split $split --window 100000 --report $OUT/rec_eval.jsonl 2>&1 |
+          tail -1 | sed "s/^/$n $d $split: /" | tee -a $OUT/rec.log
+        echo "$n eval $d $split: $((SECONDS - t0)) s wall" | tee -a $OUT/rec.log
+      done
+    done
+  done ;;
 dp)
   # Data parallel on the two-GPU machine: (1) two GPUs with batch 8 each follow one GPU with batch
   # 16 step for step; (2) throughput of one and of two GPUs at batch 32 each (101M model, bf16).

@@ -298,6 +298,69 @@ TEST(Cuda, Gpt2ShapedTrainingFollowsTheCpu) {
   for (size_t s = 0; s < loss[0].size(); ++s) EXPECT_NEAR(loss[1][s], loss[0][s], 2e-4 * loss[0][s]) << "step " << s;
 }
 
+// The recurrent scans: outputs, final states and every gradient against the CPU's, from non-zero
+// carried-in states, for lanes of several steps (rows b*T + t).
+TEST(Cuda, RecurrentScansFollowTheCpu) {
+  NEED_GPU();
+  Rng r(12);
+  const int64_t B = 3, T = 7, H = 24;
+  const Tensor h0 = randn({B, H}, r, 0.5), c0 = randn({B, H}, r, 0.5);
+  Tensor last[2][2];
+  compare({randn({B * T, H}, r), randn({H, H}, r, 0.3), randn({H}, r)},
+          [&](auto& v, Device d) { return ag::tslm_scan(v[0], v[1], v[2], h0.to_device(d), B, T, &last[d == Device::cuda][0]); },
+          2e-5, "tslm_scan");
+  EXPECT_LT(rel_err(last[1][0].cpu(), last[0][0]), 2e-5) << "tslm h_last";
+  compare({randn({B * T, 4 * H}, r), randn({4 * H, H}, r, 0.3), randn({4 * H}, r)},
+          [&](auto& v, Device d) {
+            const int k = d == Device::cuda;
+            return ag::lstm_scan(v[0], v[1], v[2], h0.to_device(d), c0.to_device(d), B, T, &last[k][0], &last[k][1]);
+          },
+          2e-5, "lstm_scan");
+  EXPECT_LT(rel_err(last[1][0].cpu(), last[0][0]), 2e-5) << "lstm h_last";
+  EXPECT_LT(rel_err(last[1][1].cpu(), last[0][1]), 2e-5) << "lstm c_last";
+}
+
+// TSLM and LSTM models train on the GPU as on the CPU: truncated BPTT with the state carried across
+// batches, tied and untied heads, a few AdamW steps; then a checkpoint's evaluation forward agrees.
+TEST(Cuda, RecurrentTrainingFollowsTheCpu) {
+  NEED_GPU();
+  for (const char* arch : {"tslm", "lstm"}) {
+    ModelConfig c;
+    c.arch = arch, c.vocab_size = 47, c.d_model = 32, c.n_layers = 2, c.max_seq_len = 64, c.tie_embeddings = std::string(arch) == "tslm";
+    c.init_std = 0.1;
+    const int64_t B = 4, T = 9, steps = 6;
+    std::vector<double> loss[2], gnorm[2];
+    Tensor eval_logits[2];
+    for (Device d : {Device::cpu, Device::cuda}) {
+      auto m = make_model(c, 17);
+      m->to_device(d);
+      m->carry_state(true);
+      AdamW opt(collect_params(*m), AdamWConfig{});
+      Rng data(4);
+      for (int64_t s = 0; s < steps; ++s) {
+        Tensor x = Tensor::empty({B * T}, DType::i32), y = Tensor::empty({B * T}, DType::i32);
+        for (int64_t i = 0; i < B * T; ++i) x.data<int32_t>()[i] = int32_t(data.uniform() * 47), y.data<int32_t>()[i] = (x.data<int32_t>()[i] * 5 + 1) % 47;
+        ag::Var l = ag::cross_entropy(m->forward(x, B, T), y);
+        loss[d == Device::cuda].push_back(l->value.item());
+        ag::backward(l);
+        gnorm[d == Device::cuda].push_back(clip_grad_norm(opt.params(), 1.0));
+        opt.step(1e-2);
+        zero_grads(opt.params());
+      }
+      ag::NoGrad ng;
+      Tensor x = Tensor::empty({2 * 20}, DType::i32);
+      for (int64_t i = 0; i < x.numel(); ++i) x.data<int32_t>()[i] = int32_t(i * 7 % 47);
+      eval_logits[d == Device::cuda] = m->forward(x, 2, 20)->value.cpu();
+    }
+    for (int64_t s = 0; s < steps; ++s) {
+      EXPECT_NEAR(loss[1][size_t(s)], loss[0][size_t(s)], 2e-4 * loss[0][size_t(s)]) << arch << " step " << s;
+      EXPECT_NEAR(gnorm[1][size_t(s)], gnorm[0][size_t(s)], 1e-3 * gnorm[0][size_t(s)]) << arch << " step " << s;
+    }
+    EXPECT_LT(loss[1].back(), loss[1].front() - 0.05) << arch;  // it learns
+    EXPECT_LT(rel_err(eval_logits[1], eval_logits[0]), 1e-4) << arch << " evaluation forward";
+  }
+}
+
 TEST(Cuda, OutOfMemoryIsOneLine) {
   NEED_GPU();
   try {

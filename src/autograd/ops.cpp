@@ -628,6 +628,7 @@ Var tslm_scan(const Var& a, const Var& w, const Var& b, const Tensor& h0, int64_
              a->value.dim(0) == B * T && a->value.dim(1) == H && h0.numel() == B * H,
          "tslm_scan", "a [B*T, H], w [H, H], b [H], h0 [B, H] expected");
   check_same_dtype("tslm_scan", a, w);
+  CLM_ON_GPU(a, tslm_scan(a, w, b, h0, B, T, h_last));
   Tensor Y = Tensor::empty({B * T, H}, a->value.dtype()), Z = Tensor::empty({B * T, H}, a->value.dtype());
   Tensor H0 = h0.to(a->value.dtype()).contiguous();
   dispatch_float(Y.dtype(), [&]<class U>() {
@@ -683,6 +684,7 @@ Var lstm_scan(const Var& x, const Var& w, const Var& b, const Tensor& h0, const 
              x->value.dim(0) == B * T && x->value.dim(1) == G4 && h0.numel() == B * H && c0.numel() == B * H,
          "lstm_scan", "x [B*T, 4H], w [4H, H], b [4H], h0/c0 [B, H] expected");
   check_same_dtype("lstm_scan", x, w);
+  CLM_ON_GPU(x, lstm_scan(x, w, b, h0, c0, B, T, h_last, c_last));
   const DType dt = x->value.dtype();
   Tensor Y = Tensor::empty({B * T, H}, dt), A = Tensor::empty({B * T, G4}, dt), C = Tensor::empty({B * T, H}, dt);
   Tensor H0 = h0.to(dt).contiguous(), C0 = c0.to(dt).contiguous();

@@ -282,4 +282,83 @@ Var cross_entropy(const Var& logits, const Tensor& targets) {
   });
 }
 
+// The recurrent scans: per step one cuBLAS product with the previous state and one elementwise
+// kernel (kernels/cuda/recurrent.cu); the backward walks the steps back the same way and forms the
+// recurrent weight's and bias's gradients once, over every step, from the saved step gradients.
+namespace {
+Tensor state_on_device(const Tensor& s) { return s.to(DType::f32).to_device(Device::cuda).contiguous(); }
+}  // namespace
+
+Var tslm_scan(const Var& a, const Var& w, const Var& b, const Tensor& h0, int64_t B, int64_t T, Tensor* h_last) {
+  on_device("tslm_scan", {&a, &w, &b});
+  const int64_t H = w->value.dim(0), ld = T * H;
+  Tensor Y = dev_empty({B * T, H}), Z = dev_empty({B * T, H}), H0 = state_on_device(h0);
+  float *y = Y.data<float>(), *z = Z.data<float>();
+  for (int64_t t = 0; t < T; ++t) {
+    const float* hp = t == 0 ? H0.data<float>() : y + (t - 1) * H;
+    c::gemm(false, true, int(B), int(H), int(H), 1.f, hp, int(t == 0 ? H : ld), ptr(w), int(H), 0.f, z + t * H, int(ld));
+    c::tslm_step_forward(y + t * H, z + t * H, ptr(a) + t * H, ptr(b), B, H, ld);
+  }
+  if (h_last) {
+    *h_last = dev_empty({B, H});
+    c::copy_rows(h_last->data<float>(), H, y + (T - 1) * H, ld, B, H);
+  }
+  return make_result(Y, {&a, &w, &b}, [a, w, b, H0, Y, Z, B, T, H, ld](const Tensor& G) {
+    Tensor DZ = dev_empty({B * T, H}), DH = Tensor::zeros({B, H}, DType::f32, Device::cuda);
+    float *dz = DZ.data<float>(), *da = needs(a) ? gptr(a) : nullptr;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      c::tslm_step_backward(dz + t * H, da ? da + t * H : nullptr, DH.data<float>(), G.data<float>() + t * H, ptr(a) + t * H,
+                            Z.data<float>() + t * H, B, H, ld);
+      if (t > 0) c::gemm(false, false, int(B), int(H), int(H), 1.f, dz + t * H, int(ld), ptr(w), int(H), 0.f, DH.data<float>(), int(H));
+    }
+    if (needs(w)) {
+      Tensor HP = dev_empty({B * T, H});
+      c::previous_states(HP.data<float>(), Y.data<float>(), H0.data<float>(), B, T, H);
+      c::gemm(true, false, int(H), int(H), int(B * T), 1.f, dz, int(H), HP.data<float>(), int(H), 1.f, gptr(w), int(H));
+    }
+    if (needs(b)) c::col_sum_acc(gptr(b), dz, nullptr, nullptr, B * T, H);
+  });
+}
+
+Var lstm_scan(const Var& x, const Var& w, const Var& b, const Tensor& h0, const Tensor& c0, int64_t B, int64_t T, Tensor* h_last,
+              Tensor* c_last) {
+  on_device("lstm_scan", {&x, &w, &b});
+  const int64_t H = w->value.dim(1), G4 = 4 * H, ldq = T * G4, ldh = T * H;
+  Tensor Y = dev_empty({B * T, H}), A = dev_empty({B * T, G4}), C = dev_empty({B * T, H});
+  Tensor H0 = state_on_device(h0), C0 = state_on_device(c0);
+  float *y = Y.data<float>(), *q = A.data<float>(), *cs = C.data<float>();
+  for (int64_t t = 0; t < T; ++t) {
+    const float* hp = t == 0 ? H0.data<float>() : y + (t - 1) * H;
+    const float* cp = t == 0 ? C0.data<float>() : cs + (t - 1) * H;
+    c::gemm(false, true, int(B), int(G4), int(H), 1.f, hp, int(t == 0 ? H : ldh), ptr(w), int(H), 0.f, q + t * G4, int(ldq));
+    c::lstm_step_forward(y + t * H, cs + t * H, q + t * G4, ptr(x) + t * G4, ptr(b), cp, t == 0 ? H : ldh, B, H, ldq, ldh);
+  }
+  if (h_last) {
+    *h_last = dev_empty({B, H});
+    c::copy_rows(h_last->data<float>(), H, y + (T - 1) * H, ldh, B, H);
+  }
+  if (c_last) {
+    *c_last = dev_empty({B, H});
+    c::copy_rows(c_last->data<float>(), H, cs + (T - 1) * H, ldh, B, H);
+  }
+  return make_result(Y, {&x, &w, &b}, [x, w, b, H0, C0, Y, A, C, B, T, H, G4, ldq, ldh](const Tensor& G) {
+    Tensor DQ = dev_empty({B * T, G4}), DH = Tensor::zeros({B, H}, DType::f32, Device::cuda), DC = Tensor::zeros({B, H}, DType::f32, Device::cuda);
+    float* dq = DQ.data<float>();
+    const float* cs = C.data<float>();
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const float* cp = t == 0 ? C0.data<float>() : cs + (t - 1) * H;
+      c::lstm_step_backward(dq + t * G4, DC.data<float>(), DH.data<float>(), G.data<float>() + t * H, A.data<float>() + t * G4, cs + t * H,
+                            cp, t == 0 ? H : ldh, B, H, ldq, ldh);
+      if (t > 0) c::gemm(false, false, int(B), int(H), int(G4), 1.f, dq + t * G4, int(ldq), ptr(w), int(H), 0.f, DH.data<float>(), int(H));
+    }
+    if (needs(x)) c::axpy(gptr(x), 1.f, dq, B * T * G4);
+    if (needs(w)) {
+      Tensor HP = dev_empty({B * T, H});
+      c::previous_states(HP.data<float>(), Y.data<float>(), H0.data<float>(), B, T, H);
+      c::gemm(true, false, int(G4), int(H), int(B * T), 1.f, dq, int(G4), HP.data<float>(), int(H), 1.f, gptr(w), int(H));
+    }
+    if (needs(b)) c::col_sum_acc(gptr(b), dq, nullptr, nullptr, B * T, G4);
+  });
+}
+
 }  // namespace clm::ag::cuda_ops

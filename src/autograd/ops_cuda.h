@@ -21,6 +21,9 @@ Var rotary(const Var& x, const Tensor& cos, const Tensor& sin, int64_t B, int64_
 Var attention(const Var& q, const Var& k, const Var& v, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t hd, double scale,
               const std::vector<double>& slopes, bool causal);
 Var embedding(const Var& table, const Tensor& ids);
+Var tslm_scan(const Var& a, const Var& w, const Var& b, const Tensor& h0, int64_t B, int64_t T, Tensor* h_last);
+Var lstm_scan(const Var& x, const Var& w, const Var& b, const Tensor& h0, const Tensor& c0, int64_t B, int64_t T, Tensor* h_last,
+              Tensor* c_last);
 
 // Attention's GPU form: `gemm` materialises the probabilities [B,H,T,T] (cuBLAS; saved for the
 // backward, as the CPU engine does), `flash` streams key tiles and keeps only the log-sum-exp.

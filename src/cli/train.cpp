@@ -335,7 +335,7 @@ void add_train(CLI::App& app, Commands& cmds) {
       ->capture_default_str();
   tr->add_option("--mask-prob", t.mask_prob, "mlm: fraction of tokens masked")->capture_default_str();
   tr->add_option("--threads", t.threads, "Threads (0 = all cores)")->capture_default_str();
-  tr->add_option("--device", a->device, "cpu | cuda (a build configured with -DCLM_CUDA=ON; f32 transformers)")->capture_default_str();
+  tr->add_option("--device", a->device, "cpu | cuda (a build configured with -DCLM_CUDA=ON; f32 transformers, TSLM and LSTM)")->capture_default_str();
   tr->add_option("--gpus", a->gpus, "--device cuda: data-parallel training over this many GPUs of the host (one process each, NCCL); --batch-size is per GPU")->capture_default_str();
   tr->add_flag("--tf32", a->tf32, "--device cuda: TF32 tensor-core matmuls (faster, 10-bit mantissa products)");
   tr->add_flag("--bf16", a->bf16, "--device cuda: bf16 autocast for the matmuls (bf16 inputs, f32 accumulation and master weights)");

@@ -62,6 +62,11 @@ std::string cuda_refusal(const ModelConfig& c, DType dt) {
       if (v == o) return true;
     return false;
   };
+  if (c.arch == "tslm" || c.arch == "lstm") {  // the recurrent scans (kernels/cuda/recurrent.cu)
+    if (c.embedding != "standard") return "embedding '" + c.embedding + "'";
+    if (dt != DType::f32) return std::string("dtype ") + dtype_name(dt);
+    return "";
+  }
   if (c.arch != "transformer") return "arch '" + c.arch + "'";
   if (c.attention != "causal") return "attention '" + c.attention + "'";
   if (!is(c.position, {"rope", "3d-rpe", "alibi", "learned", "none"})) return "position '" + c.position + "'";
@@ -81,7 +86,7 @@ void LanguageModel::to_device(Device d) {
     if (const std::string why = cuda_refusal(config(), dtype()); !why.empty())
       throw std::invalid_argument("--device cuda: the CUDA backend has no kernels for " + why +
                                   " (it runs f32 transformers with softmax attention, every position encoding, swiglu/gelu/geglu, "
-                                  "rmsnorm/layernorm, the standard embedding); use --device cpu");
+                                  "rmsnorm/layernorm, the standard embedding, and f32 TSLM / LSTM models); use --device cpu");
     if (!packed_.empty()) throw std::invalid_argument("--device cuda: packed weight formats run on the CPU only");
   }
   visit([&](const std::string&, nn::Var& v, nn::ParamKind) {

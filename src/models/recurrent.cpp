@@ -70,16 +70,16 @@ class RecurrentLM final : public LanguageModel {
     const bool train = ag::grad_enabled() && cfg_.dropout > 0;
     const bool carry = carry_ && ag::grad_enabled();  // training on lanes: truncated BPTT across batches
     const int64_t D = cfg_.d_model;
-    if (carry && (carry_h_.size() != layers_.size() || carry_h_[0].dim(0) != B)) reset_carry(B);
+    if (carry && (carry_h_.size() != layers_.size() || carry_h_[0].dim(0) != B || carry_h_[0].device() != device())) reset_carry(B);
     nn::Var x = embed_->forward(ids);
     if (train) x = ag::dropout(x, cfg_.dropout, rng_);
     for (size_t l = 0; l < layers_.size(); ++l) {
       Layer& L = layers_[l];
       nn::Var a = ag::linear(x, L.in.w, L.in.b);
-      Tensor h0 = carry ? carry_h_[l] : Tensor::zeros({B, D}, dtype_);
+      Tensor h0 = carry ? carry_h_[l] : Tensor::zeros({B, D}, dtype_, device());
       Tensor hl, cl;
       if (lstm_) {
-        Tensor c0 = carry ? carry_c_[l] : Tensor::zeros({B, D}, dtype_);
+        Tensor c0 = carry ? carry_c_[l] : Tensor::zeros({B, D}, dtype_, device());
         x = ag::lstm_scan(a, L.rec.w, L.bias, h0, c0, B, T, &hl, &cl);
       } else {
         x = ag::tslm_scan(a, L.rec.w, L.bias, h0, B, T, &hl);
@@ -173,8 +173,8 @@ class RecurrentLM final : public LanguageModel {
     carry_h_.assign(layers_.size(), Tensor());
     carry_c_.assign(layers_.size(), Tensor());
     for (size_t l = 0; l < layers_.size(); ++l) {
-      carry_h_[l] = Tensor::zeros({B, cfg_.d_model}, dtype_);
-      carry_c_[l] = Tensor::zeros({B, cfg_.d_model}, dtype_);
+      carry_h_[l] = Tensor::zeros({B, cfg_.d_model}, dtype_, device());
+      carry_c_[l] = Tensor::zeros({B, cfg_.d_model}, dtype_, device());
     }
   }
   void refuse_transformer_options() const {

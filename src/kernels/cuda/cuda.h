@@ -138,6 +138,23 @@ void cross_entropy_forward(float* loss, float* lse, const float* z, const int32_
 void cross_entropy_backward(float* dz, const float* g, const float* z, const float* lse, const int32_t* targets, int64_t N,
                             int64_t V, float inv_count);
 
+// Recurrent cells (kernels/cuda/recurrent.cu), one time step of B lanes whose rows are `ld` apart
+// (rows b*T + t of the [B*T, *] arrays of autograd's scans). TSLM: z = z + b (z holds h_{t-1} W^T),
+// y = a * z; backward: d = dh + g, da += d * z, dz = d * a. LSTM: q holds h_{t-1} W^T [B, 4H] and
+// becomes the gates' activations (i, f, g, o from q + x + b), c = f c_prev + i g, y = o tanh(c);
+// backward: dq the four gates' pre-activation gradients, dc (the carried cell gradient) updated.
+void tslm_step_forward(float* y, float* z, const float* a, const float* b, int64_t B, int64_t H, int64_t ld);
+void tslm_step_backward(float* dz, float* da, const float* dh, const float* g, const float* a, const float* z, int64_t B, int64_t H,
+                        int64_t ld);
+void lstm_step_forward(float* y, float* c, float* q, const float* x, const float* b, const float* c_prev, int64_t ld_prev, int64_t B,
+                       int64_t H, int64_t ldq, int64_t ldh);
+void lstm_step_backward(float* dq, float* dc, const float* dh, const float* g, const float* q, const float* c, const float* c_prev,
+                        int64_t ld_prev, int64_t B, int64_t H, int64_t ldq, int64_t ldh);
+void copy_rows(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t R, int64_t W);  // R rows of W floats
+// hp [B*T, H]: row b*T + t = h_{t-1} of lane b (h0's row b at t = 0): the recurrent weight's
+// gradient as one GEMM over every step.
+void previous_states(float* hp, const float* y, const float* h0, int64_t B, int64_t T, int64_t H);
+
 // AdamW on one tensor (train/optim.cpp's formula, element for element).
 void adamw(float* w, const float* g, float* m, float* v, int64_t n, float b1, float b2, float step_size, float inv_sqrt_bc2,
            float eps, float decay);
