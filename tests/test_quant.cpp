@@ -751,6 +751,30 @@ TEST(Nvfp4Kernels, BlockDotMatchesE2M1ValuesOnEveryTier) {
 // NVFP4's activation codes as the kernels' int8 (doubled E2M1 values) on every tier, against
 // e2m1_encode(x / d) through kE2M1Doubled: every midpoint and code value times d with both
 // neighbours, saturation, signed zeros, random values; lengths with and without a vector tail.
+// Block-scale bytes to f32, as the 4-bit kernels stream them: every code of unsigned E4M3 (the
+// subnormals through an f32 denormal) and of E8M0 (2^-127 included), on every tier, at offsets
+// that cross the vector widths, bit for bit against the number-format decoders.
+TEST(Nvfp4Kernels, ScaleCodesDecodeExactlyOnEveryTier) {
+  std::vector<uint8_t> e4, e8;
+  for (int c = 0; c < 0x7F; ++c) e4.push_back(uint8_t(c));   // 0x7F: NaN
+  for (int c = 0; c < 0xFF; ++c) e8.push_back(uint8_t(c));   // 0xFF: NaN
+  for (int c = 0; c < 0x7F; ++c) ASSERT_EQ(kernels::decode_scale(uint8_t(c), kernels::ScaleCode::ue4m3), kUE4M3.decode(uint8_t(c))) << c;
+  for (int c = 0; c < 0xFF; ++c) ASSERT_EQ(kernels::decode_scale(uint8_t(c), kernels::ScaleCode::e8m0), e8m0_decode(uint8_t(c))) << c;
+  EXPECT_EQ(kernels::decode_scale(1, kernels::ScaleCode::ue4m3), 0x1p-9f);
+  EXPECT_EQ(kernels::decode_scale(0, kernels::ScaleCode::e8m0), 0x1p-127f);
+  for (auto* t : all_tiers())
+    for (auto [codes, kind] : {std::pair{&e4, kernels::ScaleCode::ue4m3}, std::pair{&e8, kernels::ScaleCode::e8m0}})
+      for (int64_t off : {0, 3}) {
+        const int64_t n = int64_t(codes->size()) - off;
+        std::vector<float> out(size_t(n), -1.0f);
+        t->decode_scales(codes->data() + off, kind, out.data(), n);
+        for (int64_t i = 0; i < n; ++i) {
+          const float want = kernels::decode_scale((*codes)[size_t(i + off)], kind);
+          ASSERT_EQ(std::memcmp(&out[size_t(i)], &want, 4), 0) << t->isa << " code " << int((*codes)[size_t(i + off)]) << " got " << out[size_t(i)];
+        }
+      }
+}
+
 TEST(Nvfp4Kernels, ActivationCodesMatchE2M1OnEveryTier) {
   const auto tiers = all_tiers();
   std::mt19937 rng(8);

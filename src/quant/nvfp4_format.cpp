@@ -15,12 +15,12 @@ namespace clm::quant {
 namespace {
 // One row of n values into codes (nibbles, from element `at` of a row of codes) and block scales,
 // blocks of 16 starting at `at` (a multiple of 16).
-void encode_run(const float* v, int64_t n, float st, uint8_t* codes, float* scales, int64_t at) {
+void encode_run(const float* v, int64_t n, float st, uint8_t* codes, uint8_t* scales, int64_t at) {
   uint8_t c[kNvBlock];
   for (int64_t b = 0; b < n; b += kNvBlock) {
     const int m = int(std::min<int64_t>(kNvBlock, n - b));
     const uint8_t sc = nvfp4_encode_block(v + b, m, st, c);
-    scales[(at + b) / kNvBlock] = kUE4M3.decode(sc);
+    scales[(at + b) / kNvBlock] = sc;
     for (int i = 0; i < m; ++i) {
       const int64_t e = at + b + i;
       codes[e / 2] = uint8_t(codes[e / 2] | (c[i] << (4 * (e % 2))));
@@ -40,14 +40,14 @@ Nvfp4Format::Nvfp4Format(const Tensor& w, std::vector<int64_t> perm, int64_t ke,
   ka_ = K + ke_;
   kp_ = (ka_ + 31) / 32 * 32;
   codes_.assign(size_t(rows_ * kp_ / 2), 0);
-  scales_.assign(size_t(rows_ * kp_ / kNvBlock), 0.0f);
+  scales_.assign(size_t(rows_ * kp_ / kNvBlock), 0);
   st_w_ = nvfp4_tensor_scale(w_amax);
   const float* p = w.data<float>();
   std::vector<float> row(static_cast<size_t>(K));
   for (int64_t r = 0; r < rows_; ++r) {
     for (int64_t k = 0; k < K; ++k) row[size_t(k)] = p[r * K + (perm_.empty() ? k : perm_[size_t(k)])];
     uint8_t* c = codes_.data() + r * kp_ / 2;
-    float* s = scales_.data() + r * kp_ / kNvBlock;
+    uint8_t* s = scales_.data() + r * kp_ / kNvBlock;
     encode_run(row.data(), K, st_w_, c, s, 0);
     // the salient columns again: the same codes and scales (K and KE are multiples of 16)
     for (int64_t e = 0; e < ke_; ++e) {
@@ -65,7 +65,7 @@ void Nvfp4Format::dequantize(float* out) const {
     const uint8_t* row = kernels::quad_row(codes_.data(), rows_, kp_ / 2, r, buf);
     for (int64_t k = 0; k < ka_; ++k) {
       const uint8_t code = (row[k / 2] >> (4 * (k % 2))) & 0xF;
-      out[r * ka_ + k] = kE2M1.decode(code) * scales_[size_t((r * kp_ + k) / kNvBlock)] * st_w_;
+      out[r * ka_ + k] = kE2M1.decode(code) * ue4m3_decode(scales_[size_t((r * kp_ + k) / kNvBlock)]) * st_w_;
     }
   }
 }
@@ -137,7 +137,7 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
     for (int c = 0; c < 16; ++c) t[size_t(c)] = uint8_t(kernels::kE2M1Doubled[c] + 12);
     return t;
   }();
-  kernels::gemv_w4a8_rows(codes_.data(), lutu.data(), scales_.data(), rows_, kp_, kNvBlock, xq.data(), xs.data(), xb.data(), n,
+  kernels::gemv_w4a8_rows(codes_.data(), lutu.data(), {nullptr, scales_.data(), kernels::ScaleCode::ue4m3}, rows_, kp_, kNvBlock, xq.data(), xs.data(), xb.data(), n,
                           st_w_ * st_x * 0.25f, y);
 }
 
@@ -150,11 +150,7 @@ bool Nvfp4Format::store(const std::string& prefix, std::vector<std::pair<std::st
   std::vector<uint8_t> buf;
   for (int64_t r = 0; r < rows_; ++r) std::copy_n(kernels::quad_row(codes_.data(), rows_, kp_ / 2, r, buf), kp_ / 2, c.data<uint8_t>() + r * kp_ / 2);
   Tensor s = Tensor::empty({rows_, kp_ / kNvBlock}, DType::u8);
-  for (size_t i = 0; i < scales_.size(); ++i) {
-    const uint8_t sc = kUE4M3.encode(scales_[i]);
-    if (kUE4M3.decode(sc) != scales_[i]) throw std::logic_error("nvfp4: a block scale is not an E4M3 value");
-    s.data<uint8_t>()[i] = sc;
-  }
+  std::copy(scales_.begin(), scales_.end(), s.data<uint8_t>());
   out.emplace_back(prefix + "codes", c);
   out.emplace_back(prefix + "scales", s);
   if (!perm_.empty()) {
@@ -190,11 +186,10 @@ std::unique_ptr<kernels::WeightFormat> Nvfp4Format::restore(const nlohmann::json
   const Tensor& s = tensor("scales");
   if (s.dtype() != DType::u8 || s.shape() != Shape{f->rows_, f->kp_ / kNvBlock})
     throw std::runtime_error("scales must be u8 [" + std::to_string(f->rows_) + ", " + std::to_string(f->kp_ / kNvBlock) + "]");
-  f->scales_.resize(size_t(s.numel()));
-  for (int64_t i = 0; i < s.numel(); ++i) {
-    const uint8_t sc = s.data<uint8_t>()[i];
+  f->scales_.assign(s.data<uint8_t>(), s.data<uint8_t>() + s.numel());
+  for (uint8_t sc : f->scales_) {
+    if (sc > 0x7F) throw std::runtime_error("a block scale is not an unsigned E4M3 code (sign bit set)");
     if (kUE4M3.is_nan(sc)) throw std::runtime_error("a block scale is NaN");
-    f->scales_[size_t(i)] = kUE4M3.decode(sc);
   }
   if (meta.at("report").at("k_eff").get<int64_t>() != f->ka_) throw std::runtime_error("report k_eff is not cols + ke");
   if (meta.at("perm").get<bool>()) {  // else the identity order

@@ -21,7 +21,7 @@ class Nvfp4Format : public QuantFormat {
               std::shared_ptr<LayerReport> rep, std::string name);
   void matmul(const float* x, int64_t n, float* y) const override;
   void dequantize(float* out) const override;  // [rows, K + KE], permuted order
-  size_t bytes() const override { return codes_.size() + scales_.size() + 4; }  // scales stored as E4M3 bytes
+  size_t bytes() const override { return codes_.size() + scales_.size() + 4; }
   bool store(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out, nlohmann::json& meta) const override;
   static std::unique_ptr<kernels::WeightFormat> restore(const nlohmann::json& meta,
                                                         const std::function<const Tensor&(const std::string&)>& tensor);
@@ -31,7 +31,7 @@ class Nvfp4Format : public QuantFormat {
   int64_t ke_ = 0, ka_ = 0, kp_ = 0;  // residual channels, K + KE, padded to 32
   std::vector<int64_t> perm_;
   std::vector<uint8_t> codes_;  // [rows, kp_ / 2] in the four-row layout (kernels/cpu/quads.h)
-  std::vector<float> scales_;   // [rows, kp_ / 16]: decoded E4M3 block scales
+  std::vector<uint8_t> scales_;  // [rows, kp_ / 16]: unsigned E4M3 block scales, decoded per group of rows as the kernels go
   float st_w_ = 1;
   bool bf16_res_ = false;
 };

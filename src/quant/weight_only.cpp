@@ -180,8 +180,12 @@ void WeightOnlyFormat::matmul_w4a8(const float* x, int64_t n, float* y) const {
   if (bad) throw std::invalid_argument("quantize: non-finite value in the input");
   rep_->zeroed += zeroed;
   rep_->elems += n * K;
-  kernels::gemv_w4a8_rows(codes_.data(), lutu_, kscales_.empty() ? scales_.data() : kscales_.data(), rows_, Kp, 32, q.data(), xs.data(),
-                          xb.data(), n, 1.0f, y);
+  // MXFP4's scales stream as their E8M0 bytes (E2M1's doubling: the 0.5 after the sums); int4's as f32
+  if (is_mx(spec_.format))
+    kernels::gemv_w4a8_rows(codes_.data(), lutu_, {nullptr, scale_codes_.data(), kernels::ScaleCode::e8m0}, rows_, Kp, 32, q.data(),
+                            xs.data(), xb.data(), n, 0.5f, y);
+  else
+    kernels::gemv_w4a8_rows(codes_.data(), lutu_, {scales_.data()}, rows_, Kp, 32, q.data(), xs.data(), xb.data(), n, 1.0f, y);
 }
 
 // Few tokens (decode): the fused kernels read the codes once per token. More: one decoded row

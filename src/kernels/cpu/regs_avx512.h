@@ -208,6 +208,10 @@ struct Avx512 {
   static constexpr auto dot_w4a8 = dot_w4a8_avx512<false>;
   static constexpr auto dot4_w4a8 = dot4_w4a8_avx512<false>;
   static constexpr auto gemm4x4_w4a8 = gemm4x4_w4a8_avx512<false>;
+  static V u8_bits(const uint8_t* p, int shift, int floor) {  // 16 bytes, each (b << shift) max floor, as float bits
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p));
+    return _mm512_castsi512_ps(_mm512_max_epi32(_mm512_sll_epi32(b, _mm_cvtsi32_si128(shift)), _mm512_set1_epi32(floor)));
+  }
   static V load_w8(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p))); }
   static V load_w4(const uint8_t* p, const int8_t* lut) {  // 16 nibbles from 8 bytes, in element order
     const __m128i v = _mm_loadl_epi64((const __m128i*)p), m = _mm_set1_epi8(0x0F);

@@ -2,9 +2,20 @@
 // decoding. One table per ISA; the best one the CPU supports is chosen once (first call), and the
 // scalar table stays beside it as the reference every variant is tested against.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 namespace clm::kernels {
+
+// Block-scale codes, one byte per block as the 4-bit formats store them: unsigned E4M3 (NVFP4) or
+// E8M0 (OCP MX: 2^(e - 127)).
+enum class ScaleCode : uint8_t { ue4m3, e8m0 };
+// One code's value (the reference of VecKernels::decode_scales; quant/numfmt.h's decoders agree).
+inline float decode_scale(uint8_t c, ScaleCode kind) {
+  if (kind == ScaleCode::e8m0) return std::ldexp(1.0f, int(c) - 127);
+  const int e = c >> 3, m = c & 7;
+  return e ? std::ldexp(1.0f + float(m) / 8.0f, e - 7) : std::ldexp(float(m), -9);
+}
 
 struct VecKernels {
   const char* isa;
@@ -48,6 +59,9 @@ struct VecKernels {
   // ties to even, saturating at ±6 — quant::e2m1_encode(x[i] / d) through kE2M1Doubled, the same
   // division; d > 0, x finite.
   void (*quantize_e2m1)(const float* x, float d, int8_t* q, int64_t n);
+  // out[i] = the value of block-scale code c[i], exactly (E4M3 subnormals and E8M0's 2^-127
+  // included; E4M3's NaN code 0x7F and E8M0's 0xFF, which no encoder writes, are not values).
+  void (*decode_scales)(const uint8_t* c, ScaleCode kind, float* out, int64_t n);
   // Weight-only rows (quant/weight_only.h) times f32 x over n elements in blocks of `block` (even;
   // the last may be shorter): sum_b scales[b] · sum_{i in b} v_i · x_i, where v_i = w[i] (dot_w8,
   // int8 codes) or lut[nibble i] (dot_w4; element 2k the low nibble of byte k, lut 16 int8 values).

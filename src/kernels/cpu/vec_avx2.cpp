@@ -102,6 +102,10 @@ struct Avx2 {
   static constexpr auto gemm4x4_w4a8 = gemm4x4_w4a8_avx2;
   static constexpr bool kU8Dot = false;  // maddubs would saturate (w + 128)·x pairs in int16
   static constexpr GemmI8Panels gemm_i8_panels = nullptr;
+  static V u8_bits(const uint8_t* p, int shift, int floor) {  // 8 bytes, each (b << shift) max floor, as float bits
+    const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p));
+    return _mm256_castsi256_ps(_mm256_max_epi32(_mm256_sll_epi32(b, _mm_cvtsi32_si128(shift)), _mm256_set1_epi32(floor)));
+  }
   static V load_w8(const int8_t* p) {
     int64_t b;
     std::memcpy(&b, p, 8);

@@ -102,6 +102,9 @@ void quantize_e2m1(const float* x, float d, int8_t* q, int64_t n) {
     q[i] = int8_t(v < 0 ? -kE2M1Doubled[c] : kE2M1Doubled[c]);
   }
 }
+void decode_scales(const uint8_t* c, ScaleCode kind, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = decode_scale(c[i], kind);
+}
 float dot_w8(const int8_t* w, const float* scales, int64_t block, const float* x, int64_t n) {
   float acc = 0;
   for (int64_t i = 0; i < n; ++i) acc += scales[i / block] * float(w[i]) * x[i];
@@ -143,7 +146,7 @@ void gemm4x4_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, quantize_i8, quantize_e2m1, dot_w8, dot_w4, dot_w4a8, dot4_w4a8, gemm4x4_w4a8, nullptr};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, quantize_i8, quantize_e2m1, decode_scales, dot_w8, dot_w4, dot_w4a8, dot4_w4a8, gemm4x4_w4a8, nullptr};
   return k;
 }
 

@@ -7,7 +7,8 @@
 //   registers must fit);
 //   I (integer register of B bytes), load_i (B bytes), dot_i8(acc, w, x): acc (int32 lanes) +=
 //   products of signed bytes summed in groups of four, hsum_i (int32 lanes); dot_w4a8, dot4_w4a8, gemm4x4_w4a8 (vec.h);
-//   div, store_i8 (N f32 holding integers in [-127, 127] -> N int8); load_w8 (N int8 -> f32), load_w4 (N nibbles from N/2 bytes, through a 16-entry int8 table -> f32).
+//   div, store_i8 (N f32 holding integers in [-127, 127] -> N int8); u8_bits(p, shift, floor) (N bytes
+//   b -> the floats whose bits are max(b << shift, floor)); load_w8 (N int8 -> f32), load_w4 (N nibbles from N/2 bytes, through a 16-entry int8 table -> f32).
 // A new ISA tier (e.g. NEON) is one such S; a new kernel is one function here plus the scalar
 // reference in vec_scalar.cpp.
 #pragma once
@@ -227,6 +228,20 @@ template <class S> struct SimdVec {
       q[i] = int8_t(v < 0 ? -r : r);
     }
   }
+  // Scale codes through their bits: an unsigned E4M3 byte b shifted left by 20 is a float of value
+  // b's times 2^-120 (a normal b: exponent e + 120 and the three mantissa bits; a subnormal: the f32
+  // denormal m·2^-129), so one multiply by 2^120 gives it exactly. E8M0 e shifted by 23 is 2^(e-127)
+  // for e >= 1; e = 0 (bits 0) takes 2^-127's bits (0x00400000) by an integer max.
+  static void decode_scales(const uint8_t* c, ScaleCode kind, float* out, int64_t n) {
+    int64_t i = 0;
+    if (kind == ScaleCode::ue4m3) {
+      const V k = S::set1(0x1p120f);
+      for (; i + N <= n; i += N) S::store(out + i, S::mul(S::u8_bits(c + i, 20, 0), k));
+    } else {
+      for (; i + N <= n; i += N) S::store(out + i, S::u8_bits(c + i, 23, 0x00400000));
+    }
+    for (; i < n; ++i) out[i] = decode_scale(c[i], kind);
+  }
   // Weight-only rows: each vector of codes widened to f32 and multiplied by its block's scale, then
   // accumulated against x (no reduction per block: blocks of 16 would pay a horizontal sum each).
   template <class LoadW, class Code>
@@ -255,7 +270,7 @@ template <class S> struct SimdVec {
         [w, lut](int64_t i) { return float(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]); });
   }
   static constexpr VecKernels table(const char* isa) {
-    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, gemm4x4_i8, quantize_i8, quantize_e2m1, dot_w8, dot_w4, S::dot_w4a8, S::dot4_w4a8, S::gemm4x4_w4a8, S::gemm_i8_panels};
+    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, gemm4x4_i8, quantize_i8, quantize_e2m1, decode_scales, dot_w8, dot_w4, S::dot_w4a8, S::dot4_w4a8, S::gemm4x4_w4a8, S::gemm_i8_panels};
   }
 };
 
