@@ -1131,6 +1131,7 @@ TEST(QuantCheckpoint, StoredFormatsRestoreExactlyAndRefuseCorruptParts) {
   const std::vector<std::tuple<const kernels::WeightFormat*, Edit, std::string>> bad = {
       {arc.get(), [](auto& t, auto&) { t["perm"].template data<int32_t>()[1] = t["perm"].template data<int32_t>()[0]; }, "perm is not a permutation"},
       {arc.get(), [](auto& t, auto&) { t["scales"].template data<uint8_t>()[2] = 0x7F; }, "block scale is NaN"},
+      {arc.get(), [](auto& t, auto&) { t["scales"].template data<uint8_t>()[3] = 0x85; }, "sign bit set"},
       {arc.get(), [](auto& t, auto&) { t["codes"] = Tensor::zeros({3, 3}, DType::u8); }, "codes must be u8"},
       {arc.get(), [](auto&, auto& j) { j["ke"] = 17; }, "ke must be a multiple of 16"},
       {arc.get(), [](auto&, auto& j) { j["tensor_scale"] = -1.0; }, "tensor_scale"},
