@@ -4,6 +4,7 @@
 #include <barrier>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -403,4 +404,47 @@ TEST(Distill, WeightedFitFavoursHeavyRows) {
   for (int v = 2; v < 12; ++v) light_u += uniform[size_t(v)], light_w += weighted[size_t(v)];
   EXPECT_GT(light_w, light_u);
   EXPECT_THROW(fit_embedding(*make_model(c, 1), target, 1, 1e-2, 0, std::vector<float>(5, 1.0f)), std::invalid_argument);
+}
+
+// The hidden-state term of stage 1: with it the new model's final hidden states come closer to the
+// teacher's than with the table fit alone, the body does not move (bit for bit) and gets its
+// gradients back afterwards, and a term without a teacher or tokens is refused.
+TEST(Distill, HiddenTermFitsTheTeachersHiddenStatesWithTheBodyFrozen) {
+  ModelConfig tc = tiny(12);
+  tc.tie_embeddings = true;
+  TransformerLM teacher(tc, 5);
+  ModelConfig c = tc;
+  c.embedding = "factorized", c.embedding_opt = {{"k", 4}};
+  Rng rng(4);
+  std::vector<int32_t> tokens(400);
+  for (int32_t& t : tokens) t = int32_t(rng.uniform() * 12);
+  const Tensor target = teacher.embedding()->output_weight()->value;
+  const Tensor probe = Tensor::from(std::vector<int32_t>(tokens.begin(), tokens.begin() + 32), {32});
+  Tensor want;
+  {
+    ag::NoGrad ng;
+    want = teacher.hidden(probe, 2, 16)->value;
+  }
+  auto hidden_error = [&](double weight, bool check_body) {
+    TransformerLM m(c, 1);
+    copy_matching_params(teacher, m, false);
+    std::map<std::string, Tensor> before;
+    m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind) {
+      if (n.rfind("model.embed_tokens", 0) != 0) before[n] = v->value.clone();
+    });
+    fit_embedding(m, target, 300, 1e-2, 0, {}, HiddenFit{&teacher, &tokens, weight, 8, 16, 7});
+    if (check_body)
+      m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind k) {
+        if (!before.count(n)) return;
+        EXPECT_EQ(test::rel_err(v->value, before[n]), 0.0) << n << " moved";
+        if (k != nn::ParamKind::buffer) EXPECT_TRUE(v->requires_grad) << n;
+      });
+    ag::NoGrad ng;
+    return test::rel_err(m.hidden(probe, 2, 16)->value, want);
+  };
+  const double table_only = hidden_error(0, false), with_hidden = hidden_error(50, true);
+  EXPECT_LT(with_hidden, 0.95 * table_only) << "table only " << table_only << ", with the hidden term " << with_hidden;
+  TransformerLM m(c, 1);
+  EXPECT_THROW(fit_embedding(m, target, 1, 1e-2, 0, {}, HiddenFit{nullptr, &tokens, 1.0}), std::invalid_argument);
+  EXPECT_THROW(fit_embedding(m, target, 1, 1e-2, 0, {}, HiddenFit{&teacher, &tokens, 1.0, 1, 400}), std::invalid_argument);
 }

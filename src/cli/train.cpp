@@ -28,7 +28,8 @@ struct TrainArgs {
   int gpus = 1;
   double describe_frac = 0.2;
   int64_t max_vocab = 0, sample_tokens = 120, eval_tokens = 0, fit_steps = 500;
-  double distill_alpha = 0, fit_lr = 1e-2, fit_weight = 0;
+  double distill_alpha = 0, fit_lr = 1e-2, fit_weight = 0, fit_hidden = 0;
+  int64_t fit_hidden_batch = 2;
 };
 
 // Training flags and their trainer_state keys: on --resume, one given explicitly must agree with the
@@ -155,7 +156,11 @@ int run_train(CLI::App* c, TrainArgs a) {
   if (!(a.fit_lr > 0)) throw std::invalid_argument("--fit-lr must be > 0");
   if (a.fit_steps < 0) throw std::invalid_argument("--fit-steps must be >= 0");
   if (!(a.fit_weight >= 0 && a.fit_weight <= 1)) throw std::invalid_argument("--fit-weight must be in [0, 1]");
-  if (!teacher && (c->count("--fit-steps") || c->count("--fit-lr") || c->count("--fit-weight"))) throw std::invalid_argument("--fit-steps / --fit-lr / --fit-weight need --init-from");
+  if (!(a.fit_hidden >= 0 && std::isfinite(a.fit_hidden))) throw std::invalid_argument("--fit-hidden must be a finite weight >= 0");
+  if (a.fit_hidden_batch < 1) throw std::invalid_argument("--fit-hidden-batch must be >= 1");
+  if (!teacher && (c->count("--fit-steps") || c->count("--fit-lr") || c->count("--fit-weight") || c->count("--fit-hidden") ||
+                   c->count("--fit-hidden-batch")))
+    throw std::invalid_argument("--fit-steps / --fit-lr / --fit-weight / --fit-hidden need --init-from");
   if (a.distill_alpha > 0 && !teacher) throw std::invalid_argument("--distill-alpha needs --init-from (the teacher)");
   if (a.tok_kind.empty()) a.tok_kind = a.data.given() ? "word" : "byte";
   tcfg.validate();
@@ -184,7 +189,6 @@ int run_train(CLI::App* c, TrainArgs a) {
     if (mlm) words.push_back("<mask>");
     model.bind_vocabulary(words);
   }
-  model.carry_state(!mlm);  // next-token batches are contiguous lanes: recurrent models carry their state
   if (teacher) {  // SEE's stage 1: the body copied, the new embedding fitted to the old table
     if (mlm) throw std::invalid_argument("--init-from: next-token training only");
     const ModelConfig& tc = teacher->config();
@@ -199,10 +203,12 @@ int run_train(CLI::App* c, TrainArgs a) {
     if (!fresh.empty() && a.fit_steps > 0 && teacher->embedding() && model.embedding()) {
       teacher->embedding()->refresh();
       const std::vector<float> w = a.fit_weight > 0 ? frequency_weights(ds.train, mcfg.vocab_size, a.fit_weight) : std::vector<float>{};
-      const double mse = fit_embedding(model, teacher->embedding()->output_weight()->value, a.fit_steps, a.fit_lr, 50, w);
+      const HiddenFit hf{teacher.get(), &ds.train, a.fit_hidden, a.fit_hidden_batch, tcfg.seq_len, tcfg.seed ^ 0x68696464ull};
+      const double mse = fit_embedding(model, teacher->embedding()->output_weight()->value, a.fit_steps, a.fit_lr, 50, w, hf);
       std::fprintf(stderr, "init from %s: embedding fitted to the original table, mse %.6g\n", a.init_from.c_str(), mse);
     }
   }
+  model.carry_state(!mlm);  // next-token batches are contiguous lanes: recurrent models carry their state
   if (rank == 0)
     std::fprintf(stderr, "data: %s | tokenizer %s (vocab %lld) | train %lld / valid %lld / test %lld tokens\n",
                  ds.name.c_str(), ds.tok->type().c_str(), (long long)ds.tok->vocab_size(), (long long)ds.train.size(),
@@ -296,6 +302,10 @@ void add_train(CLI::App& app, Commands& cmds) {
                  "new --embedding the body is copied and the embedding fitted to the old table (compression)");
   tr->add_option("--fit-steps", a->fit_steps, "--init-from: AdamW steps fitting the new embedding to the old table")->capture_default_str();
   tr->add_option("--fit-lr", a->fit_lr, "--init-from: AdamW learning rate of that fit")->capture_default_str();
+  tr->add_option("--fit-hidden", a->fit_hidden,
+                 "--init-from: weight of the fit's hidden-state term (the final hidden states of the new model against the original's on "
+                 "training windows, relative mean squared error; 0: the table alone)")->capture_default_str();
+  tr->add_option("--fit-hidden-batch", a->fit_hidden_batch, "--init-from: windows of --seq-len tokens per step of that term")->capture_default_str();
   tr->add_option("--fit-weight", a->fit_weight,
                  "--init-from: each row's error in that fit weighted by (its training count + 1)^p, p in [0, 1] (0: every row alike)")
       ->capture_default_str();

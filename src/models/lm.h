@@ -58,6 +58,11 @@ class LanguageModel {
 
   // ids i32 [B*T] (row-major [B, T]) -> logits [B*T, vocab], positions 0..T-1 in each row.
   virtual nn::Var forward(const Tensor& ids, int64_t B, int64_t T) = 0;
+  // The final hidden states [B*T, d_model] that forward's output head reads (after the final norm);
+  // SEE's stage 1 fits a new embedding to them (train/distill.h).
+  virtual nn::Var hidden(const Tensor& /*ids*/, int64_t /*B*/, int64_t /*T*/) {
+    throw std::invalid_argument("this model does not expose its hidden states");
+  }
 
   // A fresh state for up to `capacity` positions.
   virtual InferState make_state(int64_t capacity) = 0;

@@ -66,6 +66,9 @@ class RecurrentLM final : public LanguageModel {
   }
 
   nn::Var forward(const Tensor& ids, int64_t B, int64_t T) override {
+    return ag::linear(hidden(ids, B, T), lm_head_ ? lm_head_ : embed_->forward_output_weight(), head_bias_);
+  }
+  nn::Var hidden(const Tensor& ids, int64_t B, int64_t T) override {
     if (ids.numel() != B * T) throw std::invalid_argument("forward: ids size != B*T");
     const bool train = ag::grad_enabled() && cfg_.dropout > 0;
     const bool carry = carry_ && ag::grad_enabled();  // training on lanes: truncated BPTT across batches
@@ -87,7 +90,7 @@ class RecurrentLM final : public LanguageModel {
       if (carry) carry_h_[l] = hl, carry_c_[l] = lstm_ ? cl : Tensor();
       if (train) x = ag::dropout(x, cfg_.dropout, rng_);
     }
-    return ag::linear(x, lm_head_ ? lm_head_ : embed_->forward_output_weight(), head_bias_);
+    return x;
   }
 
   InferState make_state(int64_t capacity) override {

@@ -55,6 +55,10 @@ std::vector<int64_t> TransformerLM::image_rows(const int32_t* ids, int64_t n) {
 }
 
 nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T) {
+  return ag::linear(hidden(ids, B, T), lm_head_ ? lm_head_ : embed_->forward_output_weight());
+}
+
+nn::Var TransformerLM::hidden(const Tensor& ids, int64_t B, int64_t T) {
   if (ids.numel() != B * T) throw std::invalid_argument("forward: ids size != B*T");
   nn::Ctx ctx{B, T, 0};
   if (cfg_.position == "learned" && T > cfg_.max_seq_len)
@@ -73,7 +77,7 @@ nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T) {
     x = ag::add(x, drop(b.attn->forward(b.attn_norm->forward(x), *pos_, ctx)));
     x = ag::add(x, drop(b.mlp->forward(b.mlp_norm->forward(x))));
   }
-  return ag::linear(final_norm_->forward(x), lm_head_ ? lm_head_ : embed_->forward_output_weight());
+  return final_norm_->forward(x);
 }
 
 InferState TransformerLM::make_state(int64_t capacity) {

@@ -15,6 +15,7 @@ class TransformerLM final : public LanguageModel {
   TransformerLM(const ModelConfig& cfg, nn::Init init);
 
   nn::Var forward(const Tensor& ids, int64_t B, int64_t T) override;
+  nn::Var hidden(const Tensor& ids, int64_t B, int64_t T) override;
   InferState make_state(int64_t capacity) override;
   const float* infer(InferState& state, std::span<const int32_t> ids) override;
   void infer_batch(std::span<InferState* const> states, std::span<const std::span<const int32_t>> ids) override;

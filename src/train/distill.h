@@ -20,8 +20,19 @@ std::vector<std::string> copy_matching_params(LanguageModel& from, LanguageModel
 // `row_weight` (vocab values, mean 1) each row's squared error counts that much (a frequent word's
 // row matters more to the loss than a rare one's). Returns the final unweighted MSE per element;
 // progress on stderr every `log_every` steps (0: silent).
+// With a HiddenFit (the paper's second stage-1 term), each step also adds `weight` times the mean
+// squared difference between `to`'s final hidden states and the teacher's on `batch` random windows
+// of `seq` tokens from `tokens`, divided by the teacher's mean square (so the weight is scale-free).
+// The hidden states run through `to`'s body, which stays frozen: only the embedding moves.
+struct HiddenFit {
+  LanguageModel* teacher = nullptr;
+  const std::vector<int32_t>* tokens = nullptr;
+  double weight = 0;
+  int64_t batch = 2, seq = 256;
+  uint64_t seed = 1;
+};
 double fit_embedding(LanguageModel& to, const Tensor& target, int64_t steps, double lr, int64_t log_every = 50,
-                     const std::vector<float>& row_weight = {});
+                     const std::vector<float>& row_weight = {}, const HiddenFit& hidden = {});
 // Row weights for fit_embedding from the training tokens: (count_v + 1)^power, scaled to mean 1
 // (power 0: uniform, 0.5: square root of the frequency, 1: the frequency).
 std::vector<float> frequency_weights(const std::vector<int32_t>& tokens, int64_t vocab, double power);
