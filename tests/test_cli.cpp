@@ -139,8 +139,8 @@ TEST(Cli, CompactEmbeddingsAndTheirErrors) {
   expect_error(run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/dense --d-model 64 --out " + d.path + "/x"),
                "--init-from keeps the model's shape and tokenizer: --d-model cannot change");
   expect_error(run_clm(base + " --distill-alpha 0.5"), "--distill-alpha needs --init-from");
-  expect_error(run_clm(base + " --fit-steps 5"), "--fit-steps / --fit-lr / --fit-weight need --init-from");
-  expect_error(run_clm(base + " --fit-weight 0.5"), "--fit-steps / --fit-lr / --fit-weight need --init-from");
+  expect_error(run_clm(base + " --fit-steps 5"), "--fit-steps / --fit-lr / --fit-weight / --fit-hidden need --init-from");
+  expect_error(run_clm(base + " --fit-weight 0.5"), "--fit-steps / --fit-lr / --fit-weight / --fit-hidden need --init-from");
   expect_error(run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/dense --embedding see --fit-lr 0 --out " + d.path + "/x"),
                "--fit-lr must be > 0");
   expect_error(run_clm("train --resume " + d.path + "/compressed --steps 4"), "trained with distillation from another model");

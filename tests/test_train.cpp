@@ -445,6 +445,18 @@ TEST(Distill, HiddenTermFitsTheTeachersHiddenStatesWithTheBodyFrozen) {
   const double table_only = hidden_error(0, false), with_hidden = hidden_error(50, true);
   EXPECT_LT(with_hidden, 0.95 * table_only) << "table only " << table_only << ", with the hidden term " << with_hidden;
   TransformerLM m(c, 1);
+  {  // forward = the tied head over hidden(), on a fresh model too (the head reads the table hidden() builds)
+    ag::NoGrad ng;
+    const Tensor logits = m.forward(probe, 2, 16)->value, h = m.hidden(probe, 2, 16)->value;
+    m.embedding()->refresh();
+    const Tensor& table = m.embedding()->output_weight()->value;
+    for (int64_t v : {0, 7})
+      for (int64_t t : {0, 31}) {
+        double want = 0;
+        for (int64_t j = 0; j < c.d_model; ++j) want += double(h.data<float>()[t * c.d_model + j]) * table.data<float>()[v * c.d_model + j];
+        EXPECT_NEAR(logits.data<float>()[t * 12 + v], want, 1e-4 * (1 + std::fabs(want))) << t << " " << v;
+      }
+  }
   EXPECT_THROW(fit_embedding(m, target, 1, 1e-2, 0, {}, HiddenFit{nullptr, &tokens, 1.0}), std::invalid_argument);
   EXPECT_THROW(fit_embedding(m, target, 1, 1e-2, 0, {}, HiddenFit{&teacher, &tokens, 1.0, 1, 400}), std::invalid_argument);
 }

@@ -66,7 +66,8 @@ class RecurrentLM final : public LanguageModel {
   }
 
   nn::Var forward(const Tensor& ids, int64_t B, int64_t T) override {
-    return ag::linear(hidden(ids, B, T), lm_head_ ? lm_head_ : embed_->forward_output_weight(), head_bias_);
+    const nn::Var h = hidden(ids, B, T);  // first: it builds this step's embedding table, which a tied head reads
+    return ag::linear(h, lm_head_ ? lm_head_ : embed_->forward_output_weight(), head_bias_);
   }
   nn::Var hidden(const Tensor& ids, int64_t B, int64_t T) override {
     if (ids.numel() != B * T) throw std::invalid_argument("forward: ids size != B*T");

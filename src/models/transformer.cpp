@@ -55,7 +55,8 @@ std::vector<int64_t> TransformerLM::image_rows(const int32_t* ids, int64_t n) {
 }
 
 nn::Var TransformerLM::forward(const Tensor& ids, int64_t B, int64_t T) {
-  return ag::linear(hidden(ids, B, T), lm_head_ ? lm_head_ : embed_->forward_output_weight());
+  const nn::Var h = hidden(ids, B, T);  // first: it builds this step's embedding table, which a tied head reads
+  return ag::linear(h, lm_head_ ? lm_head_ : embed_->forward_output_weight());
 }
 
 nn::Var TransformerLM::hidden(const Tensor& ids, int64_t B, int64_t T) {
