@@ -51,6 +51,12 @@ inline unsigned grid_for(int64_t n, int threads = 256) {
   const int64_t b = (n + threads - 1) / threads;
   return unsigned(b < 1 ? 1 : (b > 4096 ? 4096 : b));
 }
+// A grid-stride kernel over n elements on the current stream (nothing launched for n = 0).
+#define CLM_LAUNCH(name, n, ...)                                              \
+  do {                                                                        \
+    if ((n) > 0) name<<<grid_for(n), 256, 0, launch_stream()>>>(__VA_ARGS__); \
+    check_launch(#name);                                                      \
+  } while (0)
 
 __device__ inline float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -282,12 +282,6 @@ template <class T> T* scratch(size_t n) {
 
 }  // namespace
 
-#define CLM_LAUNCH(name, n, ...)                                \
-  do {                                                          \
-    if ((n) > 0) name<<<grid_for(n), 256, 0, launch_stream()>>>(__VA_ARGS__);       \
-    check_launch(#name);                                        \
-  } while (0)
-
 void add(float* y, const float* a, const float* b, int64_t n) { CLM_LAUNCH(k_add, n, y, a, b, n); }
 void axpy(float* y, float a, const float* x, int64_t n) { CLM_LAUNCH(k_axpy, n, y, a, x, n); }
 void scale(float* y, float a, const float* x, int64_t n) { CLM_LAUNCH(k_scale, n, y, a, x, n); }

@@ -77,34 +77,26 @@ __global__ void k_previous_states(float* hp, const float* y, const float* h0, in
 
 }  // namespace
 
-#define CLM_REC_LAUNCH(name, n, ...)                                   \
-  do {                                                                \
-    if ((n) > 0) {                                                    \
-      name<<<grid_for(n), 256, 0, launch_stream()>>>(__VA_ARGS__);    \
-      check_launch(#name);                                            \
-    }                                                                 \
-  } while (0)
-
 void tslm_step_forward(float* y, float* z, const float* a, const float* b, int64_t B, int64_t H, int64_t ld) {
-  CLM_REC_LAUNCH(k_tslm_fwd, B * H, y, z, a, b, B, H, ld);
+  CLM_LAUNCH(k_tslm_fwd, B * H, y, z, a, b, B, H, ld);
 }
 void tslm_step_backward(float* dz, float* da, const float* dh, const float* g, const float* a, const float* z, int64_t B, int64_t H,
                         int64_t ld) {
-  CLM_REC_LAUNCH(k_tslm_bwd, B * H, dz, da, dh, g, a, z, B, H, ld);
+  CLM_LAUNCH(k_tslm_bwd, B * H, dz, da, dh, g, a, z, B, H, ld);
 }
 void lstm_step_forward(float* y, float* c, float* q, const float* x, const float* b, const float* c_prev, int64_t ld_prev, int64_t B,
                        int64_t H, int64_t ldq, int64_t ldh) {
-  CLM_REC_LAUNCH(k_lstm_fwd, B * H, y, c, q, x, b, c_prev, ld_prev, B, H, ldq, ldh);
+  CLM_LAUNCH(k_lstm_fwd, B * H, y, c, q, x, b, c_prev, ld_prev, B, H, ldq, ldh);
 }
 void lstm_step_backward(float* dq, float* dc, const float* dh, const float* g, const float* q, const float* c, const float* c_prev,
                         int64_t ld_prev, int64_t B, int64_t H, int64_t ldq, int64_t ldh) {
-  CLM_REC_LAUNCH(k_lstm_bwd, B * H, dq, dc, dh, g, q, c, c_prev, ld_prev, B, H, ldq, ldh);
+  CLM_LAUNCH(k_lstm_bwd, B * H, dq, dc, dh, g, q, c, c_prev, ld_prev, B, H, ldq, ldh);
 }
 void copy_rows(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t R, int64_t W) {
-  CLM_REC_LAUNCH(k_copy_rows, R * W, dst, ldd, src, lds, R, W);
+  CLM_LAUNCH(k_copy_rows, R * W, dst, ldd, src, lds, R, W);
 }
 void previous_states(float* hp, const float* y, const float* h0, int64_t B, int64_t T, int64_t H) {
-  CLM_REC_LAUNCH(k_previous_states, B * T * H, hp, y, h0, B, T, H);
+  CLM_LAUNCH(k_previous_states, B * T * H, hp, y, h0, B, T, H);
 }
 
 }  // namespace clm::cuda
