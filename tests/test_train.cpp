@@ -437,7 +437,9 @@ TEST(Distill, HiddenTermFitsTheTeachersHiddenStatesWithTheBodyFrozen) {
       m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind k) {
         if (!before.count(n)) return;
         EXPECT_EQ(test::rel_err(v->value, before[n]), 0.0) << n << " moved";
-        if (k != nn::ParamKind::buffer) EXPECT_TRUE(v->requires_grad) << n;
+        if (k != nn::ParamKind::buffer) {
+          EXPECT_TRUE(v->requires_grad) << n;
+        }
       });
     ag::NoGrad ng;
     return test::rel_err(m.hidden(probe, 2, 16)->value, want);
@@ -459,4 +461,13 @@ TEST(Distill, HiddenTermFitsTheTeachersHiddenStatesWithTheBodyFrozen) {
   }
   EXPECT_THROW(fit_embedding(m, target, 1, 1e-2, 0, {}, HiddenFit{nullptr, &tokens, 1.0}), std::invalid_argument);
   EXPECT_THROW(fit_embedding(m, target, 1, 1e-2, 0, {}, HiddenFit{&teacher, &tokens, 1.0, 1, 400}), std::invalid_argument);
+  // a fit that fails midway (a NaN in the target) still gives the frozen body its gradients back
+  Tensor bad = target.clone();
+  bad.data<float>()[3] = std::nanf("");
+  EXPECT_THROW(fit_embedding(m, bad, 5, 1e-2, 0, {}, HiddenFit{&teacher, &tokens, 1.0, 2, 16}), std::runtime_error);
+  m.visit([&](const std::string& n, nn::Var& v, nn::ParamKind k) {
+    if (k != nn::ParamKind::buffer) {
+      EXPECT_TRUE(v->requires_grad) << n << " left frozen after a failed fit";
+    }
+  });
 }

@@ -68,8 +68,15 @@ double fit_embedding(LanguageModel& to, const Tensor& target, int64_t steps, dou
       throw std::invalid_argument("fit_embedding: the hidden-state term needs a batch >= 1 and more than seq = " + std::to_string(hid.seq) +
                                   " tokens");
   }
-  // The body stays frozen: no gradients for anything but the embedding's parameters.
+  // The body stays frozen: no gradients for anything but the embedding's parameters; restored on
+  // every way out, an exception included.
   std::vector<nn::Var> frozen;
+  struct Thaw {
+    std::vector<nn::Var>& vs;
+    ~Thaw() {
+      for (nn::Var& v : vs) v->requires_grad = true;
+    }
+  } thaw{frozen};
   if (use_hidden) {
     to.carry_state(false);  // random windows, not lanes
     to.visit([&](const std::string&, nn::Var& v, nn::ParamKind k) {
@@ -121,7 +128,6 @@ double fit_embedding(LanguageModel& to, const Tensor& target, int64_t steps, dou
       std::fprintf(stderr, "fit embedding: step %lld/%lld | %s %.6g%s\n", (long long)(s + 1), (long long)steps,
                    weight ? "weighted mse" : "mse", l - lh, use_hidden ? (" | hidden term " + std::to_string(lh)).c_str() : "");
   }
-  for (nn::Var& v : frozen) v->requires_grad = true;
   ag::NoGrad ng;
   const nn::Var d = error();
   return ag::sum(ag::mul(d, d))->value.item() * inv;
