@@ -145,6 +145,17 @@ TEST(Cli, CompactEmbeddingsAndTheirErrors) {
                "--fit-lr must be > 0");
   expect_error(run_clm("train --resume " + d.path + "/compressed --steps 4"), "trained with distillation from another model");
   expect_error(run_clm("train --data " + c.dir.path + " --init-from " + d.path + "/nowhere --out " + d.path + "/x"), "nowhere");
+  // a pretrained model without a tokenizer beside it (llama2.c): --init-tokenizer gives it; the BPE vocabulary takes hashed units
+  const std::string s260 = test::fixture("stories260K/stories260K.bin"), tok512 = test::fixture("stories260K/tok512.bin");
+  const std::string init = "train --data " + c.dir.path + " --init-from " + s260 + " --embedding see --embedding-opt units=hash rows=32";
+  expect_error(run_clm(init + " --out " + d.path + "/x"), "no tokenizer beside the model (give it with --init-tokenizer)");
+  r = run_clm(init + " --init-tokenizer " + tok512 + " --fit-steps 10 --distill-alpha 0.5 --steps 2 --batch-size 2 --seq-len 16 --threads 1" +
+              " --sample-tokens 0 --out " + d.path + "/s260");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("tokenizer llama2c (vocab 512)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("body copied; new: model.embed_tokens.factors"), std::string::npos) << r.err;
+  EXPECT_EQ(run_clm("generate --model " + d.path + "/s260 --prompt Once --max-new-tokens 4").rc, 0) << "the compressed model keeps the tokenizer";
+  expect_error(run_clm(base + " --init-tokenizer " + tok512), "--init-tokenizer needs --init-from");
 }
 
 // Recurrent models with the ordinary commands: train (dropout), resume, eval, generate; their errors.

@@ -23,7 +23,7 @@ struct TrainArgs {
   ModelConfig mcfg;
   TrainConfig tcfg;
   DataArgs data;
-  std::string tok_kind, out = "runs/demo", resume, init_from, task, device = "cpu";
+  std::string tok_kind, out = "runs/demo", resume, init_from, init_tokenizer, task, device = "cpu";
   bool tf32 = false, bf16 = false;
   int gpus = 1;
   double describe_frac = 0.2;
@@ -137,9 +137,10 @@ int run_train(CLI::App* c, TrainArgs a) {
       if (c->count(f))
         throw std::invalid_argument(std::string("--init-from keeps the model's shape and tokenizer: ") + f +
                                     " cannot change (only --embedding, --embedding-opt and --dropout)");
-    LoadedModel lm = load_model(a.init_from);
+    LoadedModel lm = load_model(a.init_from, DType::f32, a.init_tokenizer);
     refuse_quantized(lm, "train --init-from");
-    if (!lm.tokenizer) throw std::runtime_error("--init-from '" + a.init_from + "': no tokenizer beside the model");
+    if (!lm.tokenizer)
+      throw std::runtime_error("--init-from '" + a.init_from + "': no tokenizer beside the model (give it with --init-tokenizer)");
     ModelConfig m = lm.model->config();
     if (c->count("--embedding")) m.embedding = mcfg.embedding, m.embedding_opt = mcfg.embedding_opt;
     else if (c->count("--embedding-opt")) m.embedding_opt = mcfg.embedding_opt;
@@ -161,6 +162,7 @@ int run_train(CLI::App* c, TrainArgs a) {
   if (!teacher && (c->count("--fit-steps") || c->count("--fit-lr") || c->count("--fit-weight") || c->count("--fit-hidden") ||
                    c->count("--fit-hidden-batch")))
     throw std::invalid_argument("--fit-steps / --fit-lr / --fit-weight / --fit-hidden need --init-from");
+  if (!a.init_tokenizer.empty() && !teacher) throw std::invalid_argument("--init-tokenizer needs --init-from");
   if (a.distill_alpha > 0 && !teacher) throw std::invalid_argument("--distill-alpha needs --init-from (the teacher)");
   if (a.tok_kind.empty()) a.tok_kind = a.data.given() ? "word" : "byte";
   tcfg.validate();
@@ -298,8 +300,10 @@ void add_train(CLI::App& app, Commands& cmds) {
                  "--steps extends it");
   add_model_flags(tr, a->mcfg);
   tr->add_option("--init-from", a->init_from,
-                 "Start from a trained model (CompactLM or Hugging Face folder): same shape and tokenizer, its weights; with a "
-                 "new --embedding the body is copied and the embedding fitted to the old table (compression)");
+                 "Start from a trained model (CompactLM or Hugging Face folder, llama2.c .bin): same shape and tokenizer, its weights; "
+                 "with a new --embedding the body is copied and the embedding fitted to the old table (compression)");
+  tr->add_option("--init-tokenizer", a->init_tokenizer,
+                 "--init-from: the model's tokenizer when none lies beside it (tokenizer.json, a llama2.c tokenizer .bin)");
   tr->add_option("--fit-steps", a->fit_steps, "--init-from: AdamW steps fitting the new embedding to the old table")->capture_default_str();
   tr->add_option("--fit-lr", a->fit_lr, "--init-from: AdamW learning rate of that fit")->capture_default_str();
   tr->add_option("--fit-hidden", a->fit_hidden,
