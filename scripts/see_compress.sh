@@ -11,7 +11,9 @@
 # buckets x 2 (BUCKETS) 256,032. WikiText-2 at 10x (V = 33,278: 8,519,168 dense parameters):
 #   GAIN_ROWS=16690 ROWS=17375 K=25 BUCKETS=3067 SEQ=128 BATCH=16 WINDOW=128 scripts/see_compress.sh ...
 # (851,600 / 851,887 / 838,350 / 851,708 parameters). SEQ x BATCH and WINDOW: the original's.
-# -h: stage 1 with the hidden-state term too (--fit-hidden FH, default 1).
+# -h: stage 1 with the hidden-state term too (--fit-hidden FH, default 1). INIT_FLAGS: more flags for every
+# train, e.g. --init-tokenizer FILE for a llama2.c original (then UNITS_FILE is unused: the SEE variants
+# for a BPE vocabulary are the see-hash ones).
 # see-o2-*: order 2, rank 3, q = 16 (16^2 = d), O2_ROWS 5100 rows: 255,312 parameters with the gains on PTB.
 set -euo pipefail
 dense=$1; data=$2; units=$3; out=$4
@@ -20,7 +22,7 @@ clm=${CLM:-./build/clm}
 mkdir -p "$out"
 # every compressed variant learns half from the original model; the dense control only from the data
 common=(--init-from "$dense" --data "$data" --fit-steps 500 --fit-lr 1e-2 --steps "$steps" --lr 5e-4
-        --warmup 10 --seq-len "${SEQ:-256}" --batch-size "${BATCH:-8}" --eval-every 0 --threads 1)
+        --warmup 10 --seq-len "${SEQ:-256}" --batch-size "${BATCH:-8}" --eval-every 0 --threads 1 ${INIT_FLAGS:-})
 declare -A runs=(
   [see-wordnet-gain]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=$units"
   [see-wordnet-gain-fw]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=$units --fit-weight ${FW:-0.5}"
@@ -28,6 +30,8 @@ declare -A runs=(
   [see-o2-wordnet-gain-fw]="--embedding see --embedding-opt order=2 --embedding-opt rank=3 --embedding-opt rows=${O2_ROWS:-5100} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=$units --fit-weight ${FW:-0.5}"
   [factorized-fw]="--embedding factorized --embedding-opt k=${K:-24} --fit-weight ${FW:-0.5}"
   [factorized]="--embedding factorized --embedding-opt k=${K:-24}"
+  [see-hash]="--embedding see --embedding-opt rows=${ROWS:-5200} --embedding-opt std=0.3 --embedding-opt units=hash"
+  [see-hash-gain-fw]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=hash --fit-weight ${FW:-0.5}"
   [see-hash-gain]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=hash"
   [dense]="--embedding standard"
   [see-wordnet]="--embedding see --embedding-opt rows=${ROWS:-5200} --embedding-opt std=0.3 --embedding-opt units=$units"
