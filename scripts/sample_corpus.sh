@@ -2,7 +2,8 @@
 # A corpus sampled from a model itself (temperature 1, one seed per sample, each up to LEN tokens or
 # its end-of-sequence): train / valid / test splits with disjoint seeds. For compressing or distilling a
 # model whose training text is not at hand (e.g. stories260K): the original's own distribution is then
-# the data, and its perplexity on the held-out samples is the baseline.
+# the data, and its perplexity on the held-out samples is the baseline. A sampled beginning-of-sequence
+# token (llama2.c models mark a new story with it) is written as a line break, not as the text "<s>".
 # Usage: [LEN=400] scripts/sample_corpus.sh MODEL TOKENIZER OUT_DIR [TRAIN_SAMPLES=2000] [HELD_OUT_SAMPLES=200]
 #   e.g. scripts/sample_corpus.sh ../shared/models/stories260K/stories260K.bin ../shared/models/stories260K/tok512.bin runs/stories-self
 set -euo pipefail
@@ -13,7 +14,7 @@ split() {  # name first_seed count
   local f="$out/$1.txt"; : > "$f.part"
   for ((s = $2; s < $2 + $3; ++s)); do
     $clm generate --model "$model" --tokenizer "$tok" --temperature 1 --seed "$s" --max-new-tokens "${LEN:-400}" --threads 1 \
-      2>/dev/null >> "$f.part"
+      2>/dev/null | sed 's/<s>/\n/g' >> "$f.part"
     echo >> "$f.part"
   done
   mv "$f.part" "$f"
