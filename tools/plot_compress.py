@@ -3,7 +3,7 @@
 variant against its embedding parameters, the dense original and the dense control (the same
 stage-2 steps without compression) as lines.
 
-  /usr/bin/python3 tools/plot_compress.py docs/data/see_compress_ptb_s16.jsonl docs/img/see_compress_ptb_s16.svg
+  /usr/bin/python3 tools/plot_compress.py docs/data/see_compress_ptb_s16.jsonl docs/img/see_compress_ptb_s16.svg [YLABEL [TITLE]]
 One JSON line per run: run, label, embedding_params, valid_ppl, test_ppl. Needs python3-matplotlib."""
 import json
 import sys
@@ -13,21 +13,28 @@ matplotlib.use("svg")
 import matplotlib.pyplot as plt
 
 rows = [json.loads(l) for l in open(sys.argv[1])]
+ylabel = sys.argv[3] if len(sys.argv) > 3 else "PTB test perplexity"
+title = sys.argv[4] if len(sys.argv) > 4 else "Compressing a trained model's embedding 10x (stage 1 fit + 600 stage-2 steps)"
+variants = [r for r in rows if r["run"] not in ("dense", "dense-control")]
+xmin, xmax = min(r["embedding_params"] for r in variants) * 0.9, max(r["embedding_params"] for r in variants) * 1.25
+dense_params = max(r["embedding_params"] for r in rows)
 fig, ax = plt.subplots(figsize=(7.5, 4.5))
 lines = {"dense": ("dense original", "--"), "dense-control": ("dense, same stage-2 steps", ":")}
 for r in rows:
     if r["run"] in lines:
         label, style = lines[r["run"]]
         ax.axhline(r["test_ppl"], linestyle=style, color="gray")
-        ax.text(2.7e5, r["test_ppl"], f" {label} ({r['test_ppl']:.1f})", va="bottom", fontsize=7)
+        ax.text(xmin * 1.02, r["test_ppl"], f" {label} ({r['test_ppl']:.1f})", va="bottom", fontsize=7)
 markers = "osD^v<>ph"
-for i, r in enumerate(x for x in rows if x["run"] not in lines):
+for i, r in enumerate(variants):
     ax.plot(r["embedding_params"], r["test_ppl"], markers[i % len(markers)], ms=8, label=f"{r['label']}: {r['test_ppl']:.1f}")
 ax.set_xscale("log")
-ax.set_xlim(2.3e5, 3.2e5)
-ax.set_xlabel("embedding parameters (dense: 2.56M; all variants at about 10x)")
-ax.set_ylabel("PTB test perplexity")
-ax.set_title("Compressing a trained model's embedding 10x (stage 1 fit + 600 stage-2 steps)")
+ax.set_xlim(xmin, xmax)
+if max(r["test_ppl"] for r in rows) > 4 * min(r["test_ppl"] for r in rows):
+    ax.set_yscale("log")
+ax.set_xlabel(f"embedding parameters (dense: {dense_params:,})")
+ax.set_ylabel(ylabel)
+ax.set_title(title, fontsize=10)
 ax.grid(alpha=0.3)
 ax.legend(fontsize=7, loc="upper left")
 fig.tight_layout()
