@@ -21,6 +21,7 @@
 #   outliers a ~100M model trained here, its checkpoints quantized: ARCQuant's gain against the outliers' strength
 #   serve   clm serve --device cuda and --device cpu on stories260K: the same greedy completion
 #   recurrent TSLM (its code's SGD recipe) and the medium LSTM on PTB, side by side, then their perplexity
+#           (REC_CORPUS=wikitext-2 REC_STEPS_TSLM=186500 REC_STEPS_LSTM=116337: the same epochs on WikiText-2)
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -173,32 +174,34 @@ recurrent)
   # (a run folder left by an earlier call is resumed from its last checkpoint; REC_TRAIN=0 skips
   # training), then each run's PTB valid/test perplexity with the state carried through the whole
   # split, on the GPU and on the host CPU.
-  P=/tmp/dev/devdata/ptb
+  # REC_CORPUS=wikitext-2 (packed beside or instead of ptb): the same two recipes on WikiText-2; their step
+  # counts are PTB's epochs, so pass REC_STEPS_TSLM / REC_STEPS_LSTM for other corpora.
+  P=/tmp/dev/devdata/${REC_CORPUS:-ptb}; R=/tmp/rec-${REC_CORPUS:-ptb}
   rec() {
     local n=$1; shift
-    local last; last=$(ls -d /tmp/rec-$n/step-* 2>/dev/null | sort | tail -1)
+    local last; last=$(ls -d $R-$n/step-* 2>/dev/null | sort | tail -1)
     if [ -n "$last" ]; then run clm train --device cuda --resume "$last" --time-budget ${REC_S:-420} --sample-tokens 0
-    else run clm train --device cuda --data $P "$@" --time-budget ${REC_S:-420} --sample-tokens 0 --out /tmp/rec-$n; fi
+    else run clm train --device cuda --data $P "$@" --time-budget ${REC_S:-420} --sample-tokens 0 --out $R-$n; fi
   }
   if [ "${REC_TRAIN:-1}" = 1 ]; then
     rec tslm --arch tslm --d-model 512 --n-layers 2 --dropout 0.5 --seq-len 35 --batch-size 32 --optimizer sgd --lr 17.5 \
-      --clip 0.143 --schedule step --decay-start 30 --decay-every 1 --lr-decay 0.5 --warmup 0 --init-std 0.0577 --steps 83000 \
-      --eval-every 830 --ckpt-every 4150 > /tmp/rec-tslm.log 2>&1 &
+      --clip 0.143 --schedule step --decay-start 30 --decay-every 1 --lr-decay 0.5 --warmup 0 --init-std 0.0577 --steps ${REC_STEPS_TSLM:-83000} \
+      --eval-every 830 --ckpt-every 4150 > $R-tslm.log 2>&1 &
     rec lstm --arch lstm --d-model 650 --n-layers 2 --dropout 0.5 --seq-len 35 --batch-size 20 --optimizer sgd --lr 35 \
-      --clip 0.143 --schedule step --decay-start 6 --decay-every 1 --lr-decay 0.8333333 --warmup 0 --init-std 0.0289 --steps 51792 \
-      --eval-every 1328 --ckpt-every 6640 > /tmp/rec-lstm.log 2>&1 &
+      --clip 0.143 --schedule step --decay-start 6 --decay-every 1 --lr-decay 0.8333333 --warmup 0 --init-std 0.0289 --steps ${REC_STEPS_LSTM:-51792} \
+      --eval-every 1328 --ckpt-every 6640 > $R-lstm.log 2>&1 &
     wait
     for n in tslm lstm; do
-      tr '\r' '\n' < /tmp/rec-$n.log | grep -v '^step ' | sed "s/^/$n: /" | tee -a $OUT/rec.log | tail -6
-      tr '\r' '\n' < /tmp/rec-$n.log | grep '^step ' | tail -1 | sed "s/^/$n: /" | tee -a $OUT/rec.log
-      cp /tmp/rec-$n/metrics.jsonl $OUT/rec_$n.jsonl
+      tr '\r' '\n' < $R-$n.log | grep -v '^step ' | sed "s/^/$n: /" | tee -a $OUT/rec.log | tail -6
+      tr '\r' '\n' < $R-$n.log | grep '^step ' | tail -1 | sed "s/^/$n: /" | tee -a $OUT/rec.log
+      cp $R-$n/metrics.jsonl $OUT/rec_${REC_CORPUS:-ptb}_$n.jsonl
     done
   fi
   for n in tslm lstm; do
     for d in ${EVAL_DEVICES:-cuda cpu}; do
       for split in valid test; do
         t0=$SECONDS
-        run clm eval --device $d --model /tmp/rec-$n --data $P --split $split --window 100000 --report $OUT/rec_eval.jsonl 2>&1 |
+        run clm eval --device $d --model $R-$n --data $P --split $split --window 100000 --report $OUT/rec_eval.jsonl 2>&1 |
           tail -1 | sed "s/^/$n $d $split: /" | tee -a $OUT/rec.log
         echo "$n eval $d $split: $((SECONDS - t0)) s wall" | tee -a $OUT/rec.log
       done
