@@ -21,7 +21,7 @@
 #   outliers a ~100M model trained here, its checkpoints quantized: ARCQuant's gain against the outliers' strength
 #   serve   clm serve --device cuda and --device cpu on stories260K: the same greedy completion
 #   recurrent TSLM (its code's SGD recipe) and the medium LSTM on PTB, side by side, then their perplexity
-#           (REC_CORPUS=wikitext-2 REC_STEPS_TSLM=186500 REC_STEPS_LSTM=116337: the same epochs on WikiText-2)
+#           (REC_CORPUS=wikitext-2 REC_STEPS_TSLM=186500 REC_STEPS_LSTM=116376: the same epochs on WikiText-2)
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
