@@ -23,19 +23,23 @@ mkdir -p "$out"
 # every compressed variant learns half from the original model; the dense control only from the data
 common=(--init-from "$dense" --data "$data" --fit-steps 500 --fit-lr 1e-2 --steps "$steps" --lr 5e-4
         --warmup 10 --seq-len "${SEQ:-256}" --batch-size "${BATCH:-8}" --eval-every 0 --threads 1 ${INIT_FLAGS:-})
+# the variants' flags, built from parts: SEE (std 0.3) with ROWS rows, or GAIN_ROWS rows plus per-word gains
+see="--embedding see --embedding-opt std=0.3"
+rows="--embedding-opt rows=${ROWS:-5200}" gain="--embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1"
+wordnet="--embedding-opt units=$units" hash="--embedding-opt units=hash" fw="--fit-weight ${FW:-0.5}"
 declare -A runs=(
-  [see-wordnet-gain]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=$units"
-  [see-wordnet-gain-fw]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=$units --fit-weight ${FW:-0.5}"
-  [see-wordnet-gain-fw-h]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=$units --fit-weight ${FW:-0.5} --fit-hidden ${FH:-1}"
-  [see-o2-wordnet-gain-fw]="--embedding see --embedding-opt order=2 --embedding-opt rank=3 --embedding-opt rows=${O2_ROWS:-5100} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=$units --fit-weight ${FW:-0.5}"
-  [factorized-fw]="--embedding factorized --embedding-opt k=${K:-24} --fit-weight ${FW:-0.5}"
+  [see-wordnet-gain]="$see $gain $wordnet"
+  [see-wordnet-gain-fw]="$see $gain $wordnet $fw"
+  [see-wordnet-gain-fw-h]="$see $gain $wordnet $fw --fit-hidden ${FH:-1}"
+  [see-o2-wordnet-gain-fw]="$see --embedding-opt order=2 --embedding-opt rank=3 --embedding-opt rows=${O2_ROWS:-5100} --embedding-opt word_gain=1 $wordnet $fw"
+  [see-wordnet]="$see $rows $wordnet"
+  [see-hash]="$see $rows $hash"
+  [see-hash-gain]="$see $gain $hash"
+  [see-hash-gain-fw]="$see $gain $hash $fw"
   [factorized]="--embedding factorized --embedding-opt k=${K:-24}"
-  [see-hash]="--embedding see --embedding-opt rows=${ROWS:-5200} --embedding-opt std=0.3 --embedding-opt units=hash"
-  [see-hash-gain-fw]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=hash --fit-weight ${FW:-0.5}"
-  [see-hash-gain]="--embedding see --embedding-opt rows=${GAIN_ROWS:-5000} --embedding-opt word_gain=1 --embedding-opt std=0.3 --embedding-opt units=hash"
-  [dense]="--embedding standard"
-  [see-wordnet]="--embedding see --embedding-opt rows=${ROWS:-5200} --embedding-opt std=0.3 --embedding-opt units=$units"
+  [factorized-fw]="--embedding factorized --embedding-opt k=${K:-24} $fw"
   [hashed]="--embedding hashed --embedding-opt buckets=${BUCKETS:-922}"
+  [dense]="--embedding standard"
 )
 order=(see-wordnet-gain factorized see-hash-gain dense see-wordnet hashed)  # -fw: the fit weighted by frequency^FW (ONLY= to run them)
 [ -n "${ONLY:-}" ] && read -r -a order <<< "$ONLY"

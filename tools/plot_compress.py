@@ -15,11 +15,11 @@ import matplotlib.pyplot as plt
 rows = [json.loads(l) for l in open(sys.argv[1])]
 ylabel = sys.argv[3] if len(sys.argv) > 3 else "PTB test perplexity"
 title = sys.argv[4] if len(sys.argv) > 4 else "Compressing a trained model's embedding 10x (stage 1 fit + 600 stage-2 steps)"
-variants = [r for r in rows if r["run"] not in ("dense", "dense-control")]
+lines = {"dense": ("dense original", "--"), "dense-control": ("dense, same stage-2 steps", ":")}
+variants = [r for r in rows if r["run"] not in lines]
 xmin, xmax = min(r["embedding_params"] for r in variants) * 0.9, max(r["embedding_params"] for r in variants) * 1.25
 dense_params = max(r["embedding_params"] for r in rows)
 fig, ax = plt.subplots(figsize=(7.5, 4.5))
-lines = {"dense": ("dense original", "--"), "dense-control": ("dense, same stage-2 steps", ":")}
 for r in rows:
     if r["run"] in lines:
         label, style = lines[r["run"]]
