@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/w4a8_avx2.h"
 #include "kernels/cpu/vec_simd.h"
 
@@ -74,6 +75,7 @@ inline void dot4_w4a8_avx512(const uint8_t* w, const uint8_t* lut, const float* 
   __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
+    prefetch_ahead<128>(w + 2 * i);
     const __m512i xv = _mm512_loadu_si512(x + i), bias = _mm512_loadu_si512(xb + i / 4);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r)
@@ -163,6 +165,7 @@ struct Avx512 {
   static void panel4(const W* p, const float* x, int64_t n, float* out, Load2 load2) {
     V a01 = zero(), a23 = zero();
     for (int64_t i = 0; i < n; i += 8, p += 32) {
+      prefetch_ahead<32 * sizeof(W)>(p);
       V xv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(x + i))));
       a01 = fmadd(load2(p), xv, a01);
       a23 = fmadd(load2(p + 16), xv, a23);
@@ -178,6 +181,7 @@ struct Avx512 {
     V a[8];
     for (auto& v : a) v = zero();
     for (int64_t i = 0; i < n; i += 8, p += 32) {
+      prefetch_ahead<32 * sizeof(W)>(p);
       const V w01 = load2(p), w23 = load2(p + 16);
       for (int k = 0; k < 4; ++k) {
         const V xv = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(x + k * ldx + i))));

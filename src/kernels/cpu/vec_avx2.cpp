@@ -1,6 +1,7 @@
 // AVX2 + FMA tier (this file is compiled with -mavx2 -mfma): the registers for vec_simd.h.
 #include <immintrin.h>
 
+#include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/w4a8_avx2.h"
 #include "kernels/cpu/vec_simd.h"
 
@@ -52,6 +53,7 @@ struct Avx2 {
   static void panel4(const W* p, const float* x, int64_t n, float* out, LoadW loadw) {
     V a0 = zero(), a1 = zero(), a2 = zero(), a3 = zero();
     for (int64_t i = 0; i < n; i += 8, p += 32) {
+      prefetch_ahead<32 * sizeof(W)>(p);
       V xv = load(x + i);
       a0 = fmadd(loadw(p), xv, a0);
       a1 = fmadd(loadw(p + 8), xv, a1);
@@ -68,6 +70,7 @@ struct Avx2 {
     V a[8];
     for (auto& v : a) v = zero();
     for (int64_t i = 0; i < n; i += 8, p += 32) {
+      prefetch_ahead<32 * sizeof(W)>(p);
       const V xa = load(x0 + i), xb = load(x1 + i);
       for (int r = 0; r < 4; ++r) {
         const V w = loadw(p + 8 * r);

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/vec.h"
 
 namespace clm::kernels {
@@ -160,7 +161,8 @@ template <class S> struct SimdVec {
   static void dot4_i8(const int8_t* w, const int8_t* x, int64_t n, int32_t* out) {
     using I = typename S::I;
     I a0 = S::zero_i(), a1 = S::zero_i(), a2 = S::zero_i(), a3 = S::zero_i();
-    for (int64_t i = 0; i < n; i += 64, w += 256)  // one chunk of 64 columns of the four rows
+    for (int64_t i = 0; i < n; i += 64, w += 256) {  // one chunk of 64 columns of the four rows
+      prefetch_ahead<256>(w);
       for (int64_t j = 0; j < 64; j += S::B) {
         const I xv = S::load_i(x + i + j);
         a0 = S::dot_i8(a0, S::load_i(w + j), xv);
@@ -168,6 +170,7 @@ template <class S> struct SimdVec {
         a2 = S::dot_i8(a2, S::load_i(w + 128 + j), xv);
         a3 = S::dot_i8(a3, S::load_i(w + 192 + j), xv);
       }
+    }
     out[0] = S::hsum_i(a0), out[1] = S::hsum_i(a1), out[2] = S::hsum_i(a2), out[3] = S::hsum_i(a3);
   }
   // A 4x4 tile. With VNNI (S::kU8Dot) the tier's own S::gemm4x4: the weights' sign bit flipped

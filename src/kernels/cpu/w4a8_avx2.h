@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/prefetch.h"
+
 namespace clm::kernels {
 namespace {
 
@@ -58,6 +60,7 @@ inline void dot4_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws
   const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)lut));
   __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t i = 0; i < n; i += 32) {
+    if (i % 64 == 0) prefetch_ahead<128>(w + 2 * i);
     const __m256i xv = _mm256_loadu_si256((const __m256i*)(x + i)), bias = _mm256_loadu_si256((const __m256i*)(xb + i / 4));
     const uint8_t* wp = w + 2 * (i - i % 64) + 16 * (i % 64 / 32);
     const int64_t stride = i % 64 == 0 && i + 32 == n ? 16 : 32;
