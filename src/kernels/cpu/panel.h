@@ -3,7 +3,8 @@
 // the four rows' 8 values one row after another (32 values: one 64-byte line in bf16, two in
 // f32). A thread then streams one contiguous range instead of four interleaved row streams,
 // which the hardware prefetcher follows much better (docs/RESULTS.md: +30-40% read bandwidth for
-// bf16 on 2 cores). Rows and columns are padded with zeros to multiples of 4 and 8.
+// bf16 on 2 cores); the kernels also prefetch it 4 KB ahead (prefetch.h). Rows and columns are padded
+// with zeros to multiples of 4 and 8.
 // Registered as the weight formats "f32" and "bf16" (kernels/format.h).
 #pragma once
 #include <cstddef>

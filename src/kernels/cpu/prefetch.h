@@ -1,7 +1,7 @@
 // Software prefetch for the batch-1 decode kernels, whose weights stream once from memory per
 // token. The hardware prefetcher alone kept one core's bf16 panels at 54-59% of its read bandwidth
 // (its f32 ones at 85-92%: half the work per line); asking for each line kStreamAhead bytes before
-// it is used raised bf16 decode by a fifth to a third on an Intel Xeon (docs/RESULTS.md, session
+// it is used raised bf16 decode by 39-50% on an Intel Xeon, to 92% of its bound (docs/RESULTS.md, session
 // 20). Prefetches never fault, so reading past the end of a matrix is harmless.
 #pragma once
 #include <immintrin.h>
