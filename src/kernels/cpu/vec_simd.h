@@ -265,11 +265,21 @@ template <class S> struct SimdVec {
     return S::hsum(S::add(a0, a1)) + tail;
   }
   static float dot_w8(const int8_t* w, const float* scales, int64_t block, const float* x, int64_t n) {
-    return dot_wblocks(scales, block, x, n, [w](int64_t i) { return S::load_w8(w + i); }, [w](int64_t i) { return float(w[i]); });
+    return dot_wblocks(
+        scales, block, x, n,
+        [w](int64_t i) {
+          if (i % 64 == 0) prefetch_ahead<64>(w + i);
+          return S::load_w8(w + i);
+        },
+        [w](int64_t i) { return float(w[i]); });
   }
   static float dot_w4(const uint8_t* w, const int8_t* lut, const float* scales, int64_t block, const float* x, int64_t n) {
     return dot_wblocks(
-        scales, block, x, n, [w, lut](int64_t i) { return S::load_w4(w + i / 2, lut); },
+        scales, block, x, n,
+        [w, lut](int64_t i) {
+          if (i % 128 == 0) prefetch_ahead<64>(w + i / 2);
+          return S::load_w4(w + i / 2, lut);
+        },
         [w, lut](int64_t i) { return float(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]); });
   }
   static constexpr VecKernels table(const char* isa) {
