@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A corpus sampled from a model itself (temperature 1, one seed per sample, each up to LEN tokens or
+# A corpus sampled from a model itself (clm generate --samples: temperature 1, one seed per sample, each up to LEN tokens or
 # its end-of-sequence): train / valid / test splits with disjoint seeds. For compressing or distilling a
 # model whose training text is not at hand (e.g. stories260K): the original's own distribution is then
 # the data, and its perplexity on the held-out samples is the baseline. A sampled beginning-of-sequence
@@ -10,13 +10,10 @@ set -euo pipefail
 model=$1; tok=$2; out=$3; ntrain=${4:-2000}; nheld=${5:-200}
 clm=${CLM:-./build/clm}
 mkdir -p "$out"
-split() {  # name first_seed count
-  local f="$out/$1.txt"; : > "$f.part"
-  for ((s = $2; s < $2 + $3; ++s)); do
-    $clm generate --model "$model" --tokenizer "$tok" --temperature 1 --seed "$s" --max-new-tokens "${LEN:-400}" --threads 1 \
-      2>/dev/null | sed 's/<s>/\n/g' >> "$f.part"
-    echo >> "$f.part"
-  done
+split() {  # name first_seed count: one load of the model, a sample per seed, each followed by an empty line
+  local f="$out/$1.txt"
+  $clm generate --model "$model" --tokenizer "$tok" --temperature 1 --seed "$2" --samples "$3" --max-new-tokens "${LEN:-400}" \
+    --threads 1 2>/dev/null | sed 's/<s>/\n/g' > "$f.part"
   mv "$f.part" "$f"
   echo "$f: $3 samples, $(wc -w < "$f") words"
 }

@@ -433,6 +433,24 @@ TEST(Cli, ConvertNeverReplacesAFifo) {
   EXPECT_EQ(ok.rc, 0) << ok.err;
 }
 
+// --samples N: one load, N completions with seeds s..s+N-1, each what `--seed s+i` alone prints,
+// followed by an empty line (scripts/sample_corpus.sh builds a corpus from it).
+TEST(Cli, GenerateSamplesAreTheSingleSeedRunsInOrder) {
+  const std::string m = " --model " + test::fixture("stories260K/stories260K.bin") + " --tokenizer " + test::fixture("stories260K/tok512.bin") +
+                        " --temperature 1 --max-new-tokens 24 --threads 1";
+  CliRun many = run_clm("generate" + m + " --seed 5 --samples 3");
+  ASSERT_EQ(many.rc, 0) << many.err;
+  std::string want;
+  for (int s = 5; s < 8; ++s) {
+    CliRun one = run_clm("generate" + m + " --seed " + std::to_string(s));
+    ASSERT_EQ(one.rc, 0) << one.err;
+    want += one.out + "\n";
+  }
+  EXPECT_EQ(many.out, want);
+  EXPECT_NE(run_clm("generate" + m + " --seed 5").out, run_clm("generate" + m + " --seed 6").out) << "the seeds must give different samples";
+  expect_error(run_clm("generate" + m + " --samples 0"), "--samples 0: must be >= 1");
+}
+
 // SIGKILL at random moments of a run that checkpoints every step (so most kills land inside a
 // checkpoint write: model, optimizer, trainer state, the rename, `latest`, pruning). After each
 // kill the README's `clm train --resume DIR` must continue; in the end the run must equal an

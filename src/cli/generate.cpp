@@ -15,8 +15,8 @@ namespace {
 struct GenArgs {
   std::string model_path, tok_path, prompt, weights = "f32", tmpl = "llama3", system, device = "cpu";
   SamplerConfig scfg;
-  int64_t max_new = 200, ctx = 0;
-  bool stop_eos = true;
+  int64_t max_new = 200, ctx = 0, samples = 1;
+  bool stop_eos = true, separate = false;  // separate: --samples given (an empty line after each sample)
   int threads = 0;
   QuantArgs quant;
   PositionOverride position;
@@ -29,11 +29,18 @@ LoadedModel load_for_decoding(const GenArgs& a) {
   return load_for_decoding(a.model_path, a.tok_path, a.weights, a.threads, a.quant, a.position, a.kv, a.device);
 }
 
+// --samples N: N completions of the prompt from one load, seeds seed, seed + 1, ..., each followed
+// by an empty line (a corpus sampled from the model: scripts/sample_corpus.sh)
 int run_generate(const GenArgs& a) {
+  if (a.samples < 1) throw std::invalid_argument("--samples " + std::to_string(a.samples) + ": must be >= 1");
   LoadedModel lm = load_for_decoding(a);
   const int64_t ctx = a.context.resolve(*lm.model);
-  stream_generate(*lm.model, *lm.tokenizer, a.prompt, a.max_new, a.stop_eos, a.scfg, a.weights, &a.kv, ctx,
-                  a.context.overflow == "truncate");
+  for (int64_t i = 0; i < a.samples; ++i) {
+    SamplerConfig sc = a.scfg;
+    sc.seed += uint64_t(i);
+    stream_generate(*lm.model, *lm.tokenizer, a.prompt, a.max_new, a.stop_eos, sc, a.weights, &a.kv, ctx, a.context.overflow == "truncate");
+    if (a.separate) std::cout << "\n" << std::flush;
+  }
   return 0;
 }
 
@@ -76,6 +83,8 @@ void add_generate(CLI::App& app, Commands& cmds) {
   ge->add_option("--top-k", a->scfg.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
   ge->add_option("--top-p", a->scfg.top_p, "Nucleus: smallest set with this mass (1 = off)")->capture_default_str();
   ge->add_option("--seed", a->scfg.seed, "Sampling seed")->capture_default_str();
+  auto* samples = ge->add_option("--samples", a->samples, "Completions of the prompt, seeds --seed, --seed + 1, ..., each followed by an empty line")
+                      ->capture_default_str();
   ge->add_option("--stop-at-eos", a->stop_eos, "Stop when the end-of-sequence token is sampled")->capture_default_str();
   ge->add_option("--threads", a->threads, "Threads (0 = all cores)");
   ge->add_option("--weights", a->weights, weights_help)->capture_default_str();
@@ -84,7 +93,10 @@ void add_generate(CLI::App& app, Commands& cmds) {
   a->position.add(ge);
   a->kv.add(ge);
   a->context.add(ge);
-  cmds.push_back({ge, [a] { return run_generate(*a); }});
+  cmds.push_back({ge, [a, samples] {
+                    a->separate = samples->count() > 0;
+                    return run_generate(*a);
+                  }});
 
   auto c = std::make_shared<GenArgs>();
   c->max_new = 200;
