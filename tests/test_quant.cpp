@@ -495,15 +495,50 @@ TEST(Int8Kernels, QuantizeGivesIntEncodesCodesOnEveryTier) {
   const auto tiers = all_tiers();
   std::mt19937 rng(13);
   std::normal_distribution<float> nd(0, 40);
-  std::vector<float> x(1003);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = i % 3 == 0 ? float(int(nd(rng))) + 0.5f : nd(rng);  // ties, then anything
-  x[0] = 1000, x[1] = -1000, x[2] = -0.5f, x[4] = 126.5f, x[5] = -127.5f;
-  const float scale = 1.0f;
-  for (auto* t : tiers) {
-    std::vector<int8_t> q(x.size());
-    t->quantize_i8(x.data(), scale, q.data(), int64_t(x.size()));
-    for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(q[i], int_encode(x[i], scale, 127)) << t->isa << " " << x[i];
+  for (size_t n : {1003, 9001}) {  // one chunk of the counters, three (4096 each) and a tail
+    std::vector<float> x(n);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = i % 3 == 0 ? float(int(nd(rng))) + 0.5f : nd(rng);  // ties, then anything
+    x[0] = 1000, x[1] = -1000, x[2] = -0.5f, x[4] = 126.5f, x[5] = -127.5f;
+    // the quantization kernel's cases: zeros of both signs, subnormals, values just under a half
+    x[6] = 0.0f, x[7] = -0.0f, x[8] = 1e-45f, x[9] = -3e-39f, x[10] = 0.4999f, x[11] = -0.3f, x[n - 1] = 1e-40f, x[n - 2] = 0.0f;
+    const float scale = 1.0f;
+    int64_t want_sum = 0, want_zeroed = 0;
+    for (float v : x) {
+      want_sum += int_encode(v, scale, 127);
+      want_zeroed += int_encode(v, scale, 127) == 0 && v != 0;
+    }
+    for (auto* t : tiers) {
+      std::vector<int8_t> q(x.size());
+      const kernels::I8Codes c = t->quantize_i8(x.data(), scale, q.data(), int64_t(x.size()));
+      for (size_t i = 0; i < x.size(); ++i) ASSERT_EQ(q[i], int_encode(x[i], scale, 127)) << t->isa << " " << x[i];
+      EXPECT_EQ(c.sum, want_sum) << t->isa << " n " << n;
+      EXPECT_EQ(c.zeroed, want_zeroed) << t->isa << " n " << n;
+    }
   }
+}
+
+// absmax: the largest magnitude, or NaN when any value is Inf or NaN, wherever it sits (the vector
+// body or the tail), on every tier.
+TEST(Int8Kernels, AbsmaxFindsTheLargestOrNaNOnEveryTier) {
+  std::mt19937 rng(14);
+  std::normal_distribution<float> nd(0, 3);
+  for (auto* t : all_tiers())
+    for (int64_t n : {0, 5, 16, 37, 1000}) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (auto& v : x) v = nd(rng);
+      float want = 0;
+      for (float v : x) want = std::max(want, std::fabs(v));
+      EXPECT_EQ(t->absmax(x.data(), n), want) << t->isa << " n " << n;
+      for (int64_t at : {int64_t(0), n / 2, n - 1}) {
+        if (n == 0) break;
+        for (float bad : {NAN, INFINITY, -INFINITY}) {
+          const float keep = x[size_t(at)];
+          x[size_t(at)] = bad;
+          EXPECT_TRUE(std::isnan(t->absmax(x.data(), n))) << t->isa << " n " << n << " at " << at << " " << bad;
+          x[size_t(at)] = keep;
+        }
+      }
+    }
 }
 
 TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
@@ -554,7 +589,8 @@ TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
 // A prompt through the VNNI tier's outer-product panels (16 tokens or more) gives the floats of the
 // scalar tier's 4x4 tiles bit for bit: the int32 sums are exact and the scaling is the same two
 // products in the same order. Rows off the 16-row panels (70: a last panel of 6) and off the
-// 64-row groups, columns off the 64-column padding (130), token counts off the 6-token tile
+// 64-row groups, columns off the 64-column padding (130) and over several of the kernel's column
+// blocks (1200: 512 + 512 + 192), token counts off the 6-token tile
 // (16 .. 23 and 100), extreme codes; and a second call reuses the packed panels.
 TEST(Int8Kernels, PanelGemmEqualsTheTiles) {
   const kernels::VecKernels* vnni = kernels::vec_avx512vnni();
@@ -563,8 +599,7 @@ TEST(Int8Kernels, PanelGemmEqualsTheTiles) {
   EXPECT_EQ(kernels::vec_scalar().gemm_i8_panels, nullptr);
   std::mt19937 rng(31);
   std::normal_distribution<float> nd(0, 1);
-  for (int64_t rows : {70, 130}) {
-    const int64_t cols = 130;
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{70, 130}, {130, 130}, {70, 1200}}) {  // 1200: three column blocks
     Tensor w = Tensor::empty({rows, cols});
     for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = nd(rng);
     w.data<float>()[5] = 40.f;  // row 0's scale set by one weight: the others small codes, one 127

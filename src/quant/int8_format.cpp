@@ -64,8 +64,9 @@ void Int8Format::matmul(const float* x, int64_t n, float* y) const {
   std::vector<float> sx(size_t(n), 0.0f);
   std::vector<int32_t> xsum(size_t(nt), 0);  // each token's code sum (the VNNI tile's sign flip)
   int64_t zeroed = 0, bad = 0;
+  const auto& k = kernels::vec();
   // Tokens are independent: a prompt's are quantized in parallel (serial, they were ~15% of a
-  // one-thread 2048^3 product and more at two threads).
+  // one-thread 2048^3 product and more at two threads), each in two passes of the tier's kernels.
 #pragma omp parallel if (n > 1 && n * cols_ > (1 << 15))
   {
     std::vector<float> tmp(act_.smooth.empty() ? 0 : static_cast<size_t>(cols_));
@@ -73,18 +74,20 @@ void Int8Format::matmul(const float* x, int64_t n, float* y) const {
     for (int64_t t = 0; t < n; ++t) {
       const float* xr = x + t * cols_;
       int8_t* qr = xq.data() + t * kp_;
-      float amax;
-      if (!absmax_finite(xr, cols_, amax)) {
+      float amax = k.absmax(xr, cols_);
+      if (!std::isfinite(amax)) {
         ++bad;  // (an exception cannot leave the parallel loop: thrown below)
         continue;
       }
       if (amax == 0) continue;
+      int64_t sum = 0;
       if (act_.cross) {
         const float ta = float(std::pow(double(amax), act_.alpha)) / 127.0f;
         for (int64_t j = 0; j < cols_; ++j) {
           const float d = ta * act_.cw[size_t(j)];
           const float q = d > 0 ? std::clamp(std::nearbyint(xr[j] / d), -127.0f, 127.0f) : 0.0f;
           qr[j] = int8_t(q);
+          sum += qr[j];
           zeroed += q == 0 && xr[j] != 0;
         }
         sx[size_t(t)] = ta;
@@ -97,25 +100,17 @@ void Int8Format::matmul(const float* x, int64_t n, float* y) const {
           if (amax == 0) continue;
         }
         const float scale = amax / 127.0f;
-        kernels::vec().quantize_i8(xs, scale, qr, cols_);  // int_encode's codes, vectorised
-        int64_t z = 0;
-#pragma omp simd reduction(+ : z)
-        for (int64_t j = 0; j < cols_; ++j) z += qr[j] == 0 && xs[j] != 0;
-        zeroed += z;
+        const kernels::I8Codes c = k.quantize_i8(xs, scale, qr, cols_);  // int_encode's codes, vectorised
+        sum = c.sum;
+        zeroed += c.zeroed;
         sx[size_t(t)] = scale;
       }
-      if (n >= 4) {
-        int32_t sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < cols_; ++j) sum += qr[j];
-        xsum[size_t(t)] = sum;
-      }
+      if (n >= 4) xsum[size_t(t)] = int32_t(sum);
     }
   }
   if (bad) throw std::invalid_argument("quantize: non-finite value in the input");
   rep_->zeroed += zeroed;
   rep_->elems += n * cols_;
-  const auto& k = kernels::vec();
   const int64_t blocks = rp_ / 4;
   if (n < 4) {  // decode: one stream of weights per token
 #pragma omp parallel for schedule(static) if (blocks * n * kp_ > (1 << 16))

@@ -165,15 +165,11 @@ void WeightOnlyFormat::matmul_w4a8(const float* x, int64_t n, float* y) const {
       const float* xr = x + t * K + b * 32;
       const int m = int(std::min<int64_t>(32, K - b * 32));
       int8_t* qr = q.data() + t * Kp + b * 32;
-      float amax;
-      const bool finite = absmax_finite(xr, m, amax);
+      const float amax = k.absmax(xr, m);
+      const bool finite = std::isfinite(amax);
       bad += !finite;
       xs[size_t(t * nb + b)] = amax / 127.0f;
-      if (amax > 0 && finite) k.quantize_i8(xr, amax / 127.0f, qr, m);
-      int z = 0;
-#pragma omp simd reduction(+ : z)
-      for (int i = 0; i < m; ++i) z += qr[i] == 0 && xr[i] != 0;
-      zeroed += z;
+      if (amax > 0 && finite) zeroed += k.quantize_i8(xr, amax / 127.0f, qr, m).zeroed;
     }
     kernels::w4a8_offset_terms(q.data() + t * Kp, Kp, offset_, xb.data() + t * Kp / 4);
   }

@@ -4,8 +4,10 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/w4a8_avx2.h"
@@ -229,16 +231,18 @@ struct Avx512 {
 // gemm_i8_panels' tile: T tokens x NP panels of 16 rows, T·NP accumulators (24 at most, + NP weights
 // + one broadcast: 29 of the 32 registers). Per group of four columns: NP loads of 64 bytes and T
 // broadcasts feed T·NP dpbusd, so the dot products run at the instruction's rate, not the loads'.
+// The tile covers column groups [c0, c1): it starts from zero (first) or from `part` (int32 sums of
+// the earlier groups, 64 per token), and ends in `part` or, after the last group, in y.
 template <int NP, int T>
-inline void i8_panel_tile(const uint8_t* wp, int64_t kp, const int8_t* x, int64_t ldx, const int32_t* xsum, const float* sx,
-                          const float* sw, int64_t rows, float* y, int64_t ldy) {
+inline void i8_panel_tile(const uint8_t* wp, int64_t kp, int64_t c0, int64_t c1, const int8_t* x, int64_t ldx, int32_t* part,
+                          bool first, bool last, const int32_t* xsum, const float* sx, const float* sw, int64_t rows, float* y, int64_t ldy) {
   __m512i acc[T][NP];
 #pragma GCC unroll 6
   for (int t = 0; t < T; ++t)
 #pragma GCC unroll 4
-    for (int p = 0; p < NP; ++p) acc[t][p] = _mm512_setzero_si512();
-  const int64_t groups = kp / 4, pstride = 16 * kp;
-  for (int64_t c = 0; c < groups; ++c) {
+    for (int p = 0; p < NP; ++p) acc[t][p] = first ? _mm512_setzero_si512() : _mm512_loadu_si512(part + 64 * t + 16 * p);
+  const int64_t pstride = 16 * kp;
+  for (int64_t c = c0; c < c1; ++c) {
     __m512i w[NP];
 #pragma GCC unroll 4
     for (int p = 0; p < NP; ++p) w[p] = _mm512_loadu_si512(wp + p * pstride + 64 * c);
@@ -250,6 +254,13 @@ inline void i8_panel_tile(const uint8_t* wp, int64_t kp, const int8_t* x, int64_
 #pragma GCC unroll 4
       for (int p = 0; p < NP; ++p) acc[t][p] = _mm512_dpbusd_epi32(acc[t][p], w[p], xb);
     }
+  }
+  if (!last) {
+#pragma GCC unroll 6
+    for (int t = 0; t < T; ++t)
+#pragma GCC unroll 4
+      for (int p = 0; p < NP; ++p) _mm512_storeu_si512(part + 64 * t + 16 * p, acc[t][p]);
+    return;
   }
 #pragma GCC unroll 6
   for (int t = 0; t < T; ++t) {
@@ -265,18 +276,32 @@ inline void i8_panel_tile(const uint8_t* wp, int64_t kp, const int8_t* x, int64_
     }
   }
 }
+// Columns in blocks of kI8PanelCols, each block of the NP panels (NP·16·kI8PanelCols bytes, in L1)
+// meeting every token before the next; the int32 sums between blocks wait in a per-thread buffer.
+// Streaming each panel's whole K per tile of tokens instead read the weights from L2 ~nt/6 times.
+inline constexpr int64_t kI8PanelCols = 512;
 template <int NP>
 inline void i8_panels_np(const uint8_t* wp, int64_t kp, const int8_t* x, int64_t ldx, int64_t nt, const int32_t* xsum, const float* sx,
                          const float* sw, int64_t rows, float* y, int64_t ldy) {
-  int64_t t = 0;
-  for (; t + 6 <= nt; t += 6) i8_panel_tile<NP, 6>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy);
-  switch (nt - t) {
-    case 5: i8_panel_tile<NP, 5>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy); break;
-    case 4: i8_panel_tile<NP, 4>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy); break;
-    case 3: i8_panel_tile<NP, 3>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy); break;
-    case 2: i8_panel_tile<NP, 2>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy); break;
-    case 1: i8_panel_tile<NP, 1>(wp, kp, x + t * ldx, ldx, xsum + t, sx + t, sw, rows, y + t * ldy, ldy); break;
-    default: break;
+  thread_local std::vector<int32_t> part;
+  const int64_t groups = kp / 4, step = kI8PanelCols / 4;
+  if (groups > step && part.size() < size_t(64 * nt)) part.resize(size_t(64 * nt));
+  for (int64_t c0 = 0; c0 < groups; c0 += step) {
+    const int64_t c1 = std::min(groups, c0 + step);
+    const bool first = c0 == 0, last = c1 == groups;
+    int64_t t = 0;
+    auto tile = [&]<int T>() {
+      i8_panel_tile<NP, T>(wp, kp, c0, c1, x + t * ldx, ldx, groups > step ? part.data() + 64 * t : nullptr, first, last, xsum + t, sx + t, sw, rows, y + t * ldy, ldy);
+    };
+    for (; t + 6 <= nt; t += 6) tile.template operator()<6>();
+    switch (nt - t) {
+      case 5: tile.template operator()<5>(); break;
+      case 4: tile.template operator()<4>(); break;
+      case 3: tile.template operator()<3>(); break;
+      case 2: tile.template operator()<2>(); break;
+      case 1: tile.template operator()<1>(); break;
+      default: break;
+    }
   }
 }
 inline void gemm_i8_panels_vnni(const uint8_t* wp, int64_t np, int64_t kp, const int8_t* x, int64_t ldx, int64_t nt, const int32_t* xsum,

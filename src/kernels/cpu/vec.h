@@ -17,6 +17,11 @@ inline float decode_scale(uint8_t c, ScaleCode kind) {
   return e ? std::ldexp(1.0f + float(m) / 8.0f, e - 7) : std::ldexp(float(m), -9);
 }
 
+struct I8Codes {
+  int64_t sum = 0;     // of the codes
+  int64_t zeroed = 0;  // non-zero inputs whose code is 0
+};
+
 struct VecKernels {
   const char* isa;
   float (*dot)(const float* x, const float* y, int64_t n);
@@ -53,8 +58,9 @@ struct VecKernels {
   // tier needs it; the others ignore it).
   void (*gemm4x4_i8)(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, const int32_t* xsum, int32_t* out);
   // Symmetric INT8 codes: q[i] = clamp(round_half_even(x[i] / scale), ±127), scale > 0 (the
-  // division and rounding of quant::int_encode, so both give the same codes).
-  void (*quantize_i8)(const float* x, float scale, int8_t* q, int64_t n);
+  // division and rounding of quant::int_encode, so both give the same codes); x finite. Returns the
+  // codes' sum and how many non-zero x[i] got code 0 (the "quantization kernel"), counted on the way.
+  I8Codes (*quantize_i8)(const float* x, float scale, int8_t* q, int64_t n);
   // NVFP4 activations: q[i] = the doubled E2M1 value (kE2M1Doubled, in [-12, 12]) nearest x[i] / d,
   // ties to even, saturating at ±6 — quant::e2m1_encode(x[i] / d) through kE2M1Doubled, the same
   // division; d > 0, x finite.
@@ -90,6 +96,8 @@ struct VecKernels {
   // unsigned x signed byte dot product into int32 (everything but VNNI).
   void (*gemm_i8_panels)(const uint8_t* wp, int64_t np, int64_t kp, const int8_t* x, int64_t ldx, int64_t nt, const int32_t* xsum,
                          const float* sx, const float* sw, int64_t rows, float* y, int64_t ldy);
+  // max_i |x[i]| (0 for n = 0); NaN if any x[i] is Inf or NaN.
+  float (*absmax)(const float* x, int64_t n);
 };
 // INT8 weights packed for the outer-product GEMM (Int8Format's prompts, VNNI tier): panels of 16
 // rows, each a sequence of 64-byte groups, group c holding columns 4c..4c+3 of the panel's rows

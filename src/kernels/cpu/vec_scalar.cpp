@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "kernels/cpu/quads.h"
 #include "kernels/cpu/vec.h"
@@ -88,8 +89,22 @@ void dot4_i8(const int8_t* w, const int8_t* x, int64_t n, int32_t* out) {
 void gemm4x4_i8(const int8_t* w, const int8_t* x, int64_t ldx, int64_t n, const int32_t*, int32_t* out) {
   for (int t = 0; t < 4; ++t) dot4_i8(w, x + t * ldx, n, out + 4 * t);
 }
-void quantize_i8(const float* x, float scale, int8_t* q, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) q[i] = int8_t(std::clamp(std::nearbyint(x[i] / scale), -127.0f, 127.0f));
+I8Codes quantize_i8(const float* x, float scale, int8_t* q, int64_t n) {
+  I8Codes r;
+  for (int64_t i = 0; i < n; ++i) {
+    q[i] = int8_t(std::clamp(std::nearbyint(x[i] / scale), -127.0f, 127.0f));
+    r.sum += q[i];
+    r.zeroed += q[i] == 0 && x[i] != 0;
+  }
+  return r;
+}
+float absmax(const float* x, int64_t n) {
+  float m = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) return std::numeric_limits<float>::quiet_NaN();
+    m = std::max(m, std::fabs(x[i]));
+  }
+  return m;
 }
 // The E2M1 grid's midpoints: a value above a midpoint (or at one whose upper neighbour has the even
 // code) rounds up; the doubled values of codes 0..7.
@@ -146,7 +161,7 @@ void gemm4x4_w4a8(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t
 }  // namespace
 
 const VecKernels& vec_scalar() {
-  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, quantize_i8, quantize_e2m1, decode_scales, dot_w8, dot_w4, dot_w4a8, dot4_w4a8, gemm4x4_w4a8, nullptr};
+  static const VecKernels k{"scalar", dot, axpy, scale, vmax, exp_sum, sumsq, dot_bf16, panel4_f32, panel4_bf16, panel4x4_f32, panel4x4_bf16, panel_gemm, widen_bf16, kScalarTile, 1, dot4_i8, gemm4x4_i8, quantize_i8, quantize_e2m1, decode_scales, dot_w8, dot_w4, dot_w4a8, dot4_w4a8, gemm4x4_w4a8, nullptr, absmax};
   return k;
 }
 

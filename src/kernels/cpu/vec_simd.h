@@ -12,8 +12,10 @@
 // A new ISA tier (e.g. NEON) is one such S; a new kernel is one function here plus the scalar
 // reference in vec_scalar.cpp.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/vec.h"
@@ -201,11 +203,47 @@ template <class S> struct SimdVec {
     for (int t = 0; t < 4; ++t)
       for (int r = 0; r < 4; ++r) out[4 * t + r] = S::hsum_i(acc[4 * t + r]);
   }
-  static void quantize_i8(const float* x, float scale, int8_t* q, int64_t n) {
-    const V d = S::set1(scale), lo = S::set1(-127.0f), hi = S::set1(127.0f);
+  // The codes' sum and the zero codes are counted in f32 lanes (exact below 2^24), in chunks of 4096
+  // elements: zeroed = (codes equal to 0) - (inputs equal to 0), |x|·2^100·2^100 >= 1 for every
+  // non-zero float (subnormals included), and |v| >= 1 for every non-zero code.
+  static I8Codes quantize_i8(const float* x, float scale, int8_t* q, int64_t n) {
+    const V d = S::set1(scale), lo = S::set1(-127.0f), hi = S::set1(127.0f), z = S::zero(), one = S::set1(1.0f), big = S::set1(0x1p100f);
+    I8Codes r;
     int64_t i = 0;
-    for (; i + N <= n; i += N) S::store_i8(q + i, S::min(S::max(S::round(S::div(S::load(x + i), d)), lo), hi));
-    for (; i < n; ++i) q[i] = int8_t(std::fmin(std::fmax(std::nearbyint(x[i] / scale), -127.0f), 127.0f));
+    while (i + N <= n) {
+      const int64_t end = std::min(n, i + 4096);
+      V sum = z, zero_codes = z, nonzero_x = z;
+      int64_t count = 0;
+      for (; i + N <= end; i += N, count += N) {
+        const V xv = S::load(x + i), v = S::min(S::max(S::round(S::div(xv, d)), lo), hi);
+        S::store_i8(q + i, v);
+        sum = S::add(sum, v);
+        zero_codes = S::add(zero_codes, S::max(z, S::sub(one, S::max(v, S::sub(z, v)))));
+        nonzero_x = S::add(nonzero_x, S::min(one, S::mul(S::mul(S::max(xv, S::sub(z, xv)), big), big)));
+      }
+      r.sum += int64_t(S::hsum(sum));
+      r.zeroed += int64_t(S::hsum(zero_codes)) - (count - int64_t(S::hsum(nonzero_x)));
+    }
+    for (; i < n; ++i) {
+      q[i] = int8_t(std::fmin(std::fmax(std::nearbyint(x[i] / scale), -127.0f), 127.0f));
+      r.sum += q[i];
+      r.zeroed += q[i] == 0 && x[i] != 0;
+    }
+    return r;
+  }
+  // NaN once any element is: x·0 is 0 for finite x and NaN for Inf and NaN.
+  static float absmax(const float* x, int64_t n) {
+    const V z = S::zero();
+    V m = z, bad = z;
+    int64_t i = 0;
+    for (; i + N <= n; i += N) {
+      const V xv = S::load(x + i);
+      m = S::max(m, S::max(xv, S::sub(z, xv)));
+      bad = S::fmadd(xv, z, bad);
+    }
+    float r = S::hmax(m) + S::hsum(bad);
+    for (; i < n; ++i) r = std::isfinite(x[i]) ? std::max(r, std::fabs(x[i])) : std::numeric_limits<float>::quiet_NaN();
+    return r;
   }
   // E2M1 rounding of a >= 0, doubled: the grid 0, 0.5, .., 2 (steps 0.5), 3, 4 (steps 1), 6 (step 2)
   // as three clamped pieces, each a round-half-even on an exactly computed value (a - 2 and a - 4
@@ -283,7 +321,7 @@ template <class S> struct SimdVec {
         [w, lut](int64_t i) { return float(lut[(w[i / 2] >> (4 * (i % 2))) & 0xF]); });
   }
   static constexpr VecKernels table(const char* isa) {
-    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, gemm4x4_i8, quantize_i8, quantize_e2m1, decode_scales, dot_w8, dot_w4, S::dot_w4a8, S::dot4_w4a8, S::gemm4x4_w4a8, S::gemm_i8_panels};
+    return {isa, dot, axpy, scale, max, exp_sum, sumsq, dot_bf16, S::panel4_f32, S::panel4_bf16, S::panel4x4_f32, S::panel4x4_bf16, panel_gemm, widen_bf16, S::G * N, N, dot4_i8, gemm4x4_i8, quantize_i8, quantize_e2m1, decode_scales, dot_w8, dot_w4, S::dot_w4a8, S::dot4_w4a8, S::gemm4x4_w4a8, S::gemm_i8_panels, absmax};
   }
 };
 
