@@ -18,13 +18,14 @@
 #include "models/lm.h"
 #include "nn/module.h"
 #include "util/rng.h"
+#include "guarded_main.h"
 
 using namespace clm;
 using clk = std::chrono::steady_clock;
 
 static double secs(clk::time_point a) { return std::chrono::duration<double>(clk::now() - a).count(); }
 
-int main(int argc, char** argv) {
+static int bench_main(int argc, char** argv) {
   clm::kernels::use_best_blas_kernels(argv);  // OpenBLAS's own choice may be its SSE3 fallback
   ModelConfig c;
   c.vocab_size = 10000, c.d_model = 256, c.n_layers = 4, c.n_heads = 4, c.n_kv_heads = 4, c.d_ff = 688;
@@ -137,4 +138,7 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
+  return 0;
 }
+
+int main(int argc, char** argv) { return guarded_main(argc, argv, bench_main); }

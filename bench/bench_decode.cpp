@@ -17,6 +17,7 @@
 #include "kernels/kernels.h"
 #include "quant/methods.h"
 #include "shape_flags.h"
+#include "guarded_main.h"
 
 using namespace clm;
 using clk = std::chrono::steady_clock;
@@ -54,7 +55,7 @@ static double read_gbs() {
   return best + sink * 0;
 }
 
-int main(int argc, char** argv) {
+static int bench_main(int argc, char** argv) {
   clm::kernels::use_best_blas_kernels(argv);  // OpenBLAS's own choice may be its SSE3 fallback
   ModelConfig c;
   c.vocab_size = 32000, c.d_model = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.d_ff = 2048;
@@ -128,4 +129,7 @@ int main(int argc, char** argv) {
                 {"fraction_of_bound", tps * bytes / (out["read_gbs"].get<double>() * 1e9)}};
   }
   std::printf("%s\n", out.dump().c_str());
+  return 0;
 }
+
+int main(int argc, char** argv) { return guarded_main(argc, argv, bench_main); }

@@ -22,6 +22,7 @@
 #include "shape_flags.h"
 #include "tensor/device.h"
 #include "tensor/tensor.h"
+#include "guarded_main.h"
 
 using namespace clm;
 using clk = std::chrono::steady_clock;
@@ -97,7 +98,7 @@ static nlohmann::json small_kernel_us(const ModelConfig& c, int64_t pos, int64_t
           {"glu", time([&] { cuda::glu(act.data<float>(), gu.data<float>(), 1, F, false); })}};
 }
 
-int main(int argc, char** argv) {
+static int bench_main(int argc, char** argv) {
   ModelConfig c;
   c.vocab_size = 32000, c.d_model = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 4, c.d_ff = 2048, c.max_seq_len = 4096;
   int64_t prompt = 128, tokens = 256, rounds = 3;
@@ -173,4 +174,7 @@ int main(int argc, char** argv) {
     out["nvfp4_quant_us"] = {{"K=d_model", nvfp4_us(8, D)}, {"K=d_ff", nvfp4_us(8, F)}};
   }
   std::printf("%s\n", out.dump().c_str());
+  return 0;
 }
+
+int main(int argc, char** argv) { return guarded_main(argc, argv, bench_main); }

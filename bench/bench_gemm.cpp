@@ -15,11 +15,12 @@
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
 #include "quant/int8_format.h"
+#include "guarded_main.h"
 
 using namespace clm;
 using clk = std::chrono::steady_clock;
 
-int main(int argc, char** argv) {
+static int bench_main(int argc, char** argv) {
   kernels::use_best_blas_kernels(argv);  // before anything else (kernels/blas.h)
   int threads = 2, reps = 5;
   std::vector<std::string> shapes = {"2048x2048x2048", "512x2048x2048", "512x5632x2048", "2048x768x768"};
@@ -59,4 +60,7 @@ int main(int argc, char** argv) {
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
   }
+  return 0;
 }
+
+int main(int argc, char** argv) { return guarded_main(argc, argv, bench_main); }

@@ -14,6 +14,7 @@
 #include "kernels/cuda/cuda.h"
 #include "tensor/device.h"
 #include "tensor/tensor.h"
+#include "guarded_main.h"
 
 using namespace clm;
 
@@ -31,7 +32,7 @@ static double median_s(const std::function<void()>& f, int reps) {
   return t[t.size() / 2];
 }
 
-int main(int argc, char** argv) {
+static int bench_main(int argc, char** argv) {
   std::vector<int> sizes = {2048, 4096, 8192};
   int reps = 20;
   CLI::App app{"GPU GEMM benchmark"};
@@ -77,4 +78,7 @@ int main(int argc, char** argv) {
     std::printf("%s\n", o.dump().c_str());
     std::fflush(stdout);
   }
+  return 0;
 }
+
+int main(int argc, char** argv) { return guarded_main(argc, argv, bench_main); }

@@ -19,11 +19,12 @@
 #include "quant/int8_format.h"
 #include "quant/nvfp4_format.h"
 #include "quant/weight_only.h"
+#include "guarded_main.h"
 
 using namespace clm;
 using clk = std::chrono::steady_clock;
 
-int main(int argc, char** argv) {
+static int bench_main(int argc, char** argv) {
   kernels::use_best_blas_kernels(argv);  // before anything else (kernels/blas.h)
   int threads = 1, reps = 200;
   std::string shapes = "2048x768,768x2048,5632x2048,32000x768";
@@ -74,4 +75,7 @@ int main(int argc, char** argv) {
       std::printf("%s\n", o.dump().c_str());
     }
   }
+  return 0;
 }
+
+int main(int argc, char** argv) { return guarded_main(argc, argv, bench_main); }

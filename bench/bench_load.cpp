@@ -20,6 +20,7 @@
 #include "models/io.h"
 #include "tokenizers/tokenizer.h"
 #include "util/fs.h"
+#include "guarded_main.h"
 
 using namespace clm;
 namespace fs = std::filesystem;
@@ -49,7 +50,7 @@ static Child run(const std::vector<std::string>& argv) {
           WIFEXITED(status) ? WEXITSTATUS(status) : -1};
 }
 
-int main(int argc, char** argv) {
+static int bench_main(int argc, char** argv) {
   clm::kernels::use_best_blas_kernels(argv);  // OpenBLAS's own choice may be its SSE3 fallback
   ModelConfig c;
   c.vocab_size = 32000, c.d_model = 1024, c.n_layers = 15, c.n_heads = 16, c.n_kv_heads = 16, c.d_ff = 2816, c.max_seq_len = 2048;
@@ -81,4 +82,7 @@ int main(int argc, char** argv) {
                         {"generate_rss_over_file", gen.max_rss_mb / file_mb},
                         {"rc", {info.rc, gen.rc}}};
   std::printf("%s\n", out.dump().c_str());
+  return 0;
 }
+
+int main(int argc, char** argv) { return guarded_main(argc, argv, bench_main); }

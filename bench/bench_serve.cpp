@@ -17,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include "guarded_main.h"
+
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -82,7 +84,7 @@ void one_request(const std::string& host, int port, const json& body, Result& r)
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int bench_main(int argc, char** argv) {
   CLI::App app{"Load test of clm serve (streamed completions at several concurrencies)"};
   std::string host = "127.0.0.1", clients = "1,4,16", prompt = "Once upon a time", out, label;
   int port = 8080;
@@ -135,3 +137,5 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+int main(int argc, char** argv) { return guarded_main(argc, argv, bench_main); }

@@ -13,10 +13,11 @@
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
 #include "train/optim.h"
+#include "guarded_main.h"
 
 using namespace clm;
 
-int main(int argc, char** argv) {
+static int bench_main(int argc, char** argv) {
   clm::kernels::use_best_blas_kernels(argv);  // OpenBLAS's own choice may be its SSE3 fallback
   ModelConfig c;
   c.vocab_size = 10000, c.d_model = 256, c.n_layers = 6, c.n_heads = 8, c.n_kv_heads = 4, c.d_ff = 688;
@@ -83,4 +84,7 @@ int main(int argc, char** argv) {
                       {"device", dev == Device::cuda ? gpu::describe() : "cpu"}, {"tf32", tf32}, {"bf16", bf16},
                       {"gpu_mb_in_use", double(gpu::bytes_in_use() + gpu::bytes_cached()) / (1 << 20)}};
   std::printf("%s\n", j.dump().c_str());
+  return 0;
 }
+
+int main(int argc, char** argv) { return guarded_main(argc, argv, bench_main); }
