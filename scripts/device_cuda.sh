@@ -175,7 +175,8 @@ recurrent)
   # training), then each run's PTB valid/test perplexity with the state carried through the whole
   # split, on the GPU and on the host CPU.
   # REC_CORPUS=wikitext-2 (packed beside or instead of ptb): the same two recipes on WikiText-2; their step
-  # counts are PTB's epochs, so pass REC_STEPS_TSLM / REC_STEPS_LSTM for other corpora.
+  # counts are PTB's epochs, so pass REC_STEPS_TSLM / REC_STEPS_LSTM for other corpora, and
+  # REC_EVAL_TSLM / REC_EVAL_LSTM (steps between validations: one PTB epoch by default) with them.
   P=/tmp/dev/devdata/${REC_CORPUS:-ptb}; R=/tmp/rec-${REC_CORPUS:-ptb}
   rec() {
     local n=$1; shift
@@ -186,10 +187,10 @@ recurrent)
   if [ "${REC_TRAIN:-1}" = 1 ]; then
     rec tslm --arch tslm --d-model 512 --n-layers 2 --dropout 0.5 --seq-len 35 --batch-size 32 --optimizer sgd --lr 17.5 \
       --clip 0.143 --schedule step --decay-start 30 --decay-every 1 --lr-decay 0.5 --warmup 0 --init-std 0.0577 --steps ${REC_STEPS_TSLM:-83000} \
-      --eval-every 830 --ckpt-every 4150 > $R-tslm.log 2>&1 &
+      --eval-every ${REC_EVAL_TSLM:-830} --ckpt-every $((5 * ${REC_EVAL_TSLM:-830})) > $R-tslm.log 2>&1 &
     rec lstm --arch lstm --d-model 650 --n-layers 2 --dropout 0.5 --seq-len 35 --batch-size 20 --optimizer sgd --lr 35 \
       --clip 0.143 --schedule step --decay-start 6 --decay-every 1 --lr-decay 0.8333333 --warmup 0 --init-std 0.0289 --steps ${REC_STEPS_LSTM:-51792} \
-      --eval-every 1328 --ckpt-every 6640 > $R-lstm.log 2>&1 &
+      --eval-every ${REC_EVAL_LSTM:-1328} --ckpt-every $((5 * ${REC_EVAL_LSTM:-1328})) > $R-lstm.log 2>&1 &
     wait
     for n in tslm lstm; do
       tr '\r' '\n' < $R-$n.log | grep -v '^step ' | sed "s/^/$n: /" | tee -a $OUT/rec.log | tail -6
