@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common.h"
+#include "formats/hf.h"
 #include "formats/llama2c.h"
 #include "infer/chat.h"
 #include "infer/generate.h"
@@ -265,6 +266,51 @@ TEST(Convert, HfLlamaToLlama2cKeepsGreedyTokens) {
   EXPECT_TRUE(back.model->config().rope_interleaved);
   std::vector<int32_t> prompt{5, 77, 140, 9};
   EXPECT_EQ(greedy_of(*back.model, prompt, 10), greedy_of(*hf.model, prompt, 10));
+}
+
+TEST(Convert, HfFolderRoundTripsTransformersFilesAndLlama2cModels) {
+  test::TempDir d;
+  // transformers' own folder (sharded, rotate-half) written back: the same config and the same bytes
+  LoadedModel hf = load_model(std::string(CLM_SOURCE_DIR) + "/tests/fixtures/hf/llama");
+  write_hf_folder(d.path + "/hf", hf.model->config(), hf.model->named_weights());
+  LoadedModel again = load_model(d.path + "/hf");
+  EXPECT_EQ(nlohmann::json(again.model->config()), nlohmann::json(hf.model->config()));
+  const auto a = hf.model->named_weights(), b = again.model->named_weights();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].first, b[i].first);
+    ASSERT_EQ(a[i].second.shape(), b[i].second.shape()) << a[i].first;
+    EXPECT_EQ(std::memcmp(a[i].second.raw(), b[i].second.raw(), a[i].second.nbytes()), 0) << a[i].first;
+  }
+  // stories260K (interleaved pairs) as a Hugging Face folder: q/k rows permuted, the same greedy story
+  const std::string m = test::fixture("stories260K/stories260K.bin"), t = test::fixture("stories260K/tok512.bin");
+  LoadedModel lm = load_model(m, DType::f32, t);
+  write_hf_folder(d.path + "/s", lm.model->config(), lm.model->named_weights());
+  save_tokenizer(*lm.tokenizer, d.path + "/s/tokenizer.json");
+  const auto cfg = nlohmann::json::parse(read_file(d.path + "/s/config.json"));
+  EXPECT_EQ(cfg.at("model_type"), "llama");
+  EXPECT_EQ(cfg.at("num_key_value_heads"), 4);
+  EXPECT_EQ(cfg.at("tie_word_embeddings"), lm.model->config().tie_embeddings);
+  LoadedModel s = load_model(d.path + "/s");
+  EXPECT_FALSE(s.model->config().rope_interleaved);
+  ASSERT_TRUE(s.tokenizer);
+  EXPECT_EQ(s.tokenizer->encode("Once upon a time"), lm.tokenizer->encode("Once upon a time"));
+  EXPECT_EQ(greedy_of(*s.model, {1}, 40), greedy_of(*lm.model, {1}, 40));
+  Tensor q0, q1;
+  lm.model->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { if (n == "model.layers.0.self_attn.q_proj.weight") q0 = v->value; });
+  s.model->visit([&](const std::string& n, nn::Var& v, nn::ParamKind) { if (n == "model.layers.0.self_attn.q_proj.weight") q1 = v->value; });
+  EXPECT_GT(test::rel_err(q1, q0), 0.1);  // rows moved, not copied
+  EXPECT_EQ(test::rel_err(rotate_half_rows_to_interleaved(q1, 8, 8), q0), 0.0);
+  // what Llama cannot express is refused by name, before anything is written
+  ModelConfig c = hf.model->config();
+  c.norm = "layernorm";
+  try {
+    write_hf_folder(d.path + "/ln", c, hf.model->named_weights());
+    ADD_FAILURE() << "a LayerNorm model written as Llama";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("transformers' Llama cannot express this model's norm 'layernorm'"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(d.path + "/ln"));
 }
 
 TEST(Convert, Stories260KToGgufAndCompactlm) {

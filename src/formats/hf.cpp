@@ -1,6 +1,7 @@
 #include "formats/hf.h"
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -163,6 +164,66 @@ HfCheckpoint read_hf_checkpoint(const std::string& dir) {
     }
   }
   return ck;
+}
+
+std::string hf_llama_unsupported(const ModelConfig& c) {
+  auto plain = [](const json& o) { return o.is_null() || o.empty(); };
+  if (c.arch != "transformer") return "arch '" + c.arch + "'";
+  if (c.norm != "rmsnorm" || !plain(c.norm_opt)) return "norm '" + c.norm + "'";
+  if (c.mlp != "swiglu" || !plain(c.mlp_opt)) return "mlp '" + c.mlp + "'";
+  if (c.position != "rope" || !plain(c.position_opt)) return "position '" + c.position + "'";
+  if (c.attention != "causal" || !plain(c.attention_opt)) return "attention '" + c.attention + "'";
+  if (c.embedding != "standard" || !plain(c.embedding_opt)) return "embedding '" + c.embedding + "'";
+  if (c.vision != "none") return "vision '" + c.vision + "'";
+  if (c.embed_scale != 1.0) return "an embedding scale";
+  return "";
+}
+
+// The inverse of rotate_half_rows_to_interleaved: pairs (2i, 2i+1) back to (i, i + hd/2).
+static Tensor interleaved_rows_to_rotate_half(const Tensor& w, int64_t heads, int64_t hd) {
+  Tensor src = w.contiguous(), out = Tensor::empty(w.shape(), w.dtype());
+  const size_t row = size_t(w.dim(1)) * dtype_size(w.dtype());
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < hd / 2; ++i)
+      for (int64_t j : {0, 1})
+        std::memcpy(static_cast<char*>(out.raw()) + size_t(h * hd + i + j * hd / 2) * row,
+                    static_cast<const char*>(src.raw()) + size_t(h * hd + 2 * i + j) * row, row);
+  return out;
+}
+
+void write_hf_folder(const std::string& dir, const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors) {
+  if (const std::string why = hf_llama_unsupported(c); !why.empty())
+    throw std::invalid_argument("'" + dir + "': transformers' Llama cannot express this model's " + why);
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& [name, t] : tensors) {
+    Tensor f = t.to(DType::f32).contiguous();
+    const bool q = name.ends_with("self_attn.q_proj.weight"), k = name.ends_with("self_attn.k_proj.weight");
+    if (c.rope_interleaved && (q || k)) f = interleaved_rows_to_rotate_half(f, q ? c.n_heads : c.n_kv_heads, c.hd());
+    if (c.rope_interleaved && (name.ends_with("self_attn.q_proj.bias") || name.ends_with("self_attn.k_proj.bias")))
+      throw std::invalid_argument("'" + dir + "': q/k biases of interleaved rotary pairs are not converted");
+    out.emplace_back(name, f);
+  }
+  const json cfg = {{"architectures", {"LlamaForCausalLM"}},
+                    {"model_type", "llama"},
+                    {"vocab_size", c.vocab_size},
+                    {"hidden_size", c.d_model},
+                    {"intermediate_size", c.d_ff},
+                    {"num_hidden_layers", c.n_layers},
+                    {"num_attention_heads", c.n_heads},
+                    {"num_key_value_heads", c.n_kv_heads},
+                    {"head_dim", c.hd()},
+                    {"max_position_embeddings", c.max_seq_len},
+                    {"rms_norm_eps", c.norm_eps},
+                    {"rope_theta", c.rope_theta},  // transformers 4.x reads this one, 5.x the next
+                    {"rope_parameters", {{"rope_theta", c.rope_theta}, {"rope_type", "default"}}},
+                    {"hidden_act", "silu"},
+                    {"attention_bias", c.attn_bias},
+                    {"mlp_bias", c.mlp_bias},
+                    {"tie_word_embeddings", c.tie_embeddings},
+                    {"torch_dtype", "float32"}};
+  fs::create_directories(dir);
+  save_safetensors(dir + "/model.safetensors", out, {{"format", "pt"}});
+  write_file_atomic(dir + "/config.json", cfg.dump(2) + "\n");
 }
 
 }  // namespace clm

@@ -23,4 +23,12 @@ ModelConfig hf_config_to_model_config(const std::string& config_json, const std:
                                       std::string* model_type = nullptr);
 HfCheckpoint read_hf_checkpoint(const std::string& dir);
 
+// The first feature of c that transformers' Llama cannot express ("" if none): Llama is RMSNorm,
+// SwiGLU, rotary, causal softmax attention, a plain embedding table; biases and head_dim are its options.
+std::string hf_llama_unsupported(const ModelConfig& c);
+// Writes tensors named as TransformerLM names them (the HF Llama names) as a Hugging Face "llama"
+// folder: config.json (transformers 4 and 5 keys) and model.safetensors in f32, q/k rows in the
+// rotate-half order (permuted back from a llama2.c / GGUF model's interleaved pairs). Each file atomic.
+void write_hf_folder(const std::string& dir, const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors);
+
 }  // namespace clm
