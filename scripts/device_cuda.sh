@@ -171,7 +171,8 @@ PY
 recurrent)
   # Issue #11 on the GPU (pack ../shared/data/ptb): TSLM under its code's SGD recipe (100 epochs) and
   # Zaremba et al.'s medium LSTM (39 epochs), trained side by side on one GPU for REC_S seconds each
-  # (a run folder left by an earlier call is resumed from its last checkpoint; REC_TRAIN=0 skips
+  # (a run folder left by an earlier call on the same warm machine is resumed from its last checkpoint for
+  # REC_S more seconds; REC_TRAIN=0 skips
   # training), then each run's PTB valid/test perplexity with the state carried through the whole
   # split, on the GPU and on the host CPU.
   # REC_CORPUS=wikitext-2 (packed beside or instead of ptb): the same two recipes on WikiText-2; their step
@@ -181,7 +182,9 @@ recurrent)
   rec() {
     local n=$1; shift
     local last; last=$(ls -d $R-$n/step-* 2>/dev/null | sort | tail -1)
-    if [ -n "$last" ]; then run clm train --device cuda --resume "$last" --time-budget ${REC_S:-420} --sample-tokens 0
+    # --time-budget counts the run's whole training time (resumes included): REC_S more seconds than the checkpoint's
+    local spent; spent=$(python3 -c "import json,sys; print(int(json.load(open(sys.argv[1]))['elapsed_s']))" "$last/trainer_state.json" 2>/dev/null || echo 0)
+    if [ -n "$last" ]; then run clm train --device cuda --resume "$last" --time-budget $((spent + ${REC_S:-420})) --sample-tokens 0
     else run clm train --device cuda --data $P "$@" --time-budget ${REC_S:-420} --sample-tokens 0 --out $R-$n; fi
   }
   if [ "${REC_TRAIN:-1}" = 1 ]; then

@@ -778,10 +778,22 @@ TEST(Cli, VisionTaskKVBenchAndKVFlags) {
   r = run_clm("train --task shapes --resume " + d.path + "/b/step-00000002 --threads 1");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(read_file(d.path + "/a/step-00000004/model.safetensors"), read_file(d.path + "/b/step-00000004/model.safetensors"));
-  r = run_clm("kv-bench --model " + d.path + "/a --items 4 --budgets 0.5 --policies full,h2o,hae,fastv --threads 1 --out " + d.path +
+  r = run_clm("kv-bench --model " + d.path + "/a --items 4 --budgets 0.5 --policies full,h2o,hae,fastv,objects --threads 1 --out " + d.path +
               "/kv.jsonl --plot " + d.path + "/kv.svg");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("hae"), std::string::npos) << r.out;
+  std::istringstream rows(read_file(d.path + "/kv.jsonl"));
+  for (std::string line; std::getline(rows, line);) {  // the ceiling keeps every object patch
+    const auto j = nlohmann::json::parse(line);
+    const std::string p = j["policy"];
+    const double obj = j["object_kept"], bg = j["background_kept"];
+    if (p == "full" || p == "objects") {
+      EXPECT_EQ(obj, 1.0) << line;
+    }
+    if (p == "full" || p == "objects") {
+      EXPECT_EQ(bg < 1.0, p == "objects") << line;
+    }
+  }
   EXPECT_NE(read_file(d.path + "/kv.svg").find(">fastv<"), std::string::npos);
   EXPECT_NE(read_file(d.path + "/kv.jsonl").find("\"kv_frac\""), std::string::npos);
   expect_error(run_clm("kv-bench --model " + d.path + "/a --budgets 1.5"), "must be in (0, 1]");

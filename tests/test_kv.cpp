@@ -13,6 +13,7 @@
 #include "autograd/ops.h"
 #include "common.h"
 #include "data/shapes.h"
+#include "eval/vqa.h"
 #include "infer/generate.h"
 #include "infer/kv_policy.h"
 #include "models/transformer.h"
@@ -165,7 +166,7 @@ TEST(KVPolicy, HAEPrefillEvictsWhereGlobalAndIndividualScoresAreBothLow) {
   std::vector<uint8_t> tags{0, 1, 1, 1, 1, 1, 1, 0, 0};
   for (bool normalize : {true, false}) {
     InferState s = cells(2, 1, 9, tags);
-    nlohmann::json o{{"decode", false}, {"alpha", 0.08}, {"normalize", normalize}, {"r", normalize ? 1.0 : 1.0 / 6}};
+    nlohmann::json o{{"decode", false}, {"alpha", 0.08}, {"normalize", normalize}, {"r", normalize ? 1.0 : 1.0 / 6}, {"sinks", 0}};
     auto p = make_kv_policy("hae", o, {0.25, 0});  // cap: 4 of the 6 marked tokens
     p->attach(s);
     s.tags = tags;
@@ -181,6 +182,29 @@ TEST(KVPolicy, HAEPrefillEvictsWhereGlobalAndIndividualScoresAreBothLow) {
     EXPECT_EQ(survivors(s, 0, 0), (std::vector<int32_t>{0, 1, 3, 7, 8})) << "normalize " << normalize;
     EXPECT_EQ(survivors(s, 1, 0), survivors(s, 0, 0)) << "the keep-set is broadcast to every layer";
   }
+  // the same rows with prefill_sinks = 3 (positions 0..2 never pruned: 2 stays, 4, 5, 6 go), and
+  // with layer -1, where layer 1's rows (all on cell 4, per head) join layer 0's in the average
+  // over four head rows: g = .4, .05, .045, .51, .02, .03; threshold 1.055 / 6: 2, 3, 5, 6 go
+  for (auto [opt, want] : {std::pair{nlohmann::json{{"prefill_sinks", 3}}, std::vector<int32_t>{0, 1, 2, 3, 7, 8}},
+                           std::pair{nlohmann::json{{"layer", -1}}, std::vector<int32_t>{0, 1, 4, 7, 8}}}) {
+    InferState s = cells(2, 1, 9, tags);
+    nlohmann::json o{{"decode", false}, {"alpha", 0.08}, {"sinks", 0}};
+    o.update(opt);
+    auto p = make_kv_policy("hae", o, {0.25, 0});
+    p->attach(s);
+    s.tags = tags;
+    call(*p, s, 9, [&] {
+      for (int head : {0, 1}) {
+        row(s, 0, head, 0, 7, {{1, 0.4f}, {3, 0.09f}, {2, 0.05f}, {4, 0.01f}, {5, 0.02f}, {6, 0.02f}});
+        row(s, 0, head, 0, 8, {{1, 0.4f}, {2, 0.05f}, {4, 0.01f}, {5, 0.02f}, {6, 0.04f}});
+        row(s, 1, head, 0, 7, {{4, 0.5f}});
+        row(s, 1, head, 0, 8, {{4, 0.5f}});
+      }
+    });
+    EXPECT_EQ(survivors(s, 0, 0), want) << opt.dump();
+    EXPECT_EQ(survivors(s, 1, 0), want) << opt.dump();
+  }
+  EXPECT_THROW(make_kv_policy("hae", {{"layer", -1}, {"prune_hidden", true}}, {0.5, 0}), std::invalid_argument);
 }
 
 // The recycle bin: cells over the budget are hidden (not removed); a hidden cell whose would-be
@@ -426,4 +450,23 @@ TEST(Shapes, AnswersMatchPixelsSplitsAreDisjointBatchesDeterministic) {
   }
   EXPECT_GE(targets, 8) << "answers and their <eos> are the targets";
   EXPECT_THROW(task.batch(9, 4, 40, 36, 1.0, x1, y1, i1), std::invalid_argument) << "a description does not fit 40 tokens";
+}
+
+// The test bed's object mask (a patch with one pixel off the background) and the kept fractions by
+// mask, averaged over KV heads.
+TEST(KVPolicy, ObjectPatchesAndWhatEachHeadKeepsOfThem) {
+  std::vector<float> px(size_t(24 * 24 * 3), 0.1f);
+  px[size_t((5 * 24 + 9) * 3 + 1)] = 0.8f;      // y 5, x 9: patch (1, 2) of a 6 x 6 grid
+  px[size_t((23 * 24 + 23) * 3 + 0)] = 0.14f;   // within the noise: background
+  std::vector<uint8_t> want(36, 0);
+  want[8] = 1;
+  EXPECT_EQ(object_patches(px, 24, 36, 0.05), want);
+  EXPECT_THROW(object_patches(px, 24, 35, 0.05), std::invalid_argument);
+  InferState s = cells(1, 2, 6);
+  std::vector<uint8_t> keep0{0, 0, 1, 1, 1, 1}, keep1{1, 1, 0, 1, 1, 1};
+  kv(s, 0).compact(0, keep0.data());  // head 0 loses positions 0 (object) and 1 (background)
+  kv(s, 0).compact(1, keep1.data());  // head 1 loses position 2 (object)
+  const auto [obj, bg] = kept_by_mask(s, {1, 0, 1, 0});
+  EXPECT_DOUBLE_EQ(obj, (0.5 + 0.5) / 2);
+  EXPECT_DOUBLE_EQ(bg, (0.5 + 1.0) / 2);
 }

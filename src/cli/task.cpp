@@ -180,7 +180,8 @@ int run_kvbench(const BenchArgs& a) {
     if (j.is_null()) j = nlohmann::json::object();
     nn::set_option(j, o.substr(dot + 1), "--kv-opt");
   }
-  for (const auto& p : policies) make_kv_policy(p, opts[p], {});  // names and options checked before loading
+  for (const auto& p : policies)  // names and options checked before loading
+    if (p != kObjectsCeiling || a.task != "shapes") make_kv_policy(p, opts[p], {});
   if (a.task != "shapes" && a.task != "ppl") throw std::invalid_argument("--task must be shapes or ppl");
   LoadedModel lm = load_model_for_inference(a.model, a.weights);
   LanguageModel& m = *lm.model;
@@ -200,8 +201,8 @@ int run_kvbench(const BenchArgs& a) {
     if (!out) throw std::runtime_error("cannot write '" + a.out + "'");
   }
   const std::string metric = a.task == "ppl" ? "ppl" : "accuracy";
-  std::printf("%-10s %7s %8s %9s %10s %12s %12s %8s   (model %s, task %s%s, %s)\n", "policy", "budget", "kv_kept", metric.c_str(), "kv_bytes",
-              "prefill_t/s", "decode_t/s", "book_ms", a.model.c_str(), a.task.c_str(), a.kind.empty() ? "" : (" " + a.kind).c_str(),
+  std::printf("%-10s %7s %8s %9s %10s %12s %12s %8s%s   (model %s, task %s%s, %s)\n", "policy", "budget", "kv_kept", metric.c_str(), "kv_bytes",
+              "prefill_t/s", "decode_t/s", "book_ms", a.task == "shapes" ? "  obj_kept  bg_kept" : "", a.model.c_str(), a.task.c_str(), a.kind.empty() ? "" : (" " + a.kind).c_str(),
               a.task == "ppl" ? (std::to_string(a.items) + " windows of " + std::to_string(a.ctx)).c_str() : (std::to_string(a.items) + " items").c_str());
   for (const auto& p : policies)
     for (double b : (p == "full" ? std::vector<double>{1.0} : a.budgets)) {
@@ -221,10 +222,13 @@ int run_kvbench(const BenchArgs& a) {
         nlohmann::json kinds = nlohmann::json::object();
         for (auto& [k, v] : r.by_kind) kinds[k] = double(v.first) / double(v.second);
         row.update({{"accuracy", value}, {"items", r.items}, {"kind", a.kind}, {"by_kind", kinds}, {"kv_end_frac", r.kv_end_frac()},
-                    {"evicted", r.kv.evicted}, {"hidden", r.kv.hidden}, {"restored", r.kv.restored}, {"pruned", r.kv.pruned}});
+                    {"evicted", r.kv.evicted}, {"hidden", r.kv.hidden}, {"restored", r.kv.restored}, {"pruned", r.kv.pruned},
+                    {"object_kept", r.obj_kept()}, {"background_kept", r.bg_kept()}});
       }
       row.update({{"kv_frac", frac}, {"kv_bytes", bytes}, {"prefill_tok_s", pre}, {"decode_tok_s", dec}, {"bookkeeping_ms", book}});
-      std::printf("%-10s %7.2f %8.3f %9.4f %10s %12.1f %12.1f %8.1f\n", p.c_str(), b, frac, value, human_bytes(bytes).c_str(), pre, dec, book);
+      std::printf("%-10s %7.2f %8.3f %9.4f %10s %12.1f %12.1f %8.1f", p.c_str(), b, frac, value, human_bytes(bytes).c_str(), pre, dec, book);
+      if (a.task == "shapes") std::printf(" %8.3f %8.3f", row["object_kept"].get<double>(), row["background_kept"].get<double>());
+      std::printf("\n");
       std::fflush(stdout);
       if (out) out << row.dump() << "\n" << std::flush;
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -25,6 +26,57 @@ size_t kv_used_bytes(const InferState& s) {
   return b;
 }
 
+std::vector<uint8_t> object_patches(const std::vector<float>& pixels, int64_t S, int64_t image_tokens, double noise) {
+  const auto grid = int64_t(std::lround(std::sqrt(double(image_tokens))));
+  if (grid * grid != image_tokens || grid == 0 || S % grid) throw std::invalid_argument("vqa: image tokens do not tile the image");
+  const int64_t p = S / grid;
+  std::vector<uint8_t> m(size_t(image_tokens), 0);
+  for (int64_t y = 0; y < S; ++y)
+    for (int64_t x = 0; x < S; ++x)
+      for (int64_t c = 0; c < 3; ++c)
+        if (std::fabs(pixels[size_t((y * S + x) * 3 + c)] - 0.1f) > noise + 1e-3) m[size_t((y / p) * grid + x / p)] = 1;
+  return m;
+}
+
+std::pair<double, double> kept_by_mask(const InferState& s, const std::vector<uint8_t>& mask) {
+  const auto n = int64_t(mask.size());
+  const int64_t ones = std::count(mask.begin(), mask.end(), uint8_t(1)), zeros = n - ones;
+  double a = 0, b = 0;
+  int64_t heads = 0;
+  for (auto& l : s.layers)
+    if (auto* kv = dynamic_cast<const nn::KVCells*>(l.get()))
+      for (int64_t h = 0; h < kv->heads(); ++h, ++heads) {
+        int64_t k1 = 0, k0 = 0;
+        for (int64_t i = 0; i < kv->len(h); ++i) {
+          const int32_t p = kv->true_pos(h)[i];
+          if (p < n && !kv->hidden(h, i)) (mask[size_t(p)] ? k1 : k0) += 1;
+        }
+        a += ones ? double(k1) / double(ones) : 1.0, b += zeros ? double(k0) / double(zeros) : 1.0;
+      }
+  return heads ? std::pair{a / double(heads), b / double(heads)} : std::pair{1.0, 1.0};
+}
+
+// The ceiling's eviction: n background image cells (positions 1.. of mask 0, shuffled by seed) leave
+// every KV layer and head.
+static void evict_background(InferState& s, const std::vector<uint8_t>& objects, int64_t n, uint64_t seed) {
+  std::vector<int32_t> bg;
+  for (size_t p = 1; p < objects.size(); ++p)
+    if (!objects[p]) bg.push_back(int32_t(p));
+  Rng rng(seed);
+  for (size_t i = bg.size(); i > 1; --i) std::swap(bg[i - 1], bg[size_t(rng.next() % i)]);
+  bg.resize(size_t(std::min<int64_t>(n, int64_t(bg.size()))));
+  std::vector<uint8_t> drop(objects.size(), 0), keep;
+  for (int32_t p : bg) drop[size_t(p)] = 1;
+  for (auto& l : s.layers)
+    if (auto* kv = dynamic_cast<nn::KVCells*>(l.get()))
+      for (int64_t h = 0; h < kv->heads(); ++h) {
+        keep.assign(size_t(kv->len(h)), 1);
+        for (int64_t i = 0; i < kv->len(h); ++i)
+          if (const int32_t p = kv->true_pos(h)[i]; p < int32_t(drop.size()) && drop[size_t(p)]) keep[size_t(i)] = 0;
+        kv->compact(h, keep.data());
+      }
+}
+
 VqaResult vqa_eval(LanguageModel& model, const ShapesTask& task, int64_t items, uint64_t seed, const std::string& kind,
                    const std::string& policy, const nlohmann::json& opts, const KVBudget& budget) {
   using clock = std::chrono::steady_clock;
@@ -33,7 +85,9 @@ VqaResult vqa_eval(LanguageModel& model, const ShapesTask& task, int64_t items, 
   Rng rng(seed);
   const int64_t S = task.config().image, V = model.config().vocab_size;
   const int32_t qmark = task.id("?");
-  std::unique_ptr<KVPolicy> pol = policy.empty() ? nullptr : make_kv_policy(policy, opts, budget);
+  const bool ceiling = policy == kObjectsCeiling;
+  std::unique_ptr<KVPolicy> pol = policy.empty() || ceiling ? nullptr : make_kv_policy(policy, opts, budget);
+  if (ceiling) budget.check();
   const int64_t image_tokens = model.image_tokens();
   if (image_tokens == 0) throw std::invalid_argument("vqa: the model has no vision slot (train one with clm train --task shapes)");
   for (int64_t i = 0; i < items; ++i) {
@@ -48,9 +102,13 @@ VqaResult vqa_eval(LanguageModel& model, const ShapesTask& task, int64_t items, 
     auto t0 = clock::now();
     model.set_images(img);
     model.infer(s, prompt);
+    const std::vector<uint8_t> objects = object_patches(e.pixels, S, image_tokens, task.config().noise);  // image tokens come first
+    if (ceiling) evict_background(s, objects, int64_t(std::floor((1.0 - budget.ratio) * double(image_tokens) + 1e-9)), seed + uint64_t(i));
     auto t1 = clock::now();
     r.kv_frac_sum += kv_fraction(s, s.next_pos);
     r.kv_bytes_sum += double(kv_used_bytes(s));
+    const auto [obj, bg] = kept_by_mask(s, objects);
+    r.obj_kept_sum += obj, r.bg_kept_sum += bg;
     std::vector<int32_t> got;
     int32_t next = qmark;
     for (size_t k = 0; k < want.size() + 2; ++k) {

@@ -322,7 +322,7 @@ struct FastV : KVPolicy {
 
 // ---- hae --------------------------------------------------------------------------------------------
 struct HAE : KVPolicy {
-  int64_t layer, sinks, recent, bin, batch;
+  int64_t layer, prefill_sinks, sinks, recent, bin, batch;
   double r, alpha, visual_weight;
   bool normalize, prune_hidden, decode;
   // prefill stage: head-summed attention of text queries after the marked span to the marked cells
@@ -336,6 +336,7 @@ struct HAE : KVPolicy {
   HAE(const Options& o, const KVBudget& b)
       : KVPolicy("hae", b),
         layer(o.integer("layer")),
+        prefill_sinks(o.integer("prefill_sinks")),
         sinks(o.integer("sinks")),
         recent(o.integer("recent")),
         bin(o.integer("bin")),
@@ -345,7 +346,9 @@ struct HAE : KVPolicy {
         visual_weight(o.num("visual_weight")),
         normalize(o.flag("normalize")),
         prune_hidden(o.flag("prune_hidden")),
-        decode(o.flag("decode")) {}
+        decode(o.flag("decode")) {
+    if (layer < 0 && prune_hidden) throw std::invalid_argument("hae: layer=-1 (every layer decides) cannot prune_hidden: no layer comes after all of them");
+  }
   bool wants_rows() const override { return true; }
   bool wants_filter() const override { return prune_hidden; }
   int64_t watched_layer() const override { return layer; }
@@ -362,14 +365,14 @@ struct HAE : KVPolicy {
       text_from_ = mpos_.back() + 1;
       n_text_ = last_pos_ - text_from_ + 1;
     }
-    const size_t kvh = size_t(layers_[size_t(layer)]->heads());
+    const size_t kvh = size_t(layers_[size_t(std::max<int64_t>(layer, 0))]->heads());  // layer -1: every layer has as many
     acc_.resize(kvh);
     for (auto& a : acc_) a.assign(size_t(n_text_) * mpos_.size(), 0.0f);
     rows_.assign(kvh, 0);
   }
 
   void observe(const nn::AttnEvent& e) override {
-    if (n_text_ > 0 && e.layer == layer && e.query_pos >= text_from_) {
+    if (n_text_ > 0 && (layer < 0 || e.layer == layer) && e.query_pos >= text_from_) {
       if (e.query_pos == text_from_) ++rows_[size_t(e.kv_head)];
       float* a = acc_[size_t(e.kv_head)].data() + size_t(e.query_pos - text_from_) * mpos_.size();
       for (int64_t i = 0; i < e.n; ++i) {
@@ -396,7 +399,8 @@ struct HAE : KVPolicy {
 
   // Dual-attention pruning: g_j = sum_i A_ij, m_j = max_i A_ij over the text queries (A averaged
   // over the query heads); evict j when g_j < r * sum(g) (/ |V| with normalize) and m_j < alpha,
-  // at most cap = (1 - budget ratio) * |V| of them, lowest g first.
+  // at most cap = (1 - budget ratio) * |V| of them, lowest g first; never one of the first prefill_sinks
+  // positions. layer -1: A averaged over every layer's query heads.
   void decide() {
     if (decided_) return;
     decided_ = true;
@@ -417,14 +421,14 @@ struct HAE : KVPolicy {
     const double thr = r * gsum / (normalize ? double(V) : 1.0);
     std::vector<size_t> cand;
     for (size_t j = 0; j < V; ++j)
-      if (g[j] < thr && m[j] < alpha) cand.push_back(j);
+      if (g[j] < thr && m[j] < alpha && mpos_[j] >= prefill_sinks) cand.push_back(j);
     const size_t cap = size_t(std::floor((1.0 - budget_.ratio) * double(V) + 1e-9));
     std::sort(cand.begin(), cand.end(), [&](size_t a, size_t b) { return g[a] != g[b] ? g[a] < g[b] : a < b; });
     if (cand.size() > cap) cand.resize(cap);
     for (size_t j : cand) evict_pos_.push_back(mpos_[j]);
     std::sort(evict_pos_.begin(), evict_pos_.end());
   }
-  int64_t n_heads() const {  // query heads of the deciding layer: the rows it reported for one query
+  int64_t n_heads() const {  // query heads of the deciding layer(s): the rows they reported for one query
     int64_t H = 0;
     for (int64_t c : rows_) H += c;
     return std::max<int64_t>(H, 1);
@@ -542,10 +546,11 @@ const bool registered = [] {
   R.add("fastv", {{"layer", 1, "0-based layer whose last-query attention ranks the marked tokens; later layers never see the dropped ones", at_least(0)}},
         [](const Options& o, const KVBudget& b) { return std::make_unique<FastV>(o, b); });
   R.add("hae",
-        {{"layer", 0, "0-based layer whose attention decides the prefill pruning (broadcast to every layer)", at_least(0)},
+        {{"layer", 0, "0-based layer whose attention decides the prefill pruning (broadcast to every layer); -1: every layer's, averaged", at_least(-1)},
          {"r", 1.0, "global threshold: evict when g_j < r * sum(g) (/ |V| with normalize)", at_least(0)},
          {"normalize", true, "divide the global threshold by the number of marked tokens |V| (r then transfers across image sizes)", nullptr},
          {"alpha", 0.02, "individual threshold: evict only when max_i A_ij < alpha", at_least(0)},
+         {"prefill_sinks", 0, "prefill: marked tokens at the first positions are never pruned (1: an image that opens the sequence keeps its attention sink)", at_least(0)},
          {"prune_hidden", false, "also drop the pruned tokens from later layers' hidden states (saves prefill compute)", nullptr},
          {"decode", true, "decode-time eviction with the recycle bin", nullptr},
          {"visual_weight", 0.5, "decode scores of marked (image) cells are multiplied by this: they go first", at_least(0)},
