@@ -826,9 +826,14 @@ TEST(Nvfp4Kernels, ActivationCodesMatchE2M1OnEveryTier) {
     for (auto* t : tiers)
       for (int64_t n : {int64_t(x.size()), int64_t(16), int64_t(7)}) {
         std::vector<int8_t> q(size_t(n), 99);
-        t->quantize_e2m1(x.data(), d, q.data(), n);
-        for (int64_t i = 0; i < n; ++i)
+        const int64_t zeroed = t->quantize_e2m1(x.data(), d, q.data(), n);
+        int64_t want_zeroed = 0;
+        for (int64_t i = 0; i < n; ++i) {
           ASSERT_EQ(q[size_t(i)], kernels::kE2M1Doubled[e2m1_encode(x[size_t(i)] / d)]) << t->isa << " x " << x[size_t(i)] << " d " << d;
+          want_zeroed += q[size_t(i)] == 0 && x[size_t(i)] != 0;
+        }
+        EXPECT_EQ(zeroed, want_zeroed) << t->isa << " n " << n << " d " << d;
+        EXPECT_GT(want_zeroed, 0);  // the grid's ±0.25 d (ties to 0) and the values just below it
       }
   }
 }

@@ -48,21 +48,6 @@ float ue4m3_decode(uint8_t code);
 uint8_t e8m0_encode_exponent(int e);  // clamps e to [-127, 127]
 float e8m0_decode(uint8_t code);
 
-// The largest |x_i| of n values into amax; false if one is Inf or NaN. No early exit, so that the
-// loop vectorises (an OpenMP simd reduction).
-inline bool absmax_finite(const float* x, int64_t n, float& amax) {
-  float m = 0;
-  int finite = 1;
-#pragma omp simd reduction(max : m) reduction(& : finite)
-  for (int64_t i = 0; i < n; ++i) {
-    const float a = std::fabs(x[i]);
-    finite &= a <= 3.4028235e38f;  // false for Inf and NaN
-    m = a > m ? a : m;
-  }
-  amax = m;
-  return finite;
-}
-
 // Symmetric integers: q = clamp(round_half_even(x / scale), -qmax, qmax), qmax = 127 or 7.
 inline int int_qmax(int bits) { return (1 << (bits - 1)) - 1; }
 int8_t int_encode(float x, float scale, int qmax);

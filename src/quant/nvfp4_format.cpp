@@ -78,6 +78,7 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
   float amax = 0;
   int64_t bad = 0;
   const bool par = n > 1 && n * K > (1 << 15);
+  const auto& vk = kernels::vec();
 #pragma omp parallel for schedule(static) reduction(max : amax) reduction(+ : bad) if (par)
   for (int64_t t = 0; t < n; ++t) {
     float* o = xp.data() + t * K;
@@ -85,9 +86,9 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
     if (perm_.empty()) std::copy_n(xt, K, o);
     else
       for (int64_t k = 0; k < K; ++k) o[k] = xt[perm_[size_t(k)]];
-    float m;
-    bad += !absmax_finite(o, K, m);
-    amax = std::max(amax, m);
+    const float m = vk.absmax(o, K);  // NaN if one is not finite
+    if (std::isnan(m)) ++bad;
+    else amax = std::max(amax, m);
   }
   if (bad) throw std::invalid_argument("quantize: non-finite value in the input");
   const float st_x = nvfp4_tensor_scale(amax);
@@ -95,7 +96,6 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
   std::vector<float> xs(size_t(n * kp_ / kNvBlock), 0.0f);
   std::vector<int32_t> xb(size_t(n * kp_ / 4));  // the kernel's offset terms, -12 x each four codes' sum (below)
   int64_t zeroed = 0;
-  const auto& vk = kernels::vec();
 #pragma omp parallel if (par)
   {
     std::vector<float> res(static_cast<size_t>(ke_));
@@ -111,9 +111,8 @@ void Nvfp4Format::matmul(const float* x, int64_t n, float* y) const {
           const float d = ue4m3_decode(nvfp4_block_scale(src + b, m, st_x));
           s[(at + b) / kNvBlock] = d;
           int8_t* qb = q + at + b;
-          vk.quantize_e2m1(src + b, d * st_x, qb, m);
-          if (count)
-            for (int i = 0; i < m; ++i) zeroed += qb[i] == 0 && src[b + i] != 0;
+          const int64_t z = vk.quantize_e2m1(src + b, d * st_x, qb, m);
+          if (count) zeroed += z;
           if (at == 0)
             for (int64_t i = std::max<int64_t>(b, K - ke_); i < b + m; ++i)  // as nvfp4_decode_block: E2M1 value x (d·s_t)
               res[size_t(i - (K - ke_))] = src[i] - float(qb[i - b]) * 0.5f * (d * st_x);

@@ -63,8 +63,8 @@ struct VecKernels {
   I8Codes (*quantize_i8)(const float* x, float scale, int8_t* q, int64_t n);
   // NVFP4 activations: q[i] = the doubled E2M1 value (kE2M1Doubled, in [-12, 12]) nearest x[i] / d,
   // ties to even, saturating at ±6 — quant::e2m1_encode(x[i] / d) through kE2M1Doubled, the same
-  // division; d > 0, x finite.
-  void (*quantize_e2m1)(const float* x, float d, int8_t* q, int64_t n);
+  // division; d > 0, x finite. Returns how many non-zero x[i] got code 0, counted on the way.
+  int64_t (*quantize_e2m1)(const float* x, float d, int8_t* q, int64_t n);
   // out[i] = the value of block-scale code c[i], exactly (E4M3 subnormals and E8M0's 2^-127
   // included; E4M3's NaN code 0x7F and E8M0's 0xFF, which no encoder writes, are not values).
   void (*decode_scales)(const uint8_t* c, ScaleCode kind, float* out, int64_t n);

@@ -108,14 +108,17 @@ float absmax(const float* x, int64_t n) {
 }
 // The E2M1 grid's midpoints: a value above a midpoint (or at one whose upper neighbour has the even
 // code) rounds up; the doubled values of codes 0..7.
-void quantize_e2m1(const float* x, float d, int8_t* q, int64_t n) {
+int64_t quantize_e2m1(const float* x, float d, int8_t* q, int64_t n) {
   static constexpr float mid[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+  int64_t zeroed = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i] / d, a = std::fabs(v);
     int c = 0;
     for (int j = 0; j < 7; ++j) c += a > mid[j] || (a == mid[j] && j % 2 == 1);  // ties: codes 2, 4, 6 are even
     q[i] = int8_t(v < 0 ? -kE2M1Doubled[c] : kE2M1Doubled[c]);
+    zeroed += c == 0 && x[i] != 0;
   }
+  return zeroed;
 }
 void decode_scales(const uint8_t* c, ScaleCode kind, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = decode_scale(c[i], kind);

@@ -255,19 +255,28 @@ template <class S> struct SimdVec {
     const V r3 = S::mul(S::round(S::mul(S::max(S::sub(S::min(a, S::set1(6.0f)), four), z), S::set1(0.5f))), four);
     return S::add(S::add(r1, r2), r3);
   }
-  static void quantize_e2m1(const float* x, float d, int8_t* q, int64_t n) {
-    const V vd = S::set1(d), z = S::zero();
+  // The zeroed count as quantize_i8's: per lane, 1 for a zero code (doubled codes are integers) and
+  // 1 for a non-zero x (|x| scaled past 1, subnormals included); exact in floats below 2^24 lanes.
+  static int64_t quantize_e2m1(const float* x, float d, int8_t* q, int64_t n) {
+    const V vd = S::set1(d), z = S::zero(), one = S::set1(1.0f), big = S::set1(0x1p100f);
+    V zero_codes = z, nonzero_x = z;
     int64_t i = 0;
     for (; i + N <= n; i += N) {
-      const V v = S::div(S::load(x + i), vd);
-      S::store_i8(q + i, S::sub(e2m1_doubled(S::max(v, z)), e2m1_doubled(S::max(S::sub(z, v), z))));
+      const V xv = S::load(x + i), v = S::div(xv, vd);
+      const V r = S::sub(e2m1_doubled(S::max(v, z)), e2m1_doubled(S::max(S::sub(z, v), z)));
+      S::store_i8(q + i, r);
+      zero_codes = S::add(zero_codes, S::max(z, S::sub(one, S::max(r, S::sub(z, r)))));
+      nonzero_x = S::add(nonzero_x, S::min(one, S::mul(S::mul(S::max(xv, S::sub(z, xv)), big), big)));
     }
+    int64_t zeroed = i ? int64_t(S::hsum(zero_codes)) - (i - int64_t(S::hsum(nonzero_x))) : 0;
     for (; i < n; ++i) {
       const float v = x[i] / d, a = std::fabs(v);
       const float r = std::nearbyint(2 * std::fmin(a, 2.0f)) + 2 * std::nearbyint(std::fmax(std::fmin(a, 4.0f) - 2, 0.0f)) +
                       4 * std::nearbyint(std::fmax(std::fmin(a, 6.0f) - 4, 0.0f) * 0.5f);
       q[i] = int8_t(v < 0 ? -r : r);
+      zeroed += r == 0 && x[i] != 0;
     }
+    return zeroed;
   }
   // Scale codes through their bits: an unsigned E4M3 byte b shifted left by 20 is a float of value
   // b's times 2^-120 (a normal b: exponent e + 120 and the three mantissa bits; a subnormal: the f32
