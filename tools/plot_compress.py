@@ -4,7 +4,8 @@ variant against its embedding parameters, the dense original and the dense contr
 stage-2 steps without compression) as lines.
 
   /usr/bin/python3 tools/plot_compress.py docs/data/see_compress_ptb_s16.jsonl docs/img/see_compress_ptb_s16.svg [YLABEL [TITLE]]
-One JSON line per run: run, label, embedding_params, valid_ppl, test_ppl. Needs python3-matplotlib."""
+One JSON line per run: run, label, embedding_params, valid_ppl, test_ppl; rows with a "method" key are
+joined by one line per method (compression levels), labelled by the method. Needs python3-matplotlib."""
 import json
 import sys
 
@@ -26,8 +27,14 @@ for r in rows:
         ax.axhline(r["test_ppl"], linestyle=style, color="gray")
         ax.text(xmin * 1.02, r["test_ppl"], f" {label} ({r['test_ppl']:.1f})", va="bottom", fontsize=7)
 markers = "osD^v<>ph"
-for i, r in enumerate(variants):
-    ax.plot(r["embedding_params"], r["test_ppl"], markers[i % len(markers)], ms=8, label=f"{r['label']}: {r['test_ppl']:.1f}")
+methods = list(dict.fromkeys(r["method"] for r in variants if "method" in r))
+for i, m in enumerate(methods):
+    pts = sorted((r["embedding_params"], r["test_ppl"]) for r in variants if r.get("method") == m)
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], "-" + markers[i % len(markers)], ms=7, label=m)
+    for x, y in pts:
+        ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+for i, r in enumerate(r for r in variants if "method" not in r):
+    ax.plot(r["embedding_params"], r["test_ppl"], markers[(i + len(methods)) % len(markers)], ms=8, label=f"{r['label']}: {r['test_ppl']:.1f}")
 ax.set_xscale("log")
 ax.set_xlim(xmin, xmax)
 if max(r["test_ppl"] for r in rows) > 4 * min(r["test_ppl"] for r in rows):
