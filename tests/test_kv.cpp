@@ -163,34 +163,23 @@ TEST(KVPolicy, PyramidKVShapesBudgetsOverLayers) {
 // Dual-attention pruning: marked cells 1..6, text queries 7 and 8, two query heads on one KV head.
 // Head-averaged A: g = column sums, m = column maxima.
 TEST(KVPolicy, HAEPrefillEvictsWhereGlobalAndIndividualScoresAreBothLow) {
-  std::vector<uint8_t> tags{0, 1, 1, 1, 1, 1, 1, 0, 0};
-  for (bool normalize : {true, false}) {
-    InferState s = cells(2, 1, 9, tags);
-    nlohmann::json o{{"decode", false}, {"alpha", 0.08}, {"normalize", normalize}, {"r", normalize ? 1.0 : 1.0 / 6}, {"sinks", 0}};
-    auto p = make_kv_policy("hae", o, {0.25, 0});  // cap: 4 of the 6 marked tokens
-    p->attach(s);
-    s.tags = tags;
-    call(*p, s, 9, [&] {
-      for (int head : {0, 1}) {
-        // per head the same row, so A = row: g_1 = .8, g_2 = .1, g_3 = .09 (m_3 = .09), g_4 = .02, g_5 = .04, g_6 = .06
-        row(s, 0, head, 0, 7, {{1, 0.4f}, {3, 0.09f}, {2, 0.05f}, {4, 0.01f}, {5, 0.02f}, {6, 0.02f}});
-        row(s, 0, head, 0, 8, {{1, 0.4f}, {2, 0.05f}, {4, 0.01f}, {5, 0.02f}, {6, 0.04f}});
-      }
-    });
-    // threshold r * sum(g) / |V| = 1.11 / 6 = .185: 2..6 are below it, but m_3 = .09 >= alpha keeps 3
-    // (the lowest g of all but 4): the cap of 4 takes 2, 4, 5, 6
-    EXPECT_EQ(survivors(s, 0, 0), (std::vector<int32_t>{0, 1, 3, 7, 8})) << "normalize " << normalize;
-    EXPECT_EQ(survivors(s, 1, 0), survivors(s, 0, 0)) << "the keep-set is broadcast to every layer";
-  }
-  // the same rows with prefill_sinks = 3 (positions 0..2 never pruned: 2 stays, 4, 5, 6 go), and
-  // with layer -1, where layer 1's rows (all on cell 4, per head) join layer 0's in the average
-  // over four head rows: g = .4, .05, .045, .51, .02, .03; threshold 1.055 / 6: 2, 3, 5, 6 go
-  for (auto [opt, want] : {std::pair{nlohmann::json{{"prefill_sinks", 3}}, std::vector<int32_t>{0, 1, 2, 3, 7, 8}},
-                           std::pair{nlohmann::json{{"layer", -1}}, std::vector<int32_t>{0, 1, 4, 7, 8}}}) {
+  const std::vector<uint8_t> tags{0, 1, 1, 1, 1, 1, 1, 0, 0};
+  // Layer 0, per head the same row, so A = row: g_1 = .8, g_2 = .1, g_3 = .09 (m_3 = .09), g_4 = .02,
+  // g_5 = .04, g_6 = .06; threshold r * sum(g) / |V| = 1.11 / 6 = .185: 2..6 are below it, but m_3 = .09
+  // >= alpha keeps 3 (the lowest g of all but 4): the cap of 4 takes 2, 4, 5, 6, with or without
+  // normalize (r = 1/6 then). Layer 1's rows (all on cell 4) count only with layer -1: the average
+  // over four head rows is g = .4, .05, .045, .51, .02, .03, threshold 1.055 / 6: 2, 3, 5, 6 go.
+  // prefill_sinks = 3: positions 0..2 are never pruned, so 2 stays and 4, 5, 6 go.
+  const std::vector<std::pair<nlohmann::json, std::vector<int32_t>>> cases = {
+      {{{"normalize", true}}, {0, 1, 3, 7, 8}},
+      {{{"normalize", false}, {"r", 1.0 / 6}}, {0, 1, 3, 7, 8}},
+      {{{"prefill_sinks", 3}}, {0, 1, 2, 3, 7, 8}},
+      {{{"layer", -1}}, {0, 1, 4, 7, 8}}};
+  for (const auto& [opt, want] : cases) {
     InferState s = cells(2, 1, 9, tags);
     nlohmann::json o{{"decode", false}, {"alpha", 0.08}, {"sinks", 0}};
     o.update(opt);
-    auto p = make_kv_policy("hae", o, {0.25, 0});
+    auto p = make_kv_policy("hae", o, {0.25, 0});  // cap: 4 of the 6 marked tokens
     p->attach(s);
     s.tags = tags;
     call(*p, s, 9, [&] {
@@ -202,7 +191,7 @@ TEST(KVPolicy, HAEPrefillEvictsWhereGlobalAndIndividualScoresAreBothLow) {
       }
     });
     EXPECT_EQ(survivors(s, 0, 0), want) << opt.dump();
-    EXPECT_EQ(survivors(s, 1, 0), want) << opt.dump();
+    EXPECT_EQ(survivors(s, 1, 0), want) << opt.dump() << ": the keep-set is broadcast to every layer";
   }
   EXPECT_THROW(make_kv_policy("hae", {{"layer", -1}, {"prune_hidden", true}}, {0.5, 0}), std::invalid_argument);
 }
