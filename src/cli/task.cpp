@@ -254,7 +254,7 @@ void add_kvbench(CLI::App& app, Commands& cmds) {
   c->add_option("--policies", a->policies, "Policies to run (default: all; fastv not for ppl): " + [] {
     std::string s;
     for (auto& n : kv_policy_names()) s += (s.empty() ? "" : ", ") + n;
-    return s;
+    return s + "; shapes only: objects (the test bed's ceiling: background image cells evicted, read from the pixels)";
   }())->delimiter(',');
   c->add_option("--budgets", a->budgets, "Budgets, fractions of the tokens seen in (0, 1]")->delimiter(',')->capture_default_str();
   c->add_option("--kv-opt", a->opts, "An option of one policy, policy.key=value (repeatable), e.g. hae.alpha=0.05");
