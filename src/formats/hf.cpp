@@ -1,13 +1,13 @@
 #include "formats/hf.h"
 
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
 
+#include "formats/llama2c.h"
 #include "formats/safetensors.h"
 #include "util/fs.h"
 #include "util/json_int.h"
@@ -177,18 +177,6 @@ std::string hf_llama_unsupported(const ModelConfig& c) {
   if (c.vision != "none") return "vision '" + c.vision + "'";
   if (c.embed_scale != 1.0) return "an embedding scale";
   return "";
-}
-
-// The inverse of rotate_half_rows_to_interleaved: pairs (2i, 2i+1) back to (i, i + hd/2).
-static Tensor interleaved_rows_to_rotate_half(const Tensor& w, int64_t heads, int64_t hd) {
-  Tensor src = w.contiguous(), out = Tensor::empty(w.shape(), w.dtype());
-  const size_t row = size_t(w.dim(1)) * dtype_size(w.dtype());
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t i = 0; i < hd / 2; ++i)
-      for (int64_t j : {0, 1})
-        std::memcpy(static_cast<char*>(out.raw()) + size_t(h * hd + i + j * hd / 2) * row,
-                    static_cast<const char*>(src.raw()) + size_t(h * hd + 2 * i + j) * row, row);
-  return out;
 }
 
 void write_hf_folder(const std::string& dir, const ModelConfig& c, const std::vector<std::pair<std::string, Tensor>>& tensors) {

@@ -69,18 +69,22 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
   return ck;
 }
 
-Tensor rotate_half_rows_to_interleaved(const Tensor& w, int64_t heads, int64_t hd) {
+// Row h*hd + i + j*hd/2 (rotate-half) <-> row h*hd + 2i + j (interleaved), in either direction.
+static Tensor permute_pair_rows(const Tensor& w, int64_t heads, int64_t hd, bool to_interleaved) {
   Tensor src = w.contiguous(), out = Tensor::empty(w.shape(), w.dtype());
-  const int64_t cols = w.dim(1), es = int64_t(dtype_size(w.dtype()));
+  const size_t row = size_t(w.dim(1)) * dtype_size(w.dtype());
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t i = 0; i < hd / 2; ++i)
       for (int64_t j : {0, 1}) {
-        const int64_t from = h * hd + i + j * hd / 2, to = h * hd + 2 * i + j;
-        std::memcpy(static_cast<char*>(out.raw()) + to * cols * es,
-                    static_cast<const char*>(src.raw()) + from * cols * es, size_t(cols * es));
+        const int64_t half = h * hd + i + j * hd / 2, pair = h * hd + 2 * i + j;
+        std::memcpy(static_cast<char*>(out.raw()) + size_t(to_interleaved ? pair : half) * row,
+                    static_cast<const char*>(src.raw()) + size_t(to_interleaved ? half : pair) * row, row);
       }
   return out;
 }
+
+Tensor rotate_half_rows_to_interleaved(const Tensor& w, int64_t heads, int64_t hd) { return permute_pair_rows(w, heads, hd, true); }
+Tensor interleaved_rows_to_rotate_half(const Tensor& w, int64_t heads, int64_t hd) { return permute_pair_rows(w, heads, hd, false); }
 
 bool is_plain_llama(const ModelConfig& c) {
   auto plain = [](const nlohmann::json& o) { return o.is_null() || o.empty(); };  // the variants' defaults

@@ -21,6 +21,8 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path);
 // Permutes the rows of a q/k projection [heads*hd, cols] from Hugging Face's rotate-half layout
 // (pairs i, i+hd/2) to interleaved pairs (2i, 2i+1): the layout llama2.c and GGUF expect.
 Tensor rotate_half_rows_to_interleaved(const Tensor& w, int64_t heads, int64_t hd);
+// Its inverse: interleaved pairs back to rotate-half (a llama2.c / GGUF model written for transformers).
+Tensor interleaved_rows_to_rotate_half(const Tensor& w, int64_t heads, int64_t hd);
 
 // True for the models both llama2.c and GGUF's "llama" architecture express: rmsnorm, swiglu, rope,
 // no biases, head_dim = d_model / n_heads, no embedding scale.
