@@ -22,6 +22,10 @@
 #   serve   clm serve --device cuda and --device cpu on stories260K: the same greedy completion
 #   recurrent TSLM (its code's SGD recipe) and the medium LSTM on PTB, side by side, then their perplexity
 #           (REC_CORPUS=wikitext-2 REC_STEPS_TSLM=186500 REC_STEPS_LSTM=116376: the same epochs on WikiText-2)
+#   passkey issue #10's retrieval across lengths (pack ../shared/data/ptb): five position encodings trained side by
+#           side on one GPU at L = 256 on PTB with planted pairs (tools/make_passkey_corpus.py), PK_STEPS steps each
+#           (capped at PK_S seconds), then test perplexity and the planted-pair retrieval at 1x-8x L, with
+#           evaluation-time PI / NTK / YaRN for rope and its own interpolation for 3D-RPE
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -211,6 +215,35 @@ recurrent)
       done
     done
   done ;;
+passkey)
+  P=/tmp/pk; rm -rf /tmp/pk /tmp/pk-*
+  python3 tools/make_passkey_corpus.py /tmp/dev/devdata/ptb $P --copies ${PK_COPIES:-24} --every ${PK_EVERY:-128} --span ${PK_SPAN:-2} --max-gap 240
+  wc -w $P/ptb.train.txt | tee $OUT/pk.log
+  M="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings --lr 1e-3 --warmup 100 --seq-len 256 --batch-size 32"
+  declare -A pos=([rope]="--position rope" [3drpe-c64]="--position 3d-rpe --position-opt chunk=64"
+    [3drpe-c32]="--position 3d-rpe --position-opt chunk=32" [3drpe-c32-official]="--position 3d-rpe --position-opt chunk=32 phase=official"
+    [alibi]="--position alibi")
+  for n in "${!pos[@]}"; do
+    run clm train --device cuda --data $P $M ${pos[$n]} --steps ${PK_STEPS:-3000} --time-budget ${PK_S:-330} --eval-every 0 \
+      --sample-tokens 0 --out /tmp/pk-$n > /tmp/pk-$n.log 2>&1 &
+  done
+  wait
+  for n in "${!pos[@]}"; do tr '\r' '\n' < /tmp/pk-$n.log | grep -v '^step ' | tail -3 | sed "s/^/$n: /" | tee -a $OUT/pk.log
+    tr '\r' '\n' < /tmp/pk-$n.log | grep '^step .*tok/s' | tail -1 | sed "s/^/$n: /" | tee -a $OUT/pk.log
+    cp /tmp/pk-$n/metrics.jsonl /tmp/pk-train-$n.jsonl; done
+  tar -cJf $OUT/pk_train.tar.xz -C /tmp $(cd /tmp && ls pk-train-*.jsonl)
+  ev() { local n=$1 w=$2; shift 2
+    run clm eval --device cuda --model /tmp/pk-$n --data $P --split test --window $w --batch-size 8 --retrieval ${PK_TRIALS:-100} \
+      "$@" --report $OUT/pk_eval.jsonl 2>&1 | grep -E "perplexity|retrieval" | sed "s/^/$n $w $*: /" >> $OUT/pk.log; }
+  # one chain of evaluations per model and evaluation-time scaling, all at once on the GPU
+  for n in "${!pos[@]}"; do
+    ( for w in 256 512 1024 2048; do ev $n $w; done ) &
+    case $n in
+      rope) for sc in pi ntk yarn; do ( for w in 512 1024 2048; do ev $n $w --position-opt scaling=$sc scale=$((w / 256)); done ) & done ;;
+      3drpe-c32) ( for w in 512 1024 2048; do ev $n $w --position-opt scale=$((w / 256)); done ) & ;;
+    esac
+  done
+  wait; cat $OUT/pk.log ;;
 dp)
   # Data parallel on the two-GPU machine: (1) two GPUs with batch 8 each follow one GPU with batch
   # 16 step for step; (2) throughput of one and of two GPUs at batch 32 each (101M model, bf16).

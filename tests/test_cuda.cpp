@@ -10,6 +10,7 @@
 #include "autograd/ops.h"
 #include "autograd/ops_cuda.h"
 #include "common.h"
+#include "eval/retrieval.h"
 #include "formats/safetensors.h"
 #include "infer/generate.h"
 #include "infer/gpu_decoder.h"
@@ -268,6 +269,41 @@ TEST(Cuda, TrainingFollowsTheCpu) {
   auto got = back.model->named_weights();
   ASSERT_EQ(want.size(), got.size());
   for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(rel_err(got[i].second, want[i].second.cpu()), 0.0) << want[i].first;
+}
+
+// The position variants train on the GPU as on the CPU (ALiBi's slopes in the attention kernel,
+// 3D-RPE's chunked angles through the rotary tables), and the planted-pair retrieval task scores a
+// model on the GPU as on the CPU (its logits come back to the host).
+TEST(Cuda, PositionVariantsAndRetrievalFollowTheCpu) {
+  NEED_GPU();
+  for (const char* pos : {"alibi", "3d-rpe"}) {
+    ModelConfig c;
+    c.vocab_size = 61, c.d_model = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.d_ff = 96, c.max_seq_len = 48;
+    c.position = pos;
+    if (c.position == "3d-rpe") c.position_opt = {{"chunk", 8}};
+    const int64_t B = 2, T = 40;
+    Rng data(3);
+    Tensor x = Tensor::empty({B * T}, DType::i32);
+    for (int64_t i = 0; i < B * T; ++i) x.data<int32_t>()[i] = int32_t(data.uniform() * 61);
+    std::vector<int32_t> stream(400);
+    for (auto& t : stream) t = int32_t(data.uniform() * 61);
+    std::vector<RetrievalPoint> rt[2];
+    Tensor logits[2];
+    for (Device d : {Device::cpu, Device::cuda}) {
+      auto m = make_model(c, 11);
+      m->to_device(d);
+      ag::NoGrad ng;
+      logits[d == Device::cuda] = m->forward(x, B, T)->value.cpu();
+      rt[d == Device::cuda] = retrieval(*m, stream, 32, 6, {0.0, 0.5}, 4);
+    }
+    EXPECT_LT(rel_err(logits[1], logits[0]), 2e-5) << pos;
+    ASSERT_EQ(rt[1].size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(rt[1][i].trials, 6) << pos;
+      EXPECT_EQ(rt[1][i].hits, rt[0][i].hits) << pos;
+      EXPECT_NEAR(rt[1][i].logp_sum, rt[0][i].logp_sum, 1e-4 * std::abs(rt[0][i].logp_sum)) << pos;
+    }
+  }
 }
 
 // A GPT-2-shaped model (LayerNorm with biases, GELU MLP, learned positions, tied embeddings)

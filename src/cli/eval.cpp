@@ -133,7 +133,6 @@ int run_eval(const EvalArgs& a) {
   const bool through_infer = a.infer || quantized;
   const bool gpu = parse_device(a.device) == Device::cuda;
   if (gpu) {
-    if (a.retrieval) throw std::invalid_argument("--device cuda: --retrieval scores on the CPU only");
     // the batched forward on the device, or (--infer, --quant, a quantized folder) the GPU decoder
     if (through_infer) lm.model = gpu_decoder(std::move(lm.model), "f32");
     else lm.model->to_device(Device::cuda);

@@ -43,8 +43,9 @@ std::vector<RetrievalPoint> retrieval(LanguageModel& model, const std::vector<in
         want[size_t(b)] = value;
       }
       nn::Var logits = model.forward(Tensor::from(ids, {B * len}), B, len);
+      const Tensor host = logits->value.cpu();  // a model on the GPU: its logits come back
       for (int64_t b = 0; b < B; ++b) {
-        const float* l = logits->value.data<float>() + ((b + 1) * len - 1) * V;
+        const float* l = host.data<float>() + ((b + 1) * len - 1) * V;
         const float m = *std::max_element(l, l + V);
         double z = 0;
         for (int64_t i = 0; i < V; ++i) z += std::exp(double(l[i] - m));
