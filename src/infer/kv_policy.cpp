@@ -387,14 +387,28 @@ struct HAE : KVPolicy {
     float* s = head(e.layer, e.kv_head, e.n).score.data();
     const auto& vk = kernels::vec();
     vk.axpy(1.0f, e.probs, s, e.n);
-    if (nhidden_[size_t(e.layer)][size_t(e.kv_head)] == 0 || !e.q) return;  // an empty bin: nothing to shadow
-    const int64_t best = std::max_element(e.probs, e.probs + e.n) - e.probs;  // hidden cells have probability 0
-    if (e.probs[best] <= 0.0f) return;
+    const std::vector<int64_t>& bin_cells = bin_[size_t(e.layer)][size_t(e.kv_head)];
+    if (bin_cells.empty() || !e.q) return;  // an empty bin: nothing to shadow
+    // The row's log-normaliser from one visible cell: lse = scale q.k_i - log p_i holds for any cell
+    // with p_i > 0; the first (a sink) or the newest usually has a large one, else the row's largest.
+    int64_t ref = e.probs[0] >= e.probs[e.n - 1] ? 0 : e.n - 1;
+    if (!(e.probs[ref] > 1e-20f)) ref = std::max_element(e.probs, e.probs + e.n) - e.probs;  // hidden cells have probability 0
+    if (e.probs[ref] <= 0.0f) return;
     const int64_t hd = kv.head_dim();
-    const float lse = e.scale * vk.dot(e.q, kv.k(e.kv_head) + best * hd, hd) - std::log(e.probs[best]);
-    for (int64_t i = 0; i < e.n; ++i)
-      if (e.cell_pos[i] == nn::KVCells::kHidden && kv.true_pos(e.kv_head)[i] <= e.query_pos)
-        s[i] += std::exp(e.scale * vk.dot(e.q, kv.k(e.kv_head) + i * hd, hd) - lse);
+    const float lse = e.scale * vk.dot(e.q, kv.k(e.kv_head) + ref * hd, hd) - std::log(e.probs[ref]);
+    const int32_t* tp = kv.true_pos(e.kv_head);
+    for (int64_t i : bin_cells)
+      if (i < e.n && e.cell_pos[i] == nn::KVCells::kHidden && tp[i] <= e.query_pos) s[i] += std::exp(e.scale * vk.dot(e.q, kv.k(e.kv_head) + i * hd, hd) - lse);
+  }
+  // The hidden cells of head (l, h), listed again after the head's cells were hidden, restored or
+  // moved: decoding reads the list instead of scanning every cell of every row (a stale entry, e.g.
+  // after the state was truncated, is skipped by the check above until the next selection).
+  void list_bin(int64_t l, int64_t h) {
+    const nn::KVCells& kv = *layers_[size_t(l)];
+    std::vector<int64_t>& b = bin_[size_t(l)][size_t(h)];
+    b.clear();
+    for (int64_t i = 0; i < kv.len(h); ++i)
+      if (kv.hidden(h, i)) b.push_back(i);
   }
 
   // Dual-attention pruning: g_j = sum_i A_ij, m_j = max_i A_ij over the text queries (A averaged
@@ -456,7 +470,7 @@ struct HAE : KVPolicy {
           int64_t e = 0;
           for (int64_t i = 0; i < n; ++i)
             if (std::binary_search(evict_pos_.begin(), evict_pos_.end(), kv.true_pos(h)[i])) keep_[size_t(i)] = 0, ++e;
-          if (e) drop(int64_t(l), h, keep_.data(), true), stats.evicted += e;
+          if (e) drop(int64_t(l), h, keep_.data(), true), stats.evicted += e, list_bin(int64_t(l), h);
         }
       }
     if (decode) decode_evict();
@@ -473,7 +487,7 @@ struct HAE : KVPolicy {
       nn::KVCells& kv = *layers_[l];
       for (int64_t h = 0; h < kv.heads(); ++h) {
         const int64_t n = kv.len(h);
-        int64_t& nh = nhidden_[l][size_t(h)];
+        const int64_t nh = int64_t(bin_[l][size_t(h)].size());
         if (n - nh < b + batch) continue;  // most tokens stop here: no scan
         float* s = head(int64_t(l), h, n).score.data();
         const int32_t* tp = kv.true_pos(h);
@@ -501,24 +515,23 @@ struct HAE : KVPolicy {
           }
         }
         for (int64_t j = 0; j < e; ++j) kv.hide(h, idx_[size_t(j)]), ++stats.hidden;
-        nh = int64_t(hid_.size()) + std::max<int64_t>(e, 0);
-        if (nh >= bin) {  // the bin is full: remove its cells in one batch
+        if (int64_t(hid_.size()) + std::max<int64_t>(e, 0) >= bin) {  // the bin is full: remove its cells in one batch
           keep_.resize(size_t(n));
           int64_t gone = 0;
           for (int64_t i = 0; i < n; ++i) gone += !(keep_[size_t(i)] = !kv.hidden(h, i));
           drop(int64_t(l), h, keep_.data(), true);
           stats.evicted += gone;
-          nh = 0;
         }
+        list_bin(int64_t(l), h);
       }
     }
   }
   std::vector<int64_t> hid_;
-  std::vector<std::vector<int64_t>> nhidden_;  // [layer][KV head] hidden cells
+  std::vector<std::vector<std::vector<int64_t>>> bin_;  // [layer][KV head] indices of the hidden cells
   void bind() override {
-    nhidden_.assign(layers_.size(), {});
+    bin_.assign(layers_.size(), {});
     for (size_t l = 0; l < layers_.size(); ++l)
-      if (layers_[l]) nhidden_[l].assign(size_t(layers_[l]->heads()), 0);
+      if (layers_[l]) bin_[l].assign(size_t(layers_[l]->heads()), {});
   }
 };
 
