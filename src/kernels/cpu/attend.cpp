@@ -7,27 +7,40 @@
 namespace clm::kernels {
 
 namespace {
-// s [n] holds scale * q·K for the visible cells; becomes the probabilities (masked cells 0).
-// Returns false when no cell is visible.
-bool masked_softmax(float* s, const int32_t* pos, int64_t n, int32_t qpos) {
+// A masked cell's score: far enough below any real one that its exponential is the clamped minimum
+// (~1e-38, lost in the sum), and no ALiBi bias, however large, brings it back.
+constexpr float kFar = -1e30f;
+
+// s [n] in place: scores -> probabilities (masked cells, already at kFar, end exactly 0). masked:
+// how many there are; the row's max comes from the SIMD tier, so rows without any pay no scan.
+void softmax_row(float* s, const int32_t* pos, int64_t n, int32_t qpos, int64_t masked) {
   const auto& vk = vec();
-  float m = -std::numeric_limits<float>::infinity();
+  const float m = vk.max(s, n);
+  vk.scale(1.0f / vk.exp_sum(s, m, s, n), s, n);
+  if (masked)
+    for (int64_t i = 0; i < n; ++i)
+      if (pos[i] > qpos) s[i] = 0.0f;
+}
+
+// Row of a multi-token call: the cells a query may not see (a later position, or hidden) masked,
+// then the softmax. With the cells in position order (the usual case: a cache appended to, or
+// compacted in order) they are a suffix, found by binary search; else one pass marks them.
+// Returns false when no cell is visible (the row is all zeros).
+bool masked_softmax(float* s, const int32_t* pos, int64_t n, int32_t qpos, bool sorted) {
+  if (sorted) {
+    const int64_t k = std::upper_bound(pos, pos + n, qpos) - pos;
+    std::fill(s + k, s + n, 0.0f);
+    if (k) softmax_row(s, pos, k, qpos, 0);
+    return k > 0;
+  }
   int64_t masked = 0;
   for (int64_t i = 0; i < n; ++i)
-    if (pos[i] > qpos) ++masked;
-    else m = std::max(m, s[i]);
+    if (pos[i] > qpos) s[i] = kFar, ++masked;
   if (masked == n) {
     std::fill(s, s + n, 0.0f);
     return false;
   }
-  if (masked)  // a score far below the max: exact zeros after the exponential, removed from the sum
-    for (int64_t i = 0; i < n; ++i)
-      if (pos[i] > qpos) s[i] = m - 200.0f;
-  float z = vk.exp_sum(s, m, s, n);
-  if (masked)
-    for (int64_t i = 0; i < n; ++i)
-      if (pos[i] > qpos) z -= s[i], s[i] = 0.0f;
-  vk.scale(1.0f / z, s, n);
+  softmax_row(s, pos, n, qpos, masked);
   return true;
 }
 }  // namespace
@@ -41,16 +54,24 @@ void attend_cells(float* out, int64_t out_stride, float* s, const float* q, int6
       for (int64_t i = 0; i < n; ++i) row[i] -= slope * float(qp - pos[i]);
   };
   if (T == 1) {  // decoding: dot products over the visible cells, then a weighted sum of values
-    for (int64_t i = 0; i < n; ++i) s[i] = pos[i] > qpos[0] ? 0.0f : vk.dot(q, K + i * hd, hd) * scale;
-    bias(s, qpos[0]);
+    int64_t masked = 0;
+    for (int64_t i = 0; i < n; ++i)
+      if (pos[i] > qpos[0]) s[i] = kFar, ++masked;
+      else s[i] = vk.dot(q, K + i * hd, hd) * scale;
     std::fill(out, out + hd, 0.0f);
-    if (!masked_softmax(s, pos, n, qpos[0])) return;
+    if (masked == n) {
+      std::fill(s, s + n, 0.0f);
+      return;
+    }
+    bias(s, qpos[0]);
+    softmax_row(s, pos, n, qpos[0], masked);
     for (int64_t i = 0; i < n; ++i)
       if (s[i] != 0.0f) vk.axpy(s[i], V + i * hd, out, hd);
     return;
   }
   gemm<float>(false, true, int(T), int(n), int(hd), scale, q, int(q_stride), K, int(hd), 0.0f, s, int(n));
-  for (int64_t t = 0; t < T; ++t) bias(s + t * n, qpos[t]), masked_softmax(s + t * n, pos, n, qpos[t]);
+  const bool sorted = std::is_sorted(pos, pos + n);
+  for (int64_t t = 0; t < T; ++t) bias(s + t * n, qpos[t]), masked_softmax(s + t * n, pos, n, qpos[t], sorted);
   gemm<float>(false, false, int(T), int(hd), int(n), 1.0f, s, int(n), V, int(hd), 0.0f, out, int(out_stride));
 }
 
