@@ -80,41 +80,54 @@ TEST(Formats, EveryFormatTierAndShapeMatchesTheReference) {
 }
 
 // attend_cells, the inference attention routine, against a float64 softmax with the position mask,
-// on every tier; cells out of position order (as after eviction and re-insertion) included.
+// on every tier: cells out of position order (as after eviction and re-insertion: the rows mask
+// cell by cell), in order (the rows find their mask by binary search), in order with hidden cells
+// at the end (KVCells::kHidden), each without and with an ALiBi slope.
 TEST(Formats, AttendCellsMatchesMaskedSoftmaxOnEveryTier) {
   Rng r(3);
+  const int32_t kHidden = 0x7fffffff;
   for (const VecKernels* tier : tiers()) {
     set_vec(tier);
-    for (int64_t hd : {8, 12, 64}) {
-      const int64_t n = 37;
-      std::vector<float> q = test::randv(r, hd, 1.0), K = test::randv(r, n * hd, 1.0), V = test::randv(r, n * hd, 1.0);
-      std::vector<int32_t> pos(n);
-      for (int64_t i = 0; i < n; ++i) pos[i] = int32_t((i * 17) % n);
-      // one query alone (decode) and the same query as row 1 of three (prefill: the GEMM path)
-      for (int32_t qpos : {0, 10, 36}) for (int64_t T : {1, 3}) {
-        std::vector<float> qs(size_t(T * (hd + 5))), outs(size_t(T * (hd + 2))), ss(size_t(T * n));
-        std::vector<int32_t> qp(size_t(T), 36);
-        const int64_t row = T == 1 ? 0 : 1;
-        for (int64_t t = 0; t < T; ++t) std::copy(q.begin(), q.end(), qs.begin() + t * (hd + 5));
-        qp[size_t(row)] = qpos;
-        attend_cells(outs.data(), hd + 2, ss.data(), qs.data(), hd + 5, qp.data(), T, K.data(), V.data(), pos.data(), n, hd, 0.3f);
-        std::vector<float> out(outs.begin() + row * (hd + 2), outs.begin() + row * (hd + 2) + hd);
-        std::vector<float> s(ss.begin() + row * n, ss.begin() + (row + 1) * n);
-        std::vector<double> p(n, 0.0), ref(hd, 0.0);
-        double m = -1e300, z = 0;
-        for (int64_t i = 0; i < n; ++i)
-          if (pos[i] <= qpos) {
-            double d = 0;
-            for (int64_t j = 0; j < hd; ++j) d += double(q[j]) * K[i * hd + j];
-            p[i] = 0.3 * d, m = std::max(m, p[i]);
+    for (int64_t hd : {8, 12, 64})
+      for (int layout : {0, 1, 2})
+        for (float slope : {0.0f, 0.1f}) {
+          const int64_t n = 37;
+          std::vector<float> q = test::randv(r, hd, 1.0), K = test::randv(r, n * hd, 1.0), V = test::randv(r, n * hd, 1.0);
+          std::vector<int32_t> pos(n);
+          for (int64_t i = 0; i < n; ++i) pos[i] = layout == 0 ? int32_t((i * 17) % n) : int32_t(i);
+          if (layout == 2) pos[n - 1] = pos[n - 2] = pos[n - 3] = kHidden;
+          const std::string what = std::string(tier->isa) + " hd " + std::to_string(hd) + " layout " + std::to_string(layout) +
+                                   " slope " + std::to_string(slope);
+          // one query alone (decode) and the same query as row 1 of three (prefill: the GEMM path)
+          for (int32_t qpos : {0, 10, 36}) for (int64_t T : {1, 3}) {
+            std::vector<float> qs(size_t(T * (hd + 5))), outs(size_t(T * (hd + 2))), ss(size_t(T * n));
+            std::vector<int32_t> qp(size_t(T), 36);
+            const int64_t row = T == 1 ? 0 : 1;
+            for (int64_t t = 0; t < T; ++t) std::copy(q.begin(), q.end(), qs.begin() + t * (hd + 5));
+            qp[size_t(row)] = qpos;
+            attend_cells(outs.data(), hd + 2, ss.data(), qs.data(), hd + 5, qp.data(), T, K.data(), V.data(), pos.data(), n, hd, 0.3f, slope);
+            std::vector<float> out(outs.begin() + row * (hd + 2), outs.begin() + row * (hd + 2) + hd);
+            std::vector<float> s(ss.begin() + row * n, ss.begin() + (row + 1) * n);
+            std::vector<double> p(n, 0.0), ref(hd, 0.0);
+            double m = -1e300, z = 0;
+            for (int64_t i = 0; i < n; ++i)
+              if (pos[i] <= qpos) {
+                double d = 0;
+                for (int64_t j = 0; j < hd; ++j) d += double(q[j]) * K[i * hd + j];
+                p[i] = 0.3 * d - double(slope) * double(qpos - pos[i]), m = std::max(m, p[i]);
+              }
+            for (int64_t i = 0; i < n; ++i) z += pos[i] <= qpos ? (p[i] = std::exp(p[i] - m)) : (p[i] = 0);
+            for (int64_t i = 0; i < n; ++i)
+              for (int64_t j = 0; j < hd; ++j) ref[j] += p[i] / z * V[i * hd + j];
+            for (int64_t j = 0; j < hd; ++j) EXPECT_NEAR(out[j], ref[j], 1e-5) << what << " qpos " << qpos << " T " << T;
+            for (int64_t i = 0; i < n; ++i) {
+              EXPECT_NEAR(s[i], p[i] / z, 1e-6) << what << " qpos " << qpos << " T " << T;
+              if (pos[i] > qpos) {
+                EXPECT_EQ(s[i], 0.0f) << what << ": a masked cell's probability is exactly 0";
+              }
+            }
           }
-        for (int64_t i = 0; i < n; ++i) z += pos[i] <= qpos ? (p[i] = std::exp(p[i] - m)) : (p[i] = 0);
-        for (int64_t i = 0; i < n; ++i)
-          for (int64_t j = 0; j < hd; ++j) ref[j] += p[i] / z * V[i * hd + j];
-        for (int64_t j = 0; j < hd; ++j) EXPECT_NEAR(out[j], ref[j], 1e-5) << tier->isa << " hd " << hd << " qpos " << qpos;
-        for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(s[i], p[i] / z, 1e-6) << tier->isa;
-      }
-    }
+        }
   }
   set_vec(nullptr);
 }
