@@ -25,7 +25,8 @@
 #   passkey issue #10's retrieval across lengths (pack ../shared/data/ptb): five position encodings trained side by
 #           side on one GPU at L = 256 on PTB with planted pairs (tools/make_passkey_corpus.py), PK_STEPS steps each
 #           (capped at PK_S seconds), then test perplexity and the planted-pair retrieval at 1x-8x L, with
-#           evaluation-time PI / NTK / YaRN for rope and its own interpolation for 3D-RPE
+#           evaluation-time PI / NTK / YaRN for rope and its own interpolation for 3D-RPE (PK_POS: a subset of
+#           rope 3drpe-c64 3drpe-c32 3drpe-c32-official alibi; PK_EVERY / PK_SPAN: the plants)
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -223,6 +224,9 @@ passkey)
   declare -A pos=([rope]="--position rope" [3drpe-c64]="--position 3d-rpe --position-opt chunk=64"
     [3drpe-c32]="--position 3d-rpe --position-opt chunk=32" [3drpe-c32-official]="--position 3d-rpe --position-opt chunk=32 phase=official"
     [alibi]="--position alibi")
+  if [ -n "${PK_POS:-}" ]; then  # a subset, e.g. PK_POS="rope 3drpe-c32 alibi"
+    for n in "${!pos[@]}"; do [[ " $PK_POS " == *" $n "* ]] || unset "pos[$n]"; done
+  fi
   for n in "${!pos[@]}"; do
     run clm train --device cuda --data $P $M ${pos[$n]} --steps ${PK_STEPS:-3000} --time-budget ${PK_S:-330} --eval-every 0 \
       --sample-tokens 0 --out /tmp/pk-$n > /tmp/pk-$n.log 2>&1 &
