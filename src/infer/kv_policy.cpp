@@ -354,6 +354,10 @@ struct HAE : KVPolicy {
   int64_t watched_layer() const override { return layer; }
 
   void on_before() override {
+    // cells moved by someone else since the last call (a truncated chat turn): list the bins again
+    for (size_t l = 0; l < layers_.size(); ++l)
+      for (int64_t h = 0; layers_[l] && h < layers_[l]->heads(); ++h)
+        if (layers_[l]->len(h) != len_after_[l][size_t(h)]) list_bin(int64_t(l), h);
     decided_ = false;
     evict_pos_.clear();
     mpos_.clear();
@@ -401,8 +405,8 @@ struct HAE : KVPolicy {
       if (i < e.n && e.cell_pos[i] == nn::KVCells::kHidden && tp[i] <= e.query_pos) s[i] += std::exp(e.scale * vk.dot(e.q, kv.k(e.kv_head) + i * hd, hd) - lse);
   }
   // The hidden cells of head (l, h), listed again after the head's cells were hidden, restored or
-  // moved: decoding reads the list instead of scanning every cell of every row (a stale entry, e.g.
-  // after the state was truncated, is skipped by the check above until the next selection).
+  // moved (here, or by a truncation between calls: on_before): decoding reads the list instead of
+  // scanning every cell of every row.
   void list_bin(int64_t l, int64_t h) {
     const nn::KVCells& kv = *layers_[size_t(l)];
     std::vector<int64_t>& b = bin_[size_t(l)][size_t(h)];
@@ -474,6 +478,8 @@ struct HAE : KVPolicy {
         }
       }
     if (decode) decode_evict();
+    for (size_t l = 0; l < layers_.size(); ++l)
+      for (int64_t h = 0; layers_[l] && h < layers_[l]->heads(); ++h) len_after_[l][size_t(h)] = layers_[l]->len(h);
   }
 
   // The recycle bin. Once a head's visible cells reach budget + batch, the weakest evictable ones
@@ -528,10 +534,12 @@ struct HAE : KVPolicy {
   }
   std::vector<int64_t> hid_;
   std::vector<std::vector<std::vector<int64_t>>> bin_;  // [layer][KV head] indices of the hidden cells
+  std::vector<std::vector<int64_t>> len_after_;          // [layer][KV head] cells when the last call ended
   void bind() override {
     bin_.assign(layers_.size(), {});
+    len_after_.assign(layers_.size(), {});
     for (size_t l = 0; l < layers_.size(); ++l)
-      if (layers_[l]) bin_[l].assign(size_t(layers_[l]->heads()), {});
+      if (layers_[l]) bin_[l].assign(size_t(layers_[l]->heads()), {}), len_after_[l].assign(size_t(layers_[l]->heads()), 0);
   }
 };
 
