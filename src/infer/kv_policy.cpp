@@ -402,7 +402,8 @@ struct HAE : KVPolicy {
     const float lse = e.scale * vk.dot(e.q, kv.k(e.kv_head) + ref * hd, hd) - std::log(e.probs[ref]);
     const int32_t* tp = kv.true_pos(e.kv_head);
     for (int64_t i : bin_cells)
-      if (i < e.n && e.cell_pos[i] == nn::KVCells::kHidden && tp[i] <= e.query_pos) s[i] += std::exp(e.scale * vk.dot(e.q, kv.k(e.kv_head) + i * hd, hd) - lse);
+      if (i < e.n && e.cell_pos[i] == nn::KVCells::kHidden && tp[i] <= e.query_pos)
+        s[i] += std::exp(e.scale * vk.dot(e.q, kv.k(e.kv_head) + i * hd, hd) - lse);
   }
   // The hidden cells of head (l, h), listed again after the head's cells were hidden, restored or
   // moved (here, or by a truncation between calls: on_before): decoding reads the list instead of
