@@ -8,9 +8,10 @@ retrieval task cannot tell position encodings apart. This tool writes a training
 such copies are worth learning: COPIES passes over the source's train split, each with fresh
 plants, one episode every EVERY words on average: a span of random words ("X Y", or up to SPAN
 words: a longer span gives more tokens to copy per episode, the classic setting in which induction
-heads form) at some point and again GAP words later, GAP uniform in [2, MAX_GAP] (keep MAX_GAP below
-the training length, so that every copy the model learns lies within the positions it is trained on). X and Y are drawn uniformly from the
-train split's word types (as the evaluation draws them from the test split's). The valid and test
+heads form) at some point and again GAP words later, GAP uniform in [2, MAX_GAP] (keep MAX_GAP
+below the training length, so that every copy the model learns lies within the positions it is
+trained on). The words are drawn uniformly from the train split's word types (as the evaluation
+draws them from the test split's). The valid and test
 splits are copied unchanged: perplexity stays comparable with models trained on the plain corpus,
 and the retrieval evaluation plants its own pairs.
 

@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <limits>
 
 #include "kernels/cpu/vec.h"
 #include "kernels/kernels.h"
