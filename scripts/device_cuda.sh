@@ -26,7 +26,8 @@
 #           side on one GPU at L = 256 on PTB with planted pairs (tools/make_passkey_corpus.py), PK_STEPS steps each
 #           (capped at PK_S seconds), then test perplexity and the planted-pair retrieval at 1x-8x L, with
 #           evaluation-time PI / NTK / YaRN for rope and its own interpolation for 3D-RPE (PK_POS: a subset of
-#           rope 3drpe-c64 3drpe-c32 3drpe-c32-official alibi; PK_EVERY / PK_SPAN: the plants)
+#           rope 3drpe-c64 3drpe-c32 3drpe-c32-official alibi; PK_EVERY / PK_SPAN: the plants; PK_LR)
+#   longctx issue #12's long-context model: WikiText-2 at 2048 tokens (LC_SEQ, LC_STEPS, LC_S), its weights back in parts
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -220,7 +221,7 @@ passkey)
   P=/tmp/pk; rm -rf /tmp/pk /tmp/pk-*
   python3 tools/make_passkey_corpus.py /tmp/dev/devdata/ptb $P --copies ${PK_COPIES:-24} --every ${PK_EVERY:-128} --span ${PK_SPAN:-2} --max-gap 240
   wc -w $P/ptb.train.txt | tee $OUT/pk.log
-  M="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings --lr 1e-3 --warmup 100 --seq-len 256 --batch-size 32"
+  M="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings --lr ${PK_LR:-1e-3} --warmup 100 --seq-len 256 --batch-size 32"
   declare -A pos=([rope]="--position rope" [3drpe-c64]="--position 3d-rpe --position-opt chunk=64"
     [3drpe-c32]="--position 3d-rpe --position-opt chunk=32" [3drpe-c32-official]="--position 3d-rpe --position-opt chunk=32 phase=official"
     [alibi]="--position alibi")
@@ -248,6 +249,22 @@ passkey)
     esac
   done
   wait; cat $OUT/pk.log ;;
+longctx)
+  # Issue #12's long-context model: WikiText-2 on 2048-token windows (the shape of bench_kv: d_model 256,
+  # 4 layers, 4 heads), for kv-bench's long-document and long-generation tasks on the host CPU. Its
+  # weights come back in parts of 15 MiB: cat longctx.tar.part* | tar -x.
+  W=/tmp/dev/devdata/wikitext-2
+  run clm train --device cuda --data $W --d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings \
+    --dropout ${LC_DROPOUT:-0.1} --seq-len ${LC_SEQ:-2048} --max-seq-len ${LC_SEQ:-2048} --batch-size ${LC_BATCH:-8} --lr 2e-3 --warmup 100 \
+    --steps ${LC_STEPS:-3000} --time-budget ${LC_S:-360} --eval-every 500 --sample-tokens 0 --out /tmp/lc 2>&1 |
+    tr '\r' '\n' | grep -v '^step ' | tee $OUT/longctx.log | tail -12
+  ck=$(ls -d /tmp/lc/step-* | tail -1)
+  for w in 512 ${LC_SEQ:-2048}; do
+    run clm eval --device cuda --model $ck --data $W --split test --window $w --batch-size 8 --report $OUT/longctx_eval.jsonl 2>&1 | tee -a $OUT/longctx.log
+  done
+  cp /tmp/lc/metrics.jsonl $OUT/longctx_metrics.jsonl
+  mkdir -p /tmp/lcm/wt2-${LC_SEQ:-2048} && cp $ck/config.json $ck/model.safetensors $ck/tokenizer.json /tmp/lcm/wt2-${LC_SEQ:-2048}/
+  tar -cf - -C /tmp/lcm wt2-${LC_SEQ:-2048} | split -b 15M - $OUT/longctx.tar.part ;;
 dp)
   # Data parallel on the two-GPU machine: (1) two GPUs with batch 8 each follow one GPU with batch
   # 16 step for step; (2) throughput of one and of two GPUs at batch 32 each (101M model, bf16).

@@ -812,6 +812,15 @@ TEST(Cli, VisionTaskKVBenchAndKVFlags) {
   EXPECT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("streaming"), std::string::npos) << r.out;
   expect_error(run_clm("kv-bench --model " + d.path + "/t"), "needs a vision-language model");
+  // long generation: a row per policy with its judgement, JSONL rows, and bad flags
+  r = run_clm("kv-bench --model " + d.path + "/t --task gen --data " + c.dir.path + " --ctx 8 --gen 12 --temperature 1 --items 2 --budgets 0.5" +
+              " --policies full,streaming --threads 1 --out " + d.path + "/gen.jsonl");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("kl 0.0000"), std::string::npos) << "the full cache judged against itself: " << r.out;
+  EXPECT_EQ(count_lines(read_file(d.path + "/gen.jsonl")), 2);
+  expect_error(run_clm("kv-bench --model " + d.path + "/t --task gen --data " + c.dir.path + " --gen 0"), "--gen must be >= 1");
+  expect_error(run_clm("kv-bench --model " + d.path + "/t --task gen --data " + c.dir.path + " --temperature -1"), "--temperature >= 0");
+  expect_error(run_clm("kv-bench --model " + d.path + "/t --task story"), "--task must be shapes, ppl or gen");
 }
 
 // clm eval --task on the fixture's byte model and invented task files: the table, the report, and

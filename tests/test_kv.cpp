@@ -13,6 +13,7 @@
 #include "autograd/ops.h"
 #include "common.h"
 #include "data/shapes.h"
+#include "eval/longgen.h"
 #include "eval/vqa.h"
 #include "infer/generate.h"
 #include "infer/kv_policy.h"
@@ -259,6 +260,55 @@ TEST(KVPolicy, BudgetOneIsBitIdenticalToTheFullCache) {
     size_t first = 0;
     while (first < got.size() && got[first] == ref[first]) ++first;
     EXPECT_EQ(got, ref) << name << ": first difference at " << first;
+  }
+}
+
+// Long generation (kv-bench --task gen): the sampler's known answers; any policy at budget 1 gives
+// the full cache's tokens and a zero KL; a real budget keeps fewer cells and moves the distribution;
+// the full cache's loss on the generated tokens equals the training forward's cross-entropy.
+TEST(KVGen, SamplerGenerationAndTheFullCachesJudgement) {
+  const float l[2] = {0.0f, std::log(3.0f)};  // softmax 0.25 / 0.75; at temperature 0.5: 0.1 / 0.9
+  EXPECT_EQ(pick_token(l, 2, 0, 0.99), 1);
+  EXPECT_EQ(pick_token(l, 2, 1, 0.24), 0);
+  EXPECT_EQ(pick_token(l, 2, 1, 0.26), 1);
+  EXPECT_EQ(pick_token(l, 2, 0.5, 0.09), 0);
+  EXPECT_EQ(pick_token(l, 2, 0.5, 0.11), 1);
+
+  TransformerLM m(small(), 5);
+  const std::vector<int32_t> prompt{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4};
+  const int64_t ctx = int64_t(prompt.size()), gen = 24;
+  for (double temp : {0.0, 1.0}) {
+    const auto ref = generate_under(m, prompt.data(), ctx, gen, temp, 11, nullptr, nullptr);
+    ASSERT_EQ(int64_t(ref.size()), gen);
+    for (const char* name : {"full", "streaming", "h2o", "hae"}) {
+      GenRow r;
+      auto p = make_kv_policy(name, nullptr, {1.0, 0});
+      EXPECT_EQ(generate_under(m, prompt.data(), ctx, gen, temp, 11, p.get(), &r), ref) << name << " at budget 1, temperature " << temp;
+      EXPECT_EQ(r.kl, 0.0) << name;
+      EXPECT_EQ(r.scored, gen);
+    }
+    GenRow r;
+    auto p = make_kv_policy("streaming", {{"sinks", 2}}, {0.25, 0});
+    const auto got = generate_under(m, prompt.data(), ctx, gen, temp, 11, p.get(), &r);
+    EXPECT_NEAR(r.frac_sum, 0.25, 0.03) << "a quarter of the 43 cells kept at the end";
+    EXPECT_GT(r.kv.evicted, 0);
+    EXPECT_GT(r.kl, 1e-4) << "the evicted cache's distributions differ from the full cache's";
+    if (temp > 0) {
+      EXPECT_NE(generate_under(m, prompt.data(), ctx, gen, temp, 12, nullptr, nullptr), ref) << "another seed, other draws";
+    }
+    // the full cache's loss on the policy's tokens against the forward over prompt + generation
+    std::vector<int32_t> ids = prompt;
+    ids.insert(ids.end(), got.begin(), got.end());
+    ag::NoGrad ng;
+    const Tensor lg = m.forward(Tensor::from(ids, {int64_t(ids.size())}), 1, int64_t(ids.size()))->value;
+    double want = 0;
+    for (int64_t t = ctx - 1; t + 1 < int64_t(ids.size()); ++t) {
+      const float* row = lg.data<float>() + t * 50;
+      double z = 0;
+      for (int v = 0; v < 50; ++v) z += std::exp(double(row[v]));
+      want += std::log(z) - row[ids[size_t(t + 1)]];
+    }
+    EXPECT_NEAR(r.nll, want, 1e-4 * want);
   }
 }
 

@@ -34,7 +34,9 @@ void add_plot(CLI::App& app, Commands& cmds) {
                       return 0;
                     }
                     if (text.find("\"kv_frac\"") != std::string::npos) {  // clm kv-bench rows: the metric against KV kept
-                      const std::string metric = text.find("\"accuracy\"") != std::string::npos ? "accuracy" : "ppl";
+                      const std::string metric = text.find("\"accuracy\"") != std::string::npos ? "accuracy"
+                                                 : text.find("\"task\":\"gen\"") != std::string::npos ? "kl"  // long generation
+                                                                                                : "ppl";
                       std::string o = a->out.empty() ? (fs::path(p).parent_path() / "kv.svg").string() : a->out;
                       write_file_atomic(o, kv_svg(text, metric, "KV eviction: " + p));
                       std::printf("wrote %s\n", o.c_str());

@@ -2,6 +2,8 @@
 // (every KV policy at several budgets: accuracy or perplexity against the KV memory kept).
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -11,6 +13,7 @@
 #include "cli/cli.h"
 #include "data/dataset.h"
 #include "data/shapes.h"
+#include "eval/longgen.h"
 #include "eval/plot.h"
 #include "eval/vqa.h"
 #include "kernels/kernels.h"
@@ -113,7 +116,8 @@ struct BenchArgs {
   std::string model, task = "shapes", kind, out, plot, plot_metric, weights = "f32";
   std::vector<std::string> policies, opts;
   std::vector<double> budgets{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0};
-  int64_t items = 200, ctx = 1024, chunk = 64;
+  int64_t items = 200, ctx = 1024, chunk = 64, gen = 1024;
+  double temperature = 0;
   int threads = 0;
   uint64_t seed = 1;
   DataArgs data;
@@ -171,7 +175,7 @@ int run_kvbench(const BenchArgs& a) {
   std::vector<std::string> policies = a.policies;
   if (policies.empty())  // fastv acts on marked (image) tokens only: text has none
     for (const auto& n : kv_policy_names())
-      if (a.task != "ppl" || n != "fastv") policies.push_back(n);
+      if (a.task == "shapes" || n != "fastv") policies.push_back(n);
   std::map<std::string, nlohmann::json> opts;
   for (const std::string& o : a.opts) {  // policy.key=value
     const size_t dot = o.find('.');
@@ -182,13 +186,14 @@ int run_kvbench(const BenchArgs& a) {
   }
   for (const auto& p : policies)  // names and options checked before loading
     if (p != kObjectsCeiling || a.task != "shapes") make_kv_policy(p, opts[p], {});
-  if (a.task != "shapes" && a.task != "ppl") throw std::invalid_argument("--task must be shapes or ppl");
+  if (a.task != "shapes" && a.task != "ppl" && a.task != "gen") throw std::invalid_argument("--task must be shapes, ppl or gen");
+  if (a.gen < 1 || !(a.temperature >= 0)) throw std::invalid_argument("--gen must be >= 1 and --temperature >= 0");
   LoadedModel lm = load_model_for_inference(a.model, a.weights);
   LanguageModel& m = *lm.model;
   const ShapesTask task;
   std::vector<int32_t> stream;
   std::string what;
-  if (a.task == "ppl") {
+  if (a.task != "shapes") {
     if (!lm.tokenizer) throw std::runtime_error("'" + lm.dir + "': no tokenizer");
     std::shared_ptr<Tokenizer> tok = std::move(lm.tokenizer);
     stream = token_stream(tok, a.data, "test", "", what);
@@ -200,10 +205,22 @@ int run_kvbench(const BenchArgs& a) {
     out.open(a.out, std::ios::app);
     if (!out) throw std::runtime_error("cannot write '" + a.out + "'");
   }
-  const std::string metric = a.task == "ppl" ? "ppl" : "accuracy";
+  const std::string metric = a.task == "ppl" ? "ppl" : a.task == "gen" ? "agree" : "accuracy";
+  std::vector<std::vector<int32_t>> refs;  // gen: the full cache's generation from each prompt
+  int64_t gen_items = 0;
+  if (a.task == "gen") {
+    gen_items = std::min<int64_t>(a.items, int64_t(stream.size()) / a.ctx);
+    if (gen_items == 0) throw std::invalid_argument("kv-bench: the split has fewer than --ctx tokens");
+    if (a.ctx + a.gen > m.config().max_seq_len && m.config().position == "learned")
+      throw std::invalid_argument("--ctx + --gen exceeds the model's learned positions (" + std::to_string(m.config().max_seq_len) + ")");
+    for (int64_t i = 0; i < gen_items; ++i)
+      refs.push_back(generate_under(m, stream.data() + i * a.ctx, a.ctx, a.gen, a.temperature, mix(a.seed, uint64_t(i)), nullptr, nullptr));
+  }
   std::printf("%-10s %7s %8s %9s %10s %12s %12s %8s%s   (model %s, task %s%s, %s)\n", "policy", "budget", "kv_kept", metric.c_str(), "kv_bytes",
               "prefill_t/s", "decode_t/s", "book_ms", a.task == "shapes" ? "  obj_kept  bg_kept" : "", a.model.c_str(), a.task.c_str(), a.kind.empty() ? "" : (" " + a.kind).c_str(),
-              a.task == "ppl" ? (std::to_string(a.items) + " windows of " + std::to_string(a.ctx)).c_str() : (std::to_string(a.items) + " items").c_str());
+              a.task == "ppl"   ? (std::to_string(a.items) + " windows of " + std::to_string(a.ctx)).c_str()
+              : a.task == "gen" ? (std::to_string(gen_items) + " prompts of " + std::to_string(a.ctx) + " + " + std::to_string(a.gen) + " generated").c_str()
+                                : (std::to_string(a.items) + " items").c_str());
   for (const auto& p : policies)
     for (double b : (p == "full" ? std::vector<double>{1.0} : a.budgets)) {
       nlohmann::json row{{"task", a.task}, {"policy", p}, {"budget", b}, {"model", a.model}, {"opts", opts[p]}, {"weights", a.weights}};
@@ -214,6 +231,20 @@ int run_kvbench(const BenchArgs& a) {
         frac = r.frac_sum / double(r.windows), bytes = r.bytes_sum / double(r.windows);
         pre = double(r.tokens) / r.prefill_s, book = r.kv.seconds * 1e3;
         row.update({{"ppl", value}, {"top1", double(r.top1) / double(r.scored)}, {"windows", r.windows}, {"ctx", a.ctx}, {"chunk", a.chunk}, {"data", what}, {"evicted", r.kv.evicted}});
+      } else if (a.task == "gen") {
+        GenRow r;
+        std::unique_ptr<KVPolicy> pol = make_kv_policy(p, opts[p], {b, 0});
+        for (int64_t i = 0; i < gen_items; ++i) {
+          const int32_t* prompt = stream.data() + i * a.ctx;
+          const std::vector<int32_t> got = generate_under(m, prompt, a.ctx, a.gen, a.temperature, mix(a.seed, uint64_t(i)), pol.get(), &r);
+          const std::vector<int32_t>& want = refs[size_t(i)];
+          r.agree_sum += double(std::mismatch(got.begin(), got.end(), want.begin()).first - got.begin()) / double(a.gen);
+        }
+        value = r.agree_sum / double(r.items);
+        frac = r.frac_sum / double(r.items), bytes = r.bytes_sum / double(r.items);
+        pre = double(r.prompt_tokens) / r.prefill_s, dec = double(r.decoded) / r.decode_s, book = r.kv.seconds * 1e3;
+        row.update({{"agree", value}, {"gen_ppl", std::exp(r.nll / double(r.scored))}, {"kl", r.kl / double(r.scored)}, {"items", r.items}, {"ctx", a.ctx}, {"gen", a.gen},
+                    {"temperature", a.temperature}, {"data", what}, {"evicted", r.kv.evicted}, {"hidden", r.kv.hidden}});
       } else {
         VqaResult r = vqa_eval(m, task, a.items, a.seed, a.kind, p, opts[p], {b, 0});
         value = r.accuracy();
@@ -228,6 +259,7 @@ int run_kvbench(const BenchArgs& a) {
       row.update({{"kv_frac", frac}, {"kv_bytes", bytes}, {"prefill_tok_s", pre}, {"decode_tok_s", dec}, {"bookkeeping_ms", book}});
       std::printf("%-10s %7.2f %8.3f %9.4f %10s %12.1f %12.1f %8.1f", p.c_str(), b, frac, value, human_bytes(bytes).c_str(), pre, dec, book);
       if (a.task == "shapes") std::printf(" %8.3f %8.3f", row["object_kept"].get<double>(), row["background_kept"].get<double>());
+      if (a.task == "gen") std::printf("  gen_ppl %.2f  kl %.4f", row["gen_ppl"].get<double>(), row["kl"].get<double>());
       std::printf("\n");
       std::fflush(stdout);
       if (out) out << row.dump() << "\n" << std::flush;
@@ -235,7 +267,7 @@ int run_kvbench(const BenchArgs& a) {
   if (!a.plot.empty()) {
     if (a.out.empty()) throw std::invalid_argument("--plot needs --out (the curves are drawn from its rows)");
     out.close();
-    const std::string pm = a.plot_metric.empty() ? metric : a.plot_metric;
+    const std::string pm = !a.plot_metric.empty() ? a.plot_metric : a.task == "gen" ? "kl" : metric;
     write_file_atomic(a.plot, kv_svg(read_file(a.out), pm, "kv-bench: " + a.task + (a.kind.empty() ? "" : " " + a.kind)));
     std::printf("plot: %s\n", a.plot.c_str());
   }
@@ -248,7 +280,9 @@ void add_kvbench(CLI::App& app, Commands& cmds) {
   auto a = std::make_shared<BenchArgs>();
   auto* c = app.add_subcommand("kv-bench", "KV-cache eviction policies at several budgets: accuracy or perplexity against KV memory kept");
   c->add_option("--model", a->model, "Checkpoint (a vision-language model for --task shapes)")->required();
-  c->add_option("--task", a->task, "shapes (VQA accuracy of a model from clm train --task shapes) | ppl (long-document perplexity on --data's test split)")
+  c->add_option("--task", a->task,
+                "shapes (VQA accuracy of a model from clm train --task shapes) | ppl (long-document perplexity on --data's test split) | "
+                "gen (long generation from --data's test prompts: agreement with the full cache's tokens, the full model's perplexity of them)")
       ->capture_default_str();
   c->add_option("--kind", a->kind, "shapes: question kind (color | shape | count | where | exists | describe; default: the five short ones mixed)");
   c->add_option("--policies", a->policies, "Policies to run (default: all; fastv not for ppl): " + [] {
@@ -258,15 +292,17 @@ void add_kvbench(CLI::App& app, Commands& cmds) {
   }())->delimiter(',');
   c->add_option("--budgets", a->budgets, "Budgets, fractions of the tokens seen in (0, 1]")->delimiter(',')->capture_default_str();
   c->add_option("--kv-opt", a->opts, "An option of one policy, policy.key=value (repeatable), e.g. hae.alpha=0.05");
-  c->add_option("--items", a->items, "shapes: test items per point; ppl: windows")->capture_default_str();
+  c->add_option("--items", a->items, "shapes: test items per point; ppl: windows; gen: prompts")->capture_default_str();
   c->add_option("--ctx", a->ctx, "ppl: tokens per window")->capture_default_str();
   c->add_option("--chunk", a->chunk, "ppl: tokens per call (the policy compresses after each)")->capture_default_str();
+  c->add_option("--gen", a->gen, "gen: tokens generated after each prompt of --ctx tokens")->capture_default_str();
+  c->add_option("--temperature", a->temperature, "gen: 0 = greedy; > 0 samples, one draw per step shared by every policy")->capture_default_str();
   c->add_option("--seed", a->seed, "shapes: seed of the test items")->capture_default_str();
   c->add_option("--weights", a->weights, "Weight format for inference (f32, bf16, ...)")->capture_default_str();
   c->add_option("--threads", a->threads, "Threads (0 = all cores)");
   c->add_option("--out", a->out, "Append one JSON row per (policy, budget) to this file");
   c->add_option("--plot", a->plot, "Draw the metric against the KV fraction kept, one line per policy (SVG; needs --out)");
-  c->add_option("--plot-metric", a->plot_metric, "The row key to plot (default: accuracy for shapes, ppl for ppl; e.g. top1)");
+  c->add_option("--plot-metric", a->plot_metric, "The row key to plot (default: accuracy for shapes, ppl for ppl, kl for gen; e.g. top1)");
   a->data.add(c);
   cmds.push_back({c, [a] { return run_kvbench(*a); }});
 }
