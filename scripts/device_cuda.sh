@@ -26,7 +26,8 @@
 #           side on one GPU at L = 256 on PTB with planted pairs (tools/make_passkey_corpus.py), PK_STEPS steps each
 #           (capped at PK_S seconds), then test perplexity and the planted-pair retrieval at 1x-8x L, with
 #           evaluation-time PI / NTK / YaRN for rope and its own interpolation for 3D-RPE (PK_POS: a subset of
-#           rope 3drpe-c64 3drpe-c32 3drpe-c32-official alibi; PK_EVERY / PK_SPAN: the plants; PK_LR)
+#           rope 3drpe-c64 3drpe-c32 3drpe-c32-official alibi; PK_EVERY / PK_SPAN: the plants; PK_LR;
+#           PK_SYNTH=F:K PK_WORDS=N: the synthetic corpus instead of PTB)
 #   longctx issue #12's long-context model: WikiText-2 at 2048 tokens (LC_SEQ, LC_STEPS, LC_S), its weights back in parts
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
@@ -219,8 +220,10 @@ recurrent)
   done ;;
 passkey)
   P=/tmp/pk; rm -rf /tmp/pk /tmp/pk-*
-  python3 tools/make_passkey_corpus.py /tmp/dev/devdata/ptb $P --copies ${PK_COPIES:-24} --every ${PK_EVERY:-128} --span ${PK_SPAN:-2} --max-gap 240
-  wc -w $P/ptb.train.txt | tee $OUT/pk.log
+  # PK_SYNTH=F:K: the tool's synthetic corpus (F filler words, K key words) instead of PTB with plants
+  python3 tools/make_passkey_corpus.py /tmp/dev/devdata/ptb $P --copies ${PK_COPIES:-24} --every ${PK_EVERY:-128} --span ${PK_SPAN:-2} --max-gap 240 \
+    ${PK_SYNTH:+--synthetic $PK_SYNTH --words ${PK_WORDS:-20000000}}
+  wc -w $P/*train* | tee $OUT/pk.log
   M="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings --lr ${PK_LR:-1e-3} --warmup 100 --seq-len 256 --batch-size 32"
   declare -A pos=([rope]="--position rope" [3drpe-c64]="--position 3d-rpe --position-opt chunk=64"
     [3drpe-c32]="--position 3d-rpe --position-opt chunk=32" [3drpe-c32-official]="--position 3d-rpe --position-opt chunk=32 phase=official"

@@ -15,8 +15,17 @@ draws them from the test split's). The valid and test
 splits are copied unchanged: perplexity stays comparable with models trained on the plain corpus,
 and the retrieval evaluation plants its own pairs.
 
+--synthetic F:K writes a corpus of its own instead (SRC_DIR unused): i.i.d. filler words f0..f{F-1},
+episodes whose first word is one of K key words k0..k{K-1} and whose other words are any of the
+F + K words, in all three splits (train: --words words; valid, test: a tenth each, other draws). The
+filler carries nothing to learn, so copying is the whole signal, and the evaluation's keys (words
+not yet seen in its window) are key words, its values any word, as in training: the passkey test's
+usual synthetic setting, for models that do not learn to copy from real text in a few minutes.
+
 usage: tools/make_passkey_corpus.py SRC_DIR DST_DIR [--copies 8] [--every 128] [--span 2] [--max-gap 240] [--seed 1]
+                                    [--synthetic F:K --words 2000000]
   e.g. tools/make_passkey_corpus.py ../shared/data/ptb /tmp/ptb-passkey
+       tools/make_passkey_corpus.py - /tmp/passkey-synth --synthetic 64:256 --every 16
 """
 import argparse
 import os
@@ -32,7 +41,7 @@ def split_file(d, key):
     return names[0]
 
 
-def plant(rng, lines, types, every, span, max_gap):
+def plant(rng, lines, types, every, span, max_gap, keys=None):
     """One pass: the words of `lines` with episodes planted; line breaks kept as None."""
     words = []
     for ln in lines:
@@ -42,6 +51,8 @@ def plant(rng, lines, types, every, span, max_gap):
     p = rng.randrange(every)
     while p < len(words):
         ep = [rng.choice(types) for _ in range(rng.randint(2, span))]
+        if keys:
+            ep[0] = rng.choice(keys)
         gap = rng.randint(2, max_gap)
         inserts.setdefault(p, []).append(ep)
         if p + gap < len(words):
@@ -70,9 +81,26 @@ def main():
     ap.add_argument("--span", type=int, default=2, help="longest planted span (2: a key-value pair)")
     ap.add_argument("--max-gap", type=int, default=240)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--synthetic", help="F:K: filler and key words of a synthetic corpus (SRC_DIR unused)")
+    ap.add_argument("--words", type=int, default=2000000, help="--synthetic: words of the train split")
     a = ap.parse_args()
     if a.copies < 1 or a.every < 2 or a.max_gap < 2 or a.span < 2:
         sys.exit("make_passkey_corpus: --copies >= 1, --every >= 2, --span >= 2 and --max-gap >= 2")
+    if a.synthetic:
+        try:
+            nf, nk = (int(x) for x in a.synthetic.split(":"))
+        except ValueError:
+            sys.exit(f"make_passkey_corpus: --synthetic '{a.synthetic}': expected F:K, two integers")
+        if nf < 2 or nk < 2 or a.words < 1000:
+            sys.exit("make_passkey_corpus: --synthetic needs F >= 2 and K >= 2, and --words >= 1000")
+        filler, keys = [f"f{i}" for i in range(nf)], [f"k{i}" for i in range(nk)]
+        rng = random.Random(a.seed)
+        os.makedirs(a.dst, exist_ok=True)
+        for split, n in (("train", a.words), ("valid", a.words // 10), ("test", a.words // 10)):
+            lines = [" ".join(rng.choice(filler) for _ in range(16)) for _ in range(n // 16)]
+            with open(os.path.join(a.dst, split + ".txt"), "w") as f:
+                f.write(plant(rng, lines, filler + keys, a.every, a.span, a.max_gap, keys))
+        return
     train = split_file(a.src, "train")
     with open(os.path.join(a.src, train)) as f:
         lines = f.read().splitlines()
