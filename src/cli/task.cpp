@@ -1,5 +1,5 @@
 // clm train --task shapes (a vision-language model on the rendered shapes task) and clm kv-bench
-// (every KV policy at several budgets: accuracy or perplexity against the KV memory kept).
+// (every KV policy at several budgets: accuracy, perplexity or long-generation fidelity against the KV memory kept).
 #include <unistd.h>
 
 #include <algorithm>
@@ -293,7 +293,7 @@ void add_kvbench(CLI::App& app, Commands& cmds) {
   c->add_option("--budgets", a->budgets, "Budgets, fractions of the tokens seen in (0, 1]")->delimiter(',')->capture_default_str();
   c->add_option("--kv-opt", a->opts, "An option of one policy, policy.key=value (repeatable), e.g. hae.alpha=0.05");
   c->add_option("--items", a->items, "shapes: test items per point; ppl: windows; gen: prompts")->capture_default_str();
-  c->add_option("--ctx", a->ctx, "ppl: tokens per window")->capture_default_str();
+  c->add_option("--ctx", a->ctx, "ppl: tokens per window; gen: tokens per prompt")->capture_default_str();
   c->add_option("--chunk", a->chunk, "ppl: tokens per call (the policy compresses after each)")->capture_default_str();
   c->add_option("--gen", a->gen, "gen: tokens generated after each prompt of --ctx tokens")->capture_default_str();
   c->add_option("--temperature", a->temperature, "gen: 0 = greedy; > 0 samples, one draw per step shared by every policy")->capture_default_str();
