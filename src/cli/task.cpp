@@ -282,7 +282,7 @@ void add_kvbench(CLI::App& app, Commands& cmds) {
   c->add_option("--model", a->model, "Checkpoint (a vision-language model for --task shapes)")->required();
   c->add_option("--task", a->task,
                 "shapes (VQA accuracy of a model from clm train --task shapes) | ppl (long-document perplexity on --data's test split) | "
-                "gen (long generation from --data's test prompts: agreement with the full cache's tokens, the full model's perplexity of them)")
+                "gen (long generation from --data's test prompts, each step judged by the full cache: KL, its perplexity of the tokens, agreement)")
       ->capture_default_str();
   c->add_option("--kind", a->kind, "shapes: question kind (color | shape | count | where | exists | describe; default: the five short ones mixed)");
   c->add_option("--policies", a->policies, "Policies to run (default: all; fastv not for ppl): " + [] {
