@@ -22,6 +22,8 @@ struct GenRow {  // sums over the prompts of one (policy, budget)
 
 // The next token from logits l[V]: the argmax at temperature 0, else the token at which the
 // cumulative softmax(l / temperature) reaches u (u in [0, 1): one uniform draw).
+// Not infer/generate.h's Sampler: that one sorts the V candidates for top-k / top-p on every token,
+// which would sit inside the decode time this harness measures (a 33k-word sort per step).
 int32_t pick_token(const float* l, int64_t V, double temperature, double u);
 
 // `gen` tokens after prompt[0..ctx): the prompt in one call, then one call per token. Step k's draw
