@@ -586,16 +586,17 @@ TEST(Int8Kernels, Dot4IsExactOnEveryTier) {
   EXPECT_GE(tiers.size(), 2u);  // scalar and at least AVX2 on every x86-64 host this project supports
 }
 
-// A prompt through the VNNI tier's outer-product panels (16 tokens or more) gives the floats of the
-// scalar tier's 4x4 tiles bit for bit: the int32 sums are exact and the scaling is the same two
-// products in the same order. Rows off the 16-row panels (70: a last panel of 6) and off the
-// 64-row groups, columns off the 64-column padding (130) and over several of the kernel's column
-// blocks (1200: 512 + 512 + 192), token counts off the 6-token tile
-// (16 .. 23 and 100), extreme codes; and a second call reuses the packed panels.
+// A prompt through a tier's outer-product panels (16 tokens or more: AVX-512 VNNI's dpbusd, AVX2's
+// int16 vpmaddwd on widened blocks) gives the floats of the scalar tier's 4x4 tiles bit for bit: the
+// int32 sums are exact and the scaling is the same two products in the same order. Rows off the
+// 16-row panels (70: a last panel of 6) and off the 64-row groups, columns off the 64-column padding
+// (130) and over several of the kernels' column blocks (1200: 512 + 512 + 192), token counts off the
+// tiles of 6 and 4 (16 .. 23 and 100), extreme codes; and a second call reuses the packed panels.
 TEST(Int8Kernels, PanelGemmEqualsTheTiles) {
-  const kernels::VecKernels* vnni = kernels::vec_avx512vnni();
-  if (!vnni) GTEST_SKIP() << "this CPU has no AVX-512 VNNI (the only tier with the panel GEMM)";
-  ASSERT_NE(vnni->gemm_i8_panels, nullptr);
+  std::vector<const kernels::VecKernels*> tiers;
+  for (auto* t : all_tiers())
+    if (t->gemm_i8_panels) tiers.push_back(t);
+  if (tiers.empty()) GTEST_SKIP() << "this CPU has no tier with the panel GEMM (AVX2 or AVX-512 VNNI)";
   EXPECT_EQ(kernels::vec_scalar().gemm_i8_panels, nullptr);
   std::mt19937 rng(31);
   std::normal_distribution<float> nd(0, 1);
@@ -612,10 +613,12 @@ TEST(Int8Kernels, PanelGemmEqualsTheTiles) {
       x[3] = -9.f;  // token 0: a code of -127
       kernels::set_vec(&kernels::vec_scalar());
       f.matmul(x.data(), n, want.data());
-      kernels::set_vec(vnni);
-      f.matmul(x.data(), n, got.data());
-      kernels::set_vec(nullptr);
-      for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "rows " << rows << " tokens " << n << " at " << i;
+      for (auto* t : tiers) {
+        kernels::set_vec(t);
+        f.matmul(x.data(), n, got.data());
+        kernels::set_vec(nullptr);
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << t->isa << " rows " << rows << " tokens " << n << " at " << i;
+      }
     }
   }
 }

@@ -124,7 +124,7 @@ void Int8Format::matmul(const float* x, int64_t n, float* y) const {
     }
     return;
   }
-  if (k.gemm_i8_panels && n >= kPanelTokens) {  // VNNI: groups of four 16-row panels (64 rows, in L2) against every token
+  if (k.gemm_i8_panels && n >= kPanelTokens) {  // VNNI / AVX2: groups of four 16-row panels (64 rows, in L2) against every token
     const uint8_t* wp = panels();
     const int64_t np = (rp_ + 15) / 16, pgroups = (np + 3) / 4;
 #pragma omp parallel for schedule(dynamic) if (blocks * n * kp_ > (1 << 16))

@@ -38,7 +38,7 @@ class Int8Format : public QuantFormat {
   std::vector<int8_t> q_;       // [rp_, kp_], blocks of four rows interleaved in 64-column chunks (at())
   std::vector<float> sw_;       // [rows]
   Act act_;
-  // Prompts on a VNNI CPU: the rows again in 16-row panels for the outer-product GEMM (vec.h
+  // Prompts on a VNNI or AVX2 CPU: the rows again in 16-row panels for the outer-product GEMM (vec.h
   // GemmI8Panels), made at the first call of kPanelTokens tokens or more; +1 byte per weight.
   static constexpr int64_t kPanelTokens = 16;
   const uint8_t* panels() const;

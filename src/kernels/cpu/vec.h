@@ -92,14 +92,15 @@ struct VecKernels {
   // four tokens.
   void (*gemm4x4_w4a8)(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, int64_t ldx, const float* xs,
                        int64_t ldxs, const int32_t* xb, int64_t ldxb, int64_t n, int64_t block, float* out);
-  // The outer-product INT8 GEMM over panels (GemmI8Panels below); nullptr where the tier has no
-  // unsigned x signed byte dot product into int32 (everything but VNNI).
+  // The outer-product INT8 GEMM over panels (GemmI8Panels below): VNNI's dpbusd, AVX2's int16
+  // vpmaddwd on blocks widened per call (kernels/cpu/i8_panels_avx2.h); nullptr for the scalar and
+  // plain AVX-512 tiers, which use the 4x4 tiles.
   void (*gemm_i8_panels)(const uint8_t* wp, int64_t np, int64_t kp, const int8_t* x, int64_t ldx, int64_t nt, const int32_t* xsum,
                          const float* sx, const float* sw, int64_t rows, float* y, int64_t ldy);
   // max_i |x[i]| (0 for n = 0); NaN if any x[i] is Inf or NaN.
   float (*absmax)(const float* x, int64_t n);
 };
-// INT8 weights packed for the outer-product GEMM (Int8Format's prompts, VNNI tier): panels of 16
+// INT8 weights packed for the outer-product GEMM (Int8Format's prompts, VNNI and AVX2 tiers): panels of 16
 // rows, each a sequence of 64-byte groups, group c holding columns 4c..4c+3 of the panel's rows
 // (row j's four bytes at 4j), every byte sign-flipped (w + 128 as u8). gemm_i8_panels multiplies np
 // consecutive panels (np <= 4; kp columns, a multiple of 64; panel q at wp + q·16·kp) by tokens

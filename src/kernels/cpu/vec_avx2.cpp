@@ -1,6 +1,7 @@
 // AVX2 + FMA tier (this file is compiled with -mavx2 -mfma): the registers for vec_simd.h.
 #include <immintrin.h>
 
+#include "kernels/cpu/i8_panels_avx2.h"
 #include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/w4a8_avx2.h"
 #include "kernels/cpu/vec_simd.h"
@@ -104,7 +105,7 @@ struct Avx2 {
   static constexpr auto dot4_w4a8 = dot4_w4a8_avx2;
   static constexpr auto gemm4x4_w4a8 = gemm4x4_w4a8_avx2;
   static constexpr bool kU8Dot = false;  // maddubs would saturate (w + 128)·x pairs in int16
-  static constexpr GemmI8Panels gemm_i8_panels = nullptr;
+  static constexpr GemmI8Panels gemm_i8_panels = gemm_i8_panels_avx2;  // int16 vpmaddwd on widened blocks
   static V u8_bits(const uint8_t* p, int shift, int floor) {  // 8 bytes, each (b << shift) max floor, as float bits
     const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p));
     return _mm256_castsi256_ps(_mm256_max_epi32(_mm256_sll_epi32(b, _mm_cvtsi32_si128(shift)), _mm256_set1_epi32(floor)));
