@@ -14,6 +14,7 @@
 #include "data/dataset.h"
 #include "data/shapes.h"
 #include "eval/longgen.h"
+#include "eval/perplexity.h"
 #include "eval/plot.h"
 #include "eval/vqa.h"
 #include "kernels/kernels.h"
@@ -148,10 +149,7 @@ PplRow long_ppl(LanguageModel& m, const std::vector<int32_t>& stream, int64_t ct
       for (int64_t t = 0; t < n; ++t) {
         if (c0 + t + 1 >= ctx) break;
         const float* l = s.logits.data() + t * V;
-        float mx = *std::max_element(l, l + V);
-        double z = 0;
-        for (int64_t v = 0; v < V; ++v) z += std::exp(double(l[v] - mx));
-        r.nll += std::log(z) + mx - l[ids[c0 + t + 1]];
+        r.nll += log_sum_exp(l, V) - l[ids[c0 + t + 1]];
         r.top1 += std::max_element(l, l + V) - l == ids[c0 + t + 1];
         ++r.scored;
       }

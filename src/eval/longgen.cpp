@@ -6,6 +6,7 @@
 #include <span>
 
 #include "autograd/autograd.h"
+#include "eval/perplexity.h"
 #include "eval/vqa.h"
 #include "util/rng.h"
 
@@ -21,15 +22,6 @@ int32_t pick_token(const float* l, int64_t V, double temperature, double u) {
     if ((c += std::exp(double(l[v] - mx) / temperature)) >= target) return int32_t(v);
   return int32_t(V - 1);
 }
-
-namespace {
-double log_z(const float* l, int64_t V) {  // log Σ exp(l)
-  const float mx = *std::max_element(l, l + V);
-  double z = 0;
-  for (int64_t v = 0; v < V; ++v) z += std::exp(double(l[v] - mx));
-  return std::log(z) + mx;
-}
-}  // namespace
 
 std::vector<int32_t> generate_under(LanguageModel& m, const int32_t* prompt, int64_t ctx, int64_t gen, double temperature, uint64_t seed,
                                     KVPolicy* pol, GenRow* r) {
@@ -54,7 +46,7 @@ std::vector<int32_t> generate_under(LanguageModel& m, const int32_t* prompt, int
     decode_s += since(t0);
     out.push_back(t);
     if (r) {  // step k as the full cache sees it: its loss on the token, and KL(full || policy)
-      const double zf = log_z(lf, V), zp = log_z(l, V);
+      const double zf = log_sum_exp(lf, V), zp = log_sum_exp(l, V);
       r->nll += zf - double(lf[t]);
       double kl = 0;
       for (int64_t v = 0; v < V; ++v) {

@@ -13,6 +13,13 @@ namespace clm {
 
 double PerplexityResult::ppl() const { return std::exp(mean_nll()); }
 
+double log_sum_exp(const float* l, int64_t V) {
+  const double mx = *std::max_element(l, l + V);
+  double z = 0;
+  for (int64_t v = 0; v < V; ++v) z += std::exp(double(l[v]) - mx);
+  return std::log(z) + mx;
+}
+
 PerplexityResult perplexity(LanguageModel& model, const std::vector<int32_t>& stream, int64_t T, int64_t stride,
                             int64_t batch, int64_t max_tokens, bool through_infer) {
   if (T <= 0 || stride <= 0 || stride > T || batch <= 0)

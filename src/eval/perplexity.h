@@ -21,6 +21,10 @@ struct PerplexityResult {
   std::string protocol;  // human-readable description
 };
 
+// log Σ_v exp(l[v]) over V logits: shifted by their maximum, the differences and the sum in double.
+// The log-normaliser every scorer of one row of logits uses (log p(y) = l[y] - log_sum_exp).
+double log_sum_exp(const float* l, int64_t V);
+
 // max_tokens > 0 stops after about that many scored tokens (quick validation during training).
 // through_infer: score each window with model.infer (one window at a time, every Linear through its
 // packed weight format: quantized models) instead of the batched forward.

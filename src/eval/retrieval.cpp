@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "autograd/autograd.h"
+#include "eval/perplexity.h"
 #include "util/rng.h"
 
 namespace clm {
@@ -46,12 +47,9 @@ std::vector<RetrievalPoint> retrieval(LanguageModel& model, const std::vector<in
       const Tensor host = logits->value.cpu();  // a model on the GPU: its logits come back
       for (int64_t b = 0; b < B; ++b) {
         const float* l = host.data<float>() + ((b + 1) * len - 1) * V;
-        const float m = *std::max_element(l, l + V);
-        double z = 0;
-        for (int64_t i = 0; i < V; ++i) z += std::exp(double(l[i] - m));
         const int32_t y = want[size_t(b)];
         pt.hits += std::max_element(l, l + V) - l == y;
-        pt.logp_sum += double(l[y] - m) - std::log(z);
+        pt.logp_sum += double(l[y]) - log_sum_exp(l, V);
         ++pt.trials;
       }
     }

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "eval/perplexity.h"
 #include "util/fs.h"
 
 namespace clm {
@@ -343,10 +344,8 @@ std::vector<Loglik> score_requests(LanguageModel& model, const Tokenizer& tok, c
         const int64_t j = l->L - r.tokens + k;  // input index whose logits predict cont[k]
         const float* lg = l->state.logits.data() + (j - l->from) * V;
         const int64_t am = std::max_element(lg, lg + V) - lg;
-        double s = 0;
-        for (int64_t v = 0; v < V; ++v) s += std::exp(double(lg[v]) - double(lg[am]));
         const int32_t target = l->cont[size_t(k)];
-        r.logprob += double(lg[target]) - double(lg[am]) - std::log(s);
+        r.logprob += double(lg[target]) - log_sum_exp(lg, V);
         r.greedy = r.greedy && am == target;
       }
       l->cached = l->input;
