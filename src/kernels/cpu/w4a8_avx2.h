@@ -52,22 +52,57 @@ inline float dot_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws
   return hsum8_avx2(_mm256_add_ps(a0, a1));
 }
 
-// Four rows in the four-row layout (kernels/cpu/quads.h), 32 elements at a time, x and its offset
-// term loaded once for the four. Row r's bytes for elements i..i+31: w + 2·(i - i%64) + 32·r +
-// 16·(i%64 / 32), or in a last 32 elements starting a piece of 64, w + 2·i + 16·r.
+// The lanes' scales (ws·xs) for the 32 elements from element i, in a template over the block so that
+// the loop has no branch on it: one block of 32 (every lane), or two of 16 (lanes 0-3, 4-7) by one
+// multiply of the pairs and one permute. The product is the same float either way (one rounding).
+template <int BLOCK>
+inline __m256 w4a8_lane_scales_avx2(const float* ws, const float* xs, int64_t i) {
+  if constexpr (BLOCK == 32) {  // two broadcasts from memory (loads only) and one multiply
+    return _mm256_mul_ps(_mm256_broadcast_ss(ws + i / 32), _mm256_broadcast_ss(xs + i / 32));
+  } else {
+    const __m128 p = _mm_mul_ps(_mm_castpd_ps(_mm_load_sd((const double*)(ws + i / 16))), _mm_castpd_ps(_mm_load_sd((const double*)(xs + i / 16))));
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(p), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+  }
+}
+
+// Four rows in the four-row layout (kernels/cpu/quads.h), 64 elements (each row's 32 bytes) per
+// step: x and its offset terms loaded once for the four rows, a last 32 elements (16 bytes a row,
+// at w + 16·r) after the loop.
+template <int BLOCK>
+inline void dot4_w4a8_avx2_b(const uint8_t* w, __m256i t, const float* ws, int64_t ldws, const int8_t* x, const float* xs, const int32_t* xb,
+                             int64_t n, float* out) {
+  // four named accumulators: an array here is kept in memory by -O2 (a store per row and step)
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const float *w0 = ws, *w1 = ws + ldws, *w2 = ws + 2 * ldws, *w3 = ws + 3 * ldws;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64, w += 128) {
+    prefetch_ahead<128>(w);
+    const __m256i x0 = _mm256_loadu_si256((const __m256i*)(x + i)), x1 = _mm256_loadu_si256((const __m256i*)(x + i + 32));
+    const __m256i b0 = _mm256_loadu_si256((const __m256i*)(xb + i / 4)), b1 = _mm256_loadu_si256((const __m256i*)(xb + i / 4 + 8));
+    auto row = [&](const uint8_t* wr, const float* sr, __m256 acc) {
+      acc = w4a8_step32_avx2(wr, t, x0, b0, w4a8_lane_scales_avx2<BLOCK>(sr, xs, i), acc);
+      return w4a8_step32_avx2(wr + 16, t, x1, b1, w4a8_lane_scales_avx2<BLOCK>(sr, xs, i + 32), acc);
+    };
+    a0 = row(w, w0, a0);
+    a1 = row(w + 32, w1, a1);
+    a2 = row(w + 64, w2, a2);
+    a3 = row(w + 96, w3, a3);
+  }
+  if (i < n) {
+    const __m256i x0 = _mm256_loadu_si256((const __m256i*)(x + i)), b0 = _mm256_loadu_si256((const __m256i*)(xb + i / 4));
+    a0 = w4a8_step32_avx2(w, t, x0, b0, w4a8_lane_scales_avx2<BLOCK>(w0, xs, i), a0);
+    a1 = w4a8_step32_avx2(w + 16, t, x0, b0, w4a8_lane_scales_avx2<BLOCK>(w1, xs, i), a1);
+    a2 = w4a8_step32_avx2(w + 32, t, x0, b0, w4a8_lane_scales_avx2<BLOCK>(w2, xs, i), a2);
+    a3 = w4a8_step32_avx2(w + 48, t, x0, b0, w4a8_lane_scales_avx2<BLOCK>(w3, xs, i), a3);
+  }
+  out[0] = hsum8_avx2(a0), out[1] = hsum8_avx2(a1), out[2] = hsum8_avx2(a2), out[3] = hsum8_avx2(a3);
+}
+
 inline void dot4_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws, int64_t ldws, const int8_t* x, const float* xs,
                            const int32_t* xb, int64_t n, int64_t block, float* out) {
   const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)lut));
-  __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  for (int64_t i = 0; i < n; i += 32) {
-    if (i % 64 == 0) prefetch_ahead<128>(w + 2 * i);
-    const __m256i xv = _mm256_loadu_si256((const __m256i*)(x + i)), bias = _mm256_loadu_si256((const __m256i*)(xb + i / 4));
-    const uint8_t* wp = w + 2 * (i - i % 64) + 16 * (i % 64 / 32);
-    const int64_t stride = i % 64 == 0 && i + 32 == n ? 16 : 32;
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) a[r] = w4a8_step32_avx2(wp + stride * r, t, xv, bias, w4a8_scales32_avx2(ws + r * ldws, xs, i, block), a[r]);
-  }
-  for (int r = 0; r < 4; ++r) out[r] = hsum8_avx2(a[r]);
+  if (block == 32) dot4_w4a8_avx2_b<32>(w, t, ws, ldws, x, xs, xb, n, out);
+  else dot4_w4a8_avx2_b<16>(w, t, ws, ldws, x, xs, xb, n, out);
 }
 
 // Four rows times four tokens: four passes of dot4_w4a8_avx2 (the 256-bit tier has too few registers
