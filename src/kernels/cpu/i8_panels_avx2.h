@@ -18,6 +18,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "kernels/cpu/tiles.h"
+
 namespace clm::kernels {
 namespace {
 
@@ -87,15 +89,7 @@ inline void gemm_i8_panels_avx2(const uint8_t* wp, int64_t np, int64_t kp, const
           _mm256_storeu_si256((__m256i*)(xw.data() + u * kb + i), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(x + (t + u) * ldx + k0 + i))));
       for (int64_t q = 0; q < np; ++q) i8_tile_avx2<T>(wb.data() + q * 16 * kb, xw.data(), kb, kb / 2, part.data() + 16 * q + 64 * t, first);
     };
-    for (; t + kTokensAvx2 <= nt; t += kTokensAvx2) tile.template operator()<kTokensAvx2>();
-    switch (nt - t) {
-      case 5: tile.template operator()<5>(); break;
-      case 4: tile.template operator()<4>(); break;
-      case 3: tile.template operator()<3>(); break;
-      case 2: tile.template operator()<2>(); break;
-      case 1: tile.template operator()<1>(); break;
-      default: break;
-    }
+    token_tiles<kTokensAvx2>(nt, t, tile);
     if (!last) continue;
     for (int64_t t = 0; t < nt; ++t)
       for (int64_t r = 0; r < std::min<int64_t>(rows, 16 * np); ++r) y[t * ldy + r] = float(part[size_t(64 * t + r)]) * sx[t] * sw[r];

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cpu/prefetch.h"
+#include "kernels/cpu/tiles.h"
 #include "kernels/cpu/w4a8_avx2.h"
 #include "kernels/cpu/vec_simd.h"
 
@@ -293,15 +294,7 @@ inline void i8_panels_np(const uint8_t* wp, int64_t kp, const int8_t* x, int64_t
     auto tile = [&]<int T>() {
       i8_panel_tile<NP, T>(wp, kp, c0, c1, x + t * ldx, ldx, groups > step ? part.data() + 64 * t : nullptr, first, last, xsum + t, sx + t, sw, rows, y + t * ldy, ldy);
     };
-    for (; t + 6 <= nt; t += 6) tile.template operator()<6>();
-    switch (nt - t) {
-      case 5: tile.template operator()<5>(); break;
-      case 4: tile.template operator()<4>(); break;
-      case 3: tile.template operator()<3>(); break;
-      case 2: tile.template operator()<2>(); break;
-      case 1: tile.template operator()<1>(); break;
-      default: break;
-    }
+    token_tiles<6>(nt, t, tile);
   }
 }
 inline void gemm_i8_panels_vnni(const uint8_t* wp, int64_t np, int64_t kp, const int8_t* x, int64_t ldx, int64_t nt, const int32_t* xsum,
