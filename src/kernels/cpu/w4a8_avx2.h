@@ -52,6 +52,24 @@ inline float dot_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws
   return hsum8_avx2(_mm256_add_ps(a0, a1));
 }
 
+// Blocks of 32 share one scale across the step's eight lanes, so the lanes may hold any grouping
+// of the 32 products. Then the codes need no interleave: 16 bytes broadcast to both halves, the
+// upper half shifted right by 4 (lane 0: the low nibbles = elements 0, 2, .., 30; lane 1: the high
+// ones = 1, 3, .., 31), one mask; and x is split the same way once per step for the four rows
+// (w4a8_split_x_avx2). The offset terms xb are added as they are: they sum, over the step, to the
+// same block total (-offset · Σx), which is all a uniform block scale sees.
+inline __m256i w4a8_split_x_avx2(__m256i x) {
+  const __m256i evens_odds = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9,
+                                              11, 13, 15);
+  return _mm256_permute4x64_epi64(_mm256_shuffle_epi8(x, evens_odds), 0xD8);
+}
+inline __m256 w4a8_step32_split_avx2(const uint8_t* w16, __m256i lut, __m256i xsplit, __m256i xb, __m256 sc, __m256 acc) {
+  const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)w16));
+  const __m256i c = _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
+  const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_shuffle_epi8(lut, c), xsplit), _mm256_set1_epi16(1));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p, xb)), sc, acc);
+}
+
 // The lanes' scales (ws·xs) for the 32 elements from element i, in a template over the block so that
 // the loop has no branch on it: one block of 32 (every lane), or two of 16 (lanes 0-3, 4-7) by one
 // multiply of the pairs and one permute. The product is the same float either way (one rounding).
@@ -77,9 +95,14 @@ inline void dot4_w4a8_avx2_b(const uint8_t* w, __m256i t, const float* ws, int64
   int64_t i = 0;
   for (; i + 64 <= n; i += 64, w += 128) {
     prefetch_ahead<128>(w);
-    const __m256i x0 = _mm256_loadu_si256((const __m256i*)(x + i)), x1 = _mm256_loadu_si256((const __m256i*)(x + i + 32));
+    __m256i x0 = _mm256_loadu_si256((const __m256i*)(x + i)), x1 = _mm256_loadu_si256((const __m256i*)(x + i + 32));
+    if constexpr (BLOCK == 32) x0 = w4a8_split_x_avx2(x0), x1 = w4a8_split_x_avx2(x1);
     const __m256i b0 = _mm256_loadu_si256((const __m256i*)(xb + i / 4)), b1 = _mm256_loadu_si256((const __m256i*)(xb + i / 4 + 8));
     auto row = [&](const uint8_t* wr, const float* sr, __m256 acc) {
+      if constexpr (BLOCK == 32) {
+        acc = w4a8_step32_split_avx2(wr, t, x0, b0, w4a8_lane_scales_avx2<BLOCK>(sr, xs, i), acc);
+        return w4a8_step32_split_avx2(wr + 16, t, x1, b1, w4a8_lane_scales_avx2<BLOCK>(sr, xs, i + 32), acc);
+      }
       acc = w4a8_step32_avx2(wr, t, x0, b0, w4a8_lane_scales_avx2<BLOCK>(sr, xs, i), acc);
       return w4a8_step32_avx2(wr + 16, t, x1, b1, w4a8_lane_scales_avx2<BLOCK>(sr, xs, i + 32), acc);
     };
