@@ -4,11 +4,11 @@
 // and every product is one vpmaddwd (two int16 pairs into int32, exact for any int8 values) plus
 // one vpaddd: the same number of multiplies per byte product and half the other instructions.
 //
-// Per block of kColsAvx2 columns: the tokens' codes are widened into a per-thread buffer, then each
-// 16-row panel's block (VNNI layout: groups of 4 columns x 16 rows, sign-flipped) is rearranged into
-// pairs of columns x 8 rows (one register per pair and 8 rows: 16 KiB for a panel, in L1) and meets
-// every token, four at a time (8 accumulators, 2 weight registers, 1 broadcast). Sums between blocks
-// wait in int32 (64 per token), as the VNNI tier's.
+// Per block of kColsAvx2 columns: each 16-row panel's block (VNNI layout: groups of 4 columns x 16
+// rows, sign-flipped) is rearranged into pairs of columns x 8 rows (one register per pair and 8
+// rows: 16 KiB a panel, 64 KiB for four, in L2); then the tokens, kTokensAvx2 at a time, are widened
+// into a per-thread buffer (in L1) and meet every panel (12 accumulators, 2 weight registers, a
+// broadcast). Sums between blocks wait in int32 (64 per token), as the VNNI tier's.
 #pragma once
 #include <immintrin.h>
 

@@ -32,10 +32,17 @@ inline __m256 w4a8_step32_avx2(const uint8_t* w16, __m256i lut, __m256i xv, __m2
   const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), _mm256_set1_epi16(1));
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p, xb)), sc, acc);
 }
-// The lanes' scales for 32 elements from element i: one block of 32, or two of 16 (lanes 0-3, 4-7).
-inline __m256 w4a8_scales32_avx2(const float* ws, const float* xs, int64_t i, int64_t block) {
-  if (block == 32) return _mm256_set1_ps(ws[i / 32] * xs[i / 32]);
-  return _mm256_set_m128(_mm_set1_ps(ws[i / 16 + 1] * xs[i / 16 + 1]), _mm_set1_ps(ws[i / 16] * xs[i / 16]));
+// The lanes' scales (ws·xs) for the 32 elements from element i, in a template over the block so that
+// the loop has no branch on it: one block of 32 (every lane), or two of 16 (lanes 0-3, 4-7) by one
+// multiply of the pairs and one permute. The product is the same float either way (one rounding).
+template <int BLOCK>
+inline __m256 w4a8_lane_scales_avx2(const float* ws, const float* xs, int64_t i) {
+  if constexpr (BLOCK == 32) {  // two broadcasts from memory (loads only) and one multiply
+    return _mm256_mul_ps(_mm256_broadcast_ss(ws + i / 32), _mm256_broadcast_ss(xs + i / 32));
+  } else {
+    const __m128 p = _mm_mul_ps(_mm_castpd_ps(_mm_load_sd((const double*)(ws + i / 16))), _mm_castpd_ps(_mm_load_sd((const double*)(xs + i / 16))));
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(p), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+  }
 }
 
 inline float dot_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws, const int8_t* x, const float* xs, const int32_t* xb,
@@ -44,7 +51,7 @@ inline float dot_w4a8_avx2(const uint8_t* w, const uint8_t* lut, const float* ws
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
   auto step = [&](int64_t i, __m256 acc) {
     return w4a8_step32_avx2(w + i / 2, t, _mm256_loadu_si256((const __m256i*)(x + i)), _mm256_loadu_si256((const __m256i*)(xb + i / 4)),
-                            w4a8_scales32_avx2(ws, xs, i, block), acc);
+                            block == 32 ? w4a8_lane_scales_avx2<32>(ws, xs, i) : w4a8_lane_scales_avx2<16>(ws, xs, i), acc);
   };
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) a0 = step(i, a0), a1 = step(i + 32, a1);
@@ -68,19 +75,6 @@ inline __m256 w4a8_step32_split_avx2(const uint8_t* w16, __m256i lut, __m256i xs
   const __m256i c = _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
   const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_shuffle_epi8(lut, c), xsplit), _mm256_set1_epi16(1));
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p, xb)), sc, acc);
-}
-
-// The lanes' scales (ws·xs) for the 32 elements from element i, in a template over the block so that
-// the loop has no branch on it: one block of 32 (every lane), or two of 16 (lanes 0-3, 4-7) by one
-// multiply of the pairs and one permute. The product is the same float either way (one rounding).
-template <int BLOCK>
-inline __m256 w4a8_lane_scales_avx2(const float* ws, const float* xs, int64_t i) {
-  if constexpr (BLOCK == 32) {  // two broadcasts from memory (loads only) and one multiply
-    return _mm256_mul_ps(_mm256_broadcast_ss(ws + i / 32), _mm256_broadcast_ss(xs + i / 32));
-  } else {
-    const __m128 p = _mm_mul_ps(_mm_castpd_ps(_mm_load_sd((const double*)(ws + i / 16))), _mm_castpd_ps(_mm_load_sd((const double*)(xs + i / 16))));
-    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(p), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
-  }
 }
 
 // Four rows in the four-row layout (kernels/cpu/quads.h), 64 elements (each row's 32 bytes) per
