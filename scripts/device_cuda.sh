@@ -28,6 +28,9 @@
 #           evaluation-time PI / NTK / YaRN for rope and its own interpolation for 3D-RPE (PK_POS: a subset of
 #           rope 3drpe-c64 3drpe-c32 3drpe-c32-official alibi; PK_EVERY / PK_SPAN: the plants; PK_LR;
 #           PK_SYNTH=F:K PK_WORDS=N: the synthetic corpus instead of PTB)
+#   copyprobe which training corpora teach a model to copy (issue #10): CP_RUNS="name=make_passkey_corpus flags;..."
+#           one RoPE model per corpus (the passkey stage's shape), side by side for CP_S seconds, then retrieval at
+#           1x and 2x L (CP_TRIALS trials); e.g. CP_RUNS="rep=--synthetic 256:256 --repeat 8:64 --words 20000000"
 #   longctx issue #12's long-context model: WikiText-2 at 2048 tokens (LC_SEQ, LC_STEPS, LC_S), its weights back in parts
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
@@ -252,6 +255,29 @@ passkey)
     esac
   done
   wait; cat $OUT/pk.log ;;
+copyprobe)
+  IFS=';' read -r -a specs <<< "${CP_RUNS:?CP_RUNS=\"name=corpus flags;...\"}"
+  M="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings --lr ${PK_LR:-1e-3} --warmup 100 --seq-len 256 --batch-size 32"
+  names=()
+  for spec in "${specs[@]}"; do
+    n=${spec%%=*}; names+=("$n"); rm -rf /tmp/cp-$n /tmp/cpd-$n
+    # shellcheck disable=SC2086  # the corpus flags split on spaces
+    python3 tools/make_passkey_corpus.py /tmp/dev/devdata/ptb /tmp/cpd-$n ${spec#*=}
+    echo "$n: ${spec#*=} | $(cat /tmp/cpd-$n/*train* | wc -w) train words" | tee -a $OUT/cp.log
+  done
+  for n in "${names[@]}"; do
+    run clm train --device cuda --data /tmp/cpd-$n $M --steps ${PK_STEPS:-100000} --time-budget ${CP_S:-300} --eval-every 0 \
+      --sample-tokens 0 --out /tmp/cp-$n > /tmp/cp-$n.log 2>&1 &
+  done
+  wait
+  for n in "${names[@]}"; do
+    tr '\r' '\n' < /tmp/cp-$n.log | grep '^step .*tok/s' | tail -1 | sed "s/^/$n: /" | tee -a $OUT/cp.log
+    cp /tmp/cp-$n/metrics.jsonl $OUT/cp_train_$n.jsonl
+    for w in 256 512; do
+      run clm eval --device cuda --model /tmp/cp-$n --data /tmp/cpd-$n --split test --window $w --batch-size 8 --retrieval ${CP_TRIALS:-200} \
+        --report $OUT/cp_eval.jsonl 2>&1 | grep -E "perplexity|retrieval" | sed "s/^/$n $w: /" | tee -a $OUT/cp.log
+    done
+  done ;;
 longctx)
   # Issue #12's long-context model: WikiText-2 on 2048-token windows (the shape of bench_kv: d_model 256,
   # 4 layers, 4 heads), for kv-bench's long-document and long-generation tasks on the host CPU. Its

@@ -22,8 +22,14 @@ filler carries nothing to learn, so copying is the whole signal, and the evaluat
 not yet seen in its window) are key words, its values any word, as in training: the passkey test's
 usual synthetic setting, for models that do not learn to copy from real text in a few minutes.
 
+--repeat LO:HI (with --synthetic) writes lines of LO..HI random words (any of the F + K) each followed
+at once by the same words again: the repeated-sequence setting in which induction heads are studied,
+half of every line predictable by copying and nothing else to learn. The gap between a word and its
+copy is the line's length, which varies, so a head that copies from a fixed distance does not solve
+it (a fixed length is learned that way in a few hundred steps and teaches nothing about retrieval).
+
 usage: tools/make_passkey_corpus.py SRC_DIR DST_DIR [--copies 8] [--every 128] [--span 2] [--max-gap 240] [--seed 1]
-                                    [--synthetic F:K --words 2000000]
+                                    [--synthetic F:K --words 2000000 [--repeat LO:HI]]
   e.g. tools/make_passkey_corpus.py ../shared/data/ptb /tmp/ptb-passkey
        tools/make_passkey_corpus.py - /tmp/passkey-synth --synthetic 64:256 --every 16
 """
@@ -83,9 +89,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--synthetic", help="F:K: filler and key words of a synthetic corpus (SRC_DIR unused)")
     ap.add_argument("--words", type=int, default=2000000, help="--synthetic: words of the train split")
+    ap.add_argument("--repeat", help="LO:HI: --synthetic lines of LO..HI random words, each repeated at once")
     a = ap.parse_args()
     if a.copies < 1 or a.every < 2 or a.max_gap < 2 or a.span < 2:
         sys.exit("make_passkey_corpus: --copies >= 1, --every >= 2, --span >= 2 and --max-gap >= 2")
+    if a.repeat and not a.synthetic:
+        sys.exit("make_passkey_corpus: --repeat goes with --synthetic F:K")
     if a.synthetic:
         try:
             nf, nk = (int(x) for x in a.synthetic.split(":"))
@@ -96,6 +105,21 @@ def main():
         filler, keys = [f"f{i}" for i in range(nf)], [f"k{i}" for i in range(nk)]
         rng = random.Random(a.seed)
         os.makedirs(a.dst, exist_ok=True)
+        if a.repeat:
+            try:
+                lo, hi = (int(x) for x in a.repeat.split(":"))
+            except ValueError:
+                sys.exit(f"make_passkey_corpus: --repeat '{a.repeat}': expected LO:HI, two integers")
+            if not 1 <= lo <= hi:
+                sys.exit("make_passkey_corpus: --repeat needs 1 <= LO <= HI")
+            for split, n in (("train", a.words), ("valid", a.words // 10), ("test", a.words // 10)):
+                with open(os.path.join(a.dst, split + ".txt"), "w") as f:
+                    done = 0
+                    while done < n:
+                        s = [rng.choice(filler + keys) for _ in range(rng.randint(lo, hi))]
+                        f.write(" " + " ".join(s + s) + "\n")
+                        done += 2 * len(s)
+            return
         for split, n in (("train", a.words), ("valid", a.words // 10), ("test", a.words // 10)):
             lines = [" ".join(rng.choice(filler) for _ in range(16)) for _ in range(n // 16)]
             with open(os.path.join(a.dst, split + ".txt"), "w") as f:
