@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The quantization table for one model: calibrate once, then perplexity on a corpus split for each
 # method and format, one JSON line per run in OUT/report.jsonl (clm plot --quant makes the figure).
-# Usage: [FULL=1] [SKIP=n] scripts/quant_report.sh MODEL DATA_DIR OUT_DIR [WINDOW] [CALIB_WINDOWS]
+# Usage: [FULL=1] [SKIP=n] [FLAGS=...] scripts/quant_report.sh MODEL DATA_DIR OUT_DIR [WINDOW] [CALIB_WINDOWS]
 #   e.g. scripts/quant_report.sh runs/wt2 ../shared/data/wikitext-2 runs/wt2-quant 128 128
+#   FLAGS: more flags for calibrate and every eval, e.g. FLAGS="--tokenizer tok512.bin" for a llama2.c model
 set -euo pipefail
 model=$1; data=$2; out=$3; win=${4:-128}; cw=${5:-128}
 clm=${CLM:-./build/clm}
 mkdir -p "$out"
-[ -f "$out/calib.json" ] || $clm calibrate --model "$model" --data "$data" --split train --windows "$cw" --window "$win" --out "$out/calib.json"
+[ -f "$out/calib.json" ] || $clm calibrate --model "$model" --data "$data" --split train --windows "$cw" --window "$win" ${FLAGS:-} --out "$out/calib.json"
 n_ev=0
 ev() {
   n_ev=$((n_ev + 1))
@@ -16,7 +17,7 @@ ev() {
   local calib=()
   [ "$1" = --quant ] && calib=(--calib "$out/calib.json")
   /usr/bin/time -f "   %e s" $clm eval --model "$model" --data "$data" --split test --window "$win" \
-    "${calib[@]}" --report "$out/report.jsonl" "$@" 2>&1 | grep -v '^$'
+    "${calib[@]}" ${FLAGS:-} --report "$out/report.jsonl" "$@" 2>&1 | grep -v '^$'
 }
 # the table's rows, most telling first (FULL=1 adds the secondary ones)
 ev --infer

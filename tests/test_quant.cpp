@@ -422,6 +422,20 @@ TEST(QuantMethods, ArcQuantResidualChannelsReduceTheError) {
     EXPECT_EQ(l->k_eff - l->in, std::min<int64_t>(s.in, int64_t(std::ceil(double(s.in) * ratio / 64)) * 64)) << l->name;
   }
   EXPECT_GT(rrule.avg_a_bits, 4.5);
+  // ke_step: the same rule rounded to blocks of 16 instead of the paper's 64
+  auto [e16, r16] = err("arcquant", {{"ke_step", 16}});
+  bool finer = false;
+  for (size_t i = 0; i < r16.layers.size(); ++i) {
+    const auto& l = r16.layers[i];
+    const quant::InputStats& s = c.at(l->name);
+    const double ratio = double(s.above_abs) / (double(s.tokens) * double(s.in));
+    EXPECT_EQ(l->k_eff - l->in, std::min<int64_t>(s.in, int64_t(std::ceil(double(s.in) * ratio / 16)) * 16)) << l->name;
+    EXPECT_LE(l->k_eff, rrule.layers[i]->k_eff) << l->name;
+    finer |= l->k_eff < rrule.layers[i]->k_eff;
+  }
+  EXPECT_TRUE(finer);  // this model's ratios are not all multiples of 1/4 of K
+  EXPECT_LT(r16.avg_a_bits, rrule.avg_a_bits);
+  EXPECT_THROW(quant::quantize_model(*m, "arcquant", {{"ke_step", 8}}, &c), std::invalid_argument);
   // the weight format's dequantize shows the duplicated salient columns
   m->linears([&](const std::string& n, nn::Linear& l) {
     if (n != "model.layers.0.mlp.down_proj") return;

@@ -378,6 +378,8 @@ const bool reg_arc = MethodRegistry::get().add(
        [](const json& v) { return one_of(v, {"abs", "signed"}); }},
       {"ke", int64_t(-1), "residual channels: -1 = the ratio rule, else a fixed count (a multiple of 16)",
        [](const json& v) { return v.get<int64_t>() >= -1 && (v.get<int64_t>() < 0 || v.get<int64_t>() % 16 == 0) ? "" : "must be -1 or a multiple of 16 >= 0"; }},
+      {"ke_step", int64_t(64), "the ratio rule rounds KE up to a multiple of this: 64 (the paper's, its GEMM tiles) | 16, 32, ... (NVFP4 blocks: small models)",
+       [](const json& v) { return v.get<int64_t>() >= 16 && v.get<int64_t>() <= 4096 && v.get<int64_t>() % 16 == 0 ? "" : "must be a multiple of 16 in [16, 4096]"; }},
       {"w_scale", "absmax", "weight tensor scale from absmax (correct) | signed_max (the official code)",
        [](const json& v) { return one_of(v, {"absmax", "signed_max"}); }},
       {"residual", "f32", "residual kept in f32 | bf16 (the official code) before it is quantized",
@@ -395,7 +397,8 @@ const bool reg_arc = MethodRegistry::get().add(
        if (KE < 0) {
          const double above = double(o.str("thr") == "abs" ? st->above_abs : st->above_signed);
          const double ratio = above / (double(st->tokens) * double(K));
-         KE = std::min<int64_t>(K, int64_t(std::ceil(double(K) * ratio / 64.0)) * 64);
+         const int64_t step = o.integer("ke_step");
+         KE = std::min<int64_t>(K, int64_t(std::ceil(double(K) * ratio / double(step))) * step);
        }
        KE = std::min(KE, K);
        const int64_t Ka = K + KE;
