@@ -31,6 +31,7 @@
 #   copyprobe which training corpora teach a model to copy (issue #10): CP_RUNS="name=make_passkey_corpus flags;..."
 #           one RoPE model per corpus (the passkey stage's shape), side by side for CP_S seconds, then retrieval at
 #           1x and 2x L (CP_TRIALS trials); e.g. CP_RUNS="rep=--synthetic 256:256 --repeat 8:64 --words 20000000"
+#           (flags starting with "recall": tools/make_recall_corpus.py's, e.g. "kv=recall --keys 128 --values 32")
 #   longctx issue #12's long-context model: WikiText-2 at 2048 tokens (LC_SEQ, LC_STEPS, LC_S), its weights back in parts
 #   dp      (the two-GPU machine) --gpus 2 against one GPU: the same losses at twice the batch, and the speed-up
 set -uo pipefail
@@ -262,7 +263,10 @@ copyprobe)
   for spec in "${specs[@]}"; do
     n=${spec%%=*}; names+=("$n"); rm -rf /tmp/cp-$n /tmp/cpd-$n
     # shellcheck disable=SC2086  # the corpus flags split on spaces
-    python3 tools/make_passkey_corpus.py /tmp/dev/devdata/ptb /tmp/cpd-$n ${spec#*=}
+    case ${spec#*=} in
+      recall*) f=${spec#*=}; python3 tools/make_recall_corpus.py /tmp/cpd-$n ${f#recall} ;;  # "recall --keys 128 ..."
+      *) python3 tools/make_passkey_corpus.py /tmp/dev/devdata/ptb /tmp/cpd-$n ${spec#*=} ;;
+    esac
     echo "$n: ${spec#*=} | $(cat /tmp/cpd-$n/*train* | wc -w) train words" | tee -a $OUT/cp.log
   done
   for n in "${names[@]}"; do
