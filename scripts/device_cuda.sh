@@ -27,7 +27,7 @@
 #           (capped at PK_S seconds), then test perplexity and the planted-pair retrieval at 1x-8x L, with
 #           evaluation-time PI / NTK / YaRN for rope and its own interpolation for 3D-RPE (PK_POS: a subset of
 #           rope 3drpe-c64 3drpe-c32 3drpe-c32-official alibi; PK_EVERY / PK_SPAN: the plants; PK_LR;
-#           PK_SYNTH=F:K PK_WORDS=N: the synthetic corpus instead of PTB)
+#           PK_SYNTH=F:K PK_WORDS=N: the synthetic corpus instead of PTB; PK_REPEAT=LO:HI: its repeated lines)
 #   copyprobe which training corpora teach a model to copy (issue #10): CP_RUNS="name=make_passkey_corpus flags;..."
 #           one RoPE model per corpus (the passkey stage's shape), side by side for CP_S seconds, then retrieval at
 #           1x and 2x L (CP_TRIALS trials); e.g. CP_RUNS="rep=--synthetic 256:256 --repeat 8:64 --words 20000000"
@@ -226,7 +226,7 @@ passkey)
   P=/tmp/pk; rm -rf /tmp/pk /tmp/pk-*
   # PK_SYNTH=F:K: the tool's synthetic corpus (F filler words, K key words) instead of PTB with plants
   python3 tools/make_passkey_corpus.py /tmp/dev/devdata/ptb $P --copies ${PK_COPIES:-24} --every ${PK_EVERY:-128} --span ${PK_SPAN:-2} --max-gap 240 \
-    ${PK_SYNTH:+--synthetic $PK_SYNTH --words ${PK_WORDS:-20000000}}
+    ${PK_SYNTH:+--synthetic $PK_SYNTH --words ${PK_WORDS:-20000000}} ${PK_REPEAT:+--repeat $PK_REPEAT}
   wc -w $P/*train* | tee $OUT/pk.log
   M="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings --lr ${PK_LR:-1e-3} --warmup 100 --seq-len 256 --batch-size 32"
   declare -A pos=([rope]="--position rope" [3drpe-c64]="--position 3d-rpe --position-opt chunk=64"
