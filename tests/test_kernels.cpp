@@ -128,3 +128,29 @@ TEST(CrossEntropy, MatchesLogSoftmaxAndIgnoresNegativeTargets) {
   std::vector<int32_t> bad{3, 1000, 0, 0, 0};
   EXPECT_THROW(cross_entropy_forward<float>(lse.data(), logits.data(), bad.data(), N, V, &cnt), std::out_of_range);
 }
+
+// TensorCoder's causal backward keeps the running sum only before each chunk and recomputes the
+// chunk's S_t: every chunk length (1, uneven, the default, one chunk for the whole sequence) gives the
+// same floats, forward and backward, across GQA, both softmax directions and both scales.
+TEST(DimAttention, ChunkedRecomputationGivesTheSameFloats) {
+  Rng r(9);
+  const int64_t B = 2, T = 11, H = 2, Hkv = 1, hd = 5;
+  const auto q = randv(r, B * T * H * hd), k = randv(r, B * T * Hkv * hd), v = randv(r, B * T * Hkv * hd);
+  const auto W = randv(r, H * hd * hd), dout = randv(r, B * T * H * hd);
+  for (bool rows : {true, false})
+    for (bool by_count : {false, true}) {
+      auto run = [&](int64_t chunk) {
+        DimAttnShape s{B, T, H, Hkv, hd, true, rows, by_count, chunk};
+        std::vector<float> out(q.size()), S(size_t(B * H * dim_saved(s) * hd * hd));
+        std::vector<float> dq(q.size()), dk(k.size()), dv(v.size()), dW(W.size());
+        dim_attention_forward<float>(out.data(), S.data(), q.data(), k.data(), v.data(), W.data(), s);
+        dim_attention_backward<float>(dq.data(), dk.data(), dv.data(), dW.data(), dout.data(), S.data(), q.data(), k.data(),
+                                      v.data(), W.data(), s);
+        return std::vector<std::vector<float>>{out, dq, dk, dv, dW};
+      };
+      const auto whole = run(T);
+      EXPECT_EQ(dim_saved(DimAttnShape{B, T, H, Hkv, hd, true, rows, by_count, 3}), 4);
+      for (int64_t chunk : {1, 2, 3, 4, 0})
+        EXPECT_EQ(run(chunk), whole) << "chunk " << chunk << " rows " << rows << " by_count " << by_count;
+    }
+}

@@ -353,7 +353,7 @@ Var dim_attention(const Var& q, const Var& k_, const Var& v, const Var& w, int64
   k::DimAttnShape s{B, T_, H, Hkv, hd, causal, rows, by_count};
   Tensor Y = Tensor::empty({B * T_, H * hd}, q->value.dtype());
   const bool keep = grad_enabled() && (needs(q) || needs(k_) || needs(v) || needs(w));
-  Tensor S = keep ? Tensor::empty({B, H, causal ? T_ : 1, hd, hd}, q->value.dtype()) : Tensor();
+  Tensor S = keep ? Tensor::empty({B, H, k::dim_saved(s), hd, hd}, q->value.dtype()) : Tensor();
   dispatch_float(Y.dtype(), [&]<class T>() {
     k::dim_attention_forward<T>(Y.data<T>(), keep ? S.data<T>() : nullptr, mut<T>(q), mut<T>(k_), mut<T>(v), mut<T>(w), s);
   });

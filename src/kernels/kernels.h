@@ -2,6 +2,7 @@
 // with its shapes on top; backward functions ACCUMULATE (+=) into the gradients they produce.
 // T is float (fast path, SIMD via vec()) or double (reference; gradient checks).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 namespace clm::kernels {
@@ -90,13 +91,20 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* probs, cons
 //   S_t = f(c_t P_t)               f: softmax along each row (rows) or each column; c_t = 1/sqrt(hd),
 //                                  or 1/sqrt(number of summed tokens) (by_count)
 //   o_t = (W_h . S_t) v_t          W [H, hd, hd] learned, . elementwise
-// q [B,T,H,hd], k/v [B,T,Hkv,hd] contiguous, out [B,T,H,hd]. S [B,H,T or 1,hd,hd] is saved for
-// backward (T when causal, 1 otherwise); null when no backward follows. Never materialises N x d x d
-// beyond that, and costs O(T hd^2) per head.
+// q [B,T,H,hd], k/v [B,T,Hkv,hd] contiguous, out [B,T,H,hd]. S [B,H,dim_saved(s),hd,hd] is kept for
+// the backward (null when none follows): causal, the running sum P before every chunk of
+// dim_chunk(s) tokens, from which the backward recomputes the chunk's S_t bit for bit (one more
+// forward's work; T/chunk d x d matrices kept instead of T); bidirectional, the one S. Costs O(T hd^2)
+// per head and never holds more than a chunk of S_t.
 struct DimAttnShape {
   int64_t B, T, H, Hkv, hd;
   bool causal = true, rows = true, by_count = false;
+  int64_t chunk = 0;  // tokens per recomputed chunk; 0: 64, fewer for wide heads (a chunk's S_t within 1 MiB of f32)
 };
+inline int64_t dim_chunk(const DimAttnShape& s) {
+  return s.chunk > 0 ? s.chunk : std::max<int64_t>(1, std::min<int64_t>(64, (int64_t(1) << 18) / (s.hd * s.hd)));
+}
+inline int64_t dim_saved(const DimAttnShape& s) { return s.causal ? (s.T + dim_chunk(s) - 1) / dim_chunk(s) : 1; }
 template <class T>
 void dim_attention_forward(T* out, T* S, const T* q, const T* k, const T* v, const T* W, const DimAttnShape& s);
 template <class T>

@@ -85,7 +85,7 @@ template <class T> void outer_backward(T* dq, T* dk, const T* G, const T* q, con
 template <class T>
 void dim_attention_forward(T* out, T* S, const T* q, const T* k, const T* v, const T* W, const DimAttnShape& s) {
   const int64_t d = s.hd, dd = d * d, group = s.H / s.Hkv, qrow = s.H * d, kvrow = s.Hkv * d;
-  const int64_t steps = s.causal ? s.T : 1;
+  const int64_t chunk = dim_chunk(s), saved = dim_saved(s);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t h = 0; h < s.H; ++h) {
@@ -97,27 +97,32 @@ void dim_attention_forward(T* out, T* S, const T* q, const T* k, const T* v, con
       std::fill(P, P + dd, T(0));
       if (!s.causal)
         for (int64_t t = 0; t < s.T; ++t) outer_add(P, qb + t * qrow, kb + t * kvrow, d);
+      T* saved_bh = S ? S + (b * s.H + h) * saved * dd : nullptr;
       for (int64_t t = 0; t < s.T; ++t) {
-        if (s.causal) outer_add(P, qb + t * qrow, kb + t * kvrow, d);
-        T* St = S ? S + ((b * s.H + h) * steps + (s.causal ? t : 0)) * dd : Z;
-        if (s.causal || t == 0) {
-          std::copy(P, P + dd, St);
-          normalise(St, scale_of<T>(s.causal ? t + 1 : s.T, d, s.by_count), d, s.rows, tmp);
-          if (!s.causal && St != Z) std::copy(St, St + dd, Z);
+        if (s.causal) {
+          if (saved_bh && t % chunk == 0) std::copy(P, P + dd, saved_bh + (t / chunk) * dd);  // the sum before the chunk
+          outer_add(P, qb + t * qrow, kb + t * kvrow, d);
         }
-        apply(out + (b * s.T + t) * qrow + h * d, Wh, s.causal ? St : Z, vb + t * kvrow, d, tmp);
+        if (s.causal || t == 0) {
+          std::copy(P, P + dd, Z);
+          normalise(Z, scale_of<T>(s.causal ? t + 1 : s.T, d, s.by_count), d, s.rows, tmp);
+          if (!s.causal && saved_bh) std::copy(Z, Z + dd, saved_bh);
+        }
+        apply(out + (b * s.T + t) * qrow + h * d, Wh, Z, vb + t * kvrow, d, tmp);
       }
     }
 }
 
 // Backward, from the last token down: G accumulates dP_t over t >= n (the tokens whose P_t
-// includes token n), so dq_n = G k_n and dk_n = G^T q_n. Parallel over KV heads: the query heads
-// of a group write the same dk/dv, and each head's dW gathers every batch row, serially.
+// includes token n), so dq_n = G k_n and dk_n = G^T q_n. Causal: chunk by chunk from the last, each
+// chunk's S_t first recomputed from its saved sum by the forward's own steps (the same floats).
+// Parallel over KV heads: the query heads of a group write the same dk/dv, and each head's dW
+// gathers every batch row, serially.
 template <class T>
 void dim_attention_backward(T* dq, T* dk, T* dv, T* dW, const T* dout, const T* S, const T* q, const T* k, const T* v,
                             const T* W, const DimAttnShape& s) {
   const int64_t d = s.hd, dd = d * d, group = s.H / s.Hkv, qrow = s.H * d, kvrow = s.Hkv * d;
-  const int64_t steps = s.causal ? s.T : 1;
+  const int64_t chunk = s.causal ? dim_chunk(s) : 1, saved = dim_saved(s);
 #pragma omp parallel for schedule(static)
   for (int64_t kh = 0; kh < s.Hkv; ++kh)
     for (int64_t h = kh * group; h < (kh + 1) * group; ++h)
@@ -126,11 +131,22 @@ void dim_attention_backward(T* dq, T* dk, T* dv, T* dW, const T* dout, const T* 
         T *dqb = dq + b * s.T * qrow + h * d, *dkb = dk + b * s.T * kvrow + kh * d, *dvb = dv + b * s.T * kvrow + kh * d;
         const T* Wh = W + h * dd;
         T* dWh = dW + h * dd;
-        T* G = scratch<T>(2 * dd);
-        T* dS = G + dd;
+        T* G = scratch<T>((3 + chunk) * dd + d);
+        T *dS = G + dd, *P = dS + dd, *Sc = P + dd, *tmp = Sc + chunk * dd;
+        const T* saved_bh = S + (b * s.H + h) * saved * dd;
         std::fill(G, G + dd, T(0));
         for (int64_t t = s.T - 1; t >= 0; --t) {
-          const T* St = S + ((b * s.H + h) * steps + (s.causal ? t : 0)) * dd;
+          if (s.causal && (t == s.T - 1 || t % chunk == chunk - 1)) {  // entering a chunk from its end: its S_t again
+            const int64_t t0 = t - t % chunk;
+            std::copy(saved_bh + (t0 / chunk) * dd, saved_bh + (t0 / chunk + 1) * dd, P);
+            for (int64_t u = t0; u <= t; ++u) {
+              outer_add(P, qb + u * qrow, kb + u * kvrow, d);
+              T* Su = Sc + (u - t0) * dd;
+              std::copy(P, P + dd, Su);
+              normalise(Su, scale_of<T>(u + 1, d, s.by_count), d, s.rows, tmp);
+            }
+          }
+          const T* St = s.causal ? Sc + (t % chunk) * dd : saved_bh;
           const T *g = dout + (b * s.T + t) * qrow + h * d, *vt = vb + t * kvrow;
           T* dvt = dvb + t * kvrow;
           for (int64_t i = 0; i < d; ++i) {  // dA = g v^T: dv += A^T g, dW += dA . S, dS = dA . W
