@@ -223,6 +223,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Variant{"rope"}, Variant{"learned", "causal", "learned"}, Variant{"none", "causal", "none"},
                       Variant{"alibi", "causal", "alibi"}, Variant{"yarn", "causal", "rope", nullptr, {{"scaling", "yarn"}, {"scale", 4.0}}},
                       Variant{"ntk", "causal", "rope", nullptr, {{"scaling", "ntk"}, {"scale", 2.0}}},
+                      Variant{"pi", "causal", "rope", nullptr, {{"scaling", "pi"}, {"scale", 3.0}}},
                       Variant{"rpe3d", "causal", "3d-rpe", nullptr, {{"chunk", 5}, {"phi", 0.3}}},
                       Variant{"rpe3d_official", "causal", "3d-rpe", nullptr, {{"chunk", 3}, {"phase", "official"}, {"scale", 2.0}}},
                       Variant{"tensorcoder", "tensorcoder"},
