@@ -29,7 +29,7 @@
 #           rope 3drpe-c64 3drpe-c32 3drpe-c32-official alibi; PK_EVERY / PK_SPAN: the plants; PK_LR;
 #           PK_SYNTH=F:K PK_WORDS=N: the synthetic corpus instead of PTB; PK_REPEAT=LO:HI: its repeated lines)
 #   copyprobe which training corpora teach a model to copy (issue #10): CP_RUNS="name=make_passkey_corpus flags;..."
-#           one RoPE model per corpus (the passkey stage's shape), side by side for CP_S seconds, then retrieval at
+#           one RoPE model per corpus (the passkey stage's shape, PK_LR), side by side for CP_S seconds, then retrieval at
 #           1x and 2x L (CP_TRIALS trials); e.g. CP_RUNS="rep=--synthetic 256:256 --repeat 8:64 --words 20000000"
 #           (flags starting with "recall": tools/make_recall_corpus.py's, e.g. "kv=recall --keys 128 --values 32")
 #   longctx issue #12's long-context model: WikiText-2 at 2048 tokens (LC_SEQ, LC_STEPS, LC_S), its weights back in parts
@@ -261,7 +261,9 @@ copyprobe)
   M="--d-model 256 --n-layers 4 --n-heads 4 --n-kv-heads 4 --d-ff 688 --tie-embeddings --lr ${PK_LR:-1e-3} --warmup 100 --seq-len 256 --batch-size 32"
   names=()
   for spec in "${specs[@]}"; do
-    n=${spec%%=*}; names+=("$n"); rm -rf /tmp/cp-$n /tmp/cpd-$n
+    n=${spec%%=*}; n=${n// /}
+    [[ $n =~ ^[A-Za-z0-9_-]+$ ]] || { echo "copyprobe: run name '$n': letters, digits, _ and - only" >&2; exit 1; }
+    names+=("$n"); rm -rf "/tmp/cp-$n" "/tmp/cpd-$n"
     # shellcheck disable=SC2086  # the corpus flags split on spaces
     case ${spec#*=} in
       recall*) f=${spec#*=}; python3 tools/make_recall_corpus.py /tmp/cpd-$n ${f#recall} ;;  # "recall --keys 128 ..."

@@ -13,8 +13,12 @@ model=$1; data=$2; out=$3; win=${4:-128}; cw=${5:-128}
 clm=${CLM:-./build/clm}
 mkdir -p "$out"
 [ -f "$out/calib.json" ] || $clm calibrate --model "$model" --data "$data" --split train --windows "$cw" --window "$win" ${FLAGS:-} --out "$out/calib.json"
-split_file=$(ls "$data"/*test* | head -1)
-prompt=$(tr -s ' \n' '  ' < "$split_file" | cut -d' ' -f2-41)  # the split's first 40 words
+prompt=
+if [ "${SPEED:-1}" != 0 ]; then
+  split_file=$(ls "$data"/*test* | head -1)
+  prompt=$(tr -s ' \n' '  ' < "$split_file" | sed 's/^ //' | cut -d' ' -f1-40)  # the split's first 40 words
+  [ "${SKIP:-0}" = 0 ] && : > "$out/table.jsonl"  # a fresh sweep: no rows of an earlier one
+fi
 n_ev=0
 ev() {
   n_ev=$((n_ev + 1))
@@ -25,14 +29,18 @@ ev() {
   /usr/bin/time -f "   %e s" $clm eval --model "$model" --data "$data" --split test --window "$win" \
     "${calib[@]}" ${FLAGS:-} --report "$out/report.jsonl" "$@" 2>&1 | grep -v '^$'
   [ "${SPEED:-1}" = 0 ] && return 0
-  local bytes=0
-  if [ "$1" = --quant ]; then  # the folder a user would ship: packed codes and the rest (0: fake-quant only, no stored form)
+  local bytes=0 err
+  if [ "$1" = --quant ]; then  # the folder a user would ship: packed codes and the rest (0: no stored form)
     rm -rf "$out/q-model"
-    if $clm quantize --model "$model" "${calib[@]}" ${FLAGS:-} "$@" --out "$out/q-model" > /dev/null 2>&1; then
+    if err=$($clm quantize --model "$model" "${calib[@]}" ${FLAGS:-} "$@" --out "$out/q-model" 2>&1 > /dev/null); then
       bytes=$(cat "$out/q-model"/*.safetensors | wc -c)
+    elif [[ $err != *"has no stored form"* ]]; then
+      echo "   quantize failed: ${err##*$'\n'}"
     fi
-  elif [ -d "$model" ]; then
-    bytes=$(cat "$(ls -d "$model"/step-* 2>/dev/null | tail -1 || echo "$model")"/model.safetensors 2>/dev/null | wc -c)
+  elif [ -d "$model" ]; then  # a run folder (its latest step) or a Hugging Face folder
+    local d=$model
+    [ -f "$model/latest" ] && d="$model/$(cat "$model/latest")"
+    bytes=$(cat "$d"/*.safetensors 2>/dev/null | wc -c || true)
   else
     bytes=$(wc -c < "$model")
   fi
@@ -40,14 +48,14 @@ ev() {
   local q=()
   [ "$1" = --quant ] && q=("$@")  # --infer is eval's; generate always runs the inference path
   gen=$($clm generate --model "$model" "${calib[@]}" ${FLAGS:-} "${q[@]}" --prompt "$prompt" --max-new-tokens "${GEN_TOKENS:-64}" --temperature 0 2>&1 > /dev/null |
-        grep -o '\[prefill.*\]' | tail -1)
+        grep -o '\[prefill.*\]' | tail -1 || true)
   echo "   $bytes bytes; $gen"
   tail -1 "$out/report.jsonl" | BYTES=$bytes GEN=$gen python3 -c '
 import json, os, re, sys
 r = json.loads(sys.stdin.read()); r.pop("layers", None)
 g = re.search(r"prefill (\d+) tokens: ([\d.]+) tok/s \| decode (\d+) tokens: ([\d.]+) tok/s \| ([^,\]]+)", os.environ["GEN"])
-r.update(bytes=int(os.environ["BYTES"]) or None, prefill_tokens=int(g[1]), prefill_tok_s=float(g[2]), decode_tokens=int(g[3]),
-         decode_tok_s=float(g[4]), decode_path=g[5])
+r.update(bytes=int(os.environ["BYTES"] or 0) or None, prefill_tokens=int(g[1]) if g else None, prefill_tok_s=float(g[2]) if g else None,
+         decode_tokens=int(g[3]) if g else None, decode_tok_s=float(g[4]) if g else None, decode_path=g[5] if g else None)
 print(json.dumps(r))' >> "$out/table.jsonl"
 }
 # the table's rows, most telling first (FULL=1 adds the secondary ones)
@@ -81,7 +89,9 @@ for r in rows:
     opts = " ".join(f"{k}={v}" for k, v in o.items() if k not in ("head", "kernel"))
     rel = f"{100 * (r['ppl'] / base - 1):+.2f}%" if base else ""
     size = f"{r['bytes'] / 1e6:.3f}" if r["bytes"] else "— (fake only)"
+    pre = f"{r['prefill_tok_s']:.0f}" if r["prefill_tok_s"] else "—"
+    dec = f"{r['decode_tok_s']:.1f}" if r["decode_tok_s"] else "—"
     print(f"| {r['method']} | {opts} | {r.get('w_bits', 32):.2f} / {r['a_bits']:.2f} | {r['ppl']:.3f} | {rel} | "
-          f"{100 * r['kernel']:.2f}% | {size} | {r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.1f} |")
+          f"{100 * r['kernel']:.2f}% | {size} | {pre} | {dec} |")
 PY
 cat "$out/table.md"

@@ -192,7 +192,7 @@ TEST(Cli, MethodVariantsAndTheirErrors) {
   expect_error(run_clm(base + " --position rope --position-opt scaling=yarn scale=1e9"), "option 'scale' = 1000000000.0: must be in [1, 1e6]");
   expect_error(run_clm(base + " --attention multilinear --attention-opt mode=split_concat --max-seq-len 16 --steps 1"),
                "mode=split_concat runs at its fixed length 16 only, not 8");
-  // the split-concat reproduction trains at its fixed length, scores with a warning, and refuses to generate
+  // the split-concat reproduction trains at its fixed length and refuses to generate
   ASSERT_EQ(run_clm(base + " --attention multilinear --attention-opt mode=split_concat --max-seq-len 8 --steps 2 --out " + d.path +
                     "/split").rc, 0);
   expect_error(run_clm("generate --model " + d.path + "/split --prompt the --max-new-tokens 2"),

@@ -89,7 +89,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--synthetic", help="F:K: filler and key words of a synthetic corpus (SRC_DIR unused)")
     ap.add_argument("--words", type=int, default=2000000, help="--synthetic: words of the train split")
-    ap.add_argument("--repeat", help="LO:HI: --synthetic lines of LO..HI random words, each repeated at once")
+    ap.add_argument("--repeat", help="LO:HI: --synthetic lines of LO..HI random words, each repeated at once "
+                    "(--every, --span and --max-gap then unused)")
     a = ap.parse_args()
     if a.copies < 1 or a.every < 2 or a.max_gap < 2 or a.span < 2:
         sys.exit("make_passkey_corpus: --copies >= 1, --every >= 2, --span >= 2 and --max-gap >= 2")
@@ -112,11 +113,12 @@ def main():
                 sys.exit(f"make_passkey_corpus: --repeat '{a.repeat}': expected LO:HI, two integers")
             if not 1 <= lo <= hi:
                 sys.exit("make_passkey_corpus: --repeat needs 1 <= LO <= HI")
+            pool = filler + keys
             for split, n in (("train", a.words), ("valid", a.words // 10), ("test", a.words // 10)):
                 with open(os.path.join(a.dst, split + ".txt"), "w") as f:
                     done = 0
                     while done < n:
-                        s = [rng.choice(filler + keys) for _ in range(rng.randint(lo, hi))]
+                        s = [rng.choice(pool) for _ in range(rng.randint(lo, hi))]
                         f.write(" " + " ".join(s + s) + "\n")
                         done += 2 * len(s)
             return

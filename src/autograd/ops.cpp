@@ -348,6 +348,7 @@ Var dim_attention(const Var& q, const Var& k_, const Var& v, const Var& w, int64
   expect(q->value.numel() == B * T_ * H * hd, "dim_attention", "q size does not match B*T*H*hd");
   expect(k_->value.numel() == B * T_ * Hkv * hd && v->value.numel() == B * T_ * Hkv * hd, "dim_attention",
          "k/v size does not match B*T*Hkv*hd");
+  expect(hd > 0 && T_ > 0, "dim_attention", "head dim and length must be > 0");
   expect(w->value.numel() == H * hd * hd, "dim_attention", "w must be [H, hd, hd]");
   check_same_dtype("dim_attention", q, w);
   k::DimAttnShape s{B, T_, H, Hkv, hd, causal, rows, by_count};
