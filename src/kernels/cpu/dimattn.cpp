@@ -70,6 +70,14 @@ template <class T> void outer_add(T* P, const T* a, const T* b, int64_t d) {
     for (int64_t j = 0; j < d; ++j) p[j] += ai * b[j];
   }
 }
+// One causal token: P += q k^T, then S = f(c P) with c from the `count` tokens summed. The forward,
+// the backward's recomputation and the decode step all take it, so the three agree to the bit.
+template <class T>
+void accumulate_and_normalise(T* P, T* S, const T* q, const T* k, int64_t count, int64_t d, bool rows, bool by_count, T* tmp) {
+  outer_add(P, q, k, d);
+  std::copy(P, P + d * d, S);
+  normalise(S, scale_of<T>(count, d, by_count), d, rows, tmp);
+}
 // dq += G k, dk += G^T q
 template <class T> void outer_backward(T* dq, T* dk, const T* G, const T* q, const T* k, int64_t d) {
   for (int64_t i = 0; i < d; ++i) {
@@ -101,12 +109,11 @@ void dim_attention_forward(T* out, T* S, const T* q, const T* k, const T* v, con
       for (int64_t t = 0; t < s.T; ++t) {
         if (s.causal) {
           if (saved_bh && t % chunk == 0) std::copy(P, P + dd, saved_bh + (t / chunk) * dd);  // the sum before the chunk
-          outer_add(P, qb + t * qrow, kb + t * kvrow, d);
-        }
-        if (s.causal || t == 0) {
+          accumulate_and_normalise(P, Z, qb + t * qrow, kb + t * kvrow, t + 1, d, s.rows, s.by_count, tmp);
+        } else if (t == 0) {
           std::copy(P, P + dd, Z);
-          normalise(Z, scale_of<T>(s.causal ? t + 1 : s.T, d, s.by_count), d, s.rows, tmp);
-          if (!s.causal && saved_bh) std::copy(Z, Z + dd, saved_bh);
+          normalise(Z, scale_of<T>(s.T, d, s.by_count), d, s.rows, tmp);
+          if (saved_bh) std::copy(Z, Z + dd, saved_bh);
         }
         apply(out + (b * s.T + t) * qrow + h * d, Wh, Z, vb + t * kvrow, d, tmp);
       }
@@ -139,12 +146,8 @@ void dim_attention_backward(T* dq, T* dk, T* dv, T* dW, const T* dout, const T* 
           if (s.causal && (t == s.T - 1 || t % chunk == chunk - 1)) {  // entering a chunk from its end: its S_t again
             const int64_t t0 = t - t % chunk;
             std::copy(saved_bh + (t0 / chunk) * dd, saved_bh + (t0 / chunk + 1) * dd, P);
-            for (int64_t u = t0; u <= t; ++u) {
-              outer_add(P, qb + u * qrow, kb + u * kvrow, d);
-              T* Su = Sc + (u - t0) * dd;
-              std::copy(P, P + dd, Su);
-              normalise(Su, scale_of<T>(u + 1, d, s.by_count), d, s.rows, tmp);
-            }
+            for (int64_t u = t0; u <= t; ++u)
+              accumulate_and_normalise(P, Sc + (u - t0) * dd, qb + u * qrow, kb + u * kvrow, u + 1, d, s.rows, s.by_count, tmp);
           }
           const T* St = s.causal ? Sc + (t % chunk) * dd : saved_bh;
           const T *g = dout + (b * s.T + t) * qrow + h * d, *vt = vb + t * kvrow;
@@ -172,12 +175,9 @@ void dim_attention_backward(T* dq, T* dk, T* dv, T* dW, const T* dout, const T* 
 
 void dim_attention_step(float* out, float* P, float* scratch_, const float* q, const float* k, const float* v, const float* W,
                         int64_t hd, int64_t count, bool rows, bool by_count) {
-  const int64_t dd = hd * hd;
-  outer_add(P, q, k, hd);
-  std::copy(P, P + dd, scratch_);
   float tmp[1024];
   if (hd > 1024) throw std::invalid_argument("dim_attention_step: head dim above 1024");
-  normalise(scratch_, scale_of<float>(count, hd, by_count), hd, rows, tmp);
+  accumulate_and_normalise(P, scratch_, q, k, count, hd, rows, by_count, tmp);
   apply(out, W, scratch_, v, hd, tmp);
 }
 
